@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs, with apt, what building and testing PpcLivepatch.Build needs. Idempotent: a machine that
+# already has every package is left alone (no apt-get update, no network).
+set -euo pipefail
+
+packages=(
+  gcc-powerpc64le-linux-gnu binutils-powerpc64le-linux-gnu   # ELFv2 little-endian fixtures and oracles
+  gcc-powerpc64-linux-gnu binutils-powerpc64-linux-gnu       # ELFv1 big-endian fixtures and oracles
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+echo "install-prerequisites: installing ${missing[*]}" >&2
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,3 @@
+using PpcLivepatch.Cli;
+
+return CliApp.Run(args, Console.Out, Console.Error);

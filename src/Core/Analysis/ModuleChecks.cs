@@ -1,0 +1,80 @@
+using System.Text.RegularExpressions;
+using PpcLivepatch.Diagnostics;
+using PpcLivepatch.Elf;
+using PpcLivepatch.Ppc64;
+using static PpcLivepatch.Elf.ElfConstants;
+
+namespace PpcLivepatch.Analysis;
+
+/// <summary>Object-wide rules of the module loader and the livepatch core, beyond single call sites.</summary>
+public static partial class ModuleChecks
+{
+    /// <summary>
+    /// apply_relocations() hands every RELA section whose target is allocated to apply_relocate_add(), whose
+    /// switch fails the module on the first type it does not know (<c>Unknown ADD relocation</c>). One diagnostic
+    /// per relocation section and type, located at its first use.
+    /// </summary>
+    public static IEnumerable<Diagnostic> UnsupportedRelocations(ElfImage image, FunctionMap functions, LoaderOptions options)
+    {
+        string module = options.ModuleNameFor(image.Path);
+        foreach (var rs in image.RelocationSections.Where(r => r.Target.IsAlloc))
+        {
+            foreach (var group in rs.Entries.Select((e, i) => (e, i))
+                         .Where(x => !RelocationCatalog.IsSupportedByKernel(x.e.Type, options.Pcrel))
+                         .GroupBy(x => x.e.Type))
+            {
+                var first = group.First().e;
+                var f = functions.Containing(rs.Target.Index, first.Offset);
+                string name = RelocationCatalog.NameOf(group.Key);
+                int count = group.Count();
+                string why = group.Key == R.PPC64_REL24_NOTOC && !options.Pcrel
+                    ? " (Power10 pcrel code; only CONFIG_PPC_KERNEL_PCREL kernels apply it — build with -mno-pcrel -mno-prefixed, as the kernel does)"
+                    : "";
+                yield return new Diagnostic(DiagnosticCatalog.UnsupportedRelocation, Severity.Error,
+                    $"{rs.Section.Name} has {count} {name} relocation{(count == 1 ? "" : "s")}, first at {rs.Target.Name}+0x{first.Offset:x}{why}; " +
+                    $"the kernel would refuse the module: module_64: {module}: Unknown ADD relocation: {group.Key}",
+                    image.Path, rs.Target.Name, first.Offset, f?.Name, f is null ? null : first.Offset - f.Start,
+                    Fix: "Compile with the kernel's module flags (no -mlongcall, -mno-pcrel -mno-prefixed on Power10) so that only supported relocations are emitted.");
+            }
+        }
+    }
+
+    // klp_write_section_relocs() parses ".klp.rela.%55[^.]" and klp_resolve_symbols() ".klp.sym.%55[^.].%511[^,],%lu".
+    [GeneratedRegex(@"^\.klp\.rela\.(?<obj>[^.]{1,55})\.(?<sec>.+)$")]
+    private static partial Regex KlpRelaName();
+
+    [GeneratedRegex(@"^\.klp\.sym\.(?<obj>[^.]{1,55})\.(?<name>[^,]{1,511}),(?<pos>\d+)$")]
+    private static partial Regex KlpSymName();
+
+    /// <summary>Livepatch relocation sections and symbols must have the form the livepatch core parses.</summary>
+    public static IEnumerable<Diagnostic> LivepatchFormat(ElfImage image)
+    {
+        foreach (var rs in image.RelocationSections.Where(r => r.IsLivepatch))
+        {
+            var s = rs.Section;
+            var problems = new List<string>();
+            if (!KlpRelaName().IsMatch(s.Name))
+                problems.Add($"its name does not have the form .klp.rela.<object>.<section> (object name 1–55 characters without '.')");
+            if ((s.Flags & ShfRelaLivepatch) == 0)
+                problems.Add("it lacks SHF_RELA_LIVEPATCH (0x00100000), so the module loader would apply it at load time against unresolved livepatch symbols");
+            if ((s.Flags & ShfAlloc) == 0)
+                problems.Add("it lacks SHF_ALLOC, so it is not kept for the livepatch core to apply");
+            if (problems.Count > 0)
+                yield return new Diagnostic(DiagnosticCatalog.MalformedKlpRelaSection, Severity.Error,
+                    $"livepatch relocation section {s.Name} is malformed: {string.Join("; ", problems)}",
+                    image.Path, s.Name,
+                    Fix: "Emit livepatch relocations as kpatch's create-klp-module does: SHT_RELA named .klp.rela.<object>.<section> with SHF_ALLOC|SHF_INFO_LINK|SHF_RELA_LIVEPATCH.");
+        }
+
+        var referenced = image.RelocationSections.SelectMany(r => r.Entries).Select(e => e.SymbolIndex).ToHashSet();
+        foreach (var sym in image.Symbols.Where(s => s.IsLivepatch && referenced.Contains((uint)s.Index)))
+        {
+            if (!KlpSymName().IsMatch(sym.Name))
+                yield return new Diagnostic(DiagnosticCatalog.MalformedKlpSymbol, Severity.Error,
+                    $"symbol '{sym.Name}' is SHN_LIVEPATCH but its name does not have the form .klp.sym.<object>.<name>,<position>; " +
+                    "the livepatch core would refuse it (\"symbol has an incorrectly formatted name\")",
+                    image.Path, Callee: sym.Name,
+                    Fix: "Name livepatch symbols .klp.sym.<object>.<symbol>,<sympos>, e.g. .klp.sym.vmlinux.saved_command_line,0.");
+        }
+    }
+}

@@ -1,0 +1,73 @@
+using PpcLivepatch.Diagnostics;
+using PpcLivepatch.Dwarf;
+using PpcLivepatch.Elf;
+using PpcLivepatch.Ppc64;
+
+namespace PpcLivepatch.Analysis;
+
+/// <summary>Everything verify found in one object: each call site's verdict and the diagnostics.</summary>
+public sealed record ObjectReport(string Path, PpcAbi? Abi, IReadOnlyList<SiteVerdict> Sites, IReadOnlyList<Diagnostic> Diagnostics)
+{
+    /// <summary>True when the kernel would load the object (warnings allowed).</summary>
+    public bool Accepted => Diagnostics.All(d => d.Severity != Severity.Error);
+
+    /// <summary>True when the input could not be read or parsed at all.</summary>
+    public bool Unreadable => Abi is null;
+}
+
+/// <summary>Runs the kernel loader model and the hazard checks over one object file.</summary>
+public static class ObjectVerifier
+{
+    public static ObjectReport Verify(string path, LoaderOptions options)
+    {
+        if (!ElfImage.TryLoad(path, out var image, out var error))
+            return new ObjectReport(path, null, [], [error!]);
+        return Verify(image!, options);
+    }
+
+    public static ObjectReport Verify(ElfImage image, LoaderOptions options)
+    {
+        var functions = new FunctionMap(image);
+        var lines = LineTable.ReadOrEmpty(image, out _);
+        var sites = CallSiteScanner.Scan(image, functions, lines);
+        var verdicts = sites.Select(s => KernelLoaderModel.Judge(s, options, image.Path, image.Abi)).ToList();
+
+        var diagnostics = new List<Diagnostic>();
+        // REL24_NOTOC rejections are reported once per section by the relocation-type check below.
+        foreach (var v in verdicts.Where(v => v.Verdict == Verdict.Reject && v.Code != DiagnosticCatalog.UnsupportedRelocation))
+            diagnostics.Add(ToDiagnostic(image.Path, v));
+        diagnostics.AddRange(ModuleChecks.UnsupportedRelocations(image, functions, options));
+        diagnostics.AddRange(ModuleChecks.LivepatchFormat(image));
+        diagnostics.AddRange(SiblingCallHazards.Find(image, functions, sites, options));
+        diagnostics.Sort(CompareDiagnostics);
+        return new ObjectReport(image.Path, image.Abi, verdicts, diagnostics);
+    }
+
+    private static Diagnostic ToDiagnostic(string path, SiteVerdict v)
+    {
+        var s = v.Site;
+        string kind = s.CalleeKind == CalleeKind.Livepatch ? "livepatch" : "undefined";
+        string message = $"call to {kind} symbol {s.Callee} at {s.Section.Name}+0x{s.Offset:x} ({s.Where}) will not load: {v.Reason}";
+        if (v.KernelMessage is not null) message += $"; the kernel would print: {v.KernelMessage}";
+        string fix = v.Code switch
+        {
+            DiagnosticCatalog.TocRestoreNotAccepted =>
+                "Target a kernel with the 2023 restore_r2() fix (6.3 or later, --kernel-accepts-ld-toc), or put the nop back.",
+            DiagnosticCatalog.CallAtEndOfSection =>
+                "The call must be followed by a nop inside the same section; this comes from hand-written assembly — add the nop there.",
+            _ => s.CalleeKind == CalleeKind.Livepatch
+                ? $"The call was compiled as a local call (the callee was a static copy in this file). Compile with kpatch's ppc64le GCC plugin, which puts a nop after every local call, or call {s.Callee} through an extern declaration."
+                : "Calls to functions outside the module must be compiled as external calls (bl f; nop): declare the callee extern, or add the nop in hand-written assembly.",
+        };
+        return new Diagnostic(v.Code!, DiagnosticCatalog.Get(v.Code!).Severity, message, path,
+            s.Section.Name, s.Offset, s.Function?.Name, s.FunctionOffset, s.Callee, s.Source, fix);
+    }
+
+    private static int CompareDiagnostics(Diagnostic a, Diagnostic b)
+    {
+        int c = string.CompareOrdinal(a.Section, b.Section);
+        if (c != 0) return c;
+        c = Nullable.Compare(a.Offset, b.Offset);
+        return c != 0 ? c : string.CompareOrdinal(a.Code, b.Code);
+    }
+}

@@ -1,0 +1,70 @@
+using PpcLivepatch.Diagnostics;
+using PpcLivepatch.Elf;
+using PpcLivepatch.Ppc64;
+
+namespace PpcLivepatch.Analysis;
+
+/// <summary>
+/// Sibling calls (<c>b sym</c>) to symbols outside the module: the loader accepts them, but the stub stores the
+/// module's r2 into the TOC slot of the caller's caller, and nothing restores it when the callee returns there.
+/// kpatch refuses them (create-diff-object "unsupported sibling call"; a crash is on record in dynup/kpatch
+/// commit 8b952bd). Worse when the function is also called locally in the object: a local <c>bl</c> has no TOC
+/// restore at all, so that caller certainly continues with the wrong r2.
+/// </summary>
+public static class SiblingCallHazards
+{
+    public static IEnumerable<Diagnostic> Find(ElfImage image, FunctionMap functions, IReadOnlyList<CallSite> sites, LoaderOptions options)
+    {
+        if (options.Pcrel) yield break; // no TOC, nothing to clobber
+        var locallyCalled = LocallyCalledFunctions(image, functions, sites);
+        foreach (var site in sites)
+        {
+            if (site.Instruction != BranchKind.B || !site.IsExternal || site.Exemption is not null || site.IsPcrel) continue;
+            bool calledLocally = site.Function is not null && locallyCalled.Contains(site.Function);
+            string kind = site.CalleeKind == CalleeKind.Livepatch ? "livepatch" : "undefined";
+            string fn = site.Function?.Name ?? "the function";
+            string message = $"sibling call (b) to {kind} symbol {site.Callee} at {site.Section.Name}+0x{site.Offset:x} ({site.Where}): " +
+                             "the loader's stub saves this module's r2 into the caller's frame and nothing restores it";
+            if (calledLocally)
+                message += $"; {fn} is also called locally in this object (bl without a TOC restore), so that caller continues with the callee's r2";
+            yield return new Diagnostic(
+                calledLocally ? DiagnosticCatalog.SiblingCallFromLocallyCalledFunction : DiagnosticCatalog.SiblingCallToExternal,
+                calledLocally ? Severity.Error : Severity.Warning,
+                message, image.Path, site.Section.Name, site.Offset, site.Function?.Name, site.FunctionOffset, site.Callee, site.Source,
+                Fix: $"Add __attribute__((optimize(\"no-optimize-sibling-calls\"))) to {fn}(), or compile with -fno-optimize-sibling-calls.");
+        }
+    }
+
+    /// <summary>
+    /// Functions reached by a <c>bl</c> from this object: through call relocations to symbols defined here, and
+    /// through assembler-resolved <c>bl</c> words that carry no relocation at all (one-.text objects).
+    /// </summary>
+    private static HashSet<FunctionRange> LocallyCalledFunctions(ElfImage image, FunctionMap functions, IReadOnlyList<CallSite> sites)
+    {
+        var called = new HashSet<FunctionRange>();
+        foreach (var site in sites.Where(s => s.Instruction == BranchKind.Bl && !s.IsExternal))
+        {
+            var rela = site.RelocationSection.Entries[site.RelocationIndex];
+            if (functions.CallTarget(site.CalleeSymbol, rela.Addend) is { } target) called.Add(target);
+        }
+        foreach (var section in image.Sections.Where(s => s.IsExecutable && s.HasFileData))
+        {
+            var relocated = image.RelocationSections.Where(r => r.Target.Index == section.Index)
+                .SelectMany(r => r.Entries).Select(e => e.Offset & ~3UL).ToHashSet();
+            var data = image.Data(section);
+            foreach (var f in functions.InSection(section.Index))
+            {
+                // Only words inside function symbols: data between functions is not code.
+                for (ulong off = f.Start; off + 4 <= f.End && off + 4 <= (ulong)data.Length; off += 4)
+                {
+                    uint word = image.ReadU32(data, (int)off);
+                    if (Instruction.Classify(word) != BranchKind.Bl || relocated.Contains(off)) continue;
+                    long target = (long)off + Instruction.BranchDisplacement(word);
+                    if (target >= 0 && functions.Containing(section.Index, (ulong)target) is { } callee)
+                        called.Add(callee);
+                }
+            }
+        }
+        return called;
+    }
+}

@@ -1,0 +1,66 @@
+namespace PpcLivepatch.Diagnostics;
+
+/// <summary>A code's fixed facts: its default severity and a title. Each code has docs/diagnostics/CODE.md.</summary>
+public sealed record DiagnosticDescriptor(string Code, Severity Severity, string Title);
+
+/// <summary>
+/// Every diagnostic code the tool can emit. Ranges (architecture.md §3): PLP0xxx usage and toolchain,
+/// PLP1xxx unreadable or unsupported input, PLP2xxx what the kernel loader would reject, PLP3xxx run-time hazards
+/// the loader accepts, PLP4xxx information. Codes are stable: never renumber, only add.
+/// </summary>
+public static class DiagnosticCatalog
+{
+    public const string UsageError = "PLP0001";
+
+    public const string NotElf = "PLP1001";
+    public const string TruncatedOrMalformedHeader = "PLP1002";
+    public const string UnsupportedClass = "PLP1003";
+    public const string WrongMachine = "PLP1004";
+    public const string UnsupportedFileType = "PLP1005";
+    public const string MalformedSectionTable = "PLP1006";
+    public const string MalformedSymbolTable = "PLP1007";
+    public const string MalformedRelocation = "PLP1008";
+    public const string UnreadableFile = "PLP1009";
+
+    public const string MissingNopAfterCall = "PLP2001";
+    public const string TocRestoreNotAccepted = "PLP2002";
+    public const string CallAtEndOfSection = "PLP2003";
+    public const string UnsupportedRelocation = "PLP2004";
+    public const string MalformedKlpRelaSection = "PLP2005";
+    public const string MalformedKlpSymbol = "PLP2006";
+
+    public const string SiblingCallToExternal = "PLP3001";
+    public const string SiblingCallFromLocallyCalledFunction = "PLP3002";
+
+    /// <summary>Default base of help links; the MSBuild layer may point it at a local copy of docs/.</summary>
+    public static string HelpLinkBase { get; set; } = "docs/diagnostics/";
+
+    private static readonly Dictionary<string, DiagnosticDescriptor> Descriptors = new DiagnosticDescriptor[]
+    {
+        new(UsageError, Severity.Error, "Invalid command-line usage"),
+        new(NotElf, Severity.Error, "Input is not an ELF file"),
+        new(TruncatedOrMalformedHeader, Severity.Error, "ELF header is truncated or malformed"),
+        new(UnsupportedClass, Severity.Error, "Only 64-bit ELF (ELFCLASS64) is supported"),
+        new(WrongMachine, Severity.Error, "Object is not for 64-bit PowerPC (EM_PPC64)"),
+        new(UnsupportedFileType, Severity.Error, "Only relocatable objects (.o, .ko) are supported"),
+        new(MalformedSectionTable, Severity.Error, "Section header table or section contents are malformed"),
+        new(MalformedSymbolTable, Severity.Error, "Symbol table is malformed"),
+        new(MalformedRelocation, Severity.Error, "Relocation section or entry is malformed"),
+        new(UnreadableFile, Severity.Error, "File cannot be read"),
+        new(MissingNopAfterCall, Severity.Error, "Call through a module stub has no nop after it"),
+        new(TocRestoreNotAccepted, Severity.Error, "Call is followed by a TOC restore that this kernel refuses"),
+        new(CallAtEndOfSection, Severity.Error, "Call is the last word of its section"),
+        new(UnsupportedRelocation, Severity.Error, "Relocation type the module loader does not apply"),
+        new(MalformedKlpRelaSection, Severity.Error, "Livepatch relocation section is malformed"),
+        new(MalformedKlpSymbol, Severity.Error, "Livepatch symbol name is malformed"),
+        new(SiblingCallToExternal, Severity.Warning, "Sibling call to a symbol outside the module"),
+        new(SiblingCallFromLocallyCalledFunction, Severity.Error, "Sibling call to an external symbol from a function that is also called locally"),
+    }.ToDictionary(d => d.Code);
+
+    public static IReadOnlyCollection<DiagnosticDescriptor> All => Descriptors.Values;
+
+    public static DiagnosticDescriptor Get(string code) =>
+        Descriptors.TryGetValue(code, out var d) ? d : throw new ArgumentException($"unknown diagnostic code {code}", nameof(code));
+
+    public static string HelpLink(string code) => HelpLinkBase + code + ".md";
+}

@@ -1,0 +1,221 @@
+using System.Text;
+using System.Text.Json;
+using PpcLivepatch.Analysis;
+using PpcLivepatch.Ppc64;
+
+namespace PpcLivepatch.Diagnostics;
+
+/// <summary>Output formats for verify reports. JSON field names are a public contract (README, "JSON output").</summary>
+public enum ReportFormat
+{
+    Text,
+    Json,
+    Sarif,
+}
+
+public static class ReportWriters
+{
+    public static string Render(IReadOnlyList<ObjectReport> reports, ReportFormat format) => format switch
+    {
+        ReportFormat.Text => Text(reports),
+        ReportFormat.Json => Json(reports),
+        ReportFormat.Sarif => Sarif(reports),
+        _ => throw new ArgumentOutOfRangeException(nameof(format)),
+    };
+
+    /// <summary>
+    /// One line per diagnostic in MSBuild's canonical form, so IDEs and build logs pick them up:
+    /// <c>calls.c(21,7): error PLP2001: …</c>, or <c>calls.o : error PLP2001: …</c> without line info.
+    /// </summary>
+    public static string Text(IReadOnlyList<ObjectReport> reports)
+    {
+        var sb = new StringBuilder();
+        foreach (var d in reports.SelectMany(r => r.Diagnostics))
+            sb.Append(CanonicalLine(d)).Append('\n');
+        foreach (var r in reports.Where(r => !r.Unreadable))
+        {
+            int rejected = r.Sites.Count(s => s.Verdict == Verdict.Reject);
+            int exempt = r.Sites.Count(s => s.Verdict == Verdict.Exempt);
+            sb.Append($"{r.Path}: {(r.Accepted ? "accepted" : "rejected")} ({r.Sites.Count} call sites: {r.Sites.Count - rejected - exempt} accepted, {rejected} rejected, {exempt} exempt)\n");
+        }
+        return sb.ToString();
+    }
+
+    public static string CanonicalLine(Diagnostic d)
+    {
+        string severity = d.Severity switch { Severity.Error => "error", Severity.Warning => "warning", _ => "info" };
+        string origin = d.Source is { } s
+            ? $"{s.File}({s.Line}{(s.Column > 0 ? $",{s.Column}" : "")})"
+            : $"{d.ObjectPath} ";
+        string fix = d.Fix is null ? "" : $" Fix: {d.Fix}";
+        return $"{origin}: {severity} {d.Code}: {d.Message}.{fix}";
+    }
+
+    public static string Json(IReadOnlyList<ObjectReport> reports) => Write(w =>
+    {
+        w.WriteStartObject();
+        w.WriteStartArray("files");
+        foreach (var r in reports) WriteFile(w, r);
+        w.WriteEndArray();
+        w.WriteEndObject();
+    });
+
+    private static void WriteFile(Utf8JsonWriter w, ObjectReport r)
+    {
+        w.WriteStartObject();
+        w.WriteString("path", r.Path);
+        if (r.Abi is { } abi) w.WriteString("abi", AbiFacts.Name(abi)); else w.WriteNull("abi");
+        w.WriteBoolean("accepted", r.Accepted);
+        w.WriteStartArray("sites");
+        foreach (var v in r.Sites)
+        {
+            var s = v.Site;
+            w.WriteStartObject();
+            w.WriteString("section", s.Section.Name);
+            w.WriteNumber("offset", s.Offset);
+            WriteStringOrNull(w, "function", s.Function?.Name);
+            w.WriteNumber("functionOffset", s.FunctionOffset);
+            w.WriteString("callee", s.Callee);
+            w.WriteString("calleeKind", s.CalleeKind.ToString().ToLowerInvariant());
+            w.WriteString("relocation", RelocationCatalog.NameOf(s.RelocationType));
+            w.WriteString("instruction", Instruction.Mnemonic(s.Instruction));
+            w.WriteString("next", s.Next switch
+            {
+                NextWord.Nop => "nop",
+                NextWord.TocRestore => "toc-restore",
+                NextWord.EndOfSection => "end-of-section",
+                _ => "other",
+            });
+            w.WriteString("verdict", v.Verdict.ToString().ToLowerInvariant());
+            w.WriteString("reason", v.Reason);
+            WriteSource(w, s.Source);
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+        w.WriteStartArray("diagnostics");
+        foreach (var d in r.Diagnostics)
+        {
+            w.WriteStartObject();
+            w.WriteString("code", d.Code);
+            w.WriteString("severity", d.Severity.ToString().ToLowerInvariant());
+            w.WriteString("message", d.Message);
+            WriteStringOrNull(w, "section", d.Section);
+            if (d.Offset is { } o) w.WriteNumber("offset", o); else w.WriteNull("offset");
+            WriteStringOrNull(w, "function", d.Function);
+            WriteStringOrNull(w, "callee", d.Callee);
+            WriteSource(w, d.Source);
+            WriteStringOrNull(w, "fix", d.Fix);
+            w.WriteString("helpLink", d.HelpLink);
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+        w.WriteEndObject();
+    }
+
+    /// <summary>SARIF 2.1.0: one run, the catalog as rules, results located at the C line when DWARF has it.</summary>
+    public static string Sarif(IReadOnlyList<ObjectReport> reports) => Write(w =>
+    {
+        var diagnostics = reports.SelectMany(r => r.Diagnostics).ToList();
+        var rules = diagnostics.Select(d => d.Code).Distinct().Order(StringComparer.Ordinal).ToList();
+        w.WriteStartObject();
+        w.WriteString("$schema", "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json");
+        w.WriteString("version", "2.1.0");
+        w.WriteStartArray("runs");
+        w.WriteStartObject();
+        w.WriteStartObject("tool");
+        w.WriteStartObject("driver");
+        w.WriteString("name", "ppc-livepatch");
+        w.WriteString("version", typeof(ReportWriters).Assembly.GetName().Version?.ToString(3) ?? "0.0.0");
+        w.WriteStartArray("rules");
+        foreach (var code in rules)
+        {
+            var descriptor = DiagnosticCatalog.Get(code);
+            w.WriteStartObject();
+            w.WriteString("id", code);
+            w.WriteStartObject("shortDescription");
+            w.WriteString("text", descriptor.Title);
+            w.WriteEndObject();
+            w.WriteString("helpUri", DiagnosticCatalog.HelpLink(code));
+            w.WriteStartObject("defaultConfiguration");
+            w.WriteString("level", Level(descriptor.Severity));
+            w.WriteEndObject();
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+        w.WriteEndObject();
+        w.WriteEndObject();
+        w.WriteStartArray("results");
+        foreach (var d in diagnostics)
+        {
+            w.WriteStartObject();
+            w.WriteString("ruleId", d.Code);
+            w.WriteNumber("ruleIndex", rules.IndexOf(d.Code));
+            w.WriteString("level", Level(d.Severity));
+            w.WriteStartObject("message");
+            w.WriteString("text", d.Fix is null ? d.Message : $"{d.Message}. Fix: {d.Fix}");
+            w.WriteEndObject();
+            w.WriteStartArray("locations");
+            w.WriteStartObject();
+            w.WriteStartObject("physicalLocation");
+            w.WriteStartObject("artifactLocation");
+            w.WriteString("uri", (d.Source?.File ?? d.ObjectPath).Replace('\\', '/'));
+            w.WriteEndObject();
+            if (d.Source is { } s)
+            {
+                w.WriteStartObject("region");
+                w.WriteNumber("startLine", s.Line);
+                if (s.Column > 0) w.WriteNumber("startColumn", s.Column);
+                w.WriteEndObject();
+            }
+            w.WriteEndObject();
+            if (d.Function is not null || d.Section is not null)
+            {
+                w.WriteStartArray("logicalLocations");
+                w.WriteStartObject();
+                w.WriteString("fullyQualifiedName", d.Function is not null
+                    ? $"{d.Function}+0x{d.Offset ?? 0:x}" : $"{d.Section}+0x{d.Offset ?? 0:x}");
+                w.WriteString("kind", "function");
+                w.WriteEndObject();
+                w.WriteEndArray();
+            }
+            w.WriteEndObject();
+            w.WriteEndArray();
+            w.WriteStartObject("properties");
+            w.WriteString("object", d.ObjectPath);
+            WriteStringOrNull(w, "section", d.Section);
+            if (d.Offset is { } o) w.WriteNumber("offset", o);
+            WriteStringOrNull(w, "callee", d.Callee);
+            w.WriteEndObject();
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+        w.WriteEndObject();
+        w.WriteEndArray();
+        w.WriteEndObject();
+    });
+
+    private static string Level(Severity s) => s switch { Severity.Error => "error", Severity.Warning => "warning", _ => "note" };
+
+    private static void WriteSource(Utf8JsonWriter w, SourceLocation? source)
+    {
+        if (source is null) { w.WriteNull("source"); return; }
+        w.WriteStartObject("source");
+        w.WriteString("file", source.File);
+        w.WriteNumber("line", source.Line);
+        w.WriteNumber("column", source.Column);
+        w.WriteEndObject();
+    }
+
+    private static void WriteStringOrNull(Utf8JsonWriter w, string name, string? value)
+    {
+        if (value is null) w.WriteNull(name); else w.WriteString(name, value);
+    }
+
+    private static string Write(Action<Utf8JsonWriter> body)
+    {
+        var buffer = new MemoryStream();
+        using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+            body(w);
+        return Encoding.UTF8.GetString(buffer.ToArray()) + "\n";
+    }
+}

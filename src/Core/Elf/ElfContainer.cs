@@ -1,0 +1,120 @@
+using LibObjectFile.Diagnostics;
+using Lof = LibObjectFile.Elf;
+
+namespace PpcLivepatch.Elf;
+
+/// <summary>
+/// The editable ELF container, over LibObjectFile. It owns the three workarounds that make LibObjectFile safe for
+/// ppc64 objects (shared/reference/libobjectfile.md): the ELFv2 local-entry bits of <c>st_other</c> are re-written
+/// after every save, sections added later go to the end of the header table, and sections are re-aligned when a
+/// size changed. Nothing outside Elf/ sees a LibObjectFile type.
+/// </summary>
+public sealed class ElfContainer
+{
+    private readonly Lof.ElfFile _elf;
+    private bool _layoutChanged;
+
+    private ElfContainer(Lof.ElfFile elf) => _elf = elf;
+
+    /// <summary>Loads an image that <see cref="ElfImage"/> has already validated.</summary>
+    public static ElfContainer Load(ElfImage validated)
+    {
+        // A MemoryStream over a private copy: LibObjectFile keeps section streams that point into it.
+        var stream = new MemoryStream(validated.Bytes.ToArray(), writable: false);
+        if (!Lof.ElfFile.TryRead(stream, out var elf, out var diagnostics) || elf is null)
+            throw new InvalidDataException("LibObjectFile could not read an object that passed validation: " + Describe(diagnostics));
+        return new ElfContainer(elf);
+    }
+
+    public int SectionCount => _elf.Sections.Count;
+
+    /// <summary>Replaces the bytes of a PROGBITS section (e.g. code grown by an island).</summary>
+    public void SetSectionData(int sectionIndex, byte[] data)
+    {
+        var section = _elf.Sections[sectionIndex] as Lof.ElfStreamSection
+            ?? throw new InvalidOperationException($"section {sectionIndex} has no stream contents");
+        if ((ulong)data.Length != section.Size) _layoutChanged = true;
+        section.Stream = new MemoryStream(data);
+    }
+
+    /// <summary>Adds a new PROGBITS section at the end of the section header table (workaround 2).</summary>
+    public int AddProgbitsSection(string name, ulong flags, ulong alignment, byte[] data)
+    {
+        var section = new Lof.ElfStreamSection(Lof.ElfSectionSpecialType.Data)
+        {
+            Name = name,
+            Flags = (Lof.ElfSectionFlags)flags,
+            VirtualAddressAlignment = alignment,
+            Stream = new MemoryStream(data),
+            // Without this LibObjectFile sorts the new section to index 1 and renumbers every other section,
+            // which SHT_GROUP member lists do not follow.
+            OrderInSectionHeaderTable = (uint)_elf.Sections.Count,
+        };
+        _elf.Add(section);
+        _layoutChanged = true;
+        return _elf.Sections.Count - 1;
+    }
+
+    /// <summary>Serialises the object. Unchanged objects come out byte-identical to their input.</summary>
+    public byte[] Save()
+    {
+        if (_layoutChanged) Realign();
+        var output = new MemoryStream();
+        if (!_elf.TryWrite(output, out var diagnostics))
+            throw new InvalidDataException("LibObjectFile could not write the object: " + Describe(diagnostics));
+        byte[] image = output.ToArray();
+        RestoreSymbolOther(image);
+        return image;
+    }
+
+    /// <summary>
+    /// Workaround 1: LibObjectFile writes <c>st_other &amp; 3</c>, dropping the ELFv2 local-entry offset (bits 5–7);
+    /// the result links but jumps to the global entry with a wrong r12 and crashes. Write the full byte back.
+    /// </summary>
+    private void RestoreSymbolOther(byte[] image)
+    {
+        foreach (var symtab in _elf.Sections.OfType<Lof.ElfSymbolTable>())
+        {
+            long position = (long)symtab.Position;
+            for (int i = 0; i < symtab.Entries.Count; i++)
+                image[position + i * ElfConstants.Elf64SymbolSize + 5] = (byte)symtab.Entries[i].Visibility;
+        }
+    }
+
+    /// <summary>
+    /// Workaround 3: the reader keeps inter-section padding as fixed blobs and alignment 1, so growing a section
+    /// would leave every later section misaligned. Drop the padding and align each section to its sh_addralign.
+    /// </summary>
+    private void Realign()
+    {
+        foreach (var gap in _elf.Content.OfType<Lof.ElfStreamContentData>().ToList())
+        {
+            if (IsAllZero(gap)) _elf.Content.Remove(gap);
+        }
+        foreach (var content in _elf.Content)
+        {
+            switch (content)
+            {
+                case Lof.ElfSectionHeaderTable table:
+                    table.FileAlignment = 8;
+                    break;
+                case Lof.ElfSection section:
+                    section.FileAlignment = (uint)Math.Clamp(section.VirtualAddressAlignment, 1, 1u << 16);
+                    break;
+            }
+        }
+    }
+
+    private static bool IsAllZero(Lof.ElfStreamContentData data)
+    {
+        var stream = data.Stream;
+        stream.Position = 0;
+        int b;
+        while ((b = stream.ReadByte()) >= 0)
+            if (b != 0) return false;
+        return true;
+    }
+
+    private static string Describe(DiagnosticBag? bag) =>
+        bag is null ? "(no details)" : string.Join("; ", bag.Messages.Select(m => m.ToString()));
+}

@@ -1,0 +1,277 @@
+using System.Buffers.Binary;
+using System.Text;
+using PpcLivepatch.Diagnostics;
+using PpcLivepatch.Ppc64;
+using static PpcLivepatch.Elf.ElfConstants;
+
+namespace PpcLivepatch.Elf;
+
+public sealed record ElfSection(
+    int Index, string Name, uint Type, ulong Flags, ulong Offset, ulong Size, uint Link, uint Info, ulong Alignment, ulong EntrySize)
+{
+    public bool IsAlloc => (Flags & ShfAlloc) != 0;
+    public bool IsExecutable => (Flags & ShfExecInstr) != 0;
+    public bool HasFileData => Type != ShtNobits && Type != ShtNull;
+}
+
+/// <summary>A symbol with its raw <c>st_shndx</c> (after SHN_XINDEX resolution), so SHN_LIVEPATCH stays visible.</summary>
+public sealed record ElfSymbol(int Index, string Name, ulong Value, ulong Size, byte Info, byte Other, uint SectionIndex)
+{
+    public byte Type => (byte)(Info & 0xf);
+    public byte Bind => (byte)(Info >> 4);
+    public bool IsUndefined => SectionIndex == ShnUndef;
+    public bool IsLivepatch => SectionIndex == ShnLivepatch;
+    /// <summary>Defined in a real section of this object (not UND, ABS, COMMON or livepatch).</summary>
+    public bool IsInSection => SectionIndex != ShnUndef && (SectionIndex < ShnLoReserve || SectionIndex > ShnXindex);
+}
+
+public readonly record struct ElfRela(ulong Offset, uint Type, uint SymbolIndex, long Addend);
+
+/// <summary>A SHT_RELA section and the section it applies to (<c>sh_info</c>).</summary>
+public sealed record ElfRelocationSection(ElfSection Section, ElfSection Target, IReadOnlyList<ElfRela> Entries)
+{
+    public bool IsLivepatch => (Section.Flags & ShfRelaLivepatch) != 0 || Section.Name.StartsWith(".klp.rela.", StringComparison.Ordinal);
+}
+
+/// <summary>
+/// A validated, read-only view of a 64-bit relocatable ELF image: header, sections, symbols and RELA entries,
+/// with every offset, size and index checked against the file before it is used. Analysis reads objects only
+/// through this type; editing goes through <see cref="ElfContainer"/>, so the verifier re-reads what the
+/// writer produced with an independent parser.
+/// </summary>
+public sealed class ElfImage
+{
+    private readonly byte[] _bytes;
+
+    private ElfImage(string path, byte[] bytes) { Path = path; _bytes = bytes; }
+
+    public string Path { get; }
+    public bool IsLittleEndian { get; private set; }
+    public ushort Machine { get; private set; }
+    public uint Flags { get; private set; }
+    public PpcAbi Abi { get; private set; }
+    public IReadOnlyList<ElfSection> Sections { get; private set; } = [];
+    public IReadOnlyList<ElfSymbol> Symbols { get; private set; } = [];
+    public IReadOnlyList<ElfRelocationSection> RelocationSections { get; private set; } = [];
+    public ReadOnlyMemory<byte> Bytes => _bytes;
+
+    /// <summary>The bytes of a section (empty for SHT_NOBITS).</summary>
+    public ReadOnlySpan<byte> Data(ElfSection s) => s.HasFileData ? _bytes.AsSpan((int)s.Offset, (int)s.Size) : [];
+
+    /// <summary>Reads the 32-bit word at <paramref name="offset"/> in a section, in the file's byte order.</summary>
+    public uint ReadWord(ElfSection s, ulong offset) => ReadU32(Data(s), (int)offset);
+
+    public uint ReadU32(ReadOnlySpan<byte> data, int offset) => IsLittleEndian
+        ? BinaryPrimitives.ReadUInt32LittleEndian(data[offset..]) : BinaryPrimitives.ReadUInt32BigEndian(data[offset..]);
+
+    public ulong ReadU64(ReadOnlySpan<byte> data, int offset) => IsLittleEndian
+        ? BinaryPrimitives.ReadUInt64LittleEndian(data[offset..]) : BinaryPrimitives.ReadUInt64BigEndian(data[offset..]);
+
+    public ushort ReadU16(ReadOnlySpan<byte> data, int offset) => IsLittleEndian
+        ? BinaryPrimitives.ReadUInt16LittleEndian(data[offset..]) : BinaryPrimitives.ReadUInt16BigEndian(data[offset..]);
+
+    public ElfSection? SectionOrNull(uint index) => index < Sections.Count ? Sections[(int)index] : null;
+
+    /// <summary>Reads and validates a file. Never throws for bad input: the problem comes back as a PLP1xxx diagnostic.</summary>
+    public static bool TryLoad(string path, out ElfImage? image, out Diagnostic? error)
+    {
+        byte[] bytes;
+        try
+        {
+            bytes = File.ReadAllBytes(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException or ArgumentException)
+        {
+            image = null;
+            error = Diagnostic.Create(DiagnosticCatalog.UnreadableFile, path, $"cannot read '{path}': {e.Message}");
+            return false;
+        }
+        return TryParse(path, bytes, out image, out error);
+    }
+
+    public static bool TryParse(string path, byte[] bytes, out ElfImage? image, out Diagnostic? error)
+    {
+        var candidate = new ElfImage(path, bytes);
+        try
+        {
+            candidate.Parse();
+            image = candidate;
+            error = null;
+            return true;
+        }
+        catch (MalformedElfException e)
+        {
+            image = null;
+            error = Diagnostic.Create(e.Code, path, e.Message);
+            return false;
+        }
+        catch (Exception e) when (e is ArgumentException or IndexOutOfRangeException or OverflowException)
+        {
+            // Every read is bounds-checked above; this is the net under that claim, not a code path we expect.
+            image = null;
+            error = Diagnostic.Create(DiagnosticCatalog.TruncatedOrMalformedHeader, path, $"malformed ELF object: {e.Message}");
+            return false;
+        }
+    }
+
+    private void Parse()
+    {
+        var b = _bytes;
+        if (b.Length == 0)
+            throw new MalformedElfException(DiagnosticCatalog.NotElf, "file is empty, not an ELF object");
+        if (b.Length < 4 || b[0] != 0x7f || b[1] != (byte)'E' || b[2] != (byte)'L' || b[3] != (byte)'F')
+            throw new MalformedElfException(DiagnosticCatalog.NotElf, "not an ELF file (no \\x7fELF magic)");
+        if (b.Length < 6)
+            throw new MalformedElfException(DiagnosticCatalog.TruncatedOrMalformedHeader, $"ELF identification truncated at {b.Length} bytes");
+        if (b[4] != ClassElf64)
+            throw new MalformedElfException(DiagnosticCatalog.UnsupportedClass,
+                b[4] == 1 ? "32-bit ELF (ELFCLASS32); ppc64 livepatch modules are ELFCLASS64" : $"unknown ELF class {b[4]}");
+        if (b[5] != DataLsb && b[5] != DataMsb)
+            throw new MalformedElfException(DiagnosticCatalog.TruncatedOrMalformedHeader, $"unknown ELF data encoding {b[5]}");
+        IsLittleEndian = b[5] == DataLsb;
+        if (b.Length < Elf64HeaderSize)
+            throw new MalformedElfException(DiagnosticCatalog.TruncatedOrMalformedHeader, $"ELF header truncated: file has {b.Length} bytes, the header needs {Elf64HeaderSize}");
+
+        var h = b.AsSpan();
+        ushort type = ReadU16(h, 16);
+        Machine = ReadU16(h, 18);
+        if (Machine != EmPpc64)
+            throw new MalformedElfException(DiagnosticCatalog.WrongMachine, $"object is for {MachineName(Machine)}, not EM_PPC64 (64-bit PowerPC)");
+        if (type != EtRel)
+            throw new MalformedElfException(DiagnosticCatalog.UnsupportedFileType, $"object is {FileTypeName(type)}; only relocatable objects (.o, .ko) can be checked");
+        Flags = ReadU32(h, 48);
+        Abi = AbiFacts.FromHeader(Flags, IsLittleEndian);
+
+        ulong shoff = ReadU64(h, 40);
+        ushort shentsize = ReadU16(h, 58);
+        uint shnum = ReadU16(h, 60);
+        uint shstrndx = ReadU16(h, 62);
+        if (shoff == 0)
+        {
+            if (shnum != 0)
+                throw new MalformedElfException(DiagnosticCatalog.MalformedSectionTable, $"e_shnum is {shnum} but e_shoff is 0");
+            return; // No sections: nothing to check, nothing to reject.
+        }
+        if (shentsize != Elf64SectionHeaderSize)
+            throw new MalformedElfException(DiagnosticCatalog.MalformedSectionTable, $"e_shentsize is {shentsize}, expected {Elf64SectionHeaderSize}");
+        if (shoff > (ulong)b.Length || (ulong)b.Length - shoff < Elf64SectionHeaderSize)
+            throw new MalformedElfException(DiagnosticCatalog.MalformedSectionTable, $"section header table at 0x{shoff:x} lies past the end of the {b.Length}-byte file");
+        // Extended numbering: the real counts live in section header 0 (gABI).
+        if (shnum == 0) shnum = checked((uint)Math.Min(ReadU64(h, (int)shoff + 32), uint.MaxValue));
+        if (shstrndx == ShnXindex) shstrndx = ReadU32(h, (int)shoff + 40);
+        if (shnum > ((ulong)b.Length - shoff) / Elf64SectionHeaderSize)
+            throw new MalformedElfException(DiagnosticCatalog.MalformedSectionTable, $"section header table ({shnum} entries at 0x{shoff:x}) extends past the end of the {b.Length}-byte file");
+
+        var raw = new (uint name, uint type, ulong flags, ulong offset, ulong size, uint link, uint info, ulong align, ulong entsize)[shnum];
+        for (int i = 0; i < shnum; i++)
+        {
+            int o = (int)shoff + i * Elf64SectionHeaderSize;
+            raw[i] = (ReadU32(h, o), ReadU32(h, o + 4), ReadU64(h, o + 8), ReadU64(h, o + 24), ReadU64(h, o + 32),
+                ReadU32(h, o + 40), ReadU32(h, o + 44), ReadU64(h, o + 48), ReadU64(h, o + 56));
+            var s = raw[i];
+            if (s.type != ShtNobits && s.type != ShtNull && (s.offset > (ulong)b.Length || (ulong)b.Length - s.offset < s.size))
+                throw new MalformedElfException(DiagnosticCatalog.MalformedSectionTable,
+                    $"section [{i}] (offset 0x{s.offset:x}, size 0x{s.size:x}) extends past the end of the {b.Length}-byte file");
+        }
+        if (shstrndx >= shnum || raw[shstrndx].type != ShtStrtab)
+            throw new MalformedElfException(DiagnosticCatalog.MalformedSectionTable, $"e_shstrndx {shstrndx} does not name a string table");
+        var shstr = h.Slice((int)raw[shstrndx].offset, (int)raw[shstrndx].size);
+        var sections = new ElfSection[shnum];
+        for (int i = 0; i < shnum; i++)
+        {
+            var s = raw[i];
+            string name = ReadString(shstr, s.name, () => $"section [{i}] name index 0x{s.name:x} is outside the section name table", DiagnosticCatalog.MalformedSectionTable);
+            sections[i] = new ElfSection(i, name, s.type, s.flags, s.offset, s.size, s.link, s.info, s.align, s.entsize);
+        }
+        Sections = sections;
+        Symbols = ReadSymbols(sections);
+        RelocationSections = ReadRelocations(sections);
+    }
+
+    private ElfSymbol[] ReadSymbols(ElfSection[] sections)
+    {
+        var symtabs = sections.Where(s => s.Type == ShtSymtab).ToArray();
+        if (symtabs.Length == 0) return [];
+        if (symtabs.Length > 1)
+            throw new MalformedElfException(DiagnosticCatalog.MalformedSymbolTable, $"object has {symtabs.Length} symbol tables; a relocatable object has one");
+        var symtab = symtabs[0];
+        if (symtab.Size % Elf64SymbolSize != 0)
+            throw new MalformedElfException(DiagnosticCatalog.MalformedSymbolTable, $"symbol table size 0x{symtab.Size:x} is not a multiple of {Elf64SymbolSize}");
+        if (symtab.Link >= sections.Length || sections[symtab.Link].Type != ShtStrtab)
+            throw new MalformedElfException(DiagnosticCatalog.MalformedSymbolTable, $"symbol table's sh_link {symtab.Link} does not name a string table");
+        var strtab = Data(sections[symtab.Link]);
+        var xindex = sections.FirstOrDefault(s => s.Type == ShtSymtabShndx && s.Link == symtab.Index);
+        var data = Data(symtab);
+        int count = (int)(symtab.Size / Elf64SymbolSize);
+        var symbols = new ElfSymbol[count];
+        for (int i = 0; i < count; i++)
+        {
+            int o = i * Elf64SymbolSize;
+            uint nameIndex = ReadU32(data, o);
+            byte info = data[o + 4], other = data[o + 5];
+            uint shndx = ReadU16(data, o + 6);
+            if (shndx == ShnXindex)
+            {
+                if (xindex is null || (ulong)(i + 1) * 4 > xindex.Size)
+                    throw new MalformedElfException(DiagnosticCatalog.MalformedSymbolTable, $"symbol {i} uses SHN_XINDEX but no SHT_SYMTAB_SHNDX entry exists for it");
+                shndx = ReadU32(Data(xindex), i * 4);
+            }
+            if (shndx != ShnUndef && shndx < ShnLoReserve && shndx >= sections.Length)
+                throw new MalformedElfException(DiagnosticCatalog.MalformedSymbolTable, $"symbol {i} has section index {shndx}, but the object has {sections.Length} sections");
+            string name = ReadString(strtab, nameIndex, () => $"symbol {i} name index 0x{nameIndex:x} is outside the string table", DiagnosticCatalog.MalformedSymbolTable);
+            if (name.Length == 0 && (info & 0xf) == SttSection && shndx < sections.Length)
+                name = sections[shndx].Name;
+            symbols[i] = new ElfSymbol(i, name, ReadU64(data, o + 8), ReadU64(data, o + 16), info, other, shndx);
+        }
+        return symbols;
+    }
+
+    private ElfRelocationSection[] ReadRelocations(ElfSection[] sections)
+    {
+        var result = new List<ElfRelocationSection>();
+        foreach (var s in sections.Where(s => s.Type == ShtRela))
+        {
+            if (s.Size % Elf64RelaSize != 0)
+                throw new MalformedElfException(DiagnosticCatalog.MalformedRelocation, $"relocation section {s.Name} size 0x{s.Size:x} is not a multiple of {Elf64RelaSize}");
+            if (s.Link >= sections.Length || sections[s.Link].Type != ShtSymtab)
+                throw new MalformedElfException(DiagnosticCatalog.MalformedRelocation, $"relocation section {s.Name} has sh_link {s.Link}, which is not the symbol table");
+            if (s.Info == 0 || s.Info >= sections.Length)
+                throw new MalformedElfException(DiagnosticCatalog.MalformedRelocation, $"relocation section {s.Name} applies to section {s.Info}, which does not exist");
+            var target = sections[s.Info];
+            var data = Data(s);
+            int count = (int)(s.Size / Elf64RelaSize);
+            var entries = new ElfRela[count];
+            for (int i = 0; i < count; i++)
+            {
+                int o = i * Elf64RelaSize;
+                ulong info = ReadU64(data, o + 8);
+                var rela = new ElfRela(ReadU64(data, o), (uint)(info & 0xffff_ffff), (uint)(info >> 32), (long)ReadU64(data, o + 16));
+                if (rela.SymbolIndex >= Symbols.Count)
+                    throw new MalformedElfException(DiagnosticCatalog.MalformedRelocation,
+                        $"{s.Name} entry {i} refers to symbol {rela.SymbolIndex}, but the symbol table has {Symbols.Count} entries");
+                if (rela.Type != 0 && rela.Offset >= target.Size)
+                    throw new MalformedElfException(DiagnosticCatalog.MalformedRelocation,
+                        $"{s.Name} entry {i} is at offset 0x{rela.Offset:x}, past the end of {target.Name} (size 0x{target.Size:x})");
+                entries[i] = rela;
+            }
+            result.Add(new ElfRelocationSection(s, target, entries));
+        }
+        return [.. result];
+    }
+
+    private static string ReadString(ReadOnlySpan<byte> table, uint index, Func<string> describe, string code)
+    {
+        if (index >= table.Length)
+            throw new MalformedElfException(code, describe());
+        var rest = table[(int)index..];
+        int end = rest.IndexOf((byte)0);
+        if (end < 0)
+            throw new MalformedElfException(code, describe() + " (string is not NUL-terminated)");
+        return Encoding.UTF8.GetString(rest[..end]);
+    }
+
+    private sealed class MalformedElfException(string code, string message) : Exception(message)
+    {
+        public string Code { get; } = code;
+    }
+}
