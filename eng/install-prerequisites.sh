@@ -3,7 +3,13 @@
 # already has every package is left alone (no apt-get update, no network).
 set -euo pipefail
 
+if ! command -v dotnet >/dev/null 2>&1; then
+  echo "install-prerequisites: the .NET SDK 10 is required (dotnet not on PATH); install it from your distribution or Microsoft's packages" >&2
+  exit 1
+fi
+
 packages=(
+  gcc                                                       # host objects for wrong-machine tests
   gcc-powerpc64le-linux-gnu binutils-powerpc64le-linux-gnu   # ELFv2 little-endian fixtures and oracles
   gcc-powerpc64-linux-gnu binutils-powerpc64-linux-gnu       # ELFv1 big-endian fixtures and oracles
 )

@@ -80,8 +80,8 @@ public static class RelocationCatalog
 
     private static Dictionary<uint, RelocationType> Build()
     {
-        // Support columns follow apply_relocate_add(): the TOC-relative forms exist only without PCREL,
-        // REL24_NOTOC/PCREL34/GOT_PCREL34 only with it. TOCSAVE is accepted and ignored.
+        // Support columns follow apply_relocate_add(): the TOC-relative forms and TOCSAVE (accepted, ignored)
+        // exist only without PCREL, REL24_NOTOC/PCREL34/GOT_PCREL34 only with it.
         (uint n, string name, KernelSupport s)[] table =
         [
             (R.PPC64_NONE, "R_PPC64_NONE", KernelSupport.None),
@@ -110,7 +110,7 @@ public static class RelocationCatalog
             (R.PPC64_TOC16_LO_DS, "R_PPC64_TOC16_LO_DS", KernelSupport.TocKernel),
             (R.PPC64_TLSGD, "R_PPC64_TLSGD", KernelSupport.None),
             (R.PPC64_TLSLD, "R_PPC64_TLSLD", KernelSupport.None),
-            (R.PPC64_TOCSAVE, "R_PPC64_TOCSAVE", KernelSupport.Both),
+            (R.PPC64_TOCSAVE, "R_PPC64_TOCSAVE", KernelSupport.TocKernel),
             (R.PPC64_REL24_NOTOC, "R_PPC64_REL24_NOTOC", KernelSupport.PcrelKernel),
             (R.PPC64_ADDR64_LOCAL, "R_PPC64_ADDR64_LOCAL", KernelSupport.None),
             (R.PPC64_ENTRY, "R_PPC64_ENTRY", KernelSupport.Both),
@@ -119,9 +119,9 @@ public static class RelocationCatalog
             (R.PPC64_PCREL34, "R_PPC64_PCREL34", KernelSupport.PcrelKernel),
             (R.PPC64_GOT_PCREL34, "R_PPC64_GOT_PCREL34", KernelSupport.PcrelKernel),
             (R.PPC64_REL16, "R_PPC64_REL16", KernelSupport.None),
-            (R.PPC64_REL16_LO, "R_PPC64_REL16_LO", KernelSupport.TocKernel),
+            (R.PPC64_REL16_LO, "R_PPC64_REL16_LO", KernelSupport.Both),
             (R.PPC64_REL16_HI, "R_PPC64_REL16_HI", KernelSupport.None),
-            (R.PPC64_REL16_HA, "R_PPC64_REL16_HA", KernelSupport.TocKernel),
+            (R.PPC64_REL16_HA, "R_PPC64_REL16_HA", KernelSupport.Both),
         ];
         return table.ToDictionary(e => e.n, e => new RelocationType(e.n, e.name, e.s));
     }

@@ -1,0 +1,88 @@
+using System.Diagnostics;
+using System.Reflection;
+
+[assembly: Parallelize(Scope = ExecutionScope.MethodLevel)]
+
+namespace PpcLivepatch.Tests;
+
+/// <summary>Paths of the repository and its committed fixture objects.</summary>
+internal static class Repo
+{
+    public static string Root { get; } = typeof(Repo).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
+        .Single(a => a.Key == "RepositoryRoot").Value!;
+
+    public static string FixtureDir => Path.Combine(Root, "tests", "fixtures", "obj");
+
+    public static string Fixture(string name)
+    {
+        string path = Path.Combine(FixtureDir, name);
+        if (!File.Exists(path)) Assert.Fail($"fixture {name} is missing: run tests/fixtures/build-fixtures.sh");
+        return path;
+    }
+
+    public static IEnumerable<string> AllFixtures => Directory.GetFiles(FixtureDir, "*.o").Order(StringComparer.Ordinal);
+
+    /// <summary>One row per fixture object, for [DynamicData].</summary>
+    public static IEnumerable<object[]> FixtureRows => AllFixtures.Select(p => new object[] { Path.GetFileName(p) });
+
+    public static bool IsBigEndian(string fixture) => fixture.Contains(".be.", StringComparison.Ordinal);
+
+    /// <summary>The Debian cross binutils prefix for a fixture's byte order.</summary>
+    public static string Binutils(string fixture, string tool) =>
+        (IsBigEndian(fixture) ? "powerpc64-linux-gnu-" : "powerpc64le-linux-gnu-") + tool;
+
+    public static string NewTempDir()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "ppclp-tests", Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        return dir;
+    }
+}
+
+/// <summary>Runs the real external tools the tests check against. A missing tool fails with how to install it.</summary>
+internal static class Tool
+{
+    public sealed record Result(int ExitCode, string Stdout, string Stderr);
+
+    private static readonly Dictionary<string, string> Packages = new()
+    {
+        ["powerpc64le-linux-gnu-"] = "binutils-powerpc64le-linux-gnu / gcc-powerpc64le-linux-gnu",
+        ["powerpc64-linux-gnu-"] = "binutils-powerpc64-linux-gnu / gcc-powerpc64-linux-gnu",
+    };
+
+    public static Result Run(string tool, params string[] args) => RunIn(null, tool, args);
+
+    public static Result RunIn(string? workingDirectory, string tool, params string[] args)
+    {
+        var psi = new ProcessStartInfo(tool) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (workingDirectory is not null) psi.WorkingDirectory = workingDirectory;
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        Process p;
+        try
+        {
+            p = Process.Start(psi)!;
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            string package = Packages.FirstOrDefault(kv => tool.StartsWith(kv.Key, StringComparison.Ordinal)).Value ?? tool;
+            Assert.Fail($"'{tool}' is not installed: run eng/install-prerequisites.sh (apt-get install {package})");
+            throw;
+        }
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(120_000))
+        {
+            p.Kill(entireProcessTree: true);
+            Assert.Fail($"{tool} {string.Join(' ', args)} did not finish in 120 s");
+        }
+        p.WaitForExit();
+        return new Result(p.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    public static string Check(string tool, params string[] args)
+    {
+        var r = Run(tool, args);
+        Assert.AreEqual(0, r.ExitCode, $"{tool} {string.Join(' ', args)} failed:\n{r.Stderr}");
+        return r.Stdout;
+    }
+}
