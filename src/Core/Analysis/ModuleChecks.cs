@@ -1,13 +1,13 @@
-using System.Text.RegularExpressions;
 using PpcLivepatch.Diagnostics;
 using PpcLivepatch.Elf;
+using PpcLivepatch.Klp;
 using PpcLivepatch.Ppc64;
 using static PpcLivepatch.Elf.ElfConstants;
 
 namespace PpcLivepatch.Analysis;
 
 /// <summary>Object-wide rules of the module loader and the livepatch core, beyond single call sites.</summary>
-public static partial class ModuleChecks
+public static class ModuleChecks
 {
     /// <summary>
     /// apply_relocations() hands every RELA section whose target is allocated to apply_relocate_add(), whose
@@ -39,13 +39,6 @@ public static partial class ModuleChecks
         }
     }
 
-    // klp_write_section_relocs() parses ".klp.rela.%55[^.]" and klp_resolve_symbols() ".klp.sym.%55[^.].%511[^,],%lu".
-    [GeneratedRegex(@"^\.klp\.rela\.(?<obj>[^.]{1,55})\.(?<sec>.+)$")]
-    private static partial Regex KlpRelaName();
-
-    [GeneratedRegex(@"^\.klp\.sym\.(?<obj>[^.]{1,55})\.(?<name>[^,]{1,511}),(?<pos>\d+)$")]
-    private static partial Regex KlpSymName();
-
     /// <summary>Livepatch relocation sections and symbols must have the form the livepatch core parses.</summary>
     public static IEnumerable<Diagnostic> LivepatchFormat(ElfImage image)
     {
@@ -53,7 +46,7 @@ public static partial class ModuleChecks
         {
             var s = rs.Section;
             var problems = new List<string>();
-            if (!KlpRelaName().IsMatch(s.Name))
+            if (!KlpNames.IsValidRelaSectionName(s.Name))
                 problems.Add($"its name does not have the form .klp.rela.<object>.<section> (object name 1–55 characters without '.')");
             if ((s.Flags & ShfRelaLivepatch) == 0)
                 problems.Add("it lacks SHF_RELA_LIVEPATCH (0x00100000), so the module loader would apply it at load time against unresolved livepatch symbols");
@@ -69,7 +62,7 @@ public static partial class ModuleChecks
         var referenced = image.RelocationSections.SelectMany(r => r.Entries).Select(e => e.SymbolIndex).ToHashSet();
         foreach (var sym in image.Symbols.Where(s => s.IsLivepatch && referenced.Contains((uint)s.Index)))
         {
-            if (!KlpSymName().IsMatch(sym.Name))
+            if (!KlpNames.TryParseSymbol(sym.Name, out _, out _, out _))
                 yield return new Diagnostic(DiagnosticCatalog.MalformedKlpSymbol, Severity.Error,
                     $"symbol '{sym.Name}' is SHN_LIVEPATCH but its name does not have the form .klp.sym.<object>.<name>,<position>; " +
                     "the livepatch core would refuse it (\"symbol has an incorrectly formatted name\")",

@@ -1,6 +1,7 @@
 using PpcLivepatch.Diagnostics;
 using PpcLivepatch.Dwarf;
 using PpcLivepatch.Elf;
+using PpcLivepatch.Klp;
 using PpcLivepatch.Ppc64;
 
 namespace PpcLivepatch.Analysis;
@@ -56,7 +57,7 @@ public static class ObjectVerifier
             DiagnosticCatalog.CallAtEndOfSection =>
                 "The call must be followed by a nop inside the same section; this comes from hand-written assembly — add the nop there.",
             _ => s.CalleeKind == CalleeKind.Livepatch
-                ? $"The call was compiled as a local call (the callee was a static copy in this file). Compile with kpatch's ppc64le GCC plugin, which puts a nop after every local call, or call {s.Callee} through an extern declaration."
+                ? $"The call was compiled as a local call (the callee was a static copy in this file). Compile with kpatch's ppc64le GCC plugin, which puts a nop after every local call, or call {KlpNames.SourceName(s.Callee)}() through an extern declaration."
                 : "Calls to functions outside the module must be compiled as external calls (bl f; nop): declare the callee extern, or add the nop in hand-written assembly.",
         };
         return new Diagnostic(v.Code!, DiagnosticCatalog.Get(v.Code!).Severity, message, path,

@@ -30,7 +30,7 @@ public readonly record struct ElfRela(ulong Offset, uint Type, uint SymbolIndex,
 /// <summary>A SHT_RELA section and the section it applies to (<c>sh_info</c>).</summary>
 public sealed record ElfRelocationSection(ElfSection Section, ElfSection Target, IReadOnlyList<ElfRela> Entries)
 {
-    public bool IsLivepatch => (Section.Flags & ShfRelaLivepatch) != 0 || Section.Name.StartsWith(".klp.rela.", StringComparison.Ordinal);
+    public bool IsLivepatch => (Section.Flags & ShfRelaLivepatch) != 0 || Section.Name.StartsWith(Klp.KlpNames.RelaPrefix, StringComparison.Ordinal);
 }
 
 /// <summary>

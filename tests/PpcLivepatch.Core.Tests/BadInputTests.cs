@@ -1,0 +1,213 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using PpcLivepatch.Cli;
+using PpcLivepatch.Diagnostics;
+using PpcLivepatch.Elf;
+
+namespace PpcLivepatch.Tests;
+
+/// <summary>Every kind of bad input gets a coded PLP1xxx diagnostic, exit code 2, no exception, and an unchanged file.</summary>
+[TestClass]
+public sealed class BadInputTests
+{
+    private static readonly byte[] Good = File.ReadAllBytes(Repo.Fixture("calls.kpatch.le.o"));
+
+    private static (int Exit, string Out, string Err) VerifyFile(string path)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int exit = CliApp.Run(["verify", path], stdout, stderr);
+        return (exit, stdout.ToString(), stderr.ToString());
+    }
+
+    private static void AssertRejectedAs(byte[] bytes, string code, string messagePart)
+    {
+        string path = Path.Combine(Repo.NewTempDir(), "bad.o");
+        File.WriteAllBytes(path, bytes);
+        byte[] before = SHA256.HashData(bytes);
+
+        var (exit, output, _) = VerifyFile(path);
+
+        Assert.AreEqual(CliApp.ExitUsage, exit, output);
+        StringAssert.StartsWith(output, $"{path} : error {code}: ", output);
+        StringAssert.Contains(output, messagePart);
+        CollectionAssert.AreEqual(before, SHA256.HashData(File.ReadAllBytes(path)), "input changed");
+    }
+
+    private static byte[] Mutate(Action<byte[], ElfImage> change)
+    {
+        byte[] copy = (byte[])Good.Clone();
+        Assert.IsTrue(ElfImage.TryParse("good", copy, out var image, out _));
+        change(copy, image!);
+        return copy;
+    }
+
+    private static ulong SectionHeaderOffset(byte[] b, int index) => BinaryPrimitives.ReadUInt64LittleEndian(b.AsSpan(40)) + (ulong)(64 * index);
+
+    [TestMethod] public void EmptyFile() => AssertRejectedAs([], DiagnosticCatalog.NotElf, "empty");
+    [TestMethod] public void TextFile() => AssertRejectedAs("int main(void) { return 0; }\n"u8.ToArray(), DiagnosticCatalog.NotElf, "not an ELF file");
+    [TestMethod] public void TruncatedInsideTheMagic() => AssertRejectedAs(Good[..3], DiagnosticCatalog.NotElf, "not an ELF file");
+    [TestMethod] public void TruncatedInsideTheIdent() => AssertRejectedAs(Good[..5], DiagnosticCatalog.TruncatedOrMalformedHeader, "truncated");
+    [TestMethod] public void TruncatedInsideTheHeader() => AssertRejectedAs(Good[..40], DiagnosticCatalog.TruncatedOrMalformedHeader, "header truncated");
+    [TestMethod] public void TruncatedBeforeTheSectionHeaders() => AssertRejectedAs(Good[..(Good.Length / 2)], DiagnosticCatalog.MalformedSectionTable, "past the end");
+    [TestMethod] public void BadDataEncoding() => AssertRejectedAs(Mutate((b, _) => b[5] = 7), DiagnosticCatalog.TruncatedOrMalformedHeader, "data encoding");
+
+    [TestMethod]
+    public void TruncatedAtEveryHeaderBoundary()
+    {
+        foreach (int length in new[] { 1, 4, 6, 16, 18, 20, 24, 32, 40, 48, 52, 58, 62, 63, 64, Good.Length - 64, Good.Length - 1 })
+        {
+            string path = Path.Combine(Repo.NewTempDir(), "cut.o");
+            File.WriteAllBytes(path, Good[..length]);
+            var (exit, output, _) = VerifyFile(path);
+            Assert.AreEqual(CliApp.ExitUsage, exit, $"cut at {length}: {output}");
+            StringAssert.Matches(output, new System.Text.RegularExpressions.Regex(" : error PLP100[1-9]: "), $"cut at {length}");
+        }
+    }
+
+    [TestMethod]
+    public void Elf32Object()
+    {
+        string dir = Repo.NewTempDir();
+        File.WriteAllText(Path.Combine(dir, "x.c"), "int f(int x) { return x + 1; }\n");
+        Tool.Check("powerpc64-linux-gnu-gcc", "-m32", "-c", Path.Combine(dir, "x.c"), "-o", Path.Combine(dir, "x.o"));
+        AssertRejectedAs(File.ReadAllBytes(Path.Combine(dir, "x.o")), DiagnosticCatalog.UnsupportedClass, "ELFCLASS32");
+    }
+
+    [TestMethod]
+    public void HostObjectForAnotherMachine()
+    {
+        string dir = Repo.NewTempDir();
+        File.WriteAllText(Path.Combine(dir, "x.c"), "int f(int x) { return x + 1; }\n");
+        var r = Tool.Run("gcc", "-c", Path.Combine(dir, "x.c"), "-o", Path.Combine(dir, "x.o"));
+        Assert.AreEqual(0, r.ExitCode, "host gcc: apt-get install gcc\n" + r.Stderr);
+        AssertRejectedAs(File.ReadAllBytes(Path.Combine(dir, "x.o")), DiagnosticCatalog.WrongMachine, "not EM_PPC64");
+    }
+
+    [TestMethod]
+    public void LinkedExecutableIsNotARelocatableObject()
+    {
+        string dir = Repo.NewTempDir();
+        File.WriteAllText(Path.Combine(dir, "x.c"), "void _start(void) { for (;;) ; }\n");
+        Tool.Check("powerpc64le-linux-gnu-gcc", "-nostdlib", "-static", Path.Combine(dir, "x.c"), "-o", Path.Combine(dir, "x"));
+        AssertRejectedAs(File.ReadAllBytes(Path.Combine(dir, "x")), DiagnosticCatalog.UnsupportedFileType, "ET_EXEC");
+    }
+
+    [TestMethod]
+    public void SectionContentsPastTheEnd() => AssertRejectedAs(Mutate((b, img) =>
+    {
+        var text = img.Sections.First(s => s.Name == ".text.caller");
+        BinaryPrimitives.WriteUInt64LittleEndian(b.AsSpan((int)SectionHeaderOffset(b, text.Index) + 24), 0xffff_ffff_0000);
+    }), DiagnosticCatalog.MalformedSectionTable, "extends past the end");
+
+    [TestMethod]
+    public void SectionSizePastTheEnd() => AssertRejectedAs(Mutate((b, img) =>
+    {
+        var text = img.Sections.First(s => s.Name == ".text.caller");
+        BinaryPrimitives.WriteUInt64LittleEndian(b.AsSpan((int)SectionHeaderOffset(b, text.Index) + 32), ulong.MaxValue - 8);
+    }), DiagnosticCatalog.MalformedSectionTable, "extends past the end");
+
+    [TestMethod]
+    public void HugeSectionCount() => AssertRejectedAs(Mutate((b, _) => BinaryPrimitives.WriteUInt16LittleEndian(b.AsSpan(60), 0xfff0)),
+        DiagnosticCatalog.MalformedSectionTable, "extends past the end");
+
+    [TestMethod]
+    public void SectionNameIndexOutOfRange() => AssertRejectedAs(Mutate((b, _) =>
+        BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan((int)SectionHeaderOffset(b, 3)), 0x7fff_ffff)),
+        DiagnosticCatalog.MalformedSectionTable, "outside the section name table");
+
+    [TestMethod]
+    public void SectionNameTableIndexOutOfRange() => AssertRejectedAs(Mutate((b, _) => BinaryPrimitives.WriteUInt16LittleEndian(b.AsSpan(62), 999)),
+        DiagnosticCatalog.MalformedSectionTable, "does not name a string table");
+
+    [TestMethod]
+    public void SymbolSectionIndexOutOfRange() => AssertRejectedAs(Mutate((b, img) =>
+    {
+        var symtab = img.Sections.First(s => s.Type == ElfConstants.ShtSymtab);
+        BinaryPrimitives.WriteUInt16LittleEndian(b.AsSpan((int)symtab.Offset + 5 * 24 + 6), 0xfe00);
+    }), DiagnosticCatalog.MalformedSymbolTable, "section index 65024");
+
+    [TestMethod]
+    public void SymbolNameIndexOutOfRange() => AssertRejectedAs(Mutate((b, img) =>
+    {
+        var symtab = img.Sections.First(s => s.Type == ElfConstants.ShtSymtab);
+        BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan((int)symtab.Offset + 3 * 24), 0x7fff_0000);
+    }), DiagnosticCatalog.MalformedSymbolTable, "outside the string table");
+
+    [TestMethod]
+    public void RelocationSymbolIndexOutOfRange() => AssertRejectedAs(Mutate((b, img) =>
+    {
+        var rela = img.RelocationSections.First(r => r.Target.Name == ".text.caller").Section;
+        b[rela.Offset + 8 + 6] = 0x7f; // high byte of r_sym (little-endian r_info)
+    }), DiagnosticCatalog.MalformedRelocation, "refers to symbol");
+
+    [TestMethod]
+    public void RelocationOffsetPastItsSection() => AssertRejectedAs(Mutate((b, img) =>
+    {
+        var rela = img.RelocationSections.First(r => r.Target.Name == ".text.caller").Section;
+        BinaryPrimitives.WriteUInt64LittleEndian(b.AsSpan((int)rela.Offset), 0x10_0000);
+    }), DiagnosticCatalog.MalformedRelocation, "past the end of .text.caller");
+
+    [TestMethod]
+    public void RelocationSectionLinkedToTheWrongTable() => AssertRejectedAs(Mutate((b, img) =>
+    {
+        var rela = img.RelocationSections.First(r => r.Target.Name == ".text.caller").Section;
+        BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan((int)SectionHeaderOffset(b, rela.Index) + 40), (uint)rela.Info);
+    }), DiagnosticCatalog.MalformedRelocation, "is not the symbol table");
+
+    [TestMethod]
+    public void RelocationSectionTargetOutOfRange() => AssertRejectedAs(Mutate((b, img) =>
+    {
+        var rela = img.RelocationSections.First().Section;
+        BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan((int)SectionHeaderOffset(b, rela.Index) + 44), 5000);
+    }), DiagnosticCatalog.MalformedRelocation, "does not exist");
+
+    [TestMethod]
+    public void SymbolTableLinkedToItself() => AssertRejectedAs(Mutate((b, img) =>
+    {
+        var symtab = img.Sections.First(s => s.Type == ElfConstants.ShtSymtab);
+        BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan((int)SectionHeaderOffset(b, symtab.Index) + 40), (uint)symtab.Index);
+    }), DiagnosticCatalog.MalformedSymbolTable, "does not name a string table");
+
+    [TestMethod]
+    public void MissingFile()
+    {
+        string path = Path.Combine(Repo.NewTempDir(), "absent.o");
+        var (exit, output, _) = VerifyFile(path);
+        Assert.AreEqual(CliApp.ExitUsage, exit);
+        StringAssert.StartsWith(output, $"{path} : error {DiagnosticCatalog.UnreadableFile}: cannot read");
+    }
+
+    [TestMethod]
+    public void DirectoryInsteadOfFile()
+    {
+        string dir = Repo.NewTempDir();
+        var (exit, output, _) = VerifyFile(dir);
+        Assert.AreEqual(CliApp.ExitUsage, exit);
+        StringAssert.Contains(output, $"error {DiagnosticCatalog.UnreadableFile}: cannot read");
+    }
+
+    [TestMethod]
+    public void PathThroughAFile()
+    {
+        // Unreadable even for root (CI runs as root, so permission bits would not stop the read).
+        string file = Path.Combine(Repo.NewTempDir(), "plain.o");
+        File.WriteAllBytes(file, Good);
+        var (exit, output, _) = VerifyFile(Path.Combine(file, "inner.o"));
+        Assert.AreEqual(CliApp.ExitUsage, exit);
+        StringAssert.Contains(output, $"error {DiagnosticCatalog.UnreadableFile}: cannot read");
+    }
+
+    [TestMethod]
+    public void OneBadFileDoesNotHideTheOthers()
+    {
+        string dir = Repo.NewTempDir();
+        string bad = Path.Combine(dir, "bad.o");
+        File.WriteAllText(bad, "junk");
+        var stdout = new StringWriter();
+        int exit = CliApp.Run(["verify", bad, Repo.Fixture("livepatch.klp.le.o")], stdout, new StringWriter());
+        Assert.AreEqual(CliApp.ExitUsage, exit);
+        StringAssert.Contains(stdout.ToString(), DiagnosticCatalog.NotElf);
+        StringAssert.Contains(stdout.ToString(), DiagnosticCatalog.MissingNopAfterCall);
+    }
+}

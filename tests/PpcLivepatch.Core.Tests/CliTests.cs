@@ -1,0 +1,151 @@
+using System.Text.Json;
+using PpcLivepatch.Cli;
+
+namespace PpcLivepatch.Tests;
+
+[TestClass]
+public sealed class CliTests
+{
+    private static (int Exit, string Out, string Err) Run(params string[] args)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int exit = CliApp.Run(args, stdout, stderr);
+        return (exit, stdout.ToString(), stderr.ToString());
+    }
+
+    [TestMethod]
+    public void ExitCodesSayWhetherTheKernelWouldLoad()
+    {
+        Assert.AreEqual(CliApp.ExitAccepted, Run("verify", Repo.Fixture("calls.kpatch.le.o")).Exit);
+        Assert.AreEqual(CliApp.ExitRejected, Run("verify", Repo.Fixture("livepatch.klp.le.o")).Exit);
+        Assert.AreEqual(CliApp.ExitRejected, Run("verify", Repo.Fixture("calls.kpatch.le.o"), Repo.Fixture("livepatch.und.le.o")).Exit);
+        Assert.AreEqual(CliApp.ExitAccepted, Run("verify", "--pcrel", Repo.Fixture("calls.p10.le.o")).Exit);
+    }
+
+    [TestMethod]
+    [DataRow(new string[0], "")]
+    [DataRow(new[] { "frobnicate" }, "unknown command 'frobnicate'")]
+    [DataRow(new[] { "verify" }, "verify needs at least one FILE")]
+    [DataRow(new[] { "verify", "--format", "xml", "x.o" }, "unknown format 'xml'")]
+    [DataRow(new[] { "verify", "--format" }, "--format needs a value")]
+    [DataRow(new[] { "verify", "--bogus", "x.o" }, "unknown option '--bogus'")]
+    public void BadUsageIsCodedAndExitsTwo(string[] args, string message)
+    {
+        var (exit, _, err) = Run(args);
+        Assert.AreEqual(CliApp.ExitUsage, exit);
+        if (message.Length > 0) StringAssert.Contains(err, $"error PLP0001: {message}");
+        else StringAssert.Contains(err, "usage: ppc-livepatch verify");
+    }
+
+    [TestMethod]
+    public void TextIsMsBuildCanonicalAtTheCLine()
+    {
+        var (_, output, _) = Run("verify", Repo.Fixture("livepatch.klp.le.o"));
+        var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        StringAssert.StartsWith(lines[0], "livepatch.c(29,10): error PLP2001: call to livepatch symbol .klp.sym.vmlinux.cmdline_helper,0 at .text.livepatch_cmdline_show+0x30 (livepatch_cmdline_show+0x28)");
+        StringAssert.Contains(lines[0], "Fix: ");
+        Assert.IsTrue(lines.Any(l => l.StartsWith("livepatch.c(37,9): error PLP3002: sibling call (b)")), output);
+        StringAssert.EndsWith(lines[^1], "livepatch.klp.le.o: rejected (13 call sites: 6 accepted, 1 rejected, 6 exempt)");
+
+        // Without line info the object is the origin: "file : error CODE: …".
+        var (_, nodebug, _) = Run("verify", Repo.Fixture("asm_calls.kmod.le.o"));
+        StringAssert.StartsWith(nodebug, Repo.Fixture("asm_calls.kmod.le.o") + " : error PLP");
+    }
+
+    [TestMethod]
+    public void JsonFollowsTheDocumentedSchema()
+    {
+        var (exit, output, _) = Run("verify", "--format", "json", Repo.Fixture("livepatch.klp.le.o"), Repo.Fixture("calls.kpatch.be.o"));
+        Assert.AreEqual(CliApp.ExitRejected, exit);
+        using var doc = JsonDocument.Parse(output);
+        var files = doc.RootElement.GetProperty("files");
+        Assert.AreEqual(2, files.GetArrayLength());
+
+        var klp = files[0];
+        Assert.AreEqual("elfv2", klp.GetProperty("abi").GetString());
+        Assert.IsFalse(klp.GetProperty("accepted").GetBoolean());
+        var site = klp.GetProperty("sites").EnumerateArray().Single(s => s.GetProperty("callee").GetString() == ".klp.sym.vmlinux.cmdline_helper,0");
+        Assert.AreEqual(".text.livepatch_cmdline_show", site.GetProperty("section").GetString());
+        Assert.AreEqual(0x30, site.GetProperty("offset").GetInt32());
+        Assert.AreEqual("livepatch_cmdline_show", site.GetProperty("function").GetString());
+        Assert.AreEqual(0x28, site.GetProperty("functionOffset").GetInt32());
+        Assert.AreEqual("livepatch", site.GetProperty("calleeKind").GetString());
+        Assert.AreEqual("bl", site.GetProperty("instruction").GetString());
+        Assert.AreEqual("other", site.GetProperty("next").GetString());
+        Assert.AreEqual("reject", site.GetProperty("verdict").GetString());
+        Assert.AreEqual(29, site.GetProperty("source").GetProperty("line").GetInt32());
+        Assert.AreEqual(10, site.GetProperty("source").GetProperty("column").GetInt32());
+        StringAssert.Contains(site.GetProperty("reason").GetString(), "not a nop");
+
+        var mcount = klp.GetProperty("sites").EnumerateArray().First(s => s.GetProperty("callee").GetString() == "_mcount");
+        Assert.AreEqual("exempt", mcount.GetProperty("verdict").GetString());
+
+        var diagnostic = klp.GetProperty("diagnostics").EnumerateArray().First(d => d.GetProperty("code").GetString() == "PLP2001");
+        foreach (string field in new[] { "code", "severity", "message", "section", "offset", "function", "callee", "source" })
+            Assert.IsTrue(diagnostic.TryGetProperty(field, out _), field);
+        Assert.AreEqual("error", diagnostic.GetProperty("severity").GetString());
+
+        var be = files[1];
+        Assert.AreEqual("elfv1", be.GetProperty("abi").GetString());
+        Assert.IsTrue(be.GetProperty("accepted").GetBoolean());
+        Assert.AreEqual(0, be.GetProperty("diagnostics").GetArrayLength());
+        Assert.IsTrue(be.GetProperty("sites").EnumerateArray().All(s => s.GetProperty("verdict").GetString() != "reject"));
+    }
+
+    [TestMethod]
+    public void UnreadableInputIsReportedInJsonToo()
+    {
+        string path = Path.Combine(Repo.NewTempDir(), "empty.o");
+        File.WriteAllBytes(path, []);
+        var (exit, output, _) = Run("verify", "--format", "json", path);
+        Assert.AreEqual(CliApp.ExitUsage, exit);
+        using var doc = JsonDocument.Parse(output);
+        var file = doc.RootElement.GetProperty("files")[0];
+        Assert.AreEqual(JsonValueKind.Null, file.GetProperty("abi").ValueKind);
+        Assert.AreEqual("PLP1001", file.GetProperty("diagnostics")[0].GetProperty("code").GetString());
+    }
+
+    [TestMethod]
+    public void SarifIsVersion210WithRulesAndRegions()
+    {
+        var (_, output, _) = Run("verify", "--format", "sarif", Repo.Fixture("livepatch.klp.le.o"));
+        using var doc = JsonDocument.Parse(output);
+        Assert.AreEqual("2.1.0", doc.RootElement.GetProperty("version").GetString());
+        var run = doc.RootElement.GetProperty("runs")[0];
+        Assert.AreEqual("ppc-livepatch", run.GetProperty("tool").GetProperty("driver").GetProperty("name").GetString());
+        var rules = run.GetProperty("tool").GetProperty("driver").GetProperty("rules").EnumerateArray().Select(r => r.GetProperty("id").GetString()).ToList();
+        CollectionAssert.AreEqual(new[] { "PLP2001", "PLP3002" }, rules);
+        var result = run.GetProperty("results").EnumerateArray().First(r => r.GetProperty("ruleId").GetString() == "PLP2001");
+        Assert.AreEqual("error", result.GetProperty("level").GetString());
+        Assert.AreEqual(rules.IndexOf("PLP2001"), result.GetProperty("ruleIndex").GetInt32());
+        var physical = result.GetProperty("locations")[0].GetProperty("physicalLocation");
+        Assert.AreEqual("livepatch.c", physical.GetProperty("artifactLocation").GetProperty("uri").GetString());
+        Assert.AreEqual(29, physical.GetProperty("region").GetProperty("startLine").GetInt32());
+        Assert.AreEqual("livepatch_cmdline_show+0x30", result.GetProperty("locations")[0].GetProperty("logicalLocations")[0].GetProperty("fullyQualifiedName").GetString());
+    }
+
+    [TestMethod]
+    public void OutputIsDeterministic()
+    {
+        foreach (string format in new[] { "text", "json", "sarif" })
+        {
+            var first = Run("verify", "--format", format, Repo.Fixture("asm_calls.kpatch.be.o"), Repo.Fixture("livepatch.klp.le.o"));
+            var second = Run("verify", "--format", format, Repo.Fixture("asm_calls.kpatch.be.o"), Repo.Fixture("livepatch.klp.le.o"));
+            Assert.AreEqual(first.Out, second.Out, format);
+        }
+    }
+
+    [TestMethod]
+    public void TheBuiltToolRunsAsAProcess()
+    {
+        string dll = Path.Combine(AppContext.BaseDirectory, "ppc-livepatch.dll");
+        var rejected = Tool.Run("dotnet", dll, "verify", Repo.Fixture("livepatch.und.le.o"));
+        Assert.AreEqual(1, rejected.ExitCode, rejected.Stdout + rejected.Stderr);
+        StringAssert.Contains(rejected.Stdout, "livepatch.c(31,7): error PLP2001:");
+        var bad = Tool.Run("dotnet", dll, "verify", "/nonexistent/x.o");
+        Assert.AreEqual(2, bad.ExitCode);
+        Assert.AreEqual("", bad.Stderr, "no stack trace or other noise on stderr");
+        Assert.AreEqual(0, Tool.Run("dotnet", dll, "verify", Repo.Fixture("switch.kpatch.be.o")).ExitCode);
+    }
+}
