@@ -18,7 +18,7 @@ build() {
 
 sample() {
   build
-  local objs=tests/fixtures/obj
+  local objs=tests/fixtures/elf
   echo
   echo "== A kpatch-style object straight from the compiler: every external call has its nop"
   dotnet "$cli" verify "$objs/livepatch.kpatch.le.o" || true

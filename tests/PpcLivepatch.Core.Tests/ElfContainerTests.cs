@@ -8,6 +8,13 @@ public sealed class ElfContainerTests
     public static IEnumerable<object[]> Fixtures => Repo.FixtureRows;
 
     [TestMethod]
+    public void FixtureSetIsComplete()
+    {
+        // Data-driven tests silently shrink when fixtures are missing; this one does not.
+        Assert.AreEqual(28, Repo.AllFixtures.Count(), "tests/fixtures/elf should hold the 28 objects build-fixtures.sh makes");
+    }
+
+    [TestMethod]
     [DynamicData(nameof(Fixtures))]
     public void UnchangedObjectRoundTripsByteIdentical(string fixture)
     {

@@ -11,7 +11,7 @@ internal static class Repo
     public static string Root { get; } = typeof(Repo).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
         .Single(a => a.Key == "RepositoryRoot").Value!;
 
-    public static string FixtureDir => Path.Combine(Root, "tests", "fixtures", "obj");
+    public static string FixtureDir => Path.Combine(Root, "tests", "fixtures", "elf");
 
     public static string Fixture(string name)
     {
