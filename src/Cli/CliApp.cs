@@ -1,11 +1,13 @@
 using PpcLivepatch.Analysis;
 using PpcLivepatch.Diagnostics;
+using PpcLivepatch.Elf;
+using PpcLivepatch.Patching;
 
 namespace PpcLivepatch.Cli;
 
 /// <summary>
 /// <c>ppc-livepatch</c>: the relocation core for Makefile and kbuild users. Exit codes: 0 the kernel would accept
-/// every file, 1 it would reject one, 2 bad usage or unreadable input.
+/// every file, 1 it would refuse one, 2 bad usage, unreadable input or an output that cannot be written.
 /// </summary>
 public static class CliApp
 {
@@ -15,16 +17,24 @@ public static class CliApp
         """
         usage: ppc-livepatch verify [--kernel-accepts-ld-toc] [--pcrel] [--module-name NAME]
                                     [--format text|json|sarif] FILE...
+               ppc-livepatch patch  [--strategy island] [--sites needed|all-local] [--kernel-accepts-ld-toc]
+                                    [--pcrel] [--module-name NAME] [--format text|json|sarif] [-o OUT] FILE
 
-        Checks ppc64 relocatable objects (.o, .ko) the way Linux's module loader will: every call through a module
-        stub (R_PPC64_REL24 to an undefined or livepatch symbol) must be followed by a nop.
+        verify  checks ppc64 relocatable objects (.o, .ko) the way Linux's module loader will: every call through a
+                module stub (R_PPC64_REL24 to an undefined or livepatch symbol) must be followed by a nop.
+        patch   fixes those calls: each goes through an island (bl sym; nop; b back) appended inside the calling
+                function; no existing byte moves. Writes OUT, or FILE in place (atomically), then verifies it.
 
           --kernel-accepts-ld-toc  the target kernel is 6.3 or later (accepts an already-written ld r2,24(r1))
           --pcrel                  the target kernel is built with CONFIG_PPC_KERNEL_PCREL
           --module-name NAME       the module name the kernel prints (default: from the file name)
           --format FORMAT          text (default; MSBuild canonical lines), json, or sarif (SARIF 2.1.0)
+          --strategy island        how to fix a call (island is the only strategy so far)
+          --sites needed           fix what the loader would refuse (default)
+          --sites all-local        also give every local bl a free nop, as kpatch's GCC plugin does
+          -o OUT                   write the patched object to OUT instead of rewriting FILE
 
-        exit status: 0 accepted, 1 rejected, 2 bad usage or unreadable input
+        exit status: 0 accepted, 1 rejected (something stays unfixed), 2 bad usage, unreadable input or unwritable output
         """;
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
@@ -34,52 +44,48 @@ public static class CliApp
             (args.Length == 0 ? stderr : stdout).WriteLine(Usage);
             return args.Length == 0 ? ExitUsage : ExitAccepted;
         }
-        return args[0] switch
-        {
-            "verify" => Verify(args[1..], stdout, stderr),
-            _ => UsageError(stderr, $"unknown command '{args[0]}'"),
-        };
+        if (args[0] is not ("verify" or "patch"))
+            return UsageError(stderr, $"unknown command '{args[0]}'");
+        var parsed = Options.Parse(args[0], args[1..], out string? error);
+        if (parsed is null) return UsageError(stderr, error!);
+        return args[0] == "verify" ? Verify(parsed, stdout) : Patch(parsed, stdout);
     }
 
-    private static int Verify(string[] args, TextWriter stdout, TextWriter stderr)
+    private static int Verify(Options o, TextWriter stdout)
     {
-        bool acceptsLdToc = false, pcrel = false;
-        string? moduleName = null;
-        var format = ReportFormat.Text;
-        var files = new List<string>();
-        for (int i = 0; i < args.Length; i++)
-        {
-            string a = args[i];
-            switch (a)
-            {
-                case "--kernel-accepts-ld-toc": acceptsLdToc = true; break;
-                case "--pcrel": pcrel = true; break;
-                case "--module-name":
-                    if (++i >= args.Length) return UsageError(stderr, "--module-name needs a value");
-                    moduleName = args[i];
-                    break;
-                case "--format":
-                    if (++i >= args.Length) return UsageError(stderr, "--format needs a value: text, json or sarif");
-                    if (!Enum.TryParse(args[i], ignoreCase: true, out format) || !Enum.IsDefined(format))
-                        return UsageError(stderr, $"unknown format '{args[i]}': use text, json or sarif");
-                    break;
-                case "--":
-                    files.AddRange(args[(i + 1)..]);
-                    i = args.Length;
-                    break;
-                default:
-                    if (a.StartsWith('-') && a.Length > 1) return UsageError(stderr, $"unknown option '{a}'");
-                    files.Add(a);
-                    break;
-            }
-        }
-        if (files.Count == 0) return UsageError(stderr, "verify needs at least one FILE");
-
-        var options = new LoaderOptions(acceptsLdToc, pcrel, moduleName);
-        var reports = files.Select(f => ObjectVerifier.Verify(f, options)).ToList();
-        stdout.Write(ReportWriters.Render(reports, format));
+        var reports = o.Files.Select(f => ObjectVerifier.Verify(f, o.Loader)).ToList();
+        stdout.Write(ReportWriters.Render(reports, o.Format));
         if (reports.Any(r => r.Unreadable)) return ExitUsage;
         return reports.All(r => r.Accepted) ? ExitAccepted : ExitRejected;
+    }
+
+    private static int Patch(Options o, TextWriter stdout)
+    {
+        string input = o.Files[0];
+        string output = o.Output ?? input;
+        if (!ElfImage.TryLoad(input, out var image, out var error))
+        {
+            stdout.Write(ReportWriters.Render([new ObjectReport(input, null, [], [error!])], o.Format));
+            return ExitUsage;
+        }
+        var result = ObjectPatcher.Patch(image!, new PatchOptions(o.Strategy, o.Sites, o.Loader));
+        // In place and nothing to fix: leave the file (and its timestamp) alone.
+        if (result.Changed || o.Output is not null)
+        {
+            try
+            {
+                AtomicFile.WriteAllBytes(output, result.Output);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException or ArgumentException)
+            {
+                var d = Diagnostic.Create(DiagnosticCatalog.UnwritableOutput, output, $"cannot write '{output}': {e.Message}; the input is unchanged");
+                stdout.Write(ReportWriters.Render([new ObjectReport(output, null, [], [d])], o.Format));
+                return ExitUsage;
+            }
+        }
+        var shown = result with { Report = result.Report with { Path = output } };
+        stdout.Write(ReportWriters.RenderPatch([shown], o.Format));
+        return result.Report.Accepted ? ExitAccepted : ExitRejected;
     }
 
     private static int UsageError(TextWriter stderr, string message)
@@ -87,5 +93,76 @@ public static class CliApp
         stderr.WriteLine($"ppc-livepatch : error {DiagnosticCatalog.UsageError}: {message}");
         stderr.WriteLine("Run 'ppc-livepatch --help' for usage.");
         return ExitUsage;
+    }
+
+    private sealed class Options
+    {
+        public LoaderOptions Loader { get; private set; } = LoaderOptions.Default;
+        public ReportFormat Format { get; private set; } = ReportFormat.Text;
+        public FixStrategy Strategy { get; private set; } = FixStrategy.Island;
+        public SiteSelection Sites { get; private set; } = SiteSelection.Needed;
+        public string? Output { get; private set; }
+        public List<string> Files { get; } = [];
+
+        public static Options? Parse(string command, string[] args, out string? error)
+        {
+            var o = new Options();
+            bool acceptsLdToc = false, pcrel = false;
+            string? moduleName = null;
+            bool patch = command == "patch";
+            error = null;
+            for (int i = 0; i < args.Length; i++)
+            {
+                string a = args[i];
+                string? Value()
+                {
+                    if (i + 1 < args.Length) return args[++i];
+                    return null;
+                }
+                switch (a)
+                {
+                    case "--kernel-accepts-ld-toc": acceptsLdToc = true; break;
+                    case "--pcrel": pcrel = true; break;
+                    case "--module-name":
+                        moduleName = Value();
+                        if (moduleName is null) { error = "--module-name needs a value"; return null; }
+                        break;
+                    case "--format":
+                        string? f = Value();
+                        if (f is null) { error = "--format needs a value: text, json or sarif"; return null; }
+                        if (!Enum.TryParse(f, ignoreCase: true, out ReportFormat format) || !Enum.IsDefined(format) || f.All(char.IsDigit))
+                        { error = $"unknown format '{f}': use text, json or sarif"; return null; }
+                        o.Format = format;
+                        break;
+                    case "--strategy" when patch:
+                        string? s = Value();
+                        if (s != "island") { error = $"unknown strategy '{s}': use island"; return null; }
+                        o.Strategy = FixStrategy.Island;
+                        break;
+                    case "--sites" when patch:
+                        string? sites = Value();
+                        if (sites is "needed") o.Sites = SiteSelection.Needed;
+                        else if (sites is "all-local") o.Sites = SiteSelection.AllLocal;
+                        else { error = $"unknown site selection '{sites}': use needed or all-local"; return null; }
+                        break;
+                    case "-o" when patch:
+                        o.Output = Value();
+                        if (o.Output is null) { error = "-o needs a file name"; return null; }
+                        break;
+                    case "--":
+                        o.Files.AddRange(args[(i + 1)..]);
+                        i = args.Length;
+                        break;
+                    default:
+                        if (a.StartsWith('-') && a.Length > 1) { error = $"unknown option '{a}'"; return null; }
+                        o.Files.Add(a);
+                        break;
+                }
+            }
+            if (o.Files.Count == 0) { error = $"{command} needs {(patch ? "a FILE" : "at least one FILE")}"; return null; }
+            if (patch && o.Files.Count > 1) { error = "patch takes one FILE"; return null; }
+            o.Loader = new LoaderOptions(acceptsLdToc, pcrel, moduleName);
+            return o;
+        }
     }
 }

@@ -64,7 +64,7 @@ public static class ObjectVerifier
             s.Section.Name, s.Offset, s.Function?.Name, s.FunctionOffset, s.Callee, s.Source, fix);
     }
 
-    private static int CompareDiagnostics(Diagnostic a, Diagnostic b)
+    internal static int CompareDiagnostics(Diagnostic a, Diagnostic b)
     {
         int c = string.CompareOrdinal(a.Section, b.Section);
         if (c != 0) return c;

@@ -47,23 +47,9 @@ public static class SiblingCallHazards
             var rela = site.RelocationSection.Entries[site.RelocationIndex];
             if (functions.CallTarget(site.CalleeSymbol, rela.Addend) is { } target) called.Add(target);
         }
-        foreach (var section in image.Sections.Where(s => s.IsExecutable && s.HasFileData))
+        foreach (var branch in new CodeReferences(image, functions).RelocationFreeBranches.Where(b => b.Kind == BranchKind.Bl))
         {
-            var relocated = image.RelocationSections.Where(r => r.Target.Index == section.Index)
-                .SelectMany(r => r.Entries).Select(e => e.Offset & ~3UL).ToHashSet();
-            var data = image.Data(section);
-            foreach (var f in functions.InSection(section.Index))
-            {
-                // Only words inside function symbols: data between functions is not code.
-                for (ulong off = f.Start; off + 4 <= f.End && off + 4 <= (ulong)data.Length; off += 4)
-                {
-                    uint word = image.ReadU32(data, (int)off);
-                    if (Instruction.Classify(word) != BranchKind.Bl || relocated.Contains(off)) continue;
-                    long target = (long)off + Instruction.BranchDisplacement(word);
-                    if (target >= 0 && functions.Containing(section.Index, (ulong)target) is { } callee)
-                        called.Add(callee);
-                }
-            }
+            if (functions.Containing(branch.Section.Index, branch.Target) is { } callee) called.Add(callee);
         }
         return called;
     }

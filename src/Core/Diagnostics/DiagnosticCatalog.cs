@@ -21,6 +21,7 @@ public static class DiagnosticCatalog
     public const string MalformedSymbolTable = "PLP1007";
     public const string MalformedRelocation = "PLP1008";
     public const string UnreadableFile = "PLP1009";
+    public const string UnwritableOutput = "PLP1010";
 
     public const string MissingNopAfterCall = "PLP2001";
     public const string TocRestoreNotAccepted = "PLP2002";
@@ -28,9 +29,16 @@ public static class DiagnosticCatalog
     public const string UnsupportedRelocation = "PLP2004";
     public const string MalformedKlpRelaSection = "PLP2005";
     public const string MalformedKlpSymbol = "PLP2006";
+    public const string CallNotRelocatable = "PLP2007";
+    public const string CallOutsideCode = "PLP2008";
+    public const string NoRoomForIsland = "PLP2009";
+    public const string IslandOutOfRange = "PLP2010";
 
     public const string SiblingCallToExternal = "PLP3001";
     public const string SiblingCallFromLocallyCalledFunction = "PLP3002";
+
+    public const string SiteFixed = "PLP4001";
+    public const string PatchSummary = "PLP4002";
 
     /// <summary>Default base of help links; the MSBuild layer may point it at a local copy of docs/.</summary>
     public static string HelpLinkBase { get; set; } = "docs/diagnostics/";
@@ -47,12 +55,19 @@ public static class DiagnosticCatalog
         new(MalformedSymbolTable, Severity.Error, "Symbol table is malformed"),
         new(MalformedRelocation, Severity.Error, "Relocation section or entry is malformed"),
         new(UnreadableFile, Severity.Error, "File cannot be read"),
+        new(UnwritableOutput, Severity.Error, "Output file cannot be written"),
         new(MissingNopAfterCall, Severity.Error, "Call through a module stub has no nop after it"),
         new(TocRestoreNotAccepted, Severity.Error, "Call is followed by a TOC restore that this kernel refuses"),
         new(CallAtEndOfSection, Severity.Error, "Call is the last word of its section"),
         new(UnsupportedRelocation, Severity.Error, "Relocation type the module loader does not apply"),
         new(MalformedKlpRelaSection, Severity.Error, "Livepatch relocation section is malformed"),
         new(MalformedKlpSymbol, Severity.Error, "Livepatch symbol name is malformed"),
+        new(CallNotRelocatable, Severity.Error, "Call site is not a relative bl and cannot be redirected"),
+        new(CallOutsideCode, Severity.Error, "Call relocation outside an executable section"),
+        new(NoRoomForIsland, Severity.Error, "No room for an island inside the calling function"),
+        new(IslandOutOfRange, Severity.Error, "Island would be out of branch range"),
+        new(SiteFixed, Severity.Info, "Call site fixed"),
+        new(PatchSummary, Severity.Info, "Patch summary"),
         new(SiblingCallToExternal, Severity.Warning, "Sibling call to a symbol outside the module"),
         new(SiblingCallFromLocallyCalledFunction, Severity.Error, "Sibling call to an external symbol from a function that is also called locally"),
     }.ToDictionary(d => d.Code);

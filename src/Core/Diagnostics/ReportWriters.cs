@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using PpcLivepatch.Analysis;
+using PpcLivepatch.Patching;
 using PpcLivepatch.Ppc64;
 
 namespace PpcLivepatch.Diagnostics;
@@ -22,6 +23,33 @@ public static class ReportWriters
         ReportFormat.Sarif => Sarif(reports),
         _ => throw new ArgumentOutOfRangeException(nameof(format)),
     };
+
+    /// <summary>Patch output: the verify report of each written object, plus what was fixed.</summary>
+    public static string RenderPatch(IReadOnlyList<PatchResult> results, ReportFormat format)
+    {
+        var reports = results.Select(r => r.Report).ToList();
+        return format switch
+        {
+            ReportFormat.Text => Text(reports) + PatchSummaryText(results),
+            ReportFormat.Json => Json(reports, results.Select(r => r.Fixes).ToList()),
+            ReportFormat.Sarif => Sarif(reports),
+            _ => throw new ArgumentOutOfRangeException(nameof(format)),
+        };
+    }
+
+    /// <summary>Per file: sites fixed, bytes added, and per function how many sites.</summary>
+    private static string PatchSummaryText(IReadOnlyList<PatchResult> results)
+    {
+        var sb = new StringBuilder();
+        foreach (var r in results.Where(r => !r.Report.Unreadable))
+        {
+            int unfixed = r.Report.Diagnostics.Count(d => d.Severity == Severity.Error);
+            sb.Append($"{r.Report.Path}: {r.Fixes.Count} call site{(r.Fixes.Count == 1 ? "" : "s")} fixed (island), {r.BytesAdded} bytes added, {unfixed} error{(unfixed == 1 ? "" : "s")} left\n");
+            foreach (var f in r.Fixes.GroupBy(f => f.Function))
+                sb.Append($"  {f.Key}: {f.Count()} site{(f.Count() == 1 ? "" : "s")} ({string.Join(", ", f.Select(x => $"+0x{x.Offset:x} {x.Callee}"))})\n");
+        }
+        return sb.ToString();
+    }
 
     /// <summary>
     /// One line per diagnostic in MSBuild's canonical form, so IDEs and build logs pick them up:
@@ -51,16 +79,16 @@ public static class ReportWriters
         return $"{origin}: {severity} {d.Code}: {d.Message}.{fix}";
     }
 
-    public static string Json(IReadOnlyList<ObjectReport> reports) => Write(w =>
+    public static string Json(IReadOnlyList<ObjectReport> reports, IReadOnlyList<IReadOnlyList<AppliedFix>>? fixes = null) => Write(w =>
     {
         w.WriteStartObject();
         w.WriteStartArray("files");
-        foreach (var r in reports) WriteFile(w, r);
+        for (int i = 0; i < reports.Count; i++) WriteFile(w, reports[i], fixes?[i]);
         w.WriteEndArray();
         w.WriteEndObject();
     });
 
-    private static void WriteFile(Utf8JsonWriter w, ObjectReport r)
+    private static void WriteFile(Utf8JsonWriter w, ObjectReport r, IReadOnlyList<AppliedFix>? fixes)
     {
         w.WriteStartObject();
         w.WriteString("path", r.Path);
@@ -109,6 +137,23 @@ public static class ReportWriters
             w.WriteEndObject();
         }
         w.WriteEndArray();
+        if (fixes is not null)
+        {
+            w.WriteStartArray("fixes");
+            foreach (var f in fixes)
+            {
+                w.WriteStartObject();
+                w.WriteString("section", f.Section);
+                w.WriteNumber("offset", f.Offset);
+                w.WriteString("function", f.Function);
+                w.WriteString("callee", f.Callee);
+                w.WriteString("strategy", f.Strategy.ToString().ToLowerInvariant());
+                w.WriteNumber("islandOffset", f.IslandOffset);
+                WriteSource(w, f.Source);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+        }
         w.WriteEndObject();
     }
 

@@ -1,4 +1,5 @@
 using LibObjectFile.Diagnostics;
+using System.Runtime.InteropServices;
 using Lof = LibObjectFile.Elf;
 
 namespace PpcLivepatch.Elf;
@@ -28,13 +29,64 @@ public sealed class ElfContainer
 
     public int SectionCount => _elf.Sections.Count;
 
+    private Lof.ElfSection Section(int index) =>
+        _elf.Sections.FirstOrDefault(s => s.SectionIndex == index) ?? throw new ArgumentOutOfRangeException(nameof(index), $"no section {index}");
+
+    private Lof.ElfSymbolTable SymbolTable => _elf.Sections.OfType<Lof.ElfSymbolTable>().Single();
+
     /// <summary>Replaces the bytes of a PROGBITS section (e.g. code grown by an island).</summary>
     public void SetSectionData(int sectionIndex, byte[] data)
     {
-        var section = _elf.Sections[sectionIndex] as Lof.ElfStreamSection
+        var section = Section(sectionIndex) as Lof.ElfStreamSection
             ?? throw new InvalidOperationException($"section {sectionIndex} has no stream contents");
         if ((ulong)data.Length != section.Size) _layoutChanged = true;
         section.Stream = new MemoryStream(data);
+    }
+
+    /// <summary>Moves one entry of a RELA section to another offset of the section it applies to.</summary>
+    public void SetRelocationOffset(int relaSectionIndex, int entryIndex, ulong offset)
+    {
+        var table = Section(relaSectionIndex) as Lof.ElfRelocationTable
+            ?? throw new InvalidOperationException($"section {relaSectionIndex} is not a relocation table");
+        CollectionsMarshal.AsSpan(table.Entries)[entryIndex].Offset = offset;
+    }
+
+    public void SetSymbolSize(int symbolIndex, ulong size) =>
+        CollectionsMarshal.AsSpan(SymbolTable.Entries)[symbolIndex].Size = size;
+
+    /// <summary>
+    /// Adds a local symbol after the existing locals (the gABI wants locals first). Every symbol index at or past
+    /// the insertion point moves up by one: relocations and SHT_GROUP signatures are renumbered here, since
+    /// LibObjectFile keeps both as raw indices. Returns the new symbol's index.
+    /// </summary>
+    public int AddLocalSymbol(string name, int sectionIndex, ulong value, ulong size, byte type)
+    {
+        var symtab = SymbolTable;
+        int insertAt = symtab.Entries.FindIndex(1, e => e.Bind != Lof.ElfSymbolBind.Local);
+        if (insertAt < 0) insertAt = symtab.Entries.Count;
+        symtab.Entries.Insert(insertAt, new Lof.ElfSymbol
+        {
+            Name = name,
+            Value = value,
+            Size = size,
+            Type = (Lof.ElfSymbolType)type,
+            Bind = Lof.ElfSymbolBind.Local,
+            SectionLink = Section(sectionIndex),
+        });
+        foreach (var table in _elf.Sections.OfType<Lof.ElfRelocationTable>())
+        {
+            var entries = CollectionsMarshal.AsSpan(table.Entries);
+            for (int i = 0; i < entries.Length; i++)
+                if (entries[i].SymbolIndex >= (uint)insertAt) entries[i].SymbolIndex++;
+        }
+        foreach (var group in _elf.Sections.Where(s => s.Type == Lof.ElfSectionType.Group))
+        {
+            // A group's sh_info is its signature symbol's index, which LibObjectFile does not follow.
+            if (group.Info.SpecialIndex >= (uint)insertAt)
+                group.Info = new Lof.ElfSectionLink(group.Info.SpecialIndex + 1);
+        }
+        _layoutChanged = true;
+        return insertAt;
     }
 
     /// <summary>Adds a new PROGBITS section at the end of the section header table (workaround 2).</summary>

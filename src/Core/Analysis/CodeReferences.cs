@@ -1,0 +1,61 @@
+using PpcLivepatch.Elf;
+using PpcLivepatch.Ppc64;
+
+namespace PpcLivepatch.Analysis;
+
+/// <summary>A relative branch the assembler resolved, so it carries no relocation (intra-section jumps and calls).</summary>
+public sealed record LocalBranch(ElfSection Section, ulong Offset, uint Word, BranchKind Kind, ulong Target, FunctionRange Function);
+
+/// <summary>
+/// Who refers to which code address: relocations (by their target, e.g. a <c>__jump_table</c> entry naming a
+/// static-key nop, and by their own offset) and relocation-free branches inside function ranges. A word that
+/// something refers to is not free to be taken over by a fix.
+/// </summary>
+public sealed class CodeReferences
+{
+    private readonly HashSet<(int Section, ulong Offset)> _referenced = [];
+
+    public CodeReferences(ElfImage image, FunctionMap functions)
+    {
+        var relocatedWords = new Dictionary<int, HashSet<ulong>>();
+        foreach (var rs in image.RelocationSections)
+        {
+            var words = relocatedWords.TryGetValue(rs.Target.Index, out var set) ? set : relocatedWords[rs.Target.Index] = [];
+            foreach (var rela in rs.Entries)
+            {
+                // A relocated field makes its whole instruction word taken (TOC16 fields sit at +2 on big-endian).
+                words.Add(rela.Offset & ~3UL);
+                _referenced.Add((rs.Target.Index, rela.Offset & ~3UL));
+                var sym = image.Symbols[(int)rela.SymbolIndex];
+                if (sym.IsInSection)
+                    _referenced.Add(((int)sym.SectionIndex, unchecked(sym.Value + (ulong)rela.Addend)));
+            }
+        }
+
+        var branches = new List<LocalBranch>();
+        foreach (var section in image.Sections.Where(s => s.IsExecutable && s.HasFileData))
+        {
+            var relocated = relocatedWords.GetValueOrDefault(section.Index) ?? [];
+            var data = image.Data(section);
+            foreach (var f in functions.InSection(section.Index))
+            {
+                // Only words inside function symbols: data between functions is not code.
+                for (ulong off = f.Start; off + 4 <= f.End && off + 4 <= (ulong)data.Length; off += 4)
+                {
+                    uint word = image.ReadU32(data, (int)off);
+                    if (!Instruction.IsRelativeBranch(word) || relocated.Contains(off)) continue;
+                    long target = (long)off + Instruction.BranchDisplacement(word);
+                    if (target < 0 || (ulong)target > section.Size) continue;
+                    branches.Add(new LocalBranch(section, off, word, Instruction.Classify(word), (ulong)target, f));
+                    _referenced.Add((section.Index, (ulong)target));
+                }
+            }
+        }
+        RelocationFreeBranches = branches;
+    }
+
+    public IReadOnlyList<LocalBranch> RelocationFreeBranches { get; }
+
+    /// <summary>True when a relocation or a branch names this address, or a relocation patches the word there.</summary>
+    public bool IsReferenced(int section, ulong offset) => _referenced.Contains((section, offset));
+}

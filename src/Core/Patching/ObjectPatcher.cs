@@ -1,0 +1,119 @@
+using PpcLivepatch.Analysis;
+using PpcLivepatch.Diagnostics;
+using PpcLivepatch.Dwarf;
+using PpcLivepatch.Elf;
+using PpcLivepatch.Ppc64;
+using static PpcLivepatch.Elf.ElfConstants;
+
+namespace PpcLivepatch.Patching;
+
+/// <summary>
+/// Fixes the call sites of one object that the kernel loader would refuse (and, with
+/// <see cref="SiteSelection.AllLocal"/>, every local call without a free nop), then verifies the result with the
+/// same loader model, read back through the independent <see cref="ElfImage"/> parser.
+/// </summary>
+public static class ObjectPatcher
+{
+    public static PatchResult Patch(ElfImage image, PatchOptions options)
+    {
+        var loader = options.LoaderOptions;
+        var before = ObjectVerifier.Verify(image, loader);
+        var functions = new FunctionMap(image);
+        var references = new CodeReferences(image, functions);
+        var lines = LineTable.ReadOrEmpty(image, out _);
+
+        var calls = SelectCalls(image, before, references, lines, options.Sites).ToList();
+        var (plans, unfixable) = IslandPlanner.Plan(image, functions, calls);
+        if (plans.Count == 0)
+            return Finish(image, image.Bytes.ToArray(), [], unfixable, loader, bytesAdded: 0);
+
+        var (output, fixes, added) = Apply(image, plans);
+        if (!ElfImage.TryParse(image.Path, output, out var patched, out var error))
+            throw new InvalidOperationException($"patched object does not parse: {error!.Message}");
+        return Finish(patched!, output, fixes, unfixable, loader, added);
+    }
+
+    private static IEnumerable<CallToFix> SelectCalls(ElfImage image, ObjectReport before, CodeReferences references, LineTable lines, SiteSelection selection)
+    {
+        foreach (var v in before.Sites)
+        {
+            var s = v.Site;
+            bool needed = v.Code is DiagnosticCatalog.MissingNopAfterCall or DiagnosticCatalog.TocRestoreNotAccepted or DiagnosticCatalog.CallAtEndOfSection;
+            bool local = selection == SiteSelection.AllLocal && !s.IsExternal && s.Instruction == BranchKind.Bl && !s.IsPcrel
+                         && !HasFreeNop(image, references, s.Section, s.Offset);
+            if (needed || local)
+                yield return new CallToFix(s.Section, s.Offset, s.Function, s.Callee, s.Source, s, null);
+        }
+        if (selection != SiteSelection.AllLocal) yield break;
+        var functions = new FunctionMap(image);
+        foreach (var b in references.RelocationFreeBranches.Where(b => b.Kind == BranchKind.Bl))
+        {
+            if (HasFreeNop(image, references, b.Section, b.Offset)) continue;
+            var callee = functions.Containing(b.Section.Index, b.Target);
+            string name = callee is null ? $"{b.Section.Name}+0x{b.Target:x}" : b.Target == callee.Start ? callee.Name : $"{callee.Name}+0x{b.Target - callee.Start:x}";
+            yield return new CallToFix(b.Section, b.Offset, b.Function, name, lines.Lookup(b.Section.Index, b.Offset), null, b.Target);
+        }
+    }
+
+    /// <summary>A nop at bl+4 that nothing else names (no relocation, no branch): the loader may take it over.</summary>
+    private static bool HasFreeNop(ElfImage image, CodeReferences references, ElfSection section, ulong offset) =>
+        offset + 8 <= section.Size && image.ReadWord(section, offset + 4) == Instruction.Nop
+        && !references.IsReferenced(section.Index, offset + 4);
+
+    private static (byte[] Output, List<AppliedFix> Fixes, int Added) Apply(ElfImage image, List<IslandPlanner.SectionPlan> plans)
+    {
+        var container = ElfContainer.Load(image);
+        var fixes = new List<AppliedFix>();
+        var symbols = new List<(string Name, int Section, ulong Value)>();
+        int added = 0;
+        foreach (var plan in plans)
+        {
+            var section = plan.Section;
+            ulong start = IslandPlanner.AlignUp(section.Size, 4);
+            var code = new byte[start + (ulong)(plan.Islands.Count * IslandPlanner.IslandSize)];
+            image.Data(section).CopyTo(code);
+            int n = 0;
+            foreach (var (call, island) in plan.Islands)
+            {
+                var (siteWord, islandWords) = IslandPlanner.Encode(call.Offset, island, image.ReadWord(section, call.Offset), call.DirectTarget);
+                WriteWord(code, call.Offset, siteWord, image.IsLittleEndian);
+                for (int i = 0; i < islandWords.Length; i++)
+                    WriteWord(code, island + (ulong)(4 * i), islandWords[i], image.IsLittleEndian);
+                if (call.Relocated is { } site)
+                    container.SetRelocationOffset(site.RelocationSection.Section.Index, site.RelocationIndex, island);
+                symbols.Add((IslandPlanner.SymbolName(plan.Function.Name, call.Callee, n++), section.Index, island));
+                fixes.Add(new AppliedFix(section.Name, call.Offset, plan.Function.Name, call.Callee, FixStrategy.Island, island, call.Source));
+            }
+            container.SetSectionData(section.Index, code);
+            // The function now ends where the last island ends (ELFv1: the .opd symbol's size is the code size).
+            container.SetSymbolSize(plan.Function.Symbol.Index, (ulong)code.Length - plan.Function.Start);
+            added += code.Length - (int)section.Size;
+        }
+        // Symbols last: inserting a local renumbers every later symbol index.
+        foreach (var (name, sectionIndex, value) in symbols)
+            container.AddLocalSymbol(name, sectionIndex, value, IslandPlanner.IslandSize, SttNotype);
+        return (container.Save(), fixes, added);
+    }
+
+    private static void WriteWord(byte[] code, ulong offset, uint word, bool littleEndian)
+    {
+        var span = code.AsSpan((int)offset, 4);
+        if (littleEndian) System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(span, word);
+        else System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(span, word);
+    }
+
+    private static PatchResult Finish(ElfImage output, byte[] bytes, List<AppliedFix> fixes, List<Diagnostic> unfixable, LoaderOptions loader, int bytesAdded)
+    {
+        var after = ObjectVerifier.Verify(output, loader);
+        // A site we could not fix is reported once, by the code that says why, not again as PLP2001.
+        var explained = unfixable.Select(d => (d.Section, d.Offset)).ToHashSet();
+        var diagnostics = new List<Diagnostic>(unfixable);
+        diagnostics.AddRange(after.Diagnostics.Where(d => !explained.Contains((d.Section, d.Offset))));
+        foreach (var f in fixes)
+            diagnostics.Add(new Diagnostic(DiagnosticCatalog.SiteFixed, Severity.Info,
+                $"fixed call to {f.Callee} at {f.Section}+0x{f.Offset:x}: redirected through an island at {f.Section}+0x{f.IslandOffset:x} (bl; nop; b back)",
+                output.Path, f.Section, f.Offset, f.Function, null, f.Callee, f.Source));
+        diagnostics.Sort(ObjectVerifier.CompareDiagnostics);
+        return new PatchResult(after with { Diagnostics = diagnostics }, fixes, bytes, bytesAdded);
+    }
+}
