@@ -83,7 +83,8 @@ public static class CliApp
                 return ExitUsage;
             }
         }
-        var shown = result with { Report = result.Report with { Path = output } };
+        var report = result.Report with { Path = output, Diagnostics = result.Report.Diagnostics.Select(d => d with { ObjectPath = output }).ToList() };
+        var shown = result with { Report = report };
         stdout.Write(ReportWriters.RenderPatch([shown], o.Format));
         return result.Report.Accepted ? ExitAccepted : ExitRejected;
     }

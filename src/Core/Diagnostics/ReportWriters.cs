@@ -37,16 +37,17 @@ public static class ReportWriters
         };
     }
 
-    /// <summary>Per file: sites fixed, bytes added, and per function how many sites.</summary>
+    /// <summary>Per function: how many sites were fixed, and where (the first few).</summary>
     private static string PatchSummaryText(IReadOnlyList<PatchResult> results)
     {
+        const int shown = 8;
         var sb = new StringBuilder();
-        foreach (var r in results.Where(r => !r.Report.Unreadable))
+        foreach (var r in results)
+        foreach (var f in r.Fixes.GroupBy(f => f.Function))
         {
-            int unfixed = r.Report.Diagnostics.Count(d => d.Severity == Severity.Error);
-            sb.Append($"{r.Report.Path}: {r.Fixes.Count} call site{(r.Fixes.Count == 1 ? "" : "s")} fixed (island), {r.BytesAdded} bytes added, {unfixed} error{(unfixed == 1 ? "" : "s")} left\n");
-            foreach (var f in r.Fixes.GroupBy(f => f.Function))
-                sb.Append($"  {f.Key}: {f.Count()} site{(f.Count() == 1 ? "" : "s")} ({string.Join(", ", f.Select(x => $"+0x{x.Offset:x} {x.Callee}"))})\n");
+            var sites = f.Take(shown).Select(x => $"+0x{x.Offset:x} {x.Callee}");
+            string more = f.Count() > shown ? $", {f.Count() - shown} more" : "";
+            sb.Append($"  {f.Key}: {f.Count()} site{(f.Count() == 1 ? "" : "s")} fixed ({string.Join(", ", sites)}{more})\n");
         }
         return sb.ToString();
     }

@@ -7,8 +7,9 @@ using PpcLivepatch.Ppc64;
 namespace PpcLivepatch.Patching;
 
 /// <summary>A call to move into an island: either a call relocation's site or an assembler-resolved local bl.</summary>
+/// <param name="Needed">The loader would refuse the site as it is; otherwise only --sites all-local selected it.</param>
 internal sealed record CallToFix(ElfSection Section, ulong Offset, FunctionRange? Function, string Callee, SourceLocation? Source,
-    CallSite? Relocated, ulong? DirectTarget);
+    CallSite? Relocated, ulong? DirectTarget, bool Needed);
 
 /// <summary>
 /// The island strategy (architecture.md §2). <c>bl sym</c> at P becomes <c>b island</c>; the island, appended to
@@ -59,7 +60,8 @@ internal static class IslandPlanner
     {
         var s = call.Section;
         string where = call.Function is null ? $"{s.Name}+0x{call.Offset:x}" : $"{call.Function.Name}+0x{call.Offset - call.Function.Start:x}";
-        Diagnostic Make(string code, string why, string fix) => new(code, DiagnosticCatalog.Get(code).Severity,
+        // A site that only --sites all-local asked for still loads as it is: not fixing it is a warning.
+        Diagnostic Make(string code, string why, string fix) => new(code, call.Needed ? Severity.Error : Severity.Warning,
             $"call to {call.Callee} at {s.Name}+0x{call.Offset:x} ({where}) cannot be fixed with an island: {why}",
             image.Path, s.Name, call.Offset, call.Function?.Name, call.Function is null ? null : call.Offset - call.Function.Start,
             call.Callee, call.Source, fix);

@@ -42,7 +42,7 @@ public static class ObjectPatcher
             bool local = selection == SiteSelection.AllLocal && !s.IsExternal && s.Instruction == BranchKind.Bl && !s.IsPcrel
                          && !HasFreeNop(image, references, s.Section, s.Offset);
             if (needed || local)
-                yield return new CallToFix(s.Section, s.Offset, s.Function, s.Callee, s.Source, s, null);
+                yield return new CallToFix(s.Section, s.Offset, s.Function, s.Callee, s.Source, s, null, needed);
         }
         if (selection != SiteSelection.AllLocal) yield break;
         var functions = new FunctionMap(image);
@@ -51,7 +51,7 @@ public static class ObjectPatcher
             if (HasFreeNop(image, references, b.Section, b.Offset)) continue;
             var callee = functions.Containing(b.Section.Index, b.Target);
             string name = callee is null ? $"{b.Section.Name}+0x{b.Target:x}" : b.Target == callee.Start ? callee.Name : $"{callee.Name}+0x{b.Target - callee.Start:x}";
-            yield return new CallToFix(b.Section, b.Offset, b.Function, name, lines.Lookup(b.Section.Index, b.Offset), null, b.Target);
+            yield return new CallToFix(b.Section, b.Offset, b.Function, name, lines.Lookup(b.Section.Index, b.Offset), null, b.Target, Needed: false);
         }
     }
 
@@ -114,6 +114,10 @@ public static class ObjectPatcher
                 $"fixed call to {f.Callee} at {f.Section}+0x{f.Offset:x}: redirected through an island at {f.Section}+0x{f.IslandOffset:x} (bl; nop; b back)",
                 output.Path, f.Section, f.Offset, f.Function, null, f.Callee, f.Source));
         diagnostics.Sort(ObjectVerifier.CompareDiagnostics);
+        int unfixed = diagnostics.Count(d => d.Code.StartsWith("PLP2", StringComparison.Ordinal));
+        diagnostics.Add(new Diagnostic(DiagnosticCatalog.PatchSummary, Severity.Info,
+            $"{fixes.Count} REL24 call site{(fixes.Count == 1 ? "" : "s")} fixed (island), {bytesAdded} bytes added, {unfixed} unfixable",
+            output.Path));
         return new PatchResult(after with { Diagnostics = diagnostics }, fixes, bytes, bytesAdded);
     }
 }
