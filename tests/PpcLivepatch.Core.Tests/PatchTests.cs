@@ -168,6 +168,30 @@ public sealed class PatchTests
     }
 
     [TestMethod]
+    public void AbsoluteBranchAndDataSectionSitesAreUnfixable()
+    {
+        // Hand-made from a real object: turn the first refused bl into a conditional bcl (still a relative
+        // branch-and-link, so the loader demands the nop), then clear SHF_EXECINSTR of its section.
+        byte[] bytes = File.ReadAllBytes(Repo.Fixture("asm_calls.kpatch.le.o"));
+        byte[] original = (byte[])bytes.Clone();
+        var image = Parse(bytes);
+        var text = image.Sections.Single(s => s.Name == ".text.asm_nonop");
+        BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan((int)text.Offset + 0xc), 0x429f_0005); // bcl 20,31,.+4
+        var conditional = ObjectPatcher.Patch(Parse(bytes), new PatchOptions());
+        var d = conditional.Report.Diagnostics.Single(d => d.Code == DiagnosticCatalog.CallNotRelocatable);
+        Assert.AreEqual(0xcUL, d.Offset);
+        StringAssert.Contains(d.Message, "bcl");
+        Assert.AreEqual(1, conditional.Fixes.Count, "the other refused call is still fixed");
+
+        bytes = original;
+        ulong flagsAt = BinaryPrimitives.ReadUInt64LittleEndian(bytes.AsSpan(40)) + (ulong)(64 * text.Index) + 8;
+        BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan((int)flagsAt), ElfConstants.ShfAlloc);
+        var data = ObjectPatcher.Patch(Parse(bytes), new PatchOptions());
+        Assert.AreEqual(0, data.Fixes.Count(f => f.Section == ".text.asm_nonop"));
+        StringAssert.Contains(data.Report.Diagnostics.First(d => d.Code == DiagnosticCatalog.CallOutsideCode).Message, "is not an executable section");
+    }
+
+    [TestMethod]
     public void SiblingCallStaysReportedWithItsRemedy()
     {
         var result = Patch("livepatch.klp.le.o");

@@ -39,6 +39,7 @@ public static class DiagnosticCatalog
 
     public const string SiteFixed = "PLP4001";
     public const string PatchSummary = "PLP4002";
+    public const string UnwindNotExtended = "PLP4003";
 
     /// <summary>Default base of help links; the MSBuild layer may point it at a local copy of docs/.</summary>
     public static string HelpLinkBase { get; set; } = "docs/diagnostics/";
@@ -68,6 +69,7 @@ public static class DiagnosticCatalog
         new(IslandOutOfRange, Severity.Error, "Island would be out of branch range"),
         new(SiteFixed, Severity.Info, "Call site fixed"),
         new(PatchSummary, Severity.Info, "Patch summary"),
+        new(UnwindNotExtended, Severity.Info, "Unwind information not extended over an island"),
         new(SiblingCallToExternal, Severity.Warning, "Sibling call to a symbol outside the module"),
         new(SiblingCallFromLocallyCalledFunction, Severity.Error, "Sibling call to an external symbol from a function that is also called locally"),
     }.ToDictionary(d => d.Code);

@@ -51,6 +51,13 @@ public sealed class ElfContainer
         CollectionsMarshal.AsSpan(table.Entries)[entryIndex].Offset = offset;
     }
 
+    public void SetRelocationAddend(int relaSectionIndex, int entryIndex, long addend)
+    {
+        var table = Section(relaSectionIndex) as Lof.ElfRelocationTable
+            ?? throw new InvalidOperationException($"section {relaSectionIndex} is not a relocation table");
+        CollectionsMarshal.AsSpan(table.Entries)[entryIndex].Addend = addend;
+    }
+
     public void SetSymbolSize(int symbolIndex, ulong size) =>
         CollectionsMarshal.AsSpan(SymbolTable.Entries)[symbolIndex].Size = size;
 

@@ -25,12 +25,12 @@ public static class ObjectPatcher
         var calls = SelectCalls(image, before, references, lines, options.Sites).ToList();
         var (plans, unfixable) = IslandPlanner.Plan(image, functions, calls);
         if (plans.Count == 0)
-            return Finish(image, image.Bytes.ToArray(), [], unfixable, loader, bytesAdded: 0);
+            return Finish(image, image.Bytes.ToArray(), [], unfixable, [], loader, bytesAdded: 0);
 
-        var (output, fixes, added) = Apply(image, plans);
+        var (output, fixes, added) = Apply(image, plans, out var unwindNotes);
         if (!ElfImage.TryParse(image.Path, output, out var patched, out var error))
             throw new InvalidOperationException($"patched object does not parse: {error!.Message}");
-        return Finish(patched!, output, fixes, unfixable, loader, added);
+        return Finish(patched!, output, fixes, unfixable, unwindNotes, loader, added);
     }
 
     private static IEnumerable<CallToFix> SelectCalls(ElfImage image, ObjectReport before, CodeReferences references, LineTable lines, SiteSelection selection)
@@ -60,10 +60,11 @@ public static class ObjectPatcher
         offset + 8 <= section.Size && image.ReadWord(section, offset + 4) == Instruction.Nop
         && !references.IsReferenced(section.Index, offset + 4);
 
-    private static (byte[] Output, List<AppliedFix> Fixes, int Added) Apply(ElfImage image, List<IslandPlanner.SectionPlan> plans)
+    private static (byte[] Output, List<AppliedFix> Fixes, int Added) Apply(ElfImage image, List<IslandPlanner.SectionPlan> plans, out List<string> notes)
     {
         var container = ElfContainer.Load(image);
         var fixes = new List<AppliedFix>();
+        var changes = new List<FdeExtender.CodeChange>();
         var symbols = new List<(string Name, int Section, ulong Value)>();
         int added = 0;
         foreach (var plan in plans)
@@ -85,10 +86,13 @@ public static class ObjectPatcher
                 fixes.Add(new AppliedFix(section.Name, call.Offset, plan.Function.Name, call.Callee, FixStrategy.Island, island, call.Source));
             }
             container.SetSectionData(section.Index, code);
+            changes.Add(new FdeExtender.CodeChange(section.Index, plan.Function.End, (ulong)code.Length,
+                plan.Islands.Select(i => new FdeExtender.Island(i.Call.Offset, i.Island)).ToList()));
             // The function now ends where the last island ends (ELFv1: the .opd symbol's size is the code size).
             container.SetSymbolSize(plan.Function.Symbol.Index, (ulong)code.Length - plan.Function.Start);
             added += code.Length - (int)section.Size;
         }
+        notes = FdeExtender.Extend(image, container, changes);
         // Symbols last: inserting a local renumbers every later symbol index.
         foreach (var (name, sectionIndex, value) in symbols)
             container.AddLocalSymbol(name, sectionIndex, value, IslandPlanner.IslandSize, SttNotype);
@@ -102,7 +106,7 @@ public static class ObjectPatcher
         else System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(span, word);
     }
 
-    private static PatchResult Finish(ElfImage output, byte[] bytes, List<AppliedFix> fixes, List<Diagnostic> unfixable, LoaderOptions loader, int bytesAdded)
+    private static PatchResult Finish(ElfImage output, byte[] bytes, List<AppliedFix> fixes, List<Diagnostic> unfixable, List<string> unwindNotes, LoaderOptions loader, int bytesAdded)
     {
         var after = ObjectVerifier.Verify(output, loader);
         // A site we could not fix is reported once, by the code that says why, not again as PLP2001.
@@ -113,6 +117,8 @@ public static class ObjectPatcher
             diagnostics.Add(new Diagnostic(DiagnosticCatalog.SiteFixed, Severity.Info,
                 $"fixed call to {f.Callee} at {f.Section}+0x{f.Offset:x}: redirected through an island at {f.Section}+0x{f.IslandOffset:x} (bl; nop; b back)",
                 output.Path, f.Section, f.Offset, f.Function, null, f.Callee, f.Source));
+        foreach (string note in unwindNotes)
+            diagnostics.Add(new Diagnostic(DiagnosticCatalog.UnwindNotExtended, Severity.Info, note, output.Path));
         diagnostics.Sort(ObjectVerifier.CompareDiagnostics);
         int unfixed = diagnostics.Count(d => d.Code.StartsWith("PLP2", StringComparison.Ordinal));
         diagnostics.Add(new Diagnostic(DiagnosticCatalog.PatchSummary, Severity.Info,
