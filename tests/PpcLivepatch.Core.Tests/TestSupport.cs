@@ -48,6 +48,9 @@ internal static class Tool
     {
         ["powerpc64le-linux-gnu-"] = "binutils-powerpc64le-linux-gnu / gcc-powerpc64le-linux-gnu",
         ["powerpc64-linux-gnu-"] = "binutils-powerpc64-linux-gnu / gcc-powerpc64-linux-gnu",
+        ["qemu-"] = "qemu-user",
+        ["csmith"] = "csmith libcsmith-dev",
+        ["gcc"] = "gcc",
     };
 
     public static Result Run(string tool, params string[] args) => RunIn(null, tool, args);
