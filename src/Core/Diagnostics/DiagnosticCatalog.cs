@@ -23,6 +23,11 @@ public static class DiagnosticCatalog
     public const string UnreadableFile = "PLP1009";
     public const string UnwritableOutput = "PLP1010";
 
+    public const string BadKlpSymbolItem = "PLP0101";
+    public const string KlpSymbolNotFound = "PLP0102";
+    public const string KlpDefinedSymbolNotAFunction = "PLP0103";
+    public const string KlpCopyNotSeparable = "PLP0104";
+
     public const string MissingNopAfterCall = "PLP2001";
     public const string TocRestoreNotAccepted = "PLP2002";
     public const string CallAtEndOfSection = "PLP2003";
@@ -47,6 +52,10 @@ public static class DiagnosticCatalog
     private static readonly Dictionary<string, DiagnosticDescriptor> Descriptors = new DiagnosticDescriptor[]
     {
         new(UsageError, Severity.Error, "Invalid command-line usage"),
+        new(BadKlpSymbolItem, Severity.Error, "KlpSymbol item cannot form a livepatch symbol name"),
+        new(KlpSymbolNotFound, Severity.Warning, "KlpSymbol does not occur in the object"),
+        new(KlpDefinedSymbolNotAFunction, Severity.Error, "KlpSymbol is defined here as data"),
+        new(KlpCopyNotSeparable, Severity.Error, "Copied function cannot be dropped from its section"),
         new(NotElf, Severity.Error, "Input is not an ELF file"),
         new(TruncatedOrMalformedHeader, Severity.Error, "ELF header is truncated or malformed"),
         new(UnsupportedClass, Severity.Error, "Only 64-bit ELF (ELFCLASS64) is supported"),

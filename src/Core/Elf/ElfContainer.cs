@@ -5,10 +5,10 @@ using Lof = LibObjectFile.Elf;
 namespace PpcLivepatch.Elf;
 
 /// <summary>
-/// The editable ELF container, over LibObjectFile. It owns the three workarounds that make LibObjectFile safe for
-/// ppc64 objects (shared/reference/libobjectfile.md): the ELFv2 local-entry bits of <c>st_other</c> are re-written
-/// after every save, sections added later go to the end of the header table, and sections are re-aligned when a
-/// size changed. Nothing outside Elf/ sees a LibObjectFile type.
+/// The editable ELF container, over LibObjectFile. It owns the workarounds that make LibObjectFile safe for ppc64
+/// objects (shared/reference/libobjectfile.md): the ELFv2 local-entry bits of <c>st_other</c> are re-written after
+/// every save, sections added later go to the end of the header table, sections are re-aligned when a size changed,
+/// and removed sections are removed for real. Nothing outside Elf/ sees a LibObjectFile type.
 /// </summary>
 public sealed class ElfContainer
 {
@@ -60,6 +60,117 @@ public sealed class ElfContainer
 
     public void SetSymbolSize(int symbolIndex, ulong size) =>
         CollectionsMarshal.AsSpan(SymbolTable.Entries)[symbolIndex].Size = size;
+
+    /// <summary>Appends a global symbol with a reserved section index (e.g. SHN_LIVEPATCH); appending shifts nothing.</summary>
+    public int AddGlobalSymbol(string name, ushort specialSectionIndex, byte type, ulong value = 0, ulong size = 0)
+    {
+        var symtab = SymbolTable;
+        symtab.Entries.Add(new Lof.ElfSymbol
+        {
+            Name = name,
+            Value = value,
+            Size = size,
+            Type = (Lof.ElfSymbolType)type,
+            Bind = Lof.ElfSymbolBind.Global,
+            SectionLink = new Lof.ElfSectionLink(specialSectionIndex),
+        });
+        _layoutChanged = true;
+        return symtab.Entries.Count - 1;
+    }
+
+    /// <summary>Turns a symbol into one with a reserved section index (e.g. SHN_LIVEPATCH) and a new name.</summary>
+    public void RebindSymbol(int symbolIndex, string name, ushort specialSectionIndex)
+    {
+        var entries = CollectionsMarshal.AsSpan(SymbolTable.Entries);
+        entries[symbolIndex].Name = name;
+        entries[symbolIndex].SectionLink = new Lof.ElfSectionLink(specialSectionIndex);
+        _layoutChanged = true;
+    }
+
+    /// <summary>Appends a RELA section for <paramref name="targetSectionIndex"/> at the end of the header table.</summary>
+    public int AddRelocationSection(string name, int targetSectionIndex, ulong flags)
+    {
+        var table = new Lof.ElfRelocationTable(true)
+        {
+            Name = name,
+            Link = SymbolTable,
+            Info = Section(targetSectionIndex),
+            Flags = (Lof.ElfSectionFlags)flags,
+            VirtualAddressAlignment = 8,
+            OrderInSectionHeaderTable = (uint)_elf.Sections.Count,
+        };
+        _elf.Add(table);
+        _layoutChanged = true;
+        return table.SectionIndex;
+    }
+
+    public void AddRelocation(int relaSectionIndex, ulong offset, uint type, int symbolIndex, long addend)
+    {
+        var table = Section(relaSectionIndex) as Lof.ElfRelocationTable
+            ?? throw new InvalidOperationException($"section {relaSectionIndex} is not a relocation table");
+        table.Entries.Add(new Lof.ElfRelocation(offset, new Lof.ElfRelocationType(_elf.Arch, type), (uint)symbolIndex, addend));
+        _layoutChanged = true;
+    }
+
+    /// <summary>Removes the entries of a RELA section whose index <paramref name="remove"/> selects.</summary>
+    public void RemoveRelocations(int relaSectionIndex, Func<int, bool> remove)
+    {
+        var table = Section(relaSectionIndex) as Lof.ElfRelocationTable
+            ?? throw new InvalidOperationException($"section {relaSectionIndex} is not a relocation table");
+        var kept = table.Entries.Where((_, i) => !remove(i)).ToList();
+        table.Entries.Clear();
+        table.Entries.AddRange(kept);
+        _layoutChanged = true;
+    }
+
+    /// <summary>
+    /// Removes sections and every symbol defined in them, renumbering what refers to symbols by index. Relocations
+    /// against the removed symbols must be gone already. Sections are identified by their index before the call.
+    /// </summary>
+    public void RemoveSections(IReadOnlyCollection<int> sectionIndexes)
+    {
+        if (_elf.Sections.Any(s => s.Type == Lof.ElfSectionType.Group))
+            throw new NotSupportedException("objects with SHT_GROUP sections cannot have sections removed (group member lists are raw section indices)");
+        var doomed = sectionIndexes.Select(Section).ToHashSet();
+        var symtab = SymbolTable;
+        var removedSymbols = new List<int>();
+        for (int i = symtab.Entries.Count - 1; i > 0; i--)
+        {
+            var link = symtab.Entries[i].SectionLink;
+            if (!link.IsSpecial && link.Section is { } section && doomed.Contains(section))
+            {
+                symtab.Entries.RemoveAt(i);
+                removedSymbols.Add(i);
+            }
+        }
+        foreach (var table in _elf.Sections.OfType<Lof.ElfRelocationTable>().Where(t => !doomed.Contains(t)))
+        {
+            var entries = CollectionsMarshal.AsSpan(table.Entries);
+            for (int i = 0; i < entries.Length; i++)
+            {
+                uint index = entries[i].SymbolIndex;
+                if (removedSymbols.Contains((int)index))
+                    throw new InvalidOperationException($"{table.Name.Value} still refers to removed symbol {index}");
+                entries[i].SymbolIndex = index - (uint)removedSymbols.Count(r => r < index);
+            }
+        }
+        foreach (var section in doomed) RemoveSection(section);
+        _layoutChanged = true;
+    }
+
+    /// <summary>
+    /// Workaround 4: in LibObjectFile 2.3.1 removing a section from <c>Content</c> leaves it in the private list
+    /// behind <c>Sections</c>, which the header table is written from, so the section would still be written.
+    /// Remove it from both; indices and links are recomputed when the file is laid out.
+    /// </summary>
+    private void RemoveSection(Lof.ElfSection section)
+    {
+        _elf.Content.Remove(section);
+        var field = typeof(Lof.ElfFile).GetField("_sections", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance);
+        if (field?.GetValue(_elf) is not List<Lof.ElfSection> sections)
+            throw new NotSupportedException("this LibObjectFile version keeps sections differently; section removal needs updating");
+        sections.Remove(section);
+    }
 
     /// <summary>
     /// Adds a local symbol after the existing locals (the gABI wants locals first). Every symbol index at or past

@@ -1,0 +1,173 @@
+using PpcLivepatch.Analysis;
+using PpcLivepatch.Diagnostics;
+using PpcLivepatch.Elf;
+using static PpcLivepatch.Elf.ElfConstants;
+
+namespace PpcLivepatch.Klp;
+
+/// <summary>
+/// A symbol that lives in the running kernel (or in a module) rather than in the livepatch module:
+/// <paramref name="Symbol"/> is its name in our object, <paramref name="Object"/> is <c>vmlinux</c> or the module's
+/// name, <paramref name="Name"/> its name there, <paramref name="Position"/> its kallsyms position among duplicates.
+/// </summary>
+public sealed record KlpSymbolSpec(string Symbol, string Object = "vmlinux", string? Name = null, ulong Position = 0)
+{
+    public string TargetName => Name ?? Symbol;
+    public string KlpName => $"{KlpNames.SymPrefix}{Object}.{TargetName},{Position}";
+}
+
+public sealed record KlpConversion(byte[] Output, IReadOnlyList<Diagnostic> Diagnostics, int RelocationsMoved, IReadOnlyList<string> DroppedSections)
+{
+    public bool Succeeded => Diagnostics.All(d => d.Severity != Severity.Error);
+}
+
+/// <summary>
+/// Binds references to <see cref="KlpSymbolSpec"/> symbols through livepatch relocations
+/// (Documentation/livepatch/module-elf-format.rst), on a linked module object — <c>ld -r</c> would fold
+/// <c>.klp.rela.*</c> sections back into ordinary ones and turn SHN_LIVEPATCH symbols into undefined ones, so this
+/// runs after linking, as kpatch's create-klp-module does.
+/// <list type="bullet">
+/// <item>An undefined symbol (klp-convert's case) becomes <c>.klp.sym.&lt;obj&gt;.&lt;name&gt;,&lt;pos&gt;</c> with
+/// SHN_LIVEPATCH, and its relocations in allocated sections move to <c>.klp.rela.&lt;obj&gt;.&lt;section&gt;</c>.</item>
+/// <item>A function defined here (kpatch's case: an unchanged static helper copied into the patched file) is dropped —
+/// its own function section with its relocations and symbols — and every reference to it is bound to a new
+/// livepatch symbol for the original. GCC compiled the calls to it as local calls without a nop, so Patch must run
+/// next. Debug-section relocations into the dropped copy are removed; they carry no meaning for the original.</item>
+/// </list>
+/// </summary>
+public static class KlpConverter
+{
+    private const ulong KlpRelaFlags = ShfAlloc | ShfInfoLink | ShfRelaLivepatch;
+
+    public static KlpConversion Convert(ElfImage image, IReadOnlyList<KlpSymbolSpec> specs)
+    {
+        var diagnostics = new List<Diagnostic>();
+        var functions = new FunctionMap(image);
+        var plans = new List<(KlpSymbolSpec Spec, ElfSymbol Symbol, ElfSection? Dropped)>();
+        foreach (var spec in specs)
+        {
+            if (Plan(image, functions, spec, diagnostics) is { } plan) plans.Add(plan);
+        }
+        if (plans.Count == 0 || diagnostics.Any(d => d.Severity == Severity.Error))
+            return new KlpConversion(image.Bytes.ToArray(), diagnostics, 0, []);
+
+        var container = ElfContainer.Load(image);
+        // Which symbol indices (and, for dropped copies, which section symbols) each spec replaces.
+        var replaced = new Dictionary<uint, (int NewSymbol, long AddendShift, KlpSymbolSpec Spec)>();
+        var dropped = new HashSet<int>();
+        foreach (var (spec, symbol, section) in plans)
+        {
+            if (section is null)
+            {
+                container.RebindSymbol(symbol.Index, spec.KlpName, ShnLivepatch);
+                replaced[(uint)symbol.Index] = (symbol.Index, 0, spec);
+                continue;
+            }
+            int klp = container.AddGlobalSymbol(spec.KlpName, ShnLivepatch, SttFunc);
+            dropped.Add(section.Index);
+            foreach (var s in image.Symbols.Where(s => s.IsInSection && s.SectionIndex == (uint)section.Index))
+                // A section symbol plus addend A names the copy's byte A; the livepatch symbol's value is the original's
+                // start (kallsyms gives its global entry), which is the copy's symbol value.
+                replaced[(uint)s.Index] = (klp, s.Index == symbol.Index ? 0 : -(long)symbol.Value + (long)s.Value, spec);
+        }
+
+        int moved = 0;
+        var klpSections = new Dictionary<(string Object, int Target), int>();
+        foreach (var rs in image.RelocationSections)
+        {
+            if (dropped.Contains(rs.Target.Index)) continue; // goes with its section
+            var remove = new HashSet<int>();
+            for (int i = 0; i < rs.Entries.Count; i++)
+            {
+                var rela = rs.Entries[i];
+                if (!replaced.TryGetValue(rela.SymbolIndex, out var r)) continue;
+                bool droppedTarget = dropped.Contains((int)image.Symbols[(int)rela.SymbolIndex].SectionIndex) && image.Symbols[(int)rela.SymbolIndex].IsInSection;
+                if (droppedTarget && TracksCodeAddresses(rs.Target.Name))
+                {
+                    diagnostics.Add(new Diagnostic(DiagnosticCatalog.KlpCopyNotSeparable, Severity.Error,
+                        $"{rs.Target.Name} records an address inside the copy of '{r.Spec.Symbol}' that is being dropped; binding it to the original would make the kernel treat code in {r.Spec.Object} as this module's",
+                        image.Path, rs.Target.Name, rela.Offset, Callee: r.Spec.Symbol,
+                        Fix: "Build the livepatch without ftrace/jump-label/bug-table records for the copied helper, or do not declare the helper as a KlpSymbol."));
+                    continue;
+                }
+                if (!rs.Target.IsAlloc)
+                {
+                    // Debug information about the dropped copy: nothing to bind it to.
+                    if (droppedTarget) remove.Add(i);
+                    continue;
+                }
+                if (rs.IsLivepatch) continue; // already a livepatch relocation
+                var key = (r.Spec.Object, rs.Target.Index);
+                if (!klpSections.TryGetValue(key, out int klpRela))
+                    klpSections[key] = klpRela = container.AddRelocationSection($"{KlpNames.RelaPrefix}{r.Spec.Object}.{rs.Target.Name}", rs.Target.Index, KlpRelaFlags);
+                container.AddRelocation(klpRela, rela.Offset, rela.Type, r.NewSymbol, rela.Addend + r.AddendShift);
+                remove.Add(i);
+                moved++;
+            }
+            if (remove.Count > 0) container.RemoveRelocations(rs.Section.Index, remove.Contains);
+        }
+
+        if (diagnostics.Any(d => d.Severity == Severity.Error))
+            return new KlpConversion(image.Bytes.ToArray(), diagnostics, 0, []);
+        var droppedNames = new List<string>();
+        if (dropped.Count > 0)
+        {
+            var doomed = new HashSet<int>(dropped);
+            foreach (var rs in image.RelocationSections.Where(r => dropped.Contains(r.Target.Index)))
+                doomed.Add(rs.Section.Index);
+            droppedNames.AddRange(dropped.Select(i => image.Sections[i].Name));
+            container.RemoveSections(doomed);
+        }
+        return new KlpConversion(container.Save(), diagnostics, moved, droppedNames);
+    }
+
+    /// <summary>Kernel tables of code addresses inside this module (ftrace, jump labels, bug and exception tables).</summary>
+    private static bool TracksCodeAddresses(string section) =>
+        section is "__mcount_loc" or "__patchable_function_entries" or "__jump_table" or "__bug_table" or "__ex_table";
+
+    private static (KlpSymbolSpec, ElfSymbol, ElfSection?)? Plan(ElfImage image, FunctionMap functions, KlpSymbolSpec spec, List<Diagnostic> diagnostics)
+    {
+        void Error(string code, string message, string fix) =>
+            diagnostics.Add(new Diagnostic(code, DiagnosticCatalog.Get(code).Severity, message, image.Path, Callee: spec.Symbol, Fix: fix));
+
+        if (spec.Object.Length is 0 or > 55 || spec.Object.Contains('.') || spec.TargetName.Contains(',') || spec.TargetName.Length is 0 or > 511)
+        {
+            Error(DiagnosticCatalog.BadKlpSymbolItem, $"KlpSymbol '{spec.Symbol}' cannot be named {spec.KlpName}: the object name must be 1–55 characters without '.', the symbol name 1–511 characters without ','",
+                "Set Object to vmlinux or the module's name (e.g. nfsd), and Name to the symbol's name in that object.");
+            return null;
+        }
+        var candidates = image.Symbols.Where(s => s.Name == spec.Symbol && s.Index > 0 && s.Type != SttSection && s.Type != SttFile).ToList();
+        if (candidates.Count == 0)
+        {
+            diagnostics.Add(new Diagnostic(DiagnosticCatalog.KlpSymbolNotFound, Severity.Warning,
+                $"KlpSymbol '{spec.Symbol}' does not occur in this object; nothing to convert", image.Path, Callee: spec.Symbol,
+                Fix: "Remove the KlpSymbol item, or check its spelling against the object's symbol table."));
+            return null;
+        }
+        var defined = candidates.FirstOrDefault(s => s.IsInSection);
+        if (defined is null)
+        {
+            var undefined = candidates.First();
+            return undefined.IsUndefined ? (spec, undefined, null) : null; // already SHN_LIVEPATCH: nothing to do
+        }
+        if (defined.Type != SttFunc)
+        {
+            Error(DiagnosticCatalog.KlpDefinedSymbolNotAFunction, $"KlpSymbol '{spec.Symbol}' is defined in this object as data; only a copied function can be dropped and bound to the original",
+                "Declare the variable extern in the patch source, so the object refers to it undefined.");
+            return null;
+        }
+        var function = functions.All.FirstOrDefault(f => f.Symbol.Index == defined.Index);
+        var section = function is null ? null : image.Sections[function.SectionIndex];
+        var others = section is null ? [] : functions.InSection(section.Index).Where(f => f.Name != spec.Symbol).Select(f => f.Name).ToList();
+        if (section is null || others.Count > 0 || image.Abi == Ppc64.PpcAbi.ElfV1)
+        {
+            string why = section is null ? "no code range was found for it"
+                : image.Abi == Ppc64.PpcAbi.ElfV1 ? "ELFv1 function descriptors (.opd) are not converted yet"
+                : $"its section {section.Name} also holds {string.Join(", ", others)}";
+            Error(DiagnosticCatalog.KlpCopyNotSeparable, $"KlpSymbol '{spec.Symbol}' is defined in this object, and its copy cannot be dropped: {why}",
+                "Compile with -ffunction-sections, so each function is alone in its section and the copy can be removed.");
+            return null;
+        }
+        return (spec, defined, section);
+    }
+}

@@ -1,0 +1,105 @@
+using PpcLivepatch.Analysis;
+using PpcLivepatch.Diagnostics;
+using PpcLivepatch.Elf;
+using PpcLivepatch.Klp;
+using PpcLivepatch.Patching;
+
+namespace PpcLivepatch.Tests;
+
+[TestClass]
+public sealed class KlpConverterTests
+{
+    private static (KlpConversion Result, string Path) Convert(string fixture, params KlpSymbolSpec[] specs)
+    {
+        Assert.IsTrue(ElfImage.TryLoad(Repo.Fixture(fixture), out var image, out _));
+        var result = KlpConverter.Convert(image!, specs);
+        string path = Path.Combine(Repo.NewTempDir(), "converted.o");
+        File.WriteAllBytes(path, result.Output);
+        return (result, path);
+    }
+
+    [TestMethod]
+    public void CopiedStaticHelperIsDroppedAndBoundToTheOriginal()
+    {
+        var (result, path) = Convert("livepatch.kpatch.le.o", new KlpSymbolSpec("cmdline_helper"));
+        Assert.IsTrue(result.Succeeded, string.Join("\n", result.Diagnostics.Select(d => d.Message)));
+        CollectionAssert.AreEqual(new[] { ".text.cmdline_helper" }, result.DroppedSections.ToList());
+
+        // readelf's view: the copy is gone, the livepatch section and symbol are there in the kernel's format.
+        string sections = Tool.Check("powerpc64le-linux-gnu-readelf", "-SW", path);
+        Assert.IsFalse(sections.Contains(" .text.cmdline_helper "), "the copy's section should be gone");
+        StringAssert.Matches(sections, new System.Text.RegularExpressions.Regex(@"\.klp\.rela\.vmlinux\.\.text\.livepatch_cmdline_show\s+RELA\s+.*\sAIo\s"));
+        StringAssert.Matches(Tool.Check("powerpc64le-linux-gnu-readelf", "-sW", path),
+            new System.Text.RegularExpressions.Regex(@"FUNC\s+GLOBAL\s+DEFAULT\s+OS \[0xff20\] \.klp\.sym\.vmlinux\.cmdline_helper,0"));
+        var readelf = Tool.Run("powerpc64le-linux-gnu-readelf", "-aW", path);
+        Assert.AreEqual("", readelf.Stderr.Trim(), "readelf warned about the converted object");
+        // Debug relocations into the copy were removed, not left dangling: ld -r still takes the object.
+        Tool.Check("powerpc64le-linux-gnu-ld", "-r", "-o", Path.Combine(Path.GetDirectoryName(path)!, "l.o"), path);
+
+        // The local call GCC compiled without a nop is now a livepatch call the kernel refuses...
+        var verified = ObjectVerifier.Verify(path, LoaderOptions.Default);
+        var refused = verified.Diagnostics.Single(d => d.Code == DiagnosticCatalog.MissingNopAfterCall);
+        Assert.AreEqual(".klp.sym.vmlinux.cmdline_helper,0", refused.Callee);
+        Assert.AreEqual(29, refused.Source!.Line);
+        // ...until Patch gives it an island.
+        Assert.IsTrue(ElfImage.TryLoad(path, out var converted, out _));
+        var patched = ObjectPatcher.Patch(converted!, new PatchOptions());
+        Assert.AreEqual(1, patched.Fixes.Count);
+        Assert.IsFalse(patched.Report.Diagnostics.Any(d => d.Code == DiagnosticCatalog.MissingNopAfterCall));
+    }
+
+    [TestMethod]
+    public void UndefinedSymbolBecomesALivepatchSymbol()
+    {
+        var (result, path) = Convert("livepatch.und.le.o", new KlpSymbolSpec("kernel_helper", "vmlinux", "kernel_helper", 2));
+        Assert.IsTrue(result.Succeeded);
+        Assert.AreEqual(1, result.RelocationsMoved);
+        Assert.AreEqual(0, result.DroppedSections.Count);
+        string relocs = Tool.Check("powerpc64le-linux-gnu-readelf", "-rW", path);
+        StringAssert.Contains(relocs, "Relocation section '.klp.rela.vmlinux..text.livepatch_cmdline_show'");
+        StringAssert.Contains(relocs, ".klp.sym.vmlinux.kernel_helper,2");
+        var verified = ObjectVerifier.Verify(path, LoaderOptions.Default);
+        Assert.AreEqual("livepatch", verified.Sites.Single(s => s.Site.Callee == ".klp.sym.vmlinux.kernel_helper,2").Site.CalleeKind.ToString().ToLowerInvariant());
+        Assert.IsFalse(verified.Diagnostics.Any(d => d.Code is DiagnosticCatalog.MalformedKlpRelaSection or DiagnosticCatalog.MalformedKlpSymbol));
+    }
+
+    [TestMethod]
+    public void BothCasesTogetherThenPatchLoads()
+    {
+        var (result, path) = Convert("livepatch.kpatch.le.o", new KlpSymbolSpec("cmdline_helper"), new KlpSymbolSpec("printk"), new KlpSymbolSpec("kernel_helper", "vmlinux"));
+        Assert.IsTrue(result.Succeeded, string.Join("\n", result.Diagnostics.Select(d => d.Message)));
+        CollectionAssert.AreEquivalent(new[] { ".text.cmdline_helper", ".text.kernel_helper" }, result.DroppedSections.ToList());
+        Assert.IsTrue(ElfImage.TryLoad(path, out var converted, out _));
+        var patched = ObjectPatcher.Patch(converted!, new PatchOptions());
+        Assert.AreEqual(2, patched.Fixes.Count, "cmdline_helper and kernel_helper were local calls; printk already had its nop");
+        Assert.IsFalse(patched.Report.Diagnostics.Any(d => d.Code == DiagnosticCatalog.MissingNopAfterCall));
+        PatchTests.AssertBinutilsAccept(patched.Output!, "livepatch.kpatch.le.o");
+    }
+
+    [TestMethod]
+    public void ConversionIsDeterministic()
+    {
+        var specs = new[] { new KlpSymbolSpec("cmdline_helper"), new KlpSymbolSpec("printk") };
+        CollectionAssert.AreEqual(Convert("livepatch.kpatch.le.o", specs).Result.Output, Convert("livepatch.kpatch.le.o", specs).Result.Output);
+    }
+
+    [TestMethod]
+    public void CopyInASharedTextSectionCannotBeDropped()
+    {
+        var (result, _) = Convert("calls.kmod.le.o", new KlpSymbolSpec("helper_a"));
+        var d = result.Diagnostics.Single();
+        Assert.AreEqual(DiagnosticCatalog.KlpCopyNotSeparable, d.Code);
+        StringAssert.Contains(d.Fix, "-ffunction-sections");
+        CollectionAssert.AreEqual(File.ReadAllBytes(Repo.Fixture("calls.kmod.le.o")), result.Output, "nothing is half-converted");
+    }
+
+    [TestMethod]
+    [DataRow("calls_fp", "vmlinux", DiagnosticCatalog.KlpDefinedSymbolNotAFunction)]
+    [DataRow("no_such_symbol", "vmlinux", DiagnosticCatalog.KlpSymbolNotFound)]
+    [DataRow("helper_a", "vm.linux", DiagnosticCatalog.BadKlpSymbolItem)]
+    public void BadItemsAreCoded(string symbol, string obj, string code)
+    {
+        var (result, _) = Convert("calls.kpatch.le.o", new KlpSymbolSpec(symbol, obj));
+        Assert.AreEqual(code, result.Diagnostics.Single().Code);
+    }
+}
