@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The two commands of the README:
-#   ./build.sh        install prerequisites, build, and run `ppc-livepatch verify` on the sample objects
+#   ./build.sh        install prerequisites, build, pack the SDK, build samples/KernelLivepatch with it
 #   ./build.sh test   install prerequisites and run every test; ends with "N passed, N failed"
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -10,31 +10,42 @@ root=$PWD
 mkdir -p artifacts/packages   # the local feed nuget.config names must exist for restore
 
 cli=artifacts/bin/ppc-livepatch/ppc-livepatch.dll
+version=$(sed -nE 's/.*"PpcLivepatch\.Build\.Sdk" *: *"([^"]+)".*/\1/p' global.json)
 
 build() {
   dotnet build PpcLivepatch.Build.sln -c Release -nologo -v quiet -clp:NoSummary
   dotnet publish src/Cli -c Release -nologo -v quiet -o artifacts/bin/ppc-livepatch >/dev/null
 }
 
+# Packs the SDK into the local feed. NuGet never re-extracts a version it has cached, so the cached copy of this
+# version goes first: a re-packed SDK must not lose to a stale one.
+pack_sdk() {
+  dotnet pack src/Sdk -c Release -nologo -v quiet -o artifacts/packages >/dev/null
+  rm -rf "${NUGET_PACKAGES:-$HOME/.nuget/packages}/ppclivepatch.build.sdk/$version"
+}
+
 sample() {
   build
-  local objs=tests/fixtures/elf
+  pack_sdk
   echo
-  echo "== A kpatch-style object straight from the compiler: every external call has its nop"
-  dotnet "$cli" verify "$objs/livepatch.kpatch.le.o" || true
+  echo "== dotnet build samples/KernelLivepatch (PpcLivepatch.Build.Sdk $version from artifacts/packages)"
+  dotnet build samples/KernelLivepatch -nologo -tl:off -clp:NoSummary
+  local module=samples/KernelLivepatch/bin/Debug/livepatch_cmdline.o
+  local report=samples/KernelLivepatch/obj/Debug/livepatch/livepatch_cmdline.patch.json
   echo
-  echo "== The same code as a livepatch: the copied static helpers became .klp.sym.vmlinux.* symbols, and the"
-  echo "   calls GCC compiled as local (no nop) are what the kernel refuses"
-  local rc=0
-  dotnet "$cli" verify "$objs/livepatch.klp.le.o" || rc=$?
+  echo "module: $module"
+  echo "fixed call sites (the \"fixes\" of $report):"
+  sed -n '/"fixes": \[/,/^      \]/p' "$report" 
   echo
-  echo "verify exited with $rc (1 = the kernel would refuse the module, as expected for this object)"
-  echo "CLI: dotnet $cli verify --help"
+  echo "verify it again with the CLI: dotnet $cli verify $module"
+  dotnet "$cli" verify "$module"
 }
 
 run_tests() {
   local results=$root/artifacts/test-results
   rm -rf "$results"
+  build
+  pack_sdk
   local rc=0
   dotnet test PpcLivepatch.Build.sln -c Release -nologo \
     --logger "trx;LogFileName=results.trx" --results-directory "$results" || rc=$?

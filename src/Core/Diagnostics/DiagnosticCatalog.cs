@@ -11,6 +11,11 @@ public sealed record DiagnosticDescriptor(string Code, Severity Severity, string
 public static class DiagnosticCatalog
 {
     public const string UsageError = "PLP0001";
+    public const string CompilerError = "PLP0010";
+    public const string CompilerFatalError = "PLP0011";
+    public const string CompilerWarning = "PLP0012";
+    public const string CompilerNotFound = "PLP0013";
+    public const string LinkerFailed = "PLP0014";
 
     public const string NotElf = "PLP1001";
     public const string TruncatedOrMalformedHeader = "PLP1002";
@@ -51,7 +56,12 @@ public static class DiagnosticCatalog
 
     private static readonly Dictionary<string, DiagnosticDescriptor> Descriptors = new DiagnosticDescriptor[]
     {
-        new(UsageError, Severity.Error, "Invalid command-line usage"),
+        new(UsageError, Severity.Error, "Invalid command-line usage or task parameter"),
+        new(CompilerError, Severity.Error, "The cross compiler reported an error"),
+        new(CompilerFatalError, Severity.Error, "The cross compiler stopped with a fatal error"),
+        new(CompilerWarning, Severity.Warning, "The cross compiler reported a warning"),
+        new(CompilerNotFound, Severity.Error, "The cross compiler is not installed"),
+        new(LinkerFailed, Severity.Error, "Linking the module object failed"),
         new(BadKlpSymbolItem, Severity.Error, "KlpSymbol item cannot form a livepatch symbol name"),
         new(KlpSymbolNotFound, Severity.Warning, "KlpSymbol does not occur in the object"),
         new(KlpDefinedSymbolNotAFunction, Severity.Error, "KlpSymbol is defined here as data"),
