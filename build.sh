@@ -48,7 +48,7 @@ run_tests() {
   pack_sdk
   local rc=0
   dotnet test PpcLivepatch.Build.sln -c Release -nologo \
-    --logger "trx;LogFileName=results.trx" --results-directory "$results" || rc=$?
+    --logger "trx;LogFilePrefix=results" --results-directory "$results" || rc=$?
   local passed=0 failed=0 trx
   for trx in "$results"/*.trx; do
     [ -f "$trx" ] || continue

@@ -65,6 +65,9 @@ public sealed partial class CrossCompile : ToolTask
     {
         var b = new CommandLineBuilder();
         b.AppendTextUnquoted(Flags);
+        // Columns as IDEs count them (a tab is one column, as in DWARF), and no colour escapes in the log.
+        b.AppendSwitch("-fdiagnostics-column-unit=byte");
+        b.AppendSwitch("-fdiagnostics-color=never");
         if (!string.IsNullOrEmpty(DependencyFile)) { b.AppendSwitch("-MMD"); b.AppendSwitchIfNotNull("-MF ", DependencyFile); }
         b.AppendSwitch("-c");
         b.AppendFileNameIfNotNull(Source);

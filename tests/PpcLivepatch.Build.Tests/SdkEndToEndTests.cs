@@ -1,0 +1,188 @@
+using System.Text.RegularExpressions;
+using Microsoft.Build.Logging.StructuredLogger;
+using PpcLivepatch.Analysis;
+
+namespace PpcLivepatch.Build.Tests;
+
+/// <summary>
+/// The product as a user meets it: the SDK packed with the .NET SDK's own `dotnet pack`, consumed from a local feed by
+/// real projects in temporary folders (their own NuGet packages folder, so never a stale SDK), built with
+/// `dotnet build`. Assertions read the exit code, the console and the binary log.
+/// </summary>
+[TestClass]
+public sealed partial class SdkEndToEndTests
+{
+    private static string s_feed = "";
+    private static string s_version = "";
+
+    [ClassInitialize]
+    public static void PackTheSdk(TestContext _)
+    {
+        s_feed = Repo.NewTempDir();
+        s_version = Regex.Match(File.ReadAllText(Path.Combine(Repo.Root, "global.json")), "\"PpcLivepatch\\.Build\\.Sdk\"\\s*:\\s*\"([^\"]+)\"").Groups[1].Value;
+        var pack = Tool.Run(Repo.Root, "dotnet", "pack", Path.Combine(Repo.Root, "src", "Sdk"), "-c", "Release", "-o", s_feed, "-nologo");
+        Assert.AreEqual(0, pack.ExitCode, pack.Output);
+        Assert.IsTrue(File.Exists(Path.Combine(s_feed, $"PpcLivepatch.Build.Sdk.{s_version}.nupkg")), pack.Output);
+    }
+
+    /// <summary>A consumer folder: nuget.config adding the feed, its own packages folder, the project and its files.</summary>
+    private static string Consumer(string projectXml, params (string Name, string Text)[] files)
+    {
+        string dir = Repo.NewTempDir();
+        File.WriteAllText(Path.Combine(dir, "nuget.config"), $"""
+            <configuration>
+              <config><add key="globalPackagesFolder" value="{Path.Combine(dir, ".packages")}" /></config>
+              <packageSources><add key="ppclp-under-test" value="{s_feed}" /></packageSources>
+            </configuration>
+            """);
+        File.WriteAllText(Path.Combine(dir, "Directory.Build.props"), "<Project />");
+        File.WriteAllText(Path.Combine(dir, "Directory.Build.targets"), "<Project />");
+        File.WriteAllText(Path.Combine(dir, "Livepatch.csproj"), projectXml.Replace("VERSION", s_version));
+        foreach (var (name, text) in files)
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.Combine(dir, name))!);
+            File.WriteAllText(Path.Combine(dir, name), text);
+        }
+        return dir;
+    }
+
+    private static Tool.Result Build(string dir, string binlog = "build.binlog", params string[] extra) =>
+        Tool.Run(dir, "dotnet", ["build", "-tl:off", "-nologo", "--disable-build-servers", "-v:n", $"-bl:{binlog}", .. extra]);
+
+    private static string Module(string dir, string name = "livepatch") => Path.Combine(dir, "bin", "Debug", name + ".o");
+
+    private static readonly string[] WorkTargets = ["PpcLivepatchCompile", "PpcLivepatchLink", "PpcLivepatchConvertKlp", "PpcLivepatchPatch", "PpcLivepatchVerify"];
+
+    [TestMethod]
+    public void SampleBuildsLoadsIncrementallyAndCleans()
+    {
+        string dir = Repo.NewTempDir();
+        foreach (string f in Directory.GetFiles(Path.Combine(Repo.Root, "samples", "KernelLivepatch")).Where(f => f.EndsWith(".c") || f.EndsWith(".csproj")))
+            File.Copy(f, Path.Combine(dir, Path.GetFileName(f)));
+        File.WriteAllText(Path.Combine(dir, "global.json"), $$"""{ "msbuild-sdks": { "PpcLivepatch.Build.Sdk": "{{s_version}}" } }""");
+        File.WriteAllText(Path.Combine(dir, "nuget.config"), $"""
+            <configuration>
+              <config><add key="globalPackagesFolder" value="{Path.Combine(dir, ".packages")}" /></config>
+              <packageSources><add key="ppclp-under-test" value="{s_feed}" /></packageSources>
+            </configuration>
+            """);
+
+        var first = Build(dir);
+        Assert.AreEqual(0, first.ExitCode, first.Output);
+        StringAssert.Contains(first.Output, "1 REL24 site fixed (island), 0 unfixable");
+        string module = Module(dir, "livepatch_cmdline");
+        StringAssert.Contains(first.Output, $"KernelLivepatch -> {module}");
+        var report = ObjectVerifier.Verify(module, LoaderOptions.Default);
+        Assert.IsTrue(report.Accepted, string.Join("\n", report.Diagnostics.Select(d => d.Message)));
+        Assert.IsTrue(report.Sites.Any(s => s.Site.Callee == ".klp.sym.vmlinux.cmdline_len,0" && s.Site.RelocationSection.IsLivepatch));
+
+        // Second build: every work target is skipped as up to date.
+        var second = Build(dir, "second.binlog");
+        Assert.AreEqual(0, second.ExitCode, second.Output);
+        var skipped = BinaryLog.ReadBuild(Path.Combine(dir, "second.binlog")).FindChildrenRecursive<Message>(m => m.Text.StartsWith("Skipping target")).Select(m => m.Text).ToList();
+        foreach (string target in WorkTargets)
+            Assert.IsTrue(skipped.Any(t => t.Contains($"\"{target}\"")), $"{target} ran again:\n{string.Join("\n", skipped)}");
+
+        // dotnet clean removes what the build wrote.
+        var clean = Tool.Run(dir, "dotnet", "clean", "-tl:off", "-nologo", "--disable-build-servers");
+        Assert.AreEqual(0, clean.ExitCode, clean.Output);
+        Assert.IsFalse(File.Exists(module));
+        Assert.AreEqual(0, Directory.Exists(Path.Combine(dir, "obj", "Debug", "livepatch"))
+            ? Directory.GetFiles(Path.Combine(dir, "obj", "Debug", "livepatch"), "*", SearchOption.AllDirectories).Length : 0);
+    }
+
+    [TestMethod]
+    public void TouchingOneSourceOrItsHeaderRebuildsOnlyIt()
+    {
+        string dir = Consumer("""<Project Sdk="PpcLivepatch.Build.Sdk/VERSION" />""",
+            ("a.c", "extern int ext(int);\nint a(int x) { return ext(x) + 1; }\n"),
+            ("sub/b.c", "#include \"../hdr.h\"\nextern int ext(int);\nint b(int x) { return ext(x) * SCALE; }\n"),
+            ("hdr.h", "#define SCALE 3\n"));
+        Assert.AreEqual(0, Build(dir).ExitCode);
+        string objects = Path.Combine(dir, "obj", "Debug", "livepatch", "compile");
+        string a = Path.Combine(objects, "a.o"), b = Path.Combine(objects, "sub", "b.o");
+        var (aTime, bTime) = (File.GetLastWriteTimeUtc(a), File.GetLastWriteTimeUtc(b));
+
+        Thread.Sleep(1100);
+        File.SetLastWriteTimeUtc(Path.Combine(dir, "a.c"), DateTime.UtcNow);
+        Assert.AreEqual(0, Build(dir).ExitCode);
+        Assert.IsTrue(File.GetLastWriteTimeUtc(a) > aTime, "a.c was touched: a.o must be rebuilt");
+        Assert.AreEqual(bTime, File.GetLastWriteTimeUtc(b), "b.o must not be rebuilt");
+
+        aTime = File.GetLastWriteTimeUtc(a);
+        Thread.Sleep(1100);
+        File.WriteAllText(Path.Combine(dir, "hdr.h"), "#define SCALE 5\n");
+        Assert.AreEqual(0, Build(dir).ExitCode);
+        Assert.IsTrue(File.GetLastWriteTimeUtc(b) > bTime, "hdr.h changed: b.o (which includes it) must be rebuilt");
+        Assert.AreEqual(aTime, File.GetLastWriteTimeUtc(a), "a.o does not include hdr.h");
+    }
+
+    [TestMethod]
+    public void SiblingCallToALivepatchSymbolFailsTheBuildAtTheCLine()
+    {
+        string dir = Consumer("""
+            <Project Sdk="PpcLivepatch.Build.Sdk/VERSION">
+              <ItemGroup><KlpSymbol Include="helper" /></ItemGroup>
+            </Project>
+            """,
+            ("sibling.c", "static int __attribute__((noinline)) helper(int v) { return v * 3 + 1; }\n\nint patched(int v)\n{\n\treturn helper(v + 1);\n}\n"));
+        var result = Build(dir);
+        Assert.AreEqual(1, result.ExitCode, result.Output);
+        StringAssert.Matches(result.Output, new Regex(Regex.Escape(Path.Combine(dir, "sibling.c")) + @"\(5,\d+\): ppc-livepatch error PLP3001: sibling call \(b\) to livepatch symbol \.klp\.sym\.vmlinux\.helper,0"));
+        var error = BinaryLog.ReadBuild(Path.Combine(dir, "build.binlog")).FindChildrenRecursive<Error>().Single(e => e.Code == "PLP3001");
+        Assert.AreEqual((Path.Combine(dir, "sibling.c"), 5), (error.File, error.LineNumber));
+        Assert.IsFalse(File.Exists(Module(dir)), "no module is written when the build fails");
+        Assert.IsFalse(File.Exists(Path.Combine(dir, "obj", "Debug", "livepatch", "patch", "livepatch.o")), "a failed step leaves no output behind");
+
+        // The documented opt-out keeps it a warning.
+        var allowed = Build(dir, "allowed.binlog", "-p:LivepatchAllowSiblingCalls=true");
+        Assert.AreEqual(0, allowed.ExitCode, allowed.Output);
+        StringAssert.Contains(allowed.Output, "ppc-livepatch warning PLP3001");
+    }
+
+    [TestMethod]
+    public void CompilerErrorIsACodedErrorAtTheCLine()
+    {
+        string dir = Consumer("""<Project Sdk="PpcLivepatch.Build.Sdk/VERSION" />""",
+            ("bad.c", "int f(int x)\n{\n\treturn x + not_declared;\n}\n"));
+        var result = Build(dir);
+        Assert.AreEqual(1, result.ExitCode, result.Output);
+        StringAssert.Matches(result.Output, new Regex(Regex.Escape(Path.Combine(dir, "bad.c")) + @"\(3,13\): ppc-livepatch error PLP0010: .not_declared. undeclared"));
+        var errors = BinaryLog.ReadBuild(Path.Combine(dir, "build.binlog")).FindChildrenRecursive<Error>();
+        Assert.IsTrue(errors.All(e => e.Code?.StartsWith("PLP") == true), string.Join("\n", errors.Select(e => $"{e.Code}: {e.Text}")));
+    }
+
+    [TestMethod]
+    public void BadLivepatchObjectIsAnInputError()
+    {
+        string dir = Consumer("""
+            <Project Sdk="PpcLivepatch.Build.Sdk/VERSION">
+              <ItemGroup><LivepatchObject Include="prebuilt/module.o" /></ItemGroup>
+            </Project>
+            """, ("prebuilt/module.o", "this is not an ELF object\n"));
+        var result = Build(dir);
+        Assert.AreEqual(1, result.ExitCode, result.Output);
+        StringAssert.Contains(result.Output, $"{Path.Combine(dir, "prebuilt", "module.o")} : ppc-livepatch error PLP1001: not an ELF file");
+        Assert.IsFalse(result.Output.Contains("MSB4018"), "no task crash");
+    }
+
+    [TestMethod]
+    public void PrebuiltObjectGetsConvertPatchAndVerify()
+    {
+        string dir = Consumer("""
+            <Project Sdk="PpcLivepatch.Build.Sdk/VERSION">
+              <ItemGroup>
+                <LivepatchObject Include="prebuilt/livepatch.kpatch.le.o" />
+                <KlpSymbol Include="cmdline_helper" />
+              </ItemGroup>
+            </Project>
+            """);
+        Directory.CreateDirectory(Path.Combine(dir, "prebuilt"));
+        File.Copy(Repo.Fixture("livepatch.kpatch.le.o"), Path.Combine(dir, "prebuilt", "livepatch.kpatch.le.o"));
+        var result = Build(dir, "build.binlog", "-p:LivepatchAllowSiblingCalls=true");
+        Assert.AreEqual(0, result.ExitCode, result.Output);
+        StringAssert.Contains(result.Output, "1 REL24 site fixed (island)");
+        Assert.IsTrue(ObjectVerifier.Verify(Path.Combine(dir, "bin", "Debug", "livepatch.kpatch.le.o"), LoaderOptions.Default).Accepted);
+        Assert.IsFalse(BinaryLog.ReadBuild(Path.Combine(dir, "build.binlog")).FindChildrenRecursive<Microsoft.Build.Logging.StructuredLogger.Task>(t => t.Name == "CrossCompile").Any(), "nothing to compile");
+    }
+}

@@ -1,0 +1,87 @@
+using System.Collections;
+using System.Diagnostics;
+using System.Reflection;
+using Microsoft.Build.Framework;
+
+[assembly: Parallelize(Scope = ExecutionScope.ClassLevel)]
+
+namespace PpcLivepatch.Build.Tests;
+
+internal static class Repo
+{
+    public static string Root { get; } = typeof(Repo).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
+        .Single(a => a.Key == "RepositoryRoot").Value!;
+
+    public static string Fixture(string name) => Path.Combine(Root, "tests", "fixtures", "elf", name);
+
+    public static string NewTempDir()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "ppclp-build-tests", Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        return dir;
+    }
+}
+
+/// <summary>Records what tasks log, as MSBuild would pass it to loggers (code, file, line, column, help link).</summary>
+internal sealed class FakeBuildEngine : IBuildEngine4
+{
+    private readonly Dictionary<object, object> _registered = [];
+
+    public List<BuildErrorEventArgs> Errors { get; } = [];
+    public List<BuildWarningEventArgs> Warnings { get; } = [];
+    public List<BuildMessageEventArgs> Messages { get; } = [];
+
+    public void LogErrorEvent(BuildErrorEventArgs e) => Errors.Add(e);
+    public void LogWarningEvent(BuildWarningEventArgs e) => Warnings.Add(e);
+    public void LogMessageEvent(BuildMessageEventArgs e) => Messages.Add(e);
+    public void LogCustomEvent(CustomBuildEventArgs e) { }
+
+    public bool ContinueOnError => false;
+    public int LineNumberOfTaskNode => 0;
+    public int ColumnNumberOfTaskNode => 0;
+    public string ProjectFileOfTaskNode => "/fake/project.csproj";
+    public bool IsRunningMultipleNodes => false;
+
+    public bool BuildProjectFile(string projectFileName, string[] targetNames, IDictionary globalProperties, IDictionary targetOutputs) => throw new NotSupportedException();
+    public bool BuildProjectFile(string projectFileName, string[] targetNames, IDictionary globalProperties, IDictionary targetOutputs, string toolsVersion) => throw new NotSupportedException();
+    public bool BuildProjectFilesInParallel(string[] projectFileNames, string[] targetNames, IDictionary[] globalProperties, IDictionary[] targetOutputsPerProject, string[] toolsVersion, bool useResultsCache, bool unloadProjectsOnCompletion) => throw new NotSupportedException();
+    public BuildEngineResult BuildProjectFilesInParallel(string[] projectFileNames, string[] targetNames, IDictionary[] globalProperties, IList<string>[] removeGlobalProperties, string[] toolsVersion, bool returnTargetOutputs) => throw new NotSupportedException();
+    public void Yield() { }
+    public void Reacquire() { }
+
+    public void RegisterTaskObject(object key, object obj, RegisteredTaskObjectLifetime lifetime, bool allowEarlyCollection) => _registered[key] = obj;
+    public object? GetRegisteredTaskObject(object key, RegisteredTaskObjectLifetime lifetime) => _registered.GetValueOrDefault(key);
+    public object? UnregisterTaskObject(object key, RegisteredTaskObjectLifetime lifetime) { _registered.Remove(key, out var o); return o; }
+}
+
+internal static class Tool
+{
+    public sealed record Result(int ExitCode, string Output);
+
+    /// <summary>
+    /// Runs a command with stdout and stderr merged. Variables that `dotnet test` sets for its own MSBuild are
+    /// removed, so a child `dotnet build` is an ordinary one.
+    /// </summary>
+    public static Result Run(string workingDirectory, string tool, params string[] args)
+    {
+        var psi = new ProcessStartInfo(tool) { WorkingDirectory = workingDirectory, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        foreach (string key in psi.Environment.Keys.ToList())
+            if (key.StartsWith("MSBuild", StringComparison.OrdinalIgnoreCase) || key is "DOTNET_HOST_PATH" or "VSTEST_HOST_DEBUG" || key.StartsWith("TESTINGPLATFORM", StringComparison.OrdinalIgnoreCase))
+                psi.Environment.Remove(key);
+        psi.Environment["MSBUILDDISABLENODEREUSE"] = "1";
+        psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        psi.Environment["DOTNET_NOLOGO"] = "1";
+        Process p;
+        try { p = Process.Start(psi)!; }
+        catch (System.ComponentModel.Win32Exception) { Assert.Fail($"'{tool}' is not installed: run eng/install-prerequisites.sh"); throw; }
+        var output = new System.Text.StringBuilder();
+        p.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.AppendLine(e.Data); };
+        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.AppendLine(e.Data); };
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        if (!p.WaitForExit(300_000)) { p.Kill(true); Assert.Fail($"{tool} {string.Join(' ', args)} did not finish in 300 s"); }
+        p.WaitForExit();
+        return new Result(p.ExitCode, output.ToString());
+    }
+}
