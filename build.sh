@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The two commands of the README:
 #   ./build.sh        install prerequisites, build, pack the SDK, build samples/KernelLivepatch with it
-#   ./build.sh test   install prerequisites and run every test; ends with "N passed, N failed"
+#   ./build.sh test   install prerequisites (and the kernel oracle), run every test; ends with "N passed, N failed"
 set -euo pipefail
 cd "$(dirname "$0")"
 root=$PWD
@@ -44,6 +44,9 @@ sample() {
 run_tests() {
   local results=$root/artifacts/test-results
   rm -rf "$results"
+  # The real-kernel oracle: Debian's ppc64le kernel and a small CONFIG_LIVEPATCH kernel built from Debian's source,
+  # cached outside the repository (a few minutes the first time on a machine, nothing afterwards).
+  eng/kernel-oracle/setup.sh --klp
   build
   pack_sdk
   local rc=0

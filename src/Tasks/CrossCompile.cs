@@ -1,4 +1,3 @@
-using System.Text.RegularExpressions;
 using Microsoft.Build.Framework;
 using Microsoft.Build.Utilities;
 using PpcLivepatch.Diagnostics;
@@ -11,11 +10,8 @@ namespace PpcLivepatch.Build.Tasks;
 /// <c>fatal error:</c>); a diagnostic that several sources share (a header's) is logged once per build.
 /// <c>-MMD</c> writes the dependency file the SDK feeds back into the target's inputs, so header edits rebuild.
 /// </summary>
-public sealed partial class CrossCompile : ToolTask
+public sealed class CrossCompile : ToolTask
 {
-    private const string CompilerError = DiagnosticCatalog.CompilerError;
-    private const string CompilerFatalError = DiagnosticCatalog.CompilerFatalError;
-    private const string CompilerWarning = DiagnosticCatalog.CompilerWarning;
     private const string CompilerNotFound = DiagnosticCatalog.CompilerNotFound;
 
     [Required] public string Source { get; set; } = "";
@@ -75,52 +71,19 @@ public sealed partial class CrossCompile : ToolTask
         return b.ToString();
     }
 
-    [GeneratedRegex(@"^(?<file>[^:]+?):(?:(?<line>\d+):(?:(?<col>\d+):)?)? (?<kind>fatal error|error|warning|note): (?<msg>.*)$")]
-    private static partial Regex GccDiagnostic();
+    /// <summary>A failure that printed no diagnostic we recognise still gets our code, not MSB6006.</summary>
+    protected override bool HandleTaskExecutionErrors()
+    {
+        if (!Log.HasLoggedErrors)
+            Log.LogError(DiagnosticLogging.Subcategory, DiagnosticCatalog.CompilerError, DiagnosticCatalog.CompilerError, null,
+                BuildEngine?.ProjectFileOfTaskNode ?? "", 0, 0, 0, 0, "the cross compiler exited with code {0}; its messages are above", ExitCode);
+        return false;
+    }
 
     protected override void LogEventsFromTextOutput(string line, MessageImportance importance)
     {
-        var m = GccDiagnostic().Match(line);
-        if (!m.Success)
-        {
+        if (!GccOutput.TryLog(Log, BuildEngine, line, Source, HelpLinkBase, pathMap: null))
             Log.LogMessage(importance, "{0}", line);
-            return;
-        }
-        string file = m.Groups["file"].Value, kind = m.Groups["kind"].Value, msg = m.Groups["msg"].Value;
-        int ln = m.Groups["line"].Success ? int.Parse(m.Groups["line"].Value) : 0;
-        int col = m.Groups["col"].Success ? int.Parse(m.Groups["col"].Value) : 0;
-        if (file is "cc1" or "gcc" || file.EndsWith("-gcc", StringComparison.Ordinal)) file = Source; // driver errors: no file of their own
-        else if (!Path.IsPathRooted(file)) file = Path.GetFullPath(file);
-        if (!FirstTimeInBuild($"{file}|{ln}|{col}|{kind}|{msg}")) return;
-        switch (kind)
-        {
-            case "error":
-                Log.LogError(DiagnosticLogging.Subcategory, CompilerError, CompilerError, HelpLink(CompilerError), file, ln, col, 0, 0, "{0}", msg);
-                break;
-            case "fatal error":
-                Log.LogError(DiagnosticLogging.Subcategory, CompilerFatalError, CompilerFatalError, HelpLink(CompilerFatalError), file, ln, col, 0, 0, "{0}", msg);
-                break;
-            case "warning":
-                Log.LogWarning(DiagnosticLogging.Subcategory, CompilerWarning, CompilerWarning, HelpLink(CompilerWarning), file, ln, col, 0, 0, "{0}", msg);
-                break;
-            default:
-                Log.LogMessage(DiagnosticLogging.Subcategory, null, null, file, ln, col, 0, 0, MessageImportance.Normal, "note: {0}", msg);
-                break;
-        }
-    }
-
-    /// <summary>Shared across the batches of one build, so a header's warning shows once, not once per source.</summary>
-    private bool FirstTimeInBuild(string key)
-    {
-        const string registration = "PpcLivepatch.CrossCompile.Seen";
-        if (BuildEngine is not IBuildEngine4 engine) return true;
-        var seen = engine.GetRegisteredTaskObject(registration, RegisteredTaskObjectLifetime.Build) as HashSet<string>;
-        if (seen is null)
-        {
-            seen = [];
-            engine.RegisterTaskObject(registration, seen, RegisteredTaskObjectLifetime.Build, allowEarlyCollection: false);
-        }
-        lock (seen) return seen.Add(key);
     }
 
     private string HelpLink(string code) => (HelpLinkBase ?? DiagnosticCatalog.HelpLinkBase) + code + ".md";

@@ -12,42 +12,12 @@ namespace PpcLivepatch.Build.Tests;
 [TestClass]
 public sealed partial class SdkEndToEndTests
 {
-    private static string s_feed = "";
-    private static string s_version = "";
+    private static string s_feed => PackedSdk.Feed;
+    private static string s_version => PackedSdk.Version;
 
-    [ClassInitialize]
-    public static void PackTheSdk(TestContext _)
-    {
-        s_feed = Repo.NewTempDir();
-        s_version = Regex.Match(File.ReadAllText(Path.Combine(Repo.Root, "global.json")), "\"PpcLivepatch\\.Build\\.Sdk\"\\s*:\\s*\"([^\"]+)\"").Groups[1].Value;
-        var pack = Tool.Run(Repo.Root, "dotnet", "pack", Path.Combine(Repo.Root, "src", "Sdk"), "-c", "Release", "-o", s_feed, "-nologo");
-        Assert.AreEqual(0, pack.ExitCode, pack.Output);
-        Assert.IsTrue(File.Exists(Path.Combine(s_feed, $"PpcLivepatch.Build.Sdk.{s_version}.nupkg")), pack.Output);
-    }
+    private static string Consumer(string projectXml, params (string Name, string Text)[] files) => PackedSdk.Consumer(projectXml, files);
 
-    /// <summary>A consumer folder: nuget.config adding the feed, its own packages folder, the project and its files.</summary>
-    private static string Consumer(string projectXml, params (string Name, string Text)[] files)
-    {
-        string dir = Repo.NewTempDir();
-        File.WriteAllText(Path.Combine(dir, "nuget.config"), $"""
-            <configuration>
-              <config><add key="globalPackagesFolder" value="{Path.Combine(dir, ".packages")}" /></config>
-              <packageSources><add key="ppclp-under-test" value="{s_feed}" /></packageSources>
-            </configuration>
-            """);
-        File.WriteAllText(Path.Combine(dir, "Directory.Build.props"), "<Project />");
-        File.WriteAllText(Path.Combine(dir, "Directory.Build.targets"), "<Project />");
-        File.WriteAllText(Path.Combine(dir, "Livepatch.csproj"), projectXml.Replace("VERSION", s_version));
-        foreach (var (name, text) in files)
-        {
-            Directory.CreateDirectory(Path.GetDirectoryName(Path.Combine(dir, name))!);
-            File.WriteAllText(Path.Combine(dir, name), text);
-        }
-        return dir;
-    }
-
-    private static Tool.Result Build(string dir, string binlog = "build.binlog", params string[] extra) =>
-        Tool.Run(dir, "dotnet", ["build", "-tl:off", "-nologo", "--disable-build-servers", "-v:n", $"-bl:{binlog}", .. extra]);
+    private static Tool.Result Build(string dir, string binlog = "build.binlog", params string[] extra) => PackedSdk.Build(dir, binlog, extra);
 
     private static string Module(string dir, string name = "livepatch") => Path.Combine(dir, "bin", "Debug", name + ".o");
 
@@ -59,13 +29,7 @@ public sealed partial class SdkEndToEndTests
         string dir = Repo.NewTempDir();
         foreach (string f in Directory.GetFiles(Path.Combine(Repo.Root, "samples", "KernelLivepatch")).Where(f => f.EndsWith(".c") || f.EndsWith(".csproj")))
             File.Copy(f, Path.Combine(dir, Path.GetFileName(f)));
-        File.WriteAllText(Path.Combine(dir, "global.json"), $$"""{ "msbuild-sdks": { "PpcLivepatch.Build.Sdk": "{{s_version}}" } }""");
-        File.WriteAllText(Path.Combine(dir, "nuget.config"), $"""
-            <configuration>
-              <config><add key="globalPackagesFolder" value="{Path.Combine(dir, ".packages")}" /></config>
-              <packageSources><add key="ppclp-under-test" value="{s_feed}" /></packageSources>
-            </configuration>
-            """);
+        PackedSdk.UseIn(dir);
 
         var first = Build(dir);
         Assert.AreEqual(0, first.ExitCode, first.Output);
@@ -74,7 +38,7 @@ public sealed partial class SdkEndToEndTests
         StringAssert.Contains(first.Output, $"KernelLivepatch -> {module}");
         var report = ObjectVerifier.Verify(module, LoaderOptions.Default);
         Assert.IsTrue(report.Accepted, string.Join("\n", report.Diagnostics.Select(d => d.Message)));
-        Assert.IsTrue(report.Sites.Any(s => s.Site.Callee == ".klp.sym.vmlinux.cmdline_len,0" && s.Site.RelocationSection.IsLivepatch));
+        Assert.IsTrue(report.Sites.Any(s => s.Site.Callee == ".klp.sym.vmlinux.version_proc_show,0" && s.Site.RelocationSection.IsLivepatch));
 
         // Second build: every work target is skipped as up to date.
         var second = Build(dir, "second.binlog");

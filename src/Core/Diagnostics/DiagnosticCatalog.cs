@@ -16,6 +16,9 @@ public static class DiagnosticCatalog
     public const string CompilerWarning = "PLP0012";
     public const string CompilerNotFound = "PLP0013";
     public const string LinkerFailed = "PLP0014";
+    public const string KernelTreeMissing = "PLP0015";
+    public const string KbuildFailed = "PLP0016";
+    public const string SymbolNotExported = "PLP0017";
 
     public const string NotElf = "PLP1001";
     public const string TruncatedOrMalformedHeader = "PLP1002";
@@ -62,6 +65,9 @@ public static class DiagnosticCatalog
         new(CompilerWarning, Severity.Warning, "The cross compiler reported a warning"),
         new(CompilerNotFound, Severity.Error, "The cross compiler is not installed"),
         new(LinkerFailed, Severity.Error, "Linking the module object failed"),
+        new(KernelTreeMissing, Severity.Error, "KernelDir is not a kernel build tree"),
+        new(KbuildFailed, Severity.Error, "The kbuild modules step failed"),
+        new(SymbolNotExported, Severity.Warning, "Undefined symbol is not exported by the kernel"),
         new(BadKlpSymbolItem, Severity.Error, "KlpSymbol item cannot form a livepatch symbol name"),
         new(KlpSymbolNotFound, Severity.Warning, "KlpSymbol does not occur in the object"),
         new(KlpDefinedSymbolNotAFunction, Severity.Error, "KlpSymbol is defined here as data"),

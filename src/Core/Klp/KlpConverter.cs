@@ -77,11 +77,17 @@ public static class KlpConverter
         {
             if (dropped.Contains(rs.Target.Index)) continue; // goes with its section
             var remove = new HashSet<int>();
+            var mcountDropped = new List<int>();
             for (int i = 0; i < rs.Entries.Count; i++)
             {
                 var rela = rs.Entries[i];
                 if (!replaced.TryGetValue(rela.SymbolIndex, out var r)) continue;
                 bool droppedTarget = dropped.Contains((int)image.Symbols[(int)rela.SymbolIndex].SectionIndex) && image.Symbols[(int)rela.SymbolIndex].IsInSection;
+                if (droppedTarget && rs.Target.Name == McountLoc)
+                {
+                    mcountDropped.Add(i);   // the copy's ftrace record goes with the copy
+                    continue;
+                }
                 if (droppedTarget && TracksCodeAddresses(rs.Target.Name))
                 {
                     diagnostics.Add(new Diagnostic(DiagnosticCatalog.KlpCopyNotSeparable, Severity.Error,
@@ -104,6 +110,7 @@ public static class KlpConverter
                 remove.Add(i);
                 moved++;
             }
+            if (mcountDropped.Count > 0) DropTableEntries(image, container, rs, mcountDropped, McountEntrySize, remove);
             if (remove.Count > 0) container.RemoveRelocations(rs.Section.Index, remove.Contains);
         }
 
@@ -121,9 +128,34 @@ public static class KlpConverter
         return new KlpConversion(container.Save(), diagnostics, moved, droppedNames);
     }
 
+    private const string McountLoc = "__mcount_loc";
+    private const int McountEntrySize = 8;
+
+    /// <summary>
+    /// Removes whole entries of a table of fixed-size records (an <c>__mcount_loc</c> address per <c>bl _mcount</c>):
+    /// their bytes, their relocations, and the gap — later relocations move down. ftrace must not be told about call
+    /// sites of a copy that is no longer in the module.
+    /// </summary>
+    private static void DropTableEntries(ElfImage image, ElfContainer container, ElfRelocationSection rs, List<int> dropped, int entrySize, HashSet<int> remove)
+    {
+        var gone = dropped.Select(i => rs.Entries[i].Offset / (ulong)entrySize * (ulong)entrySize).ToHashSet();
+        var data = image.Data(rs.Target);
+        var kept = new List<byte>(data.Length);
+        for (int at = 0; at + entrySize <= data.Length; at += entrySize)
+            if (!gone.Contains((ulong)at)) kept.AddRange(data.Slice(at, entrySize).ToArray());
+        container.SetSectionData(rs.Target.Index, [.. kept]);
+        for (int i = 0; i < rs.Entries.Count; i++)
+        {
+            ulong offset = rs.Entries[i].Offset;
+            if (gone.Contains(offset / (ulong)entrySize * (ulong)entrySize)) { remove.Add(i); continue; }
+            ulong below = (ulong)gone.Count(g => g < offset);
+            if (below > 0) container.SetRelocationOffset(rs.Section.Index, i, offset - below * (ulong)entrySize);
+        }
+    }
+
     /// <summary>Kernel tables of code addresses inside this module (ftrace, jump labels, bug and exception tables).</summary>
     private static bool TracksCodeAddresses(string section) =>
-        section is "__mcount_loc" or "__patchable_function_entries" or "__jump_table" or "__bug_table" or "__ex_table";
+        section is "__patchable_function_entries" or "__jump_table" or "__bug_table" or "__ex_table";
 
     private static (KlpSymbolSpec, ElfSymbol, ElfSection?)? Plan(ElfImage image, FunctionMap functions, KlpSymbolSpec spec, List<Diagnostic> diagnostics)
     {

@@ -1,0 +1,102 @@
+using Microsoft.Build.Framework;
+using Microsoft.Build.Utilities;
+using PpcLivepatch.Diagnostics;
+
+namespace PpcLivepatch.Build.Tasks;
+
+/// <summary>
+/// Kbuild mode's cross-compiler step: <c>make -C KernelDir M=KbuildDir ARCH=powerpc CROSS_COMPILE=… KCFLAGS=… modules</c>.
+/// The sources sit in <see cref="KbuildDirectory"/> as links to the user's files; gcc's diagnostics are mapped
+/// back to those files and logged with the same codes as in the plain mode.
+/// </summary>
+public sealed partial class KbuildMake : ToolTask
+{
+    [Required] public string KernelDirectory { get; set; } = "";
+    [Required] public string KbuildDirectory { get; set; } = "";
+    /// <summary>Where the user's sources are; paths under <see cref="KbuildDirectory"/> are shown under it.</summary>
+    [Required] public string SourceDirectory { get; set; } = "";
+    /// <summary>The .ko make writes; deleted when make fails, so no stale module looks up to date.</summary>
+    public string? ModuleFile { get; set; }
+    public string CrossCompilePrefix { get; set; } = "powerpc64le-linux-gnu-";
+    public string KCFlags { get; set; } = "";
+    /// <summary>KlpSymbol item names: modpost may call them undefined, the livepatch relocations resolve them.</summary>
+    public string[] KlpSymbols { get; set; } = [];
+    /// <summary>The project file, where diagnostics without a C location are shown.</summary>
+    public string? ProjectFile { get; set; }
+    public string? HelpLinkBase { get; set; }
+
+    protected override string ToolName => "make";
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^WARNING: modpost: ""(?<sym>[^""]+)"" \[.*\] undefined!")]
+    private static partial System.Text.RegularExpressions.Regex ModpostUndefined();
+
+    protected override MessageImportance StandardOutputLoggingImportance => MessageImportance.Normal;
+    protected override MessageImportance StandardErrorLoggingImportance => MessageImportance.Normal;
+
+    protected override string GenerateFullPathToTool()
+    {
+        foreach (string dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
+            if (File.Exists(Path.Combine(dir, ToolName))) return Path.Combine(dir, ToolName);
+        return ToolName;
+    }
+
+    public override bool Execute()
+    {
+        if (!Directory.Exists(KernelDirectory) || !File.Exists(Path.Combine(KernelDirectory, "Makefile")))
+        {
+            Log.LogError(DiagnosticLogging.Subcategory, DiagnosticCatalog.KernelTreeMissing, DiagnosticCatalog.KernelTreeMissing,
+                (HelpLinkBase ?? DiagnosticCatalog.HelpLinkBase) + DiagnosticCatalog.KernelTreeMissing + ".md", ProjectFile ?? "", 0, 0, 0, 0,
+                "KernelDir '{0}' is not a kernel build tree (no Makefile): point it at the kernel's build output or its headers package (e.g. /lib/modules/<version>/build)",
+                KernelDirectory);
+            return false;
+        }
+        bool ok = base.Execute() && !Log.HasLoggedErrors;
+        if (!ok && ModuleFile is not null)
+        {
+            try { if (File.Exists(ModuleFile)) File.Delete(ModuleFile); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        }
+        return ok;
+    }
+
+    protected override string GenerateCommandLineCommands()
+    {
+        var b = new CommandLineBuilder();
+        b.AppendSwitchIfNotNull("-C ", KernelDirectory);
+        b.AppendSwitch("M=" + KbuildDirectory.TrimEnd('/'));
+        b.AppendSwitch("ARCH=powerpc");
+        // Livepatches refer to symbols the kernel does not export; they become livepatch relocations after the build,
+        // so modpost's "undefined" must not stop it. Undefined names that are not KlpSymbol items are reported below.
+        b.AppendSwitch("KBUILD_MODPOST_WARN=1");
+        b.AppendSwitch("CROSS_COMPILE=" + CrossCompilePrefix);
+        b.AppendSwitchIfNotNull("KCFLAGS=", KCFlags + " -fdiagnostics-column-unit=byte -fdiagnostics-color=never");
+        b.AppendSwitch("modules");
+        return b.ToString();
+    }
+
+    /// <summary>A failure that printed no diagnostic we recognise still gets our code, not MSB6006.</summary>
+    protected override bool HandleTaskExecutionErrors()
+    {
+        if (!Log.HasLoggedErrors)
+            Log.LogError(DiagnosticLogging.Subcategory, DiagnosticCatalog.KbuildFailed, DiagnosticCatalog.KbuildFailed, null,
+                ProjectFile ?? "", 0, 0, 0, 0, "kbuild (make modules) exited with code {0}; its messages are above", ExitCode);
+        return false;
+    }
+
+    protected override void LogEventsFromTextOutput(string line, MessageImportance importance)
+    {
+        string kbuild = Path.GetFullPath(KbuildDirectory).TrimEnd('/') + "/";
+        string source = Path.GetFullPath(SourceDirectory).TrimEnd('/') + "/";
+        string Map(string path) => path.StartsWith(kbuild, StringComparison.Ordinal) ? source + path[kbuild.Length..] : path;
+        if (GccOutput.TryLog(Log, BuildEngine, line, ProjectFile ?? "", HelpLinkBase, Map)) return;
+        var undefined = ModpostUndefined().Match(line);
+        if (undefined.Success && !KlpSymbols.Contains(undefined.Groups["sym"].Value))
+        {
+            Log.LogWarning(DiagnosticLogging.Subcategory, DiagnosticCatalog.SymbolNotExported, DiagnosticCatalog.SymbolNotExported,
+                (HelpLinkBase ?? DiagnosticCatalog.HelpLinkBase) + DiagnosticCatalog.SymbolNotExported + ".md", ProjectFile ?? "", 0, 0, 0, 0,
+                "'{0}' is not exported by the kernel in KernelDir, so the module loader will not resolve it; if it is a kernel symbol, declare <KlpSymbol Include=\"{0}\" />",
+                undefined.Groups["sym"].Value);
+            return;
+        }
+        Log.LogMessage(importance, "{0}", line);
+    }
+}

@@ -1,0 +1,128 @@
+using System.Text.RegularExpressions;
+using Microsoft.Build.Logging.StructuredLogger;
+using PpcLivepatch.Analysis;
+using PpcLivepatch.Diagnostics;
+
+namespace PpcLivepatch.Build.Tests;
+
+/// <summary>
+/// The real kernel's module loader as the judge: modules built with the SDK in kbuild mode are booted under
+/// qemu-system-ppc64 (pseries) by eng/kernel-oracle/run.sh, one boot per kernel, and what the kernel did — insmod
+/// status, its messages, livepatch state, /proc/cmdline — is compared with what our verifier predicted.
+/// Needs eng/kernel-oracle/setup.sh --klp (run by ./build.sh test).
+/// </summary>
+[TestClass]
+public sealed partial class KernelOracleTests
+{
+    private static Dictionary<string, string> s_env = [];
+
+    [ClassInitialize]
+    public static void ReadOracleSetup(TestContext _)
+    {
+        string dir = Environment.GetEnvironmentVariable("PPCLP_KERNEL_CACHE") ?? Path.Combine(Environment.GetEnvironmentVariable("HOME") ?? "/root", ".cache", "ppclivepatch-kernel-oracle");
+        string env = Path.Combine(dir, "env.sh");
+        if (!File.Exists(env)) Assert.Fail($"the kernel oracle is not set up ({env} is missing): run eng/kernel-oracle/setup.sh --klp");
+        s_env = File.ReadAllLines(env).Select(l => l.Split('=', 2)).Where(p => p.Length == 2).ToDictionary(p => p[0], p => p[1]);
+        if (string.IsNullOrEmpty(s_env.GetValueOrDefault("KO_KLP_BUILD"))) Assert.Fail("the livepatch kernel is not built: run eng/kernel-oracle/setup.sh --klp");
+    }
+
+    private sealed record Boot(string Log)
+    {
+        public int InsmodStatus(string module) => int.Parse(Regex.Match(Log, $@"ORACLE: insmod {Regex.Escape(module)} rc=(\d+)").Groups[1].Value);
+        public string Cmdline(string module) => Regex.Match(Log, $@"ORACLE: cmdline {Regex.Escape(module)} (.*)").Groups[1].Value;
+        public IEnumerable<string> Dmesg => Regex.Matches(Log, @"ORACLE: dmesg (.*)").Select(m => m.Groups[1].Value);
+    }
+
+    private static Boot BootWith(string vmlinux, params string[] modules)
+    {
+        var run = Tool.Run(Repo.Root, "bash", [Path.Combine(Repo.Root, "eng", "kernel-oracle", "run.sh"), vmlinux, .. modules]);
+        Assert.AreEqual(0, run.ExitCode, run.Output);
+        StringAssert.Contains(run.Output, "ORACLE: done", "the guest did not finish");
+        return new Boot(run.Output);
+    }
+
+    /// <summary>Builds a kbuild-mode project from tests/kernel-modules/NAME or the sample, with extra properties.</summary>
+    private static string BuildModule(string sourceDir, string projectXml, string moduleName, params string[] properties)
+    {
+        string dir = PackedSdk.Consumer(projectXml);
+        foreach (string f in Directory.GetFiles(sourceDir, "*.c")) File.Copy(f, Path.Combine(dir, Path.GetFileName(f)));
+        var build = PackedSdk.Build(dir, "build.binlog", [$"-p:LivepatchModuleName={moduleName}", .. properties]);
+        Assert.AreEqual(0, build.ExitCode, build.Output);
+        string ko = Path.Combine(dir, "bin", "Debug", moduleName + ".ko");
+        Assert.IsTrue(File.Exists(ko), build.Output);
+        return ko;
+    }
+
+    /// <summary>What our verifier predicts the kernel will print for a refused module: "got XXXXXXXX".</summary>
+    private static string PredictedRefusal(string ko)
+    {
+        var report = ObjectVerifier.Verify(ko, LoaderOptions.Default);
+        Assert.IsFalse(report.Accepted, "our verifier should predict a refusal");
+        var refused = report.Sites.First(s => s.Verdict == Verdict.Reject);
+        return $"Expected nop after call, got {refused.Site.NextWordValue:x8}";
+    }
+
+    [TestMethod]
+    public void DebianKernelRefusesTheUnpatchedCallAndLoadsThePatchedOne()
+    {
+        string project = """<Project Sdk="PpcLivepatch.Build.Sdk/VERSION" />""";
+        string source = Path.Combine(Repo.Root, "tests", "kernel-modules", "nonop");
+        string headers = s_env["KO_DEBIAN_HEADERS"];
+        string unpatched = BuildModule(source, project, "nonop_unpatched", $"-p:KernelDir={headers}", "-p:Rel24Strategy=none", "-p:LivepatchVerifyMode=warn");
+        string patched = BuildModule(source, project, "nonop_patched", $"-p:KernelDir={headers}");
+        string prediction = PredictedRefusal(unpatched);
+        Assert.IsTrue(ObjectVerifier.Verify(patched, LoaderOptions.Default).Accepted);
+
+        var boot = BootWith(s_env["KO_DEBIAN_VMLINUX"], unpatched, patched);
+
+        Assert.AreNotEqual(0, boot.InsmodStatus("nonop_unpatched"), "the kernel loaded a call without a nop");
+        Assert.IsTrue(boot.Dmesg.Any(l => l.Contains($"module_64: nonop_unpatched: {prediction} at")), $"expected '{prediction}':\n{boot.Log}");
+        Assert.AreEqual(0, boot.InsmodStatus("nonop_patched"), boot.Log);
+        // jiffies_to_msecs(HZ) is 1000 only if the call through the stub really ran and returned with r2 restored.
+        Assert.IsTrue(boot.Dmesg.Any(l => Regex.IsMatch(l, @"nonop: jiffies_to_msecs\(\d+\) = 1000$")), boot.Log);
+    }
+
+    [TestMethod]
+    public void SampleLivepatchEnablesAndCallsTheOriginalStaticHelper()
+    {
+        string sample = Path.Combine(Repo.Root, "samples", "KernelLivepatch");
+        string project = File.ReadAllText(Path.Combine(sample, "KernelLivepatch.csproj"));
+        string kernel = s_env["KO_KLP_BUILD"];
+        // Converted but not fixed, and kept despite Verify: the module the kernel must refuse.
+        string unfixed = BuildModule(sample, project, "lp_unfixed", $"-p:KernelDir={kernel}", "-p:Rel24Strategy=none", "-p:LivepatchVerifyMode=warn");
+        string fixedModule = BuildModule(sample, project, "lp_fixed", $"-p:KernelDir={kernel}");
+        string prediction = PredictedRefusal(unfixed);
+        var verified = ObjectVerifier.Verify(fixedModule, LoaderOptions.Default);
+        Assert.IsTrue(verified.Accepted);
+        Assert.IsTrue(verified.Sites.Any(s => s.Site.Callee == ".klp.sym.vmlinux.version_proc_show,0" && s.Verdict == Verdict.Accept));
+
+        var boot = BootWith(Path.Combine(kernel, "vmlinux"), unfixed, fixedModule);
+
+        Assert.AreEqual(8, boot.InsmodStatus("lp_unfixed"), "ENOEXEC from apply_relocate_add");
+        Assert.IsTrue(boot.Dmesg.Any(l => l.Contains($"module_64: lp_unfixed: {prediction} at")), $"expected '{prediction}':\n{boot.Log}");
+        Assert.AreEqual(0, boot.InsmodStatus("lp_fixed"), boot.Log);
+        StringAssert.Contains(boot.Log, "ORACLE: livepatch lp_fixed enabled=1 transition=0");
+        string cmdline = boot.Cmdline("lp_fixed");
+        // "(builder@host)" is printed only by the original version_proc_show in vmlinux, not by the dropped copy:
+        // the livepatch relocation, the stub and the TOC restore after the island's call all ran.
+        StringAssert.Matches(cmdline, new Regex(@"^Linux version \S+ \(\S+@\S+\) \("), cmdline);
+        StringAssert.Contains(cmdline, "console=hvc0 quiet [livepatched by PpcLivepatch.Build]");
+    }
+
+    [TestMethod]
+    public void SiblingCallToAKlpSymbolFailsTheKbuildBuildAtTheCLine()
+    {
+        string dir = PackedSdk.Consumer("""
+            <Project Sdk="PpcLivepatch.Build.Sdk/VERSION">
+              <ItemGroup><KlpSymbol Include="version_proc_show" /></ItemGroup>
+            </Project>
+            """);
+        File.Copy(Path.Combine(Repo.Root, "tests", "kernel-modules", "sibling", "sibling.c"), Path.Combine(dir, "sibling.c"));
+        var build = PackedSdk.Build(dir, "build.binlog", $"-p:KernelDir={s_env["KO_KLP_BUILD"]}");
+        Assert.AreEqual(1, build.ExitCode, build.Output);
+        var error = BinaryLog.ReadBuild(Path.Combine(dir, "build.binlog")).FindChildrenRecursive<Error>().Single(e => e.Code == DiagnosticCatalog.SiblingCallToExternal);
+        // The C line of "return version_proc_show(m, v);" in the user's file, not in the kbuild copy.
+        Assert.AreEqual((Path.Combine(dir, "sibling.c"), 20), (error.File, error.LineNumber));
+        Assert.IsFalse(File.Exists(Path.Combine(dir, "bin", "Debug", "livepatch.ko")));
+    }
+}

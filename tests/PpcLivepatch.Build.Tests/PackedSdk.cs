@@ -1,0 +1,58 @@
+using System.Text.RegularExpressions;
+
+namespace PpcLivepatch.Build.Tests;
+
+/// <summary>
+/// The SDK under test, packed once per test run with the .NET SDK's own `dotnet pack` into a private feed, and
+/// consumer folders that use it: their nuget.config adds the feed and names a packages folder of their own, so a
+/// consumer never resolves a stale copy of the same version.
+/// </summary>
+internal static class PackedSdk
+{
+    private static readonly Lazy<string> s_feed = new(Pack);
+
+    public static string Version { get; } = Regex.Match(File.ReadAllText(Path.Combine(Repo.Root, "global.json")),
+        "\"PpcLivepatch\\.Build\\.Sdk\"\\s*:\\s*\"([^\"]+)\"").Groups[1].Value;
+
+    public static string Feed => s_feed.Value;
+
+    private static string Pack()
+    {
+        string feed = Repo.NewTempDir();
+        var pack = Tool.Run(Repo.Root, "dotnet", "pack", Path.Combine(Repo.Root, "src", "Sdk"), "-c", "Release", "-o", feed, "-nologo");
+        Assert.AreEqual(0, pack.ExitCode, pack.Output);
+        Assert.IsTrue(File.Exists(Path.Combine(feed, $"PpcLivepatch.Build.Sdk.{Version}.nupkg")), pack.Output);
+        return feed;
+    }
+
+    /// <summary>Makes <paramref name="dir"/> resolve the SDK under test (with or without a version in the project).</summary>
+    public static void UseIn(string dir)
+    {
+        File.WriteAllText(Path.Combine(dir, "nuget.config"), $"""
+            <configuration>
+              <config><add key="globalPackagesFolder" value="{Path.Combine(dir, ".packages")}" /></config>
+              <packageSources><add key="ppclp-under-test" value="{Feed}" /></packageSources>
+            </configuration>
+            """);
+        File.WriteAllText(Path.Combine(dir, "global.json"), $$"""{ "msbuild-sdks": { "PpcLivepatch.Build.Sdk": "{{Version}}" } }""");
+        File.WriteAllText(Path.Combine(dir, "Directory.Build.props"), "<Project />");
+        File.WriteAllText(Path.Combine(dir, "Directory.Build.targets"), "<Project />");
+    }
+
+    /// <summary>A consumer folder with the project (VERSION in it is replaced) and its files.</summary>
+    public static string Consumer(string projectXml, params (string Name, string Text)[] files)
+    {
+        string dir = Repo.NewTempDir();
+        UseIn(dir);
+        File.WriteAllText(Path.Combine(dir, "Livepatch.csproj"), projectXml.Replace("VERSION", Version));
+        foreach (var (name, text) in files)
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.Combine(dir, name))!);
+            File.WriteAllText(Path.Combine(dir, name), text);
+        }
+        return dir;
+    }
+
+    public static Tool.Result Build(string dir, string binlog = "build.binlog", params string[] extra) =>
+        Tool.Run(dir, "dotnet", ["build", "-tl:off", "-nologo", "--disable-build-servers", "-v:n", $"-bl:{binlog}", .. extra]);
+}
