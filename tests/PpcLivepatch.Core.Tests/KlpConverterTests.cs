@@ -77,6 +77,22 @@ public sealed class KlpConverterTests
     }
 
     [TestMethod]
+    public void DroppedCopyTakesItsFtraceRecordAlong()
+    {
+        var (result, path) = Convert("mcount_copy.kpatch.le.o", new KlpSymbolSpec("copied_helper"));
+        Assert.IsTrue(result.Succeeded, string.Join("\n", result.Diagnostics.Select(d => d.Message)));
+        // readelf: one __mcount_loc entry left, at offset 0, for the function that stays.
+        string relocs = Tool.Check("powerpc64le-linux-gnu-readelf", "-rW", path);
+        var mcount = relocs[relocs.IndexOf("'.rela__mcount_loc'")..];
+        StringAssert.Contains(mcount, "contains 1 entry");
+        StringAssert.Matches(mcount, new System.Text.RegularExpressions.Regex(@"0000000000000000\s+\S+\s+R_PPC64_ADDR64\s+0+\s+\.text\.kept \+ 24"));
+        StringAssert.Contains(Tool.Check("powerpc64le-linux-gnu-readelf", "-SW", path), "__mcount_loc      PROGBITS        0000000000000000");
+        Assert.IsTrue(ElfImage.TryLoad(path, out var image, out _));
+        Assert.AreEqual(8UL, image!.Sections.Single(s => s.Name == "__mcount_loc").Size);
+        Tool.Check("powerpc64le-linux-gnu-ld", "-r", "-o", Path.Combine(Path.GetDirectoryName(path)!, "l.o"), path);
+    }
+
+    [TestMethod]
     public void ConversionIsDeterministic()
     {
         var specs = new[] { new KlpSymbolSpec("cmdline_helper"), new KlpSymbolSpec("printk") };
