@@ -53,8 +53,7 @@ public static class CliApp
 
     private static int Verify(Options o, TextWriter stdout)
     {
-        var reports = o.Files.Select(f => ObjectVerifier.Verify(f, o.Loader)).ToList();
-        stdout.Write(ReportWriters.Render(reports, o.Format));
+        var reports = ReportWriters.Stream(ObjectVerifier.VerifyEach(o.Files, o.Loader), o.Format, stdout);
         if (reports.Any(r => r.Unreadable)) return ExitUsage;
         return reports.All(r => r.Accepted) ? ExitAccepted : ExitRejected;
     }

@@ -38,7 +38,7 @@ public sealed partial class SdkEndToEndTests
         StringAssert.Contains(first.Output, $"KernelLivepatch -> {module}");
         var report = ObjectVerifier.Verify(module, LoaderOptions.Default);
         Assert.IsTrue(report.Accepted, string.Join("\n", report.Diagnostics.Select(d => d.Message)));
-        Assert.IsTrue(report.Sites.Any(s => s.Site.Callee == ".klp.sym.vmlinux.version_proc_show,0" && s.Site.RelocationSection.IsLivepatch));
+        Assert.IsTrue(report.Sites.Any(s => s.Site.Callee == ".klp.sym.vmlinux.version_proc_show,0" && s.Site.InLivepatchRelocations));
 
         // Second build: every work target is skipped as up to date.
         var second = Build(dir, "second.binlog");

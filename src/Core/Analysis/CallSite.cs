@@ -30,11 +30,16 @@ public enum NextWord
     EndOfSection,
 }
 
-/// <summary>One R_PPC64_REL24 / REL24_NOTOC relocation, and everything about it the loader model needs.</summary>
+/// <summary>
+/// One R_PPC64_REL24 / REL24_NOTOC relocation, and everything about it the loader model needs. It holds the one
+/// relocation, not its whole section, so reports over thousands of modules stay small.
+/// </summary>
 public sealed record CallSite(
     ElfSection Section,
-    ElfRelocationSection RelocationSection,
+    ElfSection RelocationSection,
+    bool InLivepatchRelocations,
     int RelocationIndex,
+    ElfRela Relocation,
     ulong Offset,
     uint RelocationType,
     FunctionRange? Function,

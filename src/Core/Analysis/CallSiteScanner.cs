@@ -63,7 +63,7 @@ public static class CallSiteScanner
             _ => NextWord.Other,
         };
         return new CallSite(
-            section, rs, index, rela.Offset, rela.Type,
+            section, rs.Section, rs.IsLivepatch, index, rela, rela.Offset, rela.Type,
             functions.Containing(section.Index, rela.Offset),
             symbol, functions.Describe(symbol, rela.Addend), KindOf(symbol),
             word, Instruction.Classify(word), next, nextKind,

@@ -69,12 +69,20 @@ public sealed class FunctionMap
     public FunctionRange? Containing(int sectionIndex, ulong offset)
     {
         if (!_bySection.TryGetValue(sectionIndex, out var ranges)) return null;
-        FunctionRange? before = null;
-        foreach (var f in ranges)
+        // The last function starting at or before the offset (sorted by start); one-.text modules have hundreds.
+        int lo = 0, hi = ranges.Length - 1, last = -1;
+        while (lo <= hi)
         {
-            if (f.Start > offset) break;
+            int mid = (lo + hi) >>> 1;
+            if (ranges[mid].Start <= offset) { last = mid; lo = mid + 1; } else hi = mid - 1;
+        }
+        FunctionRange? before = null;
+        for (int i = last; i >= 0 && i > last - 8; i--)
+        {
+            // Aliases and zero-sized symbols can share a start: prefer a range that covers the offset.
+            var f = ranges[i];
             if (offset < f.End) return f;
-            if (f.Size == 0) before = f;
+            if (f.Size == 0 && before is null) before = f;
         }
         return before;
     }

@@ -19,6 +19,10 @@ public static class ModuleChecks
         string module = options.ModuleNameFor(image.Path);
         foreach (var rs in image.RelocationSections.Where(r => r.Target.IsAlloc))
         {
+            bool any = false;
+            foreach (var e in rs.Entries)
+                if (!RelocationCatalog.IsSupportedByKernel(e.Type, options.Pcrel)) { any = true; break; }
+            if (!any) continue;
             foreach (var group in rs.Entries.Select((e, i) => (e, i))
                          .Where(x => !RelocationCatalog.IsSupportedByKernel(x.e.Type, options.Pcrel))
                          .GroupBy(x => x.e.Type))
@@ -59,6 +63,7 @@ public static class ModuleChecks
                     Fix: "Emit livepatch relocations as kpatch's create-klp-module does: SHT_RELA named .klp.rela.<object>.<section> with SHF_ALLOC|SHF_INFO_LINK|SHF_RELA_LIVEPATCH.");
         }
 
+        if (!image.Symbols.Any(s => s.IsLivepatch)) yield break;
         var referenced = image.RelocationSections.SelectMany(r => r.Entries).Select(e => e.SymbolIndex).ToHashSet();
         foreach (var sym in image.Symbols.Where(s => s.IsLivepatch && referenced.Contains((uint)s.Index)))
         {

@@ -16,10 +16,11 @@ public static class SiblingCallHazards
     public static IEnumerable<Diagnostic> Find(ElfImage image, FunctionMap functions, IReadOnlyList<CallSite> sites, LoaderOptions options)
     {
         if (options.Pcrel) yield break; // no TOC, nothing to clobber
-        var locallyCalled = LocallyCalledFunctions(image, functions, sites);
+        HashSet<FunctionRange>? locallyCalled = null;   // scanning every code word is costly: only when needed
         foreach (var site in sites)
         {
             if (site.Instruction != BranchKind.B || !site.IsExternal || site.Exemption is not null || site.IsPcrel) continue;
+            locallyCalled ??= LocallyCalledFunctions(image, functions, sites);
             bool calledLocally = site.Function is not null && locallyCalled.Contains(site.Function);
             string kind = site.CalleeKind == CalleeKind.Livepatch ? "livepatch" : "undefined";
             string fn = site.Function?.Name ?? "the function";
@@ -44,8 +45,7 @@ public static class SiblingCallHazards
         var called = new HashSet<FunctionRange>();
         foreach (var site in sites.Where(s => s.Instruction == BranchKind.Bl && !s.IsExternal))
         {
-            var rela = site.RelocationSection.Entries[site.RelocationIndex];
-            if (functions.CallTarget(site.CalleeSymbol, rela.Addend) is { } target) called.Add(target);
+            if (functions.CallTarget(site.CalleeSymbol, site.Relocation.Addend) is { } target) called.Add(target);
         }
         foreach (var branch in new CodeReferences(image, functions).RelocationFreeBranches.Where(b => b.Kind == BranchKind.Bl))
         {

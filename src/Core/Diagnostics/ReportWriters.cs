@@ -59,15 +59,53 @@ public static class ReportWriters
     public static string Text(IReadOnlyList<ObjectReport> reports)
     {
         var sb = new StringBuilder();
-        foreach (var d in reports.SelectMany(r => r.Diagnostics))
+        foreach (var r in reports) sb.Append(Text(r));
+        return sb.ToString();
+    }
+
+    /// <summary>One file's diagnostics, then its summary line.</summary>
+    public static string Text(ObjectReport r)
+    {
+        var sb = new StringBuilder();
+        foreach (var d in r.Diagnostics)
             sb.Append(CanonicalLine(d)).Append('\n');
-        foreach (var r in reports.Where(r => !r.Unreadable))
+        if (!r.Unreadable)
         {
             int rejected = r.Sites.Count(s => s.Verdict == Verdict.Reject);
             int exempt = r.Sites.Count(s => s.Verdict == Verdict.Exempt);
             sb.Append($"{r.Path}: {(r.Accepted ? "accepted" : "rejected")} ({r.Sites.Count} call sites: {r.Sites.Count - rejected - exempt} accepted, {rejected} rejected, {exempt} exempt)\n");
         }
         return sb.ToString();
+    }
+
+    /// <summary>
+    /// Writes reports as they come (in order), so checking thousands of modules keeps only the diagnostics in
+    /// memory, not every file's call sites. Returns the reports without their sites.
+    /// </summary>
+    public static List<ObjectReport> Stream(IEnumerable<ObjectReport> reports, ReportFormat format, TextWriter output)
+    {
+        var kept = new List<ObjectReport>();
+        bool first = true;
+        if (format == ReportFormat.Json) output.Write("{\n  \"files\": [");
+        foreach (var r in reports)
+        {
+            switch (format)
+            {
+                case ReportFormat.Text:
+                    output.Write(Text(r));
+                    break;
+                case ReportFormat.Json:
+                    // The file object as Json() writes it, indented to its place in the array.
+                    string file = Write(w => WriteFile(w, r, null)).TrimEnd('\n');
+                    output.Write((first ? "\n" : ",\n") + string.Join('\n', file.Split('\n').Select(l => "    " + l)));
+                    break;
+            }
+            first = false;
+            kept.Add(r with { Sites = [] });
+        }
+        if (format == ReportFormat.Json) output.Write(first ? "]\n}\n" : "\n  ]\n}\n");
+        if (format == ReportFormat.Sarif) output.Write(Sarif(kept));
+        return kept;
     }
 
     public static string CanonicalLine(Diagnostic d)

@@ -41,9 +41,9 @@ public sealed record ElfRelocationSection(ElfSection Section, ElfSection Target,
 /// </summary>
 public sealed class ElfImage
 {
-    private readonly byte[] _bytes;
+    private readonly ReadOnlyMemory<byte> _bytes;
 
-    private ElfImage(string path, byte[] bytes) { Path = path; _bytes = bytes; }
+    private ElfImage(string path, ReadOnlyMemory<byte> bytes) { Path = path; _bytes = bytes; }
 
     public string Path { get; }
     public bool IsLittleEndian { get; private set; }
@@ -56,7 +56,7 @@ public sealed class ElfImage
     public ReadOnlyMemory<byte> Bytes => _bytes;
 
     /// <summary>The bytes of a section (empty for SHT_NOBITS).</summary>
-    public ReadOnlySpan<byte> Data(ElfSection s) => s.HasFileData ? _bytes.AsSpan((int)s.Offset, (int)s.Size) : [];
+    public ReadOnlySpan<byte> Data(ElfSection s) => s.HasFileData ? _bytes.Span.Slice((int)s.Offset, (int)s.Size) : [];
 
     /// <summary>Reads the 32-bit word at <paramref name="offset"/> in a section, in the file's byte order.</summary>
     public uint ReadWord(ElfSection s, ulong offset) => ReadU32(Data(s), (int)offset);
@@ -89,7 +89,49 @@ public sealed class ElfImage
         return TryParse(path, bytes, out image, out error);
     }
 
-    public static bool TryParse(string path, byte[] bytes, out ElfImage? image, out Diagnostic? error)
+    /// <summary>
+    /// Reads a file into <paramref name="buffer"/> (grown when too small, reused otherwise) and parses it. Checking
+    /// thousands of modules then allocates one buffer per thread instead of one array per file.
+    /// </summary>
+    public static bool TryLoad(string path, ref byte[]? buffer, out ElfImage? image, out Diagnostic? error)
+    {
+        int length;
+        try
+        {
+            using var handle = File.OpenHandle(path);
+            long size = RandomAccess.GetLength(handle);
+            if (size > Array.MaxLength)
+            {
+                image = null;
+                error = Diagnostic.Create(DiagnosticCatalog.MalformedSectionTable, path, $"file of {size} bytes is too large for an object");
+                return false;
+            }
+            length = (int)size;
+            if (buffer is null || buffer.Length < length) buffer = new byte[Math.Max(length, 64 * 1024)];
+            for (int read = 0; read < length;)
+            {
+                int n = RandomAccess.Read(handle, buffer.AsSpan(read, length - read), read);
+                if (n == 0) { length = read; break; }   // truncated while we read it
+                read += n;
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException or ArgumentException)
+        {
+            image = null;
+            error = Diagnostic.Create(DiagnosticCatalog.UnreadableFile, path, $"cannot read '{path}': {e.Message}");
+            return false;
+        }
+        return TryParse(path, buffer.AsMemory(0, length), out image, out error);
+    }
+
+    public static bool TryParse(string path, byte[] bytes, out ElfImage? image, out Diagnostic? error) =>
+        TryParse(path, bytes.AsMemory(), out image, out error);
+
+    /// <summary>
+    /// Parses an image held in memory the caller owns (a reused read buffer): the image refers to it, so the caller
+    /// must not reuse it while the image is in use. Reports built from the image do not refer to it.
+    /// </summary>
+    public static bool TryParse(string path, ReadOnlyMemory<byte> bytes, out ElfImage? image, out Diagnostic? error)
     {
         var candidate = new ElfImage(path, bytes);
         try
@@ -116,7 +158,7 @@ public sealed class ElfImage
 
     private void Parse()
     {
-        var b = _bytes;
+        var b = _bytes.Span;
         if (b.Length == 0)
             throw new MalformedElfException(DiagnosticCatalog.NotElf, "file is empty, not an ELF object");
         if (b.Length < 4 || b[0] != 0x7f || b[1] != (byte)'E' || b[2] != (byte)'L' || b[3] != (byte)'F')
@@ -132,7 +174,7 @@ public sealed class ElfImage
         if (b.Length < Elf64HeaderSize)
             throw new MalformedElfException(DiagnosticCatalog.TruncatedOrMalformedHeader, $"ELF header truncated: file has {b.Length} bytes, the header needs {Elf64HeaderSize}");
 
-        var h = b.AsSpan();
+        var h = b;
         ushort type = ReadU16(h, 16);
         Machine = ReadU16(h, 18);
         if (Machine != EmPpc64)

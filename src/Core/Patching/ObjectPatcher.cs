@@ -81,7 +81,7 @@ public static class ObjectPatcher
                 for (int i = 0; i < islandWords.Length; i++)
                     WriteWord(code, island + (ulong)(4 * i), islandWords[i], image.IsLittleEndian);
                 if (call.Relocated is { } site)
-                    container.SetRelocationOffset(site.RelocationSection.Section.Index, site.RelocationIndex, island);
+                    container.SetRelocationOffset(site.RelocationSection.Index, site.RelocationIndex, island);
                 symbols.Add((IslandPlanner.SymbolName(plan.Function.Name, call.Callee, n++), section.Index, island));
                 fixes.Add(new AppliedFix(section.Name, call.Offset, plan.Function.Name, call.Callee, FixStrategy.Island, island, call.Source));
             }
