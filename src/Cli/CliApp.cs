@@ -69,7 +69,7 @@ public static class CliApp
         }
         var result = ObjectPatcher.Patch(image!, new PatchOptions(o.Strategy, o.Sites, o.Loader));
         // In place and nothing to fix: leave the file (and its timestamp) alone.
-        if (result.Changed || o.Output is not null)
+        if (result.Output is not null && (result.Changed || o.Output is not null))
         {
             try
             {

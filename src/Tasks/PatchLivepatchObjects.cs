@@ -47,7 +47,7 @@ public sealed class PatchLivepatchObjects : LivepatchObjectTask
             DiagnosticLogging.Log(Log, result.Report.Diagnostics.Where(IsPatchFinding), HelpLinkBase, d => !AllowSiblingCalls && d.Code == DiagnosticCatalog.SiblingCallToExternal);
             results.Add(result with { Report = result.Report with { Path = output } });
             SitesFixed += result.Fixes.Count;
-            if (!Write(output, result.Output!)) DeleteIfExists(output);
+            if (result.Output is null || !Write(output, result.Output)) DeleteIfExists(output);
         }
         WriteReport(JsonReport, ReportWriters.RenderPatch(results, ReportFormat.Json));
         WriteReport(SarifReport, ReportWriters.RenderPatch(results, ReportFormat.Sarif));
@@ -60,7 +60,7 @@ public sealed class PatchLivepatchObjects : LivepatchObjectTask
 
     /// <summary>Patch reports fixes, what it could not fix, and hazards; loader rejections are Verify's to report.</summary>
     private bool IsPatchFinding(Diagnostic d) =>
-        d.Code is DiagnosticCatalog.SiteFixed or DiagnosticCatalog.UnwindNotExtended or DiagnosticCatalog.SiblingCallToExternal
+        d.Code is DiagnosticCatalog.CannotRewrite or DiagnosticCatalog.SiteFixed or DiagnosticCatalog.UnwindNotExtended or DiagnosticCatalog.SiblingCallToExternal
             or DiagnosticCatalog.SiblingCallFromLocallyCalledFunction or DiagnosticCatalog.CallNotRelocatable or DiagnosticCatalog.CallOutsideCode
             or DiagnosticCatalog.NoRoomForIsland or DiagnosticCatalog.IslandOutOfRange
         || (d.Code == DiagnosticCatalog.CallAtEndOfSection && d.Message.Contains("cannot be fixed"));

@@ -30,6 +30,7 @@ public static class DiagnosticCatalog
     public const string MalformedRelocation = "PLP1008";
     public const string UnreadableFile = "PLP1009";
     public const string UnwritableOutput = "PLP1010";
+    public const string CannotRewrite = "PLP1011";
 
     public const string BadKlpSymbolItem = "PLP0101";
     public const string KlpSymbolNotFound = "PLP0102";
@@ -82,6 +83,7 @@ public static class DiagnosticCatalog
         new(MalformedRelocation, Severity.Error, "Relocation section or entry is malformed"),
         new(UnreadableFile, Severity.Error, "File cannot be read"),
         new(UnwritableOutput, Severity.Error, "Output file cannot be written"),
+        new(CannotRewrite, Severity.Error, "Object can be checked but not rewritten"),
         new(MissingNopAfterCall, Severity.Error, "Call through a module stub has no nop after it"),
         new(TocRestoreNotAccepted, Severity.Error, "Call is followed by a TOC restore that this kernel refuses"),
         new(CallAtEndOfSection, Severity.Error, "Call is the last word of its section"),

@@ -72,7 +72,14 @@ public sealed class CallFrameInfo
         foreach (var s in image.Sections.Where(s => s.Name is ".eh_frame" or ".debug_frame" && s.HasFileData))
         {
             var cfi = new CallFrameInfo(image, s, s.Name == ".eh_frame");
-            cfi.Parse();
+            try
+            {
+                cfi.Parse();
+            }
+            catch (Exception e) when (e is OverflowException or ArgumentOutOfRangeException or IndexOutOfRangeException)
+            {
+                throw new DwarfFormatException($"{s.Name} is malformed: {e.Message}");
+            }
             yield return cfi;
         }
     }
@@ -103,8 +110,8 @@ public sealed class CallFrameInfo
             uint length = r.U32();
             if (length == 0) { pos += 4; continue; }  // .eh_frame terminator or padding
             if (length == 0xffff_ffff) throw new DwarfFormatException("64-bit DWARF call frame entries are not supported");
-            int end = checked(r.Position + (int)length);
-            if (end > data.Length) throw new DwarfFormatException($"frame entry at 0x{pos:x} runs past its section");
+            if (length > (uint)(data.Length - r.Position)) throw new DwarfFormatException($"frame entry at 0x{pos:x} runs past its section");
+            int end = r.Position + (int)length;
             int idField = r.Position;
             uint id = r.U32();
             bool isCie = IsEhFrame ? id == 0 : id == 0xffff_ffff;
@@ -139,6 +146,7 @@ public sealed class CallFrameInfo
         if (version >= 4) { r.U8(); r.U8(); }
         ulong codeAlign = r.Uleb();
         long dataAlign = r.Sleb();
+        if (codeAlign == 0) throw new DwarfFormatException($"CIE at 0x{offset:x} has code alignment 0");
         if (version == 1) r.U8(); else r.Uleb();
         byte fdeEncoding = 0;
         bool z = augmentation.StartsWith('z');

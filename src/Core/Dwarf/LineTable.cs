@@ -75,7 +75,7 @@ public sealed class LineTable
             problem = null;
             return Read(image);
         }
-        catch (DwarfFormatException e)
+        catch (Exception e) when (e is DwarfFormatException or OverflowException or ArgumentOutOfRangeException or IndexOutOfRangeException)
         {
             problem = e.Message;
             return Empty;

@@ -17,14 +17,24 @@ public sealed class ElfContainer
 
     private ElfContainer(Lof.ElfFile elf) => _elf = elf;
 
-    /// <summary>Loads an image that <see cref="ElfImage"/> has already validated.</summary>
+    /// <summary>
+    /// Loads an image that <see cref="ElfImage"/> has already validated. LibObjectFile is stricter than the kernel
+    /// in places (and throws in others); whatever it refuses comes back as <see cref="ElfRewriteException"/>.
+    /// </summary>
     public static ElfContainer Load(ElfImage validated)
     {
-        // A MemoryStream over a private copy: LibObjectFile keeps section streams that point into it.
-        var stream = new MemoryStream(validated.Bytes.ToArray(), writable: false);
-        if (!Lof.ElfFile.TryRead(stream, out var elf, out var diagnostics) || elf is null)
-            throw new InvalidDataException("LibObjectFile could not read an object that passed validation: " + Describe(diagnostics));
-        return new ElfContainer(elf);
+        try
+        {
+            // A MemoryStream over a private copy: LibObjectFile keeps section streams that point into it.
+            var stream = new MemoryStream(validated.Bytes.ToArray(), writable: false);
+            if (!Lof.ElfFile.TryRead(stream, out var elf, out var diagnostics) || elf is null)
+                throw new ElfRewriteException("the ELF library cannot read it: " + Describe(diagnostics));
+            return new ElfContainer(elf);
+        }
+        catch (Exception e) when (e is not ElfRewriteException and (ArgumentException or InvalidOperationException or IOException or FormatException or OverflowException or IndexOutOfRangeException or NotSupportedException or LibObjectFile.ObjectFileException))
+        {
+            throw new ElfRewriteException("the ELF library cannot read it: " + e.Message);
+        }
     }
 
     public int SectionCount => _elf.Sections.Count;
@@ -230,8 +240,15 @@ public sealed class ElfContainer
     {
         if (_layoutChanged) Realign();
         var output = new MemoryStream();
-        if (!_elf.TryWrite(output, out var diagnostics))
-            throw new InvalidDataException("LibObjectFile could not write the object: " + Describe(diagnostics));
+        try
+        {
+            if (!_elf.TryWrite(output, out var diagnostics))
+                throw new ElfRewriteException("the ELF library cannot write it: " + Describe(diagnostics));
+        }
+        catch (Exception e) when (e is not ElfRewriteException and (ArgumentException or InvalidOperationException or IOException or OverflowException or IndexOutOfRangeException or NotSupportedException or LibObjectFile.ObjectFileException))
+        {
+            throw new ElfRewriteException("the ELF library cannot write it: " + e.Message);
+        }
         byte[] image = output.ToArray();
         RestoreSymbolOther(image);
         return image;
@@ -288,3 +305,6 @@ public sealed class ElfContainer
     private static string Describe(DiagnosticBag? bag) =>
         bag is null ? "(no details)" : string.Join("; ", bag.Messages.Select(m => m.ToString()));
 }
+
+/// <summary>An object the verifier could read but the container cannot rewrite; reported as PLP1011.</summary>
+public sealed class ElfRewriteException(string message) : Exception(message);

@@ -183,6 +183,13 @@ public sealed class ElfImage
             throw new MalformedElfException(DiagnosticCatalog.UnsupportedFileType, $"object is {FileTypeName(type)}; only relocatable objects (.o, .ko) can be checked");
         Flags = ReadU32(h, 48);
         Abi = AbiFacts.FromHeader(Flags, IsLittleEndian);
+        ushort ehsize = ReadU16(h, 52);
+        if (ehsize != Elf64HeaderSize)
+            throw new MalformedElfException(DiagnosticCatalog.TruncatedOrMalformedHeader, $"e_ehsize is {ehsize}, expected {Elf64HeaderSize}");
+        ulong phoff = ReadU64(h, 32);
+        ushort phentsize = ReadU16(h, 54), phnum = ReadU16(h, 56);
+        if (phnum != 0 && (phentsize != 56 || phoff > (ulong)b.Length || ((ulong)b.Length - phoff) / 56 < phnum))
+            throw new MalformedElfException(DiagnosticCatalog.TruncatedOrMalformedHeader, $"program header table ({phnum} entries of {phentsize} bytes at 0x{phoff:x}) does not fit the {b.Length}-byte file");
 
         ulong shoff = ReadU64(h, 40);
         ushort shentsize = ReadU16(h, 58);
@@ -237,6 +244,8 @@ public sealed class ElfImage
         if (symtabs.Length > 1)
             throw new MalformedElfException(DiagnosticCatalog.MalformedSymbolTable, $"object has {symtabs.Length} symbol tables; a relocatable object has one");
         var symtab = symtabs[0];
+        if (symtab.EntrySize != Elf64SymbolSize)
+            throw new MalformedElfException(DiagnosticCatalog.MalformedSymbolTable, $"symbol table entry size is {symtab.EntrySize}, expected {Elf64SymbolSize}");
         if (symtab.Size % Elf64SymbolSize != 0)
             throw new MalformedElfException(DiagnosticCatalog.MalformedSymbolTable, $"symbol table size 0x{symtab.Size:x} is not a multiple of {Elf64SymbolSize}");
         if (symtab.Link >= sections.Length || sections[symtab.Link].Type != ShtStrtab)
@@ -246,6 +255,8 @@ public sealed class ElfImage
         var data = Data(symtab);
         int count = (int)(symtab.Size / Elf64SymbolSize);
         var symbols = new ElfSymbol[count];
+        if (count > 0 && data[..Elf64SymbolSize].IndexOfAnyExcept((byte)0) >= 0)
+            throw new MalformedElfException(DiagnosticCatalog.MalformedSymbolTable, "symbol 0 is not the null symbol");
         for (int i = 0; i < count; i++)
         {
             int o = i * Elf64SymbolSize;
@@ -273,6 +284,8 @@ public sealed class ElfImage
         var result = new List<ElfRelocationSection>();
         foreach (var s in sections.Where(s => s.Type == ShtRela))
         {
+            if (s.EntrySize != Elf64RelaSize)
+                throw new MalformedElfException(DiagnosticCatalog.MalformedRelocation, $"relocation section {s.Name} has entry size {s.EntrySize}, expected {Elf64RelaSize}");
             if (s.Size % Elf64RelaSize != 0)
                 throw new MalformedElfException(DiagnosticCatalog.MalformedRelocation, $"relocation section {s.Name} size 0x{s.Size:x} is not a multiple of {Elf64RelaSize}");
             if (s.Link >= sections.Length || sections[s.Link].Type != ShtSymtab)

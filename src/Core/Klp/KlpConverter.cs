@@ -51,6 +51,19 @@ public static class KlpConverter
         if (plans.Count == 0 || diagnostics.Any(d => d.Severity == Severity.Error))
             return new KlpConversion(image.Bytes.ToArray(), diagnostics, 0, []);
 
+        try
+        {
+            return Apply(image, plans, diagnostics);
+        }
+        catch (Exception e) when (e is ElfRewriteException or NotSupportedException)
+        {
+            diagnostics.Add(Diagnostic.Create(DiagnosticCatalog.CannotRewrite, image.Path, $"the object cannot be rewritten, so no KlpSymbol was converted: {e.Message}"));
+            return new KlpConversion(image.Bytes.ToArray(), diagnostics, 0, []);
+        }
+    }
+
+    private static KlpConversion Apply(ElfImage image, List<(KlpSymbolSpec Spec, ElfSymbol Symbol, ElfSection? Dropped)> plans, List<Diagnostic> diagnostics)
+    {
         var container = ElfContainer.Load(image);
         // Which symbol indices (and, for dropped copies, which section symbols) each spec replaces.
         var replaced = new Dictionary<uint, (int NewSymbol, long AddendShift, KlpSymbolSpec Spec)>();

@@ -43,7 +43,7 @@ internal static class FdeExtender
                 {
                     rewritten[fde] = (IslandRows(cfi, fde, change.Islands), change.NewEnd - fde.PcBegin);
                 }
-                catch (Exception e) when (e is NotSupportedException or DwarfFormatException)
+                catch (Exception e) when (e is NotSupportedException or DwarfFormatException or OverflowException or ArgumentOutOfRangeException or IndexOutOfRangeException)
                 {
                     notes.Add($"{cfi.Section.Name} FDE at 0x{fde.Offset:x} not extended: {e.Message}");
                 }

@@ -73,12 +73,18 @@ internal static class IslandPlanner
         if (Instruction.Classify(word) != BranchKind.Bl)
             return Make(DiagnosticCatalog.CallNotRelocatable, $"the instruction is {Instruction.Mnemonic(Instruction.Classify(word))} (0x{word:x8}), not a relative bl",
                 "Only relative bl calls can be redirected; rewrite the hand-written assembly to use bl followed by a nop.");
-        if (call.Offset + 4 >= s.Size)
+        // After an earlier patch the word after a call that ended its section is one of our islands: still nothing
+        // to return to, so the answer stays the same on every run.
+        if (call.Offset + 4 >= s.Size || image.Symbols.Any(y => IsIslandSymbol(y) && y.SectionIndex == (uint)s.Index && y.Value == call.Offset + 4))
             return Make(DiagnosticCatalog.CallAtEndOfSection, "the call is the last word of its section, so there is no instruction to return to",
                 "Add the nop after the bl in the hand-written assembly.");
         if (call.Function is null)
             return Make(DiagnosticCatalog.NoRoomForIsland, "no function symbol covers the call, so there is no function range to put an island in",
                 "Give the code a function symbol (.type f,@function and .size), or compile with -ffunction-sections.");
+        if (call.Function.End < s.Size)
+            return Make(DiagnosticCatalog.NoRoomForIsland,
+                $"{call.Function.Name}'s symbol ends at +0x{call.Function.End:x}, before the end of {s.Name} (+0x{s.Size:x}), and the island must lie inside {call.Function.Name}'s range without taking in the bytes between",
+                "Compile with -ffunction-sections, so each function is alone in its section and its symbol covers it to the end.");
         var later = functions.InSection(s.Index).FirstOrDefault(f => f.Start >= call.Function.End && f != call.Function);
         if (later is not null)
             return Make(DiagnosticCatalog.NoRoomForIsland,
@@ -103,6 +109,11 @@ internal static class IslandPlanner
             Instruction.EncodeIForm((long)island - (long)site, link: false),
             [call, Instruction.Nop, Instruction.EncodeIForm((long)(site + 4) - (long)(island + 8), link: false)]);
     }
+
+    /// <summary>An island this tool wrote: its <c>.L…island…</c> symbol, 12 bytes, no type.</summary>
+    public static bool IsIslandSymbol(ElfSymbol s) =>
+        s.Type == ElfConstants.SttNotype && s.Size == IslandSize && s.IsInSection
+        && s.Name.StartsWith(".L", StringComparison.Ordinal) && s.Name.Contains(".island.", StringComparison.Ordinal);
 
     /// <summary><c>.L</c> names are skipped by module kallsyms, so the caller's kallsyms range still covers the island.</summary>
     public static string SymbolName(string function, string callee, int n) => $".L{function}.island.{KlpNames.SourceName(callee)}.{n}";

@@ -27,7 +27,19 @@ public static class ObjectPatcher
         if (plans.Count == 0)
             return Finish(image, image.Bytes.ToArray(), [], unfixable, [], loader, bytesAdded: 0);
 
-        var (output, fixes, added) = Apply(image, plans, out var unwindNotes);
+        byte[] output;
+        List<AppliedFix> fixes;
+        int added;
+        List<string> unwindNotes;
+        try
+        {
+            (output, fixes, added) = Apply(image, plans, out unwindNotes);
+        }
+        catch (ElfRewriteException e)
+        {
+            var d = Diagnostic.Create(DiagnosticCatalog.CannotRewrite, image.Path, $"the object cannot be rewritten, so no call site was fixed: {e.Message}");
+            return new PatchResult(before with { Diagnostics = [d, .. before.Diagnostics] }, [], null, 0);
+        }
         if (!ElfImage.TryParse(image.Path, output, out var patched, out var error))
             throw new InvalidOperationException($"patched object does not parse: {error!.Message}");
         return Finish(patched!, output, fixes, unfixable, unwindNotes, loader, added);
@@ -35,9 +47,13 @@ public static class ObjectPatcher
 
     private static IEnumerable<CallToFix> SelectCalls(ElfImage image, ObjectReport before, CodeReferences references, LineTable lines, SiteSelection selection)
     {
+        // A call inside one of our own islands is already fixed, whatever refers to its nop.
+        var islands = image.Symbols.Where(IslandPlanner.IsIslandSymbol).Select(s => ((int)s.SectionIndex, s.Value)).ToHashSet();
+        bool InIsland(ElfSection section, ulong offset) => islands.Contains((section.Index, offset));
         foreach (var v in before.Sites)
         {
             var s = v.Site;
+            if (InIsland(s.Section, s.Offset)) continue;
             bool needed = v.Code is DiagnosticCatalog.MissingNopAfterCall or DiagnosticCatalog.TocRestoreNotAccepted or DiagnosticCatalog.CallAtEndOfSection;
             bool local = selection == SiteSelection.AllLocal && !s.IsExternal && s.Instruction == BranchKind.Bl && !s.IsPcrel
                          && !HasFreeNop(image, references, s.Section, s.Offset);
@@ -48,7 +64,7 @@ public static class ObjectPatcher
         var functions = new FunctionMap(image);
         foreach (var b in references.RelocationFreeBranches.Where(b => b.Kind == BranchKind.Bl))
         {
-            if (HasFreeNop(image, references, b.Section, b.Offset)) continue;
+            if (InIsland(b.Section, b.Offset) || HasFreeNop(image, references, b.Section, b.Offset)) continue;
             var callee = functions.Containing(b.Section.Index, b.Target);
             string name = callee is null ? $"{b.Section.Name}+0x{b.Target:x}" : b.Target == callee.Start ? callee.Name : $"{callee.Name}+0x{b.Target - callee.Start:x}";
             yield return new CallToFix(b.Section, b.Offset, b.Function, name, lines.Lookup(b.Section.Index, b.Offset), null, b.Target, Needed: false);
