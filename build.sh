@@ -14,7 +14,8 @@ version=$(sed -nE 's/.*"PpcLivepatch\.Build\.Sdk" *: *"([^"]+)".*/\1/p' global.j
 
 build() {
   dotnet build PpcLivepatch.Build.sln -c Release -nologo -v quiet -clp:NoSummary
-  dotnet publish src/Cli -c Release -nologo -v quiet -o artifacts/bin/ppc-livepatch >/dev/null
+  # ReadyToRun: the CLI is started once per file by Makefiles, so JIT time matters (verify of one object: 50 -> 30 ms).
+  dotnet publish src/Cli -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -nologo -v quiet -o artifacts/bin/ppc-livepatch >/dev/null
 }
 
 # Packs the SDK into the local feed. NuGet never re-extracts a version it has cached, so the cached copy of this

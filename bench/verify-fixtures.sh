@@ -9,7 +9,7 @@ for f in "$@"; do files+=("$(realpath "$f")"); done
 cd "$(dirname "$0")/.."
 [ ${#files[@]} -gt 0 ] || files=(tests/fixtures/elf/*.o)
 cli=artifacts/bin/ppc-livepatch/ppc-livepatch.dll
-[ -f "$cli" ] || dotnet publish src/Cli -c Release -nologo -v quiet -o artifacts/bin/ppc-livepatch >/dev/null
+[ -f "$cli" ] || dotnet publish src/Cli -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -nologo -v quiet -o artifacts/bin/ppc-livepatch >/dev/null
 
 median_ms() { # median_ms CMD...: median wall time of $rounds runs
   local t=() i s e

@@ -191,6 +191,44 @@ public sealed class BadInputTests
         StringAssert.Contains(output, $"error {DiagnosticCatalog.UnreadableFile}: cannot read");
     }
 
+    /// <summary>Mounts a small tmpfs (root only; CI runs as root) and runs <paramref name="body"/> with its path.</summary>
+    private static void WithTmpfs(string options, Action<string> body)
+    {
+        string mountPoint = Repo.NewTempDir();
+        var mount = Tool.Run("mount", "-t", "tmpfs", "-o", options, "tmpfs", mountPoint);
+        Assert.AreEqual(0, mount.ExitCode, $"mounting a tmpfs needs root (CI runs as root): {mount.Stderr}");
+        try { body(mountPoint); }
+        finally { Tool.Run("umount", mountPoint); }
+    }
+
+    [TestMethod]
+    public void DiskFullWhileWritingLeavesNoPartialOutput()
+    {
+        string input = Repo.Fixture("calls.dwarf3.le.o");
+        byte[] before = SHA256.HashData(File.ReadAllBytes(input));
+        WithTmpfs("size=8k", dir =>
+        {
+            string output = Path.Combine(dir, "out.o");
+            var stdout = new StringWriter();
+            Assert.AreEqual(CliApp.ExitUsage, CliApp.Run(["patch", "--sites", "all-local", "-o", output, input], stdout, new StringWriter()));
+            StringAssert.Contains(stdout.ToString(), $"{output} : error PLP1010: cannot write");
+            Assert.AreEqual(0, Directory.GetFiles(dir).Length, "no partial or temporary file may be left");
+        });
+        CollectionAssert.AreEqual(before, SHA256.HashData(File.ReadAllBytes(input)));
+    }
+
+    [TestMethod]
+    public void ReadOnlyOutputDirectory()
+    {
+        WithTmpfs("size=1m,ro", dir =>
+        {
+            string output = Path.Combine(dir, "out.o");
+            var stdout = new StringWriter();
+            Assert.AreEqual(CliApp.ExitUsage, CliApp.Run(["patch", "-o", output, Repo.Fixture("livepatch.und.le.o")], stdout, new StringWriter()));
+            StringAssert.Contains(stdout.ToString(), $"{output} : error PLP1010: cannot write");
+        });
+    }
+
     [TestMethod]
     public void OneBadFileDoesNotHideTheOthers()
     {

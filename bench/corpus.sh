@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Performance on a whole kernel's modules, against reference tools, in one run on one machine:
+#   verify:  `ppc-livepatch verify` over every module of Debian's ppc64el kernel (one process)
+#            vs `powerpc64le-linux-gnu-readelf -rW` over the same files vs `cat` of the same bytes (the floor)
+#   patch:   `ppc-livepatch patch --sites all-local` of the fixture objects vs gcc -O2 compiling their sources
+#   memory:  peak RSS of verify, against the largest module's size
+# Usage: bench/corpus.sh [ROUNDS]   (default 5; the figure is the median round)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-5}
+command -v /usr/bin/time >/dev/null || { sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo; $sudo apt-get install -y -qq time >/dev/null; }
+eng/kernel-oracle/setup.sh >/dev/null
+# shellcheck disable=SC1091
+. "${PPCLP_KERNEL_CACHE:-$HOME/.cache/ppclivepatch-kernel-oracle}/env.sh"
+corpus=$KO_DIR/modules-$KO_ABI
+if [ ! -f "$corpus/.extracted" ]; then
+  rm -rf "$corpus" && mkdir -p "$corpus"
+  dpkg-deb -x "$KO_DIR/$KO_ABI/debs/"linux-image-*.deb "$corpus"
+  find "$corpus" -name '*.ko.xz' -exec xz -d {} +   # none in bookworm's image, but later ones compress
+  touch "$corpus/.extracted"
+fi
+list=$(mktemp); trap 'rm -f "$list"' EXIT
+find "$corpus" -name '*.ko' | sort > "$list"
+cli=artifacts/bin/ppc-livepatch/ppc-livepatch.dll
+dotnet publish src/Cli -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -nologo -v quiet -o artifacts/bin/ppc-livepatch >/dev/null
+
+median() { # median CMD...: median wall seconds of $rounds runs
+  local t=() i start end
+  for ((i = 0; i < rounds; i++)); do
+    start=$(date +%s%N); "$@" >/dev/null 2>&1 || true; end=$(date +%s%N); t+=($(((end - start) / 1000000)))
+  done
+  printf '%s\n' "${t[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%.3f", a[int((NR+1)/2)]/1000}'
+}
+files=$(wc -l < "$list"); bytes=$(xargs -a "$list" cat | wc -c); largest=$(xargs -a "$list" stat -c %s | sort -n | tail -n 1)
+echo "corpus: $files modules of linux-image-$KO_ABI-powerpc64le, $((bytes / 1048576)) MiB, largest $((largest / 1048576)) MiB; $rounds rounds, median"
+v=$(median sh -c "xargs -a '$list' dotnet '$cli' verify")
+r=$(median sh -c "xargs -a '$list' powerpc64le-linux-gnu-readelf -rW")
+c=$(median sh -c "xargs -a '$list' cat")
+accepted=$(xargs -a "$list" dotnet "$cli" verify | grep -c ': accepted (' || true)
+peak=$( { /usr/bin/time -f '%M' sh -c "xargs -a '$list' dotnet '$cli' verify >/dev/null"; } 2>&1 | tail -n 1)
+echo "verify:       $v s   ($accepted of $files accepted)"
+echo "readelf -rW:  $r s"
+echo "cat:          $c s"
+awk -v v="$v" -v r="$r" -v c="$c" 'BEGIN { printf "readelf/verify = %.2f (verify is %.2fx faster)   verify/cat = %.1f\n", r / v, r / v, v / c }'
+echo "verify peak RSS: $((peak / 1024)) MiB = $(awk -v p="$peak" -v l="$largest" 'BEGIN { printf "%.1f", p * 1024 / l }') x the largest module"
+
+# patch vs compile, on the fixture sources (kpatch-style flags, as the SDK uses).
+work=$(mktemp -d); trap 'rm -rf "$work" "$list"' EXIT
+flags="-O2 -mcmodel=large -mprofile-kernel -pg -mno-altivec -mno-vsx -msoft-float -fno-common -mcpu=power8 -mno-prefixed -mno-pcrel -ffunction-sections -fdata-sections -g"
+compile() { local src; for src in tests/fixtures/src/*.c; do powerpc64le-linux-gnu-gcc $flags -c "$src" -o "$work/$(basename "$src" .c).o"; done; }
+patch_all() { local obj; for obj in "$work"/*.o; do dotnet "$cli" patch --sites all-local -o "$obj.p" "$obj" >/dev/null || true; done; }
+gc=$(median compile)
+pt=$(median patch_all)
+echo "gcc -O2 of $(ls tests/fixtures/src/*.c | wc -l) sources: $gc s;  patch --sites all-local of their objects: $pt s (one process each)"
+awk -v g="$gc" -v p="$pt" 'BEGIN { printf "patch/compile = %.1f%%\n", 100 * p / g }'
