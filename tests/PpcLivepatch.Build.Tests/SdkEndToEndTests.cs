@@ -56,6 +56,46 @@ public sealed partial class SdkEndToEndTests
     }
 
     [TestMethod]
+    public void ParallelSolutionBuildGivesTheSameModulesAsASerialOne()
+    {
+        string dir = Repo.NewTempDir();
+        PackedSdk.UseIn(dir);
+        string[] names = ["alpha", "beta", "gamma"];
+        foreach (string name in names)
+        {
+            Directory.CreateDirectory(Path.Combine(dir, name));
+            File.WriteAllText(Path.Combine(dir, name, $"{name}.csproj"), $$"""
+                <Project Sdk="PpcLivepatch.Build.Sdk/{{s_version}}">
+                  <ItemGroup><KlpSymbol Include="{{name}}_helper" /></ItemGroup>
+                </Project>
+                """);
+            File.WriteAllText(Path.Combine(dir, name, $"{name}.c"), $$"""
+                extern int printk(const char *fmt, ...);
+                static int __attribute__((noipa)) {{name}}_helper(int x) { return x * {{name.Length}}; }
+                int {{name}}_patched(int x) { int r = {{name}}_helper(x); printk("{{name}} %d\n", r); return r + 1; }
+                """);
+        }
+        Assert.AreEqual(0, Tool.Run(dir, "dotnet", "new", "sln", "-n", "all", "--format", "sln").ExitCode);
+        Assert.AreEqual(0, Tool.Run(dir, "dotnet", ["sln", "all.sln", "add", .. names.Select(n => Path.Combine(n, $"{n}.csproj"))]).ExitCode);
+
+        Dictionary<string, byte[]> BuildWith(string parallelism)
+        {
+            foreach (string name in names)
+                foreach (string sub in new[] { "bin", "obj" })
+                    if (Directory.Exists(Path.Combine(dir, name, sub))) Directory.Delete(Path.Combine(dir, name, sub), true);
+            var build = Tool.Run(dir, "dotnet", "build", "all.sln", parallelism, "-tl:off", "-nologo", "--disable-build-servers");
+            Assert.AreEqual(0, build.ExitCode, build.Output);
+            return names.ToDictionary(n => n, n => File.ReadAllBytes(Path.Combine(dir, n, "bin", "Debug", $"{n}.o")));
+        }
+
+        var serial = BuildWith("-m:1");
+        var parallel = BuildWith("-m:2");
+        foreach (string name in names)
+            CollectionAssert.AreEqual(serial[name], parallel[name], $"{name}.o differs between -m:1 and -m:2");
+        Assert.IsTrue(names.All(n => ObjectVerifier.Verify(Path.Combine(dir, n, "bin", "Debug", $"{n}.o"), LoaderOptions.Default).Accepted));
+    }
+
+    [TestMethod]
     public void TouchingOneSourceOrItsHeaderRebuildsOnlyIt()
     {
         string dir = Consumer("""<Project Sdk="PpcLivepatch.Build.Sdk/VERSION" />""",
