@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Security.Cryptography;
+using PpcLivepatch.Analysis;
 using PpcLivepatch.Cli;
 using PpcLivepatch.Diagnostics;
 using PpcLivepatch.Elf;
@@ -50,6 +51,29 @@ public sealed class BadInputTests
     [TestMethod] public void TruncatedInsideTheIdent() => AssertRejectedAs(Good[..5], DiagnosticCatalog.TruncatedOrMalformedHeader, "truncated");
     [TestMethod] public void TruncatedInsideTheHeader() => AssertRejectedAs(Good[..40], DiagnosticCatalog.TruncatedOrMalformedHeader, "header truncated");
     [TestMethod] public void TruncatedBeforeTheSectionHeaders() => AssertRejectedAs(Good[..(Good.Length / 2)], DiagnosticCatalog.MalformedSectionTable, "past the end");
+    [TestMethod] public void WrongEndianness() => AssertRejectedAs(Mutate((b, _) => b[5] = 2), DiagnosticCatalog.WrongMachine, "not EM_PPC64");
+
+    [TestMethod]
+    public void OverlappingSections() => AssertRejectedAs(Mutate((b, img) =>
+    {
+        var first = img.Sections.First(s => s.Name == ".text.caller");
+        var second = img.Sections.First(s => s.Name == ".text.tail");
+        BinaryPrimitives.WriteUInt64LittleEndian(b.AsSpan((int)SectionHeaderOffset(b, second.Index) + 24), first.Offset + 4);
+    }), DiagnosticCatalog.MalformedSectionTable, "overlap in the file");
+
+    [TestMethod]
+    public void RelocationSectionApplyingToItselfIsHarmless()
+    {
+        byte[] b = Mutate((b, img) =>
+        {
+            var rela = img.RelocationSections.First(r => r.Target.Name == ".text.caller").Section;
+            BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan((int)SectionHeaderOffset(b, rela.Index) + 44), (uint)rela.Index);
+        });
+        Assert.IsTrue(ElfImage.TryParse("self.o", b, out var image, out var error), error?.Message);
+        var report = ObjectVerifier.Verify(image!, LoaderOptions.Default);
+        Assert.IsFalse(report.Sites.Any(s => s.Site.Section.Name.StartsWith(".rela")));
+    }
+
     [TestMethod] public void BadDataEncoding() => AssertRejectedAs(Mutate((b, _) => b[5] = 7), DiagnosticCatalog.TruncatedOrMalformedHeader, "data encoding");
 
     [TestMethod]

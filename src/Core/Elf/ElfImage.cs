@@ -232,6 +232,12 @@ public sealed class ElfImage
             string name = ReadString(shstr, s.name, () => $"section [{i}] name index 0x{s.name:x} is outside the section name table", DiagnosticCatalog.MalformedSectionTable);
             sections[i] = new ElfSection(i, name, s.type, s.flags, s.offset, s.size, s.link, s.info, s.align, s.entsize);
         }
+        // Two sections sharing file bytes would make an edit of one silently change the other.
+        var laidOut = sections.Where(x => x.HasFileData && x.Size > 0).OrderBy(x => x.Offset).ToArray();
+        for (int i = 1; i < laidOut.Length; i++)
+            if (laidOut[i].Offset < laidOut[i - 1].Offset + laidOut[i - 1].Size)
+                throw new MalformedElfException(DiagnosticCatalog.MalformedSectionTable,
+                    $"sections {laidOut[i - 1].Name} and {laidOut[i].Name} overlap in the file (0x{laidOut[i - 1].Offset:x}+0x{laidOut[i - 1].Size:x} and 0x{laidOut[i].Offset:x})");
         Sections = sections;
         Symbols = ReadSymbols(sections);
         RelocationSections = ReadRelocations(sections);
