@@ -34,7 +34,14 @@ public sealed record SiteVerdict(CallSite Site, Verdict Verdict, string Reason, 
 /// </summary>
 public static class KernelLoaderModel
 {
-    public static SiteVerdict Judge(CallSite site, LoaderOptions options, string modulePath, Ppc64.PpcAbi abi)
+    private const string NopBecomesRestoreV2 = "the nop after the call becomes ld r2,24(r1)";
+    private const string NopBecomesRestoreV1 = "the nop after the call becomes ld r2,40(r1)";
+
+    public static SiteVerdict Judge(CallSite site, LoaderOptions options, string modulePath, Ppc64.PpcAbi abi) =>
+        Judge(site, options, abi, () => options.ModuleNameFor(modulePath));
+
+    /// <param name="moduleName">Asked only when the kernel would print a message (a million sites, few refusals).</param>
+    public static SiteVerdict Judge(CallSite site, LoaderOptions options, Ppc64.PpcAbi abi, Func<string> moduleName)
     {
         if (site.IsPcrel && !options.Pcrel)
             return new SiteVerdict(site, Verdict.Reject,
@@ -51,20 +58,19 @@ public static class KernelLoaderModel
                 ? "sibling call (b): it does not return here, so the loader does not look for a nop"
                 : $"{Instruction.Mnemonic(site.Instruction)} is not a relative branch-and-link; the loader does not look for a nop");
 
-        string module = options.ModuleNameFor(modulePath);
-        string at = $"{site.FunctionName}+0x{site.FunctionOffset + 4:x}/0x{site.Function?.Size ?? 0:x} [{module}]";
+        string At() => $"{site.FunctionName}+0x{site.FunctionOffset + 4:x}/0x{site.Function?.Size ?? 0:x} [{moduleName()}]";
         string restore = abi == PpcAbi.ElfV2 ? "ld r2,24(r1)" : "ld r2,40(r1)";
         switch (site.Next)
         {
             case NextWord.Nop:
-                return new SiteVerdict(site, Verdict.Accept, $"the nop after the call becomes {restore}");
+                return new SiteVerdict(site, Verdict.Accept, abi == PpcAbi.ElfV2 ? NopBecomesRestoreV2 : NopBecomesRestoreV1);
             case NextWord.TocRestore when options.KernelAcceptsLdToc:
                 return new SiteVerdict(site, Verdict.Accept, $"{restore} is already there; kernels since 6.3 accept it");
             case NextWord.TocRestore:
                 return new SiteVerdict(site, Verdict.Reject,
                     $"{restore} already follows the call, which kernels before 6.3 refuse",
                     DiagnosticCatalog.TocRestoreNotAccepted,
-                    $"module_64: {module}: Expected nop after call, got {site.NextWordValue:x8} at {at}");
+                    $"module_64: {moduleName()}: Expected nop after call, got {site.NextWordValue:x8} at {At()}");
             case NextWord.EndOfSection:
                 return new SiteVerdict(site, Verdict.Reject,
                     "the call is the last word of its section, so there is no slot for the TOC restore (the loader would read and rewrite the word after the section)",
@@ -73,7 +79,7 @@ public static class KernelLoaderModel
                 return new SiteVerdict(site, Verdict.Reject,
                     $"the word after the call is 0x{site.NextWordValue:x8}, not a nop, so r2 cannot be restored after the stub",
                     DiagnosticCatalog.MissingNopAfterCall,
-                    $"module_64: {module}: Expected nop after call, got {site.NextWordValue:x8} at {at}");
+                    $"module_64: {moduleName()}: Expected nop after call, got {site.NextWordValue:x8} at {At()}");
         }
     }
 }

@@ -42,7 +42,10 @@ public static class ObjectVerifier
         var functions = new FunctionMap(image);
         var lines = LineTable.ReadOrEmpty(image, out _);
         var sites = CallSiteScanner.Scan(image, functions, lines);
-        var verdicts = sites.Select(s => KernelLoaderModel.Judge(s, options, image.Path, image.Abi)).ToList();
+        string? module = null;
+        string ModuleName() => module ??= options.ModuleNameFor(image.Path);
+        var verdicts = new List<SiteVerdict>(sites.Count);
+        foreach (var s in sites) verdicts.Add(KernelLoaderModel.Judge(s, options, image.Abi, ModuleName));
 
         var diagnostics = new List<Diagnostic>();
         // REL24_NOTOC rejections are reported once per section by the relocation-type check below.
