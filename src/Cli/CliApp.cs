@@ -17,7 +17,7 @@ public static class CliApp
         """
         usage: ppc-livepatch verify [--kernel-accepts-ld-toc] [--pcrel] [--module-name NAME]
                                     [--format text|json|sarif] FILE...
-               ppc-livepatch patch  [--strategy island] [--sites needed|all-local] [--kernel-accepts-ld-toc]
+               ppc-livepatch patch  [--strategy island|insert-nop|auto] [--sites needed|all-local] [--kernel-accepts-ld-toc]
                                     [--pcrel] [--module-name NAME] [--format text|json|sarif] [-o OUT] FILE
 
         verify  checks ppc64 relocatable objects (.o, .ko) the way Linux's module loader will: every call through a
@@ -29,7 +29,9 @@ public static class CliApp
           --pcrel                  the target kernel is built with CONFIG_PPC_KERNEL_PCREL
           --module-name NAME       the module name the kernel prints (default: from the file name)
           --format FORMAT          text (default; MSBuild canonical lines), json, or sarif (SARIF 2.1.0)
-          --strategy island        how to fix a call (island is the only strategy so far)
+          --strategy STRATEGY      island (default): a 12-byte island inside the function, nothing moves;
+                                   insert-nop: a nop after the call, later code moves (objects without DWARF/CFI);
+                                   auto: insert-nop where the section allows it, island elsewhere
           --sites needed           fix what the loader would refuse (default)
           --sites all-local        also give every local bl a free nop, as kpatch's GCC plugin does
           -o OUT                   write the patched object to OUT instead of rewriting FILE
@@ -136,8 +138,10 @@ public static class CliApp
                         break;
                     case "--strategy" when patch:
                         string? s = Value();
-                        if (s != "island") { error = $"unknown strategy '{s}': use island"; return null; }
-                        o.Strategy = FixStrategy.Island;
+                        if (s == "island") o.Strategy = FixStrategy.Island;
+                        else if (s == "insert-nop") o.Strategy = FixStrategy.InsertNop;
+                        else if (s == "auto") o.Strategy = FixStrategy.Auto;
+                        else { error = $"unknown strategy '{s}': use island, insert-nop or auto"; return null; }
                         break;
                     case "--sites" when patch:
                         string? sites = Value();

@@ -11,7 +11,7 @@ namespace PpcLivepatch.Build.Tasks;
 /// </summary>
 public sealed class PatchLivepatchObjects : LivepatchObjectTask
 {
-    /// <summary><c>island</c>, or <c>none</c> to only report (for experiments with LivepatchVerifyMode=warn).</summary>
+    /// <summary><c>island</c>, <c>insert-nop</c>, <c>auto</c>, or <c>none</c> to only report (for experiments with LivepatchVerifyMode=warn).</summary>
     public string Strategy { get; set; } = "island";
 
     /// <summary><c>needed</c> or <c>all-local</c>.</summary>
@@ -32,7 +32,11 @@ public sealed class PatchLivepatchObjects : LivepatchObjectTask
         if (Sites == "needed") selection = SiteSelection.Needed;
         else if (Sites == "all-local") selection = SiteSelection.AllLocal;
         else return UsageError($"Rel24Sites is '{Sites}'; use needed or all-local");
-        if (Strategy is not ("island" or "none")) return UsageError($"Rel24Strategy is '{Strategy}'; use island or none");
+        FixStrategy strategy;
+        if (Strategy == "island" || Strategy == "none") strategy = FixStrategy.Island;
+        else if (Strategy == "insert-nop") strategy = FixStrategy.InsertNop;
+        else if (Strategy == "auto") strategy = FixStrategy.Auto;
+        else return UsageError($"Rel24Strategy is '{Strategy}'; use island, insert-nop, auto or none");
 
         var results = new List<PatchResult>();
         foreach (var item in Objects)
@@ -42,7 +46,7 @@ public sealed class PatchLivepatchObjects : LivepatchObjectTask
             if (image is null) { DeleteIfExists(output); continue; }
             PatchResult result = Strategy == "none"
                 ? new PatchResult(Analysis.ObjectVerifier.Verify(image, LoaderOptions), [], image.Bytes.ToArray(), 0)
-                : ObjectPatcher.Patch(image, new PatchOptions(FixStrategy.Island, selection, LoaderOptions));
+                : ObjectPatcher.Patch(image, new PatchOptions(strategy, selection, LoaderOptions));
             // Verify judges the final module; here only what this step did and could not do is reported.
             DiagnosticLogging.Log(Log, result.Report.Diagnostics.Where(IsPatchFinding), HelpLinkBase, d => !AllowSiblingCalls && d.Code == DiagnosticCatalog.SiblingCallToExternal);
             results.Add(result with { Report = result.Report with { Path = output } });
@@ -62,7 +66,7 @@ public sealed class PatchLivepatchObjects : LivepatchObjectTask
     private bool IsPatchFinding(Diagnostic d) =>
         d.Code is DiagnosticCatalog.CannotRewrite or DiagnosticCatalog.SiteFixed or DiagnosticCatalog.UnwindNotExtended or DiagnosticCatalog.SiblingCallToExternal
             or DiagnosticCatalog.SiblingCallFromLocallyCalledFunction or DiagnosticCatalog.CallNotRelocatable or DiagnosticCatalog.CallOutsideCode
-            or DiagnosticCatalog.NoRoomForIsland or DiagnosticCatalog.IslandOutOfRange
+            or DiagnosticCatalog.NoRoomForIsland or DiagnosticCatalog.IslandOutOfRange or DiagnosticCatalog.InsertNopNotPossible
         || (d.Code == DiagnosticCatalog.CallAtEndOfSection && d.Message.Contains("cannot be fixed"));
 
     private bool UsageError(string message)

@@ -264,7 +264,7 @@ public sealed class PatchTests
 
     [TestMethod]
     [DataRow(new[] { "patch", "a.o", "b.o" }, "patch takes one FILE")]
-    [DataRow(new[] { "patch", "--strategy", "trampoline", "a.o" }, "unknown strategy 'trampoline'")]
+    [DataRow(new[] { "patch", "--strategy", "trampoline", "a.o" }, "unknown strategy 'trampoline': use island, insert-nop or auto")]
     [DataRow(new[] { "patch", "--sites", "some", "a.o" }, "unknown site selection 'some'")]
     [DataRow(new[] { "patch", "-o" }, "-o needs a file name")]
     [DataRow(new[] { "verify", "-o", "x", "a.o" }, "unknown option '-o'")]

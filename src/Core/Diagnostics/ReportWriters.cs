@@ -186,8 +186,9 @@ public static class ReportWriters
                 w.WriteNumber("offset", f.Offset);
                 w.WriteString("function", f.Function);
                 w.WriteString("callee", f.Callee);
-                w.WriteString("strategy", f.Strategy.ToString().ToLowerInvariant());
-                w.WriteNumber("islandOffset", f.IslandOffset);
+                w.WriteString("strategy", f.Strategy == FixStrategy.InsertNop ? "insert-nop" : "island");
+                if (f.Strategy == FixStrategy.InsertNop) w.WriteNumber("newOffset", f.NewOffset ?? f.Offset);
+                else w.WriteNumber("islandOffset", f.IslandOffset);
                 WriteSource(w, f.Source);
                 w.WriteEndObject();
             }

@@ -68,6 +68,9 @@ public sealed class ElfContainer
         CollectionsMarshal.AsSpan(table.Entries)[entryIndex].Addend = addend;
     }
 
+    public void SetSymbolValue(int symbolIndex, ulong value) =>
+        CollectionsMarshal.AsSpan(SymbolTable.Entries)[symbolIndex].Value = value;
+
     public void SetSymbolSize(int symbolIndex, ulong size) =>
         CollectionsMarshal.AsSpan(SymbolTable.Entries)[symbolIndex].Size = size;
 

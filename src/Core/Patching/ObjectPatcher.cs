@@ -23,8 +23,10 @@ public static class ObjectPatcher
         var lines = LineTable.ReadOrEmpty(image, out _);
 
         var calls = SelectCalls(image, before, references, lines, options.Sites).ToList();
-        var (plans, unfixable) = IslandPlanner.Plan(image, functions, calls);
-        if (plans.Count == 0)
+        var (nopEdits, islandCalls, refused) = ChooseStrategy(image, functions, calls, options.Strategy);
+        var (plans, unfixable) = IslandPlanner.Plan(image, functions, islandCalls);
+        unfixable.AddRange(refused);
+        if (plans.Count == 0 && nopEdits.Count == 0)
             return Finish(image, image.Bytes.ToArray(), [], unfixable, [], loader, bytesAdded: 0);
 
         byte[] output;
@@ -33,7 +35,7 @@ public static class ObjectPatcher
         List<string> unwindNotes;
         try
         {
-            (output, fixes, added) = Apply(image, plans, out unwindNotes);
+            (output, fixes, added) = Apply(image, plans, nopEdits, out unwindNotes);
         }
         catch (ElfRewriteException e)
         {
@@ -76,10 +78,56 @@ public static class ObjectPatcher
         offset + 8 <= section.Size && image.ReadWord(section, offset + 4) == Instruction.Nop
         && !references.IsReferenced(section.Index, offset + 4);
 
-    private static (byte[] Output, List<AppliedFix> Fixes, int Added) Apply(ElfImage image, List<IslandPlanner.SectionPlan> plans, out List<string> notes)
+    /// <summary>
+    /// Per section: insert-nop when asked for (or, with auto, when the section's layout is fully understood),
+    /// islands for the rest. An explicit insert-nop that cannot be done is a coded diagnostic, not a silent island.
+    /// </summary>
+    private static (List<(InsertNopEditor Editor, List<CallToFix> Calls)> Nops, List<CallToFix> Islands, List<Diagnostics.Diagnostic> Refused)
+        ChooseStrategy(ElfImage image, FunctionMap functions, List<CallToFix> calls, FixStrategy strategy)
+    {
+        var nops = new List<(InsertNopEditor, List<CallToFix>)>();
+        var islands = new List<CallToFix>();
+        var refused = new List<Diagnostics.Diagnostic>();
+        foreach (var group in calls.GroupBy(c => c.Section.Index).OrderBy(g => g.Key))
+        {
+            var list = group.OrderBy(c => c.Offset).ToList();
+            if (strategy == FixStrategy.Island) { islands.AddRange(list); continue; }
+            var section = list[0].Section;
+            // Only plain relative bl sites with a following instruction take an inserted nop; others go to the planner,
+            // which reports them.
+            var simple = list.Where(c => c.Offset + 4 < section.Size && Instruction.Classify(image.ReadWord(section, c.Offset)) == BranchKind.Bl).ToList();
+            var editor = new InsertNopEditor(image, functions, section, simple.Select(c => c.Offset));
+            string? why = section.IsExecutable ? editor.Ineligible() : "it is not code";
+            if (why is null && simple.Count > 0)
+            {
+                nops.Add((editor, simple));
+                islands.AddRange(list.Except(simple));
+                continue;
+            }
+            if (strategy == FixStrategy.Auto) { islands.AddRange(list); continue; }
+            foreach (var c in list)
+                refused.Add(new Diagnostics.Diagnostic(Diagnostics.DiagnosticCatalog.InsertNopNotPossible, c.Needed ? Diagnostics.Severity.Error : Diagnostics.Severity.Warning,
+                    $"call to {c.Callee} at {section.Name}+0x{c.Offset:x} cannot get an inserted nop: {why}", image.Path, section.Name, c.Offset,
+                    c.Function?.Name, c.Function is null ? null : c.Offset - c.Function.Start, c.Callee, c.Source,
+                    "Use --strategy auto (islands where insert-nop is not possible) or --strategy island."));
+        }
+        return (nops, islands, refused);
+    }
+
+    private static (byte[] Output, List<AppliedFix> Fixes, int Added) Apply(ElfImage image, List<IslandPlanner.SectionPlan> plans,
+        List<(InsertNopEditor Editor, List<CallToFix> Calls)> nopEdits, out List<string> notes)
     {
         var container = ElfContainer.Load(image);
         var fixes = new List<AppliedFix>();
+        int nopBytes = 0;
+        foreach (var (editor, calls) in nopEdits)
+        {
+            editor.Apply(container);
+            foreach (var c in calls)
+                fixes.Add(new AppliedFix(c.Section.Name, c.Offset, c.Function?.Name ?? c.Section.Name, c.Callee, FixStrategy.InsertNop, 0, c.Source)
+                    { NewOffset = editor.Map(c.Offset) });
+            nopBytes += 4 * calls.Count;
+        }
         var changes = new List<FdeExtender.CodeChange>();
         var symbols = new List<(string Name, int Section, ulong Value)>();
         int added = 0;
@@ -108,6 +156,7 @@ public static class ObjectPatcher
             container.SetSymbolSize(plan.Function.Symbol.Index, (ulong)code.Length - plan.Function.Start);
             added += code.Length - (int)section.Size;
         }
+        added += nopBytes;
         notes = FdeExtender.Extend(image, container, changes);
         // Symbols last: inserting a local renumbers every later symbol index.
         foreach (var (name, sectionIndex, value) in symbols)
@@ -122,6 +171,12 @@ public static class ObjectPatcher
         else System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(span, word);
     }
 
+    private static string StrategySummary(List<AppliedFix> fixes)
+    {
+        int nops = fixes.Count(f => f.Strategy == FixStrategy.InsertNop), islands = fixes.Count - nops;
+        return nops == 0 ? "island" : islands == 0 ? "insert-nop" : $"insert-nop {nops}, island {islands}";
+    }
+
     private static PatchResult Finish(ElfImage output, byte[] bytes, List<AppliedFix> fixes, List<Diagnostic> unfixable, List<string> unwindNotes, LoaderOptions loader, int bytesAdded)
     {
         var after = ObjectVerifier.Verify(output, loader);
@@ -131,14 +186,16 @@ public static class ObjectPatcher
         diagnostics.AddRange(after.Diagnostics.Where(d => !explained.Contains((d.Section, d.Offset))));
         foreach (var f in fixes)
             diagnostics.Add(new Diagnostic(DiagnosticCatalog.SiteFixed, Severity.Info,
-                $"fixed call to {f.Callee} at {f.Section}+0x{f.Offset:x}: redirected through an island at {f.Section}+0x{f.IslandOffset:x} (bl; nop; b back)",
+                f.Strategy == FixStrategy.InsertNop
+                    ? $"fixed call to {f.Callee} at {f.Section}+0x{f.Offset:x}: a nop inserted after it (the call is now at +0x{f.NewOffset:x})"
+                    : $"fixed call to {f.Callee} at {f.Section}+0x{f.Offset:x}: redirected through an island at {f.Section}+0x{f.IslandOffset:x} (bl; nop; b back)",
                 output.Path, f.Section, f.Offset, f.Function, null, f.Callee, f.Source));
         foreach (string note in unwindNotes)
             diagnostics.Add(new Diagnostic(DiagnosticCatalog.UnwindNotExtended, Severity.Info, note, output.Path));
         diagnostics.Sort(ObjectVerifier.CompareDiagnostics);
         int unfixed = diagnostics.Count(d => d.Code.StartsWith("PLP2", StringComparison.Ordinal));
         diagnostics.Add(new Diagnostic(DiagnosticCatalog.PatchSummary, Severity.Info,
-            $"{fixes.Count} REL24 call site{(fixes.Count == 1 ? "" : "s")} fixed (island), {bytesAdded} bytes added, {unfixed} unfixable",
+            $"{fixes.Count} REL24 call site{(fixes.Count == 1 ? "" : "s")} fixed ({StrategySummary(fixes)}), {bytesAdded} bytes added, {unfixed} unfixable",
             output.Path));
         return new PatchResult(after with { Diagnostics = diagnostics }, fixes, bytes, bytesAdded);
     }

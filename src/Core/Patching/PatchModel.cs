@@ -19,6 +19,10 @@ public enum FixStrategy
 {
     /// <summary>Redirect the call through a 12-byte island appended inside the caller: no existing byte moves.</summary>
     Island,
+    /// <summary>Insert the nop at bl+4 and move everything after it, as the compiler would have laid it out.</summary>
+    InsertNop,
+    /// <summary>InsertNop where the section's layout is fully understood, Island otherwise.</summary>
+    Auto,
 }
 
 public sealed record PatchOptions(FixStrategy Strategy = FixStrategy.Island, SiteSelection Sites = SiteSelection.Needed, LoaderOptions? Loader = null)
@@ -26,8 +30,16 @@ public sealed record PatchOptions(FixStrategy Strategy = FixStrategy.Island, Sit
     public LoaderOptions LoaderOptions => Loader ?? LoaderOptions.Default;
 }
 
-/// <summary>One call site that was fixed, and where its island is.</summary>
-public sealed record AppliedFix(string Section, ulong Offset, string Function, string Callee, FixStrategy Strategy, ulong IslandOffset, SourceLocation? Source);
+/// <summary>
+/// One call site that was fixed: with <see cref="FixStrategy.Island"/> where its island is; with
+/// <see cref="FixStrategy.InsertNop"/> where the call is now (its nop follows it). <see cref="Why"/> says why auto
+/// chose the strategy.
+/// </summary>
+public sealed record AppliedFix(string Section, ulong Offset, string Function, string Callee, FixStrategy Strategy, ulong IslandOffset, SourceLocation? Source)
+{
+    public ulong? NewOffset { get; init; }
+    public string? Why { get; init; }
+}
 
 /// <summary>
 /// The outcome of patching one object: the fixes, the verify report of the output (with the diagnostics of sites

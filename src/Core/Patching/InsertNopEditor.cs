@@ -1,0 +1,196 @@
+using System.Buffers.Binary;
+using PpcLivepatch.Analysis;
+using PpcLivepatch.Elf;
+using PpcLivepatch.Ppc64;
+using static PpcLivepatch.Elf.ElfConstants;
+
+namespace PpcLivepatch.Patching;
+
+/// <summary>
+/// The insert-nop strategy's section layout editor: a nop goes in at P = bl+4 for each call, and every code address
+/// A of the section moves to A + 4·#{P ≤ A} — the inserted nop belongs to the call, so a branch to bl+4 lands after
+/// it, as when the compiler emits <c>bl f; nop</c> itself. Everything that names an address in the section follows:
+/// relocation-free branches (re-encoded, B-form reach re-checked), GCC's inline jump tables (entries and their
+/// <c>.toc</c> base), the section's relocation offsets, the addends of every relocation that points into it, symbol
+/// values and sizes. A section is edited only when all of that is understood; otherwise <see cref="Ineligible"/>
+/// says why and the caller falls back to islands.
+/// </summary>
+internal sealed class InsertNopEditor
+{
+    private readonly ElfImage _image;
+    private readonly ElfSection _section;
+    private readonly FunctionMap _functions;
+    private readonly ulong[] _points;   // sorted insertion points (bl+4)
+
+    public InsertNopEditor(ElfImage image, FunctionMap functions, ElfSection section, IEnumerable<ulong> calls)
+    {
+        _image = image;
+        _functions = functions;
+        _section = section;
+        _points = calls.Select(c => c + 4).Distinct().Order().ToArray();
+    }
+
+    /// <summary>The new address of an old one.</summary>
+    public ulong Map(ulong address)
+    {
+        int moved = 0;
+        while (moved < _points.Length && _points[moved] <= address) moved++;
+        return address + 4UL * (ulong)moved;
+    }
+
+    /// <summary>Why this section cannot be edited, or null when it can.</summary>
+    public string? Ineligible()
+    {
+        int index = _section.Index;
+        foreach (var rs in _image.RelocationSections)
+        {
+            if (rs.Target.Index == index) continue;
+            foreach (var rela in rs.Entries)
+            {
+                var sym = _image.Symbols[(int)rela.SymbolIndex];
+                if (!sym.IsInSection || sym.SectionIndex != (uint)index) continue;
+                if (rs.Target.Name.StartsWith(".debug_", StringComparison.Ordinal))
+                    return $"{rs.Target.Name} describes it (DWARF line, range and location rewriting is not done yet)";
+                if (rs.Target.Name is ".eh_frame" or ".debug_frame")
+                    return $"{rs.Target.Name} has its unwind rows (CFI rewriting is not done yet)";
+                if (rs.Target.Name.Contains("fixup", StringComparison.Ordinal) || rs.Target.Name.StartsWith("__ftr_alt", StringComparison.Ordinal))
+                    return $"{rs.Target.Name} entries are anchored relative to their own position";
+            }
+        }
+        foreach (var table in JumpTables())
+            if (table.Count < 0) return $"the jump table at +0x{table.Base:x} has no bound the editor can read (cmplwi before its bctr)";
+        foreach (var b in References().RelocationFreeBranches.Where(b => b.Section.Index == index))
+        {
+            long displacement = (long)Map(b.Target) - (long)Map(b.Offset);
+            int bits = Instruction.PrimaryOpcode(b.Word) == 16 ? 16 : 26;
+            if (displacement < -(1L << (bits - 1)) || displacement > (1L << (bits - 1)) - 4)
+                return $"the branch at +0x{b.Offset:x} would no longer reach +0x{b.Target:x}";
+        }
+        return null;
+    }
+
+    private CodeReferences? _references;
+    private CodeReferences References() => _references ??= new CodeReferences(_image, _functions);
+
+    /// <summary>A jump table: its base (right after a bctr), the number of 32-bit entries (-1 when unbounded).</summary>
+    internal readonly record struct JumpTable(ulong Base, int Count);
+
+    /// <summary>
+    /// GCC's inline tables: a code address the object takes as data (an ADDR64 in .toc) right after a
+    /// <c>bctr</c> is a table of <c>.long target - base</c> words. Their number comes from the bound check of the
+    /// dispatch (<c>cmplwi rX,N</c> in the function, before the <c>bctr</c>): N+1.
+    /// </summary>
+    internal List<JumpTable> JumpTables() => _tables ??= FindJumpTables();
+
+    private List<JumpTable>? _tables;
+
+    private List<JumpTable> FindJumpTables()
+    {
+        var tables = new List<JumpTable>();
+        var data = _image.Data(_section);
+        var bases = new SortedSet<ulong>();
+        foreach (var rs in _image.RelocationSections.Where(r => r.Target.Index != _section.Index))
+        foreach (var rela in rs.Entries.Where(e => e.Type == R.PPC64_ADDR64))
+        {
+            var sym = _image.Symbols[(int)rela.SymbolIndex];
+            if (!sym.IsInSection || sym.SectionIndex != (uint)_section.Index) continue;
+            ulong target = unchecked(sym.Value + (ulong)rela.Addend);
+            if (target >= 4 && target <= (ulong)data.Length && _image.ReadU32(data, (int)target - 4) == Instruction.Bctr)
+                bases.Add(target);
+        }
+        foreach (ulong b in bases)
+        {
+            var function = _functions.Containing(_section.Index, b - 4);
+            int count = -1;
+            if (function is not null)
+            {
+                for (ulong at = b - 8; at >= function.Start && at < b; at -= 4)
+                {
+                    uint word = _image.ReadU32(data, (int)at);
+                    if (word >> 26 == 10 && (word & 0x0020_0000) == 0)   // cmpli crD,0,rA,UIMM (cmplwi)
+                    {
+                        count = (int)(word & 0xffff) + 1;
+                        break;
+                    }
+                    if (at == function.Start) break;
+                }
+            }
+            if (count > 0 && b + 4UL * (ulong)count > (ulong)data.Length) count = -1;
+            tables.Add(new JumpTable(b, count));
+        }
+        return tables;
+    }
+
+    /// <summary>Applies the edit to <paramref name="container"/>: new bytes, relocations, symbols.</summary>
+    public void Apply(ElfContainer container)
+    {
+        var data = _image.Data(_section);
+        bool le = _image.IsLittleEndian;
+        var output = new byte[data.Length + 4 * _points.Length];
+        int p = 0;
+        for (int from = 0, to = 0; from <= data.Length; )
+        {
+            int next = p < _points.Length ? (int)_points[p] : data.Length;
+            data[from..next].CopyTo(output.AsSpan(to));
+            to += next - from;
+            from = next;
+            if (p >= _points.Length) break;
+            WriteWord(output, to, Instruction.Nop, le);
+            to += 4;
+            p++;
+        }
+
+        foreach (var b in References().RelocationFreeBranches.Where(b => b.Section.Index == _section.Index))
+            WriteWord(output, (int)Map(b.Offset), Instruction.WithDisplacement(b.Word, (long)Map(b.Target) - (long)Map(b.Offset)), le);
+
+        foreach (var table in JumpTables())
+        {
+            for (int i = 0; i < table.Count; i++)
+            {
+                int entry = (int)_image.ReadU32(data, (int)table.Base + 4 * i);
+                ulong target = (ulong)((long)table.Base + entry);
+                WriteWord(output, (int)(Map(table.Base) + 4UL * (ulong)i), (uint)((long)Map(target) - (long)Map(table.Base)), le);
+            }
+        }
+        container.SetSectionData(_section.Index, output);
+
+        foreach (var rs in _image.RelocationSections)
+        {
+            for (int i = 0; i < rs.Entries.Count; i++)
+            {
+                var rela = rs.Entries[i];
+                if (rs.Target.Index == _section.Index && Map(rela.Offset) != rela.Offset)
+                    container.SetRelocationOffset(rs.Section.Index, i, Map(rela.Offset));
+                var sym = _image.Symbols[(int)rela.SymbolIndex];
+                if (!sym.IsInSection || sym.SectionIndex != (uint)_section.Index) continue;
+                ulong target = unchecked(sym.Value + (ulong)rela.Addend);
+                // Relative to the symbol's new value; a relocation relative to its own place (.TOC.+4) names no code.
+                long addend = (long)Map(target) - (long)Map(sym.Value);
+                if (addend != rela.Addend) container.SetRelocationAddend(rs.Section.Index, i, addend);
+            }
+        }
+
+        foreach (var sym in _image.Symbols.Where(s => s.IsInSection && s.SectionIndex == (uint)_section.Index))
+        {
+            if (Map(sym.Value) != sym.Value) container.SetSymbolValue(sym.Index, Map(sym.Value));
+            if (sym.Size > 0 && sym.Type != SttSection)
+            {
+                // A call that ends the symbol takes its nop along: Map(end) counts a P equal to the end.
+                ulong size = Map(sym.Value + sym.Size) - Map(sym.Value);
+                if (size != sym.Size) container.SetSymbolSize(sym.Index, size);
+            }
+        }
+        // ELFv1: function symbols live in .opd and their size is the size of their code here.
+        foreach (var f in _functions.InSection(_section.Index).Where(f => f.Symbol.SectionIndex != (uint)_section.Index))
+        {
+            ulong size = Map(f.End) - Map(f.Start);
+            if (size != f.Size) container.SetSymbolSize(f.Symbol.Index, size);
+        }
+    }
+
+    private static void WriteWord(byte[] b, int at, uint word, bool le)
+    {
+        if (le) BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(at), word);
+        else BinaryPrimitives.WriteUInt32BigEndian(b.AsSpan(at), word);
+    }
+}

@@ -1,0 +1,103 @@
+using System.Text.RegularExpressions;
+using PpcLivepatch.Analysis;
+using PpcLivepatch.Elf;
+using PpcLivepatch.Patching;
+
+namespace PpcLivepatch.Tests;
+
+/// <summary>
+/// The assembler oracle for insert-nop: compile to assembly, put a nop after every local bl, assemble. insert-nop on
+/// the plain object must give the oracle object's code bytes, relocations and symbols exactly. Both are built with
+/// -falign-*=1 so the assembler does not re-pad, without -g and unwind tables (what insert-nop handles so far).
+/// </summary>
+[TestClass]
+public sealed partial class InsertNopOracleTests
+{
+    private const string Flags = "-O2 -mcmodel=large -mprofile-kernel -pg -mno-altivec -mno-vsx -msoft-float -fno-common " +
+        "-fno-asynchronous-unwind-tables -mtraceback=no -mcpu=power8 -mno-prefixed -mno-pcrel -fno-PIE " +
+        "-falign-functions=1 -falign-jumps=1 -falign-loops=1 -falign-labels=1";
+
+    [GeneratedRegex(@"^\s*bl\s+([^\s,]+)\s*$")]
+    private static partial Regex BranchAndLink();
+
+    [TestMethod]
+    [DataRow("calls.c", "le", "")]
+    [DataRow("calls.c", "le", "-ffunction-sections")]
+    [DataRow("switch.c", "le", "")]
+    [DataRow("switch.c", "le", "-ffunction-sections")]
+    [DataRow("livepatch.c", "le", "")]
+    [DataRow("livepatch.c", "be", "")]
+    [DataRow("calls.c", "be", "-ffunction-sections")]
+    [DataRow("calls.c", "le", "-Os")]
+    [DataRow("calls.c", "be", "")]
+    [DataRow("switch.c", "be", "")]
+    [DataRow("switch.c", "be", "-ffunction-sections")]
+    public void InsertNopMatchesTheAssembler(string source, string endian, string extra)
+    {
+        string dir = Repo.NewTempDir();
+        string prefix = endian == "le" ? "powerpc64le-linux-gnu-" : "powerpc64-linux-gnu-";
+        string[] flags = [.. Flags.Split(' '), .. extra.Split(' ', StringSplitOptions.RemoveEmptyEntries)];
+        if (endian == "be") flags = flags.Where(f => f != "-mprofile-kernel").ToArray();
+        string s = Path.Combine(dir, "plain.s"), oracleS = Path.Combine(dir, "oracle.s");
+        Tool.Check(prefix + "gcc", [.. flags, "-S", Path.Combine(Repo.Root, "tests", "fixtures", "src", source), "-o", s]);
+
+        // The oracle: a nop after every bl that has none, but for the routines that never need one.
+        var lines = File.ReadAllLines(s);
+        var oracle = new List<string>();
+        int inserted = 0;
+        for (int i = 0; i < lines.Length; i++)
+        {
+            oracle.Add(lines[i]);
+            var m = BranchAndLink().Match(lines[i]);
+            if (!m.Success) continue;
+            string target = m.Groups[1].Value.TrimStart('.');
+            if (target is "_mcount" || target.StartsWith("_savegpr") || target.StartsWith("_restgpr") || target.StartsWith("_savefpr") || target.StartsWith("_restfpr")) continue;
+            string next = lines.Skip(i + 1).FirstOrDefault(l => l.Trim().Length > 0)?.Trim() ?? "";
+            if (next == "nop") continue;
+            oracle.Add("\tnop");
+            inserted++;
+        }
+        File.WriteAllLines(oracleS, oracle);
+        string plainO = Path.Combine(dir, "plain.o"), oracleO = Path.Combine(dir, "oracle.o"), oursO = Path.Combine(dir, "ours.o");
+        Tool.Check(prefix + "gcc", ["-c", s, "-o", plainO]);
+        Tool.Check(prefix + "gcc", ["-c", oracleS, "-o", oracleO]);
+
+        Assert.IsTrue(ElfImage.TryLoad(plainO, out var plain, out _));
+        var result = ObjectPatcher.Patch(plain!, new PatchOptions(FixStrategy.InsertNop, SiteSelection.AllLocal));
+        Assert.IsFalse(result.Report.Diagnostics.Any(d => d.Code == Diagnostics.DiagnosticCatalog.InsertNopNotPossible), string.Join("\n", result.Report.Diagnostics.Select(d => d.Message)));
+        Assert.AreEqual(inserted, result.Fixes.Count(f => f.Strategy == FixStrategy.InsertNop), "sites selected differently from the oracle");
+        Assert.IsTrue(inserted > 0);
+        File.WriteAllBytes(oursO, result.Output!);
+
+        Assert.IsTrue(ElfImage.TryLoad(oracleO, out var expected, out _));
+        Assert.IsTrue(ElfImage.TryLoad(oursO, out var actual, out _));
+        foreach (var section in expected!.Sections.Where(x => x.IsExecutable && x.HasFileData))
+        {
+            var ours = actual!.Sections.Single(x => x.Name == section.Name);
+            CollectionAssert.AreEqual(expected.Data(section).ToArray(), actual.Data(ours).ToArray(), $"{section.Name} code differs");
+        }
+        // Relocations and symbols as readelf prints them (offsets, types, targets, addends; values and sizes).
+        Assert.AreEqual(Readelf(prefix, "-rW", oracleO), Readelf(prefix, "-rW", oursO));
+        Assert.AreEqual(Readelf(prefix, "-sW", oracleO), Readelf(prefix, "-sW", oursO));
+        Assert.IsTrue(ObjectVerifier.Verify(oursO, LoaderOptions.Default).Accepted);
+        // And a second patch finds nothing left to do.
+        Assert.IsTrue(ElfImage.TryLoad(oursO, out var again, out _));
+        Assert.AreEqual(0, ObjectPatcher.Patch(again!, new PatchOptions(FixStrategy.InsertNop, SiteSelection.AllLocal)).Fixes.Count);
+    }
+
+    /// <summary>readelf's listing without the file offsets of sections, which legitimately differ.</summary>
+    private static string Readelf(string prefix, string what, string path) =>
+        string.Join("\n", Tool.Check(prefix + "readelf", what, path).Split('\n').Where(l => !l.StartsWith("Relocation section")));
+
+    [TestMethod]
+    public void AutoUsesIslandsWhereDebugInfoDescribesTheCode()
+    {
+        Assert.IsTrue(ElfImage.TryLoad(Repo.Fixture("calls.kpatch.le.o"), out var image, out _));
+        var auto = ObjectPatcher.Patch(image!, new PatchOptions(FixStrategy.Auto, SiteSelection.AllLocal));
+        Assert.IsTrue(auto.Fixes.Count > 0 && auto.Fixes.All(f => f.Strategy == FixStrategy.Island));
+        var explicitNop = ObjectPatcher.Patch(image!, new PatchOptions(FixStrategy.InsertNop, SiteSelection.AllLocal));
+        var d = explicitNop.Report.Diagnostics.First(x => x.Code == Diagnostics.DiagnosticCatalog.InsertNopNotPossible);
+        StringAssert.Contains(d.Message, ".debug_");
+        Assert.AreEqual(Diagnostics.Severity.Warning, d.Severity, "all-local sites load as they are");
+    }
+}
