@@ -29,6 +29,10 @@ public sealed partial class InsertNopOracleTests
     [DataRow("livepatch.c", "be", "")]
     [DataRow("calls.c", "be", "-ffunction-sections")]
     [DataRow("calls.c", "le", "-Os")]
+    [DataRow("calls.c", "le", "-fasynchronous-unwind-tables")]
+    [DataRow("switch.c", "le", "-fasynchronous-unwind-tables -ffunction-sections")]
+    [DataRow("livepatch.c", "le", "-fasynchronous-unwind-tables")]
+    [DataRow("switch.c", "be", "-fasynchronous-unwind-tables")]
     [DataRow("calls.c", "be", "")]
     [DataRow("switch.c", "be", "")]
     [DataRow("switch.c", "be", "-ffunction-sections")]
@@ -38,6 +42,7 @@ public sealed partial class InsertNopOracleTests
         string prefix = endian == "le" ? "powerpc64le-linux-gnu-" : "powerpc64-linux-gnu-";
         string[] flags = [.. Flags.Split(' '), .. extra.Split(' ', StringSplitOptions.RemoveEmptyEntries)];
         if (endian == "be") flags = flags.Where(f => f != "-mprofile-kernel").ToArray();
+        if (extra.Contains("-fasynchronous-unwind-tables")) flags = flags.Where(f => f != "-fno-asynchronous-unwind-tables").ToArray();
         string s = Path.Combine(dir, "plain.s"), oracleS = Path.Combine(dir, "oracle.s");
         Tool.Check(prefix + "gcc", [.. flags, "-S", Path.Combine(Repo.Root, "tests", "fixtures", "src", source), "-o", s]);
 
@@ -79,11 +84,18 @@ public sealed partial class InsertNopOracleTests
         // Relocations and symbols as readelf prints them (offsets, types, targets, addends; values and sizes).
         Assert.AreEqual(Readelf(prefix, "-rW", oracleO), Readelf(prefix, "-rW", oursO));
         Assert.AreEqual(Readelf(prefix, "-sW", oracleO), Readelf(prefix, "-sW", oursO));
+        // Unwind tables compared as readelf decodes them: the same rows at the same addresses (the encoding of an
+        // advance may legitimately differ).
+        Assert.AreEqual(Frames(prefix, oracleO), Frames(prefix, oursO));
         Assert.IsTrue(ObjectVerifier.Verify(oursO, LoaderOptions.Default).Accepted);
         // And a second patch finds nothing left to do.
         Assert.IsTrue(ElfImage.TryLoad(oursO, out var again, out _));
         Assert.AreEqual(0, ObjectPatcher.Patch(again!, new PatchOptions(FixStrategy.InsertNop, SiteSelection.AllLocal)).Fixes.Count);
     }
+
+    private static string Frames(string prefix, string path) => string.Join("\n",
+        Tool.Check(prefix + "readelf", "--debug-dump=frames-interp", path).Split('\n')
+            .Select(l => Regex.Replace(l, @"^[0-9a-f]{8} [0-9a-f]{16} [0-9a-f]{8} (FDE|CIE)", "$1")));
 
     /// <summary>readelf's listing without the file offsets of sections, which legitimately differ.</summary>
     private static string Readelf(string prefix, string what, string path) =>

@@ -174,6 +174,68 @@ public sealed class CallFrameInfo
         _ => throw new DwarfFormatException($"pointer encoding 0x{encoding:x2} is not supported"),
     };
 
+    /// <summary>
+    /// The FDE's CFA program with every location advance re-encoded for moved code: a row at old address A is at
+    /// <paramref name="map"/>(A) afterwards. Other instructions are copied as they are; advances take the smallest form.
+    /// </summary>
+    public byte[] RemapAdvances(Fde fde, Func<ulong, ulong> map)
+    {
+        var data = Data;
+        var r = new DwarfReader(data, _image.IsLittleEndian, fde.InstructionsStart);
+        var output = new List<byte>();
+        ulong loc = 0;
+        ulong align = fde.Cie.CodeAlign;
+        void Advance(ulong delta)
+        {
+            ulong next = loc + delta * align;
+            ulong moved = map(fde.PcBegin + next) - map(fde.PcBegin + loc);
+            if (moved % align != 0) throw new DwarfFormatException("a moved row is not aligned to the code alignment");
+            EncodeAdvance(output, moved / align, _image.IsLittleEndian);
+            loc = next;
+        }
+        while (r.Position < fde.InstructionsEnd)
+        {
+            int start = r.Position;
+            byte op = r.U8();
+            switch (op >> 6)
+            {
+                case 1: Advance((ulong)(op & 0x3f)); continue;
+                case 2: r.Uleb(); break;
+                case 3: break;
+                default:
+                    switch (op)
+                    {
+                        case 0x01: throw new DwarfFormatException("DW_CFA_set_loc is not supported");
+                        case 0x02: Advance(r.U8()); continue;
+                        case 0x03: Advance(r.U16()); continue;
+                        case 0x04: Advance(r.U32()); continue;
+                        case 0x05 or 0x09 or 0x0c or 0x14 or 0x2f: r.Uleb(); r.Uleb(); break;
+                        case 0x11 or 0x12 or 0x15: r.Uleb(); r.Sleb(); break;
+                        case 0x06 or 0x07 or 0x08 or 0x0d or 0x0e or 0x2e: r.Uleb(); break;
+                        case 0x13: r.Sleb(); break;
+                        case 0x0f: r.Skip(r.Uleb()); break;
+                        case 0x10 or 0x16: r.Uleb(); r.Skip(r.Uleb()); break;
+                        case 0x00 or 0x0a or 0x0b: break;
+                        default: throw new DwarfFormatException($"unknown call frame instruction 0x{op:x2}");
+                    }
+                    break;
+            }
+            for (int i = start; i < r.Position; i++) output.Add(data[i]);
+        }
+        return [.. output];
+    }
+
+    /// <summary>The smallest advance form for <paramref name="delta"/> code-alignment units.</summary>
+    public static void EncodeAdvance(List<byte> output, ulong delta, bool littleEndian)
+    {
+        if (delta == 0) return;
+        if (delta < 0x40) { output.Add((byte)(0x40 | delta)); return; }
+        (byte op, int size) = delta <= 0xff ? ((byte)0x02, 1) : delta <= 0xffff ? ((byte)0x03, 2) : ((byte)0x04, 4);
+        output.Add(op);
+        for (int i = 0; i < size; i++)
+            output.Add((byte)(delta >> (8 * (littleEndian ? i : size - 1 - i))));
+    }
+
     /// <summary>The CIE's initial row.</summary>
     public CfiRow InitialRow(Cie cie) => Run(cie, cie.InstructionsStart, cie.End, null, ulong.MaxValue).Row;
 

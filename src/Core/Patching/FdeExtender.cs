@@ -19,7 +19,14 @@ internal static class FdeExtender
     public sealed record CodeChange(int Section, ulong OldEnd, ulong NewEnd, IReadOnlyList<Island> Islands);
 
     /// <returns>Notes on FDEs that could not be extended (the islands then have no unwind rows).</returns>
-    public static List<string> Extend(ElfImage image, ElfContainer container, IReadOnlyList<CodeChange> changes)
+    public static List<string> Extend(ElfImage image, ElfContainer container, IReadOnlyList<CodeChange> changes) =>
+        Rewrite(image, container, changes, []);
+
+    /// <summary>
+    /// One rewrite of each frame section for both strategies: FDEs of island functions grow over their islands,
+    /// FDEs of sections that got inserted nops have their location advances re-encoded and their range mapped.
+    /// </summary>
+    public static List<string> Rewrite(ElfImage image, ElfContainer container, IReadOnlyList<CodeChange> changes, IReadOnlyList<InsertNopEditor> nopEditors)
     {
         var notes = new List<string>();
         List<CallFrameInfo> frames;
@@ -34,18 +41,27 @@ internal static class FdeExtender
         }
         foreach (var cfi in frames)
         {
-            var rewritten = new Dictionary<Fde, (byte[] Instructions, ulong NewRange)>();
+            var rewritten = new Dictionary<Fde, (byte[] Instructions, ulong NewRange, bool Replace)>();
             foreach (var change in changes)
             {
                 var fde = cfi.Fdes.FirstOrDefault(f => f.CodeSection == change.Section && f.PcBegin + f.PcRange == change.OldEnd);
                 if (fde is null) continue;
                 try
                 {
-                    rewritten[fde] = (IslandRows(cfi, fde, change.Islands), change.NewEnd - fde.PcBegin);
+                    rewritten[fde] = (IslandRows(cfi, fde, change.Islands), change.NewEnd - fde.PcBegin, false);
                 }
                 catch (Exception e) when (e is NotSupportedException or DwarfFormatException or OverflowException or ArgumentOutOfRangeException or IndexOutOfRangeException)
                 {
                     notes.Add($"{cfi.Section.Name} FDE at 0x{fde.Offset:x} not extended: {e.Message}");
+                }
+            }
+            foreach (var editor in nopEditors)
+            {
+                foreach (var fde in cfi.Fdes.Where(f => f.CodeSection == editor.SectionIndex))
+                {
+                    // The program is replaced whole: the part up to the instructions is kept by Rebuild.
+                    byte[] program = cfi.RemapAdvances(fde, editor.Map);
+                    rewritten[fde] = (program, editor.Map(fde.PcBegin + fde.PcRange) - editor.Map(fde.PcBegin), true);
                 }
             }
             if (rewritten.Count > 0) Rebuild(image, container, cfi, rewritten);
@@ -134,7 +150,9 @@ internal static class FdeExtender
         }
     }
 
-    private static void Rebuild(ElfImage image, ElfContainer container, CallFrameInfo cfi, Dictionary<Fde, (byte[] Instructions, ulong NewRange)> rewritten)
+    /// <param name="rewritten">Per FDE: instructions to append after the last one (islands), or to replace the program
+    /// with (<c>Replace</c>, inserted nops), and the new pc_range.</param>
+    private static void Rebuild(ElfImage image, ElfContainer container, CallFrameInfo cfi, Dictionary<Fde, (byte[] Instructions, ulong NewRange, bool Replace)> rewritten)
     {
         var data = cfi.Data;
         bool le = image.IsLittleEndian;
@@ -154,9 +172,9 @@ internal static class FdeExtender
             }
             else
             {
-                var (_, _, lastInstructionEnd) = cfi.RowAt(fde, ulong.MaxValue);
+                int keep = change.Replace ? fde.InstructionsStart : cfi.RowAt(fde, ulong.MaxValue).LastInstructionEnd;
                 var entry = new List<byte>();
-                for (int i = offset; i < lastInstructionEnd; i++) entry.Add(data[i]);
+                for (int i = offset; i < keep; i++) entry.Add(data[i]);
                 entry.AddRange(change.Instructions);
                 int alignment = (end - offset) % 8 == 0 ? 8 : 4;
                 while (entry.Count % alignment != 0) entry.Add(CallFrameInfo.DwCfaNop);

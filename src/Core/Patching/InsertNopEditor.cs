@@ -30,6 +30,8 @@ internal sealed class InsertNopEditor
         _points = calls.Select(c => c + 4).Distinct().Order().ToArray();
     }
 
+    public int SectionIndex => _section.Index;
+
     /// <summary>The new address of an old one.</summary>
     public ulong Map(ulong address)
     {
@@ -51,8 +53,6 @@ internal sealed class InsertNopEditor
                 if (!sym.IsInSection || sym.SectionIndex != (uint)index) continue;
                 if (rs.Target.Name.StartsWith(".debug_", StringComparison.Ordinal))
                     return $"{rs.Target.Name} describes it (DWARF line, range and location rewriting is not done yet)";
-                if (rs.Target.Name is ".eh_frame" or ".debug_frame")
-                    return $"{rs.Target.Name} has its unwind rows (CFI rewriting is not done yet)";
                 if (rs.Target.Name.Contains("fixup", StringComparison.Ordinal) || rs.Target.Name.StartsWith("__ftr_alt", StringComparison.Ordinal))
                     return $"{rs.Target.Name} entries are anchored relative to their own position";
             }

@@ -157,7 +157,7 @@ public static class ObjectPatcher
             added += code.Length - (int)section.Size;
         }
         added += nopBytes;
-        notes = FdeExtender.Extend(image, container, changes);
+        notes = FdeExtender.Rewrite(image, container, changes, nopEdits.Select(n => n.Editor).ToList());
         // Symbols last: inserting a local renumbers every later symbol index.
         foreach (var (name, sectionIndex, value) in symbols)
             container.AddLocalSymbol(name, sectionIndex, value, IslandPlanner.IslandSize, SttNotype);
