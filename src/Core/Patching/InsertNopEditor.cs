@@ -32,8 +32,21 @@ internal sealed class InsertNopEditor
 
     public int SectionIndex => _section.Index;
 
-    /// <summary>The new address of an old one.</summary>
+    /// <summary>
+    /// The new address of an old one. An address inside an instruction is what GCC writes as "label - k" (a range that
+    /// ends at a call's return address minus one): it keeps its distance to the next instruction boundary.
+    /// </summary>
     public ulong Map(ulong address)
+    {
+        if ((address & 3) != 0)
+        {
+            ulong up = (address + 3) & ~3UL;
+            return MapAligned(up) - (up - address);
+        }
+        return MapAligned(address);
+    }
+
+    private ulong MapAligned(ulong address)
     {
         int moved = 0;
         while (moved < _points.Length && _points[moved] <= address) moved++;
@@ -51,14 +64,25 @@ internal sealed class InsertNopEditor
             {
                 var sym = _image.Symbols[(int)rela.SymbolIndex];
                 if (!sym.IsInSection || sym.SectionIndex != (uint)index) continue;
-                if (rs.Target.Name.StartsWith(".debug_", StringComparison.Ordinal))
-                    return $"{rs.Target.Name} describes it (DWARF line, range and location rewriting is not done yet)";
+                if (rs.Target.Name.StartsWith(".debug_", StringComparison.Ordinal) && !DwarfLayoutEditor.Understood.Contains(rs.Target.Name))
+                    return $"{rs.Target.Name} describes it, and that section is not rewritten";
                 if (rs.Target.Name.Contains("fixup", StringComparison.Ordinal) || rs.Target.Name.StartsWith("__ftr_alt", StringComparison.Ordinal))
                     return $"{rs.Target.Name} entries are anchored relative to their own position";
             }
         }
         foreach (var table in JumpTables())
             if (table.Count < 0) return $"the jump table at +0x{table.Base:x} has no bound the editor can read (cmplwi before its bctr)";
+        try
+        {
+            foreach (var cfi in Dwarf.CallFrameInfo.ReadAll(_image))
+                foreach (var fde in cfi.Fdes.Where(f => f.CodeSection == index))
+                    cfi.RemapAdvances(fde, Map);
+        }
+        catch (Exception e) when (e is Dwarf.DwarfFormatException or OverflowException or ArgumentOutOfRangeException or IndexOutOfRangeException)
+        {
+            return $"its unwind information cannot be rewritten: {e.Message}";
+        }
+        if (DwarfLayoutEditor.Check(_image, this) is { } dwarf) return dwarf;
         foreach (var b in References().RelocationFreeBranches.Where(b => b.Section.Index == index))
         {
             long displacement = (long)Map(b.Target) - (long)Map(b.Offset);

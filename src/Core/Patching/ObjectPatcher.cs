@@ -158,6 +158,7 @@ public static class ObjectPatcher
         }
         added += nopBytes;
         notes = FdeExtender.Rewrite(image, container, changes, nopEdits.Select(n => n.Editor).ToList());
+        DwarfLayoutEditor.Apply(image, container, nopEdits.Select(n => n.Editor).ToList());
         // Symbols last: inserting a local renumbers every later symbol index.
         foreach (var (name, sectionIndex, value) in symbols)
             container.AddLocalSymbol(name, sectionIndex, value, IslandPlanner.IslandSize, SttNotype);

@@ -1,0 +1,551 @@
+using System.Buffers.Binary;
+using PpcLivepatch.Dwarf;
+using PpcLivepatch.Elf;
+using PpcLivepatch.Ppc64;
+using static PpcLivepatch.Elf.ElfConstants;
+
+namespace PpcLivepatch.Patching;
+
+/// <summary>
+/// The DWARF side of insert-nop: what debug information stores as data rather than as relocations, for code that
+/// moved. <c>.debug_line</c> address advances are re-encoded; <c>DW_AT_high_pc</c> lengths in <c>.debug_info</c>,
+/// <c>.debug_aranges</c> lengths and DWARF 5 range/location list offsets and lengths are mapped (ULEB fields may grow,
+/// and then everything that points into a list section follows). Addresses that carry relocations (low_pc,
+/// DW_LNE_set_address, DWARF 4 <c>.debug_ranges</c>/<c>.debug_loc</c> pairs) follow through their addends, which
+/// <see cref="InsertNopEditor"/> maps.
+/// </summary>
+internal sealed class DwarfLayoutEditor
+{
+    /// <summary>Debug sections whose references to moved code this editor (with the relocation addends) keeps right.</summary>
+    public static readonly HashSet<string> Understood =
+        [".debug_info", ".debug_line", ".debug_aranges", ".debug_rnglists", ".debug_loclists", ".debug_ranges", ".debug_loc", ".debug_frame"];
+
+    private readonly ElfImage _image;
+    private readonly ElfContainer? _container;   // null: a dry run that only checks
+    private readonly Dictionary<int, InsertNopEditor> _editors;
+
+    private DwarfLayoutEditor(ElfImage image, ElfContainer? container, IEnumerable<InsertNopEditor> editors)
+    {
+        _image = image;
+        _container = container;
+        _editors = editors.ToDictionary(e => e.SectionIndex);
+    }
+
+    public static void Apply(ElfImage image, ElfContainer container, IReadOnlyList<InsertNopEditor> editors)
+    {
+        if (editors.Count == 0) return;
+        new DwarfLayoutEditor(image, container, editors).Run();
+    }
+
+    /// <summary>Runs the rewrite without writing anything: why it would fail, or null.</summary>
+    public static string? Check(ElfImage image, InsertNopEditor editor)
+    {
+        try
+        {
+            new DwarfLayoutEditor(image, null, [editor]).Run();
+            return null;
+        }
+        catch (Exception e) when (e is DwarfFormatException or OverflowException or ArgumentOutOfRangeException or IndexOutOfRangeException or KeyNotFoundException)
+        {
+            return $"its debug information cannot be rewritten: {e.Message}";
+        }
+    }
+
+    private void Run()
+    {
+        Line();
+        Aranges();
+        Info();     // before the lists: it finds the CU base address they may rely on
+        Lists(".debug_rnglists", locations: false);
+        Lists(".debug_loclists", locations: true);
+        Dwarf4Lists(".debug_ranges", locations: false);
+        Dwarf4Lists(".debug_loc", locations: true);
+    }
+
+    /// <summary>
+    /// DWARF 4 <c>.debug_ranges</c>/<c>.debug_loc</c>: (begin, end) pairs. With relocations they follow the addends;
+    /// without (the assembler resolved <c>.LVL1-.Ltext0</c>) they are offsets from the current base: the CU's low_pc,
+    /// or the last base-address-selection entry.
+    /// </summary>
+    private void Dwarf4Lists(string name, bool locations)
+    {
+        var section = Section(name);
+        if (section is null) return;
+        var relocs = Relocations(section);
+        byte[] data = _image.Data(section).ToArray();
+        bool le = _image.IsLittleEndian, changed = false;
+        foreach (ulong list in locations ? _locLists : _rangeLists)
+            changed |= Dwarf4List(name, relocs, data, (int)list, locations);
+        if (changed) _container?.SetSectionData(section.Index, data);
+    }
+
+    private bool Dwarf4List(string name, Dictionary<ulong, Target> relocs, byte[] data, int pos, bool locations)
+    {
+        bool le = _image.IsLittleEndian, changed = false;
+        Target? baseAddress = _cuBase;
+        while (pos + 16 <= data.Length)
+        {
+            var r = new DwarfReader(data, le, pos);
+            ulong begin = r.U64(), end = r.U64();
+            bool relocated = relocs.ContainsKey((ulong)pos) || relocs.ContainsKey((ulong)pos + 8);
+            if (begin == 0 && end == 0 && !relocated) return changed;                                   // end of list
+            if (begin == ulong.MaxValue)
+            {
+                baseAddress = relocs.TryGetValue((ulong)pos + 8, out var b) ? b : null;
+                pos += 16;
+                continue;
+            }
+            if (!relocated && baseAddress is { } bas && _editors.ContainsKey(bas.Section))
+            {
+                ulong newBegin = Moved(bas.Section, bas.Value, bas.Value + begin), newEnd = Moved(bas.Section, bas.Value, bas.Value + end);
+                if (newBegin != begin) { WriteFixed(data, pos, 8, newBegin, le); changed = true; }
+                if (newEnd != end) { WriteFixed(data, pos + 8, 8, newEnd, le); changed = true; }
+            }
+            else if (!relocated && baseAddress is null && _editors.Count > 0)
+                throw new DwarfFormatException($"{name} has an entry without a known base address");
+            pos += 16;
+            if (locations) pos += 2 + r.U16();
+        }
+        throw new DwarfFormatException($"a {name} list runs past the end of the section");
+    }
+
+    private readonly record struct Target(int Section, ulong Value);
+
+    private Target? _cuBase;
+    // DWARF 4 lists are found from the DIEs that use them: .debug_loc also holds GNU location-view lists, which
+    // have another layout.
+    private readonly SortedSet<ulong> _locLists = [], _rangeLists = [];
+
+    private Dictionary<ulong, Target> Relocations(ElfSection section)
+    {
+        var map = new Dictionary<ulong, Target>();
+        foreach (var rs in _image.RelocationSections.Where(r => r.Target.Index == section.Index))
+        foreach (var rela in rs.Entries)
+        {
+            var sym = _image.Symbols[(int)rela.SymbolIndex];
+            if (sym.IsInSection) map[rela.Offset] = new Target((int)sym.SectionIndex, unchecked(sym.Value + (ulong)rela.Addend));
+        }
+        return map;
+    }
+
+    /// <summary>Old → new distance for code at <paramref name="from"/> .. <paramref name="to"/> of a section (identity if it did not move).</summary>
+    private ulong Moved(int section, ulong from, ulong to) =>
+        _editors.TryGetValue(section, out var e) ? e.Map(to) - e.Map(from) : to - from;
+
+    private ElfSection? Section(string name) => _image.Sections.FirstOrDefault(s => s.Name == name && s.HasFileData);
+
+    // ---- .debug_line ------------------------------------------------------------------------------------------------
+
+    private void Line()
+    {
+        var section = Section(".debug_line");
+        if (section is null) return;
+        var relocs = Relocations(section);
+        var data = _image.Data(section);
+        var output = new List<byte>(data.Length + 64);
+        var anchors = new List<(ulong Old, ulong New)>();
+        bool le = _image.IsLittleEndian;
+        int pos = 0;
+        while (pos < data.Length)
+        {
+            var r = new DwarfReader(data, le, pos);
+            uint length = r.U32();
+            if (length >= 0xffff_fff0) throw new DwarfFormatException("64-bit DWARF line tables are not rewritten");
+            int end = checked(r.Position + (int)length);
+            int version = r.U16();
+            if (version >= 5) r.Skip(2);
+            uint headerLength = r.U32();
+            int programStart = r.Position + (int)headerLength;
+            byte minInst = r.U8();
+            if (version >= 4) r.U8();
+            r.U8();
+            sbyte lineBase = r.S8();
+            byte lineRange = r.U8();
+            byte opcodeBase = r.U8();
+            var standardLengths = new byte[opcodeBase - 1];
+            for (int i = 0; i < standardLengths.Length; i++) standardLengths[i] = r.U8();
+
+            int unitStart = output.Count;
+            anchors.Add(((ulong)pos, (ulong)output.Count));
+            for (int i = pos; i < programStart; i++) output.Add(data[i]);
+            r.Position = programStart;
+            int section0 = -1;
+            ulong address = 0;
+            while (r.Position < end)
+            {
+                int start = r.Position;
+                anchors.Add(((ulong)start, (ulong)output.Count));
+                byte op = r.U8();
+                if (op >= opcodeBase)
+                {
+                    int adjusted = op - opcodeBase;
+                    ulong advance = (ulong)(adjusted / lineRange) * minInst;
+                    int lineAdvance = lineBase + adjusted % lineRange;
+                    ulong moved = Moved(section0, address, address + advance) / minInst;
+                    address += advance;
+                    ulong special = (ulong)(lineAdvance - lineBase) + (ulong)lineRange * moved + opcodeBase;
+                    if (special <= 255) output.Add((byte)special);
+                    else
+                    {
+                        output.Add(2); Leb.Unsigned(output, moved);                       // DW_LNS_advance_pc
+                        output.Add((byte)(lineAdvance - lineBase + opcodeBase));            // the row, no address advance
+                    }
+                    continue;
+                }
+                switch (op)
+                {
+                    case 0:
+                    {
+                        ulong len = r.Uleb();
+                        int next = r.Position + (int)len;
+                        ulong operand = (ulong)r.Position + 1;
+                        byte sub = r.U8();
+                        if (sub == 1) { section0 = -1; address = 0; }                         // end_sequence
+                        else if (sub == 2)                                                     // set_address
+                        {
+                            if (relocs.TryGetValue(operand, out var t)) { section0 = t.Section; address = t.Value; }
+                            else { section0 = -1; address = r.Fixed((int)len - 1); }
+                        }
+                        r.Position = next;
+                        break;
+                    }
+                    case 2:
+                    {
+                        ulong advance = r.Uleb() * minInst;
+                        output.Add(2);
+                        Leb.Unsigned(output, Moved(section0, address, address + advance) / minInst);
+                        address += advance;
+                        continue;
+                    }
+                    case 8:
+                    {
+                        ulong advance = (ulong)((255 - opcodeBase) / lineRange) * minInst;
+                        ulong moved = Moved(section0, address, address + advance);
+                        address += advance;
+                        if (moved == advance) output.Add(8);
+                        else { output.Add(2); Leb.Unsigned(output, moved / minInst); }
+                        continue;
+                    }
+                    case 9:
+                    {
+                        ulong advance = r.U16();
+                        ulong moved = Moved(section0, address, address + advance);
+                        if (moved > 0xffff) throw new DwarfFormatException("DW_LNS_fixed_advance_pc no longer fits");
+                        address += advance;
+                        output.Add(9);
+                        output.Add((byte)(le ? moved : moved >> 8));
+                        output.Add((byte)(le ? moved >> 8 : moved));
+                        continue;
+                    }
+                    case 3: r.Sleb(); break;
+                    case 4: case 5: r.Uleb(); break;
+                    case 1: case 6: case 7: case 10: case 11: break;
+                    default:
+                        for (int i = 0; i < standardLengths[op - 1]; i++) r.Uleb();
+                        break;
+                }
+                for (int i = start; i < r.Position; i++) output.Add(data[i]);
+            }
+            uint newLength = (uint)(output.Count - unitStart - 4);
+            var lengthBytes = new byte[4];
+            if (le) BinaryPrimitives.WriteUInt32LittleEndian(lengthBytes, newLength); else BinaryPrimitives.WriteUInt32BigEndian(lengthBytes, newLength);
+            for (int i = 0; i < 4; i++) output[unitStart + i] = lengthBytes[i];
+            pos = end;
+        }
+        anchors.Add(((ulong)data.Length, (ulong)output.Count));
+        Rewrite(section, [.. output], anchors);
+    }
+
+    // ---- .debug_aranges: lengths as data ------------------------------------------------------------------------
+
+    private void Aranges()
+    {
+        var section = Section(".debug_aranges");
+        if (section is null) return;
+        var relocs = Relocations(section);
+        byte[] data = _image.Data(section).ToArray();
+        bool le = _image.IsLittleEndian, changed = false;
+        int pos = 0;
+        while (pos + 12 <= data.Length)
+        {
+            var r = new DwarfReader(data, le, pos);
+            uint length = r.U32();
+            int end = checked(r.Position + (int)length);
+            r.U16(); r.U32();
+            int addressSize = r.U8();
+            r.U8();
+            int tuples = (r.Position + 2 * addressSize - 1) / (2 * addressSize) * (2 * addressSize);
+            for (int at = tuples; at + 2 * addressSize <= end; at += 2 * addressSize)
+            {
+                if (!relocs.TryGetValue((ulong)at, out var t) || !_editors.ContainsKey(t.Section)) continue;
+                var field = new DwarfReader(data, le, at + addressSize);
+                ulong len = field.Fixed(addressSize);
+                ulong moved = Moved(t.Section, t.Value, t.Value + len);
+                if (moved != len) { WriteFixed(data, at + addressSize, addressSize, moved, le); changed = true; }
+            }
+            pos = end;
+        }
+        if (changed) _container?.SetSectionData(section.Index, data);
+    }
+
+    // ---- .debug_info: DW_AT_high_pc as a length ----------------------------------------------------------------
+
+    private void Info()
+    {
+        var info = Section(".debug_info");
+        var abbrevSection = Section(".debug_abbrev");
+        if (info is null || abbrevSection is null) return;
+        var relocs = Relocations(info);
+        var abbrevData = _image.Data(abbrevSection);
+        byte[] data = _image.Data(info).ToArray();
+        bool le = _image.IsLittleEndian, changed = false;
+        int pos = 0;
+        while (pos + 11 <= data.Length)
+        {
+            var r = new DwarfReader(data, le, pos);
+            uint length = r.U32();
+            if (length >= 0xffff_fff0) throw new DwarfFormatException("64-bit DWARF is not rewritten");
+            int end = checked(r.Position + (int)length);
+            int version = r.U16();
+            int addressSize;
+            ulong abbrevOffset;
+            if (version >= 5)
+            {
+                byte unitType = r.U8();
+                addressSize = r.U8();
+                int field = r.Position;
+                abbrevOffset = r.U32();
+                if (relocs.TryGetValue((ulong)field, out var t)) abbrevOffset = t.Value;
+                if (unitType is 4 or 5) r.Skip(8);        // skeleton/split: dwo id
+                else if (unitType is 2 or 6) r.Skip(12);  // type units: signature + offset
+            }
+            else
+            {
+                int field = r.Position;
+                abbrevOffset = r.U32();
+                if (relocs.TryGetValue((ulong)field, out var t)) abbrevOffset = t.Value;
+                addressSize = r.U8();
+            }
+            var abbrevs = ReadAbbrevs(abbrevData, (int)abbrevOffset, le);
+            while (r.Position < end)
+            {
+                ulong code = r.Uleb();
+                if (code == 0) continue;
+                if (!abbrevs.TryGetValue(code, out var decl)) throw new DwarfFormatException($"abbreviation {code} is not defined");
+                Target? low = null;
+                (int At, int Size)? high = null;
+                foreach (var (name, form, _) in decl)
+                {
+                    int at = r.Position;
+                    SkipForm(ref r, form, addressSize, version);
+                    if (version < 5 && form is 0x17 or 0x06 && name is 0x02 or 0x40 or 0x4b or 0x55)    // location, frame_base, data_location… / ranges
+                    {
+                        ulong offset = relocs.TryGetValue((ulong)at, out var rt) ? rt.Value : new DwarfReader(data, le, at).U32();
+                        (name == 0x55 ? _rangeLists : _locLists).Add(offset);
+                    }
+                    if (name == 0x11 && form == 0x01 && relocs.TryGetValue((ulong)at, out var t)) low = t;      // DW_AT_low_pc
+                    else if (name == 0x12 && form is 0x0b or 0x05 or 0x06 or 0x07) high = (at, r.Position - at); // DW_AT_high_pc, constant
+                    else if (name == 0x12 && form is 0x0f) throw new DwarfFormatException("ULEB DW_AT_high_pc is not rewritten");
+                }
+                // The first DIE of the unit is the CU: its low_pc is the base of lists without a base_address entry.
+                if (low is { } cuLow && _cuBase is null) _cuBase = cuLow;
+                if (low is { } lo && high is { } hi && _editors.ContainsKey(lo.Section))
+                {
+                    ulong len = new DwarfReader(data, le, hi.At).Fixed(hi.Size);
+                    ulong moved = Moved(lo.Section, lo.Value, lo.Value + len);
+                    if (hi.Size < 8 && moved >> (8 * hi.Size) != 0) throw new DwarfFormatException("a DW_AT_high_pc length no longer fits its form");
+                    if (moved != len) { WriteFixed(data, hi.At, hi.Size, moved, le); changed = true; }
+                }
+            }
+            pos = end;
+        }
+        if (changed) _container?.SetSectionData(info.Index, data);
+    }
+
+    private static Dictionary<ulong, List<(ulong Name, ulong Form, long Implicit)>> ReadAbbrevs(ReadOnlySpan<byte> data, int offset, bool le)
+    {
+        var result = new Dictionary<ulong, List<(ulong, ulong, long)>>();
+        var r = new DwarfReader(data, le, offset);
+        while (true)
+        {
+            ulong code = r.Uleb();
+            if (code == 0) break;
+            r.Uleb();   // tag
+            r.U8();     // children
+            var attrs = new List<(ulong, ulong, long)>();
+            while (true)
+            {
+                ulong name = r.Uleb(), form = r.Uleb();
+                if (name == 0 && form == 0) break;
+                attrs.Add((name, form, form == 0x21 ? r.Sleb() : 0));
+            }
+            result[code] = attrs;
+        }
+        return result;
+    }
+
+    private static void SkipForm(ref DwarfReader r, ulong form, int addressSize, int version)
+    {
+        switch (form)
+        {
+            case 0x01: r.Skip((ulong)addressSize); break;
+            case 0x03: r.Skip(r.U16()); break;
+            case 0x04: r.Skip(r.U32()); break;
+            case 0x05 or 0x12 or 0x26 or 0x2a: r.Skip(2); break;
+            case 0x06 or 0x0e or 0x13 or 0x17 or 0x1c or 0x1d or 0x1f or 0x28 or 0x2c or 0x1f20 or 0x1f21: r.Skip(4); break;
+            case 0x07 or 0x14 or 0x20 or 0x24: r.Skip(8); break;
+            case 0x08: r.CString(); break;
+            case 0x09 or 0x18: r.Skip(r.Uleb()); break;
+            case 0x0a: r.Skip(r.U8()); break;
+            case 0x0b or 0x0c or 0x11 or 0x25 or 0x29: r.Skip(1); break;
+            case 0x0d: r.Sleb(); break;
+            case 0x0f or 0x15 or 0x1a or 0x1b or 0x22 or 0x23 or 0x1f01 or 0x1f02: r.Uleb(); break;
+            case 0x10: r.Skip(version <= 2 ? (ulong)addressSize : 4); break;
+            case 0x16: SkipForm(ref r, r.Uleb(), addressSize, version); break;
+            case 0x19 or 0x21: break;
+            case 0x1e: r.Skip(16); break;
+            case 0x27 or 0x2b: r.Skip(3); break;
+            default: throw new DwarfFormatException($"DWARF form 0x{form:x} is not known");
+        }
+    }
+
+    // ---- DWARF 5 range and location lists ---------------------------------------------------------------------
+
+    private void Lists(string name, bool locations)
+    {
+        var section = Section(name);
+        if (section is null) return;
+        var relocs = Relocations(section);
+        var data = _image.Data(section);
+        bool le = _image.IsLittleEndian;
+        var output = new List<byte>(data.Length + 16);
+        var anchors = new List<(ulong Old, ulong New)>();
+        int pos = 0;
+        while (pos + 12 <= data.Length)
+        {
+            var r = new DwarfReader(data, le, pos);
+            uint length = r.U32();
+            int end = checked(r.Position + (int)length);
+            r.U16();
+            int addressSize = r.U8();
+            r.U8();
+            uint offsets = r.U32();
+            if (offsets != 0) throw new DwarfFormatException($"{name} offset tables are not rewritten");
+            int unitStart = output.Count;
+            anchors.Add(((ulong)pos, (ulong)output.Count));
+            for (int i = pos; i < r.Position; i++) output.Add(data[i]);
+            Target? baseAddress = _cuBase;
+            while (r.Position < end)
+            {
+                int start = r.Position;
+                anchors.Add(((ulong)start, (ulong)output.Count));
+                byte kind = r.U8();
+                output.Add(kind);
+                int afterKind = r.Position;
+                switch (locations ? kind : RangeKindAsLocation(kind))
+                {
+                    case 0: baseAddress = _cuBase; break;                                            // end_of_list
+                    case 1: r.Uleb(); Copy(output, data, afterKind, r.Position); break;                                    // base_addressx
+                    case 2: case 3: r.Uleb(); r.Uleb(); Copy(output, data, afterKind, r.Position); if (locations) { int e = r.Position; r.Skip(r.Uleb()); Copy(output, data, e, r.Position); } break;
+                    case 4:                                                                          // offset_pair
+                    {
+                        ulong from = r.Uleb(), to = r.Uleb();
+                        if (baseAddress is { } b && _editors.ContainsKey(b.Section))
+                        {
+                            Leb.Unsigned(output, Moved(b.Section, b.Value, b.Value + from));
+                            Leb.Unsigned(output, Moved(b.Section, b.Value, b.Value + to));
+                        }
+                        else Copy(output, data, afterKind, r.Position);
+                        if (locations) { int e = r.Position; r.Skip(r.Uleb()); Copy(output, data, e, r.Position); }
+                        break;
+                    }
+                    case 5: { int e = r.Position; r.Skip(r.Uleb()); Copy(output, data, e, r.Position); break; }                                                 // default_location
+                    case 6:                                                                          // base_address
+                        relocs.TryGetValue((ulong)r.Position, out var t);
+                        baseAddress = relocs.ContainsKey((ulong)r.Position) ? t : null;
+                        r.Skip((ulong)addressSize);
+                        Copy(output, data, afterKind, r.Position);
+                        break;
+                    case 7: r.Skip(2UL * (ulong)addressSize); Copy(output, data, afterKind, r.Position); if (locations) { int e = r.Position; r.Skip(r.Uleb()); Copy(output, data, e, r.Position); } break;   // start_end
+                    case 8:                                                                          // start_length
+                    {
+                        bool known = relocs.TryGetValue((ulong)r.Position, out var s0);
+                        r.Skip((ulong)addressSize);
+                        Copy(output, data, afterKind, r.Position);
+                        ulong len = r.Uleb();
+                        Leb.Unsigned(output, known ? Moved(s0.Section, s0.Value, s0.Value + len) : len);
+                        if (locations) { int e = r.Position; r.Skip(r.Uleb()); Copy(output, data, e, r.Position); }
+                        break;
+                    }
+                    case 9: r.Uleb(); r.Uleb(); Copy(output, data, afterKind, r.Position); break;                          // GNU view pair
+                    default: throw new DwarfFormatException($"{name} entry kind {kind} is not known");
+                }
+            }
+            uint newLength = (uint)(output.Count - unitStart - 4);
+            var lengthBytes = new byte[4];
+            if (le) BinaryPrimitives.WriteUInt32LittleEndian(lengthBytes, newLength); else BinaryPrimitives.WriteUInt32BigEndian(lengthBytes, newLength);
+            for (int i = 0; i < 4; i++) output[unitStart + i] = lengthBytes[i];
+            pos = end;
+        }
+        anchors.Add(((ulong)data.Length, (ulong)output.Count));
+        Rewrite(section, [.. output], anchors);
+    }
+
+    private static void Copy(List<byte> output, ReadOnlySpan<byte> data, int from, int to)
+    {
+        for (int i = from; i < to; i++) output.Add(data[i]);
+    }
+
+    /// <summary>Range list kinds in the numbering of location list kinds (which have default_location at 5).</summary>
+    private static int RangeKindAsLocation(byte kind) => kind switch
+    {
+        0 => 0, 1 => 1, 2 => 2, 3 => 3, 4 => 4, 5 => 6, 6 => 7, 7 => 8,
+        _ => 99,
+    };
+
+    /// <summary>
+    /// Installs a rewritten section. Positions inside it move by the anchors (entry starts, old → new): relocations
+    /// in it move, and references to it (relocations against its section symbol, e.g. DW_AT_ranges) follow.
+    /// </summary>
+    private void Rewrite(ElfSection section, byte[] bytes, List<(ulong Old, ulong New)> anchors)
+    {
+        if (_container is null || bytes.AsSpan().SequenceEqual(_image.Data(section))) return;
+        ulong Map(ulong old)
+        {
+            int lo = 0, hi = anchors.Count - 1, best = 0;
+            while (lo <= hi)
+            {
+                int mid = (lo + hi) >>> 1;
+                if (anchors[mid].Old <= old) { best = mid; lo = mid + 1; } else hi = mid - 1;
+            }
+            return anchors[best].New + (old - anchors[best].Old);
+        }
+        _container.SetSectionData(section.Index, bytes);
+        var sectionSymbols = _image.Symbols.Where(s => s.Type == SttSection && s.SectionIndex == (uint)section.Index).Select(s => (uint)s.Index).ToHashSet();
+        foreach (var rs in _image.RelocationSections)
+        {
+            for (int i = 0; i < rs.Entries.Count; i++)
+            {
+                var rela = rs.Entries[i];
+                if (rs.Target.Index == section.Index && Map(rela.Offset) != rela.Offset)
+                    _container.SetRelocationOffset(rs.Section.Index, i, Map(rela.Offset));
+                if (sectionSymbols.Contains(rela.SymbolIndex) && rela.Addend >= 0 && Map((ulong)rela.Addend) != (ulong)rela.Addend)
+                    _container.SetRelocationAddend(rs.Section.Index, i, (long)Map((ulong)rela.Addend));
+            }
+        }
+    }
+
+    private static void WriteFixed(byte[] data, int at, int size, ulong value, bool le)
+    {
+        for (int i = 0; i < size; i++) data[at + (le ? i : size - 1 - i)] = (byte)(value >> (8 * i));
+    }
+}
+
+/// <summary>LEB128 encoders (DWARF 7.6).</summary>
+internal static class Leb
+{
+    public static void Unsigned(List<byte> o, ulong v)
+    {
+        do { byte b = (byte)(v & 0x7f); v >>= 7; o.Add(v != 0 ? (byte)(b | 0x80) : b); } while (v != 0);
+    }
+}
