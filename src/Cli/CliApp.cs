@@ -17,7 +17,7 @@ public static class CliApp
         """
         usage: ppc-livepatch verify [--kernel-accepts-ld-toc] [--pcrel] [--module-name NAME]
                                     [--format text|json|sarif] FILE...
-               ppc-livepatch patch  [--strategy island|insert-nop|auto] [--sites needed|all-local] [--kernel-accepts-ld-toc]
+               ppc-livepatch patch  [--strategy auto|insert-nop|island] [--sites needed|all-local] [--kernel-accepts-ld-toc]
                                     [--pcrel] [--module-name NAME] [--format text|json|sarif] [-o OUT] FILE
 
         verify  checks ppc64 relocatable objects (.o, .ko) the way Linux's module loader will: every call through a
@@ -29,9 +29,10 @@ public static class CliApp
           --pcrel                  the target kernel is built with CONFIG_PPC_KERNEL_PCREL
           --module-name NAME       the module name the kernel prints (default: from the file name)
           --format FORMAT          text (default; MSBuild canonical lines), json, or sarif (SARIF 2.1.0)
-          --strategy STRATEGY      island (default): a 12-byte island inside the function, nothing moves;
-                                   insert-nop: a nop after the call, later code moves (objects without DWARF/CFI);
-                                   auto: insert-nop where the section allows it, island elsewhere
+          --strategy STRATEGY      auto (default): insert-nop where the section's layout is fully understood,
+                                   island elsewhere; insert-nop: a nop after the call, later code, line tables,
+                                   unwind tables and jump tables follow; island: a 12-byte island inside the
+                                   function, nothing moves
           --sites needed           fix what the loader would refuse (default)
           --sites all-local        also give every local bl a free nop, as kpatch's GCC plugin does
           -o OUT                   write the patched object to OUT instead of rewriting FILE
@@ -101,7 +102,7 @@ public static class CliApp
     {
         public LoaderOptions Loader { get; private set; } = LoaderOptions.Default;
         public ReportFormat Format { get; private set; } = ReportFormat.Text;
-        public FixStrategy Strategy { get; private set; } = FixStrategy.Island;
+        public FixStrategy Strategy { get; private set; } = FixStrategy.Auto;
         public SiteSelection Sites { get; private set; } = SiteSelection.Needed;
         public string? Output { get; private set; }
         public List<string> Files { get; } = [];

@@ -12,7 +12,7 @@ namespace PpcLivepatch.Build.Tasks;
 public sealed class PatchLivepatchObjects : LivepatchObjectTask
 {
     /// <summary><c>island</c>, <c>insert-nop</c>, <c>auto</c>, or <c>none</c> to only report (for experiments with LivepatchVerifyMode=warn).</summary>
-    public string Strategy { get; set; } = "island";
+    public string Strategy { get; set; } = "auto";
 
     /// <summary><c>needed</c> or <c>all-local</c>.</summary>
     public string Sites { get; set; } = "needed";
@@ -56,7 +56,8 @@ public sealed class PatchLivepatchObjects : LivepatchObjectTask
         WriteReport(JsonReport, ReportWriters.RenderPatch(results, ReportFormat.Json));
         WriteReport(SarifReport, ReportWriters.RenderPatch(results, ReportFormat.Sarif));
         int unfixable = results.Sum(r => r.Report.Diagnostics.Count(d => d.Severity == Severity.Error && d.Code.StartsWith("PLP2", StringComparison.Ordinal)));
-        Log.LogMessage(MessageImportance.High, "{0} REL24 site{1} fixed ({2}), {3} unfixable", SitesFixed, SitesFixed == 1 ? "" : "s", Strategy, unfixable);
+        string how = Strategy == "none" ? "none" : ObjectPatcher.StrategySummary(results.SelectMany(r => r.Fixes).ToList());
+        Log.LogMessage(MessageImportance.High, "{0} REL24 site{1} fixed ({2}), {3} unfixable", SitesFixed, SitesFixed == 1 ? "" : "s", how, unfixable);
         if (Log.HasLoggedErrors)
             foreach (var item in Objects) DeleteIfExists(OutputOf(item));
         return !Log.HasLoggedErrors;

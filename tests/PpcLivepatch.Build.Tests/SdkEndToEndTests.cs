@@ -33,7 +33,7 @@ public sealed partial class SdkEndToEndTests
 
         var first = Build(dir);
         Assert.AreEqual(0, first.ExitCode, first.Output);
-        StringAssert.Contains(first.Output, "1 REL24 site fixed (island), 0 unfixable");
+        StringAssert.Contains(first.Output, "1 REL24 site fixed (insert-nop), 0 unfixable");
         string module = Module(dir, "livepatch_cmdline");
         StringAssert.Contains(first.Output, $"KernelLivepatch -> {module}");
         var report = ObjectVerifier.Verify(module, LoaderOptions.Default);
@@ -185,7 +185,7 @@ public sealed partial class SdkEndToEndTests
         File.Copy(Repo.Fixture("livepatch.kpatch.le.o"), Path.Combine(dir, "prebuilt", "livepatch.kpatch.le.o"));
         var result = Build(dir, "build.binlog", "-p:LivepatchAllowSiblingCalls=true");
         Assert.AreEqual(0, result.ExitCode, result.Output);
-        StringAssert.Contains(result.Output, "1 REL24 site fixed (island)");
+        StringAssert.Contains(result.Output, "1 REL24 site fixed (insert-nop)");
         Assert.IsTrue(ObjectVerifier.Verify(Path.Combine(dir, "bin", "Debug", "livepatch.kpatch.le.o"), LoaderOptions.Default).Accepted);
         Assert.IsFalse(BinaryLog.ReadBuild(Path.Combine(dir, "build.binlog")).FindChildrenRecursive<Microsoft.Build.Logging.StructuredLogger.Task>(t => t.Name == "CrossCompile").Any(), "nothing to compile");
     }

@@ -50,10 +50,10 @@ public sealed class TaskTests
         var task = new PatchLivepatchObjects { BuildEngine = engine, Objects = [Item(Repo.Fixture("livepatch.und.le.o"), output)], JsonReport = json, SarifReport = sarif };
         Assert.IsTrue(task.Execute(), string.Join("\n", engine.Errors.Select(e => e.Message)));
         Assert.AreEqual(1, task.SitesFixed);
-        Assert.IsTrue(engine.Messages.Any(m => m.Message == "1 REL24 site fixed (island), 0 unfixable" && m.Importance == MessageImportance.High));
+        Assert.IsTrue(engine.Messages.Any(m => m.Message == "1 REL24 site fixed (insert-nop), 0 unfixable" && m.Importance == MessageImportance.High));
         var fixedSite = engine.Messages.Single(m => m.Code == "PLP4001");
         Assert.AreEqual((31, 7), (fixedSite.LineNumber, fixedSite.ColumnNumber));
-        StringAssert.Contains(File.ReadAllText(json), "\"islandOffset\"");
+        StringAssert.Contains(File.ReadAllText(json), "\"strategy\": \"insert-nop\"");
         StringAssert.Contains(File.ReadAllText(sarif), "\"version\": \"2.1.0\"");
         var verify = new VerifyLivepatchModule { BuildEngine = engine, Objects = [Item(output)] };
         Assert.IsTrue(verify.Execute());

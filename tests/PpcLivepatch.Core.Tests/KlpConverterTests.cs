@@ -43,7 +43,7 @@ public sealed class KlpConverterTests
         Assert.AreEqual(29, refused.Source!.Line);
         // ...until Patch gives it an island.
         Assert.IsTrue(ElfImage.TryLoad(path, out var converted, out _));
-        var patched = ObjectPatcher.Patch(converted!, new PatchOptions());
+        var patched = ObjectPatcher.Patch(converted!, new PatchOptions(FixStrategy.Island));
         Assert.AreEqual(1, patched.Fixes.Count);
         Assert.IsFalse(patched.Report.Diagnostics.Any(d => d.Code == DiagnosticCatalog.MissingNopAfterCall));
     }
@@ -70,7 +70,7 @@ public sealed class KlpConverterTests
         Assert.IsTrue(result.Succeeded, string.Join("\n", result.Diagnostics.Select(d => d.Message)));
         CollectionAssert.AreEquivalent(new[] { ".text.cmdline_helper", ".text.kernel_helper" }, result.DroppedSections.ToList());
         Assert.IsTrue(ElfImage.TryLoad(path, out var converted, out _));
-        var patched = ObjectPatcher.Patch(converted!, new PatchOptions());
+        var patched = ObjectPatcher.Patch(converted!, new PatchOptions(FixStrategy.Island));
         Assert.AreEqual(2, patched.Fixes.Count, "cmdline_helper and kernel_helper were local calls; printk already had its nop");
         Assert.IsFalse(patched.Report.Diagnostics.Any(d => d.Code == DiagnosticCatalog.MissingNopAfterCall));
         PatchTests.AssertBinutilsAccept(patched.Output!, "livepatch.kpatch.le.o");

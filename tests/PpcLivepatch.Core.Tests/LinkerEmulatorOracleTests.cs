@@ -12,9 +12,11 @@ namespace PpcLivepatch.Tests;
 public sealed class LinkerEmulatorOracleTests
 {
     [TestMethod]
-    [DataRow("le", "powerpc64le-linux-gnu-", "qemu-ppc64le")]
-    [DataRow("be", "powerpc64-linux-gnu-", "qemu-ppc64")]
-    public void PatchedCallLinksAgainstASharedLibraryAndComputesTheSameResult(string endian, string prefix, string qemu)
+    [DataRow("le", "powerpc64le-linux-gnu-", "qemu-ppc64le", "island")]
+    [DataRow("be", "powerpc64-linux-gnu-", "qemu-ppc64", "island")]
+    [DataRow("le", "powerpc64le-linux-gnu-", "qemu-ppc64le", "insert-nop")]
+    [DataRow("be", "powerpc64-linux-gnu-", "qemu-ppc64", "insert-nop")]
+    public void PatchedCallLinksAgainstASharedLibraryAndComputesTheSameResult(string endian, string prefix, string qemu, string strategy)
     {
         string dir = Repo.NewTempDir();
         string src = Path.Combine(Repo.Root, "tests", "fixtures", "src");
@@ -36,7 +38,9 @@ public sealed class LinkerEmulatorOracleTests
         // Our verifier agrees with ld before, and after the patch.
         Assert.AreEqual(CliApp.ExitRejected, CliApp.Run(["verify", unpatched], new StringWriter(), new StringWriter()));
         string patched = Path.Combine(dir, "caller.patched.o");
-        Assert.AreEqual(CliApp.ExitAccepted, CliApp.Run(["patch", "-o", patched, unpatched], new StringWriter(), new StringWriter()));
+        var patchOutput = new StringWriter();
+        Assert.AreEqual(CliApp.ExitAccepted, CliApp.Run(["patch", "--strategy", strategy, "-o", patched, unpatched], patchOutput, new StringWriter()), patchOutput.ToString());
+        StringAssert.Contains(patchOutput.ToString(), $"fixed ({strategy})");
         Assert.AreEqual(CliApp.ExitAccepted, CliApp.Run(["verify", patched], new StringWriter(), new StringWriter()));
 
         var linked = Tool.Run(gcc, "-O2", "-no-pie", Path.Combine(src, "oracle_main.c"), patched, "-L" + dir, "-lhelper", "-o", Path.Combine(dir, "dynamic"));

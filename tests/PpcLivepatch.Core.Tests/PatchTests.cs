@@ -14,10 +14,10 @@ public sealed class PatchTests
 {
     public static IEnumerable<object[]> Fixtures => Repo.FixtureRows;
 
-    private static PatchResult Patch(string fixture, SiteSelection sites = SiteSelection.Needed, LoaderOptions? loader = null)
+    private static PatchResult Patch(string fixture, SiteSelection sites = SiteSelection.Needed, LoaderOptions? loader = null, FixStrategy strategy = FixStrategy.Island)
     {
         Assert.IsTrue(ElfImage.TryLoad(Repo.Fixture(fixture), out var image, out var error), error?.Message);
-        return ObjectPatcher.Patch(image!, new PatchOptions(FixStrategy.Island, sites, loader));
+        return ObjectPatcher.Patch(image!, new PatchOptions(strategy, sites, loader));
     }
 
     private static ElfImage Parse(byte[] bytes)
@@ -88,6 +88,16 @@ public sealed class PatchTests
             CollectionAssert.AreEqual(first.Output, second.Output, $"{fixture} {sites}: two runs differ");
 
             var again = ObjectPatcher.Patch(Parse(first.Output!), new PatchOptions(FixStrategy.Island, sites));
+            // auto too: deterministic and idempotent on every fixture.
+            var auto = Patch(fixture, sites, strategy: FixStrategy.Auto);
+            CollectionAssert.AreEqual(auto.Output, Patch(fixture, sites, strategy: FixStrategy.Auto).Output, $"{fixture} {sites}: auto differs between runs");
+            if (auto.Output is not null)
+            {
+                var autoAgain = ObjectPatcher.Patch(Parse(auto.Output), new PatchOptions(FixStrategy.Auto, sites));
+                Assert.AreEqual(0, autoAgain.Fixes.Count, $"{fixture} {sites}: auto(auto(x)) fixed more");
+                Assert.AreEqual(auto.Report.Accepted, ObjectVerifier.Verify(WriteTemp(auto.Output), LoaderOptions.Default).Accepted);
+                if (auto.Changed) AssertBinutilsAccept(auto.Output, fixture);
+            }
             Assert.AreEqual(0, again.Fixes.Count, $"{fixture} {sites}: patching the output fixed more");
             CollectionAssert.AreEqual(first.Output, again.Output, $"{fixture} {sites}: patch(patch(x)) != patch(x)");
 
@@ -177,7 +187,7 @@ public sealed class PatchTests
         var image = Parse(bytes);
         var text = image.Sections.Single(s => s.Name == ".text.asm_nonop");
         BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan((int)text.Offset + 0xc), 0x429f_0005); // bcl 20,31,.+4
-        var conditional = ObjectPatcher.Patch(Parse(bytes), new PatchOptions());
+        var conditional = ObjectPatcher.Patch(Parse(bytes), new PatchOptions(FixStrategy.Island));
         var d = conditional.Report.Diagnostics.Single(d => d.Code == DiagnosticCatalog.CallNotRelocatable);
         Assert.AreEqual(0xcUL, d.Offset);
         StringAssert.Contains(d.Message, "bcl");
@@ -186,7 +196,7 @@ public sealed class PatchTests
         bytes = original;
         ulong flagsAt = BinaryPrimitives.ReadUInt64LittleEndian(bytes.AsSpan(40)) + (ulong)(64 * text.Index) + 8;
         BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan((int)flagsAt), ElfConstants.ShfAlloc);
-        var data = ObjectPatcher.Patch(Parse(bytes), new PatchOptions());
+        var data = ObjectPatcher.Patch(Parse(bytes), new PatchOptions(FixStrategy.Island));
         Assert.AreEqual(0, data.Fixes.Count(f => f.Section == ".text.asm_nonop"));
         StringAssert.Contains(data.Report.Diagnostics.First(d => d.Code == DiagnosticCatalog.CallOutsideCode).Message, "is not an executable section");
     }
@@ -212,13 +222,13 @@ public sealed class PatchTests
         // -o: the input stays byte-identical.
         string output = Path.Combine(dir, "fixed.o");
         var stdout = new StringWriter();
-        Assert.AreEqual(CliApp.ExitAccepted, CliApp.Run(["patch", "-o", output, input], stdout, new StringWriter()), stdout.ToString());
+        Assert.AreEqual(CliApp.ExitAccepted, CliApp.Run(["patch", "--strategy", "island", "-o", output, input], stdout, new StringWriter()), stdout.ToString());
         CollectionAssert.AreEqual(original, File.ReadAllBytes(input));
         StringAssert.Contains(stdout.ToString(), "info PLP4002: 1 REL24 call site fixed (island), 12 bytes added, 0 unfixable");
         StringAssert.Contains(stdout.ToString(), "livepatch_cmdline_show: 1 site fixed (+0x40 kernel_helper)");
 
         // In place: same bytes as -o, no temporary files left.
-        Assert.AreEqual(CliApp.ExitAccepted, CliApp.Run(["patch", input], new StringWriter(), new StringWriter()));
+        Assert.AreEqual(CliApp.ExitAccepted, CliApp.Run(["patch", "--strategy", "island", input], new StringWriter(), new StringWriter()));
         CollectionAssert.AreEqual(File.ReadAllBytes(output), File.ReadAllBytes(input));
         CollectionAssert.AreEquivalent(new[] { input, output }, Directory.GetFiles(dir));
         Assert.AreEqual(CliApp.ExitAccepted, CliApp.Run(["verify", input], new StringWriter(), new StringWriter()));
@@ -229,7 +239,7 @@ public sealed class PatchTests
     {
         string output = Path.Combine(Repo.NewTempDir(), "fixed.o");
         var stdout = new StringWriter();
-        int exit = CliApp.Run(["patch", "--format", "json", "-o", output, Repo.Fixture("livepatch.klp.le.o")], stdout, new StringWriter());
+        int exit = CliApp.Run(["patch", "--strategy", "island", "--format", "json", "-o", output, Repo.Fixture("livepatch.klp.le.o")], stdout, new StringWriter());
         Assert.AreEqual(CliApp.ExitRejected, exit, "the sibling call stays an error");
         using var doc = System.Text.Json.JsonDocument.Parse(stdout.ToString());
         var file = doc.RootElement.GetProperty("files")[0];

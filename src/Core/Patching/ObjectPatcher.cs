@@ -172,7 +172,8 @@ public static class ObjectPatcher
         else System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(span, word);
     }
 
-    private static string StrategySummary(List<AppliedFix> fixes)
+    /// <summary>"island", "insert-nop", or "insert-nop 3, island 1".</summary>
+    public static string StrategySummary(IReadOnlyCollection<AppliedFix> fixes)
     {
         int nops = fixes.Count(f => f.Strategy == FixStrategy.InsertNop), islands = fixes.Count - nops;
         return nops == 0 ? "island" : islands == 0 ? "insert-nop" : $"insert-nop {nops}, island {islands}";

@@ -25,7 +25,7 @@ public enum FixStrategy
     Auto,
 }
 
-public sealed record PatchOptions(FixStrategy Strategy = FixStrategy.Island, SiteSelection Sites = SiteSelection.Needed, LoaderOptions? Loader = null)
+public sealed record PatchOptions(FixStrategy Strategy = FixStrategy.Auto, SiteSelection Sites = SiteSelection.Needed, LoaderOptions? Loader = null)
 {
     public LoaderOptions LoaderOptions => Loader ?? LoaderOptions.Default;
 }
