@@ -38,6 +38,8 @@ public sealed partial class InsertNopOracleTests
     [DataRow("calls.c", "le", "-g -Wa,--gdwarf-5 -ffunction-sections")]
     [DataRow("static_key.c", "le", "-ffunction-sections")]
     [DataRow("static_key.c", "be", "")]
+    [DataRow("ftr_fixup.c", "le", "-ffunction-sections")]
+    [DataRow("ftr_fixup.c", "be", "-ffunction-sections")]
     [DataRow("calls.c", "le", "-g -ffunction-sections")]
     [DataRow("switch.c", "le", "-g -ffunction-sections")]
     [DataRow("livepatch.c", "le", "-g -ffunction-sections")]

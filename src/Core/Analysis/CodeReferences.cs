@@ -28,7 +28,7 @@ public sealed class CodeReferences
                 _referenced.Add((rs.Target.Index, rela.Offset & ~3UL));
                 var sym = image.Symbols[(int)rela.SymbolIndex];
                 if (sym.IsInSection)
-                    _referenced.Add(((int)sym.SectionIndex, unchecked(sym.Value + (ulong)rela.Addend)));
+                    _referenced.Add(((int)sym.SectionIndex, unchecked(sym.Value + (ulong)rela.Addend - (KernelTables.AnchorOf(rs.Target.Name, rela) ?? 0))));
             }
         }
 

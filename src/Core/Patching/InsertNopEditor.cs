@@ -66,12 +66,18 @@ internal sealed class InsertNopEditor
                 if (!sym.IsInSection || sym.SectionIndex != (uint)index) continue;
                 if (rs.Target.Name.StartsWith(".debug_", StringComparison.Ordinal) && !DwarfLayoutEditor.Understood.Contains(rs.Target.Name))
                     return $"{rs.Target.Name} describes it, and that section is not rewritten";
-                if (rs.Target.Name.Contains("fixup", StringComparison.Ordinal) || rs.Target.Name.StartsWith("__ftr_alt", StringComparison.Ordinal))
-                    return $"{rs.Target.Name} entries are anchored relative to their own position";
+                if (KernelTables.AnchorOf(rs.Target.Name, rela) is null)
+                    return $"{rs.Target.Name} entry at +0x{rela.Offset:x} has a layout the editor does not know";
             }
         }
         foreach (var table in JumpTables())
             if (table.Count < 0) return $"the jump table at +0x{table.Base:x} has no bound the editor can read (cmplwi before its bctr)";
+        // Power10 prefixed instructions (pla, pld …) carry pc-relative offsets without relocations: not remapped.
+        var words = _image.Data(_section);
+        foreach (var f in _functions.InSection(index))
+            for (ulong at = f.Start; at + 4 <= f.End && at + 4 <= (ulong)words.Length; at += 4)
+                if (_image.ReadU32(words, (int)at) >> 26 == 1)
+                    return $"it has a prefixed (Power10) instruction at +0x{at:x}, whose pc-relative offset is not remapped";
         try
         {
             foreach (var cfi in Dwarf.CallFrameInfo.ReadAll(_image))
@@ -187,9 +193,10 @@ internal sealed class InsertNopEditor
                     container.SetRelocationOffset(rs.Section.Index, i, Map(rela.Offset));
                 var sym = _image.Symbols[(int)rela.SymbolIndex];
                 if (!sym.IsInSection || sym.SectionIndex != (uint)_section.Index) continue;
-                ulong target = unchecked(sym.Value + (ulong)rela.Addend);
+                ulong anchor = KernelTables.AnchorOf(rs.Target.Name, rela) ?? 0;
+                ulong target = unchecked(sym.Value + (ulong)rela.Addend - anchor);
                 // Relative to the symbol's new value; a relocation relative to its own place (.TOC.+4) names no code.
-                long addend = (long)Map(target) - (long)Map(sym.Value);
+                long addend = (long)Map(target) + (long)anchor - (long)Map(sym.Value);
                 if (addend != rela.Addend) container.SetRelocationAddend(rs.Section.Index, i, addend);
             }
         }
