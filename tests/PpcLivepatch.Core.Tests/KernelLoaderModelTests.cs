@@ -151,3 +151,24 @@ public sealed class KlpNamesTests
         Assert.IsFalse(Klp.KlpNames.IsValidRelaSectionName(".klp.rela..text.f"));
     }
 }
+
+[TestClass]
+public sealed class SummaryModeTests
+{
+    public static IEnumerable<object[]> Fixtures => Repo.FixtureRows;
+
+    [TestMethod]
+    [DynamicData(nameof(Fixtures))]
+    public void SummaryCountsAndDiagnosticsEqualTheFullReport(string fixture)
+    {
+        // The text output describes only the sites diagnostics are about; it must not change a verdict or count.
+        foreach (var options in new[] { LoaderOptions.Default, new LoaderOptions(Pcrel: true), new LoaderOptions(KernelAcceptsLdToc: true) })
+        {
+            var full = ObjectVerifier.Verify(Repo.Fixture(fixture), options, allSites: true);
+            var summary = ObjectVerifier.Verify(Repo.Fixture(fixture), options, allSites: false);
+            Assert.AreEqual(full.Counts, summary.Counts, fixture);
+            CollectionAssert.AreEqual(full.Diagnostics.Select(d => d.ToString()).ToList(), summary.Diagnostics.Select(d => d.ToString()).ToList(), fixture);
+            Assert.IsTrue(summary.Sites.Count <= full.Sites.Count);
+        }
+    }
+}

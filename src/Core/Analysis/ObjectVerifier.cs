@@ -7,8 +7,35 @@ using PpcLivepatch.Ppc64;
 namespace PpcLivepatch.Analysis;
 
 /// <summary>Everything verify found in one object: each call site's verdict and the diagnostics.</summary>
+/// <summary>How many call sites got each verdict.</summary>
+public readonly record struct SiteCounts(int Accepted, int Rejected, int Exempt)
+{
+    public int Total => Accepted + Rejected + Exempt;
+
+    public static SiteCounts Of(IEnumerable<SiteVerdict> verdicts)
+    {
+        int a = 0, r = 0, e = 0;
+        foreach (var v in verdicts)
+        {
+            if (v.Verdict == Verdict.Reject) r++;
+            else if (v.Verdict == Verdict.Exempt) e++;
+            else a++;
+        }
+        return new SiteCounts(a, r, e);
+    }
+}
+
 public sealed record ObjectReport(string Path, PpcAbi? Abi, IReadOnlyList<SiteVerdict> Sites, IReadOnlyList<Diagnostic> Diagnostics)
 {
+    private SiteCounts? _counts;
+
+    /// <summary>The verdict counts; a summary report has them without the <see cref="Sites"/> themselves.</summary>
+    public SiteCounts Counts
+    {
+        get => _counts ?? SiteCounts.Of(Sites);
+        init => _counts = value;
+    }
+
     /// <summary>True when the kernel would load the object (warnings allowed).</summary>
     public bool Accepted => Diagnostics.All(d => d.Severity != Severity.Error);
 
@@ -22,11 +49,15 @@ public static class ObjectVerifier
     [ThreadStatic] private static byte[]? t_buffer;
 
     /// <summary>Reads and verifies one file. The read buffer is reused per thread; the report does not refer to it.</summary>
-    public static ObjectReport Verify(string path, LoaderOptions options)
+    public static ObjectReport Verify(string path, LoaderOptions options) => Verify(path, options, allSites: true);
+
+    /// <param name="allSites">False: a summary — the report keeps only the sites that are not plain accepted local
+    /// calls (the ones diagnostics and hazards are about), with <see cref="ObjectReport.Counts"/> for all.</param>
+    public static ObjectReport Verify(string path, LoaderOptions options, bool allSites)
     {
         if (!ElfImage.TryLoad(path, ref t_buffer, out var image, out var error))
             return new ObjectReport(path, null, [], [error!]);
-        return Verify(image!, options);
+        return Verify(image!, options, allSites);
     }
 
     /// <summary>
@@ -34,14 +65,19 @@ public static class ObjectVerifier
     /// go. Sequential on purpose: on the Debian module corpus two threads were slower than one (1.5 s vs 1.05 s, and
     /// twice the memory) — the work is allocation-bound, not CPU-bound.
     /// </summary>
-    public static IEnumerable<ObjectReport> VerifyEach(IEnumerable<string> paths, LoaderOptions options) =>
-        paths.Select(p => Verify(p, options));
+    public static IEnumerable<ObjectReport> VerifyEach(IEnumerable<string> paths, LoaderOptions options, bool allSites = true) =>
+        paths.Select(p => Verify(p, options, allSites));
 
-    public static ObjectReport Verify(ElfImage image, LoaderOptions options)
+    public static ObjectReport Verify(ElfImage image, LoaderOptions options) => Verify(image, options, allSites: true);
+
+    public static ObjectReport Verify(ElfImage image, LoaderOptions options, bool allSites)
     {
         var functions = new FunctionMap(image);
         var lines = LineTable.ReadOrEmpty(image, out _);
-        var sites = CallSiteScanner.Scan(image, functions, lines);
+        // A call relocation to a symbol defined in the object, on a TOC kernel, is always accepted: a summary counts it.
+        Func<ElfRela, ElfSymbol, bool>? interesting = allSites ? null
+            : (rela, sym) => sym.IsUndefined || sym.IsLivepatch || rela.Type != Ppc64.R.PPC64_REL24;
+        var sites = CallSiteScanner.Scan(image, functions, lines, interesting, out int plainLocal);
         string? module = null;
         string ModuleName() => module ??= options.ModuleNameFor(image.Path);
         var verdicts = new List<SiteVerdict>(sites.Count);
@@ -53,9 +89,11 @@ public static class ObjectVerifier
             diagnostics.Add(ToDiagnostic(image.Path, v));
         diagnostics.AddRange(ModuleChecks.UnsupportedRelocations(image, functions, options));
         diagnostics.AddRange(ModuleChecks.LivepatchFormat(image));
-        diagnostics.AddRange(SiblingCallHazards.Find(image, functions, sites, options));
+        diagnostics.AddRange(SiblingCallHazards.Find(image, functions, sites, options,
+            allSites ? null : () => CallSiteScanner.Scan(image, functions, lines)));
         diagnostics.Sort(CompareDiagnostics);
-        return new ObjectReport(image.Path, image.Abi, verdicts, diagnostics);
+        var counts = SiteCounts.Of(verdicts);
+        return new ObjectReport(image.Path, image.Abi, verdicts, diagnostics) { Counts = counts with { Accepted = counts.Accepted + plainLocal } };
     }
 
     private static Diagnostic ToDiagnostic(string path, SiteVerdict v)

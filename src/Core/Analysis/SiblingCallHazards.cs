@@ -13,14 +13,16 @@ namespace PpcLivepatch.Analysis;
 /// </summary>
 public static class SiblingCallHazards
 {
-    public static IEnumerable<Diagnostic> Find(ElfImage image, FunctionMap functions, IReadOnlyList<CallSite> sites, LoaderOptions options)
+    /// <param name="allSites">When <paramref name="sites"/> is a summary without the local calls, how to get them all.</param>
+    public static IEnumerable<Diagnostic> Find(ElfImage image, FunctionMap functions, IReadOnlyList<CallSite> sites, LoaderOptions options,
+        Func<IReadOnlyList<CallSite>>? allSites = null)
     {
         if (options.Pcrel) yield break; // no TOC, nothing to clobber
         HashSet<FunctionRange>? locallyCalled = null;   // scanning every code word is costly: only when needed
         foreach (var site in sites)
         {
             if (site.Instruction != BranchKind.B || !site.IsExternal || site.Exemption is not null || site.IsPcrel) continue;
-            locallyCalled ??= LocallyCalledFunctions(image, functions, sites);
+            locallyCalled ??= LocallyCalledFunctions(image, functions, allSites?.Invoke() ?? sites);
             bool calledLocally = site.Function is not null && locallyCalled.Contains(site.Function);
             string kind = site.CalleeKind == CalleeKind.Livepatch ? "livepatch" : "undefined";
             string fn = site.Function?.Name ?? "the function";

@@ -71,9 +71,8 @@ public static class ReportWriters
             sb.Append(CanonicalLine(d)).Append('\n');
         if (!r.Unreadable)
         {
-            int rejected = r.Sites.Count(s => s.Verdict == Verdict.Reject);
-            int exempt = r.Sites.Count(s => s.Verdict == Verdict.Exempt);
-            sb.Append($"{r.Path}: {(r.Accepted ? "accepted" : "rejected")} ({r.Sites.Count} call sites: {r.Sites.Count - rejected - exempt} accepted, {rejected} rejected, {exempt} exempt)\n");
+            var c = r.Counts;
+            sb.Append($"{r.Path}: {(r.Accepted ? "accepted" : "rejected")} ({c.Total} call sites: {c.Accepted} accepted, {c.Rejected} rejected, {c.Exempt} exempt)\n");
         }
         return sb.ToString();
     }
@@ -101,7 +100,7 @@ public static class ReportWriters
                     break;
             }
             first = false;
-            kept.Add(r with { Sites = [] });
+            kept.Add(r with { Sites = [], Counts = r.Counts });
         }
         if (format == ReportFormat.Json) output.Write(first ? "]\n}\n" : "\n  ]\n}\n");
         if (format == ReportFormat.Sarif) output.Write(Sarif(kept));
