@@ -246,10 +246,7 @@ internal sealed class DwarfLayoutEditor
                 }
                 for (int i = start; i < r.Position; i++) output.Add(data[i]);
             }
-            uint newLength = (uint)(output.Count - unitStart - 4);
-            var lengthBytes = new byte[4];
-            if (le) BinaryPrimitives.WriteUInt32LittleEndian(lengthBytes, newLength); else BinaryPrimitives.WriteUInt32BigEndian(lengthBytes, newLength);
-            for (int i = 0; i < 4; i++) output[unitStart + i] = lengthBytes[i];
+            PatchUnitLength(output, unitStart, le);
             pos = end;
         }
         anchors.Add(((ulong)data.Length, (ulong)output.Count));
@@ -481,14 +478,18 @@ internal sealed class DwarfLayoutEditor
                     default: throw new DwarfFormatException($"{name} entry kind {kind} is not known");
                 }
             }
-            uint newLength = (uint)(output.Count - unitStart - 4);
-            var lengthBytes = new byte[4];
-            if (le) BinaryPrimitives.WriteUInt32LittleEndian(lengthBytes, newLength); else BinaryPrimitives.WriteUInt32BigEndian(lengthBytes, newLength);
-            for (int i = 0; i < 4; i++) output[unitStart + i] = lengthBytes[i];
+            PatchUnitLength(output, unitStart, le);
             pos = end;
         }
         anchors.Add(((ulong)data.Length, (ulong)output.Count));
         Rewrite(section, [.. output], anchors);
+    }
+
+    /// <summary>A rewritten unit's 32-bit unit_length: everything after the field.</summary>
+    private static void PatchUnitLength(List<byte> output, int unitStart, bool le)
+    {
+        uint length = (uint)(output.Count - unitStart - 4);
+        for (int i = 0; i < 4; i++) output[unitStart + i] = (byte)(length >> (8 * (le ? i : 3 - i)));
     }
 
     private static void Copy(List<byte> output, ReadOnlySpan<byte> data, int from, int to)
