@@ -1,3 +1,13 @@
 using PpcLivepatch.Cli;
+using PpcLivepatch.Diagnostics;
 
-return CliApp.Run(args, Console.Out, Console.Error);
+try
+{
+    return CliApp.Run(args, Console.Out, Console.Error);
+}
+catch (Exception e)
+{
+    // Every expected failure is a coded diagnostic already; anything else is a bug — say so in one coded line.
+    Console.Error.WriteLine($"ppc-livepatch : error {DiagnosticCatalog.InternalError}: internal error ({e.GetType().Name}: {e.Message}); please report it with the input file");
+    return CliApp.ExitUsage;
+}

@@ -11,7 +11,7 @@ public sealed class ConvertKlpSymbols : LivepatchObjectTask
 {
     public ITaskItem[] KlpSymbols { get; set; } = [];
 
-    public override bool Execute()
+    protected override bool ExecuteCore()
     {
         if (!TryReadSpecs(out var specs)) return false;
         foreach (var item in Objects)

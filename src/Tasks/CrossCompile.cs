@@ -46,8 +46,17 @@ public sealed class CrossCompile : ToolTask
                 "the cross compiler '{0}' is not on PATH; install it (Debian: apt-get install {1}) or set CrossCompilePrefix", ToolName, package);
             return false;
         }
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(ObjectFile))!);
-        bool ok = base.Execute() && !Log.HasLoggedErrors;
+        bool ok;
+        try
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(ObjectFile))!);
+            ok = base.Execute() && !Log.HasLoggedErrors;
+        }
+        catch (Exception e) when (DiagnosticLogging.IsIoFailure(e) || e is ArgumentException)
+        {
+            DiagnosticLogging.LogIoError(Log, DiagnosticCatalog.UnwritableOutput, ObjectFile, e, HelpLinkBase);
+            ok = false;
+        }
         if (!ok)
         {
             // No stale object may survive a failed compile: the next build would think it up to date.

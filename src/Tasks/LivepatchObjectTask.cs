@@ -13,6 +13,25 @@ namespace PpcLivepatch.Build.Tasks;
 /// </summary>
 public abstract class LivepatchObjectTask : Microsoft.Build.Utilities.Task
 {
+    public sealed override bool Execute()
+    {
+        try
+        {
+            return ExecuteCore();
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // Expected failures are coded diagnostics already; this is a bug, reported as one coded line, not MSB4018.
+            Log.LogError(DiagnosticLogging.Subcategory, DiagnosticCatalog.InternalError, DiagnosticCatalog.InternalError,
+                (HelpLinkBase ?? DiagnosticCatalog.HelpLinkBase) + DiagnosticCatalog.InternalError + ".md", BuildEngine?.ProjectFileOfTaskNode ?? "", 0, 0, 0, 0,
+                "internal error in {0} ({1}: {2}); please report it with the object file", GetType().Name, e.GetType().Name, e.Message);
+            foreach (var item in Objects) DeleteIfExists(OutputOf(item));
+            return false;
+        }
+    }
+
+    protected abstract bool ExecuteCore();
+
     [Required]
     public ITaskItem[] Objects { get; set; } = [];
 

@@ -26,7 +26,7 @@ public sealed class PatchLivepatchObjects : LivepatchObjectTask
     [Output]
     public int SitesFixed { get; private set; }
 
-    public override bool Execute()
+    protected override bool ExecuteCore()
     {
         SiteSelection selection;
         if (Sites == "needed") selection = SiteSelection.Needed;

@@ -20,7 +20,7 @@ public sealed class VerifyLivepatchModule : LivepatchObjectTask
 
     public string? SarifReport { get; set; }
 
-    public override bool Execute()
+    protected override bool ExecuteCore()
     {
         bool warnOnly = string.Equals(Mode, "warn", StringComparison.OrdinalIgnoreCase);
         var reports = new List<ObjectReport>();

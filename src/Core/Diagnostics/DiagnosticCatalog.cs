@@ -11,6 +11,7 @@ public sealed record DiagnosticDescriptor(string Code, Severity Severity, string
 public static class DiagnosticCatalog
 {
     public const string UsageError = "PLP0001";
+    public const string InternalError = "PLP0002";
     public const string CompilerError = "PLP0010";
     public const string CompilerFatalError = "PLP0011";
     public const string CompilerWarning = "PLP0012";
@@ -62,6 +63,7 @@ public static class DiagnosticCatalog
     private static readonly Dictionary<string, DiagnosticDescriptor> Descriptors = new DiagnosticDescriptor[]
     {
         new(UsageError, Severity.Error, "Invalid command-line usage or task parameter"),
+        new(InternalError, Severity.Error, "Internal error"),
         new(CompilerError, Severity.Error, "The cross compiler reported an error"),
         new(CompilerFatalError, Severity.Error, "The cross compiler stopped with a fatal error"),
         new(CompilerWarning, Severity.Warning, "The cross compiler reported a warning"),

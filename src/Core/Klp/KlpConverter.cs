@@ -55,7 +55,7 @@ public static class KlpConverter
         {
             return Apply(image, plans, diagnostics);
         }
-        catch (Exception e) when (e is ElfRewriteException or NotSupportedException)
+        catch (Exception e) when (e is ElfRewriteException or NotSupportedException or InvalidOperationException)
         {
             diagnostics.Add(Diagnostic.Create(DiagnosticCatalog.CannotRewrite, image.Path, $"the object cannot be rewritten, so no KlpSymbol was converted: {e.Message}"));
             return new KlpConversion(image.Bytes.ToArray(), diagnostics, 0, []);

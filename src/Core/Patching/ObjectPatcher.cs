@@ -37,7 +37,7 @@ public static class ObjectPatcher
         {
             (output, fixes, added) = Apply(image, plans, nopEdits, out unwindNotes);
         }
-        catch (ElfRewriteException e)
+        catch (Exception e) when (e is ElfRewriteException or InvalidOperationException or NotSupportedException or Dwarf.DwarfFormatException)
         {
             var d = Diagnostic.Create(DiagnosticCatalog.CannotRewrite, image.Path, $"the object cannot be rewritten, so no call site was fixed: {e.Message}");
             return new PatchResult(before with { Diagnostics = [d, .. before.Diagnostics] }, [], null, 0);
