@@ -145,6 +145,25 @@ public sealed class TaskTests
             ReadDependencyFiles.Parse(Path.Combine(dir, "obj", "a.c.d"), Path.Combine(dir, "a.c")).ToList());
     }
 
+    private sealed class CrashingTask : LivepatchObjectTask
+    {
+        protected override bool ExecuteCore() => throw new InvalidOperationException("boom");
+    }
+
+    [TestMethod]
+    public void AnUnexpectedFailureIsOneCodedErrorAndNoOutput()
+    {
+        var engine = new FakeBuildEngine();
+        string output = Path.Combine(Repo.NewTempDir(), "out.o");
+        File.WriteAllText(output, "stale");
+        var task = new CrashingTask { BuildEngine = engine, Objects = [Item(Repo.Fixture("calls.kpatch.le.o"), output)] };
+        Assert.IsFalse(task.Execute());
+        var e = engine.Errors.Single();
+        Assert.AreEqual("PLP0002", e.Code);
+        StringAssert.Contains(e.Message, "InvalidOperationException: boom");
+        Assert.IsFalse(File.Exists(output), "a stale output must not survive a failed step");
+    }
+
     [TestMethod]
     public void MissingCrossCompilerSaysHowToInstallIt()
     {
