@@ -36,7 +36,7 @@ public static class CallSiteScanner
     /// Scans the call relocations; with <paramref name="keep"/>, describes only the ones it selects (describing a
     /// million sites costs more than reading the objects) and counts the others in <paramref name="skipped"/>.
     /// </summary>
-    public static IReadOnlyList<CallSite> Scan(ElfImage image, FunctionMap functions, LineTable? lines, Func<ElfRela, ElfSymbol, bool>? keep, out int skipped)
+    public static IReadOnlyList<CallSite> Scan(ElfImage image, FunctionMap functions, LineTable? lines, Func<ElfRelocationSection, ElfRela, ElfSymbol, bool>? keep, out int skipped)
     {
         skipped = 0;
         var sites = new List<CallSite>();
@@ -47,7 +47,7 @@ public static class CallSiteScanner
             {
                 var rela = rs.Entries[i];
                 if (rela.Type is not (R.PPC64_REL24 or R.PPC64_REL24_NOTOC)) continue;
-                if (keep is not null && !keep(rela, image.Symbols[(int)rela.SymbolIndex])) { skipped++; continue; }
+                if (keep is not null && !keep(rs, rela, image.Symbols[(int)rela.SymbolIndex])) { skipped++; continue; }
                 sites.Add(Describe(image, functions, lines, rs, i, rela));
             }
         }
