@@ -1,3 +1,6 @@
+using System.IO.Compression;
+using System.Reflection.PortableExecutable;
+using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
 using Microsoft.Build.Logging.StructuredLogger;
 using PpcLivepatch.Analysis;
@@ -53,6 +56,51 @@ public sealed partial class SdkEndToEndTests
         Assert.IsFalse(File.Exists(module));
         Assert.AreEqual(0, Directory.Exists(Path.Combine(dir, "obj", "Debug", "livepatch"))
             ? Directory.GetFiles(Path.Combine(dir, "obj", "Debug", "livepatch"), "*", SearchOption.AllDirectories).Length : 0);
+    }
+
+    [TestMethod]
+    public void PackageShipsPortableAndPrecompiledTasksThatBuildTheSameModule()
+    {
+        // tasks/net8.0 is IL for any MSBuild on .NET 8+; tasks/net10.0 is the same code precompiled (ReadyToRun).
+        using (var package = ZipFile.OpenRead(Path.Combine(s_feed, $"PpcLivepatch.Build.Sdk.{s_version}.nupkg")))
+        {
+            foreach (string framework in new[] { "net8.0", "net10.0" })
+            foreach (string assembly in new[] { "PpcLivepatch.Build.Tasks.dll", "PpcLivepatch.Core.dll", "LibObjectFile.dll" })
+            {
+                var entry = package.GetEntry($"tasks/{framework}/{assembly}");
+                Assert.IsNotNull(entry, $"tasks/{framework}/{assembly} is missing from the package");
+                using var bytes = new MemoryStream();
+                using (var stream = entry.Open()) stream.CopyTo(bytes);
+                bytes.Position = 0;
+                using var pe = new PEReader(bytes);
+                bool readyToRun = pe.PEHeaders.CorHeader!.ManagedNativeHeaderDirectory.Size > 0;
+                Assert.AreEqual(framework == "net10.0", readyToRun, $"tasks/{framework}/{assembly}: ReadyToRun = {readyToRun}");
+            }
+        }
+
+        // One folder for both builds: the compiler writes the source's path into the object.
+        string dir = Repo.NewTempDir();
+        foreach (string f in Directory.GetFiles(Path.Combine(Repo.Root, "samples", "KernelLivepatch")).Where(f => f.EndsWith(".c") || f.EndsWith(".csproj")))
+            File.Copy(f, Path.Combine(dir, Path.GetFileName(f)));
+        PackedSdk.UseIn(dir);
+        (string Framework, byte[] Module) BuildSample(params string[] extra)
+        {
+            foreach (string sub in new[] { "bin", "obj" })
+                if (Directory.Exists(Path.Combine(dir, sub))) Directory.Delete(Path.Combine(dir, sub), true);
+            var build = Build(dir, "build.binlog", extra);
+            Assert.AreEqual(0, build.ExitCode, build.Output);
+            string framework = BinaryLog.ReadBuild(Path.Combine(dir, "build.binlog"))
+                .FindChildrenRecursive<Property>(p => p.Name == "PpcLivepatchTaskFramework").Select(p => p.Value).Distinct().Single();
+            return (framework, File.ReadAllBytes(Module(dir, "livepatch_cmdline")));
+        }
+
+        // This test host is MSBuild's: .NET 10 on linux-x64 picks the precompiled tasks, anything else the portable ones.
+        string expected = RuntimeInformation.RuntimeIdentifier == "linux-x64" && Environment.Version.Major >= 10 ? "net10.0" : "net8.0";
+        var chosen = BuildSample();
+        var portable = BuildSample("-p:PpcLivepatchTaskFramework=net8.0");
+        Assert.AreEqual(expected, chosen.Framework);
+        Assert.AreEqual("net8.0", portable.Framework);
+        CollectionAssert.AreEqual(portable.Module, chosen.Module, "the two task builds wrote different modules");
     }
 
     [TestMethod]
