@@ -2,6 +2,7 @@
 # The two commands of the README:
 #   ./build.sh        install prerequisites, build, pack the SDK, build samples/KernelLivepatch with it
 #   ./build.sh test   install prerequisites (and the kernel oracle), run every test; ends with "N passed, N failed"
+#   ./build.sh pack   install prerequisites, pack the SDK into artifacts/packages (what bench/sdk-build.sh builds with)
 set -euo pipefail
 cd "$(dirname "$0")"
 root=$PWD
@@ -69,5 +70,6 @@ run_tests() {
 case "${1:-}" in
   "") sample ;;
   test) run_tests ;;
-  *) echo "usage: ./build.sh [test]" >&2; exit 2 ;;
+  pack) pack_sdk ;;
+  *) echo "usage: ./build.sh [test|pack]" >&2; exit 2 ;;
 esac

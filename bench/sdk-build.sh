@@ -15,11 +15,7 @@ eng/kernel-oracle/setup.sh --klp >/dev/null
 . "${PPCLP_KERNEL_CACHE:-$HOME/.cache/ppclivepatch-kernel-oracle}/env.sh"
 [ -n "${KO_KLP_BUILD:-}" ] || { echo "no CONFIG_LIVEPATCH kernel tree: eng/kernel-oracle/setup.sh --klp failed" >&2; exit 1; }
 
-# The packed SDK, as ./build.sh makes it; NuGet must not keep an older extraction of the same version.
-version=$(sed -nE 's/.*"PpcLivepatch\.Build\.Sdk" *: *"([^"]+)".*/\1/p' global.json)
-mkdir -p artifacts/packages
-dotnet pack src/Sdk -c Release -nologo -v quiet -o artifacts/packages >/dev/null
-rm -rf "${NUGET_PACKAGES:-$HOME/.nuget/packages}/ppclivepatch.build.sdk/$version"
+./build.sh pack >/dev/null
 
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 cp samples/KernelLivepatch/KernelLivepatch.csproj samples/KernelLivepatch/livepatch.c global.json "$work/"

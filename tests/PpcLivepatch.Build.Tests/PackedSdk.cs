@@ -53,6 +53,16 @@ internal static class PackedSdk
         return dir;
     }
 
+    /// <summary>A consumer folder holding a copy of samples/KernelLivepatch (its project and C sources).</summary>
+    public static string SampleConsumer()
+    {
+        string dir = Repo.NewTempDir();
+        foreach (string f in Directory.GetFiles(Path.Combine(Repo.Root, "samples", "KernelLivepatch")).Where(f => f.EndsWith(".c") || f.EndsWith(".csproj")))
+            File.Copy(f, Path.Combine(dir, Path.GetFileName(f)));
+        UseIn(dir);
+        return dir;
+    }
+
     public static Tool.Result Build(string dir, string binlog = "build.binlog", params string[] extra) =>
         Tool.Run(dir, "dotnet", ["build", "-tl:off", "-nologo", "--disable-build-servers", "-v:n", $"-bl:{binlog}", .. extra]);
 }

@@ -29,10 +29,7 @@ public sealed partial class SdkEndToEndTests
     [TestMethod]
     public void SampleBuildsLoadsIncrementallyAndCleans()
     {
-        string dir = Repo.NewTempDir();
-        foreach (string f in Directory.GetFiles(Path.Combine(Repo.Root, "samples", "KernelLivepatch")).Where(f => f.EndsWith(".c") || f.EndsWith(".csproj")))
-            File.Copy(f, Path.Combine(dir, Path.GetFileName(f)));
-        PackedSdk.UseIn(dir);
+        string dir = PackedSdk.SampleConsumer();
 
         var first = Build(dir);
         Assert.AreEqual(0, first.ExitCode, first.Output);
@@ -79,10 +76,7 @@ public sealed partial class SdkEndToEndTests
         }
 
         // One folder for both builds: the compiler writes the source's path into the object.
-        string dir = Repo.NewTempDir();
-        foreach (string f in Directory.GetFiles(Path.Combine(Repo.Root, "samples", "KernelLivepatch")).Where(f => f.EndsWith(".c") || f.EndsWith(".csproj")))
-            File.Copy(f, Path.Combine(dir, Path.GetFileName(f)));
-        PackedSdk.UseIn(dir);
+        string dir = PackedSdk.SampleConsumer();
         (string Framework, byte[] Module) BuildSample(params string[] extra)
         {
             foreach (string sub in new[] { "bin", "obj" })

@@ -1,4 +1,5 @@
 using PpcLivepatch.Diagnostics;
+using PpcLivepatch.Elf;
 using PpcLivepatch.Ppc64;
 
 namespace PpcLivepatch.Analysis;
@@ -81,5 +82,23 @@ public static class KernelLoaderModel
                     DiagnosticCatalog.MissingNopAfterCall,
                     $"module_64: {moduleName()}: Expected nop after call, got {site.NextWordValue:x8} at {At()}");
         }
+    }
+
+    /// <summary>
+    /// The two kinds of call that make up nearly every site and that <see cref="Judge"/> accepts
+    /// without a diagnostic — a REL24 to a symbol defined in the object, and a non-exempt <c>bl</c> to an outside
+    /// symbol with its nop — decided from the raw words, so a summary need not describe them. Change it with Judge;
+    /// SummaryModeTests checks the two agree on every fixture.
+    /// </summary>
+    internal static bool IsPlainAcceptedCall(ElfImage image, LoaderOptions options, ElfRelocationSection rs, ElfRela rela, ElfSymbol callee)
+    {
+        if (rela.Type != R.PPC64_REL24) return false;
+        if (!callee.IsUndefined && !callee.IsLivepatch) return true;
+        if (CallSiteScanner.ExemptionFor(callee.Name) is not null) return false;
+        if (options.Pcrel) return true;
+        var code = image.Data(rs.Target);
+        if (rela.Offset + 8 > (ulong)code.Length) return false;
+        int at = (int)rela.Offset;
+        return Instruction.IsRelativeLinkBranch(image.ReadU32(code, at)) && image.ReadU32(code, at + 4) == Instruction.Nop;
     }
 }

@@ -75,7 +75,7 @@ public static class ObjectVerifier
         var functions = new FunctionMap(image);
         var lines = LineTable.ReadOrEmpty(image, out _);
         Func<ElfRelocationSection, ElfRela, ElfSymbol, bool>? interesting = allSites ? null
-            : (rs, rela, sym) => !IsPlainAcceptedCall(image, options, rs, rela, sym);
+            : (rs, rela, sym) => !KernelLoaderModel.IsPlainAcceptedCall(image, options, rs, rela, sym);
         var sites = CallSiteScanner.Scan(image, functions, lines, interesting, out int plainAccepted);
         string? module = null;
         string ModuleName() => module ??= options.ModuleNameFor(image.Path);
@@ -93,24 +93,6 @@ public static class ObjectVerifier
         diagnostics.Sort(CompareDiagnostics);
         var counts = SiteCounts.Of(verdicts);
         return new ObjectReport(image.Path, image.Abi, verdicts, diagnostics) { Counts = counts with { Accepted = counts.Accepted + plainAccepted } };
-    }
-
-    /// <summary>
-    /// The two kinds of call that make up nearly every site and that <see cref="KernelLoaderModel.Judge"/> accepts
-    /// without a diagnostic — a REL24 to a symbol defined in the object, and a non-exempt <c>bl</c> to an outside
-    /// symbol with its nop — decided from the raw words, so a summary need not describe them. SummaryModeTests keeps
-    /// this in step with the model.
-    /// </summary>
-    private static bool IsPlainAcceptedCall(ElfImage image, LoaderOptions options, ElfRelocationSection rs, ElfRela rela, ElfSymbol callee)
-    {
-        if (rela.Type != R.PPC64_REL24) return false;
-        if (!callee.IsUndefined && !callee.IsLivepatch) return true;
-        if (CallSiteScanner.ExemptionFor(callee.Name) is not null) return false;
-        if (options.Pcrel) return true;
-        var code = image.Data(rs.Target);
-        if (rela.Offset + 8 > (ulong)code.Length) return false;
-        int at = (int)rela.Offset;
-        return Instruction.IsRelativeLinkBranch(image.ReadU32(code, at)) && image.ReadU32(code, at + 4) == Instruction.Nop;
     }
 
     private static Diagnostic ToDiagnostic(string path, SiteVerdict v)
