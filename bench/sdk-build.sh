@@ -4,7 +4,8 @@
 # From MSBuild's task performance summary: our tasks (ConvertKlpSymbols, PatchLivepatchObjects,
 # VerifyLivepatchModule) against KbuildMake, and against gcc compiling livepatch.c with kbuild's own command line
 # (read back from kbuild's .livepatch.o.cmd) run on its own.
-# Our figures are cold: each round loads and JITs the task assembly once, as a command-line build does.
+# Our figures are cold: each round loads the task assembly and starts the native ppc-livepatch server once, as a
+# command-line build does. The same rounds with PpcLivepatchUseNativeTool=false show the steps run in MSBuild's process.
 # Usage: bench/sdk-build.sh [ROUNDS]   (default 5; figures are medians)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,11 +30,16 @@ for ((i = 0; i < rounds; i++)); do
   for t in $tasks; do
     awk -v t="$t" '/Task Performance Summary/ { s = 1 } s && $3 == t { print $1 }' "$work/build.log" >> "$work/$t.ms"
   done
+  dotnet build "$work" -t:Rebuild --no-restore -nologo -tl:off -nodeReuse:false -p:KernelDir="$KO_KLP_BUILD" \
+    -p:PpcLivepatchUseNativeTool=false -clp:PerformanceSummary > "$work/inproc.log" || { tail -n 30 "$work/inproc.log" >&2; exit 1; }
+  for t in ConvertKlpSymbols PatchLivepatchObjects VerifyLivepatchModule; do
+    awk -v t="$t" '/Task Performance Summary/ { s = 1 } s && $3 == t { print $1 }' "$work/inproc.log" >> "$work/$t.inproc.ms"
+  done
 done
 median_ms() { sort -n "$1" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 # Warm: four copies of the sample in one solution, built by one MSBuild node (-m:1), as an IDE's long-lived build
-# node or a multi-project build runs them: the first project pays the JIT, the other three run compiled code.
+# node or a multi-project build runs them: the first project starts the server, the other three reuse it.
 multi=$work/multi; mkdir -p "$multi"
 cp "$work/global.json" "$work/nuget.config" "$multi/"
 dotnet new sln --format sln -o "$multi" -n Livepatches >/dev/null
@@ -67,6 +73,8 @@ echo "ConvertKlpSymbols: $convert   PatchLivepatchObjects: $patch   VerifyLivepa
 # Warm per project: the four projects' total minus one cold project, over the other three.
 warm=$(awk -v p4="$(median_ms "$work/PatchLivepatchObjects.multi.ms")" -v v4="$(median_ms "$work/VerifyLivepatchModule.multi.ms")" \
   -v p="$patch" -v v="$verify" 'BEGIN { w = (p4 + v4 - p - v) / 3; printf "%.0f", w < 0 ? 0 : w }')
+echo "in MSBuild's process (PpcLivepatchUseNativeTool=false): ConvertKlpSymbols: $(median_ms "$work/ConvertKlpSymbols.inproc.ms")" \
+  "  PatchLivepatchObjects: $(median_ms "$work/PatchLivepatchObjects.inproc.ms")   VerifyLivepatchModule: $(median_ms "$work/VerifyLivepatchModule.inproc.ms")"
 awk -v g="$gcc" -v k="$kbuild" -v c="$convert" -v p="$patch" -v v="$verify" -v w="$warm" 'BEGIN {
   printf "cold (first project in a fresh MSBuild process): patch+verify = %.1f%% of the gcc compile, %.1f%% of KbuildMake; with convert %.1f%%\n", 100 * (p + v) / g, 100 * (p + v) / k, 100 * (c + p + v) / g
   printf "warm (later projects in the same node): patch+verify = %s ms = %.1f%% of the gcc compile\n", w, 100 * w / g }'

@@ -10,6 +10,7 @@ fi
 
 packages=(
   gcc                                                       # host objects for wrong-machine tests
+  libc6-dev                                                 # and the native (ahead-of-time compiled) ppc-livepatch the SDK ships: gcc links it
   qemu-user                                                 # runs patched ppc64 programs (linker + emulator oracle)
   libc6-dev-ppc64el-cross libc6-dev-ppc64-cross             # cross C libraries to link those programs
   csmith libcsmith-dev                                      # random programs (and their csmith.h) for the semantic-preservation oracle

@@ -38,15 +38,23 @@ public static class CliApp
           -o OUT                   write the patched object to OUT instead of rewriting FILE
 
         exit status: 0 accepted, 1 rejected (something stays unfixed), 2 bad usage, unreadable input or unwritable output
+
+        ppc-livepatch step … and ppc-livepatch serve are how PpcLivepatch.Build.Sdk's tasks run their steps in this
+        tool; they are not a stable interface.
         """;
 
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr) => Run(args, Console.In, stdout, stderr);
+
+    /// <param name="stdin">Where <c>serve</c> reads its requests.</param>
+    public static int Run(string[] args, TextReader stdin, TextWriter stdout, TextWriter stderr)
     {
         if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
         {
             (args.Length == 0 ? stderr : stdout).WriteLine(Usage);
             return args.Length == 0 ? ExitUsage : ExitAccepted;
         }
+        if (args[0] == "step") return StepCommand.Run(args[1..], stdout, stderr);
+        if (args[0] == "serve" && args.Length == 1) return StepCommand.Serve(stdin, stdout);
         if (args[0] is not ("verify" or "patch"))
             return UsageError(stderr, $"unknown command '{args[0]}'");
         var parsed = Options.Parse(args[0], args[1..], out string? error);

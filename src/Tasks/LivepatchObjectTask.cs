@@ -1,15 +1,16 @@
 using Microsoft.Build.Framework;
-using Microsoft.Build.Utilities;
 using PpcLivepatch.Analysis;
 using PpcLivepatch.Diagnostics;
-using PpcLivepatch.Elf;
+using PpcLivepatch.Steps;
 
 namespace PpcLivepatch.Build.Tasks;
 
 /// <summary>
-/// Common shape of the object tasks: each item of <see cref="Objects"/> is read (and validated) from its path and,
-/// for transforming tasks, written to its <c>OutputFile</c> metadata atomically. A failed item leaves no output, so
-/// the next incremental build does not mistake it for up to date.
+/// Common shape of the object tasks: one build step (<see cref="PpcLivepatch.Steps"/>) over the items of
+/// <see cref="Objects"/>, each read from its path and written atomically to its <c>OutputFile</c> metadata. The step
+/// runs in the ahead-of-time compiled tool at <see cref="ToolPath"/> when there is one — a build's first patch then
+/// does not wait for the JIT — and in this process otherwise; both report the same events. A failed step leaves no
+/// outputs, so the next incremental build does not mistake them for up to date.
 /// </summary>
 public abstract class LivepatchObjectTask : Microsoft.Build.Utilities.Task
 {
@@ -22,15 +23,11 @@ public abstract class LivepatchObjectTask : Microsoft.Build.Utilities.Task
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             // Expected failures are coded diagnostics already; this is a bug, reported as one coded line, not MSB4018.
-            Log.LogError(DiagnosticLogging.Subcategory, DiagnosticCatalog.InternalError, DiagnosticCatalog.InternalError,
-                (HelpLinkBase ?? DiagnosticCatalog.HelpLinkBase) + DiagnosticCatalog.InternalError + ".md", BuildEngine?.ProjectFileOfTaskNode ?? "", 0, 0, 0, 0,
-                "internal error in {0} ({1}: {2}); please report it with the object file", GetType().Name, e.GetType().Name, e.Message);
-            foreach (var item in Objects) DeleteIfExists(OutputOf(item));
+            LogInternalError($"internal error in {GetType().Name} ({e.GetType().Name}: {e.Message}); please report it with the object file");
+            foreach (var o in StepObjects()) DeleteIfExists(o.Output);
             return false;
         }
     }
-
-    protected abstract bool ExecuteCore();
 
     [Required]
     public ITaskItem[] Objects { get; set; } = [];
@@ -44,55 +41,61 @@ public abstract class LivepatchObjectTask : Microsoft.Build.Utilities.Task
     /// <summary>Prefix of the help links in the error list (the SDK points it at the docs shipped in the package).</summary>
     public string? HelpLinkBase { get; set; }
 
+    /// <summary>The native <c>ppc-livepatch</c> to run the step in; empty runs it in this process.</summary>
+    public string? ToolPath { get; set; }
+
     protected LoaderOptions LoaderOptions => new(KernelAcceptsLdToc, Pcrel, string.IsNullOrEmpty(ModuleName) ? null : ModuleName);
 
-    protected ElfImage? Load(string path)
+    /// <summary>Checks the task's own parameters; false after logging why.</summary>
+    protected virtual bool TryPrepare() => true;
+
+    protected abstract StepResult RunInProcess(IReadOnlyList<StepObject> objects);
+
+    /// <summary>The <c>ppc-livepatch step</c> arguments that run the same step, without the object pairs.</summary>
+    protected abstract IEnumerable<string> ToolArguments();
+
+    protected virtual void StepFinished(StepResult result) { }
+
+    protected IEnumerable<string> LoaderArguments()
     {
-        if (ElfImage.TryLoad(path, out var image, out var error)) return image;
-        DiagnosticLogging.Log(Log, error!, HelpLinkBase);
-        return null;
+        if (KernelAcceptsLdToc) yield return "--kernel-accepts-ld-toc";
+        if (Pcrel) yield return "--pcrel";
+        if (!string.IsNullOrEmpty(ModuleName)) { yield return "--module-name"; yield return ModuleName; }
     }
 
-    protected static string OutputOf(ITaskItem item)
+    private bool ExecuteCore()
+    {
+        if (!TryPrepare()) return false;
+        var objects = StepObjects();
+        var result = (string.IsNullOrEmpty(ToolPath) ? null : NativeStep.Run(this, ToolPath, ToolArguments(), objects)) ?? RunInProcess(objects);
+        foreach (var e in result.Events)
+        {
+            if (e.Diagnostic is { } d) DiagnosticLogging.Log(Log, d, HelpLinkBase);
+            else Log.LogMessage(e.Prominent ? MessageImportance.High : MessageImportance.Normal, "{0}", e.Message);
+        }
+        StepFinished(result);
+        return result.Succeeded && !Log.HasLoggedErrors;
+    }
+
+    private List<StepObject> StepObjects() => Objects.Select(i => new StepObject(i.ItemSpec, OutputOf(i))).ToList();
+
+    private static string OutputOf(ITaskItem item)
     {
         string output = item.GetMetadata("OutputFile");
         return string.IsNullOrEmpty(output) ? item.ItemSpec : output;
     }
 
-    protected bool Write(string path, byte[] bytes)
-    {
-        try
-        {
-            string? dir = Path.GetDirectoryName(Path.GetFullPath(path));
-            if (dir is not null) Directory.CreateDirectory(dir);
-            AtomicFile.WriteAllBytes(path, bytes);
-            return true;
-        }
-        catch (Exception e) when (DiagnosticLogging.IsIoFailure(e) || e is ArgumentException)
-        {
-            DiagnosticLogging.LogIoError(Log, DiagnosticCatalog.UnwritableOutput, path, e, HelpLinkBase);
-            return false;
-        }
-    }
-
-    protected static void DeleteIfExists(string path)
+    internal static void DeleteIfExists(string path)
     {
         try { if (File.Exists(path)) File.Delete(path); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 
-    /// <summary>Writes a report next to the outputs; a report that cannot be written is a warning, not a failure.</summary>
-    protected void WriteReport(string? path, string contents)
-    {
-        if (string.IsNullOrEmpty(path)) return;
-        try
-        {
-            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-            AtomicFile.WriteAllBytes(path, System.Text.Encoding.UTF8.GetBytes(contents));
-        }
-        catch (Exception e) when (DiagnosticLogging.IsIoFailure(e) || e is ArgumentException)
-        {
-            Log.LogWarning(DiagnosticLogging.Subcategory, DiagnosticCatalog.UnwritableOutput, DiagnosticCatalog.UnwritableOutput, null, path, 0, 0, 0, 0,
-                "cannot write report '{0}': {1}", path, e.Message);
-        }
-    }
+    internal void LogInternalError(string message) =>
+        LogTaskError(DiagnosticCatalog.InternalError, message);
+
+    protected void LogTaskError(string code, string message) =>
+        Log.LogError(DiagnosticLogging.Subcategory, code, code, (HelpLinkBase ?? DiagnosticCatalog.HelpLinkBase) + code + ".md",
+            BuildEngine?.ProjectFileOfTaskNode ?? "", 0, 0, 0, 0, "{0}", message);
+
+    internal void LogDetail(string message) => Log.LogMessage(MessageImportance.Low, "{0}", message);
 }

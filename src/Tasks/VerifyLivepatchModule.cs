@@ -1,13 +1,11 @@
-using Microsoft.Build.Framework;
-using PpcLivepatch.Analysis;
-using PpcLivepatch.Diagnostics;
+using PpcLivepatch.Steps;
 
 namespace PpcLivepatch.Build.Tasks;
 
 /// <summary>
-/// Runs the kernel loader model on the final module(s) and copies each accepted one to its <c>OutputFile</c>.
-/// With <see cref="Mode"/> <c>warn</c> the rejections become warnings and the output is still written — for
-/// experiments that want to watch the kernel refuse a module.
+/// Runs the kernel loader model on the final module(s) and copies each accepted one to its <c>OutputFile</c>
+/// (<see cref="VerifyStep"/>). With <see cref="Mode"/> <c>warn</c> the rejections become warnings and the output is
+/// still written — for experiments that want to watch the kernel refuse a module.
 /// </summary>
 public sealed class VerifyLivepatchModule : LivepatchObjectTask
 {
@@ -20,32 +18,17 @@ public sealed class VerifyLivepatchModule : LivepatchObjectTask
 
     public string? SarifReport { get; set; }
 
-    protected override bool ExecuteCore()
+    private bool WarnOnly => string.Equals(Mode, "warn", StringComparison.OrdinalIgnoreCase);
+
+    protected override StepResult RunInProcess(IReadOnlyList<StepObject> objects) =>
+        VerifyStep.Run(objects, new VerifyStepOptions(LoaderOptions, WarnOnly, AllowSiblingCalls, JsonReport, SarifReport));
+
+    protected override IEnumerable<string> ToolArguments()
     {
-        bool warnOnly = string.Equals(Mode, "warn", StringComparison.OrdinalIgnoreCase);
-        var reports = new List<ObjectReport>();
-        foreach (var item in Objects)
-        {
-            string output = OutputOf(item);
-            var image = Load(item.ItemSpec);
-            if (image is null) { DeleteIfExists(output); continue; }
-            var report = ObjectVerifier.Verify(image, LoaderOptions);
-            reports.Add(report);
-            foreach (var d in report.Diagnostics)
-            {
-                bool promote = !AllowSiblingCalls && d.Code == DiagnosticCatalog.SiblingCallToExternal;
-                var shown = warnOnly && (d.Severity == Severity.Error || promote) ? d with { Severity = Severity.Warning } : d;
-                DiagnosticLogging.Log(Log, shown, HelpLinkBase, promote && !warnOnly);
-            }
-            int rejected = report.Sites.Count(s => s.Verdict == Verdict.Reject);
-            Log.LogMessage(MessageImportance.Normal, "{0}: {1} ({2} call sites, {3} rejected)", item.ItemSpec,
-                report.Accepted ? "the kernel would load it" : "the kernel would refuse it", report.Sites.Count, rejected);
-            bool ok = !Log.HasLoggedErrors;
-            if (ok && output != item.ItemSpec && !Write(output, image.Bytes.ToArray())) ok = false;
-            if (!ok) DeleteIfExists(output);
-        }
-        WriteReport(JsonReport, ReportWriters.Render(reports, ReportFormat.Json));
-        WriteReport(SarifReport, ReportWriters.Render(reports, ReportFormat.Sarif));
-        return !Log.HasLoggedErrors;
+        yield return "verify";
+        if (WarnOnly) yield return "--warn-only";
+        if (AllowSiblingCalls) yield return "--allow-sibling-calls";
+        foreach (string a in PatchLivepatchObjects.Reports(JsonReport, SarifReport)) yield return a;
+        foreach (string a in LoaderArguments()) yield return a;
     }
 }

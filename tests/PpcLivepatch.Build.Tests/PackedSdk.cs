@@ -16,6 +16,25 @@ internal static class PackedSdk
 
     public static string Feed => s_feed.Value;
 
+    private static readonly Lazy<string> s_nativeTool = new(ExtractNativeTool);
+
+    /// <summary>The package's native ppc-livepatch, shared by the tests that only run steps in it.</summary>
+    public static string NativeTool => s_nativeTool.Value;
+
+    /// <summary>A fresh copy of the package's native ppc-livepatch, not executable (the tasks set the mode).</summary>
+    public static string ExtractNativeTool()
+    {
+        string path = Path.Combine(Repo.NewTempDir(), "ppc-livepatch");
+        using var package = System.IO.Compression.ZipFile.OpenRead(Path.Combine(Feed, $"PpcLivepatch.Build.Sdk.{Version}.nupkg"));
+        var entry = package.GetEntry("tools/linux-x64/ppc-livepatch");
+        Assert.IsNotNull(entry, "the package has no tools/linux-x64/ppc-livepatch");
+        using (var source = entry.Open())
+        using (var target = File.Create(path))
+            source.CopyTo(target);
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        return path;
+    }
+
     private static string Pack()
     {
         string feed = Repo.NewTempDir();
@@ -63,6 +82,8 @@ internal static class PackedSdk
         return dir;
     }
 
-    public static Tool.Result Build(string dir, string binlog = "build.binlog", params string[] extra) =>
-        Tool.Run(dir, "dotnet", ["build", "-tl:off", "-nologo", "--disable-build-servers", "-v:n", $"-bl:{binlog}", .. extra]);
+    public static Tool.Result Build(string dir, string binlog = "build.binlog", params string[] extra) => BuildWith(null, dir, binlog, extra);
+
+    public static Tool.Result BuildWith(IReadOnlyDictionary<string, string>? environment, string dir, string binlog = "build.binlog", params string[] extra) =>
+        Tool.RunWith(environment, dir, "dotnet", ["build", "-tl:off", "-nologo", "--disable-build-servers", "-v:n", $"-bl:{binlog}", .. extra]);
 }

@@ -56,7 +56,7 @@ public sealed partial class SdkEndToEndTests
     }
 
     [TestMethod]
-    public void PackageShipsPortableAndPrecompiledTasksThatBuildTheSameModule()
+    public void PackageShipsPortableAndPrecompiledTasksAndANativeToolThatBuildTheSameModule()
     {
         // tasks/net8.0 is IL for any MSBuild on .NET 8+; tasks/net10.0 is the same code precompiled (ReadyToRun).
         using (var package = ZipFile.OpenRead(Path.Combine(s_feed, $"PpcLivepatch.Build.Sdk.{s_version}.nupkg")))
@@ -77,11 +77,14 @@ public sealed partial class SdkEndToEndTests
 
         // One folder for both builds: the compiler writes the source's path into the object.
         string dir = PackedSdk.SampleConsumer();
+        string jitLog = Path.Combine(Repo.NewTempDir(), "jit.txt");
         (string Framework, byte[] Module) BuildSample(params string[] extra)
         {
             foreach (string sub in new[] { "bin", "obj" })
                 if (Directory.Exists(Path.Combine(dir, sub))) Directory.Delete(Path.Combine(dir, sub), true);
-            var build = Build(dir, "build.binlog", extra);
+            // The runtime lists every method it compiles: precompiled tasks must not be among them.
+            var jit = new Dictionary<string, string> { ["DOTNET_JitStdOutFile"] = jitLog, ["DOTNET_JitDisasmSummary"] = "1" };
+            var build = PackedSdk.BuildWith(extra.Length == 0 ? jit : null, dir, "build.binlog", extra);
             Assert.AreEqual(0, build.ExitCode, build.Output);
             string framework = BinaryLog.ReadBuild(Path.Combine(dir, "build.binlog"))
                 .FindChildrenRecursive<Property>(p => p.Name == "PpcLivepatchTaskFramework").Select(p => p.Value).Distinct().Single();
@@ -91,10 +94,61 @@ public sealed partial class SdkEndToEndTests
         // This test host is MSBuild's: .NET 10 on linux-x64 picks the precompiled tasks, anything else the portable ones.
         string expected = RuntimeInformation.RuntimeIdentifier == "linux-x64" && Environment.Version.Major >= 10 ? "net10.0" : "net8.0";
         var chosen = BuildSample();
+        var steps = BinaryLog.ReadBuild(Path.Combine(dir, "build.binlog")).FindChildrenRecursive<Microsoft.Build.Logging.StructuredLogger.Task>(
+            t => t.Name is "ConvertKlpSymbols" or "PatchLivepatchObjects" or "VerifyLivepatchModule").ToList();
+        Assert.AreEqual(3, steps.Count);
+        foreach (var step in steps)
+        {
+            // On linux-x64 every object step ran in the package's native tool, none fell back to MSBuild's process.
+            string tool = step.FindChildrenRecursive<Property>(p => p.Name == "ToolPath").Single().Value;
+            StringAssert.EndsWith(tool, "/tools/linux-x64/ppc-livepatch");
+            Assert.IsFalse(step.FindChildrenRecursive<Message>(m => m.Text.Contains("running the step in process")).Any(), step.Name);
+        }
+        Assert.IsFalse(ServersRunningFrom(dir).Any(), "a ppc-livepatch server outlived the build");
+        if (chosen.Framework == "net10.0")
+        {
+            // crossgen2 must see MSBuild's assemblies, or it leaves every method that touches an MSBuild type to the JIT.
+            var jitted = File.ReadAllLines(jitLog).Where(l => l.Contains("JIT compiled PpcLivepatch.") && !l.Contains("Tier1")).ToList();
+            Assert.IsTrue(File.ReadAllLines(jitLog).Length > 100, "the JIT log is empty: DOTNET_JitStdOutFile was not honoured");
+            Assert.AreEqual(0, jitted.Count, "JIT-compiled despite ReadyToRun:\n" + string.Join('\n', jitted.Take(20)));
+        }
+        var inProcess = BuildSample("-p:PpcLivepatchUseNativeTool=false");
         var portable = BuildSample("-p:PpcLivepatchTaskFramework=net8.0");
         Assert.AreEqual(expected, chosen.Framework);
         Assert.AreEqual("net8.0", portable.Framework);
-        CollectionAssert.AreEqual(portable.Module, chosen.Module, "the two task builds wrote different modules");
+        CollectionAssert.AreEqual(portable.Module, chosen.Module, "the portable tasks and the native tool wrote different modules");
+        CollectionAssert.AreEqual(inProcess.Module, chosen.Module, "the precompiled tasks in process and the native tool wrote different modules");
+    }
+
+    [TestMethod]
+    public void PackageShipsANativeToolForLinuxX64()
+    {
+        using var package = ZipFile.OpenRead(Path.Combine(s_feed, $"PpcLivepatch.Build.Sdk.{s_version}.nupkg"));
+        var entry = package.GetEntry("tools/linux-x64/ppc-livepatch");
+        Assert.IsNotNull(entry, "tools/linux-x64/ppc-livepatch is missing from the package");
+        var header = new byte[20];
+        using (var stream = entry.Open()) stream.ReadExactly(header);
+        CollectionAssert.AreEqual(new byte[] { 0x7f, (byte)'E', (byte)'L', (byte)'F' }, header[..4], "not an ELF file");
+        Assert.AreEqual(2, header[4], "not ELF64");
+        Assert.AreEqual(62, BitConverter.ToUInt16(header, 18), "not x86-64 (EM_X86_64)");
+
+        string tool = PackedSdk.ExtractNativeTool();
+        File.SetUnixFileMode(tool, File.GetUnixFileMode(tool) | UnixFileMode.UserExecute);
+        var help = Tool.Run(Repo.NewTempDir(), tool, "--help");
+        Assert.AreEqual(0, help.ExitCode, help.Output);
+        StringAssert.Contains(help.Output, "usage: ppc-livepatch verify");
+    }
+
+    /// <summary>Processes running <c>ppc-livepatch serve</c> from a consumer's packages folder.</summary>
+    private static IEnumerable<int> ServersRunningFrom(string consumer)
+    {
+        foreach (string proc in Directory.GetDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(proc), out int pid)) continue;
+            string cmdline;
+            try { cmdline = File.ReadAllText(Path.Combine(proc, "cmdline")); } catch (IOException) { continue; } catch (UnauthorizedAccessException) { continue; }
+            if (cmdline.StartsWith(consumer, StringComparison.Ordinal) && cmdline.Contains("ppc-livepatch\0serve", StringComparison.Ordinal)) yield return pid;
+        }
     }
 
     [TestMethod]

@@ -4,6 +4,8 @@ using System.Reflection;
 using Microsoft.Build.Framework;
 
 [assembly: Parallelize(Scope = ExecutionScope.ClassLevel)]
+// The tests drive Linux tools (cross binutils, qemu, the native ppc-livepatch).
+[assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]
 
 namespace PpcLivepatch.Build.Tests;
 
@@ -22,8 +24,11 @@ internal static class Repo
     }
 }
 
-/// <summary>Records what tasks log, as MSBuild would pass it to loggers (code, file, line, column, help link).</summary>
-internal sealed class FakeBuildEngine : IBuildEngine4
+/// <summary>
+/// Records what tasks log, as MSBuild would pass it to loggers (code, file, line, column, help link), and keeps
+/// registered task objects until it is disposed, as MSBuild keeps them until the build ends.
+/// </summary>
+internal sealed class FakeBuildEngine : IBuildEngine4, IDisposable
 {
     private readonly Dictionary<object, object> _registered = [];
 
@@ -52,6 +57,13 @@ internal sealed class FakeBuildEngine : IBuildEngine4
     public void RegisterTaskObject(object key, object obj, RegisteredTaskObjectLifetime lifetime, bool allowEarlyCollection) => _registered[key] = obj;
     public object? GetRegisteredTaskObject(object key, RegisteredTaskObjectLifetime lifetime) => _registered.GetValueOrDefault(key);
     public object? UnregisterTaskObject(object key, RegisteredTaskObjectLifetime lifetime) { _registered.Remove(key, out var o); return o; }
+    public IReadOnlyCollection<object> Registered => _registered.Values;
+
+    public void Dispose()
+    {
+        foreach (var o in _registered.Values.OfType<IDisposable>()) o.Dispose();
+        _registered.Clear();
+    }
 }
 
 internal static class Tool
@@ -62,7 +74,10 @@ internal static class Tool
     /// Runs a command with stdout and stderr merged. Variables that `dotnet test` sets for its own MSBuild are
     /// removed, so a child `dotnet build` is an ordinary one.
     /// </summary>
-    public static Result Run(string workingDirectory, string tool, params string[] args)
+    public static Result Run(string workingDirectory, string tool, params string[] args) => RunWith(null, workingDirectory, tool, args);
+
+    /// <param name="environment">Variables to set for the command, on top of the cleaned ones.</param>
+    public static Result RunWith(IReadOnlyDictionary<string, string>? environment, string workingDirectory, string tool, params string[] args)
     {
         var psi = new ProcessStartInfo(tool) { WorkingDirectory = workingDirectory, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in args) psi.ArgumentList.Add(a);
@@ -72,6 +87,7 @@ internal static class Tool
         psi.Environment["MSBUILDDISABLENODEREUSE"] = "1";
         psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
         psi.Environment["DOTNET_NOLOGO"] = "1";
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>()) psi.Environment[key] = value;
         Process p;
         try { p = Process.Start(psi)!; }
         catch (System.ComponentModel.Win32Exception) { Assert.Fail($"'{tool}' is not installed: run eng/install-prerequisites.sh"); throw; }

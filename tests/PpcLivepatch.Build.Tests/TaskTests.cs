@@ -147,7 +147,9 @@ public sealed class TaskTests
 
     private sealed class CrashingTask : LivepatchObjectTask
     {
-        protected override bool ExecuteCore() => throw new InvalidOperationException("boom");
+        protected override PpcLivepatch.Steps.StepResult RunInProcess(IReadOnlyList<PpcLivepatch.Steps.StepObject> objects) => throw new InvalidOperationException("boom");
+
+        protected override IEnumerable<string> ToolArguments() => throw new InvalidOperationException("boom");
     }
 
     [TestMethod]
@@ -173,5 +175,136 @@ public sealed class TaskTests
         var e = engine.Errors.Single();
         Assert.AreEqual("PLP0013", e.Code);
         StringAssert.Contains(e.Message, "nonexistent-ppc-gcc");
+    }
+}
+
+/// <summary>
+/// The object tasks run their steps in the package's native ppc-livepatch (<c>serve</c>) where there is one: what they
+/// log and write must not depend on where the step ran, and a tool that fails must be a coded error.
+/// </summary>
+[TestClass]
+public sealed class NativeStepTaskTests
+{
+    private static ITaskItem Item(string path, string output)
+    {
+        var item = new TaskItem(path);
+        item.SetMetadata("OutputFile", output);
+        return item;
+    }
+
+    private sealed record Run(bool Result, string[] Log, byte[]? Output, string? Report, int SitesFixed);
+
+    private static string Describe(LazyFormattedBuildEventArgs e, string? code, string? file, int line, int column) =>
+        $"{e.GetType().Name} {code} {file}({line},{column}) {e.Message}" + (e is BuildMessageEventArgs m ? $" [{m.Importance}]" : "");
+
+    private static Run Execute(Func<FakeBuildEngine, LivepatchObjectTask> create, string output, string report)
+    {
+        foreach (string f in new[] { output, report }) if (File.Exists(f)) File.Delete(f);
+        using var engine = new FakeBuildEngine();
+        var task = create(engine);
+        bool result = task.Execute();
+        var log = engine.Errors.Select(e => Describe(e, e.Code, e.File, e.LineNumber, e.ColumnNumber))
+            .Concat(engine.Warnings.Select(e => Describe(e, e.Code, e.File, e.LineNumber, e.ColumnNumber)))
+            .Concat(engine.Messages.Select(e => Describe(e, e.Code, e.File, e.LineNumber, e.ColumnNumber)))
+            .ToArray();
+        return new Run(result, log, File.Exists(output) ? File.ReadAllBytes(output) : null, File.Exists(report) ? File.ReadAllText(report) : null,
+            (task as PatchLivepatchObjects)?.SitesFixed ?? 0);
+    }
+
+    private static void AssertSame(Run inProcess, Run native, string what)
+    {
+        Assert.AreEqual(inProcess.Result, native.Result, what);
+        CollectionAssert.AreEqual(inProcess.Log, native.Log, $"{what}: logged\n{string.Join('\n', inProcess.Log)}\nvs\n{string.Join('\n', native.Log)}");
+        Assert.AreEqual(inProcess.Output is null, native.Output is null, what);
+        if (inProcess.Output is not null) CollectionAssert.AreEqual(inProcess.Output, native.Output, what);
+        Assert.AreEqual(inProcess.Report, native.Report, what);
+        Assert.AreEqual(inProcess.SitesFixed, native.SitesFixed, what);
+    }
+
+    [TestMethod]
+    [DataRow("livepatch.und.le.o", "auto", "needed")]
+    [DataRow("livepatch.klp.le.o", "island", "needed")]
+    [DataRow("switch.kpatch.le.o", "auto", "all-local")]
+    [DataRow("calls.kpatch.be.o", "insert-nop", "all-local")]
+    [DataRow("asm_calls.kpatch.le.o", "auto", "all-local")]
+    [DataRow("static_key.kpatch.le.o", "none", "needed")]
+    public void NativeAndInProcessStepsLogAndWriteTheSame(string fixture, string strategy, string sites)
+    {
+        string dir = Repo.NewTempDir(), patched = Path.Combine(dir, "patched.o"), final = Path.Combine(dir, "final.o"), report = Path.Combine(dir, "report.json");
+        Run Patch(string? tool) => Execute(engine => new PatchLivepatchObjects
+        {
+            BuildEngine = engine, Objects = [Item(Repo.Fixture(fixture), patched)], Strategy = strategy, Sites = sites,
+            JsonReport = report, ToolPath = tool, HelpLinkBase = "file:///docs/",
+        }, patched, report);
+        Run Verify(string input, string? tool) => Execute(engine => new VerifyLivepatchModule
+        {
+            BuildEngine = engine, Objects = [Item(input, final)], Mode = "warn", JsonReport = report, ToolPath = tool,
+        }, final, report);
+
+        var inProcess = Patch(null);
+        var native = Patch(PackedSdk.NativeTool);
+        AssertSame(inProcess, native, $"patch {fixture}");
+        Assert.IsTrue(native.Log.Length > 0, "the step said something");
+
+        // Verify the unpatched object too: warn mode turns its rejections into warnings, the same in both.
+        AssertSame(Verify(Repo.Fixture(fixture), null), Verify(Repo.Fixture(fixture), PackedSdk.NativeTool), $"verify {fixture}");
+    }
+
+    [TestMethod]
+    public void OneServerPerToolServesEveryStepOfTheBuildAndEndsWithIt()
+    {
+        string dir = Repo.NewTempDir(), tool = PackedSdk.ExtractNativeTool();
+        var engine = new FakeBuildEngine();
+        var convert = new ConvertKlpSymbols { BuildEngine = engine, Objects = [Item(Repo.Fixture("livepatch.und.le.o"), Path.Combine(dir, "c.o"))], ToolPath = tool };
+        var patch = new PatchLivepatchObjects { BuildEngine = engine, Objects = [Item(Path.Combine(dir, "c.o"), Path.Combine(dir, "p.o"))], ToolPath = tool };
+        Assert.IsTrue(convert.Execute(), string.Join('\n', engine.Errors.Select(e => e.Message)));
+        var server = (NativeStep)engine.Registered.Single();
+        int pid = server.ProcessId;
+        Assert.IsTrue(patch.Execute(), string.Join('\n', engine.Errors.Select(e => e.Message)));
+        Assert.AreSame(server, engine.Registered.Single(), "the second step reuses the server");
+        Assert.AreEqual(1, patch.SitesFixed);
+        Assert.AreEqual(UnixFileMode.UserExecute, File.GetUnixFileMode(tool) & UnixFileMode.UserExecute, "the task made the tool executable");
+
+        engine.Dispose();   // what MSBuild does when the build ends
+        var deadline = DateTime.UtcNow.AddSeconds(5);
+        while (Directory.Exists($"/proc/{pid}") && DateTime.UtcNow < deadline) Thread.Sleep(20);
+        Assert.IsFalse(Directory.Exists($"/proc/{pid}"), $"server {pid} outlived the build");
+    }
+
+    [TestMethod]
+    public void AMissingToolMeansTheStepRunsInProcess()
+    {
+        string output = Path.Combine(Repo.NewTempDir(), "p.o");
+        using var engine = new FakeBuildEngine();
+        var task = new PatchLivepatchObjects { BuildEngine = engine, Objects = [Item(Repo.Fixture("livepatch.und.le.o"), output)], ToolPath = "/nonexistent/ppc-livepatch" };
+        Assert.IsTrue(task.Execute());
+        Assert.AreEqual(1, task.SitesFixed);
+        Assert.IsTrue(File.Exists(output));
+        Assert.IsTrue(engine.Messages.Any(m => m.Message!.Contains("not found; running the step in process") && m.Importance == MessageImportance.Low));
+    }
+
+    private static string Script(string body)
+    {
+        string path = Path.Combine(Repo.NewTempDir(), "fake-tool");
+        File.WriteAllText(path, "#!/bin/sh\n" + body + "\n");
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        return path;
+    }
+
+    [TestMethod]
+    [DataRow("read line; echo '{\"message\":\"half\",\"prominent\":false}'; echo 'fatal: out of cheese' >&2; exit 134", "it ended part way: fatal: out of cheese")]
+    [DataRow("while read line; do echo '{\"error\":\"FormatException: boom\"}'; done", "FormatException: boom")]
+    [DataRow("while read line; do echo 'garbage'; echo '{\"sitesFixed\":0}'; done", "unreadable line 'garbage'")]
+    public void AToolThatFailsDuringAStepIsAnInternalErrorAndLeavesNoOutput(string script, string message)
+    {
+        string output = Path.Combine(Repo.NewTempDir(), "p.o");
+        File.WriteAllText(output, "stale");
+        using var engine = new FakeBuildEngine();
+        var task = new PatchLivepatchObjects { BuildEngine = engine, Objects = [Item(Repo.Fixture("livepatch.und.le.o"), output)], ToolPath = Script(script) };
+        Assert.IsFalse(task.Execute());
+        var error = engine.Errors.Single();
+        Assert.AreEqual("PLP0002", error.Code);
+        StringAssert.Contains(error.Message, message);
+        Assert.IsFalse(File.Exists(output), "no output after a failed step");
     }
 }

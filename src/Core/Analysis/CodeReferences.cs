@@ -13,14 +13,15 @@ public sealed record LocalBranch(ElfSection Section, ulong Offset, uint Word, Br
 /// </summary>
 public sealed class CodeReferences
 {
-    private readonly HashSet<(int Section, ulong Offset)> _referenced = [];
+    private readonly HashSet<(int Section, ulong Offset)> _referenced;
 
     public CodeReferences(ElfImage image, FunctionMap functions)
     {
+        _referenced = new(2 * image.RelocationSections.Sum(rs => rs.Entries.Count));
         var relocatedWords = new Dictionary<int, HashSet<ulong>>();
         foreach (var rs in image.RelocationSections)
         {
-            var words = relocatedWords.TryGetValue(rs.Target.Index, out var set) ? set : relocatedWords[rs.Target.Index] = [];
+            var words = relocatedWords.TryGetValue(rs.Target.Index, out var set) ? set : relocatedWords[rs.Target.Index] = new(rs.Entries.Count);
             foreach (var rela in rs.Entries)
             {
                 // A relocated field makes its whole instruction word taken (TOC16 fields sit at +2 on big-endian).

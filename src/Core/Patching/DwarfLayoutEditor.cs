@@ -21,35 +21,50 @@ internal sealed class DwarfLayoutEditor
         [".debug_info", ".debug_line", ".debug_aranges", ".debug_rnglists", ".debug_loclists", ".debug_ranges", ".debug_loc", ".debug_frame"];
 
     private readonly ElfImage _image;
-    private readonly ElfContainer? _container;   // null: a dry run that only checks
     private readonly Dictionary<int, InsertNopEditor> _editors;
+    // The rewrite as edits to replay on a container: the check that decides whether a section can take inserted nops
+    // computes it, and the patch applies the same edits instead of decoding the DWARF a second time.
+    private readonly List<Action<ElfContainer>> _edits = [];
 
-    private DwarfLayoutEditor(ElfImage image, ElfContainer? container, IEnumerable<InsertNopEditor> editors)
+    private DwarfLayoutEditor(ElfImage image, IEnumerable<InsertNopEditor> editors)
     {
         _image = image;
-        _container = container;
         _editors = editors.ToDictionary(e => e.SectionIndex);
     }
+
+    /// <summary>The DWARF edits for one set of sections that take inserted nops.</summary>
+    internal sealed record Plan(IReadOnlyList<InsertNopEditor> Editors, IReadOnlyList<Action<ElfContainer>> Edits);
 
     public static void Apply(ElfImage image, ElfContainer container, IReadOnlyList<InsertNopEditor> editors)
     {
         if (editors.Count == 0) return;
-        new DwarfLayoutEditor(image, container, editors).Run();
+        var plan = editors.Count == 1 && editors[0].DwarfPlan is { } checkedPlan ? checkedPlan : Compute(image, editors);
+        foreach (var edit in plan.Edits) edit(container);
     }
 
-    /// <summary>Runs the rewrite without writing anything: why it would fail, or null.</summary>
-    public static string? Check(ElfImage image, InsertNopEditor editor)
+    /// <summary>Computes the rewrite for one section: why it cannot be done, or null and the plan.</summary>
+    public static string? Check(ElfImage image, InsertNopEditor editor, out Plan? plan)
     {
         try
         {
-            new DwarfLayoutEditor(image, null, [editor]).Run();
+            plan = Compute(image, [editor]);
             return null;
         }
         catch (Exception e) when (e is DwarfFormatException or OverflowException or ArgumentOutOfRangeException or IndexOutOfRangeException or KeyNotFoundException)
         {
+            plan = null;
             return $"its debug information cannot be rewritten: {e.Message}";
         }
     }
+
+    private static Plan Compute(ElfImage image, IReadOnlyList<InsertNopEditor> editors)
+    {
+        var editor = new DwarfLayoutEditor(image, editors);
+        editor.Run();
+        return new Plan(editors, editor._edits);
+    }
+
+    private void SetSectionData(int section, byte[] data) => _edits.Add(c => c.SetSectionData(section, data));
 
     private void Run()
     {
@@ -76,7 +91,7 @@ internal sealed class DwarfLayoutEditor
         bool le = _image.IsLittleEndian, changed = false;
         foreach (ulong list in locations ? _locLists : _rangeLists)
             changed |= Dwarf4List(name, relocs, data, (int)list, locations);
-        if (changed) _container?.SetSectionData(section.Index, data);
+        if (changed) SetSectionData(section.Index, data);
     }
 
     private bool Dwarf4List(string name, Dictionary<ulong, Target> relocs, byte[] data, int pos, bool locations)
@@ -118,8 +133,9 @@ internal sealed class DwarfLayoutEditor
 
     private Dictionary<ulong, Target> Relocations(ElfSection section)
     {
-        var map = new Dictionary<ulong, Target>();
-        foreach (var rs in _image.RelocationSections.Where(r => r.Target.Index == section.Index))
+        var sections = _image.RelocationSections.Where(r => r.Target.Index == section.Index).ToList();
+        var map = new Dictionary<ulong, Target>(sections.Sum(r => r.Entries.Count));
+        foreach (var rs in sections)
         foreach (var rela in rs.Entries)
         {
             var sym = _image.Symbols[(int)rela.SymbolIndex];
@@ -282,7 +298,7 @@ internal sealed class DwarfLayoutEditor
             }
             pos = end;
         }
-        if (changed) _container?.SetSectionData(section.Index, data);
+        if (changed) SetSectionData(section.Index, data);
     }
 
     // ---- .debug_info: DW_AT_high_pc as a length ----------------------------------------------------------------
@@ -356,7 +372,7 @@ internal sealed class DwarfLayoutEditor
             }
             pos = end;
         }
-        if (changed) _container?.SetSectionData(info.Index, data);
+        if (changed) SetSectionData(info.Index, data);
     }
 
     private static Dictionary<ulong, List<(ulong Name, ulong Form, long Implicit)>> ReadAbbrevs(ReadOnlySpan<byte> data, int offset, bool le)
@@ -510,7 +526,7 @@ internal sealed class DwarfLayoutEditor
     /// </summary>
     private void Rewrite(ElfSection section, byte[] bytes, List<(ulong Old, ulong New)> anchors)
     {
-        if (_container is null || bytes.AsSpan().SequenceEqual(_image.Data(section))) return;
+        if (bytes.AsSpan().SequenceEqual(_image.Data(section))) return;
         ulong Map(ulong old)
         {
             int lo = 0, hi = anchors.Count - 1, best = 0;
@@ -521,17 +537,20 @@ internal sealed class DwarfLayoutEditor
             }
             return anchors[best].New + (old - anchors[best].Old);
         }
-        _container.SetSectionData(section.Index, bytes);
+        SetSectionData(section.Index, bytes);
         var sectionSymbols = _image.Symbols.Where(s => s.Type == SttSection && s.SectionIndex == (uint)section.Index).Select(s => (uint)s.Index).ToHashSet();
         foreach (var rs in _image.RelocationSections)
         {
+            int table = rs.Section.Index;
+            bool inSection = rs.Target.Index == section.Index;
             for (int i = 0; i < rs.Entries.Count; i++)
             {
                 var rela = rs.Entries[i];
-                if (rs.Target.Index == section.Index && Map(rela.Offset) != rela.Offset)
-                    _container.SetRelocationOffset(rs.Section.Index, i, Map(rela.Offset));
-                if (sectionSymbols.Contains(rela.SymbolIndex) && rela.Addend >= 0 && Map((ulong)rela.Addend) != (ulong)rela.Addend)
-                    _container.SetRelocationAddend(rs.Section.Index, i, (long)Map((ulong)rela.Addend));
+                int entry = i;
+                if (inSection && Map(rela.Offset) is var offset && offset != rela.Offset)
+                    _edits.Add(c => c.SetRelocationOffset(table, entry, offset));
+                if (rela.Addend >= 0 && sectionSymbols.Contains(rela.SymbolIndex) && Map((ulong)rela.Addend) is var addend && addend != (ulong)rela.Addend)
+                    _edits.Add(c => c.SetRelocationAddend(table, entry, (long)addend));
             }
         }
     }

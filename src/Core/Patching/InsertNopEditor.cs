@@ -20,17 +20,22 @@ internal sealed class InsertNopEditor
     private readonly ElfImage _image;
     private readonly ElfSection _section;
     private readonly FunctionMap _functions;
+    private readonly CodeReferences _references;
     private readonly ulong[] _points;   // sorted insertion points (bl+4)
 
-    public InsertNopEditor(ElfImage image, FunctionMap functions, ElfSection section, IEnumerable<ulong> calls)
+    public InsertNopEditor(ElfImage image, FunctionMap functions, CodeReferences references, ElfSection section, IEnumerable<ulong> calls)
     {
         _image = image;
         _functions = functions;
+        _references = references;
         _section = section;
         _points = calls.Select(c => c + 4).Distinct().Order().ToArray();
     }
 
     public int SectionIndex => _section.Index;
+
+    /// <summary>The DWARF rewrite that <see cref="Ineligible"/> computed for this section alone.</summary>
+    internal DwarfLayoutEditor.Plan? DwarfPlan { get; private set; }
 
     /// <summary>
     /// The new address of an old one. An address inside an instruction is what GCC writes as "label - k" (a range that
@@ -88,8 +93,9 @@ internal sealed class InsertNopEditor
         {
             return $"its unwind information cannot be rewritten: {e.Message}";
         }
-        if (DwarfLayoutEditor.Check(_image, this) is { } dwarf) return dwarf;
-        foreach (var b in References().RelocationFreeBranches.Where(b => b.Section.Index == index))
+        if (DwarfLayoutEditor.Check(_image, this, out var plan) is { } dwarf) return dwarf;
+        DwarfPlan = plan;
+        foreach (var b in _references.RelocationFreeBranches.Where(b => b.Section.Index == index))
         {
             long displacement = (long)Map(b.Target) - (long)Map(b.Offset);
             int bits = Instruction.PrimaryOpcode(b.Word) == 16 ? 16 : 26;
@@ -98,9 +104,6 @@ internal sealed class InsertNopEditor
         }
         return null;
     }
-
-    private CodeReferences? _references;
-    private CodeReferences References() => _references ??= new CodeReferences(_image, _functions);
 
     /// <summary>A jump table: its base (right after a bctr), the number of 32-bit entries (-1 when unbounded).</summary>
     internal readonly record struct JumpTable(ulong Base, int Count);
@@ -170,7 +173,7 @@ internal sealed class InsertNopEditor
             p++;
         }
 
-        foreach (var b in References().RelocationFreeBranches.Where(b => b.Section.Index == _section.Index))
+        foreach (var b in _references.RelocationFreeBranches.Where(b => b.Section.Index == _section.Index))
             WriteWord(output, (int)Map(b.Offset), Instruction.WithDisplacement(b.Word, (long)Map(b.Target) - (long)Map(b.Offset)), le);
 
         foreach (var table in JumpTables())

@@ -23,7 +23,7 @@ public static class ObjectPatcher
         var lines = LineTable.ReadOrEmpty(image, out _);
 
         var calls = SelectCalls(image, before, references, lines, options.Sites).ToList();
-        var (nopEdits, islandCalls, refused) = ChooseStrategy(image, functions, calls, options.Strategy);
+        var (nopEdits, islandCalls, refused) = ChooseStrategy(image, functions, references, calls, options.Strategy);
         var (plans, unfixable) = IslandPlanner.Plan(image, functions, islandCalls);
         unfixable.AddRange(refused);
         if (plans.Count == 0 && nopEdits.Count == 0)
@@ -83,7 +83,7 @@ public static class ObjectPatcher
     /// islands for the rest. An explicit insert-nop that cannot be done is a coded diagnostic, not a silent island.
     /// </summary>
     private static (List<(InsertNopEditor Editor, List<CallToFix> Calls)> Nops, List<CallToFix> Islands, List<Diagnostics.Diagnostic> Refused)
-        ChooseStrategy(ElfImage image, FunctionMap functions, List<CallToFix> calls, FixStrategy strategy)
+        ChooseStrategy(ElfImage image, FunctionMap functions, CodeReferences references, List<CallToFix> calls, FixStrategy strategy)
     {
         var nops = new List<(InsertNopEditor, List<CallToFix>)>();
         var islands = new List<CallToFix>();
@@ -96,7 +96,7 @@ public static class ObjectPatcher
             // Only plain relative bl sites with a following instruction take an inserted nop; others go to the planner,
             // which reports them.
             var simple = list.Where(c => c.Offset + 4 < section.Size && Instruction.Classify(image.ReadWord(section, c.Offset)) == BranchKind.Bl).ToList();
-            var editor = new InsertNopEditor(image, functions, section, simple.Select(c => c.Offset));
+            var editor = new InsertNopEditor(image, functions, references, section, simple.Select(c => c.Offset));
             string? why = section.IsExecutable ? editor.Ineligible() : "it is not code";
             if (why is null && simple.Count > 0)
             {

@@ -1,0 +1,51 @@
+using PpcLivepatch.Analysis;
+using PpcLivepatch.Diagnostics;
+using PpcLivepatch.Patching;
+
+namespace PpcLivepatch.Steps;
+
+/// <param name="Strategy">How to fix; null only reports what would need fixing (LivepatchVerifyMode=warn experiments).</param>
+/// <param name="AllowSiblingCalls">Sibling calls to external symbols are errors unless allowed: the kernel loads them,
+/// but kpatch refuses them too and a crash is on record.</param>
+public sealed record PatchStepOptions(
+    FixStrategy? Strategy, SiteSelection Sites, LoaderOptions Loader, bool AllowSiblingCalls = false,
+    string? JsonReport = null, string? SarifReport = null);
+
+/// <summary>
+/// The SDK's Patch step: fixes every fixable R_PPC64_REL24 site of each object and writes it to its output. Only what
+/// this step did and could not do is reported; the loader's verdict on the final module is the Verify step's.
+/// </summary>
+public static class PatchStep
+{
+    public static StepResult Run(IReadOnlyList<StepObject> objects, PatchStepOptions options)
+    {
+        var events = new List<StepEvent>();
+        var results = new List<PatchResult>();
+        foreach (var o in objects)
+        {
+            var image = StepFiles.Load(o.Input, events);
+            if (image is null) continue;
+            PatchResult result = options.Strategy is { } strategy
+                ? ObjectPatcher.Patch(image, new PatchOptions(strategy, options.Sites, options.Loader))
+                : new PatchResult(ObjectVerifier.Verify(image, options.Loader), [], image.Bytes.ToArray(), 0);
+            foreach (var d in result.Report.Diagnostics.Where(IsPatchFinding))
+                events.Add(StepEvent.Of(!options.AllowSiblingCalls && d.Code == DiagnosticCatalog.SiblingCallToExternal ? d with { Severity = Severity.Error } : d));
+            results.Add(result with { Report = result.Report with { Path = o.Output } });
+            if (result.Output is not null) StepFiles.Write(o.Output, result.Output, events);
+        }
+        StepFiles.WriteReport(options.JsonReport, ReportWriters.RenderPatch(results, ReportFormat.Json), events);
+        StepFiles.WriteReport(options.SarifReport, ReportWriters.RenderPatch(results, ReportFormat.Sarif), events);
+
+        var fixes = results.SelectMany(r => r.Fixes).ToList();
+        int unfixable = results.Sum(r => r.Report.Diagnostics.Count(d => d.Severity == Severity.Error && d.Code.StartsWith("PLP2", StringComparison.Ordinal)));
+        string how = options.Strategy is null ? "none" : ObjectPatcher.StrategySummary(fixes);
+        events.Add(StepEvent.Say($"{fixes.Count} REL24 site{(fixes.Count == 1 ? "" : "s")} fixed ({how}), {unfixable} unfixable", prominent: true));
+        return StepFiles.Finish(events, objects, fixes.Count);
+    }
+
+    private static bool IsPatchFinding(Diagnostic d) =>
+        d.Code is DiagnosticCatalog.CannotRewrite or DiagnosticCatalog.SiteFixed or DiagnosticCatalog.UnwindNotExtended or DiagnosticCatalog.SiblingCallToExternal
+            or DiagnosticCatalog.SiblingCallFromLocallyCalledFunction or DiagnosticCatalog.CallNotRelocatable or DiagnosticCatalog.CallOutsideCode
+            or DiagnosticCatalog.NoRoomForIsland or DiagnosticCatalog.IslandOutOfRange or DiagnosticCatalog.InsertNopNotPossible
+        || (d.Code == DiagnosticCatalog.CallAtEndOfSection && d.Message.Contains("cannot be fixed"));
+}

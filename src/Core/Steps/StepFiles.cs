@@ -1,0 +1,66 @@
+using PpcLivepatch.Diagnostics;
+using PpcLivepatch.Elf;
+
+namespace PpcLivepatch.Steps;
+
+/// <summary>
+/// File handling shared by the steps. Failures become coded events, never exceptions; an output that a failed
+/// step leaves behind is deleted, so the next incremental build does not mistake it for up to date.
+/// </summary>
+internal static class StepFiles
+{
+    public static ElfImage? Load(string path, List<StepEvent> events)
+    {
+        if (ElfImage.TryLoad(path, out var image, out var error)) return image;
+        events.Add(StepEvent.Of(error!));
+        return null;
+    }
+
+    public static bool Write(string path, byte[] bytes, List<StepEvent> events)
+    {
+        try
+        {
+            string? dir = Path.GetDirectoryName(Path.GetFullPath(path));
+            if (dir is not null) Directory.CreateDirectory(dir);
+            AtomicFile.WriteAllBytes(path, bytes, durable: false);
+            return true;
+        }
+        catch (Exception e) when (IsIoFailure(e) || e is ArgumentException)
+        {
+            events.Add(StepEvent.Of(Diagnostic.Create(DiagnosticCatalog.UnwritableOutput, path, $"cannot write '{path}': {e.Message}")));
+            return false;
+        }
+    }
+
+    /// <summary>Writes a report next to the outputs; a report that cannot be written is a warning, not a failure.</summary>
+    public static void WriteReport(string? path, string contents, List<StepEvent> events)
+    {
+        if (string.IsNullOrEmpty(path)) return;
+        try
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+            AtomicFile.WriteAllBytes(path, System.Text.Encoding.UTF8.GetBytes(contents), durable: false);
+        }
+        catch (Exception e) when (IsIoFailure(e) || e is ArgumentException)
+        {
+            events.Add(StepEvent.Of(Diagnostic.Create(DiagnosticCatalog.UnwritableOutput, path, $"cannot write report '{path}': {e.Message}")
+                with { Severity = Severity.Warning }));
+        }
+    }
+
+    public static void DeleteIfExists(string path)
+    {
+        try { if (File.Exists(path)) File.Delete(path); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+
+    /// <summary>A failed step leaves no outputs at all.</summary>
+    public static StepResult Finish(List<StepEvent> events, IReadOnlyList<StepObject> objects, int sitesFixed = 0)
+    {
+        var result = new StepResult(events, sitesFixed);
+        if (!result.Succeeded)
+            foreach (var o in objects) DeleteIfExists(o.Output);
+        return result;
+    }
+
+    public static bool IsIoFailure(Exception e) => e is IOException or UnauthorizedAccessException or NotSupportedException;
+}

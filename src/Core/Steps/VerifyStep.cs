@@ -1,0 +1,40 @@
+using PpcLivepatch.Analysis;
+using PpcLivepatch.Diagnostics;
+
+namespace PpcLivepatch.Steps;
+
+/// <param name="WarnOnly">Rejections become warnings and the output is still written — for experiments that want to
+/// watch the kernel refuse a module.</param>
+public sealed record VerifyStepOptions(
+    LoaderOptions Loader, bool WarnOnly = false, bool AllowSiblingCalls = false, string? JsonReport = null, string? SarifReport = null);
+
+/// <summary>The SDK's Verify step: runs the kernel loader model on each final module and copies an accepted one to its output.</summary>
+public static class VerifyStep
+{
+    public static StepResult Run(IReadOnlyList<StepObject> objects, VerifyStepOptions options)
+    {
+        var events = new List<StepEvent>();
+        var reports = new List<ObjectReport>();
+        foreach (var o in objects)
+        {
+            var image = StepFiles.Load(o.Input, events);
+            if (image is null) continue;
+            var report = ObjectVerifier.Verify(image, options.Loader);
+            reports.Add(report);
+            bool failed = false;
+            foreach (var d in report.Diagnostics)
+            {
+                var severity = !options.AllowSiblingCalls && d.Code == DiagnosticCatalog.SiblingCallToExternal ? Severity.Error : d.Severity;
+                if (options.WarnOnly && severity == Severity.Error) severity = Severity.Warning;
+                failed |= severity == Severity.Error;
+                events.Add(StepEvent.Of(d.Severity == severity ? d : d with { Severity = severity }));
+            }
+            int rejected = report.Sites.Count(s => s.Verdict == Verdict.Reject);
+            events.Add(StepEvent.Say($"{o.Input}: {(report.Accepted ? "the kernel would load it" : "the kernel would refuse it")} ({report.Sites.Count} call sites, {rejected} rejected)", prominent: false));
+            if (!failed && o.Output != o.Input) StepFiles.Write(o.Output, image.Bytes.ToArray(), events);
+        }
+        StepFiles.WriteReport(options.JsonReport, ReportWriters.Render(reports, ReportFormat.Json), events);
+        StepFiles.WriteReport(options.SarifReport, ReportWriters.Render(reports, ReportFormat.Sarif), events);
+        return StepFiles.Finish(events, objects);
+    }
+}

@@ -1,0 +1,181 @@
+using PpcLivepatch.Analysis;
+using PpcLivepatch.Cli;
+using PpcLivepatch.Diagnostics;
+using PpcLivepatch.Patching;
+using PpcLivepatch.Steps;
+
+namespace PpcLivepatch.Tests;
+
+/// <summary>The SDK's build steps and the line protocol that carries them between the tasks and <c>ppc-livepatch</c>.</summary>
+[TestClass]
+public sealed class StepTests
+{
+    private static readonly Diagnostic Full = new("PLP2001", Severity.Error, "call to \"x\" at .text+0x4 — needs a nop\nsecond line", "/o/a b.o",
+        ".text.f", 4, "f", 4, "kernel_helper", new SourceLocation("/src/lp ü.c", 31, 7), "Rebuild with -fno-optimize-sibling-calls.");
+
+    [TestMethod]
+    public void ProtocolCarriesEveryFieldOfEveryEventInOrder()
+    {
+        var result = new StepResult([
+            StepEvent.Of(Full),
+            StepEvent.Say("1 REL24 site fixed (insert-nop), 0 unfixable", prominent: true),
+            StepEvent.Of(new Diagnostic("PLP4002", Severity.Info, "summary", "a.o")),
+            StepEvent.Say("a.o: the kernel would load it", prominent: false),
+        ], SitesFixed: 3);
+
+        string text = StepProtocol.Write(result);
+        Assert.IsTrue(StepProtocol.TryRead(text, out var read, out string? error), error);
+        CollectionAssert.AreEqual(result.Events.ToList(), read!.Events.ToList());
+        Assert.AreEqual(3, read.SitesFixed);
+        Assert.AreEqual(5, text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length, "one line per event and a closing line");
+        Assert.IsTrue(StepProtocol.IsClosingLine(text.Split('\n', StringSplitOptions.RemoveEmptyEntries)[^1]));
+    }
+
+    [TestMethod]
+    public void AResponseWithoutItsClosingLineOrWithAnErrorIsNotAResult()
+    {
+        string text = StepProtocol.Write(new StepResult([StepEvent.Of(Full)], 0));
+        string cut = text[..text.IndexOf('\n')];
+        Assert.IsFalse(StepProtocol.TryRead(cut, out _, out string? error));
+        StringAssert.Contains(error, "did not finish");
+
+        Assert.IsFalse(StepProtocol.TryRead(StepProtocol.WriteError("unknown strategy 'x'"), out _, out error));
+        Assert.AreEqual("unknown strategy 'x'", error);
+
+        Assert.IsFalse(StepProtocol.TryRead("{\"diagnostic\":{\"code\":\"PLP1\"}}\n{\"sitesFixed\":0}\n", out _, out error));
+        StringAssert.Contains(error, "unreadable line");
+    }
+
+    [TestMethod]
+    public void RequestsKeepArgumentsExactly()
+    {
+        string[] args = ["patch", "--module-name", "a \"b\"\tc", "/tmp/ü ö/in.o", "", "out\n.o"];
+        string line = StepProtocol.WriteRequest("/work dir", args);
+        Assert.AreEqual(1, line.Count(c => c == '\n'), "a request is one line");
+        var (directory, read) = StepProtocol.ReadRequest(line.TrimEnd('\n'));
+        Assert.AreEqual("/work dir", directory);
+        CollectionAssert.AreEqual(args, read);
+        Assert.ThrowsExactly<FormatException>(() => StepProtocol.ReadRequest("{\"args\":[]}"));
+    }
+
+    [TestMethod]
+    public void AFailedStepLeavesNoOutputsAtAll()
+    {
+        string dir = Repo.NewTempDir();
+        string good = Path.Combine(dir, "good.o"), bad = Path.Combine(dir, "bad.o");
+        File.WriteAllText(Path.Combine(dir, "notelf.o"), "not an object");
+        var result = PatchStep.Run([new(Repo.Fixture("livepatch.und.le.o"), good), new(Path.Combine(dir, "notelf.o"), bad)],
+            new PatchStepOptions(FixStrategy.Auto, SiteSelection.Needed, LoaderOptions.Default));
+
+        Assert.IsFalse(result.Succeeded);
+        Assert.AreEqual(DiagnosticCatalog.NotElf, result.Events.Single(e => e.Diagnostic?.Severity == Severity.Error).Diagnostic!.Code);
+        Assert.AreEqual(1, result.SitesFixed, "the first object was fixed before the second failed");
+        Assert.IsFalse(File.Exists(good), "a failed step must not leave the other object's output either");
+        Assert.IsFalse(File.Exists(bad));
+    }
+
+    [TestMethod]
+    public void VerifyStepPromotesSiblingCallsUnlessAllowedAndWarnOnlyKeepsTheModule()
+    {
+        string dir = Repo.NewTempDir();
+        string input = Repo.Fixture("asm_calls.kpatch.le.o"), output = Path.Combine(dir, "final.o");
+        StepResult Verify(bool warnOnly, bool allow) => VerifyStep.Run([new(input, output)], new VerifyStepOptions(LoaderOptions.Default, warnOnly, allow));
+
+        var strict = Verify(warnOnly: false, allow: false);
+        Assert.AreEqual(Severity.Error, strict.Events.First(e => e.Diagnostic?.Code == DiagnosticCatalog.SiblingCallToExternal).Diagnostic!.Severity);
+        Assert.IsFalse(File.Exists(output));
+
+        var allowed = Verify(warnOnly: false, allow: true);
+        Assert.AreEqual(Severity.Warning, allowed.Events.First(e => e.Diagnostic?.Code == DiagnosticCatalog.SiblingCallToExternal).Diagnostic!.Severity);
+
+        var warn = Verify(warnOnly: true, allow: false);
+        Assert.IsTrue(warn.Succeeded);
+        Assert.IsTrue(warn.Events.All(e => e.Diagnostic?.Severity != Severity.Error));
+        CollectionAssert.AreEqual(File.ReadAllBytes(input), File.ReadAllBytes(output), "warn mode still writes the module, unchanged");
+    }
+
+    private static (int Exit, string Out, string Err) Cli(TextReader stdin, params string[] args)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int exit = CliApp.Run(args, stdin, stdout, stderr);
+        return (exit, stdout.ToString(), stderr.ToString());
+    }
+
+    [TestMethod]
+    [DataRow(new[] { "step" }, "step needs patch, verify or convert")]
+    [DataRow(new[] { "step", "patch", "in.o" }, "step needs INPUT OUTPUT pairs")]
+    [DataRow(new[] { "step", "patch", "--strategy", "fast", "in.o", "out.o" }, "unknown strategy 'fast'")]
+    [DataRow(new[] { "step", "verify", "--strategy", "auto", "in.o", "out.o" }, "unknown option '--strategy'")]
+    [DataRow(new[] { "step", "convert", "--klp", "f", "vmlinux", "", "-1", "in.o", "out.o" }, "--klp position '-1'")]
+    [DataRow(new[] { "step", "convert", "--klp", "f", "vmlinux" }, "--klp needs SYMBOL OBJECT NAME POSITION")]
+    public void StepUsageErrorsAreCoded(string[] args, string message)
+    {
+        var (exit, output, err) = Cli(TextReader.Null, args);
+        Assert.AreEqual(CliApp.ExitUsage, exit);
+        Assert.AreEqual("", output);
+        StringAssert.Contains(err, $"error PLP0001: {message}");
+    }
+
+    [TestMethod]
+    public void StepCommandReportsWhatTheInProcessStepDoes()
+    {
+        string dir = Repo.NewTempDir();
+        string input = Repo.Fixture("livepatch.und.le.o");
+        var (exit, output, err) = Cli(TextReader.Null, "step", "patch", "--strategy", "island", "--json-report", Path.Combine(dir, "cli.json"),
+            input, Path.Combine(dir, "cli.o"));
+        var inProcess = PatchStep.Run([new(input, Path.Combine(dir, "lib.o"))],
+            new PatchStepOptions(FixStrategy.Island, SiteSelection.Needed, LoaderOptions.Default, JsonReport: Path.Combine(dir, "lib.json")));
+
+        Assert.AreEqual(CliApp.ExitAccepted, exit, err);
+        Assert.IsTrue(StepProtocol.TryRead(output, out var read, out string? error), error);
+        CollectionAssert.AreEqual(inProcess.Events.Select(e => e with { Diagnostic = e.Diagnostic is { } d ? d with { ObjectPath = "" } : null }).ToList(),
+            read!.Events.Select(e => e with { Diagnostic = e.Diagnostic is { } d ? d with { ObjectPath = "" } : null }).ToList());
+        Assert.AreEqual(inProcess.SitesFixed, read.SitesFixed);
+        Assert.AreEqual(1, read.SitesFixed);
+        CollectionAssert.AreEqual(File.ReadAllBytes(Path.Combine(dir, "lib.o")), File.ReadAllBytes(Path.Combine(dir, "cli.o")));
+        Assert.AreEqual(File.ReadAllText(Path.Combine(dir, "lib.json")).Replace("lib.o", "x"), File.ReadAllText(Path.Combine(dir, "cli.json")).Replace("cli.o", "x"));
+    }
+
+    [TestMethod]
+    public void ServeAnswersEachRequestAndSurvivesABadOne()
+    {
+        string dir = Repo.NewTempDir();
+        File.Copy(Repo.Fixture("calls.kpatch.le.o"), Path.Combine(dir, "in.o"));
+        var requests = new StringReader(
+            StepProtocol.WriteRequest(dir, ["patch", "--sites", "all-local", "in.o", "patched.o"]) +
+            "this is not a request\n" +
+            StepProtocol.WriteRequest(dir, ["patch", "--strategy", "sideways", "in.o", "x.o"]) +
+            StepProtocol.WriteRequest(dir, ["verify", "patched.o", "final.o"]));
+        string cwd = Environment.CurrentDirectory;
+        string output;
+        try
+        {
+            (int exit, output, _) = Cli(requests, "serve");
+            Assert.AreEqual(CliApp.ExitAccepted, exit);
+        }
+        finally
+        {
+            Environment.CurrentDirectory = cwd;
+        }
+
+        var responses = new List<string>();
+        var current = new System.Text.StringBuilder();
+        foreach (string line in output.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            current.Append(line).Append('\n');
+            if (StepProtocol.IsClosingLine(line)) { responses.Add(current.ToString()); current.Clear(); }
+        }
+        Assert.AreEqual(4, responses.Count, output);
+        Assert.AreEqual("", current.ToString(), "nothing after the last closing line");
+        Assert.IsTrue(StepProtocol.TryRead(responses[0], out var patched, out _));
+        Assert.AreEqual(5, patched!.SitesFixed);
+        Assert.IsFalse(StepProtocol.TryRead(responses[1], out _, out string? error));
+        StringAssert.Contains(error, "not a step request");
+        Assert.IsFalse(StepProtocol.TryRead(responses[2], out _, out error));
+        Assert.AreEqual("unknown strategy 'sideways'", error);
+        Assert.IsTrue(StepProtocol.TryRead(responses[3], out var verified, out _));
+        Assert.IsTrue(verified!.Succeeded);
+        Assert.IsTrue(File.Exists(Path.Combine(dir, "final.o")), "relative paths are the request's directory's");
+    }
+}
