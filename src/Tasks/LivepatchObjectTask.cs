@@ -24,7 +24,7 @@ public abstract class LivepatchObjectTask : Microsoft.Build.Utilities.Task
         {
             // Expected failures are coded diagnostics already; this is a bug, reported as one coded line, not MSB4018.
             LogInternalError($"internal error in {GetType().Name} ({e.GetType().Name}: {e.Message}); please report it with the object file");
-            foreach (var o in StepObjects()) DeleteIfExists(o.Output);
+            foreach (var o in StepObjects()) StepFiles.DeleteIfExists(o.Output);
             return false;
         }
     }
@@ -83,11 +83,6 @@ public abstract class LivepatchObjectTask : Microsoft.Build.Utilities.Task
     {
         string output = item.GetMetadata("OutputFile");
         return string.IsNullOrEmpty(output) ? item.ItemSpec : output;
-    }
-
-    internal static void DeleteIfExists(string path)
-    {
-        try { if (File.Exists(path)) File.Delete(path); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 
     internal void LogInternalError(string message) =>

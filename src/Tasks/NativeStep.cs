@@ -73,7 +73,7 @@ internal sealed class NativeStep : IDisposable
                     failure = "it ended part way" + (stderr.Length > 0 ? $": {stderr}" : "");
                 }
                 task.LogInternalError($"{toolPath} failed during the step ({failure}); please report it with the object file");
-                foreach (var o in objects) LivepatchObjectTask.DeleteIfExists(o.Output);
+                foreach (var o in objects) StepFiles.DeleteIfExists(o.Output);
                 return new StepResult([]);
             }
         }

@@ -7,16 +7,16 @@ namespace PpcLivepatch.Steps;
 /// File handling shared by the steps. Failures become coded events, never exceptions; an output that a failed
 /// step leaves behind is deleted, so the next incremental build does not mistake it for up to date.
 /// </summary>
-internal static class StepFiles
+public static class StepFiles
 {
-    public static ElfImage? Load(string path, List<StepEvent> events)
+    internal static ElfImage? Load(string path, List<StepEvent> events)
     {
         if (ElfImage.TryLoad(path, out var image, out var error)) return image;
         events.Add(StepEvent.Of(error!));
         return null;
     }
 
-    public static bool Write(string path, byte[] bytes, List<StepEvent> events)
+    internal static bool Write(string path, byte[] bytes, List<StepEvent> events)
     {
         try
         {
@@ -33,7 +33,7 @@ internal static class StepFiles
     }
 
     /// <summary>Writes a report next to the outputs; a report that cannot be written is a warning, not a failure.</summary>
-    public static void WriteReport(string? path, string contents, List<StepEvent> events)
+    internal static void WriteReport(string? path, string contents, List<StepEvent> events)
     {
         if (string.IsNullOrEmpty(path)) return;
         try
@@ -54,7 +54,7 @@ internal static class StepFiles
     }
 
     /// <summary>A failed step leaves no outputs at all.</summary>
-    public static StepResult Finish(List<StepEvent> events, IReadOnlyList<StepObject> objects, int sitesFixed = 0)
+    internal static StepResult Finish(List<StepEvent> events, IReadOnlyList<StepObject> objects, int sitesFixed = 0)
     {
         var result = new StepResult(events, sitesFixed);
         if (!result.Succeeded)
@@ -62,5 +62,5 @@ internal static class StepFiles
         return result;
     }
 
-    public static bool IsIoFailure(Exception e) => e is IOException or UnauthorizedAccessException or NotSupportedException;
+    internal static bool IsIoFailure(Exception e) => e is IOException or UnauthorizedAccessException or NotSupportedException;
 }

@@ -63,51 +63,47 @@ public static class StepProtocol
 
     public static string Write(StepResult result)
     {
-        var buffer = new MemoryStream();
-        var options = LineOptions;
-        foreach (var e in result.Events)
-        {
-            using (var w = new Utf8JsonWriter(buffer, options))
-            {
-                w.WriteStartObject();
-                if (e.Diagnostic is { } d)
-                {
-                    w.WriteStartObject("diagnostic");
-                    w.WriteString("code", d.Code);
-                    w.WriteString("severity", d.Severity.ToString());
-                    w.WriteString("message", d.Message);
-                    w.WriteString("objectPath", d.ObjectPath);
-                    if (d.Section is not null) w.WriteString("section", d.Section);
-                    if (d.Offset is { } offset) w.WriteNumber("offset", offset);
-                    if (d.Function is not null) w.WriteString("function", d.Function);
-                    if (d.FunctionOffset is { } fo) w.WriteNumber("functionOffset", fo);
-                    if (d.Callee is not null) w.WriteString("callee", d.Callee);
-                    if (d.Source is { } s)
-                    {
-                        w.WriteString("file", s.File);
-                        w.WriteNumber("line", s.Line);
-                        w.WriteNumber("column", s.Column);
-                    }
-                    if (d.Fix is not null) w.WriteString("fix", d.Fix);
-                    w.WriteEndObject();
-                }
-                else
-                {
-                    w.WriteString("message", e.Message);
-                    w.WriteBoolean("prominent", e.Prominent);
-                }
-                w.WriteEndObject();
-            }
-            buffer.WriteByte((byte)'\n');
-        }
-        using (var w = new Utf8JsonWriter(buffer, options))
+        var text = new StringBuilder();
+        foreach (var e in result.Events) text.Append(Line(w => WriteEvent(w, e)));
+        text.Append(Line(w =>
         {
             w.WriteStartObject();
             w.WriteNumber("sitesFixed", result.SitesFixed);
             w.WriteEndObject();
+        }));
+        return text.ToString();
+    }
+
+    private static void WriteEvent(Utf8JsonWriter w, StepEvent e)
+    {
+        w.WriteStartObject();
+        if (e.Diagnostic is { } d)
+        {
+            w.WriteStartObject("diagnostic");
+            w.WriteString("code", d.Code);
+            w.WriteString("severity", d.Severity.ToString());
+            w.WriteString("message", d.Message);
+            w.WriteString("objectPath", d.ObjectPath);
+            if (d.Section is not null) w.WriteString("section", d.Section);
+            if (d.Offset is { } offset) w.WriteNumber("offset", offset);
+            if (d.Function is not null) w.WriteString("function", d.Function);
+            if (d.FunctionOffset is { } functionOffset) w.WriteNumber("functionOffset", functionOffset);
+            if (d.Callee is not null) w.WriteString("callee", d.Callee);
+            if (d.Source is { } s)
+            {
+                w.WriteString("file", s.File);
+                w.WriteNumber("line", s.Line);
+                w.WriteNumber("column", s.Column);
+            }
+            if (d.Fix is not null) w.WriteString("fix", d.Fix);
+            w.WriteEndObject();
         }
-        buffer.WriteByte((byte)'\n');
-        return Encoding.UTF8.GetString(buffer.ToArray());
+        else
+        {
+            w.WriteString("message", e.Message);
+            w.WriteBoolean("prominent", e.Prominent);
+        }
+        w.WriteEndObject();
     }
 
     /// <summary>Reads what <see cref="Write"/> wrote; false (with the reason) for anything else, including a cut-off run.</summary>
