@@ -251,6 +251,35 @@ public sealed class NativeStepTaskTests
     }
 
     [TestMethod]
+    public void TheNativeToolAgreesOnEveryFixtureAndEveryInputThatOnceFoundABug()
+    {
+        // Ahead-of-time compilation trims and precompiles: the same code must still behave the same, bad input included.
+        string dir = Repo.NewTempDir(), output = Path.Combine(dir, "out.o"), report = Path.Combine(dir, "report.json");
+        var inputs = Directory.GetFiles(Path.Combine(Repo.Root, "tests", "fixtures", "elf"), "*.o")
+            .Concat(Directory.GetFiles(Path.Combine(Repo.Root, "tests", "fixtures", "fuzz"), "*.o")).Order(StringComparer.Ordinal).ToList();
+        Assert.IsTrue(inputs.Count > 40);
+        using var shared = new FakeBuildEngine();   // one server for every native run, as in a build
+        foreach (string input in inputs)
+        {
+            Run Patch(string? tool)
+            {
+                foreach (string f in new[] { output, report }) if (File.Exists(f)) File.Delete(f);
+                var engine = tool is null ? new FakeBuildEngine() : shared;
+                var task = new PatchLivepatchObjects { BuildEngine = engine, Objects = [Item(input, output)], Sites = "all-local", JsonReport = report, ToolPath = tool };
+                bool result = task.Execute();
+                var log = engine.Errors.Select(e => Describe(e, e.Code, e.File, e.LineNumber, e.ColumnNumber))
+                    .Concat(engine.Warnings.Select(e => Describe(e, e.Code, e.File, e.LineNumber, e.ColumnNumber)))
+                    .Concat(engine.Messages.Select(e => Describe(e, e.Code, e.File, e.LineNumber, e.ColumnNumber)))
+                    .ToArray();
+                if (tool is not null) { engine.Errors.Clear(); engine.Warnings.Clear(); engine.Messages.Clear(); }
+                return new Run(result, log, File.Exists(output) ? File.ReadAllBytes(output) : null, File.Exists(report) ? File.ReadAllText(report) : null, task.SitesFixed);
+            }
+            AssertSame(Patch(null), Patch(PackedSdk.NativeTool), Path.GetFileName(input));
+        }
+        Assert.AreEqual(1, shared.Registered.Count, "one server served every native run");
+    }
+
+    [TestMethod]
     public void OneServerPerToolServesEveryStepOfTheBuildAndEndsWithIt()
     {
         string dir = Repo.NewTempDir(), tool = PackedSdk.ExtractNativeTool();
