@@ -92,6 +92,56 @@ public sealed class KlpConverterTests
         Tool.Check("powerpc64le-linux-gnu-ld", "-r", "-o", Path.Combine(Path.GetDirectoryName(path)!, "l.o"), path);
     }
 
+    private const string CloneSource = """
+        struct ctx { int a, b, c; };
+        static __attribute__((noinline)) int helper(const struct ctx *c, int scale) { return c->a * scale + c->b; }
+        int patched_entry(int x) { struct ctx c = { x, 2, 3 }; return helper(&c, 4) + 1; }
+        int patched_other(int y) { struct ctx c = { y, 5, 6 }; return helper(&c, 4) * 2; }
+        """;
+
+    [TestMethod]
+    public void ACopyGccSpecialisedIsNamedInTheWarningAndCanBeBoundByTheClonesName()
+    {
+        // GCC 12 with the kernel's flags turns helper into helper.constprop.0.isra.0: no symbol 'helper' is left.
+        string dir = Repo.NewTempDir(), source = Path.Combine(dir, "clone.c"), obj = Path.Combine(dir, "clone.o");
+        File.WriteAllText(source, CloneSource);
+        Tool.Check("powerpc64le-linux-gnu-gcc", "-O2", "-mcmodel=large", "-mprofile-kernel", "-pg", "-mcpu=power8", "-mno-prefixed", "-mno-pcrel",
+            "-fno-PIE", "-ffunction-sections", "-fdata-sections", "-g", "-c", source, "-o", obj);
+        Assert.IsTrue(ElfImage.TryLoad(obj, out var image, out _));
+        string clone = image!.Symbols.Single(s => s.Name.StartsWith("helper.", StringComparison.Ordinal)).Name;
+        Assert.IsTrue(KlpNames.IsGccCloneOf(clone, "helper"), clone);
+
+        var named = KlpConverter.Convert(image, [new KlpSymbolSpec("helper")]);
+        var warning = named.Diagnostics.Single();
+        Assert.AreEqual((DiagnosticCatalog.KlpSymbolNotFound, Severity.Warning), (warning.Code, warning.Severity));
+        StringAssert.Contains(warning.Message, $"GCC specialised the copy into {clone}");
+        StringAssert.Contains(warning.Fix, "__attribute__((noipa))");
+        StringAssert.Contains(warning.Fix, $"<KlpSymbol Include=\"{clone}\" />");
+        CollectionAssert.AreEqual(image.Bytes.ToArray(), named.Output);
+
+        // Bound by the clone's own name, the copy goes and both calls name the original's clone.
+        var bound = KlpConverter.Convert(image, [new KlpSymbolSpec(clone)]);
+        Assert.IsTrue(bound.Succeeded, string.Join("\n", bound.Diagnostics.Select(d => d.Message)));
+        CollectionAssert.AreEqual(new[] { ".text." + clone }, bound.DroppedSections.ToList());
+        string path = Path.Combine(dir, "converted.o");
+        File.WriteAllBytes(path, bound.Output);
+        string relocs = Tool.Check("powerpc64le-linux-gnu-readelf", "-rW", path);
+        Assert.AreEqual(2, relocs.Split('\n').Count(l => l.Contains($"R_PPC64_REL24") && l.Contains($".klp.sym.vmlinux.{clone},0")), relocs);
+    }
+
+    [TestMethod]
+    [DataRow("helper.isra.0", "helper", true)]
+    [DataRow("helper.constprop.0.isra.0", "helper", true)]
+    [DataRow("helper.part.3", "helper", true)]
+    [DataRow("helper.cold", "helper", true)]
+    [DataRow("helper.constprop.1.cold.2", "helper", true)]
+    [DataRow("helper.localalias", "helper", true)]
+    [DataRow("helper_two.isra.0", "helper", false)]
+    [DataRow("helper.isra", "helper", false)]
+    [DataRow("helper.something.0", "helper", false)]
+    [DataRow("helper", "helper", false)]
+    public void GccCloneNames(string name, string function, bool clone) => Assert.AreEqual(clone, KlpNames.IsGccCloneOf(name, function));
+
     [TestMethod]
     public void ConversionIsDeterministic()
     {

@@ -184,9 +184,18 @@ public static class KlpConverter
         var candidates = image.Symbols.Where(s => s.Name == spec.Symbol && s.Index > 0 && s.Type != SttSection && s.Type != SttFile).ToList();
         if (candidates.Count == 0)
         {
-            diagnostics.Add(new Diagnostic(DiagnosticCatalog.KlpSymbolNotFound, Severity.Warning,
-                $"KlpSymbol '{spec.Symbol}' does not occur in this object; nothing to convert", image.Path, Callee: spec.Symbol,
-                Fix: "Remove the KlpSymbol item, or check its spelling against the object's symbol table."));
+            var clones = image.Symbols.Where(s => s.Type == SttFunc && s.IsInSection && KlpNames.IsGccCloneOf(s.Name, spec.Symbol))
+                .Select(s => s.Name).Distinct().ToList();
+            diagnostics.Add(clones.Count == 0
+                ? new Diagnostic(DiagnosticCatalog.KlpSymbolNotFound, Severity.Warning,
+                    $"KlpSymbol '{spec.Symbol}' does not occur in this object; nothing to convert", image.Path, Callee: spec.Symbol,
+                    Fix: "Remove the KlpSymbol item, or check its spelling against the object's symbol table.")
+                // The usual surprise in a livepatch: GCC specialised the copied helper, so the calls go to a clone with
+                // another signature that stays in the module, and the original is never called.
+                : new Diagnostic(DiagnosticCatalog.KlpSymbolNotFound, Severity.Warning,
+                    $"KlpSymbol '{spec.Symbol}' does not occur in this object: GCC specialised the copy into {string.Join(", ", clones)}, and the patch calls that clone, which stays in the module",
+                    image.Path, Callee: spec.Symbol,
+                    Fix: $"Declare the copy __attribute__((noipa)) in the patch source so the calls go to '{spec.Symbol}' itself, or, if the original object has the same clone (its name in /proc/kallsyms), bind that: <KlpSymbol Include=\"{clones.FirstOrDefault(c => !c.Contains(".cold")) ?? clones[0]}\" />."));
             return null;
         }
         var defined = candidates.FirstOrDefault(s => s.IsInSection);

@@ -30,6 +30,16 @@ public static partial class KlpNames
         return m.Success && ulong.TryParse(m.Groups["pos"].Value, out position);
     }
 
+    // GCC's names for specialised copies of a function: IPA-CP (.constprop.N), IPA-SRA (.isra.N), partial inlining
+    // (.part.N), hot/cold splitting (.cold, .cold.N), LTO privatisation and local aliases — and chains of them.
+    [GeneratedRegex(@"^(\.(constprop|isra|part|lto_priv|specialized)\.\d+|\.cold(\.\d+)?|\.localalias)+$")]
+    private static partial Regex GccCloneSuffix();
+
+    /// <summary>True when <paramref name="name"/> is a GCC clone of <paramref name="function"/>, e.g. <c>helper.constprop.0.isra.0</c>.</summary>
+    public static bool IsGccCloneOf(string name, string function) =>
+        name.Length > function.Length + 1 && name.StartsWith(function, StringComparison.Ordinal) && name[function.Length] == '.'
+        && GccCloneSuffix().IsMatch(name.AsSpan(function.Length));
+
     /// <summary>The name a C programmer knows: <c>cmdline_helper</c> for <c>.klp.sym.vmlinux.cmdline_helper,0</c>.</summary>
     public static string SourceName(string symbolName) =>
         TryParseSymbol(symbolName, out _, out string symbol, out _) ? symbol : symbolName;
