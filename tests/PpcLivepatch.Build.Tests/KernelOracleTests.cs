@@ -133,4 +133,58 @@ public sealed partial class KernelOracleTests
         Assert.AreEqual((Path.Combine(dir, "sibling.c"), 20), (error.File, error.LineNumber));
         Assert.IsFalse(File.Exists(Path.Combine(dir, "bin", "Debug", "livepatch.ko")));
     }
+
+    /// <summary>readelf -rW's view of one relocation section: (offset, symbol) per entry.</summary>
+    private static List<(ulong Offset, string Symbol)> Relocations(string file, string section)
+    {
+        string text = Tool.Run(Repo.Root, "powerpc64le-linux-gnu-readelf", "-rW", file).Output;
+        int at = text.IndexOf($"Relocation section '.rela{section}'", StringComparison.Ordinal);
+        if (at < 0) return [];
+        var rows = new List<(ulong, string)>();
+        foreach (string line in text[at..].Split('\n').Skip(2))
+        {
+            var m = Regex.Match(line, @"^([0-9a-f]{16})\s+[0-9a-f]{16}\s+\S+\s+[0-9a-f]{16}\s+(\S+)");
+            if (!m.Success) break;
+            rows.Add((Convert.ToUInt64(m.Groups[1].Value, 16), m.Groups[2].Value));
+        }
+        return rows;
+    }
+
+    [TestMethod]
+    public void ADroppedCopysTableRecordsGoWithItAndTheModuleLoads()
+    {
+        string kernel = s_env["KO_KLP_BUILD"];
+        string project = """
+            <Project Sdk="PpcLivepatch.Build.Sdk/VERSION">
+              <ItemGroup><KlpSymbol Include="version_proc_show" /><KlpSymbol Include="saved_command_line" /></ItemGroup>
+            </Project>
+            """;
+        string ko = BuildModule(Path.Combine(Repo.Root, "tests", "kernel-modules", "tables"), project, "lp_tables", $"-p:KernelDir={kernel}");
+        string built = Path.Combine(Path.GetDirectoryName(ko)!, "..", "..", "obj", "Debug", "livepatch", "kbuild", "lp_tables.ko");
+
+        // binutils' view, before (kbuild's module) and after (ours): every record about the copy is gone, every record
+        // about the replacement is still there, and each table kept its stride.
+        foreach (var (table, size) in new[] { ("__mcount_loc", 8UL), ("__ex_table", 8UL), ("__bug_table", 12UL), ("__jump_table", 16UL) })
+        {
+            var before = Relocations(built, table).Where(r => r.Offset % size == 0).ToList();
+            var after = Relocations(ko, table).Where(r => r.Offset % size == 0).ToList();
+            int copy = before.Count(r => r.Symbol == ".text.version_proc_show");
+            int kept = before.Count(r => r.Symbol == ".text.tables_cmdline_proc_show");
+            Assert.IsTrue(copy >= 1 && kept >= 1, $"{table}: the module should have records for both functions:\n{string.Join('\n', before)}");
+            Assert.AreEqual(before.Count - copy, after.Count, $"{table}: {string.Join(", ", after)}");
+            Assert.AreEqual(kept, after.Count(r => r.Symbol == ".text.tables_cmdline_proc_show"), table);
+            Assert.IsFalse(after.Any(r => r.Symbol.Contains("version_proc_show")), table);
+            CollectionAssert.AreEqual(Enumerable.Range(0, after.Count).Select(i => (ulong)i * size).ToList(), after.Select(r => r.Offset).ToList(), $"{table} records are not packed");
+        }
+        Assert.IsTrue(ObjectVerifier.Verify(ko, LoaderOptions.Default).Accepted);
+
+        // The kernel reads those tables at load (exception and bug tables, jump labels, ftrace) and enables the patch.
+        var boot = BootWith(Path.Combine(kernel, "vmlinux"), ko);
+        Assert.AreEqual(0, boot.InsmodStatus("lp_tables"), boot.Log);
+        StringAssert.Contains(boot.Log, "ORACLE: livepatch lp_tables enabled=1 transition=0");
+        string cmdline = boot.Cmdline("lp_tables");
+        StringAssert.Matches(cmdline, new Regex(@"^Linux version \S+ \(\S+@\S+\) \("), cmdline);
+        StringAssert.Contains(cmdline, "[livepatched by PpcLivepatch.Build]");
+        Assert.IsFalse(boot.Dmesg.Any(l => l.Contains("WARNING:") || l.Contains("Oops")), boot.Log);
+    }
 }

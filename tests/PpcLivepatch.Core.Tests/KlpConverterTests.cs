@@ -142,6 +142,82 @@ public sealed class KlpConverterTests
     [DataRow("helper", "helper", false)]
     public void GccCloneNames(string name, string function, bool clone) => Assert.AreEqual(clone, KlpNames.IsGccCloneOf(name, function));
 
+    // Records in the kernel's tables, written as the kernel's macros write them (relative pointers), from one helper
+    // that the patch carries as a copy and from a function that stays.
+    private const string TableRecords = """
+        #define RECORD(table, fields) asm volatile("1: nop\n\t.pushsection " table ",\"a\"\n\t.balign 4\n\t" fields "\n\t.popsection")
+        #define STR(x) #x
+        #if BUG_SIZE == 8   /* without CONFIG_DEBUG_BUGVERBOSE: the address and the flags */
+        #define BUG_RECORD(size) RECORD("__bug_table", ".long 1b - .\n\t.short 0\n\t.org .-6+8")
+        #else               /* with it: the file and line too (BUG_SIZE 16 is no layout the kernel has) */
+        #define BUG_RECORD(size) RECORD("__bug_table", ".long 1b - ., 2f - .\n\t.short 10, 0\n\t.org .-12+" STR(size) "\n\t" \
+            ".pushsection .rodata.str1.1,\"aMS\",@progbits,1\n2: .asciz \"tables.c\"\n\t.popsection")
+        #endif
+        static __attribute__((noipa)) int copied_helper(int x)
+        {
+            RECORD("__ex_table", ".long 1b - ., 1b - .");
+            BUG_RECORD(BUG_SIZE);
+            return x + 1;
+        }
+        int kept(int x)
+        {
+            RECORD("__ex_table", ".long 1b - ., " KEPT_FIXUP " - .");
+            BUG_RECORD(BUG_SIZE);
+            return copied_helper(x) * 2;
+        }
+        """;
+
+    private static string CompileTableRecords(string dir, string bugSize, string keptFixup)
+    {
+        string source = Path.Combine(dir, "tables.c"), obj = Path.Combine(dir, "tables.o");
+        File.WriteAllText(source, TableRecords);
+        Tool.Check("powerpc64le-linux-gnu-gcc", "-O2", "-mcmodel=large", "-mprofile-kernel", "-pg", "-mcpu=power8", "-mno-prefixed", "-mno-pcrel",
+            "-fno-PIE", "-ffunction-sections", "-fdata-sections", $"-DBUG_SIZE={bugSize}", $"-DKEPT_FIXUP=\"{keptFixup}\"", "-c", source, "-o", obj);
+        return obj;
+    }
+
+    [TestMethod]
+    [DataRow("12")]
+    [DataRow("8")]
+    public void ADroppedCopysRecordsInTheKernelsTablesGoWithIt(string bugSize)
+    {
+        string dir = Repo.NewTempDir();
+        string obj = CompileTableRecords(dir, bugSize, "1b");
+        Assert.IsTrue(ElfImage.TryLoad(obj, out var image, out _));
+        var result = KlpConverter.Convert(image!, [new KlpSymbolSpec("copied_helper")]);
+        Assert.IsTrue(result.Succeeded, string.Join("\n", result.Diagnostics.Select(d => d.Message)));
+        string path = Path.Combine(dir, "converted.o");
+        File.WriteAllBytes(path, result.Output);
+
+        // readelf: each table keeps only the records of kept(), packed from offset 0, with all their fields.
+        string relocs = Tool.Check("powerpc64le-linux-gnu-readelf", "-rW", path);
+        string Table(string name) => relocs.Contains($"'.rela{name}'") ? relocs[relocs.IndexOf($"'.rela{name}'")..].Split("\n\n")[0] : "";
+        StringAssert.Contains(Table("__ex_table"), "contains 2 entries");
+        StringAssert.Matches(Table("__ex_table"), new System.Text.RegularExpressions.Regex(@"0000000000000000\s+\S+\s+R_PPC64_REL32\s+0+\s+\.text\.kept \+ \w+\n0000000000000004\s+\S+\s+R_PPC64_REL32\s+0+\s+\.text\.kept"));
+        StringAssert.Contains(Table("__bug_table"), bugSize == "8" ? "contains 1 entry" : "contains 2 entries");
+        StringAssert.Matches(Table("__bug_table"), new System.Text.RegularExpressions.Regex(@"0000000000000000\s+\S+\s+R_PPC64_REL32\s+0+\s+\.text\.kept"));
+        Assert.IsFalse((Table("__ex_table") + Table("__bug_table")).Contains("copied_helper"), relocs);
+        Assert.IsTrue(ElfImage.TryLoad(path, out var converted, out _));
+        Assert.AreEqual(8UL, converted!.Sections.Single(s => s.Name == "__ex_table").Size);
+        Assert.AreEqual(ulong.Parse(bugSize), converted.Sections.Single(s => s.Name == "__bug_table").Size);
+        Tool.Check("powerpc64le-linux-gnu-ld", "-r", "-o", Path.Combine(dir, "l.o"), path);
+    }
+
+    [TestMethod]
+    [DataRow("12", "copied_helper", "the record describes code that stays in the module")]
+    [DataRow("16", "1b", "its layout is not one the converter knows")]
+    public void ARecordThatCannotBeCutOutWithTheCopyIsCoded(string bugSize, string keptFixup, string why)
+    {
+        string obj = CompileTableRecords(Repo.NewTempDir(), bugSize, keptFixup);
+        Assert.IsTrue(ElfImage.TryLoad(obj, out var image, out _));
+        var result = KlpConverter.Convert(image!, [new KlpSymbolSpec("copied_helper")]);
+        Assert.IsFalse(result.Succeeded);
+        var d = result.Diagnostics.First(d => d.Severity == Severity.Error);
+        Assert.AreEqual(DiagnosticCatalog.KlpCopyNotSeparable, d.Code);
+        StringAssert.Contains(d.Message, why);
+        CollectionAssert.AreEqual(image!.Bytes.ToArray(), result.Output, "nothing is half-converted");
+    }
+
     [TestMethod]
     public void ConversionIsDeterministic()
     {

@@ -90,23 +90,23 @@ public static class KlpConverter
         {
             if (dropped.Contains(rs.Target.Index)) continue; // goes with its section
             var remove = new HashSet<int>();
-            var mcountDropped = new List<int>();
+            // The copy's records in the kernel's tables (its ftrace call site, exception and bug entries, jump labels)
+            // go with the copy: bound to the original they would make the kernel treat vmlinux code as this module's.
+            bool table = KernelTables.IsRecordTable(rs.Target.Name);
+            var layout = table ? KernelTables.LayoutOf(rs.Target.Name, rs.Target.Size, rs.Entries) : null;
+            var goneRecords = new List<int>();
+            var fieldsIntoCopy = new List<ElfRela>();
             for (int i = 0; i < rs.Entries.Count; i++)
             {
                 var rela = rs.Entries[i];
                 if (!replaced.TryGetValue(rela.SymbolIndex, out var r)) continue;
                 bool droppedTarget = dropped.Contains((int)image.Symbols[(int)rela.SymbolIndex].SectionIndex) && image.Symbols[(int)rela.SymbolIndex].IsInSection;
-                if (droppedTarget && rs.Target.Name == McountLoc)
+                if (droppedTarget && table)
                 {
-                    mcountDropped.Add(i);   // the copy's ftrace record goes with the copy
-                    continue;
-                }
-                if (droppedTarget && TracksCodeAddresses(rs.Target.Name))
-                {
-                    diagnostics.Add(new Diagnostic(DiagnosticCatalog.KlpCopyNotSeparable, Severity.Error,
-                        $"{rs.Target.Name} records an address inside the copy of '{r.Spec.Symbol}' that is being dropped; binding it to the original would make the kernel treat code in {r.Spec.Object} as this module's",
-                        image.Path, rs.Target.Name, rela.Offset, Callee: r.Spec.Symbol,
-                        Fix: "Build the livepatch without ftrace/jump-label/bug-table records for the copied helper, or do not declare the helper as a KlpSymbol."));
+                    if (layout is null)
+                        diagnostics.Add(NotSeparable(image, rs, rela, r.Spec, "its layout is not one the converter knows, so the record cannot be cut out"));
+                    else if (rela.Offset % (ulong)layout.Size == (ulong)layout.AddressField) goneRecords.Add(i);
+                    else fieldsIntoCopy.Add(rela);
                     continue;
                 }
                 if (!rs.Target.IsAlloc)
@@ -123,7 +123,15 @@ public static class KlpConverter
                 remove.Add(i);
                 moved++;
             }
-            if (mcountDropped.Count > 0) DropTableEntries(image, container, rs, mcountDropped, McountEntrySize, remove);
+            if (layout is not null)
+            {
+                // A field that names the copy in a record about code that stays (a fixup inside the copy for an
+                // instruction outside it) cannot be cut out with the copy's records.
+                var records = goneRecords.Select(i => rs.Entries[i].Offset / (ulong)layout.Size).ToHashSet();
+                foreach (var rela in fieldsIntoCopy.Where(f => !records.Contains(f.Offset / (ulong)layout.Size)))
+                    diagnostics.Add(NotSeparable(image, rs, rela, replaced[rela.SymbolIndex].Spec, "the record describes code that stays in the module"));
+                if (goneRecords.Count > 0) DropTableEntries(image, container, rs, goneRecords, layout.Size, remove);
+            }
             if (remove.Count > 0) container.RemoveRelocations(rs.Section.Index, remove.Contains);
         }
 
@@ -141,13 +149,16 @@ public static class KlpConverter
         return new KlpConversion(container.Save(), diagnostics, moved, droppedNames);
     }
 
-    private const string McountLoc = "__mcount_loc";
-    private const int McountEntrySize = 8;
+    private static Diagnostic NotSeparable(ElfImage image, ElfRelocationSection rs, ElfRela rela, KlpSymbolSpec spec, string why) =>
+        new(DiagnosticCatalog.KlpCopyNotSeparable, Severity.Error,
+            $"{rs.Target.Name} records an address inside the copy of '{spec.Symbol}' that is being dropped, and {why}; binding it to the original would make the kernel treat code in {spec.Object} as this module's",
+            image.Path, rs.Target.Name, rela.Offset, Callee: spec.Symbol,
+            Fix: "Build the livepatch without such records for the copied helper, or do not declare the helper as a KlpSymbol.");
 
     /// <summary>
-    /// Removes whole entries of a table of fixed-size records (an <c>__mcount_loc</c> address per <c>bl _mcount</c>):
-    /// their bytes, their relocations, and the gap — later relocations move down. ftrace must not be told about call
-    /// sites of a copy that is no longer in the module.
+    /// Removes whole records of a table of fixed-size records (an <c>__mcount_loc</c> address per <c>bl _mcount</c>, an
+    /// <c>__ex_table</c> pair per faulting instruction …): their bytes, their relocations, and the gap — later
+    /// relocations move down. The kernel must not be told about code of a copy that is no longer in the module.
     /// </summary>
     private static void DropTableEntries(ElfImage image, ElfContainer container, ElfRelocationSection rs, List<int> dropped, int entrySize, HashSet<int> remove)
     {
@@ -165,10 +176,6 @@ public static class KlpConverter
             if (below > 0) container.SetRelocationOffset(rs.Section.Index, i, offset - below * (ulong)entrySize);
         }
     }
-
-    /// <summary>Kernel tables of code addresses inside this module (ftrace, jump labels, bug and exception tables).</summary>
-    private static bool TracksCodeAddresses(string section) =>
-        section is "__patchable_function_entries" or "__jump_table" or "__bug_table" or "__ex_table";
 
     private static (KlpSymbolSpec, ElfSymbol, ElfSection?)? Plan(ElfImage image, FunctionMap functions, KlpSymbolSpec spec, List<Diagnostic> diagnostics)
     {
