@@ -36,6 +36,8 @@ internal static class StepCommand
     /// </summary>
     public static int Serve(TextReader stdin, TextWriter stdout)
     {
+        stdout.Write(StepProtocol.ReadyLine + "\n");
+        stdout.Flush();
         while (stdin.ReadLine() is { } line)
         {
             string response;

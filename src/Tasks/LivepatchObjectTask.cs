@@ -93,4 +93,6 @@ public abstract class LivepatchObjectTask : Microsoft.Build.Utilities.Task
             BuildEngine?.ProjectFileOfTaskNode ?? "", 0, 0, 0, 0, "{0}", message);
 
     internal void LogDetail(string message) => Log.LogMessage(MessageImportance.Low, "{0}", message);
+
+    internal void LogNote(string message) => Log.LogMessage(MessageImportance.Normal, "{0}", message);
 }

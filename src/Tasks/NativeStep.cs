@@ -105,15 +105,24 @@ internal sealed class NativeStep : IDisposable
             StandardInputEncoding = new UTF8Encoding(false),
         };
         start.ArgumentList.Add("serve");
+        NativeStep server;
         try
         {
-            return new NativeStep(Process.Start(start)!);
+            server = new NativeStep(Process.Start(start)!);
         }
         catch (Win32Exception e)
         {
             task.LogDetail($"{toolPath} could not be started ({e.Message}); running the step in process");
             return null;
         }
+        // A binary that cannot run here (an older C library than it was linked against) ends before its first line.
+        string? first = null;
+        try { first = server._process.StandardOutput.ReadLine(); } catch (IOException) { }
+        if (first == StepProtocol.ReadyLine) return server;
+        server.Dispose();
+        string stderr = server.Stderr();
+        task.LogNote($"{toolPath} did not start ({(stderr.Length > 0 ? stderr : first ?? "no output")}); running the step in process");
+        return null;
     }
 
     private bool TrySend(string request, out string? response)

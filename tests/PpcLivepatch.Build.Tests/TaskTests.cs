@@ -301,6 +301,24 @@ public sealed class NativeStepTaskTests
     }
 
     [TestMethod]
+    public void AToolThatCannotRunHereMeansTheStepRunsInProcess()
+    {
+        // What the dynamic loader says when the package's binary needs a newer C library than the host has.
+        string tool = Script("echo \"ppc-livepatch: /lib/x86_64-linux-gnu/libc.so.6: version 'GLIBC_2.99' not found\" >&2; exit 1");
+        string output = Path.Combine(Repo.NewTempDir(), "p.o");
+        using var engine = new FakeBuildEngine();
+        var task = new PatchLivepatchObjects { BuildEngine = engine, Objects = [Item(Repo.Fixture("livepatch.und.le.o"), output)], ToolPath = tool };
+        Assert.IsTrue(task.Execute(), string.Join('\n', engine.Errors.Select(e => e.Message)));
+        Assert.AreEqual(1, task.SitesFixed);
+        Assert.IsTrue(File.Exists(output));
+        var note = engine.Messages.Single(m => m.Message!.Contains("did not start"));
+        StringAssert.Contains(note.Message, "version 'GLIBC_2.99' not found");
+        StringAssert.EndsWith(note.Message, "running the step in process");
+        Assert.AreEqual(MessageImportance.Normal, note.Importance);
+        Assert.AreEqual(0, engine.Registered.Count, "no server is kept for a tool that did not start");
+    }
+
+    [TestMethod]
     public void AMissingToolMeansTheStepRunsInProcess()
     {
         string output = Path.Combine(Repo.NewTempDir(), "p.o");
@@ -321,9 +339,9 @@ public sealed class NativeStepTaskTests
     }
 
     [TestMethod]
-    [DataRow("read line; echo '{\"message\":\"half\",\"prominent\":false}'; echo 'fatal: out of cheese' >&2; exit 134", "it ended part way: fatal: out of cheese")]
-    [DataRow("while read line; do echo '{\"error\":\"FormatException: boom\"}'; done", "FormatException: boom")]
-    [DataRow("while read line; do echo 'garbage'; echo '{\"sitesFixed\":0}'; done", "unreadable line 'garbage'")]
+    [DataRow("echo '{\"ready\":true}'; read line; echo '{\"message\":\"half\",\"prominent\":false}'; echo 'fatal: out of cheese' >&2; exit 134", "it ended part way: fatal: out of cheese")]
+    [DataRow("echo '{\"ready\":true}'; while read line; do echo '{\"error\":\"FormatException: boom\"}'; done", "FormatException: boom")]
+    [DataRow("echo '{\"ready\":true}'; while read line; do echo 'garbage'; echo '{\"sitesFixed\":0}'; done", "unreadable line 'garbage'")]
     public void AToolThatFailsDuringAStepIsAnInternalErrorAndLeavesNoOutput(string script, string message)
     {
         string output = Path.Combine(Repo.NewTempDir(), "p.o");

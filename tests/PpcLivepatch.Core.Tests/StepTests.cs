@@ -159,9 +159,11 @@ public sealed class StepTests
             Environment.CurrentDirectory = cwd;
         }
 
+        var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.AreEqual(StepProtocol.ReadyLine, lines[0], "serve says it runs before anything else");
         var responses = new List<string>();
         var current = new System.Text.StringBuilder();
-        foreach (string line in output.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        foreach (string line in lines.Skip(1))
         {
             current.Append(line).Append('\n');
             if (StepProtocol.IsClosingLine(line)) { responses.Add(current.ToString()); current.Clear(); }

@@ -5,7 +5,8 @@ using PpcLivepatch.Diagnostics;
 namespace PpcLivepatch.Steps;
 
 /// <summary>
-/// How the SDK's tasks and <c>ppc-livepatch step</c>/<c>serve</c> talk. A request is one JSON line: the directory
+/// How the SDK's tasks and <c>ppc-livepatch step</c>/<c>serve</c> talk. <c>serve</c> first prints
+/// <see cref="ReadyLine"/>. A request is one JSON line: the directory
 /// relative paths are resolved against and the <c>step</c> arguments. A response is one JSON object per line, the
 /// events in order, then a closing line: <c>{"sitesFixed":N}</c>, or <c>{"error":"…"}</c> when the step could not
 /// run. A response without a closing line comes from a tool that died part way. Internal to the SDK and the tool it
@@ -41,6 +42,9 @@ public static class StepProtocol
             throw new FormatException($"not a step request: {e.Message}", e);
         }
     }
+
+    /// <summary>What <c>serve</c> says first, once it runs: a tool that ends before saying it never started.</summary>
+    public static string ReadyLine { get; } = "{\"ready\":true}";
 
     public static string WriteError(string message) => Line(w =>
     {
