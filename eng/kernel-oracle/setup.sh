@@ -17,7 +17,7 @@ log() { echo "kernel-oracle: $*" >&2; }
 
 # 1. Host packages.
 packages=(qemu-system-ppc make cpio gzip xz-utils gcc-powerpc64le-linux-gnu binutils-powerpc64le-linux-gnu)
-$klp && packages+=(gcc libc6-dev flex bison bc libelf-dev libssl-dev)
+$klp && packages+=(gcc libc6-dev flex bison bc libelf-dev libssl-dev openssl)
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
 if ((${#missing[@]})); then

@@ -187,4 +187,55 @@ public sealed partial class KernelOracleTests
         StringAssert.Contains(cmdline, "[livepatched by PpcLivepatch.Build]");
         Assert.IsFalse(boot.Dmesg.Any(l => l.Contains("WARNING:") || l.Contains("Oops")), boot.Log);
     }
+
+    [TestMethod]
+    public void SigningWithoutTheKernelsKeyIsACodedErrorAndLeavesNoModule()
+    {
+        // Debian's headers ship sign-file but not Debian's private key.
+        string dir = PackedSdk.Consumer("""<Project Sdk="PpcLivepatch.Build.Sdk/VERSION" />""");
+        File.Copy(Path.Combine(Repo.Root, "tests", "kernel-modules", "nonop", "nonop.c"), Path.Combine(dir, "nonop.c"));
+        var build = PackedSdk.Build(dir, "build.binlog", $"-p:KernelDir={s_env["KO_DEBIAN_HEADERS"]}", "-p:LivepatchSign=true");
+        Assert.AreEqual(1, build.ExitCode, build.Output);
+        var error = BinaryLog.ReadBuild(Path.Combine(dir, "build.binlog")).FindChildrenRecursive<Error>().Single();
+        Assert.AreEqual(DiagnosticCatalog.SigningFailed, error.Code);
+        StringAssert.Contains(error.Text, "signing_key.pem' does not exist (LivepatchSigningKey)");
+        Assert.IsFalse(Directory.Exists(Path.Combine(dir, "bin", "Debug")) && Directory.GetFiles(Path.Combine(dir, "bin", "Debug"), "*.ko").Length > 0,
+            "no module in bin/ when it could not be signed");
+    }
+
+    [TestMethod]
+    public void SignedAfterPatchingTheModuleLoadsAndAChangeAfterSigningIsRefused()
+    {
+        string sample = Path.Combine(Repo.Root, "samples", "KernelLivepatch");
+        string kernel = s_env["KO_KLP_BUILD"];   // built with CONFIG_MODULE_SIG: its certs/signing_key.* are the trusted key
+        string signedKo = BuildModule(sample, File.ReadAllText(Path.Combine(sample, "KernelLivepatch.csproj")), "lp_signed",
+            $"-p:KernelDir={kernel}", "-p:LivepatchSign=true");
+        string dir = Path.GetDirectoryName(Path.GetDirectoryName(Path.GetDirectoryName(signedKo)!)!)!;
+        byte[] signed = File.ReadAllBytes(signedKo), verified = File.ReadAllBytes(Path.Combine(dir, "obj", "Debug", "livepatch", "verify", "lp_signed.ko"));
+        int signature = Elf.ModuleSignature.AppendedLength(signed);
+        Assert.IsTrue(signature > 0, "bin/ holds a signed module");
+        CollectionAssert.AreEqual(verified, signed[..^signature], "the signature is appended to exactly the verified module");
+        Assert.IsTrue(ObjectVerifier.Verify(signedKo, LoaderOptions.Default).Accepted, "a signed module still verifies");
+
+        // Nothing changed: the next build does not sign again (a second signature would not verify).
+        var stamp = File.GetLastWriteTimeUtc(signedKo);
+        var again = PackedSdk.Build(dir, "again.binlog", "-p:LivepatchModuleName=lp_signed", $"-p:KernelDir={kernel}", "-p:LivepatchSign=true");
+        Assert.AreEqual(0, again.ExitCode, again.Output);
+        Assert.AreEqual(stamp, File.GetLastWriteTimeUtc(signedKo));
+
+        // What signing before patching amounts to: the signed bytes changed afterwards (one word of code).
+        string tampered = Path.Combine(Repo.NewTempDir(), "lp_tampered.ko");
+        Assert.IsTrue(Elf.ElfImage.TryLoad(signedKo, out var image, out _));
+        var text = image!.Sections.First(s => s.Name.StartsWith(".text.livepatch_cmdline", StringComparison.Ordinal));
+        byte[] changed = (byte[])signed.Clone();
+        changed[(int)text.Offset] ^= 0x01;
+        File.WriteAllBytes(tampered, changed);
+
+        // The tampered copy first: it has the same module name, so after lp_signed it would be refused for that alone.
+        var boot = BootWith(Path.Combine(kernel, "vmlinux"), tampered, signedKo);
+        Assert.AreEqual(129, boot.InsmodStatus("lp_tampered"), "EKEYREJECTED expected for a module whose signature does not match:\n" + boot.Log);
+        Assert.AreEqual(0, boot.InsmodStatus("lp_signed"), boot.Log);
+        StringAssert.Contains(boot.Log, "ORACLE: livepatch lp_signed enabled=1 transition=0");
+        Assert.IsFalse(boot.Dmesg.Any(l => l.Contains("module verification failed")), "the kernel did not take lp_signed as signed:\n" + boot.Log);
+    }
 }

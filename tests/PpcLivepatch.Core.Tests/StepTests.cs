@@ -1,6 +1,7 @@
 using PpcLivepatch.Analysis;
 using PpcLivepatch.Cli;
 using PpcLivepatch.Diagnostics;
+using PpcLivepatch.Elf;
 using PpcLivepatch.Patching;
 using PpcLivepatch.Steps;
 
@@ -72,6 +73,51 @@ public sealed class StepTests
         Assert.AreEqual(1, result.SitesFixed, "the first object was fixed before the second failed");
         Assert.IsFalse(File.Exists(good), "a failed step must not leave the other object's output either");
         Assert.IsFalse(File.Exists(bad));
+    }
+
+    /// <summary>A fixture with what scripts/sign-file appends: PKCS#7 bytes, struct module_signature, the marker.</summary>
+    private static string Signed(string fixture, string dir)
+    {
+        string path = Path.Combine(dir, "signed-" + fixture);
+        byte[] pkcs7 = Enumerable.Range(0, 40).Select(i => (byte)(0x30 + i)).ToArray();
+        byte[] info = [0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 40];   // algo, hash, id_type = PKEY_ID_PKCS7, …, sig_len (BE)
+        File.WriteAllBytes(path, [.. File.ReadAllBytes(Repo.Fixture(fixture)), .. pkcs7, .. info, .. "~Module signature appended~\n"u8.ToArray()]);
+        return path;
+    }
+
+    [TestMethod]
+    public void ChangingASignedModuleSaysItsSignatureIsDropped()
+    {
+        string dir = Repo.NewTempDir();
+        var options = new PatchStepOptions(FixStrategy.Auto, SiteSelection.Needed, LoaderOptions.Default);
+        string signed = Signed("livepatch.und.le.o", dir), output = Path.Combine(dir, "patched.o");
+        var patched = PatchStep.Run([new(signed, output)], options);
+        Assert.IsTrue(patched.Succeeded);
+        Assert.AreEqual(1, patched.SitesFixed);
+        var warning = patched.Events.Single(e => e.Diagnostic?.Code == DiagnosticCatalog.SignatureDropped).Diagnostic!;
+        Assert.AreEqual(Severity.Warning, warning.Severity);
+        StringAssert.Contains(warning.Fix, "LivepatchSign=true");
+        Assert.IsFalse(ModuleSignature.IsAppended(File.ReadAllBytes(output)));
+        string plain = Path.Combine(dir, "plain.o");
+        PatchStep.Run([new(Repo.Fixture("livepatch.und.le.o"), plain)], options);
+        CollectionAssert.AreEqual(File.ReadAllBytes(plain), File.ReadAllBytes(output), "the stale signature must not be carried into the patched module");
+
+        // Nothing to fix: the module is passed on as it was, signature and all, and nothing is said about it.
+        string untouched = Signed("calls.kpatch.le.o", dir);
+        var same = PatchStep.Run([new(untouched, output)], options);
+        Assert.IsFalse(same.Events.Any(e => e.Diagnostic?.Code == DiagnosticCatalog.SignatureDropped));
+        CollectionAssert.AreEqual(File.ReadAllBytes(untouched), File.ReadAllBytes(output));
+    }
+
+    [TestMethod]
+    public void ASignatureIsMeasuredFromItsTrailer()
+    {
+        byte[] body = [1, 2, 3, 4, 5, 6, 7, 8];
+        byte[] Trailer(byte signer, byte keyId, byte sigLen) => [.. body, 0, 0, 2, signer, keyId, 0, 0, 0, 0, 0, 0, sigLen, .. "~Module signature appended~\n"u8.ToArray()];
+        Assert.AreEqual(28 + 12 + 8, ModuleSignature.AppendedLength(Trailer(0, 0, 8)));
+        Assert.AreEqual(28 + 12 + 6, ModuleSignature.AppendedLength(Trailer(2, 1, 3)));
+        Assert.AreEqual(0, ModuleSignature.AppendedLength(Trailer(0, 0, 9)), "longer than the file: not a signature");
+        Assert.AreEqual(0, ModuleSignature.AppendedLength(body));
     }
 
     [TestMethod]

@@ -20,6 +20,8 @@ public static class DiagnosticCatalog
     public const string KernelTreeMissing = "PLP0015";
     public const string KbuildFailed = "PLP0016";
     public const string SymbolNotExported = "PLP0017";
+    public const string SignatureDropped = "PLP0018";
+    public const string SigningFailed = "PLP0019";
 
     public const string NotElf = "PLP1001";
     public const string TruncatedOrMalformedHeader = "PLP1002";
@@ -72,6 +74,8 @@ public static class DiagnosticCatalog
         new(KernelTreeMissing, Severity.Error, "KernelDir is not a kernel build tree"),
         new(KbuildFailed, Severity.Error, "The kbuild modules step failed"),
         new(SymbolNotExported, Severity.Warning, "Undefined symbol is not exported by the kernel"),
+        new(SignatureDropped, Severity.Warning, "Signed module changed: its signature is dropped"),
+        new(SigningFailed, Severity.Error, "Module cannot be signed"),
         new(BadKlpSymbolItem, Severity.Error, "KlpSymbol item cannot form a livepatch symbol name"),
         new(KlpSymbolNotFound, Severity.Warning, "KlpSymbol does not occur in the object"),
         new(KlpDefinedSymbolNotAFunction, Severity.Error, "KlpSymbol is defined here as data"),

@@ -25,8 +25,11 @@ public sealed class ElfContainer
     {
         try
         {
-            // A MemoryStream over a private copy: LibObjectFile keeps section streams that point into it.
-            var stream = new MemoryStream(validated.Bytes.ToArray(), writable: false);
+            // A MemoryStream over a private copy: LibObjectFile keeps section streams that point into it. Without a
+            // module signature: LibObjectFile would carry those trailing bytes into the rewritten module, where they
+            // no longer match and make the kernel refuse it.
+            var bytes = validated.Bytes.Span;
+            var stream = new MemoryStream(bytes[..^ModuleSignature.AppendedLength(bytes)].ToArray(), writable: false);
             if (!Lof.ElfFile.TryRead(stream, out var elf, out var diagnostics) || elf is null)
                 throw new ElfRewriteException("the ELF library cannot read it: " + Describe(diagnostics));
             return new ElfContainer(elf);

@@ -15,6 +15,7 @@ public static class ConvertStep
             var result = KlpConverter.Convert(image, symbols);
             events.AddRange(result.Diagnostics.Select(StepEvent.Of));
             if (!result.Succeeded || !StepFiles.Write(o.Output, result.Output, events)) continue;
+            if (!image.Bytes.Span.SequenceEqual(result.Output)) StepFiles.NoteDroppedSignature(image, o.Output, events);
             if (result.RelocationsMoved > 0 || result.DroppedSections.Count > 0)
                 events.Add(StepEvent.Say($"{o.Output}: {result.RelocationsMoved} relocations bound to livepatch symbols" +
                     (result.DroppedSections.Count > 0 ? $", copies dropped: {string.Join(", ", result.DroppedSections)}" : ""), prominent: false));

@@ -30,6 +30,7 @@ public static class PatchStep
                 : new PatchResult(ObjectVerifier.Verify(image, options.Loader), [], image.Bytes.ToArray(), 0);
             foreach (var d in result.Report.Diagnostics.Where(IsPatchFinding))
                 events.Add(StepEvent.Of(!options.AllowSiblingCalls && d.Code == DiagnosticCatalog.SiblingCallToExternal ? d with { Severity = Severity.Error } : d));
+            if (result.Changed) StepFiles.NoteDroppedSignature(image, o.Output, events);
             results.Add(result with { Report = result.Report with { Path = o.Output } });
             if (result.Output is not null) StepFiles.Write(o.Output, result.Output, events);
         }

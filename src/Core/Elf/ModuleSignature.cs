@@ -1,0 +1,27 @@
+namespace PpcLivepatch.Elf;
+
+/// <summary>
+/// The signature <c>scripts/sign-file</c> appends to a kernel module: PKCS#7 data, a <c>struct module_signature</c>
+/// and the marker. It covers every byte before it, so a module that is changed afterwards no longer verifies — and
+/// the kernel refuses a module with a bad signature even when signatures are not enforced (kernel/module/signing.c).
+/// </summary>
+public static class ModuleSignature
+{
+    private static ReadOnlySpan<byte> Marker => "~Module signature appended~\n"u8;
+
+    public static bool IsAppended(ReadOnlySpan<byte> module) => AppendedLength(module) > 0;
+
+    /// <summary>
+    /// How many bytes at the end are the signature: the marker, the 12-byte <c>struct module_signature</c> before it
+    /// (signer and key id lengths, and the big-endian length of the signature data), and what it counts. 0 when the
+    /// module is unsigned or the trailer does not add up.
+    /// </summary>
+    public static int AppendedLength(ReadOnlySpan<byte> module)
+    {
+        const int infoSize = 12;
+        if (!module.EndsWith(Marker) || module.Length < Marker.Length + infoSize) return 0;
+        var info = module[^(Marker.Length + infoSize)..^Marker.Length];
+        long length = Marker.Length + infoSize + (long)info[3] + info[4] + System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(info[8..]);
+        return length <= module.Length ? (int)length : 0;
+    }
+}
