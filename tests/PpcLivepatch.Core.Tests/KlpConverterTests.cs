@@ -204,6 +204,36 @@ public sealed class KlpConverterTests
     }
 
     [TestMethod]
+    public void AKeptRecordsLivepatchRelocationFollowsItsRecordDown()
+    {
+        // Jump labels on a kernel static key that is not exported (a KlpSymbol): each record's key field becomes a
+        // .klp.rela relocation. The copy's record goes, key field and all; the kept record moves down to offset 0.
+        string dir = Repo.NewTempDir(), source = Path.Combine(dir, "keys.c"), obj = Path.Combine(dir, "keys.o");
+        File.WriteAllText(source, """
+            #define JUMP() asm volatile("1: nop\n\t.pushsection __jump_table,\"aw\"\n\t.balign 8\n\t.long 1b - ., 1b - .\n\t.quad kernel_key - .\n\t.popsection")
+            static __attribute__((noipa)) int copied_helper(int x) { JUMP(); return x + 1; }
+            int kept(int x) { JUMP(); return copied_helper(x) * 2; }
+            """);
+        Tool.Check("powerpc64le-linux-gnu-gcc", "-O2", "-mcmodel=large", "-mcpu=power8", "-mno-prefixed", "-mno-pcrel", "-fno-PIE",
+            "-ffunction-sections", "-c", source, "-o", obj);
+        Assert.IsTrue(ElfImage.TryLoad(obj, out var image, out _));
+        var result = KlpConverter.Convert(image!, [new KlpSymbolSpec("copied_helper"), new KlpSymbolSpec("kernel_key")]);
+        Assert.IsTrue(result.Succeeded, string.Join("\n", result.Diagnostics.Select(d => d.Message)));
+        string path = Path.Combine(dir, "converted.o");
+        File.WriteAllBytes(path, result.Output);
+
+        string relocs = Tool.Check("powerpc64le-linux-gnu-readelf", "-rW", path);
+        string klp = relocs[relocs.IndexOf("'.klp.rela.vmlinux.__jump_table'", StringComparison.Ordinal)..].Split("\n\n")[0];
+        StringAssert.Contains(klp, "contains 1 entry", relocs);
+        StringAssert.Matches(klp, new System.Text.RegularExpressions.Regex(@"\n0000000000000008\s+\S+\s+R_PPC64_REL64\s+0+\s+\.klp\.sym\.vmlinux\.kernel_key,0"));
+        string table = relocs[relocs.IndexOf("'.rela__jump_table'", StringComparison.Ordinal)..].Split("\n\n")[0];
+        StringAssert.Contains(table, "contains 2 entries");
+        StringAssert.Matches(table, new System.Text.RegularExpressions.Regex(@"\n0000000000000000\s+\S+\s+R_PPC64_REL32\s+0+\s+\.text\.kept \+ \w+\n0000000000000004\s"));
+        Assert.IsTrue(ElfImage.TryLoad(path, out var converted, out _));
+        Assert.AreEqual(16UL, converted!.Sections.Single(s => s.Name == "__jump_table").Size);
+    }
+
+    [TestMethod]
     [DataRow("12", "copied_helper", "the record describes code that stays in the module")]
     [DataRow("16", "1b", "its layout is not one the converter knows")]
     public void ARecordThatCannotBeCutOutWithTheCopyIsCoded(string bugSize, string keptFixup, string why)

@@ -90,23 +90,27 @@ public static class KlpConverter
         {
             if (dropped.Contains(rs.Target.Index)) continue; // goes with its section
             var remove = new HashSet<int>();
+            bool IntoDroppedCopy(ElfRela rela) =>
+                replaced.ContainsKey(rela.SymbolIndex) && image.Symbols[(int)rela.SymbolIndex] is { IsInSection: true } sym && dropped.Contains((int)sym.SectionIndex);
             // The copy's records in the kernel's tables (its ftrace call site, exception and bug entries, jump labels)
             // go with the copy: bound to the original they would make the kernel treat vmlinux code as this module's.
             bool table = KernelTables.IsRecordTable(rs.Target.Name);
             var layout = table ? KernelTables.LayoutOf(rs.Target.Name, rs.Target.Size, rs.Entries) : null;
-            var goneRecords = new List<int>();
-            var fieldsIntoCopy = new List<ElfRela>();
+            var goneRecords = layout is null ? [] : rs.Entries.Where(r => r.Offset % (ulong)layout.Size == (ulong)layout.AddressField && IntoDroppedCopy(r))
+                .Select(r => r.Offset / (ulong)layout.Size).ToHashSet();
+            // Records that stay move down over the ones cut out, and so do their relocations that become livepatch ones.
+            ulong Packed(ulong offset) => layout is null ? offset : offset - (ulong)goneRecords.Count(g => g < offset / (ulong)layout.Size) * (ulong)layout.Size;
             for (int i = 0; i < rs.Entries.Count; i++)
             {
                 var rela = rs.Entries[i];
+                if (layout is not null && goneRecords.Contains(rela.Offset / (ulong)layout.Size)) continue;   // goes with its record
                 if (!replaced.TryGetValue(rela.SymbolIndex, out var r)) continue;
-                bool droppedTarget = dropped.Contains((int)image.Symbols[(int)rela.SymbolIndex].SectionIndex) && image.Symbols[(int)rela.SymbolIndex].IsInSection;
+                bool droppedTarget = IntoDroppedCopy(rela);
                 if (droppedTarget && table)
                 {
-                    if (layout is null)
-                        diagnostics.Add(NotSeparable(image, rs, rela, r.Spec, "its layout is not one the converter knows, so the record cannot be cut out"));
-                    else if (rela.Offset % (ulong)layout.Size == (ulong)layout.AddressField) goneRecords.Add(i);
-                    else fieldsIntoCopy.Add(rela);
+                    diagnostics.Add(NotSeparable(image, rs, rela, r.Spec, layout is null
+                        ? "its layout is not one the converter knows, so the record cannot be cut out"
+                        : "the record describes code that stays in the module"));
                     continue;
                 }
                 if (!rs.Target.IsAlloc)
@@ -119,19 +123,11 @@ public static class KlpConverter
                 var key = (r.Spec.Object, rs.Target.Index);
                 if (!klpSections.TryGetValue(key, out int klpRela))
                     klpSections[key] = klpRela = container.AddRelocationSection($"{KlpNames.RelaPrefix}{r.Spec.Object}.{rs.Target.Name}", rs.Target.Index, KlpRelaFlags);
-                container.AddRelocation(klpRela, rela.Offset, rela.Type, r.NewSymbol, rela.Addend + r.AddendShift);
+                container.AddRelocation(klpRela, Packed(rela.Offset), rela.Type, r.NewSymbol, rela.Addend + r.AddendShift);
                 remove.Add(i);
                 moved++;
             }
-            if (layout is not null)
-            {
-                // A field that names the copy in a record about code that stays (a fixup inside the copy for an
-                // instruction outside it) cannot be cut out with the copy's records.
-                var records = goneRecords.Select(i => rs.Entries[i].Offset / (ulong)layout.Size).ToHashSet();
-                foreach (var rela in fieldsIntoCopy.Where(f => !records.Contains(f.Offset / (ulong)layout.Size)))
-                    diagnostics.Add(NotSeparable(image, rs, rela, replaced[rela.SymbolIndex].Spec, "the record describes code that stays in the module"));
-                if (goneRecords.Count > 0) DropTableEntries(image, container, rs, goneRecords, layout.Size, remove);
-            }
+            if (goneRecords.Count > 0) DropTableEntries(image, container, rs, goneRecords, layout!.Size, remove);
             if (remove.Count > 0) container.RemoveRelocations(rs.Section.Index, remove.Contains);
         }
 
@@ -160,20 +156,19 @@ public static class KlpConverter
     /// <c>__ex_table</c> pair per faulting instruction …): their bytes, their relocations, and the gap — later
     /// relocations move down. The kernel must not be told about code of a copy that is no longer in the module.
     /// </summary>
-    private static void DropTableEntries(ElfImage image, ElfContainer container, ElfRelocationSection rs, List<int> dropped, int entrySize, HashSet<int> remove)
+    private static void DropTableEntries(ElfImage image, ElfContainer container, ElfRelocationSection rs, HashSet<ulong> goneRecords, int recordSize, HashSet<int> remove)
     {
-        var gone = dropped.Select(i => rs.Entries[i].Offset / (ulong)entrySize * (ulong)entrySize).ToHashSet();
         var data = image.Data(rs.Target);
         var kept = new List<byte>(data.Length);
-        for (int at = 0; at + entrySize <= data.Length; at += entrySize)
-            if (!gone.Contains((ulong)at)) kept.AddRange(data.Slice(at, entrySize).ToArray());
+        for (int at = 0; at + recordSize <= data.Length; at += recordSize)
+            if (!goneRecords.Contains((ulong)(at / recordSize))) kept.AddRange(data.Slice(at, recordSize).ToArray());
         container.SetSectionData(rs.Target.Index, [.. kept]);
         for (int i = 0; i < rs.Entries.Count; i++)
         {
-            ulong offset = rs.Entries[i].Offset;
-            if (gone.Contains(offset / (ulong)entrySize * (ulong)entrySize)) { remove.Add(i); continue; }
-            ulong below = (ulong)gone.Count(g => g < offset);
-            if (below > 0) container.SetRelocationOffset(rs.Section.Index, i, offset - below * (ulong)entrySize);
+            ulong offset = rs.Entries[i].Offset, record = offset / (ulong)recordSize;
+            if (goneRecords.Contains(record)) { remove.Add(i); continue; }
+            ulong below = (ulong)goneRecords.Count(g => g < record);
+            if (below > 0 && !remove.Contains(i)) container.SetRelocationOffset(rs.Section.Index, i, offset - below * (ulong)recordSize);
         }
     }
 
