@@ -103,6 +103,10 @@ internal static class StepCommand
                     symbols.Add(new KlpSymbolSpec(args[i + 1], args[i + 2], args[i + 3].Length == 0 ? null : args[i + 3], position));
                     i += 4;
                     break;
+                case "--":   // only object pairs follow, whatever their names
+                    files.AddRange(args[(i + 1)..]);
+                    i = args.Length;
+                    break;
                 default:
                     if (a.StartsWith('-') && a.Length > 1) throw new UsageException($"unknown option '{a}'");
                     files.Add(a);

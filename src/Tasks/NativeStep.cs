@@ -34,6 +34,7 @@ internal sealed class NativeStep : IDisposable
     public static StepResult? Run(LivepatchObjectTask task, string toolPath, IEnumerable<string> arguments, IReadOnlyList<StepObject> objects)
     {
         var args = arguments.ToList();
+        args.Add("--");
         foreach (var o in objects)
         {
             args.Add(o.Input);

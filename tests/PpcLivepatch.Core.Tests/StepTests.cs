@@ -192,7 +192,7 @@ public sealed class StepTests
             StepProtocol.WriteRequest(dir, ["patch", "--sites", "all-local", "in.o", "patched.o"]) +
             "this is not a request\n" +
             StepProtocol.WriteRequest(dir, ["patch", "--strategy", "sideways", "in.o", "x.o"]) +
-            StepProtocol.WriteRequest(dir, ["verify", "patched.o", "final.o"]));
+            StepProtocol.WriteRequest(dir, ["verify", "--", "patched.o", "-final.o"]));
         string cwd = Environment.CurrentDirectory;
         string output;
         try
@@ -224,6 +224,6 @@ public sealed class StepTests
         Assert.AreEqual("unknown strategy 'sideways'", error);
         Assert.IsTrue(StepProtocol.TryRead(responses[3], out var verified, out _));
         Assert.IsTrue(verified!.Succeeded);
-        Assert.IsTrue(File.Exists(Path.Combine(dir, "final.o")), "relative paths are the request's directory's");
+        Assert.IsTrue(File.Exists(Path.Combine(dir, "-final.o")), "relative paths are the request's directory's; after --, a name is a name");
     }
 }
