@@ -94,7 +94,9 @@ public static class CliApp
                 return ExitUsage;
             }
         }
-        var report = result.Report with { Path = output, Diagnostics = result.Report.Diagnostics.Select(d => d with { ObjectPath = output }).ToList() };
+        var diagnostics = result.Report.Diagnostics.Select(d => d with { ObjectPath = output }).ToList();
+        if (result.Changed && ModuleSignature.Dropped(image!, output) is { } unsigned) diagnostics.Insert(0, unsigned);
+        var report = result.Report with { Path = output, Diagnostics = diagnostics };
         var shown = result with { Report = report };
         stdout.Write(ReportWriters.RenderPatch([shown], o.Format));
         return result.Report.Accepted ? ExitAccepted : ExitRejected;

@@ -110,6 +110,16 @@ public sealed class StepTests
     }
 
     [TestMethod]
+    public void TheCommandLineSaysSoToo()
+    {
+        string dir = Repo.NewTempDir(), output = Path.Combine(dir, "out.o");
+        var (exit, text, _) = Cli(TextReader.Null, "patch", "-o", output, Signed("livepatch.und.le.o", dir));
+        Assert.AreEqual(CliApp.ExitAccepted, exit, text);
+        StringAssert.Contains(text, "warning PLP0018: ");
+        Assert.IsFalse(ModuleSignature.IsAppended(File.ReadAllBytes(output)));
+    }
+
+    [TestMethod]
     public void ASignatureIsMeasuredFromItsTrailer()
     {
         byte[] body = [1, 2, 3, 4, 5, 6, 7, 8];

@@ -1,3 +1,5 @@
+using PpcLivepatch.Diagnostics;
+
 namespace PpcLivepatch.Elf;
 
 /// <summary>
@@ -10,6 +12,15 @@ public static class ModuleSignature
     private static ReadOnlySpan<byte> Marker => "~Module signature appended~\n"u8;
 
     public static bool IsAppended(ReadOnlySpan<byte> module) => AppendedLength(module) > 0;
+
+    /// <summary>
+    /// PLP0018 for a signed input that was changed: the output carries no signature (ElfContainer leaves it out, a kept
+    /// one would no longer match), so the module must be signed again afterwards. Null when the input is unsigned.
+    /// </summary>
+    public static Diagnostic? Dropped(ElfImage input, string output) => !IsAppended(input.Bytes.Span) ? null :
+        new Diagnostic(DiagnosticCatalog.SignatureDropped, Severity.Warning,
+            $"{input.Path} is a signed module; {output} is changed and carries no signature, so it loads as unsigned (or not at all where signatures are enforced)",
+            input.Path, Fix: "Sign the module after it has been changed: set LivepatchSign=true (kbuild mode), or run the kernel's scripts/sign-file on the final module.");
 
     /// <summary>
     /// How many bytes at the end are the signature: the marker, the 12-byte <c>struct module_signature</c> before it

@@ -48,16 +48,9 @@ public static class StepFiles
         }
     }
 
-    /// <summary>
-    /// A signed input whose bytes a step changed: the output carries no signature (the ELF writer keeps ELF contents
-    /// only), so the module must be signed again after the SDK — a kept one would no longer match and be refused.
-    /// </summary>
     internal static void NoteDroppedSignature(ElfImage input, string output, List<StepEvent> events)
     {
-        if (!ModuleSignature.IsAppended(input.Bytes.Span)) return;
-        events.Add(StepEvent.Of(new Diagnostic(DiagnosticCatalog.SignatureDropped, Severity.Warning,
-            $"{input.Path} is a signed module; {output} is changed and carries no signature, so it loads as unsigned (or not at all where signatures are enforced)",
-            input.Path, Fix: "Sign the module after the SDK has changed it: set LivepatchSign=true (kbuild mode), or run the kernel's scripts/sign-file on the final module.")));
+        if (ModuleSignature.Dropped(input, output) is { } warning) events.Add(StepEvent.Of(warning));
     }
 
     public static void DeleteIfExists(string path)
