@@ -139,6 +139,35 @@ public sealed partial class SdkEndToEndTests
         StringAssert.Contains(help.Output, "usage: ppc-livepatch verify");
     }
 
+    [TestMethod]
+    public void TheKernelTreeSaysWhichLoaderToVerifyFor()
+    {
+        string Tree(string release, string config)
+        {
+            string dir = Repo.NewTempDir();
+            Directory.CreateDirectory(Path.Combine(dir, "include", "config"));
+            File.WriteAllText(Path.Combine(dir, "include", "config", "kernel.release"), release + "\n");
+            File.WriteAllText(Path.Combine(dir, "include", "config", "auto.conf"), config);
+            return dir;
+        }
+        string old = Tree("6.1.0-50-powerpc64le", "CONFIG_PPC64=y\n"), pcrel = Tree("6.8.0-31-powerpc64le", "CONFIG_PPC64=y\nCONFIG_PPC_KERNEL_PCREL=y\n");
+        (string LdToc, string Pcrel) Evaluate(string projectBody, params string[] extra)
+        {
+            string dir = Consumer($"""<Project Sdk="PpcLivepatch.Build.Sdk/VERSION">{projectBody}</Project>""");
+            var run = Tool.Run(dir, "dotnet", ["msbuild", "-nologo", "-getProperty:KernelAcceptsLdToc", "-getProperty:LivepatchPcrel", .. extra]);
+            Assert.AreEqual(0, run.ExitCode, run.Output);
+            var json = System.Text.Json.JsonDocument.Parse(run.Output[run.Output.IndexOf('{')..]).RootElement.GetProperty("Properties");
+            return (json.GetProperty("KernelAcceptsLdToc").GetString()!, json.GetProperty("LivepatchPcrel").GetString()!);
+        }
+
+        Assert.AreEqual(("false", "false"), Evaluate(""), "without KernelDir: a 6.1-era TOC kernel");
+        Assert.AreEqual(("false", "false"), Evaluate($"<PropertyGroup><KernelDir>{old}</KernelDir></PropertyGroup>"));
+        Assert.AreEqual(("true", "true"), Evaluate($"<PropertyGroup><KernelDir>{pcrel}</KernelDir></PropertyGroup>"), "6.8 with CONFIG_PPC_KERNEL_PCREL");
+        Assert.AreEqual(("true", "true"), Evaluate("", $"-p:KernelDir={pcrel}"));
+        Assert.AreEqual(("false", "true"), Evaluate($"<PropertyGroup><KernelDir>{pcrel}</KernelDir><KernelAcceptsLdToc>false</KernelAcceptsLdToc></PropertyGroup>"),
+            "what the project says wins");
+    }
+
     /// <summary>Processes running <c>ppc-livepatch serve</c> from a consumer's packages folder.</summary>
     private static IEnumerable<int> ServersRunningFrom(string consumer)
     {
