@@ -238,4 +238,24 @@ public sealed partial class KernelOracleTests
         StringAssert.Contains(boot.Log, "ORACLE: livepatch lp_signed enabled=1 transition=0");
         Assert.IsFalse(boot.Dmesg.Any(l => l.Contains("module verification failed")), "the kernel did not take lp_signed as signed:\n" + boot.Log);
     }
+
+    [TestMethod]
+    public void ALivepatchWithoutItsModinfoTagIsPredictedAndRefused()
+    {
+        string sample = Path.Combine(Repo.Root, "samples", "KernelLivepatch");
+        string source = Repo.NewTempDir();
+        string text = File.ReadAllText(Path.Combine(sample, "livepatch.c"));
+        Assert.IsTrue(text.Contains("MODULE_INFO(livepatch, \"Y\");"));
+        File.WriteAllText(Path.Combine(source, "livepatch.c"), text.Replace("MODULE_INFO(livepatch, \"Y\");", ""));
+        string kernel = s_env["KO_KLP_BUILD"];
+        // Kept despite Verify (warn mode), so that the kernel can be asked.
+        string ko = BuildModule(source, File.ReadAllText(Path.Combine(sample, "KernelLivepatch.csproj")), "lp_unmarked",
+            $"-p:KernelDir={kernel}", "-p:LivepatchVerifyMode=warn");
+        var report = ObjectVerifier.Verify(ko, LoaderOptions.Default);
+        Assert.AreEqual(DiagnosticCatalog.NotMarkedLivepatch, report.Diagnostics.Single(d => d.Severity == Severity.Error).Code);
+
+        var boot = BootWith(Path.Combine(kernel, "vmlinux"), ko);
+        Assert.AreEqual(22, boot.InsmodStatus("lp_unmarked"), "EINVAL from klp_enable_patch:\n" + boot.Log);
+        Assert.IsTrue(boot.Dmesg.Any(l => l.Contains("module lp_unmarked is not marked as a livepatch module")), boot.Log);
+    }
 }

@@ -43,6 +43,26 @@ public static class ModuleChecks
         }
     }
 
+    /// <summary>
+    /// A finished module (it has <c>.gnu.linkonce.this_module</c>) with livepatch symbols must say it is a livepatch:
+    /// without <c>livepatch=Y</c> in <c>.modinfo</c> (<c>MODULE_INFO(livepatch, "Y")</c>) the loader keeps no copy of
+    /// its ELF sections for later objects' livepatch relocations, and klp_enable_patch() refuses it ("module … is not
+    /// marked as a livepatch module"), so loading fails in its init function.
+    /// </summary>
+    private static Diagnostic? NotMarkedAsLivepatch(ElfImage image)
+    {
+        if (!image.Sections.Any(s => s.Name == ".gnu.linkonce.this_module")) return null;   // an object, not a module yet
+        var modinfo = image.Sections.FirstOrDefault(s => s.Name == ".modinfo" && s.HasFileData);
+        if (modinfo is not null)
+            foreach (var entry in System.Text.Encoding.ASCII.GetString(image.Data(modinfo)).Split('\0'))
+                if (entry == "livepatch=Y") return null;
+        return new Diagnostic(DiagnosticCatalog.NotMarkedLivepatch, Severity.Error,
+            "the module has livepatch symbols but its .modinfo has no livepatch=Y; the kernel would refuse to enable it: " +
+            "livepatch: module is not marked as a livepatch module",
+            image.Path, ".modinfo",
+            Fix: "Add MODULE_INFO(livepatch, \"Y\"); to the patch source, as every livepatch module does.");
+    }
+
     /// <summary>Livepatch relocation sections and symbols must have the form the livepatch core parses.</summary>
     public static IEnumerable<Diagnostic> LivepatchFormat(ElfImage image)
     {
@@ -64,6 +84,7 @@ public static class ModuleChecks
         }
 
         if (!image.Symbols.Any(s => s.IsLivepatch)) yield break;
+        if (NotMarkedAsLivepatch(image) is { } unmarked) yield return unmarked;
         var referenced = image.RelocationSections.SelectMany(r => r.Entries).Select(e => e.SymbolIndex).ToHashSet();
         foreach (var sym in image.Symbols.Where(s => s.IsLivepatch && referenced.Contains((uint)s.Index)))
         {
