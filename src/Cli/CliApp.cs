@@ -15,10 +15,11 @@ public static class CliApp
 
     private const string Usage =
         """
-        usage: ppc-livepatch verify [--kernel-accepts-ld-toc] [--pcrel] [--module-name NAME]
+        usage: ppc-livepatch verify [--kernel-accepts-ld-toc] [--pcrel] [--kernel-without-livepatch] [--module-name NAME]
                                     [--format text|json|sarif] FILE...
                ppc-livepatch patch  [--strategy auto|insert-nop|island] [--sites needed|all-local] [--kernel-accepts-ld-toc]
-                                    [--pcrel] [--module-name NAME] [--format text|json|sarif] [-o OUT] FILE
+                                    [--pcrel] [--kernel-without-livepatch] [--module-name NAME] [--format text|json|sarif]
+                                    [-o OUT] FILE
 
         verify  checks ppc64 relocatable objects (.o, .ko) the way Linux's module loader will: every call through a
                 module stub (R_PPC64_REL24 to an undefined or livepatch symbol) must be followed by a nop.
@@ -27,6 +28,7 @@ public static class CliApp
 
           --kernel-accepts-ld-toc  the target kernel is 6.3 or later (accepts an already-written ld r2,24(r1))
           --pcrel                  the target kernel is built with CONFIG_PPC_KERNEL_PCREL
+          --kernel-without-livepatch  the target kernel has no CONFIG_LIVEPATCH (a livepatch module is refused)
           --module-name NAME       the module name the kernel prints (default: from the file name)
           --format FORMAT          text (default; MSBuild canonical lines), json, or sarif (SARIF 2.1.0)
           --strategy STRATEGY      auto (default): insert-nop where the section's layout is fully understood,
@@ -122,6 +124,7 @@ public static class CliApp
         {
             var o = new Options();
             bool acceptsLdToc = false, pcrel = false;
+            bool? hasLivepatch = null;
             string? moduleName = null;
             bool patch = command == "patch";
             error = null;
@@ -137,6 +140,7 @@ public static class CliApp
                 {
                     case "--kernel-accepts-ld-toc": acceptsLdToc = true; break;
                     case "--pcrel": pcrel = true; break;
+                    case "--kernel-without-livepatch": hasLivepatch = false; break;
                     case "--module-name":
                         moduleName = Value();
                         if (moduleName is null) { error = "--module-name needs a value"; return null; }
@@ -177,7 +181,7 @@ public static class CliApp
             }
             if (o.Files.Count == 0) { error = $"{command} needs {(patch ? "a FILE" : "at least one FILE")}"; return null; }
             if (patch && o.Files.Count > 1) { error = "patch takes one FILE"; return null; }
-            o.Loader = new LoaderOptions(acceptsLdToc, pcrel, moduleName);
+            o.Loader = new LoaderOptions(acceptsLdToc, pcrel, moduleName, hasLivepatch);
             return o;
         }
     }

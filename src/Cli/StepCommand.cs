@@ -63,6 +63,7 @@ internal static class StepCommand
             throw new UsageException("step needs patch, verify or convert");
         string step = args[0];
         bool acceptsLdToc = false, pcrel = false, allowSiblingCalls = false, warnOnly = false;
+        bool? hasLivepatch = null;
         string? moduleName = null, jsonReport = null, sarifReport = null;
         FixStrategy? strategy = FixStrategy.Auto;
         var sites = SiteSelection.Needed;
@@ -76,6 +77,7 @@ internal static class StepCommand
             {
                 case "--kernel-accepts-ld-toc": acceptsLdToc = true; break;
                 case "--pcrel": pcrel = true; break;
+                case "--kernel-without-livepatch": hasLivepatch = false; break;
                 case "--allow-sibling-calls": allowSiblingCalls = true; break;
                 case "--warn-only" when step == "verify": warnOnly = true; break;
                 case "--module-name": moduleName = Value() ?? ""; break;
@@ -116,7 +118,7 @@ internal static class StepCommand
         if (files.Count == 0 || files.Count % 2 != 0) throw new UsageException("step needs INPUT OUTPUT pairs");
         var objects = new List<StepObject>();
         for (int i = 0; i < files.Count; i += 2) objects.Add(new StepObject(files[i], files[i + 1]));
-        var loader = new LoaderOptions(acceptsLdToc, pcrel, string.IsNullOrEmpty(moduleName) ? null : moduleName);
+        var loader = new LoaderOptions(acceptsLdToc, pcrel, string.IsNullOrEmpty(moduleName) ? null : moduleName, hasLivepatch);
 
         return step switch
         {

@@ -38,13 +38,18 @@ public abstract class LivepatchObjectTask : Microsoft.Build.Utilities.Task
 
     public string? ModuleName { get; set; }
 
+    /// <summary><c>true</c> or <c>false</c>: whether the target kernel has CONFIG_LIVEPATCH; empty when not known.</summary>
+    public string? KernelHasLivepatch { get; set; }
+
+    private bool? HasLivepatch => bool.TryParse(KernelHasLivepatch, out bool value) ? value : null;
+
     /// <summary>Prefix of the help links in the error list (the SDK points it at the docs shipped in the package).</summary>
     public string? HelpLinkBase { get; set; }
 
     /// <summary>The native <c>ppc-livepatch</c> to run the step in; empty runs it in this process.</summary>
     public string? ToolPath { get; set; }
 
-    protected LoaderOptions LoaderOptions => new(KernelAcceptsLdToc, Pcrel, string.IsNullOrEmpty(ModuleName) ? null : ModuleName);
+    protected LoaderOptions LoaderOptions => new(KernelAcceptsLdToc, Pcrel, string.IsNullOrEmpty(ModuleName) ? null : ModuleName, HasLivepatch);
 
     /// <summary>Checks the task's own parameters; false after logging why.</summary>
     protected virtual bool TryPrepare() => true;
@@ -60,6 +65,7 @@ public abstract class LivepatchObjectTask : Microsoft.Build.Utilities.Task
     {
         if (KernelAcceptsLdToc) yield return "--kernel-accepts-ld-toc";
         if (Pcrel) yield return "--pcrel";
+        if (HasLivepatch == false) yield return "--kernel-without-livepatch";
         if (!string.IsNullOrEmpty(ModuleName)) { yield return "--module-name"; yield return ModuleName; }
     }
 

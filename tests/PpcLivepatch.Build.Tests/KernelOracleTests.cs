@@ -258,4 +258,23 @@ public sealed partial class KernelOracleTests
         Assert.AreEqual(22, boot.InsmodStatus("lp_unmarked"), "EINVAL from klp_enable_patch:\n" + boot.Log);
         Assert.IsTrue(boot.Dmesg.Any(l => l.Contains("module lp_unmarked is not marked as a livepatch module")), boot.Log);
     }
+
+    [TestMethod]
+    public void ALivepatchForAKernelWithoutLivepatchSupportIsPredictedAndRefused()
+    {
+        // Debian's kernel has no CONFIG_LIVEPATCH (its headers' auto.conf says so): a module marked as a livepatch is
+        // refused before anything else is looked at.
+        string source = Repo.NewTempDir();
+        File.WriteAllText(Path.Combine(source, "nonop.c"),
+            File.ReadAllText(Path.Combine(Repo.Root, "tests", "kernel-modules", "nonop", "nonop.c")) + "\nMODULE_INFO(livepatch, \"Y\");\n");
+        string ko = BuildModule(source, """<Project Sdk="PpcLivepatch.Build.Sdk/VERSION" />""", "nonop_marked",
+            $"-p:KernelDir={s_env["KO_DEBIAN_HEADERS"]}", "-p:LivepatchVerifyMode=warn");
+        var build = BinaryLog.ReadBuild(Path.Combine(Path.GetDirectoryName(Path.GetDirectoryName(Path.GetDirectoryName(ko)!)!)!, "build.binlog"));
+        Assert.AreEqual(DiagnosticCatalog.KernelWithoutLivepatch, build.FindChildrenRecursive<Warning>().Single(w => w.Code.StartsWith("PLP2")).Code);
+        Assert.IsTrue(ObjectVerifier.Verify(ko, LoaderOptions.Default).Accepted, "for a kernel with livepatch support the module is fine");
+
+        var boot = BootWith(s_env["KO_DEBIAN_VMLINUX"], ko);
+        Assert.AreEqual(8, boot.InsmodStatus("nonop_marked"), "ENOEXEC from check_modinfo_livepatch:\n" + boot.Log);
+        Assert.IsTrue(boot.Dmesg.Any(l => l.Contains("nonop_marked: module is marked as livepatch module, but livepatch support is disabled")), boot.Log);
+    }
 }

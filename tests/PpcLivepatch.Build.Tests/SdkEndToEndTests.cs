@@ -150,21 +150,23 @@ public sealed partial class SdkEndToEndTests
             File.WriteAllText(Path.Combine(dir, "include", "config", "auto.conf"), config);
             return dir;
         }
-        string old = Tree("6.1.0-50-powerpc64le", "CONFIG_PPC64=y\n"), pcrel = Tree("6.8.0-31-powerpc64le", "CONFIG_PPC64=y\nCONFIG_PPC_KERNEL_PCREL=y\n");
-        (string LdToc, string Pcrel) Evaluate(string projectBody, params string[] extra)
+        string old = Tree("6.1.0-50-powerpc64le", "CONFIG_PPC64=y\n");
+        string pcrel = Tree("6.8.0-31-powerpc64le", "CONFIG_PPC64=y\nCONFIG_PPC_KERNEL_PCREL=y\nCONFIG_LIVEPATCH=y\n");
+        (string LdToc, string Pcrel, string Livepatch) Evaluate(string projectBody, params string[] extra)
         {
             string dir = Consumer($"""<Project Sdk="PpcLivepatch.Build.Sdk/VERSION">{projectBody}</Project>""");
-            var run = Tool.Run(dir, "dotnet", ["msbuild", "-nologo", "-getProperty:KernelAcceptsLdToc", "-getProperty:LivepatchPcrel", .. extra]);
+            var run = Tool.Run(dir, "dotnet", ["msbuild", "-nologo", "-getProperty:KernelAcceptsLdToc", "-getProperty:LivepatchPcrel", "-getProperty:KernelHasLivepatch", .. extra]);
             Assert.AreEqual(0, run.ExitCode, run.Output);
             var json = System.Text.Json.JsonDocument.Parse(run.Output[run.Output.IndexOf('{')..]).RootElement.GetProperty("Properties");
-            return (json.GetProperty("KernelAcceptsLdToc").GetString()!, json.GetProperty("LivepatchPcrel").GetString()!);
+            return (json.GetProperty("KernelAcceptsLdToc").GetString()!, json.GetProperty("LivepatchPcrel").GetString()!,
+                json.GetProperty("KernelHasLivepatch").GetString()!.ToLowerInvariant());
         }
 
-        Assert.AreEqual(("false", "false"), Evaluate(""), "without KernelDir: a 6.1-era TOC kernel");
-        Assert.AreEqual(("false", "false"), Evaluate($"<PropertyGroup><KernelDir>{old}</KernelDir></PropertyGroup>"));
-        Assert.AreEqual(("true", "true"), Evaluate($"<PropertyGroup><KernelDir>{pcrel}</KernelDir></PropertyGroup>"), "6.8 with CONFIG_PPC_KERNEL_PCREL");
-        Assert.AreEqual(("true", "true"), Evaluate("", $"-p:KernelDir={pcrel}"));
-        Assert.AreEqual(("false", "true"), Evaluate($"<PropertyGroup><KernelDir>{pcrel}</KernelDir><KernelAcceptsLdToc>false</KernelAcceptsLdToc></PropertyGroup>"),
+        Assert.AreEqual(("false", "false", ""), Evaluate(""), "without KernelDir: a 6.1-era TOC kernel, livepatch support unknown");
+        Assert.AreEqual(("false", "false", "false"), Evaluate($"<PropertyGroup><KernelDir>{old}</KernelDir></PropertyGroup>"));
+        Assert.AreEqual(("true", "true", "true"), Evaluate($"<PropertyGroup><KernelDir>{pcrel}</KernelDir></PropertyGroup>"), "6.8 with PCREL and LIVEPATCH");
+        Assert.AreEqual(("true", "true", "true"), Evaluate("", $"-p:KernelDir={pcrel}"));
+        Assert.AreEqual(("false", "true", "true"), Evaluate($"<PropertyGroup><KernelDir>{pcrel}</KernelDir><KernelAcceptsLdToc>false</KernelAcceptsLdToc></PropertyGroup>"),
             "what the project says wins");
     }
 

@@ -9,7 +9,8 @@ namespace PpcLivepatch.Analysis;
 /// <c>ld r2,24(r1)</c> after a call, as left by an earlier load of the same livepatch.</param>
 /// <param name="Pcrel">The kernel is built with CONFIG_PPC_KERNEL_PCREL: no TOC, no nop rule, REL24_NOTOC applied.</param>
 /// <param name="ModuleName">The name the kernel prints in its messages; defaults to the file name as kbuild makes it.</param>
-public sealed record LoaderOptions(bool KernelAcceptsLdToc = false, bool Pcrel = false, string? ModuleName = null)
+/// <param name="KernelHasLivepatch">Whether the kernel is built with CONFIG_LIVEPATCH; null when it is not known.</param>
+public sealed record LoaderOptions(bool KernelAcceptsLdToc = false, bool Pcrel = false, string? ModuleName = null, bool? KernelHasLivepatch = null)
 {
     public static LoaderOptions Default { get; } = new();
 

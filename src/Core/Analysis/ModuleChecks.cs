@@ -51,11 +51,7 @@ public static class ModuleChecks
     /// </summary>
     private static Diagnostic? NotMarkedAsLivepatch(ElfImage image)
     {
-        if (!image.Sections.Any(s => s.Name == ".gnu.linkonce.this_module")) return null;   // an object, not a module yet
-        var modinfo = image.Sections.FirstOrDefault(s => s.Name == ".modinfo" && s.HasFileData);
-        if (modinfo is not null)
-            foreach (var entry in System.Text.Encoding.ASCII.GetString(image.Data(modinfo)).Split('\0'))
-                if (entry == "livepatch=Y") return null;
+        if (IsMarkedLivepatch(image) != false) return null;
         return new Diagnostic(DiagnosticCatalog.NotMarkedLivepatch, Severity.Error,
             "the module has livepatch symbols but its .modinfo has no livepatch=Y; the kernel would refuse to enable it: " +
             "livepatch: module is not marked as a livepatch module",
@@ -63,9 +59,26 @@ public static class ModuleChecks
             Fix: "Add MODULE_INFO(livepatch, \"Y\"); to the patch source, as every livepatch module does.");
     }
 
-    /// <summary>Livepatch relocation sections and symbols must have the form the livepatch core parses.</summary>
-    public static IEnumerable<Diagnostic> LivepatchFormat(ElfImage image)
+    /// <summary>
+    /// Whether a finished module (it has <c>.gnu.linkonce.this_module</c>) says <c>livepatch=Y</c> in <c>.modinfo</c>;
+    /// null for an object before kbuild's final link, which has no <c>.modinfo</c> of its own yet.
+    /// </summary>
+    public static bool? IsMarkedLivepatch(ElfImage image)
     {
+        if (!image.Sections.Any(s => s.Name == ".gnu.linkonce.this_module")) return null;
+        var modinfo = image.Sections.FirstOrDefault(s => s.Name == ".modinfo" && s.HasFileData);
+        return modinfo is not null && System.Text.Encoding.ASCII.GetString(image.Data(modinfo)).Split('\0').Contains("livepatch=Y");
+    }
+
+    /// <summary>Livepatch relocation sections and symbols must have the form the livepatch core parses.</summary>
+    public static IEnumerable<Diagnostic> LivepatchFormat(ElfImage image, LoaderOptions options)
+    {
+        if (options.KernelHasLivepatch == false && IsMarkedLivepatch(image) == true)
+            yield return new Diagnostic(DiagnosticCatalog.KernelWithoutLivepatch, Severity.Error,
+                $"the module is a livepatch (livepatch=Y in .modinfo), and the target kernel is built without CONFIG_LIVEPATCH; it would refuse it: " +
+                $"{options.ModuleNameFor(image.Path)}: module is marked as livepatch module, but livepatch support is disabled",
+                image.Path, ".modinfo",
+                Fix: "Build against the tree of a kernel with CONFIG_LIVEPATCH=y (KernelDir): livepatches load only there.");
         foreach (var rs in image.RelocationSections.Where(r => r.IsLivepatch))
         {
             var s = rs.Section;

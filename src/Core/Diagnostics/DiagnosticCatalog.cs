@@ -52,6 +52,7 @@ public static class DiagnosticCatalog
     public const string IslandOutOfRange = "PLP2010";
     public const string InsertNopNotPossible = "PLP2011";
     public const string NotMarkedLivepatch = "PLP2012";
+    public const string KernelWithoutLivepatch = "PLP2013";
 
     public const string SiblingCallToExternal = "PLP3001";
     public const string SiblingCallFromLocallyCalledFunction = "PLP3002";
@@ -104,6 +105,7 @@ public static class DiagnosticCatalog
         new(IslandOutOfRange, Severity.Error, "Island would be out of branch range"),
         new(InsertNopNotPossible, Severity.Error, "A nop cannot be inserted in this section"),
         new(NotMarkedLivepatch, Severity.Error, "Module has livepatch relocations but is not marked as a livepatch"),
+        new(KernelWithoutLivepatch, Severity.Error, "Livepatch module for a kernel without CONFIG_LIVEPATCH"),
         new(SiteFixed, Severity.Info, "Call site fixed"),
         new(PatchSummary, Severity.Info, "Patch summary"),
         new(UnwindNotExtended, Severity.Info, "Unwind information not extended over an island"),
