@@ -203,12 +203,21 @@ public sealed class NativeStepTaskTests
         using var engine = new FakeBuildEngine();
         var task = create(engine);
         bool result = task.Execute();
+        return new Run(result, Logged(engine), File.Exists(output) ? File.ReadAllBytes(output) : null, File.Exists(report) ? File.ReadAllText(report) : null,
+            (task as PatchLivepatchObjects)?.SitesFixed ?? 0);
+    }
+
+    /// <summary>Everything the engine was told, in a comparable form; the engine's records are cleared.</summary>
+    private static string[] Logged(FakeBuildEngine engine)
+    {
         var log = engine.Errors.Select(e => Describe(e, e.Code, e.File, e.LineNumber, e.ColumnNumber))
             .Concat(engine.Warnings.Select(e => Describe(e, e.Code, e.File, e.LineNumber, e.ColumnNumber)))
             .Concat(engine.Messages.Select(e => Describe(e, e.Code, e.File, e.LineNumber, e.ColumnNumber)))
             .ToArray();
-        return new Run(result, log, File.Exists(output) ? File.ReadAllBytes(output) : null, File.Exists(report) ? File.ReadAllText(report) : null,
-            (task as PatchLivepatchObjects)?.SitesFixed ?? 0);
+        engine.Errors.Clear();
+        engine.Warnings.Clear();
+        engine.Messages.Clear();
+        return log;
     }
 
     private static void AssertSame(Run inProcess, Run native, string what)
@@ -267,12 +276,7 @@ public sealed class NativeStepTaskTests
                 var engine = tool is null ? new FakeBuildEngine() : shared;
                 var task = new PatchLivepatchObjects { BuildEngine = engine, Objects = [Item(input, output)], Sites = "all-local", JsonReport = report, ToolPath = tool };
                 bool result = task.Execute();
-                var log = engine.Errors.Select(e => Describe(e, e.Code, e.File, e.LineNumber, e.ColumnNumber))
-                    .Concat(engine.Warnings.Select(e => Describe(e, e.Code, e.File, e.LineNumber, e.ColumnNumber)))
-                    .Concat(engine.Messages.Select(e => Describe(e, e.Code, e.File, e.LineNumber, e.ColumnNumber)))
-                    .ToArray();
-                if (tool is not null) { engine.Errors.Clear(); engine.Warnings.Clear(); engine.Messages.Clear(); }
-                return new Run(result, log, File.Exists(output) ? File.ReadAllBytes(output) : null, File.Exists(report) ? File.ReadAllText(report) : null, task.SitesFixed);
+                return new Run(result, Logged(engine), File.Exists(output) ? File.ReadAllBytes(output) : null, File.Exists(report) ? File.ReadAllText(report) : null, task.SitesFixed);
             }
             AssertSame(Patch(null), Patch(PackedSdk.NativeTool), Path.GetFileName(input));
         }
