@@ -130,6 +130,29 @@ public sealed class KlpConverterTests
     }
 
     [TestMethod]
+    public void ClonesThatStayWhenTheCopyIsDroppedAreNamed()
+    {
+        // GCC keeps the helper for some callers and a specialised clone for others (here named as GCC names them).
+        string dir = Repo.NewTempDir(), source = Path.Combine(dir, "both.c"), obj = Path.Combine(dir, "both.o");
+        File.WriteAllText(source, """
+            static __attribute__((noipa)) int helper(int x) { return x + 1; }
+            static int helper_clone(int x) __asm__("helper.constprop.0");
+            static __attribute__((noipa)) int helper_clone(int x) { return x + 2; }
+            int entry(int x) { return helper(x) + helper_clone(x); }
+            """);
+        Tool.Check("powerpc64le-linux-gnu-gcc", "-O2", "-mcmodel=large", "-mcpu=power8", "-mno-prefixed", "-mno-pcrel", "-fno-PIE",
+            "-ffunction-sections", "-c", source, "-o", obj);
+        Assert.IsTrue(ElfImage.TryLoad(obj, out var image, out _));
+        var result = KlpConverter.Convert(image!, [new KlpSymbolSpec("helper")]);
+        Assert.IsTrue(result.Succeeded, string.Join("\n", result.Diagnostics.Select(d => d.Message)));
+        CollectionAssert.AreEqual(new[] { ".text.helper" }, result.DroppedSections.ToList());
+        var warning = result.Diagnostics.Single();
+        Assert.AreEqual((DiagnosticCatalog.KlpCopyHasClones, Severity.Warning), (warning.Code, warning.Severity));
+        StringAssert.Contains(warning.Message, "GCC also made helper.constprop.0 of it");
+        StringAssert.Contains(warning.Fix, "noipa");
+    }
+
+    [TestMethod]
     [DataRow("helper.isra.0", "helper", true)]
     [DataRow("helper.constprop.0.isra.0", "helper", true)]
     [DataRow("helper.part.3", "helper", true)]

@@ -39,6 +39,7 @@ public static class DiagnosticCatalog
     public const string KlpSymbolNotFound = "PLP0102";
     public const string KlpDefinedSymbolNotAFunction = "PLP0103";
     public const string KlpCopyNotSeparable = "PLP0104";
+    public const string KlpCopyHasClones = "PLP0105";
 
     public const string MissingNopAfterCall = "PLP2001";
     public const string TocRestoreNotAccepted = "PLP2002";
@@ -82,6 +83,7 @@ public static class DiagnosticCatalog
         new(KlpSymbolNotFound, Severity.Warning, "KlpSymbol does not occur in the object"),
         new(KlpDefinedSymbolNotAFunction, Severity.Error, "KlpSymbol is defined here as data"),
         new(KlpCopyNotSeparable, Severity.Error, "Copied function cannot be dropped from its section"),
+        new(KlpCopyHasClones, Severity.Warning, "GCC clones of a dropped copy stay in the module"),
         new(NotElf, Severity.Error, "Input is not an ELF file"),
         new(TruncatedOrMalformedHeader, Severity.Error, "ELF header is truncated or malformed"),
         new(UnsupportedClass, Severity.Error, "Only 64-bit ELF (ELFCLASS64) is supported"),

@@ -224,6 +224,14 @@ public static class KlpConverter
                 "Compile with -ffunction-sections, so each function is alone in its section and the copy can be removed.");
             return null;
         }
+        // Calls GCC sent to a specialised clone of the copy keep running the module's clone, not the original.
+        var staying = image.Symbols.Where(s => s.Type == SttFunc && s.IsInSection && KlpNames.IsGccCloneOf(s.Name, spec.Symbol) && !s.Name.Contains(".cold"))
+            .Select(s => s.Name).Distinct().ToList();
+        if (staying.Count > 0)
+            diagnostics.Add(new Diagnostic(DiagnosticCatalog.KlpCopyHasClones, Severity.Warning,
+                $"KlpSymbol '{spec.Symbol}': the copy is dropped, but GCC also made {string.Join(", ", staying)} of it, and the calls that go there keep running that clone in the module instead of the original",
+                image.Path, Callee: spec.Symbol,
+                Fix: $"Declare the copy __attribute__((noipa)) in the patch source, so that every call goes to '{spec.Symbol}' itself."));
         return (spec, defined, section);
     }
 }
