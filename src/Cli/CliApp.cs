@@ -122,66 +122,58 @@ public static class CliApp
 
         public static Options? Parse(string command, string[] args, out string? error)
         {
-            var o = new Options();
-            bool acceptsLdToc = false, pcrel = false;
-            bool? hasLivepatch = null;
-            string? moduleName = null;
-            bool patch = command == "patch";
             error = null;
+            try
+            {
+                return ParseOrThrow(command, args);
+            }
+            catch (UsageException e)
+            {
+                error = e.Message;
+                return null;
+            }
+        }
+
+        private static Options ParseOrThrow(string command, string[] args)
+        {
+            var o = new Options();
+            var shared = new SharedOptions();
+            bool patch = command == "patch";
             for (int i = 0; i < args.Length; i++)
             {
                 string a = args[i];
-                string? Value()
-                {
-                    if (i + 1 < args.Length) return args[++i];
-                    return null;
-                }
+                string? Value() => i + 1 < args.Length ? args[++i] : null;
+                if (shared.TryTakeLoaderOption(a, Value)) continue;
                 switch (a)
                 {
-                    case "--kernel-accepts-ld-toc": acceptsLdToc = true; break;
-                    case "--pcrel": pcrel = true; break;
-                    case "--kernel-without-livepatch": hasLivepatch = false; break;
-                    case "--module-name":
-                        moduleName = Value();
-                        if (moduleName is null) { error = "--module-name needs a value"; return null; }
-                        break;
                     case "--format":
-                        string? f = Value();
-                        if (f is null) { error = "--format needs a value: text, json or sarif"; return null; }
+                        string f = Value() ?? throw new UsageException("--format needs a value: text, json or sarif");
                         if (!Enum.TryParse(f, ignoreCase: true, out ReportFormat format) || !Enum.IsDefined(format) || f.All(char.IsDigit))
-                        { error = $"unknown format '{f}': use text, json or sarif"; return null; }
+                            throw new UsageException($"unknown format '{f}': use text, json or sarif");
                         o.Format = format;
                         break;
                     case "--strategy" when patch:
-                        string? s = Value();
-                        if (s == "island") o.Strategy = FixStrategy.Island;
-                        else if (s == "insert-nop") o.Strategy = FixStrategy.InsertNop;
-                        else if (s == "auto") o.Strategy = FixStrategy.Auto;
-                        else { error = $"unknown strategy '{s}': use island, insert-nop or auto"; return null; }
+                        o.Strategy = SharedOptions.Strategy(Value(), allowNone: false)!.Value;
                         break;
                     case "--sites" when patch:
-                        string? sites = Value();
-                        if (sites is "needed") o.Sites = SiteSelection.Needed;
-                        else if (sites is "all-local") o.Sites = SiteSelection.AllLocal;
-                        else { error = $"unknown site selection '{sites}': use needed or all-local"; return null; }
+                        o.Sites = SharedOptions.Sites(Value());
                         break;
                     case "-o" when patch:
-                        o.Output = Value();
-                        if (o.Output is null) { error = "-o needs a file name"; return null; }
+                        o.Output = Value() ?? throw new UsageException("-o needs a file name");
                         break;
                     case "--":
                         o.Files.AddRange(args[(i + 1)..]);
                         i = args.Length;
                         break;
                     default:
-                        if (a.StartsWith('-') && a.Length > 1) { error = $"unknown option '{a}'"; return null; }
+                        if (a.StartsWith('-') && a.Length > 1) throw new UsageException($"unknown option '{a}'");
                         o.Files.Add(a);
                         break;
                 }
             }
-            if (o.Files.Count == 0) { error = $"{command} needs {(patch ? "a FILE" : "at least one FILE")}"; return null; }
-            if (patch && o.Files.Count > 1) { error = "patch takes one FILE"; return null; }
-            o.Loader = new LoaderOptions(acceptsLdToc, pcrel, moduleName, hasLivepatch);
+            if (o.Files.Count == 0) throw new UsageException($"{command} needs {(patch ? "a FILE" : "at least one FILE")}");
+            if (patch && o.Files.Count > 1) throw new UsageException("patch takes one FILE");
+            o.Loader = shared.Loader;
             return o;
         }
     }

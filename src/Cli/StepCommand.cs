@@ -62,9 +62,9 @@ internal static class StepCommand
         if (args.Length == 0 || args[0] is not ("patch" or "verify" or "convert"))
             throw new UsageException("step needs patch, verify or convert");
         string step = args[0];
-        bool acceptsLdToc = false, pcrel = false, allowSiblingCalls = false, warnOnly = false;
-        bool? hasLivepatch = null;
-        string? moduleName = null, jsonReport = null, sarifReport = null;
+        var shared = new SharedOptions();
+        bool allowSiblingCalls = false, warnOnly = false;
+        string? jsonReport = null, sarifReport = null;
         FixStrategy? strategy = FixStrategy.Auto;
         var sites = SiteSelection.Needed;
         var symbols = new List<KlpSymbolSpec>();
@@ -73,30 +73,15 @@ internal static class StepCommand
         {
             string a = args[i];
             string? Value() => i + 1 < args.Length ? args[++i] : null;
+            if (shared.TryTakeLoaderOption(a, Value)) continue;
             switch (a)
             {
-                case "--kernel-accepts-ld-toc": acceptsLdToc = true; break;
-                case "--pcrel": pcrel = true; break;
-                case "--kernel-without-livepatch": hasLivepatch = false; break;
                 case "--allow-sibling-calls": allowSiblingCalls = true; break;
                 case "--warn-only" when step == "verify": warnOnly = true; break;
-                case "--module-name": moduleName = Value() ?? ""; break;
                 case "--json-report": jsonReport = Value(); break;
                 case "--sarif-report": sarifReport = Value(); break;
-                case "--strategy" when step == "patch":
-                    strategy = Value() switch
-                    {
-                        "auto" => FixStrategy.Auto, "insert-nop" => FixStrategy.InsertNop, "island" => FixStrategy.Island, "none" => null,
-                        var s => throw new UsageException($"unknown strategy '{s}'"),
-                    };
-                    break;
-                case "--sites" when step == "patch":
-                    sites = Value() switch
-                    {
-                        "needed" => SiteSelection.Needed, "all-local" => SiteSelection.AllLocal,
-                        var s => throw new UsageException($"unknown site selection '{s}'"),
-                    };
-                    break;
+                case "--strategy" when step == "patch": strategy = SharedOptions.Strategy(Value(), allowNone: true); break;
+                case "--sites" when step == "patch": sites = SharedOptions.Sites(Value()); break;
                 case "--klp" when step == "convert":
                     // SYMBOL OBJECT NAME POSITION; an empty NAME means the symbol's own name.
                     if (i + 4 >= args.Length) throw new UsageException("--klp needs SYMBOL OBJECT NAME POSITION");
@@ -118,7 +103,7 @@ internal static class StepCommand
         if (files.Count == 0 || files.Count % 2 != 0) throw new UsageException("step needs INPUT OUTPUT pairs");
         var objects = new List<StepObject>();
         for (int i = 0; i < files.Count; i += 2) objects.Add(new StepObject(files[i], files[i + 1]));
-        var loader = new LoaderOptions(acceptsLdToc, pcrel, string.IsNullOrEmpty(moduleName) ? null : moduleName, hasLivepatch);
+        var loader = shared.Loader;
 
         return step switch
         {
@@ -128,5 +113,3 @@ internal static class StepCommand
         };
     }
 }
-
-internal sealed class UsageException(string message) : Exception(message);

@@ -52,7 +52,7 @@ public sealed class CrossCompile : ToolTask
             Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(ObjectFile))!);
             ok = base.Execute() && !Log.HasLoggedErrors;
         }
-        catch (Exception e) when (DiagnosticLogging.IsIoFailure(e) || e is ArgumentException)
+        catch (Exception e) when (PpcLivepatch.Steps.StepFiles.IsIoFailure(e) || e is ArgumentException)
         {
             DiagnosticLogging.LogIoError(Log, DiagnosticCatalog.UnwritableOutput, ObjectFile, e, HelpLinkBase);
             ok = false;

@@ -61,6 +61,12 @@ public abstract class LivepatchObjectTask : Microsoft.Build.Utilities.Task
 
     protected virtual void StepFinished(StepResult result) { }
 
+    protected static IEnumerable<string> ReportArguments(string? json, string? sarif)
+    {
+        if (!string.IsNullOrEmpty(json)) { yield return "--json-report"; yield return json; }
+        if (!string.IsNullOrEmpty(sarif)) { yield return "--sarif-report"; yield return sarif; }
+    }
+
     protected IEnumerable<string> LoaderArguments()
     {
         if (KernelAcceptsLdToc) yield return "--kernel-accepts-ld-toc";

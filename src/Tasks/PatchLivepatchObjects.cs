@@ -54,17 +54,11 @@ public sealed class PatchLivepatchObjects : LivepatchObjectTask
         yield return "--sites";
         yield return Sites;
         if (AllowSiblingCalls) yield return "--allow-sibling-calls";
-        foreach (string a in Reports(JsonReport, SarifReport)) yield return a;
+        foreach (string a in ReportArguments(JsonReport, SarifReport)) yield return a;
         foreach (string a in LoaderArguments()) yield return a;
     }
 
     protected override void StepFinished(StepResult result) => SitesFixed = result.SitesFixed;
-
-    internal static IEnumerable<string> Reports(string? json, string? sarif)
-    {
-        if (!string.IsNullOrEmpty(json)) { yield return "--json-report"; yield return json; }
-        if (!string.IsNullOrEmpty(sarif)) { yield return "--sarif-report"; yield return sarif; }
-    }
 
     private bool UsageError(string message)
     {

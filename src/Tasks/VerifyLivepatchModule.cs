@@ -28,7 +28,7 @@ public sealed class VerifyLivepatchModule : LivepatchObjectTask
         yield return "verify";
         if (WarnOnly) yield return "--warn-only";
         if (AllowSiblingCalls) yield return "--allow-sibling-calls";
-        foreach (string a in PatchLivepatchObjects.Reports(JsonReport, SarifReport)) yield return a;
+        foreach (string a in ReportArguments(JsonReport, SarifReport)) yield return a;
         foreach (string a in LoaderArguments()) yield return a;
     }
 }

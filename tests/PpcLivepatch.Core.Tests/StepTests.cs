@@ -231,7 +231,7 @@ public sealed class StepTests
         Assert.IsFalse(StepProtocol.TryRead(responses[1], out _, out string? error));
         StringAssert.Contains(error, "not a step request");
         Assert.IsFalse(StepProtocol.TryRead(responses[2], out _, out error));
-        Assert.AreEqual("unknown strategy 'sideways'", error);
+        Assert.AreEqual("unknown strategy 'sideways': use island, insert-nop, auto or none", error);
         Assert.IsTrue(StepProtocol.TryRead(responses[3], out var verified, out _));
         Assert.IsTrue(verified!.Succeeded);
         Assert.IsTrue(File.Exists(Path.Combine(dir, "-final.o")), "relative paths are the request's directory's; after --, a name is a name");

@@ -67,5 +67,6 @@ public static class StepFiles
         return result;
     }
 
-    internal static bool IsIoFailure(Exception e) => e is IOException or UnauthorizedAccessException or NotSupportedException;
+    /// <summary>The exceptions a file system failure surfaces as (reported as coded diagnostics, never thrown on).</summary>
+    public static bool IsIoFailure(Exception e) => e is IOException or UnauthorizedAccessException or NotSupportedException;
 }
