@@ -50,6 +50,7 @@ internal static class Tool
         ["powerpc64-linux-gnu-"] = "binutils-powerpc64-linux-gnu / gcc-powerpc64-linux-gnu",
         ["qemu-"] = "qemu-user",
         ["csmith"] = "csmith libcsmith-dev",
+        ["clang-14"] = "clang-14",
         ["gcc"] = "gcc",
     };
 

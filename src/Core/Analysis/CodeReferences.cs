@@ -3,8 +3,15 @@ using PpcLivepatch.Ppc64;
 
 namespace PpcLivepatch.Analysis;
 
-/// <summary>A relative branch the assembler resolved, so it carries no relocation (intra-section jumps and calls).</summary>
-public sealed record LocalBranch(ElfSection Section, ulong Offset, uint Word, BranchKind Kind, ulong Target, FunctionRange Function);
+/// <summary>
+/// A relative branch the assembler resolved, so it carries no relocation (intra-section jumps and calls).
+/// <see cref="IsCall"/>: a <c>bl</c> to a function's entry point; <c>bl .+4</c> (reading the program counter) and a
+/// <c>bl</c> into the middle of code are not calls.
+/// </summary>
+public sealed record LocalBranch(ElfSection Section, ulong Offset, uint Word, BranchKind Kind, ulong Target, FunctionRange Function, bool TargetsEntry)
+{
+    public bool IsCall => Kind == BranchKind.Bl && TargetsEntry;
+}
 
 /// <summary>
 /// Who refers to which code address: relocations (by their target, e.g. a <c>__jump_table</c> entry naming a
@@ -47,7 +54,7 @@ public sealed class CodeReferences
                     if (!Instruction.IsRelativeBranch(word) || relocated.Contains(off)) continue;
                     long target = (long)off + Instruction.BranchDisplacement(word);
                     if (target < 0 || (ulong)target > section.Size) continue;
-                    branches.Add(new LocalBranch(section, off, word, Instruction.Classify(word), (ulong)target, f));
+                    branches.Add(new LocalBranch(section, off, word, Instruction.Classify(word), (ulong)target, f, functions.IsEntry(section.Index, (ulong)target)));
                     _referenced.Add((section.Index, (ulong)target));
                 }
             }

@@ -87,6 +87,13 @@ public sealed class FunctionMap
         return before;
     }
 
+    /// <summary>True when a function starts at the address (its global entry, or its ELFv2 local entry).</summary>
+    public bool IsEntry(int sectionIndex, ulong offset)
+    {
+        if (Containing(sectionIndex, offset) is not { } f) return false;
+        return offset == f.Start || offset == f.Start + (ulong)AbiFacts.LocalEntryOffset(_image.Abi, f.Symbol.Other);
+    }
+
     /// <summary>A readable name for what a relocation points at: <c>func</c>, <c>func+0x10</c> or <c>.text+0x40</c>.</summary>
     public string Describe(ElfSymbol symbol, long addend)
     {

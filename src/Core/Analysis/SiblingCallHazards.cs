@@ -49,7 +49,7 @@ public static class SiblingCallHazards
         {
             if (functions.CallTarget(site.CalleeSymbol, site.Relocation.Addend) is { } target) called.Add(target);
         }
-        foreach (var branch in new CodeReferences(image, functions).RelocationFreeBranches.Where(b => b.Kind == BranchKind.Bl))
+        foreach (var branch in new CodeReferences(image, functions).RelocationFreeBranches.Where(b => b.IsCall))
         {
             if (functions.Containing(branch.Section.Index, branch.Target) is { } callee) called.Add(callee);
         }

@@ -54,6 +54,7 @@ public static class DiagnosticCatalog
     public const string InsertNopNotPossible = "PLP2011";
     public const string NotMarkedLivepatch = "PLP2012";
     public const string KernelWithoutLivepatch = "PLP2013";
+    public const string RewriteNotProven = "PLP2014";
 
     public const string SiblingCallToExternal = "PLP3001";
     public const string SiblingCallFromLocallyCalledFunction = "PLP3002";
@@ -108,6 +109,7 @@ public static class DiagnosticCatalog
         new(InsertNopNotPossible, Severity.Error, "A nop cannot be inserted in this section"),
         new(NotMarkedLivepatch, Severity.Error, "Module has livepatch relocations but is not marked as a livepatch"),
         new(KernelWithoutLivepatch, Severity.Error, "Livepatch module for a kernel without CONFIG_LIVEPATCH"),
+        new(RewriteNotProven, Severity.Error, "The rewritten code could not be proven to mean what the original meant"),
         new(SiteFixed, Severity.Info, "Call site fixed"),
         new(PatchSummary, Severity.Info, "Patch summary"),
         new(UnwindNotExtended, Severity.Info, "Unwind information not extended over an island"),

@@ -21,16 +21,21 @@ internal sealed class InsertNopEditor
     private readonly ElfSection _section;
     private readonly FunctionMap _functions;
     private readonly CodeReferences _references;
+    private readonly JumpTableAnalysis _tables;
     private readonly ulong[] _points;   // sorted insertion points (bl+4)
 
-    public InsertNopEditor(ElfImage image, FunctionMap functions, CodeReferences references, ElfSection section, IEnumerable<ulong> calls)
+    public InsertNopEditor(ElfImage image, FunctionMap functions, CodeReferences references, JumpTableAnalysis tables, ElfSection section, IEnumerable<ulong> calls)
     {
         _image = image;
         _functions = functions;
         _references = references;
+        _tables = tables;
         _section = section;
         _points = calls.Select(c => c + 4).Distinct().Order().ToArray();
     }
+
+    /// <summary>The insertion points (bl+4, sorted): the address map this edit makes.</summary>
+    public IReadOnlyList<ulong> Points => _points;
 
     public int SectionIndex => _section.Index;
 
@@ -62,21 +67,31 @@ internal sealed class InsertNopEditor
     public string? Ineligible()
     {
         int index = _section.Index;
+        if (_image.Sections.Any(s => s.Name.StartsWith(".gcc_except_table", StringComparison.Ordinal)))
+            return "the object has exception tables (.gcc_except_table), which hold code offsets without relocations";
         foreach (var rs in _image.RelocationSections)
         {
-            if (rs.Target.Index == index) continue;
             foreach (var rela in rs.Entries)
             {
                 var sym = _image.Symbols[(int)rela.SymbolIndex];
                 if (!sym.IsInSection || sym.SectionIndex != (uint)index) continue;
+                if (AnchorOf(rs.Target, rela) is null)
+                    return rs.Target.Index == index
+                        ? $"the relocation at +0x{rela.Offset:x} is relative to its own place inside the code, which moves"
+                        : $"{rs.Target.Name} entry at +0x{rela.Offset:x} has a layout the editor does not know";
+                if (rs.Target.Index == index) continue;
                 if (rs.Target.Name.StartsWith(".debug_", StringComparison.Ordinal) && !DwarfLayoutEditor.Understood.Contains(rs.Target.Name))
                     return $"{rs.Target.Name} describes it, and that section is not rewritten";
-                if (KernelTables.AnchorOf(rs.Target.Name, rela) is null)
-                    return $"{rs.Target.Name} entry at +0x{rela.Offset:x} has a layout the editor does not know";
             }
         }
-        foreach (var table in JumpTables())
-            if (table.Count < 0) return $"the jump table at +0x{table.Base:x} has no bound the editor can read (cmplwi before its bctr)";
+        foreach (var d in _tables.Unproven.Where(d => d.Section == index))
+            return $"the jump table of the indirect jump (bctr) at +0x{d.Offset:x} cannot be proven: {d.Why}";
+        foreach (var b in _references.RelocationFreeBranches.Where(b => b.Section.Index == index && b.Kind is BranchKind.Bl or BranchKind.Bcl && !b.IsCall))
+            return b.Target == b.Offset + 4
+                ? $"it reads the program counter (bl .+4 at +0x{b.Offset:x}) to compute code addresses, which insert-nop cannot follow"
+                : $"the bl at +0x{b.Offset:x} links into the middle of code (+0x{b.Target:x})";
+        if (UncoveredCode() is { } stray)
+            return $"it has code outside any function symbol (+0x{stray:x}), whose branches the editor cannot see";
         // Power10 prefixed instructions (pla, pld …) carry pc-relative offsets without relocations: not remapped.
         var words = _image.Data(_section);
         foreach (var f in _functions.InSection(index))
@@ -105,53 +120,37 @@ internal sealed class InsertNopEditor
         return null;
     }
 
-    /// <summary>A jump table: its base (right after a bctr), the number of 32-bit entries (-1 when unbounded).</summary>
-    internal readonly record struct JumpTable(ulong Base, int Count);
-
     /// <summary>
-    /// GCC's inline tables: a code address the object takes as data (an ADDR64 in .toc) right after a
-    /// <c>bctr</c> is a table of <c>.long target - base</c> words. Their number comes from the bound check of the
-    /// dispatch (<c>cmplwi rX,N</c> in the function, before the <c>bctr</c>): N+1.
+    /// How far a relocation's addend reaches past the code address it names: a kernel table's field anchor, a proven
+    /// jump table word's distance from its base; 0 for plain addresses. Null when its meaning is not known — then
+    /// the code it names must not move.
     /// </summary>
-    internal List<JumpTable> JumpTables() => _tables ??= FindJumpTables();
-
-    private List<JumpTable>? _tables;
-
-    private List<JumpTable> FindJumpTables()
+    internal ulong? AnchorOf(ElfSection relocated, ElfRela rela)
     {
-        var tables = new List<JumpTable>();
+        if (_tables.EntryAnchor(relocated.Index, rela.Offset) is { } entry) return entry;
+        bool placeRelative = rela.Type is R.PPC64_REL32 or R.PPC64_REL64 or R.PPC64_REL16 or R.PPC64_REL16_LO or R.PPC64_REL16_HI or R.PPC64_REL16_HA;
+        // A word relative to its own place means "that code" only where the consumer adds the place back: the kernel's
+        // tables, unwind and debug information. Anywhere else (a clang jump table whose proof failed) it is unknown.
+        if (placeRelative && !(KernelTables.IsRecordTable(relocated.Name) || relocated.Name is ".eh_frame" || relocated.Name.EndsWith("_fixup", StringComparison.Ordinal)
+                                || relocated.Name.StartsWith(".debug_", StringComparison.Ordinal)))
+            return null;
+        return KernelTables.AnchorOf(relocated.Name, rela);
+    }
+
+    /// <summary>The first word inside the section but outside every function that is not alignment padding.</summary>
+    private ulong? UncoveredCode()
+    {
         var data = _image.Data(_section);
-        var bases = new SortedSet<ulong>();
-        foreach (var rs in _image.RelocationSections.Where(r => r.Target.Index != _section.Index))
-        foreach (var rela in rs.Entries.Where(e => e.Type == R.PPC64_ADDR64))
+        ulong at = 0;
+        foreach (var f in _functions.InSection(_section.Index).OrderBy(f => f.Start))
         {
-            var sym = _image.Symbols[(int)rela.SymbolIndex];
-            if (!sym.IsInSection || sym.SectionIndex != (uint)_section.Index) continue;
-            ulong target = unchecked(sym.Value + (ulong)rela.Addend);
-            if (target >= 4 && target <= (ulong)data.Length && _image.ReadU32(data, (int)target - 4) == Instruction.Bctr)
-                bases.Add(target);
+            for (; at + 4 <= f.Start && at + 4 <= (ulong)data.Length; at += 4)
+                if (_image.ReadU32(data, (int)at) is not (0 or Instruction.Nop or 0x6042_0000)) return at;
+            at = Math.Max(at, (f.End + 3) & ~3UL);
         }
-        foreach (ulong b in bases)
-        {
-            var function = _functions.Containing(_section.Index, b - 4);
-            int count = -1;
-            if (function is not null)
-            {
-                for (ulong at = b - 8; at >= function.Start && at < b; at -= 4)
-                {
-                    uint word = _image.ReadU32(data, (int)at);
-                    if (word >> 26 == 10 && (word & 0x0020_0000) == 0)   // cmpli crD,0,rA,UIMM (cmplwi)
-                    {
-                        count = (int)(word & 0xffff) + 1;
-                        break;
-                    }
-                    if (at == function.Start) break;
-                }
-            }
-            if (count > 0 && b + 4UL * (ulong)count > (ulong)data.Length) count = -1;
-            tables.Add(new JumpTable(b, count));
-        }
-        return tables;
+        for (; at + 4 <= (ulong)data.Length; at += 4)
+            if (_image.ReadU32(data, (int)at) is not (0 or Instruction.Nop or 0x6042_0000)) return at;
+        return null;
     }
 
     /// <summary>Applies the edit to <paramref name="container"/>: new bytes, relocations, symbols.</summary>
@@ -176,15 +175,11 @@ internal sealed class InsertNopEditor
         foreach (var b in _references.RelocationFreeBranches.Where(b => b.Section.Index == _section.Index))
             WriteWord(output, (int)Map(b.Offset), Instruction.WithDisplacement(b.Word, (long)Map(b.Target) - (long)Map(b.Offset)), le);
 
-        foreach (var table in JumpTables())
-        {
+        // GCC's inline tables: each word is case - base, both of which move. clang's data-section tables are
+        // relocations, remapped with the rest below.
+        foreach (var table in _tables.InCodeSection(_section.Index).Where(t => t.Form == JumpTableForm.InlineDifferences))
             for (int i = 0; i < table.Count; i++)
-            {
-                int entry = (int)_image.ReadU32(data, (int)table.Base + 4 * i);
-                ulong target = (ulong)((long)table.Base + entry);
-                WriteWord(output, (int)(Map(table.Base) + 4UL * (ulong)i), (uint)((long)Map(target) - (long)Map(table.Base)), le);
-            }
-        }
+                WriteWord(output, (int)(Map(table.Base) + 4UL * (ulong)i), (uint)((long)Map(table.Targets[i]) - (long)Map(table.Base)), le);
         container.SetSectionData(_section.Index, output);
 
         foreach (var rs in _image.RelocationSections)
@@ -196,7 +191,7 @@ internal sealed class InsertNopEditor
                     container.SetRelocationOffset(rs.Section.Index, i, Map(rela.Offset));
                 var sym = _image.Symbols[(int)rela.SymbolIndex];
                 if (!sym.IsInSection || sym.SectionIndex != (uint)_section.Index) continue;
-                ulong anchor = KernelTables.AnchorOf(rs.Target.Name, rela) ?? 0;
+                ulong anchor = AnchorOf(rs.Target, rela) ?? 0;
                 ulong target = unchecked(sym.Value + (ulong)rela.Addend - anchor);
                 // Relative to the symbol's new value; a relocation relative to its own place (.TOC.+4) names no code.
                 long addend = (long)Map(target) + (long)anchor - (long)Map(sym.Value);

@@ -23,29 +23,55 @@ public static class ObjectPatcher
         var lines = LineTable.ReadOrEmpty(image, out _);
 
         var calls = SelectCalls(image, before, references, lines, options.Sites).ToList();
-        var (nopEdits, islandCalls, refused) = ChooseStrategy(image, functions, references, calls, options.Strategy);
-        var (plans, unfixable) = IslandPlanner.Plan(image, functions, islandCalls);
-        unfixable.AddRange(refused);
-        if (plans.Count == 0 && nopEdits.Count == 0)
-            return Finish(image, image.Bytes.ToArray(), [], unfixable, [], loader, bytesAdded: 0);
+        var tables = new JumpTableAnalysis(image, functions, references);
+        var demoted = new Dictionary<int, string>();
+        while (true)
+        {
+            var (nopEdits, islandCalls, refused) = ChooseStrategy(image, functions, references, tables, calls, options.Strategy, demoted);
+            var (plans, unfixable) = IslandPlanner.Plan(image, functions, islandCalls);
+            unfixable.AddRange(refused);
+            if (plans.Count == 0 && nopEdits.Count == 0)
+                return Finish(image, image.Bytes.ToArray(), [], unfixable, [], loader, bytesAdded: 0);
 
-        byte[] output;
-        List<AppliedFix> fixes;
-        int added;
-        List<string> unwindNotes;
-        try
-        {
-            (output, fixes, added) = Apply(image, plans, nopEdits, out unwindNotes);
+            byte[] output;
+            List<AppliedFix> fixes;
+            int added;
+            List<string> unwindNotes;
+            try
+            {
+                (output, fixes, added) = Apply(image, plans, nopEdits, out unwindNotes);
+            }
+            catch (Exception e) when (e is ElfRewriteException or InvalidOperationException or NotSupportedException or Dwarf.DwarfFormatException)
+            {
+                var d = Diagnostic.Create(DiagnosticCatalog.CannotRewrite, image.Path, $"the object cannot be rewritten, so no call site was fixed: {e.Message}");
+                return new PatchResult(before with { Diagnostics = [d, .. before.Diagnostics] }, [], null, 0);
+            }
+            if (!ElfImage.TryParse(image.Path, output, out var patched, out var error))
+                throw new InvalidOperationException($"patched object does not parse: {error!.Message}");
+
+            // Nothing is written that the validator cannot show means what the input meant. Under auto, a section
+            // whose inserted nops it refuses gets islands instead; anything else is refused whole.
+            var rewrite = new RewriteMap(
+                nopEdits.ToDictionary(n => n.Editor.SectionIndex, n => n.Editor.Points),
+                plans.ToDictionary(p => p.Section.Index, p => (IReadOnlyList<(ulong, ulong)>)p.Islands.Select(i => (i.Call.Offset, i.Island)).ToList()));
+            var failures = TranslationValidator.Validate(image, patched!, rewrite, tables);
+            if (failures.Count == 0)
+                return Finish(patched!, output, fixes.Select(f => f.Strategy == FixStrategy.Island && demoted.TryGetValue(SectionIndexOf(image, f.Section), out var why) ? f with { Why = why } : f).ToList(),
+                    unfixable, unwindNotes, loader, added);
+            var nopSections = nopEdits.Select(n => n.Editor.SectionIndex).ToHashSet();
+            if (options.Strategy == FixStrategy.Auto && failures.All(f => nopSections.Contains(f.Section)))
+            {
+                foreach (var f in failures) demoted.TryAdd(f.Section, $"the translation validator refused the inserted nops: {f.Why}");
+                continue;
+            }
+            var refusals = failures.GroupBy(f => f.Section).SelectMany(g => g.Take(3)).Select(f => new Diagnostic(DiagnosticCatalog.RewriteNotProven, Severity.Error,
+                $"the rewrite of {f.SectionName} could not be proven to keep the program's meaning, so nothing was written: {f.Why}",
+                image.Path, f.SectionName, f.Offset, Fix: "Use --strategy auto or --strategy island, and report the object: this is a bug in the rewriter."));
+            return new PatchResult(before with { Diagnostics = [.. refusals, .. before.Diagnostics] }, [], null, 0);
         }
-        catch (Exception e) when (e is ElfRewriteException or InvalidOperationException or NotSupportedException or Dwarf.DwarfFormatException)
-        {
-            var d = Diagnostic.Create(DiagnosticCatalog.CannotRewrite, image.Path, $"the object cannot be rewritten, so no call site was fixed: {e.Message}");
-            return new PatchResult(before with { Diagnostics = [d, .. before.Diagnostics] }, [], null, 0);
-        }
-        if (!ElfImage.TryParse(image.Path, output, out var patched, out var error))
-            throw new InvalidOperationException($"patched object does not parse: {error!.Message}");
-        return Finish(patched!, output, fixes, unfixable, unwindNotes, loader, added);
     }
+
+    private static int SectionIndexOf(ElfImage image, string name) => image.Sections.FirstOrDefault(s => s.Name == name)?.Index ?? -1;
 
     private static IEnumerable<CallToFix> SelectCalls(ElfImage image, ObjectReport before, CodeReferences references, LineTable lines, SiteSelection selection)
     {
@@ -64,7 +90,7 @@ public static class ObjectPatcher
         }
         if (selection != SiteSelection.AllLocal) yield break;
         var functions = new FunctionMap(image);
-        foreach (var b in references.RelocationFreeBranches.Where(b => b.Kind == BranchKind.Bl))
+        foreach (var b in references.RelocationFreeBranches.Where(b => b.IsCall))
         {
             if (InIsland(b.Section, b.Offset) || HasFreeNop(image, references, b.Section, b.Offset)) continue;
             var callee = functions.Containing(b.Section.Index, b.Target);
@@ -79,11 +105,13 @@ public static class ObjectPatcher
         && !references.IsReferenced(section.Index, offset + 4);
 
     /// <summary>
-    /// Per section: insert-nop when asked for (or, with auto, when the section's layout is fully understood),
+    /// Per section: insert-nop when asked for (or, with auto, when the section's layout is fully understood and the
+    /// validator did not refuse it before — <paramref name="demoted"/>, which also collects why auto chose islands),
     /// islands for the rest. An explicit insert-nop that cannot be done is a coded diagnostic, not a silent island.
     /// </summary>
     private static (List<(InsertNopEditor Editor, List<CallToFix> Calls)> Nops, List<CallToFix> Islands, List<Diagnostics.Diagnostic> Refused)
-        ChooseStrategy(ElfImage image, FunctionMap functions, CodeReferences references, List<CallToFix> calls, FixStrategy strategy)
+        ChooseStrategy(ElfImage image, FunctionMap functions, CodeReferences references, JumpTableAnalysis tables, List<CallToFix> calls, FixStrategy strategy,
+            Dictionary<int, string> demoted)
     {
         var nops = new List<(InsertNopEditor, List<CallToFix>)>();
         var islands = new List<CallToFix>();
@@ -96,15 +124,20 @@ public static class ObjectPatcher
             // Only plain relative bl sites with a following instruction take an inserted nop; others go to the planner,
             // which reports them.
             var simple = list.Where(c => c.Offset + 4 < section.Size && Instruction.Classify(image.ReadWord(section, c.Offset)) == BranchKind.Bl).ToList();
-            var editor = new InsertNopEditor(image, functions, references, section, simple.Select(c => c.Offset));
-            string? why = section.IsExecutable ? editor.Ineligible() : "it is not code";
+            var editor = new InsertNopEditor(image, functions, references, tables, section, simple.Select(c => c.Offset));
+            string? why = !section.IsExecutable ? "it is not code" : demoted.TryGetValue(section.Index, out var refusedBefore) ? refusedBefore : editor.Ineligible();
             if (why is null && simple.Count > 0)
             {
                 nops.Add((editor, simple));
                 islands.AddRange(list.Except(simple));
                 continue;
             }
-            if (strategy == FixStrategy.Auto) { islands.AddRange(list); continue; }
+            if (strategy == FixStrategy.Auto)
+            {
+                islands.AddRange(list);
+                if (why is not null) demoted.TryAdd(section.Index, why);   // remembered: the report says why auto chose islands
+                continue;
+            }
             foreach (var c in list)
                 refused.Add(new Diagnostics.Diagnostic(Diagnostics.DiagnosticCatalog.InsertNopNotPossible, c.Needed ? Diagnostics.Severity.Error : Diagnostics.Severity.Warning,
                     $"call to {c.Callee} at {section.Name}+0x{c.Offset:x} cannot get an inserted nop: {why}", image.Path, section.Name, c.Offset,

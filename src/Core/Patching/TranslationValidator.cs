@@ -1,0 +1,252 @@
+using PpcLivepatch.Analysis;
+using PpcLivepatch.Elf;
+using PpcLivepatch.Ppc64;
+using static PpcLivepatch.Elf.ElfConstants;
+
+namespace PpcLivepatch.Patching;
+
+/// <summary>A place where the rewritten object could not be shown to mean what the original meant.</summary>
+public sealed record ValidationFailure(int Section, string SectionName, ulong Offset, string Why);
+
+/// <summary>
+/// What a patch did to the code, as the validator checks it: per section either inserted nops (the sorted points
+/// bl+4; an address A moves to A + 4·#{P ≤ A}) or islands (the call, its island, the call's own target when it
+/// has no relocation).
+/// </summary>
+public sealed record RewriteMap(
+    IReadOnlyDictionary<int, IReadOnlyList<ulong>> InsertedNops,
+    IReadOnlyDictionary<int, IReadOnlyList<(ulong Call, ulong Island)>> Islands);
+
+/// <summary>
+/// The translation validator: reads the original and the rewritten object side by side and checks, from the address
+/// map alone, that every original instruction is at its mapped place and means the same — relative branches land on
+/// the mapped target, every relocation moved with its instruction and still names the mapped address, every jump
+/// table word still selects the mapped case, every island is <c>bl; nop; b back</c> — and that nothing else in the
+/// object changed. It shares no code with the editors beyond instruction decoding and the table proof, so a
+/// mistake in how an edit is applied is caught here rather than in a crashed kernel.
+/// </summary>
+public static class TranslationValidator
+{
+    public static List<ValidationFailure> Validate(ElfImage before, ElfImage after, RewriteMap map, JumpTableAnalysis tables)
+    {
+        var failures = new List<ValidationFailure>();
+        void Fail(int s, ulong at, string why) => failures.Add(new(s, s < before.Sections.Count ? before.Sections[s].Name : "?", at, why));
+
+        if (before.Sections.Count != after.Sections.Count) { Fail(0, 0, "the section count changed"); return failures; }
+        var moves = map.InsertedNops.ToDictionary(kv => kv.Key, kv => new AddressMap(kv.Value));
+        var functions = new FunctionMap(before);
+        foreach (var s in before.Sections)
+        {
+            var t = after.Sections[s.Index];
+            if (t.Name != s.Name || t.Type != s.Type || t.Flags != s.Flags) { Fail(s.Index, 0, "the section's name, type or flags changed"); continue; }
+            if (moves.TryGetValue(s.Index, out var m)) CheckMovedCode(before, after, s, m, functions, tables, Fail);
+            else if (map.Islands.TryGetValue(s.Index, out var islands)) CheckIslands(before, after, s, islands, Fail);
+            else if (!IsRewrittenMetadata(s) && s.HasFileData && !before.Data(s).SequenceEqual(after.Data(t)))
+                Fail(s.Index, FirstDifference(before.Data(s), after.Data(t)), "a section no strategy rewrote has changed");
+        }
+        CheckRelocations(before, after, map, moves, tables, Fail);
+        CheckSymbols(before, after, map, moves, Fail);
+        return failures;
+    }
+
+    /// <summary>Sections whose bytes other editors legitimately rewrite (tables of symbols and relocations, unwind, DWARF).</summary>
+    private static bool IsRewrittenMetadata(ElfSection s) =>
+        s.Type is ShtRela or ShtSymtab or ShtStrtab || s.Name is ".eh_frame" || s.Name.StartsWith(".debug_", StringComparison.Ordinal);
+
+    private static ulong FirstDifference(ReadOnlySpan<byte> a, ReadOnlySpan<byte> b)
+    {
+        int n = Math.Min(a.Length, b.Length), i = 0;
+        while (i < n && a[i] == b[i]) i++;
+        return (ulong)i;
+    }
+
+    /// <summary>The insert-nop address map, written out again here: A → A + 4·#{P ≤ A}; inside a word, the distance to the next word is kept.</summary>
+    private sealed class AddressMap(IReadOnlyList<ulong> points)
+    {
+        public IReadOnlyList<ulong> Points { get; } = points;
+
+        public ulong Map(ulong a)
+        {
+            ulong up = (a + 3) & ~3UL;
+            int lo = 0, hi = Points.Count;
+            while (lo < hi) { int mid = (lo + hi) >>> 1; if (Points[mid] <= up) lo = mid + 1; else hi = mid; }
+            return up + 4UL * (ulong)lo - (up - a);
+        }
+    }
+
+    private static void CheckMovedCode(ElfImage before, ElfImage after, ElfSection s, AddressMap m, FunctionMap functions,
+        JumpTableAnalysis tables, Action<int, ulong, string> fail)
+    {
+        var old = before.Data(s);
+        var now = after.Data(after.Sections[s.Index]);
+        if ((ulong)now.Length != (ulong)old.Length + 4UL * (ulong)m.Points.Count)
+        {
+            fail(s.Index, 0, $"the section is {now.Length} bytes, not {old.Length} + 4 × {m.Points.Count} inserted nops");
+            return;
+        }
+        foreach (ulong p in m.Points)
+            if (p > (ulong)old.Length || after.ReadU32(now, (int)(m.Map(p) - 4)) != Instruction.Nop)
+                fail(s.Index, p, "no nop where one was inserted");
+
+        var relocated = before.RelocationSections.Where(r => r.Target.Index == s.Index).SelectMany(r => r.Entries).Select(e => e.Offset & ~3UL).ToHashSet();
+        var inline = tables.InCodeSection(s.Index).Where(t => t.Form == JumpTableForm.InlineDifferences).ToList();
+        var tableWord = new Dictionary<ulong, JumpTable>();
+        foreach (var t in inline) for (ulong at = t.Base; at < t.End; at += 4) tableWord[at] = t;
+        var dispatches = tables.InCodeSection(s.Index).Select(t => t.Dispatch).ToHashSet();
+
+        for (ulong a = 0; a + 4 <= (ulong)old.Length; a += 4)
+        {
+            uint w0 = before.ReadU32(old, (int)a), w1 = after.ReadU32(now, (int)m.Map(a));
+            var f = functions.Containing(s.Index, a);
+            bool inCode = f is not null && a >= f.Start && a < f.End;
+            if (tableWord.TryGetValue(a, out var table))
+            {
+                long target = (long)table.Base + (int)w0;
+                long expected = (long)m.Map((ulong)target) - (long)m.Map(table.Base);
+                if ((int)w1 != expected) fail(s.Index, a, $"the jump table word at +0x{a:x} selects +0x{(long)m.Map(table.Base) + (int)w1:x}, not the case's new place +0x{m.Map((ulong)target):x}");
+                continue;
+            }
+            if (inCode && SectionProverFacts.IsIndirectJump(w0) && !dispatches.Contains(a))
+                fail(s.Index, a, $"the indirect jump at +0x{a:x} has no proven table, and its code moved");
+            if (inCode && Instruction.IsRelativeBranch(w0) && !relocated.Contains(a))
+            {
+                ulong target = (ulong)((long)a + Instruction.BranchDisplacement(w0));
+                if (!Instruction.IsRelativeBranch(w1) || (w1 & ~DisplacementMask(w1)) != (w0 & ~DisplacementMask(w0))
+                    || (long)m.Map(a) + Instruction.BranchDisplacement(w1) != (long)m.Map(target))
+                    fail(s.Index, a, $"the branch at +0x{a:x} (to +0x{target:x}) no longer lands on its target's new place +0x{m.Map(target):x}");
+                continue;
+            }
+            if (w0 != w1) fail(s.Index, a, $"the word at +0x{a:x} changed (0x{w0:x8} → 0x{w1:x8})");
+        }
+    }
+
+    private static uint DisplacementMask(uint w) => Instruction.PrimaryOpcode(w) == 18 ? 0x03FF_FFFCu : 0x0000_FFFCu;
+
+    private static void CheckIslands(ElfImage before, ElfImage after, ElfSection s, IReadOnlyList<(ulong Call, ulong Island)> islands,
+        Action<int, ulong, string> fail)
+    {
+        var old = before.Data(s);
+        var now = after.Data(after.Sections[s.Index]);
+        var calls = islands.ToDictionary(i => i.Call, i => i.Island);
+        if (now.Length < old.Length) { fail(s.Index, 0, "the section shrank"); return; }
+        for (ulong a = 0; a + 4 <= (ulong)old.Length; a += 4)
+        {
+            uint w0 = before.ReadU32(old, (int)a), w1 = after.ReadU32(now, (int)a);
+            if (!calls.TryGetValue(a, out ulong island))
+            {
+                if (w0 != w1) fail(s.Index, a, $"the word at +0x{a:x} changed (0x{w0:x8} → 0x{w1:x8})");
+                continue;
+            }
+            if (Instruction.Classify(w1) != BranchKind.B || (long)a + Instruction.BranchDisplacement(w1) != (long)island)
+                { fail(s.Index, a, $"the call at +0x{a:x} does not branch to its island at +0x{island:x}"); continue; }
+            if (island + 12 > (ulong)now.Length) { fail(s.Index, a, "the island lies past the section's end"); continue; }
+            uint bl = after.ReadU32(now, (int)island), nop = after.ReadU32(now, (int)island + 4), back = after.ReadU32(now, (int)island + 8);
+            bool relocated = before.RelocationSections.Any(r => r.Target.Index == s.Index && r.Entries.Any(e => (e.Offset & ~3UL) == a));
+            bool callOk = Instruction.Classify(bl) == BranchKind.Bl
+                          && (relocated || (long)island + Instruction.BranchDisplacement(bl) == (long)a + Instruction.BranchDisplacement(w0));
+            if (!callOk) fail(s.Index, a, $"the island at +0x{island:x} does not make the original call");
+            if (nop != Instruction.Nop) fail(s.Index, a, $"the island at +0x{island:x} has no nop after its call");
+            if (Instruction.Classify(back) != BranchKind.B || (long)island + 8 + Instruction.BranchDisplacement(back) != (long)a + 4)
+                fail(s.Index, a, $"the island at +0x{island:x} does not return to +0x{a + 4:x}");
+        }
+        var islandWords = islands.SelectMany(i => new[] { i.Island, i.Island + 4, i.Island + 8 }).ToHashSet();
+        for (ulong a = (ulong)old.Length & ~3UL; a + 4 <= (ulong)now.Length; a += 4)
+            if (a >= (ulong)old.Length && !islandWords.Contains(a) && after.ReadU32(now, (int)a) != 0)
+                fail(s.Index, a, $"the word at +0x{a:x}, past the original code, belongs to no island");
+    }
+
+    private static void CheckRelocations(ElfImage before, ElfImage after, RewriteMap map, Dictionary<int, AddressMap> moves,
+        JumpTableAnalysis tables, Action<int, ulong, string> fail)
+    {
+        var afterByIndex = after.RelocationSections.ToDictionary(r => r.Section.Index);
+        foreach (var rs in before.RelocationSections)
+        {
+            if (!afterByIndex.TryGetValue(rs.Section.Index, out var ra) || ra.Entries.Count != rs.Entries.Count)
+            {
+                fail(rs.Target.Index, 0, $"{rs.Section.Name} lost or gained entries");
+                continue;
+            }
+            var islandCalls = map.Islands.TryGetValue(rs.Target.Index, out var isl) ? isl.ToDictionary(i => i.Call, i => i.Island) : [];
+            bool metadata = IsRewrittenMetadata(rs.Target);
+            for (int i = 0; i < rs.Entries.Count; i++)
+            {
+                var e0 = rs.Entries[i];
+                var e1 = ra.Entries[i];
+                var s0 = before.Symbols[(int)e0.SymbolIndex];
+                var s1 = after.Symbols[(int)e1.SymbolIndex];
+                if (e0.Type != e1.Type || s0.Name != s1.Name || s0.Info != s1.Info || s0.SectionIndex != s1.SectionIndex)
+                {
+                    fail(rs.Target.Index, e0.Offset, $"the relocation at {rs.Target.Name}+0x{e0.Offset:x} changed its type or symbol");
+                    continue;
+                }
+                ulong expectedOffset = moves.TryGetValue(rs.Target.Index, out var mt) ? mt.Map(e0.Offset)
+                    : islandCalls.TryGetValue(e0.Offset & ~3UL, out ulong island) ? island + (e0.Offset & 3) : e0.Offset;
+                if (!metadata && e1.Offset != expectedOffset)
+                    fail(rs.Target.Index, e0.Offset, $"the relocation at {rs.Target.Name}+0x{e0.Offset:x} did not move with its instruction (now +0x{e1.Offset:x}, expected +0x{expectedOffset:x})");
+                if (s0.IsInSection && IsRewrittenMetadata(before.Sections[(int)s0.SectionIndex])) continue;   // offsets into DWARF the DWARF editor grew
+                if (!s0.IsInSection || !moves.TryGetValue((int)s0.SectionIndex, out var ms))
+                {
+                    if (e0.Addend != e1.Addend) fail(rs.Target.Index, e0.Offset, $"the relocation at {rs.Target.Name}+0x{e0.Offset:x} changed its addend, but nothing it names moved");
+                    continue;
+                }
+                if (Anchor(rs.Target, e0, tables) is not { } anchor)
+                {
+                    fail(rs.Target.Index, e0.Offset, $"the relocation at {rs.Target.Name}+0x{e0.Offset:x} names moved code in a way whose meaning is not known");
+                    continue;
+                }
+                ulong meant = unchecked(s0.Value + (ulong)e0.Addend - anchor);
+                ulong now = unchecked(s1.Value + (ulong)e1.Addend - anchor);
+                if (now != ms.Map(meant))
+                    fail(rs.Target.Index, e0.Offset, $"the relocation at {rs.Target.Name}+0x{e0.Offset:x} names +0x{now:x}, not the new place +0x{ms.Map(meant):x} of +0x{meant:x}");
+            }
+        }
+    }
+
+    /// <summary>How the consumer of a relocation turns it into a code address (see InsertNopEditor.AnchorOf).</summary>
+    private static ulong? Anchor(ElfSection relocated, ElfRela rela, JumpTableAnalysis tables)
+    {
+        if (tables.EntryAnchor(relocated.Index, rela.Offset) is { } entry) return entry;
+        bool placeRelative = rela.Type is R.PPC64_REL32 or R.PPC64_REL64 or R.PPC64_REL16 or R.PPC64_REL16_LO or R.PPC64_REL16_HI or R.PPC64_REL16_HA;
+        if (placeRelative && !(KernelTables.IsRecordTable(relocated.Name) || relocated.Name == ".eh_frame"
+                               || relocated.Name.EndsWith("_fixup", StringComparison.Ordinal) || relocated.Name.StartsWith(".debug_", StringComparison.Ordinal)))
+            return null;
+        return KernelTables.AnchorOf(relocated.Name, rela);
+    }
+
+    private static void CheckSymbols(ElfImage before, ElfImage after, RewriteMap map, Dictionary<int, AddressMap> moves, Action<int, ulong, string> fail)
+    {
+        int j = 0;
+        foreach (var s0 in before.Symbols)
+        {
+            // Skip the island symbols this rewrite added.
+            while (j < after.Symbols.Count && after.Symbols[j].Name != s0.Name && IslandPlanner.IsIslandSymbol(after.Symbols[j])) j++;
+            if (j >= after.Symbols.Count) { fail(0, 0, $"symbol {s0.Name} is missing from the output"); return; }
+            var s1 = after.Symbols[j++];
+            int section = s0.IsInSection ? (int)s0.SectionIndex : 0;
+            if (s1.Name != s0.Name || s1.Info != s0.Info || s1.Other != s0.Other || s1.SectionIndex != s0.SectionIndex)
+            {
+                fail(section, s0.Value, $"symbol {s0.Name} changed its name, type, binding, visibility or section");
+                continue;
+            }
+            if (s0.IsInSection && moves.TryGetValue(section, out var m))
+            {
+                if (s1.Value != m.Map(s0.Value)) fail(section, s0.Value, $"symbol {s0.Name} is at +0x{s1.Value:x}, not at its new place +0x{m.Map(s0.Value):x}");
+                if (s0.Size > 0 && s0.Type != SttSection && s1.Size != m.Map(s0.Value + s0.Size) - m.Map(s0.Value))
+                    fail(section, s0.Value, $"symbol {s0.Name} no longer spans its code");
+                continue;
+            }
+            if (s1.Value != s0.Value) fail(section, s0.Value, $"symbol {s0.Name} moved, but its section did not");
+            // A function whose islands were appended grows over them; nothing else changes size.
+            bool grows = s0.IsInSection && map.Islands.ContainsKey(section) || s0.SectionIndex == (uint)IndexOf(before, ".opd");
+            if (s1.Size != s0.Size && !(grows && s1.Size > s0.Size)) fail(section, s0.Value, $"symbol {s0.Name} changed its size");
+        }
+    }
+
+    private static int IndexOf(ElfImage image, string name) => image.Sections.FirstOrDefault(s => s.Name == name)?.Index ?? -1;
+}
+
+/// <summary>The one decode the validator shares with the table proof: what an indirect jump is.</summary>
+internal static class SectionProverFacts
+{
+    public static bool IsIndirectJump(uint w) => w >> 26 == 19 && ((w >> 1) & 0x3ff) == 528 && (w & 1) == 0;
+}

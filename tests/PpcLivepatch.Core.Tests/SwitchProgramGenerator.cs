@@ -1,0 +1,115 @@
+using System.Text;
+
+namespace PpcLivepatch.Tests;
+
+/// <summary>
+/// Random C programs made of switches — what csmith never generates and what jump tables are made of: dense and
+/// sparse cases, a switch on a mask (no bound check of its own), on an offset index, on a remainder, fallthrough,
+/// nested switches, returns from inside a case, several switches in one function, switches in a loop, and calls to
+/// static helpers from the cases (the local calls a patch fixes). Deterministic for a seed. The program is one
+/// translation unit (<c>prog.c</c>) with global <c>fN(int, int)</c> functions; <see cref="Harness"/> calls them over a
+/// grid of inputs and prints a checksum.
+/// </summary>
+internal sealed class SwitchProgramGenerator(int seed)
+{
+    private readonly Random _random = new(seed);
+    private readonly StringBuilder _c = new();
+    private const int Helpers = 4;
+
+    public int Functions { get; } = 4;
+
+    public string Program()
+    {
+        _c.Clear();
+        _c.AppendLine($"/* switch-heavy program, seed {seed} */");
+        string[] ops = ["x * 7 + 3", "(x ^ 0x5a5a) - 11", "(x << 3) - x", "x / 3 + (x & 15)"];
+        for (int h = 0; h < Helpers; h++)
+            _c.AppendLine($"static int __attribute__((noinline)) h{h}(int x) {{ return {ops[(h + seed) % ops.Length]}; }}");
+        for (int f = 0; f < Functions; f++)
+        {
+            _c.AppendLine($"int f{f}(int a, int b)");
+            _c.AppendLine("{");
+            _c.AppendLine($"\tint r = h{_random.Next(Helpers)}(b);");
+            int switches = _random.Next(2, 5);
+            for (int s = 0; s < switches; s++) Switch(1, _random.Next(6) == 0);
+            _c.AppendLine("\treturn r;");
+            _c.AppendLine("}");
+        }
+        return _c.ToString();
+    }
+
+    /// <summary>Calls every function over a grid of inputs, folding the results into one checksum.</summary>
+    public string Harness()
+    {
+        var c = new StringBuilder("#include <stdio.h>\n");
+        for (int f = 0; f < Functions; f++) c.AppendLine($"int f{f}(int, int);");
+        c.AppendLine("int main(void)\n{\n\tunsigned long s = 0;");
+        c.AppendLine("\tfor (int a = -40; a < 90; a++)\n\t\tfor (int b = -5; b < 30; b++) {");
+        for (int f = 0; f < Functions; f++) c.AppendLine($"\t\t\ts = s * 1000003 + (unsigned)f{f}(a, b);");
+        c.AppendLine("\t\t}\n\tprintf(\"checksum = %lu\\n\", s);\n\treturn 0;\n}");
+        return c.ToString();
+    }
+
+    private void Line(int depth, string text) => _c.Append('\t', depth).AppendLine(text);
+
+    private void Switch(int depth, bool inLoop)
+    {
+        var (selector, values) = _random.Next(5) switch
+        {
+            0 => Masked(),
+            1 => ($"(unsigned)(a - {_random.Next(5, 40)})", Dense(0, _random.Next(5, 24))),
+            2 => ($"a % {_random.Next(5, 13)}", Dense(-3, _random.Next(6, 14))),
+            3 => ("b", Sparse()),
+            _ => (depth == 1 ? "a" : "b", Dense(_random.Next(-4, 4), _random.Next(5, 20))),
+        };
+        if (inLoop)
+        {
+            Line(depth, $"for (int i = 0; i < {_random.Next(2, 5)}; i++) {{");
+            selector = $"({selector}) + i";
+            depth++;
+        }
+        Line(depth, $"switch ({selector}) {{");
+        foreach (int v in values)
+        {
+            Line(depth, $"case {v}:");
+            Body(depth + 1, v);
+        }
+        if (_random.Next(3) > 0)
+        {
+            Line(depth, "default:");
+            Line(depth + 1, $"r += {_random.Next(1, 99)};");
+        }
+        Line(depth, "}");
+        if (inLoop) Line(depth - 1, "}");
+    }
+
+    private void Body(int depth, int value)
+    {
+        switch (_random.Next(9))
+        {
+            case 0: Line(depth, $"r = h{_random.Next(Helpers)}(r + {value});"); break;
+            case 1: Line(depth, $"r ^= {_random.Next(1, 1 << 12)};"); break;
+            case 2: Line(depth, $"r = r * {_random.Next(2, 9)} - {value};"); break;
+            case 3: Line(depth, $"r += h{_random.Next(Helpers)}(a) - h{_random.Next(Helpers)}(b);"); break;
+            case 4: Line(depth, $"if (r > {_random.Next(100, 5000)}) return r - {value};"); break;
+            case 5 when depth < 4: Switch(depth, false); break;
+            case 6: Line(depth, $"r = (r >> 1) + {value};"); break;
+            default: Line(depth, $"r -= {_random.Next(1, 500)};"); break;
+        }
+        if (_random.Next(4) > 0) Line(depth, "break;");   // else fall through into the next case
+    }
+
+    /// <summary>A mask selector: the index is bounded by the mask, so the compiler emits no compare of its own.</summary>
+    private (string, IEnumerable<int>) Masked()
+    {
+        int[] masks = [7, 13, 15, 11, 31, 27];
+        int mask = masks[_random.Next(masks.Length)];
+        var values = Enumerable.Range(0, mask + 1).Where(v => (v & mask) == v && _random.Next(5) > 0).ToList();
+        if (values.Count < 4) values = Enumerable.Range(0, mask + 1).Where(v => (v & mask) == v).ToList();
+        return ($"a & {mask}", values);
+    }
+
+    private static IEnumerable<int> Dense(int from, int count) => Enumerable.Range(from, count);
+
+    private IEnumerable<int> Sparse() => Enumerable.Range(0, _random.Next(4, 9)).Select(i => i * _random.Next(40, 90) + _random.Next(10)).Distinct();
+}
