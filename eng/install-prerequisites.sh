@@ -14,7 +14,7 @@ packages=(
   qemu-user                                                 # runs patched ppc64 programs (linker + emulator oracle)
   libc6-dev-ppc64el-cross libc6-dev-ppc64-cross             # cross C libraries to link those programs
   csmith libcsmith-dev                                      # random programs (and their csmith.h) for the semantic-preservation oracle
-  clang-14                                                  # the second compiler: its jump tables and DWARF differ from GCC's
+  clang-14 llvm-14                                          # the second compiler (its jump tables and DWARF differ from GCC's), and LLVM's readers
   gcc-powerpc64le-linux-gnu binutils-powerpc64le-linux-gnu   # ELFv2 little-endian fixtures and oracles
   gcc-powerpc64-linux-gnu binutils-powerpc64-linux-gnu       # ELFv1 big-endian fixtures and oracles
 )

@@ -11,7 +11,7 @@ public sealed class ElfContainerTests
     public void FixtureSetIsComplete()
     {
         // Data-driven tests silently shrink when fixtures are missing; this one does not.
-        Assert.AreEqual(33, Repo.AllFixtures.Count(), "tests/fixtures/elf should hold the 33 objects build-fixtures.sh makes");
+        Assert.AreEqual(37, Repo.AllFixtures.Count(), "tests/fixtures/elf should hold the 37 objects build-fixtures.sh makes");
     }
 
     [TestMethod]

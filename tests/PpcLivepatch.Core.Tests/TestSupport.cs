@@ -51,6 +51,7 @@ internal static class Tool
         ["qemu-"] = "qemu-user",
         ["csmith"] = "csmith libcsmith-dev",
         ["clang-14"] = "clang-14",
+        ["llvm-"] = "llvm-14",
         ["gcc"] = "gcc",
     };
 

@@ -46,10 +46,12 @@ public sealed class JumpTableAnalysis
             var prover = new SectionProver(image, section, functions, references, context);
             // The proven tables' cases are ways into the code too, and a proof must hold with all of them known; a
             // case of one table can also end another's extent. Iterate until the proven set is stable.
-            var first = prover.ProveAll([]);
+            // The first round leaves out the check that a table ends where code starts: two tables can each end at
+            // a case of the other (GCC shares case blocks between switches).
+            var first = prover.ProveAll([], checkExtent: false);
             for (int round = 0; first.Tables.Count > 0; round++)
             {
-                var next = prover.ProveAll(first.Tables.SelectMany(t => t.Targets).ToHashSet());
+                var next = prover.ProveAll(first.Tables.SelectMany(t => t.Targets).ToHashSet(), checkExtent: true);
                 bool stable = next.Tables.SequenceEqual(first.Tables, TableComparer.Instance);
                 first = next;
                 if (stable) break;
@@ -148,11 +150,13 @@ public sealed class JumpTableAnalysis
         }
 
         private HashSet<ulong> _caseEntries = [];
+        private bool _checkExtent;
 
         /// <summary>Proves every dispatch of the section, with <paramref name="cases"/> as further ways into the code.</summary>
-        public (List<JumpTable> Tables, List<UnprovenDispatch> Unproven) ProveAll(HashSet<ulong> cases)
+        public (List<JumpTable> Tables, List<UnprovenDispatch> Unproven) ProveAll(HashSet<ulong> cases, bool checkExtent)
         {
             _caseEntries = cases;
+            _checkExtent = checkExtent;
             var tables = new List<JumpTable>();
             var unproven = new List<UnprovenDispatch>();
             foreach (var f in _functions.InSection(_section.Index))
@@ -481,7 +485,7 @@ public sealed class JumpTableAnalysis
             // The table ends where code starts: the next word is reached by something, after at most alignment padding.
             ulong next = end;
             while (next < f.End && Word(next) is Instruction.Nop or 0x6042_0000 && !IsEntry(next) && !targets.Contains(next)) next += 4;
-            if (next < f.End && !IsEntry(next) && !targets.Contains(next))
+            if (_checkExtent && next < f.End && !IsEntry(next) && !targets.Contains(next))
             {
                 why = $"the word after the table's {count} entries (+0x{end:x}) is neither code that is jumped to nor padding: the table may be longer";
                 return null;

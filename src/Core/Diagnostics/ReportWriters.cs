@@ -188,6 +188,7 @@ public static class ReportWriters
                 w.WriteString("strategy", f.Strategy == FixStrategy.InsertNop ? "insert-nop" : "island");
                 if (f.Strategy == FixStrategy.InsertNop) w.WriteNumber("newOffset", f.NewOffset ?? f.Offset);
                 else w.WriteNumber("islandOffset", f.IslandOffset);
+                if (f.Why is not null) w.WriteString("why", f.Why);   // why auto did not insert a nop there
                 WriteSource(w, f.Source);
                 w.WriteEndObject();
             }

@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using LibObjectFile.Diagnostics;
 using System.Runtime.InteropServices;
 using Lof = LibObjectFile.Elf;
@@ -13,9 +14,14 @@ namespace PpcLivepatch.Elf;
 public sealed class ElfContainer
 {
     private readonly Lof.ElfFile _elf;
+    private readonly ElfImage _original;
     private bool _layoutChanged;
 
-    private ElfContainer(Lof.ElfFile elf) => _elf = elf;
+    private ElfContainer(Lof.ElfFile elf, ElfImage original)
+    {
+        _elf = elf;
+        _original = original;
+    }
 
     /// <summary>
     /// Loads an image that <see cref="ElfImage"/> has already validated. LibObjectFile is stricter than the kernel
@@ -32,7 +38,7 @@ public sealed class ElfContainer
             var stream = new MemoryStream(bytes[..^ModuleSignature.AppendedLength(bytes)].ToArray(), writable: false);
             if (!Lof.ElfFile.TryRead(stream, out var elf, out var diagnostics) || elf is null)
                 throw new ElfRewriteException("the ELF library cannot read it: " + Describe(diagnostics));
-            return new ElfContainer(elf);
+            return new ElfContainer(elf, validated);
         }
         catch (Exception e) when (e is not ElfRewriteException and (ArgumentException or InvalidOperationException or IOException or FormatException or OverflowException or IndexOutOfRangeException or NotSupportedException or LibObjectFile.ObjectFileException))
         {
@@ -219,8 +225,44 @@ public sealed class ElfContainer
             if (group.Info.SpecialIndex >= (uint)insertAt)
                 group.Info = new Lof.ElfSectionLink(group.Info.SpecialIndex + 1);
         }
+        foreach (var addrsig in _elf.Sections.OfType<Lof.ElfStreamSection>().Where(s => (uint)s.Type == ShtLlvmAddrsig))
+            RenumberAddrsig(addrsig, insertAt);
         _layoutChanged = true;
         return insertAt;
+    }
+
+    /// <summary>clang's list of address-significant symbols (SHT_LLVM_ADDRSIG): ULEB128 symbol indices.</summary>
+    private const uint ShtLlvmAddrsig = 0x6FFF_4C03;
+
+    /// <summary>
+    /// The linker folds identical functions unless <c>.llvm_addrsig</c> names them; a stale index there would let it
+    /// fold a function whose address is taken. Follow the symbols an insertion renumbers.
+    /// </summary>
+    private static void RenumberAddrsig(Lof.ElfStreamSection addrsig, int insertAt)
+    {
+        var input = new MemoryStream();
+        addrsig.Stream.Position = 0;
+        addrsig.Stream.CopyTo(input);
+        byte[] bytes = input.ToArray();
+        var output = new MemoryStream(bytes.Length + 8);
+        for (int at = 0; at < bytes.Length; )
+        {
+            ulong index = 0;
+            for (int shift = 0; at < bytes.Length; shift += 7)
+            {
+                byte b = bytes[at++];
+                index |= (ulong)(b & 0x7f) << shift;
+                if ((b & 0x80) == 0) break;
+            }
+            if (index >= (ulong)insertAt) index++;
+            do
+            {
+                byte b = (byte)(index & 0x7f);
+                index >>= 7;
+                output.WriteByte(index != 0 ? (byte)(b | 0x80) : b);
+            } while (index != 0);
+        }
+        addrsig.Stream = new MemoryStream(output.ToArray());
     }
 
     /// <summary>Adds a new PROGBITS section at the end of the section header table (workaround 2).</summary>
@@ -257,6 +299,7 @@ public sealed class ElfContainer
         }
         byte[] image = output.ToArray();
         RestoreSymbolOther(image);
+        if (!_layoutChanged) RestoreEmptySectionOffsets(image);
         return image;
     }
 
@@ -271,6 +314,23 @@ public sealed class ElfContainer
             long position = (long)symtab.Position;
             for (int i = 0; i < symtab.Entries.Count; i++)
                 image[position + i * ElfConstants.Elf64SymbolSize + 5] = (byte)symtab.Entries[i].Visibility;
+        }
+    }
+
+    /// <summary>
+    /// Workaround 5: LibObjectFile places an empty section (clang's <c>.llvm_addrsig</c> when nothing is
+    /// address-significant) at an offset of its own choosing; keep the input's, so an unchanged object round-trips.
+    /// </summary>
+    private void RestoreEmptySectionOffsets(byte[] image)
+    {
+        bool le = _original.IsLittleEndian;
+        ulong shoff = le ? BinaryPrimitives.ReadUInt64LittleEndian(image.AsSpan(0x28)) : BinaryPrimitives.ReadUInt64BigEndian(image.AsSpan(0x28));
+        if (_elf.Sections.Count != _original.Sections.Count) return;
+        foreach (var s in _original.Sections.Where(s => s.Index > 0 && s.Size == 0))
+        {
+            var field = image.AsSpan((int)shoff + s.Index * 64 + 0x18, 8);
+            if (le) BinaryPrimitives.WriteUInt64LittleEndian(field, s.Offset);
+            else BinaryPrimitives.WriteUInt64BigEndian(field, s.Offset);
         }
     }
 

@@ -84,9 +84,12 @@ internal sealed class InsertNopEditor
                     return $"{rs.Target.Name} describes it, and that section is not rewritten";
             }
         }
-        foreach (var d in _tables.Unproven.Where(d => d.Section == index))
+        // Code whose meaning depends on distances inside its function that no relocation records (an unproven table,
+        // addresses computed from the program counter) survives a move only when the whole function moves as one.
+        foreach (var d in _tables.Unproven.Where(d => d.Section == index && SplitsFunctionAt(d.Offset)))
             return $"the jump table of the indirect jump (bctr) at +0x{d.Offset:x} cannot be proven: {d.Why}";
-        foreach (var b in _references.RelocationFreeBranches.Where(b => b.Section.Index == index && b.Kind is BranchKind.Bl or BranchKind.Bcl && !b.IsCall))
+        foreach (var b in _references.RelocationFreeBranches.Where(b => b.Section.Index == index && b.Kind is BranchKind.Bl or BranchKind.Bcl && !b.IsCall
+                                                                            && SplitsFunctionAt(b.Offset)))
             return b.Target == b.Offset + 4
                 ? $"it reads the program counter (bl .+4 at +0x{b.Offset:x}) to compute code addresses, which insert-nop cannot follow"
                 : $"the bl at +0x{b.Offset:x} links into the middle of code (+0x{b.Target:x})";
@@ -135,6 +138,21 @@ internal sealed class InsertNopEditor
                                 || relocated.Name.StartsWith(".debug_", StringComparison.Ordinal)))
             return null;
         return KernelTables.AnchorOf(relocated.Name, rela);
+    }
+
+    /// <summary>True when a nop goes in strictly inside the function holding <paramref name="offset"/> (or no function holds it).</summary>
+    internal bool SplitsFunctionAt(ulong offset)
+    {
+        var f = _functions.Containing(_section.Index, offset);
+        if (f is null || offset >= f.End) return _points.Length > 0;
+        return SplitsRange(f.Start, f.End);
+    }
+
+    private bool SplitsRange(ulong start, ulong end)
+    {
+        int i = Array.BinarySearch(_points, start + 1);
+        if (i < 0) i = ~i;
+        return i < _points.Length && _points[i] < end;
     }
 
     /// <summary>The first word inside the section but outside every function that is not alignment padding.</summary>

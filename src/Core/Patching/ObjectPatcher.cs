@@ -29,6 +29,9 @@ public static class ObjectPatcher
         {
             var (nopEdits, islandCalls, refused) = ChooseStrategy(image, functions, references, tables, calls, options.Strategy, demoted);
             var (plans, unfixable) = IslandPlanner.Plan(image, functions, islandCalls);
+            // A site auto could give neither fix says why both failed.
+            unfixable = unfixable.Select(d => d.Section is { } name && demoted.TryGetValue(SectionIndexOf(image, name), out var why)
+                ? d with { Message = $"{d.Message.TrimEnd('.')}; and no nop can be inserted there: {why}" } : d).ToList();
             unfixable.AddRange(refused);
             if (plans.Count == 0 && nopEdits.Count == 0)
                 return Finish(image, image.Bytes.ToArray(), [], unfixable, [], loader, bytesAdded: 0);
@@ -205,11 +208,25 @@ public static class ObjectPatcher
         else System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(span, word);
     }
 
-    /// <summary>"island", "insert-nop", or "insert-nop 3, island 1".</summary>
+    /// <summary>"island", "insert-nop", "insert-nop 3, island 1", or "none".</summary>
     public static string StrategySummary(IReadOnlyCollection<AppliedFix> fixes)
     {
         int nops = fixes.Count(f => f.Strategy == FixStrategy.InsertNop), islands = fixes.Count - nops;
-        return nops == 0 ? "island" : islands == 0 ? "insert-nop" : $"insert-nop {nops}, island {islands}";
+        return fixes.Count == 0 ? "none" : nops == 0 ? "island" : islands == 0 ? "insert-nop" : $"insert-nop {nops}, island {islands}";
+    }
+
+    /// <summary>
+    /// The tail of a summary line: sites the loader refuses that stay unfixed (errors), and sites that only
+    /// <c>--sites all-local</c> asked for and that stay as they are (warnings), by code — every site not fixed counts.
+    /// </summary>
+    public static string UnfixedSummary(IEnumerable<Diagnostic> diagnostics)
+    {
+        var sites = diagnostics.Where(d => d.Code.StartsWith("PLP2", StringComparison.Ordinal) && d.Offset is not null).ToList();
+        int unfixable = sites.Count(d => d.Severity == Severity.Error);
+        var left = sites.Where(d => d.Severity == Severity.Warning).GroupBy(d => d.Code).OrderBy(g => g.Key, StringComparer.Ordinal)
+            .Select(g => $"{g.Count()} {g.Key}: {DiagnosticCatalog.Get(g.Key).Title.ToLowerInvariant()}").ToList();
+        string text = $"{unfixable} unfixable";
+        return left.Count == 0 ? text : $"{text}, {sites.Count - unfixable} left as they are ({string.Join("; ", left)})";
     }
 
     private static PatchResult Finish(ElfImage output, byte[] bytes, List<AppliedFix> fixes, List<Diagnostic> unfixable, List<string> unwindNotes, LoaderOptions loader, int bytesAdded)
@@ -228,9 +245,8 @@ public static class ObjectPatcher
         foreach (string note in unwindNotes)
             diagnostics.Add(new Diagnostic(DiagnosticCatalog.UnwindNotExtended, Severity.Info, note, output.Path));
         diagnostics.Sort(ObjectVerifier.CompareDiagnostics);
-        int unfixed = diagnostics.Count(d => d.Code.StartsWith("PLP2", StringComparison.Ordinal));
         diagnostics.Add(new Diagnostic(DiagnosticCatalog.PatchSummary, Severity.Info,
-            $"{fixes.Count} REL24 call site{(fixes.Count == 1 ? "" : "s")} fixed ({StrategySummary(fixes)}), {bytesAdded} bytes added, {unfixed} unfixable",
+            $"{fixes.Count} REL24 call site{(fixes.Count == 1 ? "" : "s")} fixed ({StrategySummary(fixes)}), {bytesAdded} bytes added, {UnfixedSummary(diagnostics)}",
             output.Path));
         return new PatchResult(after with { Diagnostics = diagnostics }, fixes, bytes, bytesAdded);
     }

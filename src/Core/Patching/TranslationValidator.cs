@@ -41,12 +41,37 @@ public static class TranslationValidator
             if (t.Name != s.Name || t.Type != s.Type || t.Flags != s.Flags) { Fail(s.Index, 0, "the section's name, type or flags changed"); continue; }
             if (moves.TryGetValue(s.Index, out var m)) CheckMovedCode(before, after, s, m, functions, tables, Fail);
             else if (map.Islands.TryGetValue(s.Index, out var islands)) CheckIslands(before, after, s, islands, Fail);
+            else if (s.Type == ShtLlvmAddrsig)
+            {
+                // Symbol indices: they may be renumbered, but must name the same symbols.
+                if (!AddrsigNames(before, s).SequenceEqual(AddrsigNames(after, t))) Fail(s.Index, 0, "the address-significant symbols changed");
+            }
             else if (!IsRewrittenMetadata(s) && s.HasFileData && !before.Data(s).SequenceEqual(after.Data(t)))
                 Fail(s.Index, FirstDifference(before.Data(s), after.Data(t)), "a section no strategy rewrote has changed");
         }
         CheckRelocations(before, after, map, moves, tables, Fail);
         CheckSymbols(before, after, map, moves, Fail);
         return failures;
+    }
+
+    private const uint ShtLlvmAddrsig = 0x6FFF_4C03;
+
+    private static List<string> AddrsigNames(ElfImage image, ElfSection s)
+    {
+        var names = new List<string>();
+        var data = image.Data(s);
+        for (int at = 0; at < data.Length; )
+        {
+            ulong index = 0;
+            for (int shift = 0; at < data.Length && shift < 64; shift += 7)
+            {
+                byte b = data[at++];
+                index |= (ulong)(b & 0x7f) << shift;
+                if ((b & 0x80) == 0) break;
+            }
+            names.Add(index < (ulong)image.Symbols.Count ? image.Symbols[(int)index].Name : $"#{index}");
+        }
+        return names;
     }
 
     /// <summary>Sections whose bytes other editors legitimately rewrite (tables of symbols and relocations, unwind, DWARF).</summary>
@@ -72,6 +97,9 @@ public static class TranslationValidator
             while (lo < hi) { int mid = (lo + hi) >>> 1; if (Points[mid] <= up) lo = mid + 1; else hi = mid; }
             return up + 4UL * (ulong)lo - (up - a);
         }
+
+        /// <summary>True when some point lies strictly inside (start, end): the range does not move as one.</summary>
+        public bool Splits(ulong start, ulong end) => Points.Any(p => p > start && p < end);
     }
 
     private static void CheckMovedCode(ElfImage before, ElfImage after, ElfSection s, AddressMap m, FunctionMap functions,
@@ -106,11 +134,13 @@ public static class TranslationValidator
                 if ((int)w1 != expected) fail(s.Index, a, $"the jump table word at +0x{a:x} selects +0x{(long)m.Map(table.Base) + (int)w1:x}, not the case's new place +0x{m.Map((ulong)target):x}");
                 continue;
             }
-            if (inCode && SectionProverFacts.IsIndirectJump(w0) && !dispatches.Contains(a))
-                fail(s.Index, a, $"the indirect jump at +0x{a:x} has no proven table, and its code moved");
+            if (inCode && SectionProverFacts.IsIndirectJump(w0) && !dispatches.Contains(a) && m.Splits(f!.Start, f.End))
+                fail(s.Index, a, $"the indirect jump at +0x{a:x} has no proven table, and a nop went in inside its function");
             if (inCode && Instruction.IsRelativeBranch(w0) && !relocated.Contains(a))
             {
                 ulong target = (ulong)((long)a + Instruction.BranchDisplacement(w0));
+                if (Instruction.IsRelativeLinkBranch(w0) && target == a + 4 && m.Splits(f!.Start, f.End))
+                    fail(s.Index, a, $"the code reads the program counter at +0x{a:x} (bl .+4), and a nop went in inside its function");
                 if (!Instruction.IsRelativeBranch(w1) || (w1 & ~DisplacementMask(w1)) != (w0 & ~DisplacementMask(w0))
                     || (long)m.Map(a) + Instruction.BranchDisplacement(w1) != (long)m.Map(target))
                     fail(s.Index, a, $"the branch at +0x{a:x} (to +0x{target:x}) no longer lands on its target's new place +0x{m.Map(target):x}");

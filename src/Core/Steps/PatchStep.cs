@@ -38,9 +38,9 @@ public static class PatchStep
         StepFiles.WriteReport(options.SarifReport, ReportWriters.RenderPatch(results, ReportFormat.Sarif), events);
 
         var fixes = results.SelectMany(r => r.Fixes).ToList();
-        int unfixable = results.Sum(r => r.Report.Diagnostics.Count(d => d.Severity == Severity.Error && d.Code.StartsWith("PLP2", StringComparison.Ordinal)));
-        string how = options.Strategy is null ? "none" : ObjectPatcher.StrategySummary(fixes);
-        events.Add(StepEvent.Say($"{fixes.Count} REL24 site{(fixes.Count == 1 ? "" : "s")} fixed ({how}), {unfixable} unfixable", prominent: true));
+        string how = ObjectPatcher.StrategySummary(fixes);
+        string unfixed = ObjectPatcher.UnfixedSummary(results.SelectMany(r => r.Report.Diagnostics));
+        events.Add(StepEvent.Say($"{fixes.Count} REL24 site{(fixes.Count == 1 ? "" : "s")} fixed ({how}), {unfixed}", prominent: true));
         return StepFiles.Finish(events, objects, fixes.Count);
     }
 
@@ -48,5 +48,6 @@ public static class PatchStep
         d.Code is DiagnosticCatalog.CannotRewrite or DiagnosticCatalog.SiteFixed or DiagnosticCatalog.UnwindNotExtended or DiagnosticCatalog.SiblingCallToExternal
             or DiagnosticCatalog.SiblingCallFromLocallyCalledFunction or DiagnosticCatalog.CallNotRelocatable or DiagnosticCatalog.CallOutsideCode
             or DiagnosticCatalog.NoRoomForIsland or DiagnosticCatalog.IslandOutOfRange or DiagnosticCatalog.InsertNopNotPossible
+            or DiagnosticCatalog.RewriteNotProven
         || (d.Code == DiagnosticCatalog.CallAtEndOfSection && d.Message.Contains("cannot be fixed"));
 }
