@@ -51,6 +51,11 @@ public sealed partial class InsertNopOracleTests
     [DataRow("calls.c", "be", "")]
     [DataRow("switch.c", "be", "")]
     [DataRow("switch.c", "be", "-ffunction-sections")]
+    [DataRow("views.c", "le", "-g -ffunction-sections")]
+    [DataRow("views.c", "le", "-g")]
+    [DataRow("views.c", "be", "-g -ffunction-sections")]
+    [DataRow("switch_mask.c", "le", "-g -ffunction-sections")]
+    [DataRow("switch_mask.c", "be", "-g")]
     public void InsertNopMatchesTheAssembler(string source, string endian, string extra)
     {
         string dir = Repo.NewTempDir();

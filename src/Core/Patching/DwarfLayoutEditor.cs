@@ -130,6 +130,7 @@ internal sealed class DwarfLayoutEditor
     // DWARF 4 lists are found from the DIEs that use them: .debug_loc also holds GNU location-view lists, which
     // have another layout.
     private readonly SortedSet<ulong> _locLists = [], _rangeLists = [];
+    private readonly SortedSet<ulong> _viewLists = [], _v5LocLists = [];
 
     private Dictionary<ulong, Target> Relocations(ElfSection section)
     {
@@ -356,6 +357,13 @@ internal sealed class DwarfLayoutEditor
                         ulong offset = relocs.TryGetValue((ulong)at, out var rt) ? rt.Value : new DwarfReader(data, le, at).U32();
                         (name == 0x55 ? _rangeLists : _locLists).Add(offset);
                     }
+                    // GCC's location views (DWARF 5): DW_AT_GNU_locviews names a list of ULEB view pairs that sits in
+                    // .debug_loclists right before the DIE's location list, with no entry kinds of its own.
+                    if (version >= 5 && form == 0x17 && name is 0x02 or 0x2137)
+                    {
+                        ulong offset = relocs.TryGetValue((ulong)at, out var rt) ? rt.Value : new DwarfReader(data, le, at).U32();
+                        (name == 0x2137 ? _viewLists : _v5LocLists).Add(offset);
+                    }
                     if (name == 0x11 && form == 0x01 && relocs.TryGetValue((ulong)at, out var t)) low = t;      // DW_AT_low_pc
                     else if (name == 0x12 && form is 0x0b or 0x05 or 0x06 or 0x07) high = (at, r.Position - at); // DW_AT_high_pc, constant
                     else if (name == 0x12 && form is 0x0f) throw new DwarfFormatException("ULEB DW_AT_high_pc is not rewritten");
@@ -452,6 +460,17 @@ internal sealed class DwarfLayoutEditor
             {
                 int start = r.Position;
                 anchors.Add(((ulong)start, (ulong)output.Count));
+                if (locations && _viewLists.Contains((ulong)start))
+                {
+                    // View numbers count rows at one address; moving code keeps them. Copied as they are, up to the
+                    // location list they belong to, and they must decode as whole ULEB pairs up to there.
+                    ulong next = _v5LocLists.GetViewBetween((ulong)start + 1, (ulong)end).FirstOrDefault();
+                    if (next == 0) throw new DwarfFormatException($"{name} has a location view list at 0x{start:x} without its location list");
+                    while ((ulong)r.Position < next) { r.Uleb(); r.Uleb(); }
+                    if ((ulong)r.Position != next) throw new DwarfFormatException($"{name}'s view list at 0x{start:x} runs into its location list");
+                    Copy(output, data, start, r.Position);
+                    continue;
+                }
                 byte kind = r.U8();
                 output.Add(kind);
                 int afterKind = r.Position;
