@@ -86,6 +86,53 @@ public sealed partial class KernelOracleTests
         Assert.AreEqual(2, boot.Dmesg.Count(l => Regex.IsMatch(l, @"nonop: jiffies_to_msecs\(\d+\) = 1000$")), boot.Log);
     }
 
+    /// <summary>
+    /// The kernel's own livepatch selftest modules (lib/livepatch of the oracle's source tree), built by the SDK with
+    /// every local call fixed (Rel24Sites=all-local) under each strategy, all loaded in one boot: each livepatch
+    /// enables and takes over /proc/cmdline as tools/testing/selftests/livepatch/test-livepatch.sh expects, and the
+    /// shadow-variable module's own checks (dozens of calls to its static helpers) all give their expected results.
+    /// </summary>
+    [TestMethod]
+    public void KernelSelftestModulesWithEveryLocalCallFixedBehaveUnderEachStrategy()
+    {
+        string kernel = s_env["KO_KLP_BUILD"];
+        string selftests = Path.Combine(Path.GetDirectoryName(kernel)!, "src", "linux-source-6.1", "lib", "livepatch");
+        Assert.IsTrue(Directory.Exists(selftests), $"{selftests} is missing: run eng/kernel-oracle/setup.sh --klp");
+        string project = """<Project Sdk="PpcLivepatch.Build.Sdk/VERSION" />""";
+        var modules = new List<string>();
+        var sitesFixed = new Dictionary<string, int>();
+        foreach (string strategy in new[] { "auto", "insert-nop", "island" })
+        {
+            string tag = strategy.Replace("-", "");
+            foreach (var (source, name) in new[] { ("test_klp_livepatch.c", $"tklp_lp_{tag}"), ("test_klp_shadow_vars.c", $"tklp_sv_{tag}") })
+            {
+                string dir = Repo.NewTempDir();
+                File.Copy(Path.Combine(selftests, source), Path.Combine(dir, source));
+                string ko = BuildModule(dir, project, name, $"-p:KernelDir={kernel}", $"-p:Rel24Strategy={strategy}", "-p:Rel24Sites=all-local");
+                Assert.IsTrue(ObjectVerifier.Verify(ko, LoaderOptions.Default).Accepted, name);
+                string report = Path.Combine(Path.GetDirectoryName(Path.GetDirectoryName(Path.GetDirectoryName(ko)!)!)!, "obj", "Debug", "livepatch", name + ".patch.json");
+                sitesFixed[name] = Regex.Matches(File.ReadAllText(report), "\"strategy\": \"(insert-nop|island)\"").Count;
+                modules.Add(ko);
+            }
+        }
+        Console.WriteLine("sites fixed: " + string.Join(", ", sitesFixed.Select(kv => $"{kv.Key} {kv.Value}")));
+        Assert.IsTrue(sitesFixed.Where(kv => kv.Key.StartsWith("tklp_sv_")).All(kv => kv.Value >= 10), string.Join(", ", sitesFixed));
+
+        var boot = BootWith(Path.Combine(kernel, "vmlinux"), [.. modules]);
+
+        foreach (string tag in new[] { "auto", "insertnop", "island" })
+        {
+            Assert.AreEqual(0, boot.InsmodStatus($"tklp_lp_{tag}"), boot.Log);
+            StringAssert.Contains(boot.Log, $"ORACLE: livepatch tklp_lp_{tag} enabled=1 transition=0");
+            // The newest livepatch owns cmdline_proc_show: its module name proves it is the one that ran.
+            Assert.AreEqual($"tklp_lp_{tag}: this has been live patched", boot.Cmdline($"tklp_lp_{tag}").Trim());
+            Assert.AreEqual(0, boot.InsmodStatus($"tklp_sv_{tag}"), boot.Log);
+        }
+        var shadow = boot.Dmesg.Where(l => l.Contains("tklp_sv_") || l.Contains("got expected") || l.Contains("got unexpected")).ToList();
+        Assert.AreEqual(0, boot.Dmesg.Count(l => l.Contains("unexpected")), boot.Log);
+        Assert.IsTrue(boot.Dmesg.Count(l => l.Contains("got expected")) >= 3 * 8, string.Join("\n", shadow));
+    }
+
     [TestMethod]
     public void SampleLivepatchEnablesAndCallsTheOriginalStaticHelper()
     {

@@ -19,11 +19,14 @@ public sealed class SwitchOracleTests
 {
     private const int DefaultPrograms = 2;
 
+    /// <summary>GCC (LE, and BE for ELFv1) and clang-14; both code models; no debug info, the default -g (DWARF 5 with
+    /// location views), DWARF 4, and zlib-compressed debug sections.</summary>
     public static IEnumerable<object[]> Configurations =>
-        from compiler in new[] { "gcc", "clang" }
-        from model in new[] { "medium", "large" }
-        from debug in new[] { "", "-g" }
-        select new object[] { compiler, model, debug };
+        (from model in new[] { "medium", "large" }
+         from debug in new[] { "", "-g", "-gdwarf-4", "-g -gz=zlib" }
+         select new object[] { "gcc", model, debug })
+        .Concat(from debug in new[] { "", "-g" } select new object[] { "gcc-be", "large", debug })
+        .Concat(from model in new[] { "medium", "large" } from debug in new[] { "", "-g" } select new object[] { "clang", model, debug });
 
     [TestMethod]
     [DynamicData(nameof(Configurations))]
@@ -61,8 +64,10 @@ public sealed class SwitchOracleTests
         string dir = Repo.NewTempDir();
         string harnessObj = Path.Combine(dir, "harness.o");
         var generator0 = new SwitchProgramGenerator(seedBase);
+        bool bigEndian = compiler == "gcc-be";
+        string gcc = bigEndian ? "powerpc64-linux-gnu-gcc" : "powerpc64le-linux-gnu-gcc", qemu = bigEndian ? "qemu-ppc64" : "qemu-ppc64le";
         File.WriteAllText(Path.Combine(dir, "harness.c"), generator0.Harness());
-        Tool.Check("powerpc64le-linux-gnu-gcc", "-O2", "-c", Path.Combine(dir, "harness.c"), "-o", harnessObj);
+        Tool.Check(gcc, "-O2", "-c", Path.Combine(dir, "harness.c"), "-o", harnessObj);
 
         int compared = 0, refused = 0, fixedSites = 0, nopSites = 0;
         var wrong = new ConcurrentBag<string>();
@@ -74,10 +79,10 @@ public sealed class SwitchOracleTests
             string c = Path.Combine(dir, $"p{seed}.c"), o = Path.Combine(dir, $"p{seed}.o"), exe = Path.Combine(dir, $"p{seed}");
             File.WriteAllText(c, new SwitchProgramGenerator(seed).Program());
             string[] flags = ["-O2", $"-mcmodel={model}", "-ffunction-sections", .. debug.Split(' ', StringSplitOptions.RemoveEmptyEntries)];
-            if (compiler == "gcc") Tool.Check("powerpc64le-linux-gnu-gcc", [.. flags, "-c", c, "-o", o]);
-            else Tool.Check("clang-14", ["--target=powerpc64le-linux-gnu", .. flags, "-c", c, "-o", o]);
-            Tool.Check("powerpc64le-linux-gnu-gcc", "-static", harnessObj, o, "-o", exe);
-            string expected = RunProgram(exe);
+            if (compiler == "clang") Tool.Check("clang-14", ["--target=powerpc64le-linux-gnu", .. flags, "-c", c, "-o", o]);
+            else Tool.Check(gcc, [.. flags, "-c", c, "-o", o]);
+            Tool.Check(gcc, "-static", harnessObj, o, "-o", exe);
+            string expected = RunProgram(qemu, exe);
 
             Assert.IsTrue(ElfImage.TryLoad(o, out var image, out _));
             foreach (var strategy in new[] { FixStrategy.Auto, FixStrategy.InsertNop, FixStrategy.Island })
@@ -94,9 +99,9 @@ public sealed class SwitchOracleTests
                 }
                 string patchedObj = $"{o}.{strategy}.o", patchedExe = $"{exe}.{strategy}";
                 File.WriteAllBytes(patchedObj, result.Output);
-                var link = Tool.Run("powerpc64le-linux-gnu-gcc", "-static", harnessObj, patchedObj, "-o", patchedExe);
+                var link = Tool.Run(gcc, "-static", harnessObj, patchedObj, "-o", patchedExe);
                 if (link.ExitCode != 0) { wrong.Add($"{what}: the patched object does not link: {link.Stderr}"); continue; }
-                string actual = RunProgram(patchedExe);
+                string actual = RunProgram(qemu, patchedExe);
                 if (actual != expected) wrong.Add($"{what}: expected '{expected.Trim()}', got '{actual.Trim()}' (kept in {dir})");
                 lock (lockObj)
                 {
@@ -119,9 +124,9 @@ public sealed class SwitchOracleTests
         return System.Text.RegularExpressions.Regex.Replace(why, @"\+0x[0-9a-f]+|0x[0-9a-f]{8}|\d+", "N");
     }
 
-    private static string RunProgram(string exe)
+    private static string RunProgram(string qemu, string exe)
     {
-        var r = Tool.Run("timeout", "20", "qemu-ppc64le", exe);
+        var r = Tool.Run("timeout", "20", qemu, exe);
         return r.ExitCode == 0 ? r.Stdout : $"exit {r.ExitCode}: {r.Stderr.Trim()}";
     }
 }

@@ -13,7 +13,9 @@ public static class ElfConstants
     public const uint ShtNull = 0, ShtProgbits = 1, ShtSymtab = 2, ShtStrtab = 3, ShtRela = 4, ShtNobits = 8, ShtRel = 9,
         ShtGroup = 17, ShtSymtabShndx = 18;
 
-    public const ulong ShfWrite = 0x1, ShfAlloc = 0x2, ShfExecInstr = 0x4, ShfInfoLink = 0x40;
+    public const ulong ShfWrite = 0x1, ShfAlloc = 0x2, ShfExecInstr = 0x4, ShfInfoLink = 0x40, ShfCompressed = 0x800;
+    public const uint ElfCompressZlib = 1;
+    public const int Elf64ChdrSize = 24;
     /// <summary>Marks a <c>.klp.rela.*</c> section (include/uapi/linux/elf.h).</summary>
     public const ulong ShfRelaLivepatch = 0x0010_0000;
 

@@ -58,8 +58,32 @@ public sealed class ElfContainer
     {
         var section = Section(sectionIndex) as Lof.ElfStreamSection
             ?? throw new InvalidOperationException($"section {sectionIndex} has no stream contents");
+        // A section that was compressed is written back compressed: new contents, the same kind of header.
+        if (_original.CompressedAlignment(_original.Sections[sectionIndex]) is { } alignment) data = Deflate(data, alignment);
         if ((ulong)data.Length != section.Size) _layoutChanged = true;
         section.Stream = new MemoryStream(data);
+    }
+
+    private byte[] Deflate(byte[] contents, ulong alignment)
+    {
+        var output = new MemoryStream();
+        var header = new byte[ElfConstants.Elf64ChdrSize];
+        if (_original.IsLittleEndian)
+        {
+            BinaryPrimitives.WriteUInt32LittleEndian(header, ElfConstants.ElfCompressZlib);
+            BinaryPrimitives.WriteUInt64LittleEndian(header.AsSpan(8), (ulong)contents.Length);
+            BinaryPrimitives.WriteUInt64LittleEndian(header.AsSpan(16), alignment);
+        }
+        else
+        {
+            BinaryPrimitives.WriteUInt32BigEndian(header, ElfConstants.ElfCompressZlib);
+            BinaryPrimitives.WriteUInt64BigEndian(header.AsSpan(8), (ulong)contents.Length);
+            BinaryPrimitives.WriteUInt64BigEndian(header.AsSpan(16), alignment);
+        }
+        output.Write(header);
+        using (var zlib = new System.IO.Compression.ZLibStream(output, System.IO.Compression.CompressionLevel.Optimal, leaveOpen: true))
+            zlib.Write(contents);
+        return output.ToArray();
     }
 
     /// <summary>Moves one entry of a RELA section to another offset of the section it applies to.</summary>

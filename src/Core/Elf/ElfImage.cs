@@ -55,8 +55,24 @@ public sealed class ElfImage
     public IReadOnlyList<ElfRelocationSection> RelocationSections { get; private set; } = [];
     public ReadOnlyMemory<byte> Bytes => _bytes;
 
-    /// <summary>The bytes of a section (empty for SHT_NOBITS).</summary>
-    public ReadOnlySpan<byte> Data(ElfSection s) => s.HasFileData ? _bytes.Span.Slice((int)s.Offset, (int)s.Size) : [];
+    /// <summary>
+    /// The contents of a section (empty for SHT_NOBITS). A zlib-compressed section (SHF_COMPRESSED, as
+    /// <c>-gz</c> and the kernel's CONFIG_DEBUG_INFO_COMPRESSED write debug sections) reads as its uncompressed
+    /// contents, which is what its relocations and every reader refer to.
+    /// </summary>
+    public ReadOnlySpan<byte> Data(ElfSection s) =>
+        _inflated.TryGetValue(s.Index, out var inflated) ? inflated : RawData(s);
+
+    /// <summary>The section's bytes as they are in the file.</summary>
+    public ReadOnlySpan<byte> RawData(ElfSection s) => s.HasFileData ? _bytes.Span.Slice((int)s.Offset, (int)s.Size) : [];
+
+    /// <summary>The size of <see cref="Data"/>: the uncompressed size of a compressed section.</summary>
+    public ulong ContentSize(ElfSection s) => _inflated.TryGetValue(s.Index, out var inflated) ? (ulong)inflated.Length : s.Size;
+
+    /// <summary>The compression header's alignment of a compressed section, for writing it back.</summary>
+    public ulong? CompressedAlignment(ElfSection s) => _inflated.ContainsKey(s.Index) ? ReadU64(RawData(s), 16) : null;
+
+    private readonly Dictionary<int, byte[]> _inflated = [];
 
     /// <summary>Reads the 32-bit word at <paramref name="offset"/> in a section, in the file's byte order.</summary>
     public uint ReadWord(ElfSection s, ulong offset) => ReadU32(Data(s), (int)offset);
@@ -239,8 +255,40 @@ public sealed class ElfImage
                 throw new MalformedElfException(DiagnosticCatalog.MalformedSectionTable,
                     $"sections {laidOut[i - 1].Name} and {laidOut[i].Name} overlap in the file (0x{laidOut[i - 1].Offset:x}+0x{laidOut[i - 1].Size:x} and 0x{laidOut[i].Offset:x})");
         Sections = sections;
+        foreach (var s in sections.Where(x => (x.Flags & ShfCompressed) != 0 && x.HasFileData))
+            _inflated[s.Index] = Inflate(s);
         Symbols = ReadSymbols(sections);
         RelocationSections = ReadRelocations(sections);
+    }
+
+    /// <summary>An SHF_COMPRESSED section's contents: Elf64_Chdr (type, reserved, size, alignment), then the stream.</summary>
+    private byte[] Inflate(ElfSection s)
+    {
+        var raw = RawData(s);
+        if (raw.Length < Elf64ChdrSize)
+            throw new MalformedElfException(DiagnosticCatalog.MalformedSectionTable, $"compressed section {s.Name} is shorter than its compression header");
+        uint type = ReadU32(raw, 0);
+        ulong size = ReadU64(raw, 8);
+        if (type != ElfCompressZlib)
+            throw new MalformedElfException(DiagnosticCatalog.MalformedSectionTable,
+                $"section {s.Name} is compressed with ch_type {type}; only zlib (1) is read (recompile with -gz=zlib, or without -gz)");
+        // A bound on what a section may claim to inflate to, so a crafted header cannot ask for gigabytes.
+        if (size > (ulong)Math.Min(int.MaxValue - 64, 1032L * raw.Length + (1 << 20)))
+            throw new MalformedElfException(DiagnosticCatalog.MalformedSectionTable, $"compressed section {s.Name} claims an implausible size 0x{size:x}");
+        var output = new byte[size];
+        try
+        {
+            using var zlib = new System.IO.Compression.ZLibStream(new MemoryStream(raw[Elf64ChdrSize..].ToArray()), System.IO.Compression.CompressionMode.Decompress);
+            int read = 0;
+            while (read < output.Length && zlib.Read(output, read, output.Length - read) is var n && n > 0) read += n;
+            if (read != output.Length || zlib.ReadByte() >= 0)
+                throw new MalformedElfException(DiagnosticCatalog.MalformedSectionTable, $"compressed section {s.Name} does not inflate to the 0x{size:x} bytes its header says");
+        }
+        catch (InvalidDataException e)
+        {
+            throw new MalformedElfException(DiagnosticCatalog.MalformedSectionTable, $"compressed section {s.Name} is not a valid zlib stream: {e.Message}");
+        }
+        return output;
     }
 
     private ElfSymbol[] ReadSymbols(ElfSection[] sections)
@@ -310,9 +358,9 @@ public sealed class ElfImage
                 if (rela.SymbolIndex >= Symbols.Count)
                     throw new MalformedElfException(DiagnosticCatalog.MalformedRelocation,
                         $"{s.Name} entry {i} refers to symbol {rela.SymbolIndex}, but the symbol table has {Symbols.Count} entries");
-                if (rela.Type != 0 && rela.Offset >= target.Size)
+                if (rela.Type != 0 && rela.Offset >= ContentSize(target))
                     throw new MalformedElfException(DiagnosticCatalog.MalformedRelocation,
-                        $"{s.Name} entry {i} is at offset 0x{rela.Offset:x}, past the end of {target.Name} (size 0x{target.Size:x})");
+                        $"{s.Name} entry {i} is at offset 0x{rela.Offset:x}, past the end of {target.Name} (size 0x{ContentSize(target):x})");
                 entries[i] = rela;
             }
             result.Add(new ElfRelocationSection(s, target, entries));

@@ -478,7 +478,7 @@ internal sealed class DwarfLayoutEditor
                 {
                     case 0: baseAddress = _cuBase; break;                                            // end_of_list
                     case 1: r.Uleb(); Copy(output, data, afterKind, r.Position); break;                                    // base_addressx
-                    case 2: case 3: r.Uleb(); r.Uleb(); Copy(output, data, afterKind, r.Position); if (locations) { int e = r.Position; r.Skip(r.Uleb()); Copy(output, data, e, r.Position); } break;
+                    case 2: case 3: r.Uleb(); r.Uleb(); Copy(output, data, afterKind, r.Position); if (locations) { int e = r.Position; anchors.Add(((ulong)e, (ulong)output.Count)); r.Skip(r.Uleb()); Copy(output, data, e, r.Position); } break;
                     case 4:                                                                          // offset_pair
                     {
                         ulong from = r.Uleb(), to = r.Uleb();
@@ -488,7 +488,7 @@ internal sealed class DwarfLayoutEditor
                             Leb.Unsigned(output, Moved(b.Section, b.Value, b.Value + to));
                         }
                         else Copy(output, data, afterKind, r.Position);
-                        if (locations) { int e = r.Position; r.Skip(r.Uleb()); Copy(output, data, e, r.Position); }
+                        if (locations) { int e = r.Position; anchors.Add(((ulong)e, (ulong)output.Count)); r.Skip(r.Uleb()); Copy(output, data, e, r.Position); }
                         break;
                     }
                     case 5: { int e = r.Position; r.Skip(r.Uleb()); Copy(output, data, e, r.Position); break; }                                                 // default_location
@@ -498,7 +498,7 @@ internal sealed class DwarfLayoutEditor
                         r.Skip((ulong)addressSize);
                         Copy(output, data, afterKind, r.Position);
                         break;
-                    case 7: r.Skip(2UL * (ulong)addressSize); Copy(output, data, afterKind, r.Position); if (locations) { int e = r.Position; r.Skip(r.Uleb()); Copy(output, data, e, r.Position); } break;   // start_end
+                    case 7: r.Skip(2UL * (ulong)addressSize); Copy(output, data, afterKind, r.Position); if (locations) { int e = r.Position; anchors.Add(((ulong)e, (ulong)output.Count)); r.Skip(r.Uleb()); Copy(output, data, e, r.Position); } break;   // start_end
                     case 8:                                                                          // start_length
                     {
                         bool known = relocs.TryGetValue((ulong)r.Position, out var s0);
@@ -506,7 +506,7 @@ internal sealed class DwarfLayoutEditor
                         Copy(output, data, afterKind, r.Position);
                         ulong len = r.Uleb();
                         Leb.Unsigned(output, known ? Moved(s0.Section, s0.Value, s0.Value + len) : len);
-                        if (locations) { int e = r.Position; r.Skip(r.Uleb()); Copy(output, data, e, r.Position); }
+                        if (locations) { int e = r.Position; anchors.Add(((ulong)e, (ulong)output.Count)); r.Skip(r.Uleb()); Copy(output, data, e, r.Position); }
                         break;
                     }
                     case 9: r.Uleb(); r.Uleb(); Copy(output, data, afterKind, r.Position); break;                          // GNU view pair
