@@ -20,14 +20,17 @@ public sealed class CrossCompile : ToolTask
     public string CrossCompilePrefix { get; set; } = "powerpc64le-linux-gnu-";
     public string Flags { get; set; } = "";
     public string? HelpLinkBase { get; set; }
+    /// <summary>
+    /// The assembler route's compiler wrapper (Rel24Strategy=asm): it runs the compile as compile-to-assembly, nop
+    /// insertion and assembly; its settings come in <see cref="ToolTask.EnvironmentVariables"/>.
+    /// </summary>
+    public string? Wrapper { get; set; }
 
     private readonly List<string> _notes = [];
 
     protected override string ToolName => CrossCompilePrefix + "gcc";
 
-    protected override MessageImportance StandardErrorLoggingImportance => MessageImportance.Normal;
-
-    protected override string GenerateFullPathToTool()
+    private string CompilerPath()
     {
         foreach (string dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
         {
@@ -37,9 +40,14 @@ public sealed class CrossCompile : ToolTask
         return ToolName;
     }
 
+    protected override MessageImportance StandardErrorLoggingImportance => MessageImportance.Normal;
+
+    // The wrapper is a bash script run by bash: NuGet does not keep file modes, so it is never executable itself.
+    protected override string GenerateFullPathToTool() => string.IsNullOrEmpty(Wrapper) ? CompilerPath() : "/bin/bash";
+
     public override bool Execute()
     {
-        if (string.IsNullOrEmpty(ToolPath) && !Path.IsPathRooted(GenerateFullPathToTool()))
+        if (string.IsNullOrEmpty(ToolPath) && !Path.IsPathRooted(CompilerPath()))
         {
             string package = CrossCompilePrefix.StartsWith("powerpc64le", StringComparison.Ordinal) ? "gcc-powerpc64le-linux-gnu" : "gcc-powerpc64-linux-gnu";
             Log.LogError(DiagnosticLogging.Subcategory, CompilerNotFound, CompilerNotFound, HelpLink(CompilerNotFound), Source, 0, 0, 0, 0,
@@ -69,6 +77,7 @@ public sealed class CrossCompile : ToolTask
     protected override string GenerateCommandLineCommands()
     {
         var b = new CommandLineBuilder();
+        if (!string.IsNullOrEmpty(Wrapper)) { b.AppendFileNameIfNotNull(Wrapper); b.AppendFileNameIfNotNull(CompilerPath()); b.AppendTextUnquoted(" "); }
         b.AppendTextUnquoted(Flags);
         // Columns as IDEs count them (a tab is one column, as in DWARF), and no colour escapes in the log.
         b.AppendSwitch("-fdiagnostics-column-unit=byte");

@@ -24,6 +24,8 @@ public sealed partial class KbuildMake : ToolTask
     /// <summary>The project file, where diagnostics without a C location are shown.</summary>
     public string? ProjectFile { get; set; }
     public string? HelpLinkBase { get; set; }
+    /// <summary>The assembler route's compiler wrapper (Rel24Strategy=asm), made kbuild's CC in front of the cross gcc.</summary>
+    public string? CompilerWrapper { get; set; }
 
     protected override string ToolName => "make";
 
@@ -68,6 +70,7 @@ public sealed partial class KbuildMake : ToolTask
         // so modpost's "undefined" must not stop it. Undefined names that are not KlpSymbol items are reported below.
         b.AppendSwitch("KBUILD_MODPOST_WARN=1");
         b.AppendSwitch("CROSS_COMPILE=" + CrossCompilePrefix);
+        if (!string.IsNullOrEmpty(CompilerWrapper)) b.AppendSwitchIfNotNull("CC=", $"bash {CompilerWrapper} {CrossCompilePrefix}gcc");
         b.AppendSwitchIfNotNull("KCFLAGS=", KCFlags + " -fdiagnostics-column-unit=byte -fdiagnostics-color=never");
         b.AppendSwitch("modules");
         return b.ToString();

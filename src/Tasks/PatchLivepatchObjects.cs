@@ -38,8 +38,9 @@ public sealed class PatchLivepatchObjects : LivepatchObjectTask
         if (Strategy == "none") strategy = null;
         else if (Strategy == "island") strategy = FixStrategy.Island;
         else if (Strategy == "insert-nop") strategy = FixStrategy.InsertNop;
-        else if (Strategy == "auto") strategy = FixStrategy.Auto;
-        else return UsageError($"Rel24Strategy is '{Strategy}'; use island, insert-nop, auto or none");
+        // asm: the compiler already put the nops in; whatever is left (objects from elsewhere) gets auto.
+        else if (Strategy is "auto" or "asm") strategy = FixStrategy.Auto;
+        else return UsageError($"Rel24Strategy is '{Strategy}'; use asm, auto, insert-nop, island or none");
         _options = new PatchStepOptions(strategy, selection, LoaderOptions, AllowSiblingCalls, JsonReport, SarifReport);
         return true;
     }
@@ -50,7 +51,7 @@ public sealed class PatchLivepatchObjects : LivepatchObjectTask
     {
         yield return "patch";
         yield return "--strategy";
-        yield return Strategy;
+        yield return Strategy == "asm" ? "auto" : Strategy;
         yield return "--sites";
         yield return Sites;
         if (AllowSiblingCalls) yield return "--allow-sibling-calls";

@@ -56,6 +56,33 @@ public sealed partial class SdkEndToEndTests
     }
 
     [TestMethod]
+    public void TheAssemblerRouteLeavesNothingToPatchAndSwitchingToItRecompiles()
+    {
+        string dir = PackedSdk.SampleConsumer();
+        var auto = Build(dir);
+        Assert.AreEqual(0, auto.ExitCode, auto.Output);
+        StringAssert.Contains(auto.Output, "1 REL24 site fixed (insert-nop), 0 unfixable");
+
+        // Rel24Strategy=asm: the compiler's assembly gets the nop after the call to the KlpSymbol copy, so the
+        // object step has nothing to fix, and the strategy change alone recompiles the source.
+        var asm = Build(dir, "asm.binlog", "-p:Rel24Strategy=asm");
+        Assert.AreEqual(0, asm.ExitCode, asm.Output);
+        StringAssert.Contains(asm.Output, "0 REL24 sites fixed (none), 0 unfixable");
+        var skipped = BinaryLog.ReadBuild(Path.Combine(dir, "asm.binlog")).FindChildrenRecursive<Message>(m => m.Text.StartsWith("Skipping target")).Select(m => m.Text);
+        Assert.IsFalse(skipped.Any(t => t.Contains("\"PpcLivepatchCompile\"")), "switching to the assembler route must recompile");
+        string compiled = Path.Combine(dir, "obj", "Debug", "livepatch", "compile", "livepatch.o");
+        var objdump = Tool.Run(dir, "powerpc64le-linux-gnu-objdump", "-dr", compiled);
+        Assert.AreEqual(0, objdump.ExitCode, objdump.Output);
+        var lines = objdump.Output.Split('\n');
+        int call = Array.FindIndex(lines, l => l.Contains("R_PPC64_REL24\tversion_proc_show"));
+        Assert.IsTrue(call > 0 && lines[call + 1].Contains("\tnop"), string.Join("\n", lines));
+        string module = Module(dir, "livepatch_cmdline");
+        var report = ObjectVerifier.Verify(module, LoaderOptions.Default);
+        Assert.IsTrue(report.Accepted, string.Join("\n", report.Diagnostics.Select(d => d.Message)));
+        Assert.IsTrue(report.Sites.Any(s => s.Site.Callee == ".klp.sym.vmlinux.version_proc_show,0" && s.Site.InLivepatchRelocations));
+    }
+
+    [TestMethod]
     public void PackageShipsPortableAndPrecompiledTasksAndANativeToolThatBuildTheSameModule()
     {
         // tasks/net8.0 is IL for any MSBuild on .NET 8+; tasks/net10.0 is the same code precompiled (ReadyToRun).
