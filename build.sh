@@ -33,11 +33,11 @@ sample() {
   echo "== dotnet build samples/KernelLivepatch (PpcLivepatch.Build.Sdk $version from artifacts/packages)"
   dotnet build samples/KernelLivepatch -nologo -tl:off -clp:NoSummary
   local module=samples/KernelLivepatch/bin/Debug/livepatch_cmdline.o
-  local report=samples/KernelLivepatch/obj/Debug/livepatch/livepatch_cmdline.patch.json
+  local compiled=samples/KernelLivepatch/obj/Debug/livepatch/compile/livepatch.o
   echo
   echo "module: $module"
-  echo "fixed call sites (the \"fixes\" of $report):"
-  sed -n '/"fixes": \[/,/^      \]/p' "$report" 
+  echo "the call to the KlpSymbol copy and the nop the assembler route put after it ($compiled):"
+  powerpc64le-linux-gnu-objdump -dr "$compiled" | grep -A2 'R_PPC64_REL24.*version_proc_show' 
   echo
   echo "verify it again with the CLI: dotnet $cli verify $module"
   dotnet "$cli" verify "$module"

@@ -69,7 +69,9 @@ public sealed partial class KernelOracleTests
         string source = Path.Combine(Repo.Root, "tests", "kernel-modules", "nonop");
         string headers = s_env["KO_DEBIAN_HEADERS"];
         string unpatched = BuildModule(source, project, "nonop_unpatched", $"-p:KernelDir={headers}", "-p:Rel24Strategy=none", "-p:LivepatchVerifyMode=warn");
-        string patched = BuildModule(source, project, "nonop_patched", $"-p:KernelDir={headers}");   // auto: an inserted nop
+        // The default: the assembler route leaves the hand-written asm's call alone (no KlpSymbol names it), so the
+        // object step's auto gives it an inserted nop.
+        string patched = BuildModule(source, project, "nonop_patched", $"-p:KernelDir={headers}");
         string island = BuildModule(source, project, "nonop_island", $"-p:KernelDir={headers}", "-p:Rel24Strategy=island");
         string prediction = PredictedRefusal(unpatched);
         Assert.IsTrue(ObjectVerifier.Verify(patched, LoaderOptions.Default).Accepted);
@@ -151,7 +153,7 @@ public sealed partial class KernelOracleTests
         // Converted but not fixed, and kept despite Verify: the module the kernel must refuse.
         string unfixed = BuildModule(sample, project, "lp_unfixed", $"-p:KernelDir={kernel}", "-p:Rel24Strategy=none", "-p:LivepatchVerifyMode=warn");
         string island = BuildModule(sample, project, "lp_island", $"-p:KernelDir={kernel}", "-p:Rel24Strategy=island");
-        string fixedModule = BuildModule(sample, project, "lp_fixed", $"-p:KernelDir={kernel}");   // auto: an inserted nop
+        string fixedModule = BuildModule(sample, project, "lp_fixed", $"-p:KernelDir={kernel}");   // asm: the compiler's nop
         string prediction = PredictedRefusal(unfixed);
         var verified = ObjectVerifier.Verify(fixedModule, LoaderOptions.Default);
         Assert.IsTrue(verified.Accepted);
