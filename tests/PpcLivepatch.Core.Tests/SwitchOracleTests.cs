@@ -28,12 +28,25 @@ public sealed class SwitchOracleTests
         .Concat(from debug in new[] { "", "-g" } select new object[] { "gcc-be", "large", debug })
         .Concat(from model in new[] { "medium", "large" } from debug in new[] { "", "-g" } select new object[] { "clang", model, debug });
 
+    /// <summary>--sites needed: the helpers are global and made undefined (elfedit.py --undefine, as patch extraction
+    /// does), so every call to them lacks the nop the loader wants; a separate object serves them at link time.</summary>
+    public static IEnumerable<object[]> NeededConfigurations =>
+        new[] { new object[] { "gcc", "large", "-g" }, ["gcc", "medium", ""], ["clang", "medium", ""], ["gcc-be", "large", ""] };
+
     [TestMethod]
     [DynamicData(nameof(Configurations))]
-    public void PatchedSwitchProgramsComputeTheSameChecksumOrAreRefused(string compiler, string model, string debug)
+    public void PatchedSwitchProgramsComputeTheSameChecksumOrAreRefused(string compiler, string model, string debug) =>
+        RunAndAssert(compiler, model, debug, SiteSelection.AllLocal);
+
+    [TestMethod]
+    [DynamicData(nameof(NeededConfigurations))]
+    public void NeededSitesInSwitchProgramsAreFixedWithTheSameChecksum(string compiler, string model, string debug) =>
+        RunAndAssert(compiler, model, debug, SiteSelection.Needed);
+
+    private static void RunAndAssert(string compiler, string model, string debug, SiteSelection sites)
     {
         int programs = int.TryParse(Environment.GetEnvironmentVariable("PPCLP_SWITCH_COUNT"), out int n) && n > 0 ? n : DefaultPrograms;
-        var outcome = Run(compiler, model, debug, programs, seedBase: 1000);
+        var outcome = Run(compiler, model, debug, programs, seedBase: 1000, sites);
         Console.WriteLine(outcome.Summary);
         Assert.AreEqual(0, outcome.Wrong.Count, string.Join("\n", outcome.Wrong));
         Assert.IsTrue(outcome.Compared > 0, "no patched program was run");
@@ -59,8 +72,9 @@ public sealed class SwitchOracleTests
                                  + $"{Wrong.Count} wrong; refusals: {string.Join("; ", RefusalsByReason.Select(kv => $"{kv.Value}× {kv.Key}"))}";
     }
 
-    internal static Outcome Run(string compiler, string model, string debug, int programs, int seedBase)
+    internal static Outcome Run(string compiler, string model, string debug, int programs, int seedBase, SiteSelection sites = SiteSelection.AllLocal)
     {
+        bool needed = sites == SiteSelection.Needed;
         string dir = Repo.NewTempDir();
         string harnessObj = Path.Combine(dir, "harness.o");
         var generator0 = new SwitchProgramGenerator(seedBase);
@@ -77,18 +91,33 @@ public sealed class SwitchOracleTests
         {
             int seed = seedBase + i;
             string c = Path.Combine(dir, $"p{seed}.c"), o = Path.Combine(dir, $"p{seed}.o"), exe = Path.Combine(dir, $"p{seed}");
-            File.WriteAllText(c, new SwitchProgramGenerator(seed).Program());
+            var generator = new SwitchProgramGenerator(seed, globalHelpers: needed);
+            File.WriteAllText(c, generator.Program());
             string[] flags = ["-O2", $"-mcmodel={model}", "-ffunction-sections", .. debug.Split(' ', StringSplitOptions.RemoveEmptyEntries)];
-            if (compiler == "clang") Tool.Check("clang-14", ["--target=powerpc64le-linux-gnu", .. flags, "-c", c, "-o", o]);
-            else Tool.Check(gcc, [.. flags, "-c", c, "-o", o]);
-            Tool.Check(gcc, "-static", harnessObj, o, "-o", exe);
+            void Compile(string source, string obj)
+            {
+                if (compiler == "clang") Tool.Check("clang-14", ["--target=powerpc64le-linux-gnu", .. flags, "-c", source, "-o", obj]);
+                else Tool.Check(gcc, [.. flags, "-c", source, "-o", obj]);
+            }
+            Compile(c, o);
+            string[] extraObjects = [];
+            if (needed)
+            {
+                string helpers = Path.Combine(dir, $"h{seed}.c"), helpersObj = Path.Combine(dir, $"h{seed}.o"), defined = o + ".defined";
+                File.WriteAllText(helpers, generator.HelperUnit());
+                Compile(helpers, helpersObj);
+                File.Move(o, defined);
+                Tool.Check("python3", [Path.Combine(Repo.Root, "tests", "fixtures", "elfedit.py"), defined, o, .. generator.HelperNames.SelectMany(h => new[] { "--undefine", h })]);
+                extraObjects = [helpersObj];
+            }
+            Tool.Check(gcc, ["-static", harnessObj, o, .. extraObjects, "-o", exe]);
             string expected = RunProgram(qemu, exe);
 
             Assert.IsTrue(ElfImage.TryLoad(o, out var image, out _));
             foreach (var strategy in new[] { FixStrategy.Auto, FixStrategy.InsertNop, FixStrategy.Island })
             {
-                string what = $"{compiler} -mcmodel={model} {debug} seed {seed} {strategy}";
-                var result = ObjectPatcher.Patch(image!, new PatchOptions(strategy, SiteSelection.AllLocal));
+                string what = $"{compiler} -mcmodel={model} {debug} seed {seed} {strategy} {sites}";
+                var result = ObjectPatcher.Patch(image!, new PatchOptions(strategy, sites));
                 var refusals = result.Report.Diagnostics.Where(d => d.Code is DiagnosticCatalog.InsertNopNotPossible or DiagnosticCatalog.RewriteNotProven).ToList();
                 foreach (var d in refusals) reasons.AddOrUpdate(Reason(d), 1, (_, k) => k + 1);
                 if (result.Output is null)
@@ -99,7 +128,7 @@ public sealed class SwitchOracleTests
                 }
                 string patchedObj = $"{o}.{strategy}.o", patchedExe = $"{exe}.{strategy}";
                 File.WriteAllBytes(patchedObj, result.Output);
-                var link = Tool.Run(gcc, "-static", harnessObj, patchedObj, "-o", patchedExe);
+                var link = Tool.Run(gcc, ["-static", harnessObj, patchedObj, .. extraObjects, "-o", patchedExe]);
                 if (link.ExitCode != 0) { wrong.Add($"{what}: the patched object does not link: {link.Stderr}"); continue; }
                 string actual = RunProgram(qemu, patchedExe);
                 if (actual != expected) wrong.Add($"{what}: expected '{expected.Trim()}', got '{actual.Trim()}' (kept in {dir})");

@@ -10,7 +10,7 @@ namespace PpcLivepatch.Tests;
 /// translation unit (<c>prog.c</c>) with global <c>fN(int, int)</c> functions; <see cref="Harness"/> calls them over a
 /// grid of inputs and prints a checksum.
 /// </summary>
-internal sealed class SwitchProgramGenerator(int seed)
+internal sealed class SwitchProgramGenerator(int seed, bool globalHelpers = false)
 {
     private readonly Random _random = new(seed);
     private readonly StringBuilder _c = new();
@@ -22,9 +22,7 @@ internal sealed class SwitchProgramGenerator(int seed)
     {
         _c.Clear();
         _c.AppendLine($"/* switch-heavy program, seed {seed} */");
-        string[] ops = ["x * 7 + 3", "(x ^ 0x5a5a) - 11", "(x << 3) - x", "x / 3 + (x & 15)"];
-        for (int h = 0; h < Helpers; h++)
-            _c.AppendLine($"static int __attribute__((noinline)) h{h}(int x) {{ return {ops[(h + seed) % ops.Length]}; }}");
+        _c.Append(HelperDefinitions(globalHelpers ? "" : "static "));
         for (int f = 0; f < Functions; f++)
         {
             _c.AppendLine($"int f{f}(int a, int b)");
@@ -37,6 +35,21 @@ internal sealed class SwitchProgramGenerator(int seed)
         }
         return _c.ToString();
     }
+
+    private string HelperDefinitions(string storage)
+    {
+        string[] ops = ["x * 7 + 3", "(x ^ 0x5a5a) - 11", "(x << 3) - x", "x / 3 + (x & 15)"];
+        var c = new StringBuilder();
+        for (int h = 0; h < Helpers; h++)
+            c.AppendLine($"{storage}int __attribute__((noinline)) h{h}(int x) {{ return {ops[(h + seed) % ops.Length]}; }}");
+        return c.ToString();
+    }
+
+    /// <summary>The helpers as a translation unit of their own: what serves the calls once they are made undefined.</summary>
+    public string HelperUnit() => HelperDefinitions("");
+
+    /// <summary>The helpers' names (global with <c>globalHelpers</c>: calls to them become the loader's "needed" sites).</summary>
+    public IEnumerable<string> HelperNames => Enumerable.Range(0, Helpers).Select(h => $"h{h}");
 
     /// <summary>Calls every function over a grid of inputs, folding the results into one checksum.</summary>
     public string Harness()
