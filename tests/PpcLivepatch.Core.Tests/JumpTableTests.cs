@@ -56,7 +56,7 @@ public sealed class JumpTableTests
             Assert.AreEqual(JumpTableForm.RelocatedDifferences, t.Form);
             StringAssert.StartsWith(image.Sections[t.TableSection].Name, ".rodata");
             // Each word's addend is the case plus the word's distance from the table's base.
-            Assert.AreEqual(4UL * 3, tables.EntryAnchor(t.TableSection, t.Base + 12));
+            Assert.AreEqual(4UL * 3, tables.EntryAnchor(t.CodeSection, t.TableSection, t.Base + 12));
         }
         Assert.IsTrue(In(image, tables, "short_bound_then_mask").Any(t => t.Count == 14), "the x & 13 table");
     }

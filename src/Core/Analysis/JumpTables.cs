@@ -34,51 +34,73 @@ public sealed record UnprovenDispatch(int Section, ulong Offset, string Why);
 /// </summary>
 public sealed class JumpTableAnalysis
 {
-    private readonly List<JumpTable> _tables = [];
-    private readonly List<UnprovenDispatch> _unproven = [];
-    private readonly Dictionary<(int Section, ulong Offset), JumpTable> _byEntry = [];
+    private readonly ElfImage _image;
+    private readonly FunctionMap _functions;
+    private readonly CodeReferences _references;
+    private readonly Lazy<ObjectContext> _context;
+    // Per code section, computed when first asked: a patch only asks about the sections it edits.
+    private readonly Dictionary<int, SectionTables> _sections = [];
+
+    private sealed record SectionTables(List<JumpTable> Tables, List<UnprovenDispatch> Unproven, Dictionary<(int Section, ulong Offset), JumpTable> ByEntry);
 
     public JumpTableAnalysis(ElfImage image, FunctionMap functions, CodeReferences references)
     {
-        var context = new ObjectContext(image);
-        foreach (var section in image.Sections.Where(s => s.IsExecutable && s.HasFileData))
-        {
-            var prover = new SectionProver(image, section, functions, references, context);
-            // The proven tables' cases are ways into the code too, and a proof must hold with all of them known; a
-            // case of one table can also end another's extent. Iterate until the proven set is stable.
-            // The first round leaves out the check that a table ends where code starts: two tables can each end at
-            // a case of the other (GCC shares case blocks between switches).
-            var first = prover.ProveAll([], checkExtent: false);
-            for (int round = 0; first.Tables.Count > 0; round++)
-            {
-                var next = prover.ProveAll(first.Tables.SelectMany(t => t.Targets).ToHashSet(), checkExtent: true);
-                bool stable = next.Tables.SequenceEqual(first.Tables, TableComparer.Instance);
-                first = next;
-                if (stable) break;
-                if (round == 4)
-                {
-                    first = ([], [.. next.Unproven, .. next.Tables.Select(t => new UnprovenDispatch(section.Index, t.Dispatch, "the tables' proofs do not settle"))]);
-                    break;
-                }
-            }
-            _tables.AddRange(first.Tables);
-            _unproven.AddRange(first.Unproven);
-        }
-        foreach (var t in _tables.Where(t => t.Form == JumpTableForm.RelocatedDifferences))
-            for (int k = 0; k < t.Count; k++) _byEntry[(t.TableSection, t.Base + 4UL * (ulong)k)] = t;
+        _image = image;
+        _functions = functions;
+        _references = references;
+        _context = new(() => new ObjectContext(image));
     }
 
-    public IReadOnlyList<JumpTable> Tables => _tables;
-    public IReadOnlyList<UnprovenDispatch> Unproven => _unproven;
+    private SectionTables For(int codeSection)
+    {
+        if (_sections.TryGetValue(codeSection, out var known)) return known;
+        var section = _image.Sections[codeSection];
+        var result = section.IsExecutable && section.HasFileData ? Prove(section) : ([], []);
+        var byEntry = new Dictionary<(int, ulong), JumpTable>();
+        foreach (var t in result.Tables.Where(t => t.Form == JumpTableForm.RelocatedDifferences))
+            for (int k = 0; k < t.Count; k++) byEntry[(t.TableSection, t.Base + 4UL * (ulong)k)] = t;
+        return _sections[codeSection] = new SectionTables(result.Tables, result.Unproven, byEntry);
+    }
 
-    public IEnumerable<JumpTable> InCodeSection(int section) => _tables.Where(t => t.CodeSection == section);
+    private (List<JumpTable> Tables, List<UnprovenDispatch> Unproven) Prove(ElfSection section)
+    {
+        var prover = new SectionProver(_image, section, _functions, _references, _context.Value);
+        // The first round leaves out the check that a table ends where code starts: two tables can each end at
+        // a case of the other (GCC shares case blocks between switches). The proven tables' cases are ways into
+        // the code too, and every proof must hold with all of them known: iterate until the proven set is stable.
+        var first = prover.ProveAll([], checkExtent: false);
+        for (int round = 0; first.Tables.Count > 0; round++)
+        {
+            var next = prover.ProveAll(first.Tables.SelectMany(t => t.Targets).ToHashSet(), checkExtent: true);
+            bool stable = next.Tables.SequenceEqual(first.Tables, TableComparer.Instance);
+            first = next;
+            if (stable) break;
+            if (round == 4)
+                return ([], [.. next.Unproven, .. next.Tables.Select(t => new UnprovenDispatch(section.Index, t.Dispatch, "the tables' proofs do not settle"))]);
+        }
+        return first;
+    }
+
+    /// <summary>Every proven table of the object (all code sections).</summary>
+    public IReadOnlyList<JumpTable> Tables => AllSections().SelectMany(s => s.Tables).ToList();
+
+    /// <summary>Every indirect jump of the object whose table could not be proven.</summary>
+    public IReadOnlyList<UnprovenDispatch> Unproven => AllSections().SelectMany(s => s.Unproven).ToList();
+
+    private IEnumerable<SectionTables> AllSections() =>
+        _image.Sections.Where(s => s.IsExecutable && s.HasFileData).Select(s => For(s.Index));
+
+    public IReadOnlyList<JumpTable> InCodeSection(int section) => For(section).Tables;
+
+    public IReadOnlyList<UnprovenDispatch> UnprovenIn(int section) => For(section).Unproven;
 
     /// <summary>
-    /// For a word of a proven data-section table: how far its relocation's addend reaches past the case it names
-    /// (the word's distance from the table's base, since the code adds the base back). Null for anything else.
+    /// For a word of a proven data-section table of <paramref name="codeSection"/>'s code: how far its relocation's
+    /// addend reaches past the case it names (the word's distance from the table's base, since the code adds the base
+    /// back). Null for anything else.
     /// </summary>
-    public ulong? EntryAnchor(int tableSection, ulong offset) =>
-        _byEntry.TryGetValue((tableSection, offset), out var t) ? offset - t.Base : null;
+    public ulong? EntryAnchor(int codeSection, int tableSection, ulong offset) =>
+        For(codeSection).ByEntry.TryGetValue((tableSection, offset), out var t) ? offset - t.Base : null;
 
     private sealed class TableComparer : IEqualityComparer<JumpTable>
     {

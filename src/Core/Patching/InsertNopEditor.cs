@@ -86,7 +86,7 @@ internal sealed class InsertNopEditor
         }
         // Code whose meaning depends on distances inside its function that no relocation records (an unproven table,
         // addresses computed from the program counter) survives a move only when the whole function moves as one.
-        foreach (var d in _tables.Unproven.Where(d => d.Section == index && SplitsFunctionAt(d.Offset)))
+        foreach (var d in _tables.UnprovenIn(index).Where(d => SplitsFunctionAt(d.Offset)))
             return $"the jump table of the indirect jump (bctr) at +0x{d.Offset:x} cannot be proven: {d.Why}";
         foreach (var b in _references.RelocationFreeBranches.Where(b => b.Section.Index == index && b.Kind is BranchKind.Bl or BranchKind.Bcl && !b.IsCall
                                                                             && SplitsFunctionAt(b.Offset)))
@@ -130,7 +130,7 @@ internal sealed class InsertNopEditor
     /// </summary>
     internal ulong? AnchorOf(ElfSection relocated, ElfRela rela)
     {
-        if (_tables.EntryAnchor(relocated.Index, rela.Offset) is { } entry) return entry;
+        if (_tables.EntryAnchor(_section.Index, relocated.Index, rela.Offset) is { } entry) return entry;
         bool placeRelative = rela.Type is R.PPC64_REL32 or R.PPC64_REL64 or R.PPC64_REL16 or R.PPC64_REL16_LO or R.PPC64_REL16_HI or R.PPC64_REL16_HA;
         // A word relative to its own place means "that code" only where the consumer adds the place back: the kernel's
         // tables, unwind and debug information. Anywhere else (a clang jump table whose proof failed) it is unknown.

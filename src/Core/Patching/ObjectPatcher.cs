@@ -23,6 +23,7 @@ public static class ObjectPatcher
         var lines = LineTable.ReadOrEmpty(image, out _);
 
         var calls = SelectCalls(image, before, references, lines, options.Sites).ToList();
+        if (calls.Count == 0) return Finish(image, image.Bytes.ToArray(), [], [], [], loader, bytesAdded: 0);
         var tables = new JumpTableAnalysis(image, functions, references);
         var demoted = new Dictionary<int, string>();
         while (true)
