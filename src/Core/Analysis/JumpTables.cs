@@ -163,8 +163,7 @@ public sealed class JumpTableAnalysis
                 string from = rs.Target.Name;
                 if (from.StartsWith(".debug_", StringComparison.Ordinal)) continue;    // line and range addresses, not ways in
                 // A data word relative to its own place may be a table entry: those are proven below, never assumed.
-                if (!rs.Target.IsExecutable && IsPlaceRelative(rela.Type) && !KernelTables.IsRecordTable(from) && from != ".eh_frame"
-                    && !from.EndsWith("_fixup", StringComparison.Ordinal))
+                if (!rs.Target.IsExecutable && RelocationMeaning.IsPlaceRelative(rela.Type) && !RelocationMeaning.AddsPlaceBack(from))
                     continue;
                 ulong anchor = KernelTables.AnchorOf(from, rela) ?? 0;
                 _otherEntries.Add(unchecked(sym.Value + (ulong)rela.Addend - anchor));
@@ -220,8 +219,6 @@ public sealed class JumpTableAnalysis
             return op == 19 && ((w >> 1) & 0x3ff) is 16 or 528 && always && (w & 1) == 0;
         }
 
-        private static bool IsPlaceRelative(uint type) => type is R.PPC64_REL32 or R.PPC64_REL64 or R.PPC64_REL14 or R.PPC64_REL24
-            or R.PPC64_REL24_NOTOC or R.PPC64_REL16 or R.PPC64_REL16_LO or R.PPC64_REL16_HI or R.PPC64_REL16_HA;
 
         /// <summary>
         /// Walks back from the instruction at <paramref name="from"/> through straight-line code to the one that

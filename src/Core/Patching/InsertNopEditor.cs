@@ -123,22 +123,8 @@ internal sealed class InsertNopEditor
         return null;
     }
 
-    /// <summary>
-    /// How far a relocation's addend reaches past the code address it names: a kernel table's field anchor, a proven
-    /// jump table word's distance from its base; 0 for plain addresses. Null when its meaning is not known — then
-    /// the code it names must not move.
-    /// </summary>
-    internal ulong? AnchorOf(ElfSection relocated, ElfRela rela)
-    {
-        if (_tables.EntryAnchor(_section.Index, relocated.Index, rela.Offset) is { } entry) return entry;
-        bool placeRelative = rela.Type is R.PPC64_REL32 or R.PPC64_REL64 or R.PPC64_REL16 or R.PPC64_REL16_LO or R.PPC64_REL16_HI or R.PPC64_REL16_HA;
-        // A word relative to its own place means "that code" only where the consumer adds the place back: the kernel's
-        // tables, unwind and debug information. Anywhere else (a clang jump table whose proof failed) it is unknown.
-        if (placeRelative && !(KernelTables.IsRecordTable(relocated.Name) || relocated.Name is ".eh_frame" || relocated.Name.EndsWith("_fixup", StringComparison.Ordinal)
-                                || relocated.Name.StartsWith(".debug_", StringComparison.Ordinal)))
-            return null;
-        return KernelTables.AnchorOf(relocated.Name, rela);
-    }
+    /// <summary>How far a relocation's addend reaches past the code it names here (<see cref="RelocationMeaning.Anchor"/>).</summary>
+    internal ulong? AnchorOf(ElfSection relocated, ElfRela rela) => RelocationMeaning.Anchor(relocated, rela, _section.Index, _tables);
 
     /// <summary>True when a nop goes in strictly inside the function holding <paramref name="offset"/> (or no function holds it).</summary>
     internal bool SplitsFunctionAt(ulong offset)

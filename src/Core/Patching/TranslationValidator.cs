@@ -219,7 +219,7 @@ public static class TranslationValidator
                     if (e0.Addend != e1.Addend) fail(rs.Target.Index, e0.Offset, $"the relocation at {rs.Target.Name}+0x{e0.Offset:x} changed its addend, but nothing it names moved");
                     continue;
                 }
-                if (Anchor(rs.Target, e0, (int)s0.SectionIndex, tables) is not { } anchor)
+                if (RelocationMeaning.Anchor(rs.Target, e0, (int)s0.SectionIndex, tables) is not { } anchor)
                 {
                     fail(rs.Target.Index, e0.Offset, $"the relocation at {rs.Target.Name}+0x{e0.Offset:x} names moved code in a way whose meaning is not known");
                     continue;
@@ -230,17 +230,6 @@ public static class TranslationValidator
                     fail(rs.Target.Index, e0.Offset, $"the relocation at {rs.Target.Name}+0x{e0.Offset:x} names +0x{now:x}, not the new place +0x{ms.Map(meant):x} of +0x{meant:x}");
             }
         }
-    }
-
-    /// <summary>How the consumer of a relocation turns it into a code address (see InsertNopEditor.AnchorOf).</summary>
-    private static ulong? Anchor(ElfSection relocated, ElfRela rela, int codeSection, JumpTableAnalysis tables)
-    {
-        if (tables.EntryAnchor(codeSection, relocated.Index, rela.Offset) is { } entry) return entry;
-        bool placeRelative = rela.Type is R.PPC64_REL32 or R.PPC64_REL64 or R.PPC64_REL16 or R.PPC64_REL16_LO or R.PPC64_REL16_HI or R.PPC64_REL16_HA;
-        if (placeRelative && !(KernelTables.IsRecordTable(relocated.Name) || relocated.Name == ".eh_frame"
-                               || relocated.Name.EndsWith("_fixup", StringComparison.Ordinal) || relocated.Name.StartsWith(".debug_", StringComparison.Ordinal)))
-            return null;
-        return KernelTables.AnchorOf(relocated.Name, rela);
     }
 
     private static void CheckSymbols(ElfImage before, ElfImage after, RewriteMap map, Dictionary<int, AddressMap> moves, Action<int, ulong, string> fail)
