@@ -37,7 +37,7 @@ sample() {
   echo
   echo "module: $module"
   echo "the call to the KlpSymbol copy and the nop the assembler route put after it ($compiled):"
-  powerpc64le-linux-gnu-objdump -dr "$compiled" | grep -A2 'R_PPC64_REL24.*version_proc_show' 
+  powerpc64le-linux-gnu-objdump -dr "$compiled" | grep -B1 -A1 'R_PPC64_REL24.*version_proc_show' 
   echo
   echo "verify it again with the CLI: dotnet $cli verify $module"
   dotnet "$cli" verify "$module"

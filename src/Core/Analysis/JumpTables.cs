@@ -81,6 +81,9 @@ public sealed class JumpTableAnalysis
         return first;
     }
 
+    /// <summary>bcctr without link: <c>bctr</c> and its conditional forms — a jump whose target is computed.</summary>
+    public static bool IsIndirectJump(uint w) => w >> 26 == 19 && ((w >> 1) & 0x3ff) == 528 && (w & 1) == 0;
+
     /// <summary>Every proven table of the object (all code sections).</summary>
     public IReadOnlyList<JumpTable> Tables => AllSections().SelectMany(s => s.Tables).ToList();
 
@@ -206,8 +209,6 @@ public sealed class JumpTableAnalysis
 
         private bool IsEntry(ulong at) => _branchesTo.ContainsKey(at) || _otherEntries.Contains(at) || _caseEntries.Contains(at);
 
-        /// <summary>bcctr without link: <c>bctr</c> and its conditional forms.</summary>
-        public static bool IsIndirectJump(uint w) => w >> 26 == 19 && ((w >> 1) & 0x3ff) == 528 && (w & 1) == 0;
 
         /// <summary>A word after which control never falls through: b, blr, bctr (and their "always" B-form twins).</summary>
         private static bool IsUnconditionalTransfer(uint w)
@@ -218,7 +219,6 @@ public sealed class JumpTableAnalysis
             if (op == 16) return always && (w & 1) == 0;
             return op == 19 && ((w >> 1) & 0x3ff) is 16 or 528 && always && (w & 1) == 0;
         }
-
 
         /// <summary>
         /// Walks back from the instruction at <paramref name="from"/> through straight-line code to the one that

@@ -134,7 +134,7 @@ public static class TranslationValidator
                 if ((int)w1 != expected) fail(s.Index, a, $"the jump table word at +0x{a:x} selects +0x{(long)m.Map(table.Base) + (int)w1:x}, not the case's new place +0x{m.Map((ulong)target):x}");
                 continue;
             }
-            if (inCode && SectionProverFacts.IsIndirectJump(w0) && !dispatches.Contains(a) && m.Splits(f!.Start, f.End))
+            if (inCode && JumpTableAnalysis.IsIndirectJump(w0) && !dispatches.Contains(a) && m.Splits(f!.Start, f.End))
                 fail(s.Index, a, $"the indirect jump at +0x{a:x} has no proven table, and a nop went in inside its function");
             if (inCode && Instruction.IsRelativeBranch(w0) && !relocated.Contains(a))
             {
@@ -262,10 +262,4 @@ public static class TranslationValidator
     }
 
     private static int IndexOf(ElfImage image, string name) => image.Sections.FirstOrDefault(s => s.Name == name)?.Index ?? -1;
-}
-
-/// <summary>The one decode the validator shares with the table proof: what an indirect jump is.</summary>
-internal static class SectionProverFacts
-{
-    public static bool IsIndirectJump(uint w) => w >> 26 == 19 && ((w >> 1) & 0x3ff) == 528 && (w & 1) == 0;
 }
