@@ -71,6 +71,11 @@ public sealed class FuzzTests
             if (!again.Output!.AsSpan().SequenceEqual(first.Output)) return "patch(patch(x)) != patch(x)";
             var verified = ObjectVerifier.Verify(output!, LoaderOptions.Default);
             if (verified.Accepted != first.Report.Accepted) return "verify and patch disagree about the output";
+            // auto too: the jump table proofs, insert-nop and the validator on malformed-but-parsable code.
+            var auto = ObjectPatcher.Patch(image!, new PatchOptions(FixStrategy.Auto, SiteSelection.AllLocal));
+            if (!mutant.AsSpan().SequenceEqual(before)) return "auto patch changed its input";
+            if (auto.Output is not null && !ElfImage.TryParse("auto.o", auto.Output, out _, out var autoError))
+                return $"auto patch wrote an object that does not parse: {autoError!.Message}";
             patched++;
             return null;
         }

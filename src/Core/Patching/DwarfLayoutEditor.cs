@@ -179,6 +179,8 @@ internal sealed class DwarfLayoutEditor
             sbyte lineBase = r.S8();
             byte lineRange = r.U8();
             byte opcodeBase = r.U8();
+            if (minInst == 0 || lineRange == 0 || opcodeBase == 0)
+                throw new DwarfFormatException($".debug_line has minimum_instruction_length {minInst}, line_range {lineRange}, opcode_base {opcodeBase}");
             var standardLengths = new byte[opcodeBase - 1];
             for (int i = 0; i < standardLengths.Length; i++) standardLengths[i] = r.U8();
 
@@ -288,6 +290,7 @@ internal sealed class DwarfLayoutEditor
             r.U16(); r.U32();
             int addressSize = r.U8();
             r.U8();
+            if (addressSize is not (4 or 8)) throw new DwarfFormatException($".debug_aranges has address size {addressSize}");
             int tuples = (r.Position + 2 * addressSize - 1) / (2 * addressSize) * (2 * addressSize);
             for (int at = tuples; at + 2 * addressSize <= end; at += 2 * addressSize)
             {
