@@ -11,30 +11,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-5}
 command -v /usr/bin/time >/dev/null || { sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo; $sudo apt-get install -y -qq time >/dev/null; }
-eng/kernel-oracle/setup.sh >/dev/null
-# shellcheck disable=SC1091
-. "${PPCLP_KERNEL_CACHE:-$HOME/.cache/ppclivepatch-kernel-oracle}/env.sh"
-corpus=$KO_DIR/modules-$KO_ABI
-if [ ! -f "$corpus/.extracted" ]; then
-  rm -rf "$corpus" && mkdir -p "$corpus"
-  dpkg-deb -x "$KO_DIR/$KO_ABI/debs/"linux-image-*.deb "$corpus"
-  find "$corpus" -name '*.ko.xz' -exec xz -d {} +   # none in bookworm's image, but later ones compress
-  touch "$corpus/.extracted"
-fi
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 list=$(mktemp); trap 'rm -f "$list"' EXIT
-find "$corpus" -name '*.ko' | sort > "$list"
+corpus_modules "$list"
 cli=artifacts/bin/ppc-livepatch/ppc-livepatch.dll
 dotnet publish src/Cli -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -nologo -v quiet -o artifacts/bin/ppc-livepatch >/dev/null
 native=artifacts/bin/ppc-livepatch-native/ppc-livepatch
 dotnet publish src/Cli -c Release -r linux-x64 -p:PublishAot=true -p:PackAsTool=false -nologo -v quiet -o artifacts/bin/ppc-livepatch-native >/dev/null
 
-median() { # median CMD...: median wall seconds of $rounds runs
-  local t=() i start end
-  for ((i = 0; i < rounds; i++)); do
-    start=$(date +%s%N); "$@" >/dev/null 2>&1 || true; end=$(date +%s%N); t+=($(((end - start) / 1000000)))
-  done
-  printf '%s\n' "${t[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%.3f", a[int((NR+1)/2)]/1000}'
-}
 files=$(wc -l < "$list"); bytes=$(xargs -a "$list" cat | wc -c); largest=$(xargs -a "$list" stat -c %s | sort -n | tail -n 1)
 echo "corpus: $files modules of linux-image-$KO_ABI-powerpc64le, $((bytes / 1048576)) MiB, largest $((largest / 1048576)) MiB; $rounds rounds, median"
 verify_all() { dotnet "$cli" verify "${modules[@]}"; }

@@ -9,29 +9,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
-eng/kernel-oracle/setup.sh >/dev/null
-# shellcheck disable=SC1091
-. "${PPCLP_KERNEL_CACHE:-$HOME/.cache/ppclivepatch-kernel-oracle}/env.sh"
-corpus=$KO_DIR/modules-$KO_ABI
-if [ ! -f "$corpus/.extracted" ]; then
-  rm -rf "$corpus" && mkdir -p "$corpus"
-  dpkg-deb -x "$KO_DIR/$KO_ABI/debs/"linux-image-*.deb "$corpus"
-  find "$corpus" -name '*.ko.xz' -exec xz -d {} +
-  touch "$corpus/.extracted"
-fi
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 work=$(mktemp -d); list=$work/list
 trap 'rm -rf "$work"' EXIT
-find "$corpus" -name '*.ko' | sort > "$list"
+corpus_modules "$list"
 native=artifacts/bin/ppc-livepatch-native/ppc-livepatch
 dotnet publish src/Cli -c Release -r linux-x64 -p:PublishAot=true -p:PackAsTool=false -nologo -v quiet -o artifacts/bin/ppc-livepatch-native >/dev/null
 
-median() { # median CMD...: median wall seconds of $rounds runs
-  local t=() i start end
-  for ((i = 0; i < rounds; i++)); do
-    start=$(date +%s%N); "$@" >/dev/null 2>&1 || true; end=$(date +%s%N); t+=($(((end - start) / 1000000)))
-  done
-  printf '%s\n' "${t[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%.2f", a[int((NR+1)/2)]/1000}'
-}
 patch_all() { while read -r ko; do "$native" patch --sites all-local -o "$work/out.ko" "$ko" >/dev/null || true; done < "$list"; }
 objcopy_all() { while read -r ko; do powerpc64le-linux-gnu-objcopy "$ko" "$work/out.ko" || true; done < "$list"; }
 p=$(median patch_all)

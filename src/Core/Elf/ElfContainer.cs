@@ -268,23 +268,11 @@ public sealed class ElfContainer
         addrsig.Stream.Position = 0;
         addrsig.Stream.CopyTo(input);
         byte[] bytes = input.ToArray();
-        var output = new MemoryStream(bytes.Length + 8);
+        var output = new List<byte>(bytes.Length + 8);
         for (int at = 0; at < bytes.Length; )
         {
-            ulong index = 0;
-            for (int shift = 0; at < bytes.Length; shift += 7)
-            {
-                byte b = bytes[at++];
-                index |= (ulong)(b & 0x7f) << shift;
-                if ((b & 0x80) == 0) break;
-            }
-            if (index >= (ulong)insertAt) index++;
-            do
-            {
-                byte b = (byte)(index & 0x7f);
-                index >>= 7;
-                output.WriteByte(index != 0 ? (byte)(b | 0x80) : b);
-            } while (index != 0);
+            ulong index = Leb128.Read(bytes, ref at);
+            Leb128.Append(output, index >= (ulong)insertAt ? index + 1 : index);
         }
         addrsig.Stream = new MemoryStream(output.ToArray());
     }

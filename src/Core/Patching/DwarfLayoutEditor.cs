@@ -206,7 +206,7 @@ internal sealed class DwarfLayoutEditor
                     if (special <= 255) output.Add((byte)special);
                     else
                     {
-                        output.Add(2); Leb.Unsigned(output, moved);                       // DW_LNS_advance_pc
+                        output.Add(2); Leb128.Append(output, moved);                       // DW_LNS_advance_pc
                         output.Add((byte)(lineAdvance - lineBase + opcodeBase));            // the row, no address advance
                     }
                     continue;
@@ -232,7 +232,7 @@ internal sealed class DwarfLayoutEditor
                     {
                         ulong advance = r.Uleb() * minInst;
                         output.Add(2);
-                        Leb.Unsigned(output, Moved(section0, address, address + advance) / minInst);
+                        Leb128.Append(output, Moved(section0, address, address + advance) / minInst);
                         address += advance;
                         continue;
                     }
@@ -242,7 +242,7 @@ internal sealed class DwarfLayoutEditor
                         ulong moved = Moved(section0, address, address + advance);
                         address += advance;
                         if (moved == advance) output.Add(8);
-                        else { output.Add(2); Leb.Unsigned(output, moved / minInst); }
+                        else { output.Add(2); Leb128.Append(output, moved / minInst); }
                         continue;
                     }
                     case 9:
@@ -487,8 +487,8 @@ internal sealed class DwarfLayoutEditor
                         ulong from = r.Uleb(), to = r.Uleb();
                         if (baseAddress is { } b && _editors.ContainsKey(b.Section))
                         {
-                            Leb.Unsigned(output, Moved(b.Section, b.Value, b.Value + from));
-                            Leb.Unsigned(output, Moved(b.Section, b.Value, b.Value + to));
+                            Leb128.Append(output, Moved(b.Section, b.Value, b.Value + from));
+                            Leb128.Append(output, Moved(b.Section, b.Value, b.Value + to));
                         }
                         else Copy(output, data, afterKind, r.Position);
                         if (locations) { int e = r.Position; anchors.Add(((ulong)e, (ulong)output.Count)); r.Skip(r.Uleb()); Copy(output, data, e, r.Position); }
@@ -508,7 +508,7 @@ internal sealed class DwarfLayoutEditor
                         r.Skip((ulong)addressSize);
                         Copy(output, data, afterKind, r.Position);
                         ulong len = r.Uleb();
-                        Leb.Unsigned(output, known ? Moved(s0.Section, s0.Value, s0.Value + len) : len);
+                        Leb128.Append(output, known ? Moved(s0.Section, s0.Value, s0.Value + len) : len);
                         if (locations) { int e = r.Position; anchors.Add(((ulong)e, (ulong)output.Count)); r.Skip(r.Uleb()); Copy(output, data, e, r.Position); }
                         break;
                     }
@@ -580,14 +580,5 @@ internal sealed class DwarfLayoutEditor
     private static void WriteFixed(byte[] data, int at, int size, ulong value, bool le)
     {
         for (int i = 0; i < size; i++) data[at + (le ? i : size - 1 - i)] = (byte)(value >> (8 * i));
-    }
-}
-
-/// <summary>LEB128 encoders (DWARF 7.6).</summary>
-internal static class Leb
-{
-    public static void Unsigned(List<byte> o, ulong v)
-    {
-        do { byte b = (byte)(v & 0x7f); v >>= 7; o.Add(v != 0 ? (byte)(b | 0x80) : b); } while (v != 0);
     }
 }

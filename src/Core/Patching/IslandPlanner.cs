@@ -9,7 +9,11 @@ namespace PpcLivepatch.Patching;
 /// <summary>A call to move into an island: either a call relocation's site or an assembler-resolved local bl.</summary>
 /// <param name="Needed">The loader would refuse the site as it is; otherwise only --sites all-local selected it.</param>
 internal sealed record CallToFix(ElfSection Section, ulong Offset, FunctionRange? Function, string Callee, SourceLocation? Source,
-    CallSite? Relocated, ulong? DirectTarget, bool Needed);
+    CallSite? Relocated, ulong? DirectTarget, bool Needed)
+{
+    /// <summary>Why auto could not insert a nop here, when it gave the call to the island planner instead.</summary>
+    public string? NoNopWhy { get; init; }
+}
 
 /// <summary>
 /// The island strategy (architecture.md §2). <c>bl sym</c> at P becomes <c>b island</c>; the island, appended to
@@ -61,8 +65,10 @@ internal static class IslandPlanner
         var s = call.Section;
         string where = call.Function is null ? $"{s.Name}+0x{call.Offset:x}" : $"{call.Function.Name}+0x{call.Offset - call.Function.Start:x}";
         // A site that only --sites all-local asked for still loads as it is: not fixing it is a warning.
+        // A site auto could give neither fix says why both failed.
+        string also = call.NoNopWhy is null ? "" : $"; and no nop can be inserted there: {call.NoNopWhy}";
         Diagnostic Make(string code, string why, string fix) => new(code, call.Needed ? Severity.Error : Severity.Warning,
-            $"call to {call.Callee} at {s.Name}+0x{call.Offset:x} ({where}) cannot be fixed with an island: {why}",
+            $"call to {call.Callee} at {s.Name}+0x{call.Offset:x} ({where}) cannot be fixed with an island: {why}{also}",
             image.Path, s.Name, call.Offset, call.Function?.Name, call.Function is null ? null : call.Offset - call.Function.Start,
             call.Callee, call.Source, fix);
 

@@ -30,9 +30,6 @@ public static class ObjectPatcher
         {
             var (nopEdits, islandCalls, refused) = ChooseStrategy(image, functions, references, tables, calls, options.Strategy, demoted);
             var (plans, unfixable) = IslandPlanner.Plan(image, functions, islandCalls);
-            // A site auto could give neither fix says why both failed.
-            unfixable = unfixable.Select(d => d.Section is { } name && demoted.TryGetValue(SectionIndexOf(image, name), out var why)
-                ? d with { Message = $"{d.Message.TrimEnd('.')}; and no nop can be inserted there: {why}" } : d).ToList();
             unfixable.AddRange(refused);
             if (plans.Count == 0 && nopEdits.Count == 0)
                 return Finish(image, image.Bytes.ToArray(), [], unfixable, [], loader, bytesAdded: 0);
@@ -60,8 +57,7 @@ public static class ObjectPatcher
                 plans.ToDictionary(p => p.Section.Index, p => (IReadOnlyList<(ulong, ulong)>)p.Islands.Select(i => (i.Call.Offset, i.Island)).ToList()));
             var failures = TranslationValidator.Validate(image, patched!, rewrite, tables);
             if (failures.Count == 0)
-                return Finish(patched!, output, fixes.Select(f => f.Strategy == FixStrategy.Island && demoted.TryGetValue(SectionIndexOf(image, f.Section), out var why) ? f with { Why = why } : f).ToList(),
-                    unfixable, unwindNotes, loader, added);
+                return Finish(patched!, output, fixes, unfixable, unwindNotes, loader, added);
             var nopSections = nopEdits.Select(n => n.Editor.SectionIndex).ToHashSet();
             if (options.Strategy == FixStrategy.Auto && failures.All(f => nopSections.Contains(f.Section)))
             {
@@ -74,8 +70,6 @@ public static class ObjectPatcher
             return new PatchResult(before with { Diagnostics = [.. refusals, .. before.Diagnostics] }, [], null, 0);
         }
     }
-
-    private static int SectionIndexOf(ElfImage image, string name) => image.Sections.FirstOrDefault(s => s.Name == name)?.Index ?? -1;
 
     private static IEnumerable<CallToFix> SelectCalls(ElfImage image, ObjectReport before, CodeReferences references, LineTable lines, SiteSelection selection)
     {
@@ -110,12 +104,11 @@ public static class ObjectPatcher
 
     /// <summary>
     /// Per section: insert-nop when asked for (or, with auto, when the section's layout is fully understood and the
-    /// validator did not refuse it before — <paramref name="demoted"/>, which also collects why auto chose islands),
-    /// islands for the rest. An explicit insert-nop that cannot be done is a coded diagnostic, not a silent island.
+    /// validator did not refuse it before: <paramref name="demoted"/>), islands for the rest, each carrying why. An explicit insert-nop that cannot be done is a coded diagnostic, not a silent island.
     /// </summary>
     private static (List<(InsertNopEditor Editor, List<CallToFix> Calls)> Nops, List<CallToFix> Islands, List<Diagnostics.Diagnostic> Refused)
         ChooseStrategy(ElfImage image, FunctionMap functions, CodeReferences references, JumpTableAnalysis tables, List<CallToFix> calls, FixStrategy strategy,
-            Dictionary<int, string> demoted)
+            IReadOnlyDictionary<int, string> demoted)
     {
         var nops = new List<(InsertNopEditor, List<CallToFix>)>();
         var islands = new List<CallToFix>();
@@ -138,8 +131,7 @@ public static class ObjectPatcher
             }
             if (strategy == FixStrategy.Auto)
             {
-                islands.AddRange(list);
-                if (why is not null) demoted.TryAdd(section.Index, why);   // remembered: the report says why auto chose islands
+                islands.AddRange(why is null ? list : list.Select(c => c with { NoNopWhy = why }));
                 continue;
             }
             foreach (var c in list)
@@ -184,7 +176,8 @@ public static class ObjectPatcher
                 if (call.Relocated is { } site)
                     container.SetRelocationOffset(site.RelocationSection.Index, site.RelocationIndex, island);
                 symbols.Add((IslandPlanner.SymbolName(plan.Function.Name, call.Callee, n++), section.Index, island));
-                fixes.Add(new AppliedFix(section.Name, call.Offset, plan.Function.Name, call.Callee, FixStrategy.Island, island, call.Source));
+                fixes.Add(new AppliedFix(section.Name, call.Offset, plan.Function.Name, call.Callee, FixStrategy.Island, island, call.Source)
+                    { Why = call.NoNopWhy });
             }
             container.SetSectionData(section.Index, code);
             changes.Add(new FdeExtender.CodeChange(section.Index, plan.Function.End, (ulong)code.Length,

@@ -62,13 +62,7 @@ public static class TranslationValidator
         var data = image.Data(s);
         for (int at = 0; at < data.Length; )
         {
-            ulong index = 0;
-            for (int shift = 0; at < data.Length && shift < 64; shift += 7)
-            {
-                byte b = data[at++];
-                index |= (ulong)(b & 0x7f) << shift;
-                if ((b & 0x80) == 0) break;
-            }
+            ulong index = Leb128.Read(data, ref at);
             names.Add(index < (ulong)image.Symbols.Count ? image.Symbols[(int)index].Name : $"#{index}");
         }
         return names;
@@ -234,7 +228,7 @@ public static class TranslationValidator
 
     private static void CheckSymbols(ElfImage before, ElfImage after, RewriteMap map, Dictionary<int, AddressMap> moves, Action<int, ulong, string> fail)
     {
-        int j = 0;
+        int j = 0, opd = IndexOf(before, ".opd");
         foreach (var s0 in before.Symbols)
         {
             // Skip the island symbols this rewrite added.
@@ -256,7 +250,7 @@ public static class TranslationValidator
             }
             if (s1.Value != s0.Value) fail(section, s0.Value, $"symbol {s0.Name} moved, but its section did not");
             // A function whose islands were appended grows over them; nothing else changes size.
-            bool grows = s0.IsInSection && map.Islands.ContainsKey(section) || s0.SectionIndex == (uint)IndexOf(before, ".opd");
+            bool grows = s0.IsInSection && map.Islands.ContainsKey(section) || s0.SectionIndex == (uint)opd;
             if (s1.Size != s0.Size && !(grows && s1.Size > s0.Size)) fail(section, s0.Value, $"symbol {s0.Name} changed its size");
         }
     }

@@ -108,5 +108,4 @@ public readonly record struct RegisterEffects(uint Gprs, byte CrFields, bool Ctr
     /// <summary>The SPR number of mfspr/mtspr, whose two 5-bit halves are swapped in the encoding.</summary>
     public static int SprOf(uint word) => (int)(((word >> 16) & 31) | (((word >> 11) & 31) << 5));
 
-    public static bool IsVolatileGpr(int r) => (VolatileGprs & (1u << r)) != 0;
 }

@@ -1,0 +1,26 @@
+# Shared by the corpus benchmarks (sourced, not run): the Debian module corpus and the median timer.
+
+# corpus_modules LIST: writes the paths of every module of Debian's ppc64el kernel package to LIST, extracting the
+# package (downloaded by eng/kernel-oracle/setup.sh, cached outside the repository) the first time.
+corpus_modules() {
+  eng/kernel-oracle/setup.sh >/dev/null
+  # shellcheck disable=SC1091
+  . "${PPCLP_KERNEL_CACHE:-$HOME/.cache/ppclivepatch-kernel-oracle}/env.sh"
+  local corpus=$KO_DIR/modules-$KO_ABI
+  if [ ! -f "$corpus/.extracted" ]; then
+    rm -rf "$corpus" && mkdir -p "$corpus"
+    dpkg-deb -x "$KO_DIR/$KO_ABI/debs/"linux-image-*.deb "$corpus"
+    find "$corpus" -name '*.ko.xz' -exec xz -d {} +   # none in bookworm's image, but later ones compress
+    touch "$corpus/.extracted"
+  fi
+  find "$corpus" -name '*.ko' | sort > "$1"
+}
+
+# median CMD...: the median wall seconds of $rounds runs of CMD (its output discarded, its failures ignored).
+median() {
+  local t=() i start end
+  for ((i = 0; i < rounds; i++)); do
+    start=$(date +%s%N); "$@" >/dev/null 2>&1 || true; end=$(date +%s%N); t+=($(((end - start) / 1000000)))
+  done
+  printf '%s\n' "${t[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%.3f", a[int((NR+1)/2)]/1000}'
+}
