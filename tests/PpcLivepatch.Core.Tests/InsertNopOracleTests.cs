@@ -69,7 +69,7 @@ public sealed partial class InsertNopOracleTests
         string[] flags = [.. Flags.Split(' '), .. extra.Split(' ', StringSplitOptions.RemoveEmptyEntries)];
         if (endian == "be") flags = flags.Where(f => f != "-mprofile-kernel").ToArray();
         if (extra.Contains("-fasynchronous-unwind-tables")) flags = flags.Where(f => f != "-fno-asynchronous-unwind-tables").ToArray();
-        string s = Path.Combine(dir, "plain.s"), oracleS = Path.Combine(dir, "oracle.s");
+        string s = Path.Combine(dir, "plain.s");
         string input = Path.Combine(Repo.Root, "tests", "fixtures", "src", source);
         if (source.StartsWith("csmith:", StringComparison.Ordinal))
         {
@@ -79,6 +79,39 @@ public sealed partial class InsertNopOracleTests
         }
         Tool.Check(prefix + "gcc", [.. flags, "-S", input, "-o", s]);
 
+        AssertInsertNopMatchesOracle(dir, s, prefix, (from, to) => Tool.Check(prefix + "gcc", ["-c", from, "-o", to]));
+    }
+
+    /// <summary>
+    /// clang-14's DWARF 5 (<c>.debug_addr</c>, offset tables, <c>startx_length</c>/<c>base_addressx</c> entries) against
+    /// its own integrated assembler. clang aligns functions and loops itself (<c>.p2align 4</c>): those directives are
+    /// dropped from the assembly both objects are built from, so the assembler does not re-pad around the nops.
+    /// </summary>
+    [TestMethod]
+    [DataRow("switch_mask.c", "-O2 -g")]
+    [DataRow("switch_mask.c", "-O2 -g -ffunction-sections")]
+    [DataRow("loc_addr.c", "-O2 -g -ffunction-sections")]
+    [DataRow("calls.c", "-Os -g")]
+    [DataRow("switch.c", "-O2 -gdwarf-4 -ffunction-sections")]
+    [DataRow("views.c", "-O2 -g -fdata-sections")]
+    public void InsertNopMatchesClangsAssembler(string source, string flags)
+    {
+        string dir = Repo.NewTempDir();
+        string raw = Path.Combine(dir, "raw.s"), s = Path.Combine(dir, "plain.s");
+        string[] target = ["--target=powerpc64le-linux-gnu"];
+        Tool.Check("clang-14", [.. target, .. flags.Split(' '), "-S", Path.Combine(Repo.Root, "tests", "fixtures", "src", source), "-o", raw]);
+        File.WriteAllLines(s, File.ReadAllLines(raw).Where(l => !CodeAlignment().IsMatch(l)));
+        AssertInsertNopMatchesOracle(dir, s, "powerpc64le-linux-gnu-", (from, to) => Tool.Check("clang-14", [.. target, "-c", from, "-o", to]));
+    }
+
+    [GeneratedRegex(@"^\s*\.p2align\s+[45]\b")]
+    private static partial Regex CodeAlignment();
+
+    /// <summary>insert-nop (all local calls) on the object assembled from <paramref name="s"/> equals the object
+    /// assembled from <paramref name="s"/> with a nop written after each of those calls.</summary>
+    private static void AssertInsertNopMatchesOracle(string dir, string s, string prefix, Action<string, string> assemble)
+    {
+        string oracleS = Path.Combine(dir, "oracle.s");
         // The oracle: a nop after every bl that has none, but for the routines that never need one.
         var lines = File.ReadAllLines(s);
         var oracle = new List<string>();
@@ -97,8 +130,8 @@ public sealed partial class InsertNopOracleTests
         }
         File.WriteAllLines(oracleS, oracle);
         string plainO = Path.Combine(dir, "plain.o"), oracleO = Path.Combine(dir, "oracle.o"), oursO = Path.Combine(dir, "ours.o");
-        Tool.Check(prefix + "gcc", ["-c", s, "-o", plainO]);
-        Tool.Check(prefix + "gcc", ["-c", oracleS, "-o", oracleO]);
+        assemble(s, plainO);
+        assemble(oracleS, oracleO);
 
         Assert.IsTrue(ElfImage.TryLoad(plainO, out var plain, out _));
         var result = ObjectPatcher.Patch(plain!, new PatchOptions(FixStrategy.InsertNop, SiteSelection.AllLocal));

@@ -35,8 +35,17 @@ public sealed class CodeReferences
                 words.Add(rela.Offset & ~3UL);
                 _referenced.Add((rs.Target.Index, rela.Offset & ~3UL));
                 var sym = image.Symbols[(int)rela.SymbolIndex];
-                if (sym.IsInSection)
-                    _referenced.Add(((int)sym.SectionIndex, unchecked(sym.Value + (ulong)rela.Addend - (KernelTables.AnchorOf(rs.Target.Name, rela) ?? 0))));
+                if (!sym.IsInSection) continue;
+                ulong named = unchecked(sym.Value + (ulong)rela.Addend - (KernelTables.AnchorOf(rs.Target.Name, rela) ?? 0));
+                // A data word relative to its own place (clang's jump tables) names code only through its reader.
+                if (RelocationMeaning.IsPlaceRelative(rela.Type) && !rs.Target.IsExecutable && !RelocationMeaning.AddsPlaceBack(rs.Target.Name))
+                {
+                    var key = ((int)sym.SectionIndex, named);
+                    if (!_placeRelativeData.TryGetValue(key, out var readers)) _placeRelativeData[key] = readers = [];
+                    readers.Add((rs.Target.Index, rela.Offset));
+                }
+                else
+                    _referenced.Add(((int)sym.SectionIndex, named));
             }
         }
 
@@ -64,6 +73,18 @@ public sealed class CodeReferences
 
     public IReadOnlyList<LocalBranch> RelocationFreeBranches { get; }
 
-    /// <summary>True when a relocation or a branch names this address, or a relocation patches the word there.</summary>
-    public bool IsReferenced(int section, ulong offset) => _referenced.Contains((section, offset));
+    /// <summary>
+    /// True when a relocation or a branch names this address, a relocation patches the word there, or a jump table
+    /// selects it. A place-relative data word counts at the address its proven table gives it, and where no table
+    /// explains it, at the address its addend suggests (what it really names is unknown).
+    /// </summary>
+    public bool IsReferenced(int section, ulong offset, JumpTableAnalysis tables)
+    {
+        if (_referenced.Contains((section, offset))) return true;
+        if (tables.InCodeSection(section).Any(t => t.Targets.Contains(offset))) return true;
+        return _placeRelativeData.TryGetValue((section, offset), out var words) && words.Any(w => tables.EntryAnchor(section, w.Section, w.Offset) is null);
+    }
+
+    // Place-relative data words by the code address their addend suggests: (table section, word offset).
+    private readonly Dictionary<(int CodeSection, ulong Named), List<(int Section, ulong Offset)>> _placeRelativeData = [];
 }

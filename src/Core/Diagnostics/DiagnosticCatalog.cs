@@ -112,7 +112,7 @@ public static class DiagnosticCatalog
         new(RewriteNotProven, Severity.Error, "The rewritten code could not be proven to mean what the original meant"),
         new(SiteFixed, Severity.Info, "Call site fixed"),
         new(PatchSummary, Severity.Info, "Patch summary"),
-        new(UnwindNotExtended, Severity.Info, "Unwind information not extended over an island"),
+        new(UnwindNotExtended, Severity.Info, "Unwind or debug information not extended over an island"),
         new(SiblingCallToExternal, Severity.Warning, "Sibling call to a symbol outside the module"),
         new(SiblingCallFromLocallyCalledFunction, Severity.Error, "Sibling call to an external symbol from a function that is also called locally"),
     }.ToDictionary(d => d.Code);

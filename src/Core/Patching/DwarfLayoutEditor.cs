@@ -18,7 +18,8 @@ internal sealed class DwarfLayoutEditor
 {
     /// <summary>Debug sections whose references to moved code this editor (with the relocation addends) keeps right.</summary>
     public static readonly HashSet<string> Understood =
-        [".debug_info", ".debug_line", ".debug_aranges", ".debug_rnglists", ".debug_loclists", ".debug_ranges", ".debug_loc", ".debug_frame"];
+        [".debug_info", ".debug_line", ".debug_aranges", ".debug_rnglists", ".debug_loclists", ".debug_ranges", ".debug_loc", ".debug_frame",
+         ".debug_addr"];
 
     private readonly ElfImage _image;
     private readonly Dictionary<int, InsertNopEditor> _editors;
@@ -26,20 +27,51 @@ internal sealed class DwarfLayoutEditor
     // computes it, and the patch applies the same edits instead of decoding the DWARF a second time.
     private readonly List<Action<ElfContainer>> _edits = [];
 
-    private DwarfLayoutEditor(ElfImage image, IEnumerable<InsertNopEditor> editors)
+    private readonly IReadOnlyList<IslandLine> _islands;
+
+    private readonly Dictionary<int, Growth> _grown;
+
+    private DwarfLayoutEditor(ElfImage image, IEnumerable<InsertNopEditor> editors, IReadOnlyList<IslandLine> islands, IReadOnlyList<Growth> grown)
     {
         _image = image;
         _editors = editors.ToDictionary(e => e.SectionIndex);
+        _islands = islands;
+        _grown = grown.ToDictionary(g => g.Section);
     }
 
     /// <summary>The DWARF edits for one set of sections that take inserted nops.</summary>
     internal sealed record Plan(IReadOnlyList<InsertNopEditor> Editors, IReadOnlyList<Action<ElfContainer>> Edits);
 
-    public static void Apply(ElfImage image, ElfContainer container, IReadOnlyList<InsertNopEditor> editors)
+    /// <summary>An island at <paramref name="Island"/> of a code section, standing for the call at <paramref name="Call"/>.</summary>
+    internal readonly record struct IslandLine(int Section, ulong Call, ulong Island);
+
+    /// <summary>A function that islands extended from <paramref name="OldEnd"/> to <paramref name="NewEnd"/> of its section.</summary>
+    internal readonly record struct Growth(int Section, ulong OldEnd, ulong NewEnd);
+
+    /// <summary>
+    /// Installs the DWARF side of a patch: the layout changes of the sections that took nops, and for islands a line
+    /// row each (the call's row) and the function's and CU's address ranges grown over them, so addr2line and debuggers
+    /// name the call's line inside an island. Returns why islands could not be described, or null — that is debug
+    /// information only, never a reason to refuse the patch.
+    /// </summary>
+    public static string? Apply(ElfImage image, ElfContainer container, IReadOnlyList<InsertNopEditor> editors, IReadOnlyList<IslandLine> islands,
+        IReadOnlyList<Growth> grown)
     {
-        if (editors.Count == 0) return;
-        var plan = editors.Count == 1 && editors[0].DwarfPlan is { } checkedPlan ? checkedPlan : Compute(image, editors);
+        if (editors.Count == 0 && islands.Count == 0) return null;
+        Plan plan;
+        if (islands.Count == 0 && editors.Count == 1 && editors[0].DwarfPlan is { } checkedPlan) plan = checkedPlan;
+        else if (editors.Count == 0)
+        {
+            // Islands only: nothing moved, so only the line program is touched.
+            try { plan = Compute(image, editors, islands, grown); }
+            catch (Exception e) when (e is DwarfFormatException or OverflowException or ArgumentOutOfRangeException or IndexOutOfRangeException)
+            {
+                return $"the islands have no line rows or address ranges: the debug information cannot be rewritten: {e.Message}";
+            }
+        }
+        else plan = Compute(image, editors, islands, grown);
         foreach (var edit in plan.Edits) edit(container);
+        return null;
     }
 
     /// <summary>Computes the rewrite for one section: why it cannot be done, or null and the plan.</summary>
@@ -47,7 +79,7 @@ internal sealed class DwarfLayoutEditor
     {
         try
         {
-            plan = Compute(image, [editor]);
+            plan = Compute(image, [editor], [], []);
             return null;
         }
         catch (Exception e) when (e is DwarfFormatException or OverflowException or ArgumentOutOfRangeException or IndexOutOfRangeException or KeyNotFoundException)
@@ -57,9 +89,10 @@ internal sealed class DwarfLayoutEditor
         }
     }
 
-    private static Plan Compute(ElfImage image, IReadOnlyList<InsertNopEditor> editors)
+    private static Plan Compute(ElfImage image, IReadOnlyList<InsertNopEditor> editors, IReadOnlyList<IslandLine> islands,
+        IReadOnlyList<Growth> grown)
     {
-        var editor = new DwarfLayoutEditor(image, editors);
+        var editor = new DwarfLayoutEditor(image, editors, islands, grown);
         editor.Run();
         return new Plan(editors, editor._edits);
     }
@@ -72,8 +105,9 @@ internal sealed class DwarfLayoutEditor
         Aranges();
         Info();     // before the lists: it finds the CU base address they may rely on
         Lists(".debug_rnglists", locations: false);
-        Lists(".debug_loclists", locations: true);
         Dwarf4Lists(".debug_ranges", locations: false);
+        if (_editors.Count == 0) return;    // islands move nothing, and where a variable lives inside one is not known
+        Lists(".debug_loclists", locations: true);
         Dwarf4Lists(".debug_loc", locations: true);
     }
 
@@ -90,12 +124,13 @@ internal sealed class DwarfLayoutEditor
         byte[] data = _image.Data(section).ToArray();
         bool le = _image.IsLittleEndian, changed = false;
         foreach (ulong list in locations ? _locLists : _rangeLists)
-            changed |= Dwarf4List(name, relocs, data, (int)list, locations);
+            changed |= Dwarf4List(section, relocs, data, (int)list, locations);
         if (changed) SetSectionData(section.Index, data);
     }
 
-    private bool Dwarf4List(string name, Dictionary<ulong, Target> relocs, byte[] data, int pos, bool locations)
+    private bool Dwarf4List(ElfSection section, Dictionary<ulong, Target> relocs, byte[] data, int pos, bool locations)
     {
+        string name = section.Name;
         bool le = _image.IsLittleEndian, changed = false;
         Target? baseAddress = _cuBase;
         while (pos + 16 <= data.Length)
@@ -110,9 +145,11 @@ internal sealed class DwarfLayoutEditor
                 pos += 16;
                 continue;
             }
-            if (!relocated && baseAddress is { } bas && _editors.ContainsKey(bas.Section))
+            if (relocated && !locations) GrowRelocatedEnd(section, (ulong)pos + 8);
+            if (!relocated && baseAddress is { } bas && Changes(bas.Section))
             {
-                ulong newBegin = Moved(bas.Section, bas.Value, bas.Value + begin), newEnd = Moved(bas.Section, bas.Value, bas.Value + end);
+                ulong newBegin = Moved(bas.Section, bas.Value, bas.Value + begin);
+                ulong newEnd = locations ? Moved(bas.Section, bas.Value, bas.Value + end) : Ranged(bas.Section, bas.Value, bas.Value + end);
                 if (newBegin != begin) { WriteFixed(data, pos, 8, newBegin, le); changed = true; }
                 if (newEnd != end) { WriteFixed(data, pos + 8, 8, newEnd, le); changed = true; }
             }
@@ -127,6 +164,25 @@ internal sealed class DwarfLayoutEditor
     private readonly record struct Target(int Section, ulong Value);
 
     private Target? _cuBase;
+    // What a DWARF 5 list unit needs from its CU: the base address and where its .debug_addr indices start.
+    private readonly record struct UnitBases(Target? Base, ulong? AddrBase, int AddressSize);
+    private readonly Dictionary<(string Section, ulong Base), UnitBases> _unitsByListBase = [];
+    private readonly List<UnitBases> _addrUnits = [];
+    private Dictionary<ulong, Target>? _addrRelocations;
+
+    /// <summary>
+    /// Entry <paramref name="index"/> of the CU's <c>.debug_addr</c> table: the code it names through its relocation
+    /// (entries follow their addends like any other), or null for an absolute address.
+    /// </summary>
+    private Target? Address(ulong? addrBase, ulong index, int addressSize)
+    {
+        if (addrBase is not { } b) throw new DwarfFormatException("an address index is used without DW_AT_addr_base");
+        var section = Section(".debug_addr") ?? throw new DwarfFormatException("an address index is used without .debug_addr");
+        ulong at = checked(b + index * (ulong)addressSize);
+        if (at + (ulong)addressSize > section.Size) throw new DwarfFormatException($"address index {index} is past the end of .debug_addr");
+        _addrRelocations ??= Relocations(section);
+        return _addrRelocations.TryGetValue(at, out var t) ? t : null;
+    }
     // DWARF 4 lists are found from the DIEs that use them: .debug_loc also holds GNU location-view lists, which
     // have another layout.
     private readonly SortedSet<ulong> _locLists = [], _rangeLists = [];
@@ -148,6 +204,42 @@ internal sealed class DwarfLayoutEditor
     /// <summary>Old → new distance for code at <paramref name="from"/> .. <paramref name="to"/> of a section (identity if it did not move).</summary>
     private ulong Moved(int section, ulong from, ulong to) =>
         _editors.TryGetValue(section, out var e) ? e.Map(to) - e.Map(from) : to - from;
+
+    /// <summary>As <see cref="Moved"/>, for an address range: one that ends where a function ended takes in its islands.</summary>
+    private ulong Ranged(int section, ulong from, ulong to) =>
+        Moved(section, from, to) + (_grown.TryGetValue(section, out var g) && to == g.OldEnd ? g.NewEnd - g.OldEnd : 0);
+
+    /// <summary>True when code of the section moved or grew.</summary>
+    private bool Changes(int section) => _editors.ContainsKey(section) || _grown.ContainsKey(section);
+
+    /// <summary>
+    /// A range end stored as a relocated address (DWARF 4 range pairs, DW_RLE_start_end, DW_AT_high_pc as an address):
+    /// one that names a grown function's old end names its new end.
+    /// </summary>
+    private void GrowRelocatedEnd(ElfSection debugSection, ulong offset)
+    {
+        if (_grown.Count == 0) return;
+        _grownEnds ??= GrownEnds();
+        if (!_grownEnds.TryGetValue((debugSection.Index, offset), out var end)) return;
+        _edits.Add(c => c.SetRelocationAddend(end.Table, end.Entry, end.Addend));
+    }
+
+    private Dictionary<(int Section, ulong Offset), (int Table, int Entry, long Addend)>? _grownEnds;
+
+    /// <summary>Relocations in debug sections naming a grown function's old end, with the addend that names its new end.</summary>
+    private Dictionary<(int Section, ulong Offset), (int Table, int Entry, long Addend)> GrownEnds()
+    {
+        var ends = new Dictionary<(int, ulong), (int, int, long)>();
+        foreach (var rs in _image.RelocationSections.Where(r => r.Target.Name.StartsWith(".debug_", StringComparison.Ordinal)))
+            for (int i = 0; i < rs.Entries.Count; i++)
+            {
+                var rela = rs.Entries[i];
+                var sym = _image.Symbols[(int)rela.SymbolIndex];
+                if (sym.IsInSection && _grown.TryGetValue((int)sym.SectionIndex, out var g) && unchecked(sym.Value + (ulong)rela.Addend) == g.OldEnd)
+                    ends[(rs.Target.Index, rela.Offset)] = (rs.Section.Index, i, rela.Addend + (long)(g.NewEnd - g.OldEnd));
+            }
+        return ends;
+    }
 
     private ElfSection? Section(string name) => _image.Sections.FirstOrDefault(s => s.Name == name && s.HasFileData);
 
@@ -190,6 +282,8 @@ internal sealed class DwarfLayoutEditor
             r.Position = programStart;
             int section0 = -1;
             ulong address = 0;
+            var row = new LineRegisters();
+            var rows = new List<(int Section, ulong Address, LineRegisters State, bool End)>();
             while (r.Position < end)
             {
                 int start = r.Position;
@@ -202,6 +296,8 @@ internal sealed class DwarfLayoutEditor
                     int lineAdvance = lineBase + adjusted % lineRange;
                     ulong moved = Moved(section0, address, address + advance) / minInst;
                     address += advance;
+                    row = row with { Line = row.Line + lineAdvance };
+                    rows.Add((section0, address, row, false));
                     ulong special = (ulong)(lineAdvance - lineBase) + (ulong)lineRange * moved + opcodeBase;
                     if (special <= 255) output.Add((byte)special);
                     else
@@ -219,7 +315,11 @@ internal sealed class DwarfLayoutEditor
                         int next = r.Position + (int)len;
                         ulong operand = (ulong)r.Position + 1;
                         byte sub = r.U8();
-                        if (sub == 1) { section0 = -1; address = 0; }                         // end_sequence
+                        if (sub == 1)                                                          // end_sequence
+                        {
+                            rows.Add((section0, address, row, true));
+                            section0 = -1; address = 0; row = new LineRegisters();
+                        }
                         else if (sub == 2)                                                     // set_address
                         {
                             if (relocs.TryGetValue(operand, out var t)) { section0 = t.Section; address = t.Value; }
@@ -256,21 +356,72 @@ internal sealed class DwarfLayoutEditor
                         output.Add((byte)(le ? moved >> 8 : moved));
                         continue;
                     }
-                    case 3: r.Sleb(); break;
-                    case 4: case 5: r.Uleb(); break;
-                    case 1: case 6: case 7: case 10: case 11: break;
+                    case 1: rows.Add((section0, address, row, false)); break;                  // copy
+                    case 3: row = row with { Line = row.Line + r.Sleb() }; break;
+                    case 4: row = row with { File = r.Uleb() }; break;
+                    case 5: row = row with { Column = r.Uleb() }; break;
+                    case 6: case 7: case 10: case 11: break;
                     default:
                         for (int i = 0; i < standardLengths[op - 1]; i++) r.Uleb();
                         break;
                 }
                 for (int i = start; i < r.Position; i++) output.Add(data[i]);
             }
+            AppendIslandRows(output, rows, minInst);
             PatchUnitLength(output, unitStart, le);
             pos = end;
         }
         anchors.Add(((ulong)data.Length, (ulong)output.Count));
         Rewrite(section, [.. output], anchors);
+        foreach (var (at, island) in _islandAddresses) AddIslandAddressRelocation(section, at, island);
     }
+
+    /// <summary>The line-program registers a row carries besides its address.</summary>
+    private readonly record struct LineRegisters(ulong File, long Line, ulong Column)
+    {
+        public LineRegisters() : this(1, 1, 0) { }
+    }
+
+    private readonly List<(int At, IslandLine Island)> _islandAddresses = [];
+
+    /// <summary>
+    /// One sequence per island of this unit's code: the row of its call (file, line, column), covering the island's
+    /// 12 bytes. Its DW_LNE_set_address gets a relocation to the island, added once the section's layout is final.
+    /// </summary>
+    private void AppendIslandRows(List<byte> output, List<(int Section, ulong Address, LineRegisters State, bool End)> rows, byte minInst)
+    {
+        foreach (var island in _islands)
+        {
+            // The call's row: the last row at or before the call whose sequence goes on past it.
+            int found = -1;
+            for (int i = 0; i + 1 < rows.Count; i++)
+                if (!rows[i].End && rows[i].Section == island.Section && rows[i].Address <= island.Call
+                    && rows[i + 1].Section == island.Section && rows[i + 1].Address > island.Call)
+                    found = i;
+            if (found < 0) continue;
+            var state = rows[found].State;
+            output.AddRange([0, 9, 2]);                                                   // DW_LNE_set_address
+            _islandAddresses.Add((output.Count, island));
+            output.AddRange(new byte[8]);
+            if (state.File != 1) { output.Add(4); Leb128.Append(output, state.File); }
+            if (state.Line != 1) { output.Add(3); Leb128.AppendSigned(output, state.Line - 1); }
+            if (state.Column != 0) { output.Add(5); Leb128.Append(output, state.Column); }
+            output.Add(1);                                                                // DW_LNS_copy
+            output.Add(2); Leb128.Append(output, (ulong)IslandPlanner.IslandSize / minInst);   // DW_LNS_advance_pc
+            output.AddRange([0, 1, 1]);                                                   // DW_LNE_end_sequence
+        }
+    }
+
+    private void AddIslandAddressRelocation(ElfSection lineSection, int at, IslandLine island)
+    {
+        var table = _image.RelocationSections.FirstOrDefault(rs => rs.Target.Index == lineSection.Index);
+        var symbol = _image.Symbols.FirstOrDefault(y => y.Type == SttSection && y.SectionIndex == (uint)island.Section);
+        if (table is null || symbol is null)
+            throw new DwarfFormatException($"there is no relocation table for .debug_line or no section symbol for the island's section");
+        int relaSection = table.Section.Index, sym = symbol.Index;
+        _edits.Add(c => c.AddRelocation(relaSection, (ulong)at, R.PPC64_ADDR64, sym, (long)island.Island));
+    }
+
 
     // ---- .debug_aranges: lengths as data ------------------------------------------------------------------------
 
@@ -294,10 +445,10 @@ internal sealed class DwarfLayoutEditor
             int tuples = (r.Position + 2 * addressSize - 1) / (2 * addressSize) * (2 * addressSize);
             for (int at = tuples; at + 2 * addressSize <= end; at += 2 * addressSize)
             {
-                if (!relocs.TryGetValue((ulong)at, out var t) || !_editors.ContainsKey(t.Section)) continue;
+                if (!relocs.TryGetValue((ulong)at, out var t) || !Changes(t.Section)) continue;
                 var field = new DwarfReader(data, le, at + addressSize);
                 ulong len = field.Fixed(addressSize);
-                ulong moved = Moved(t.Section, t.Value, t.Value + len);
+                ulong moved = Ranged(t.Section, t.Value, t.Value + len);
                 if (moved != len) { WriteFixed(data, at + addressSize, addressSize, moved, le); changed = true; }
             }
             pos = end;
@@ -344,12 +495,18 @@ internal sealed class DwarfLayoutEditor
                 addressSize = r.U8();
             }
             var abbrevs = ReadAbbrevs(abbrevData, (int)abbrevOffset, le);
+            // DWARF 5 units (clang) name addresses by index into .debug_addr from the CU's DW_AT_addr_base, which
+            // the CU's DIE may give after its own DW_AT_low_pc.
+            ulong? addrBase = null;
+            bool first = true;
             while (r.Position < end)
             {
                 ulong code = r.Uleb();
                 if (code == 0) continue;
                 if (!abbrevs.TryGetValue(code, out var decl)) throw new DwarfFormatException($"abbreviation {code} is not defined");
                 Target? low = null;
+                ulong? lowIndex = null;
+                ulong? loclistsBase = null, rnglistsBase = null;
                 (int At, int Size)? high = null;
                 foreach (var (name, form, _) in decl)
                 {
@@ -367,16 +524,35 @@ internal sealed class DwarfLayoutEditor
                         ulong offset = relocs.TryGetValue((ulong)at, out var rt) ? rt.Value : new DwarfReader(data, le, at).U32();
                         (name == 0x2137 ? _viewLists : _v5LocLists).Add(offset);
                     }
+                    if (form == 0x17 && name is 0x73 or 0x8c or 0x74)      // DW_AT_addr_base, loclists_base, rnglists_base
+                    {
+                        ulong offset = relocs.TryGetValue((ulong)at, out var rt) ? rt.Value : new DwarfReader(data, le, at).U32();
+                        if (name == 0x73) addrBase = offset;
+                        else if (name == 0x8c) loclistsBase = offset;
+                        else rnglistsBase = offset;
+                    }
                     if (name == 0x11 && form == 0x01 && relocs.TryGetValue((ulong)at, out var t)) low = t;      // DW_AT_low_pc
+                    else if (name == 0x11 && form is 0x1b or 0x29 or 0x2a or 0x2b or 0x2c)                      // … as addrx
+                        lowIndex = form == 0x1b ? new DwarfReader(data, le, at).Uleb() : new DwarfReader(data, le, at).Fixed(r.Position - at);
                     else if (name == 0x12 && form is 0x0b or 0x05 or 0x06 or 0x07) high = (at, r.Position - at); // DW_AT_high_pc, constant
+                    else if (name == 0x12 && form == 0x01) GrowRelocatedEnd(info, (ulong)at);                  // … as an address
                     else if (name == 0x12 && form is 0x0f) throw new DwarfFormatException("ULEB DW_AT_high_pc is not rewritten");
                 }
+                if (lowIndex is { } index) low = Address(addrBase, index, addressSize);
                 // The first DIE of the unit is the CU: its low_pc is the base of lists without a base_address entry.
-                if (low is { } cuLow && _cuBase is null) _cuBase = cuLow;
-                if (low is { } lo && high is { } hi && _editors.ContainsKey(lo.Section))
+                if (first)
+                {
+                    var unit = new UnitBases(low, addrBase, addressSize);
+                    _cuBase ??= low;
+                    if (loclistsBase is { } lb) _unitsByListBase[(".debug_loclists", lb)] = unit;
+                    if (rnglistsBase is { } rb) _unitsByListBase[(".debug_rnglists", rb)] = unit;
+                    if (addrBase is not null) _addrUnits.Add(unit);
+                    first = false;
+                }
+                if (low is { } lo && high is { } hi && Changes(lo.Section))
                 {
                     ulong len = new DwarfReader(data, le, hi.At).Fixed(hi.Size);
-                    ulong moved = Moved(lo.Section, lo.Value, lo.Value + len);
+                    ulong moved = Ranged(lo.Section, lo.Value, lo.Value + len);
                     if (hi.Size < 8 && moved >> (8 * hi.Size) != 0) throw new DwarfFormatException("a DW_AT_high_pc length no longer fits its form");
                     if (moved != len) { WriteFixed(data, hi.At, hi.Size, moved, le); changed = true; }
                 }
@@ -449,16 +625,24 @@ internal sealed class DwarfLayoutEditor
         {
             var r = new DwarfReader(data, le, pos);
             uint length = r.U32();
+            if (length >= 0xffff_fff0) throw new DwarfFormatException($"64-bit DWARF {name} is not rewritten");
             int end = checked(r.Position + (int)length);
             r.U16();
             int addressSize = r.U8();
             r.U8();
-            uint offsets = r.U32();
-            if (offsets != 0) throw new DwarfFormatException($"{name} offset tables are not rewritten");
-            int unitStart = output.Count;
+            uint offsetCount = r.U32();
+            // DWARF 5 offset tables (clang: DW_FORM_loclistx/rnglistx) hold each list's start relative to the table,
+            // which follows the header; the lists' new starts are written in once the unit is rewritten.
+            int table = r.Position;
+            r.Skip(4UL * offsetCount);
+            var unit = _unitsByListBase.TryGetValue((name, (ulong)table), out var u) ? u
+                : _addrUnits.Count == 1 ? _addrUnits[0] : new UnitBases(_cuBase, null, addressSize);
+            int unitStart = output.Count, firstEntry = r.Position;
             anchors.Add(((ulong)pos, (ulong)output.Count));
-            for (int i = pos; i < r.Position; i++) output.Add(data[i]);
-            Target? baseAddress = _cuBase;
+            int unitAnchors = anchors.Count;
+            Copy(output, data, pos, r.Position);
+            Target? baseAddress = unit.Base;
+            ulong Span(int code, ulong from, ulong to) => locations ? Moved(code, from, to) : Ranged(code, from, to);
             while (r.Position < end)
             {
                 int start = r.Position;
@@ -479,48 +663,86 @@ internal sealed class DwarfLayoutEditor
                 int afterKind = r.Position;
                 switch (locations ? kind : RangeKindAsLocation(kind))
                 {
-                    case 0: baseAddress = _cuBase; break;                                            // end_of_list
-                    case 1: r.Uleb(); Copy(output, data, afterKind, r.Position); break;                                    // base_addressx
-                    case 2: case 3: r.Uleb(); r.Uleb(); Copy(output, data, afterKind, r.Position); if (locations) { int e = r.Position; anchors.Add(((ulong)e, (ulong)output.Count)); r.Skip(r.Uleb()); Copy(output, data, e, r.Position); } break;
+                    case 0: baseAddress = unit.Base; break;                                          // end_of_list
+                    case 1:                                                                          // base_addressx
+                        baseAddress = Address(unit.AddrBase, r.Uleb(), addressSize);
+                        Copy(output, data, afterKind, r.Position);
+                        break;
+                    case 2: r.Uleb(); r.Uleb(); Copy(output, data, afterKind, r.Position); CopyExpression(ref r, data, output, anchors, locations); break;   // startx_endx
+                    case 3:                                                                          // startx_length
+                    {
+                        var s0 = Address(unit.AddrBase, r.Uleb(), addressSize);
+                        Copy(output, data, afterKind, r.Position);
+                        ulong len = r.Uleb();
+                        Leb128.Append(output, s0 is { } st ? Span(st.Section, st.Value, st.Value + len) : len);
+                        CopyExpression(ref r, data, output, anchors, locations);
+                        break;
+                    }
                     case 4:                                                                          // offset_pair
                     {
                         ulong from = r.Uleb(), to = r.Uleb();
-                        if (baseAddress is { } b && _editors.ContainsKey(b.Section))
+                        if (baseAddress is { } b && Changes(b.Section))
                         {
                             Leb128.Append(output, Moved(b.Section, b.Value, b.Value + from));
-                            Leb128.Append(output, Moved(b.Section, b.Value, b.Value + to));
+                            Leb128.Append(output, Span(b.Section, b.Value, b.Value + to));
                         }
                         else Copy(output, data, afterKind, r.Position);
-                        if (locations) { int e = r.Position; anchors.Add(((ulong)e, (ulong)output.Count)); r.Skip(r.Uleb()); Copy(output, data, e, r.Position); }
+                        CopyExpression(ref r, data, output, anchors, locations);
                         break;
                     }
-                    case 5: { int e = r.Position; r.Skip(r.Uleb()); Copy(output, data, e, r.Position); break; }                                                 // default_location
+                    case 5: { int e = r.Position; r.Skip(r.Uleb()); Copy(output, data, e, r.Position); break; }   // default_location
                     case 6:                                                                          // base_address
-                        relocs.TryGetValue((ulong)r.Position, out var t);
-                        baseAddress = relocs.ContainsKey((ulong)r.Position) ? t : null;
+                        baseAddress = relocs.TryGetValue((ulong)r.Position, out var t) ? t : null;
                         r.Skip((ulong)addressSize);
                         Copy(output, data, afterKind, r.Position);
                         break;
-                    case 7: r.Skip(2UL * (ulong)addressSize); Copy(output, data, afterKind, r.Position); if (locations) { int e = r.Position; anchors.Add(((ulong)e, (ulong)output.Count)); r.Skip(r.Uleb()); Copy(output, data, e, r.Position); } break;   // start_end
+                    case 7: if (!locations) GrowRelocatedEnd(section, (ulong)(r.Position + addressSize)); r.Skip(2UL * (ulong)addressSize); Copy(output, data, afterKind, r.Position); CopyExpression(ref r, data, output, anchors, locations); break;   // start_end
                     case 8:                                                                          // start_length
                     {
                         bool known = relocs.TryGetValue((ulong)r.Position, out var s0);
                         r.Skip((ulong)addressSize);
                         Copy(output, data, afterKind, r.Position);
                         ulong len = r.Uleb();
-                        Leb128.Append(output, known ? Moved(s0.Section, s0.Value, s0.Value + len) : len);
-                        if (locations) { int e = r.Position; anchors.Add(((ulong)e, (ulong)output.Count)); r.Skip(r.Uleb()); Copy(output, data, e, r.Position); }
+                        Leb128.Append(output, known ? Span(s0.Section, s0.Value, s0.Value + len) : len);
+                        CopyExpression(ref r, data, output, anchors, locations);
                         break;
                     }
                     case 9: r.Uleb(); r.Uleb(); Copy(output, data, afterKind, r.Position); break;                          // GNU view pair
                     default: throw new DwarfFormatException($"{name} entry kind {kind} is not known");
                 }
             }
+            if (offsetCount > 0) RewriteOffsetTable(name, output, data, anchors, unitAnchors, table, unitStart + (table - pos), offsetCount, le);
             PatchUnitLength(output, unitStart, le);
             pos = end;
         }
         anchors.Add(((ulong)data.Length, (ulong)output.Count));
         Rewrite(section, [.. output], anchors);
+    }
+
+    /// <summary>A location entry's expression, copied; its anchor lets a relocation inside it (DW_OP_addr) move.</summary>
+    private static void CopyExpression(ref DwarfReader r, ReadOnlySpan<byte> data, List<byte> output, List<(ulong Old, ulong New)> anchors, bool locations)
+    {
+        if (!locations) return;
+        int e = r.Position;
+        anchors.Add(((ulong)e, (ulong)output.Count));
+        r.Skip(r.Uleb());
+        Copy(output, data, e, r.Position);
+    }
+
+    /// <summary>Each offset-table entry of a rewritten list unit: the new distance from the table to its list.</summary>
+    private static void RewriteOffsetTable(string name, List<byte> output, ReadOnlySpan<byte> data, List<(ulong Old, ulong New)> anchors,
+                                           int unitAnchors, int table, int newTable, uint count, bool le)
+    {
+        var starts = new Dictionary<ulong, ulong>();
+        for (int i = unitAnchors; i < anchors.Count; i++) starts.TryAdd(anchors[i].Old, anchors[i].New);
+        for (int i = 0; i < count; i++)
+        {
+            ulong offset = new DwarfReader(data, le, table + 4 * i).U32();
+            if (!starts.TryGetValue((ulong)table + offset, out ulong start))
+                throw new DwarfFormatException($"{name} offset entry {i} (0x{offset:x}) does not start a list");
+            ulong moved = start - (ulong)newTable;
+            for (int k = 0; k < 4; k++) output[newTable + 4 * i + k] = (byte)(moved >> (8 * (le ? k : 3 - k)));
+        }
     }
 
     /// <summary>A rewritten unit's 32-bit unit_length: everything after the field.</summary>

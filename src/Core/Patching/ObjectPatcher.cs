@@ -22,9 +22,9 @@ public static class ObjectPatcher
         var references = new CodeReferences(image, functions);
         var lines = LineTable.ReadOrEmpty(image, out _);
 
-        var calls = SelectCalls(image, before, references, lines, options.Sites).ToList();
+        var tables = new JumpTableAnalysis(image, functions, references);   // proves a section's tables when first asked
+        var calls = SelectCalls(image, before, references, tables, lines, options.Sites).ToList();
         if (calls.Count == 0) return Finish(image, image.Bytes.ToArray(), [], [], [], loader, bytesAdded: 0);
-        var tables = new JumpTableAnalysis(image, functions, references);
         var demoted = new Dictionary<int, string>();
         while (true)
         {
@@ -71,7 +71,8 @@ public static class ObjectPatcher
         }
     }
 
-    private static IEnumerable<CallToFix> SelectCalls(ElfImage image, ObjectReport before, CodeReferences references, LineTable lines, SiteSelection selection)
+    private static IEnumerable<CallToFix> SelectCalls(ElfImage image, ObjectReport before, CodeReferences references, JumpTableAnalysis tables, LineTable lines,
+        SiteSelection selection)
     {
         // A call inside one of our own islands is already fixed, whatever refers to its nop.
         var islands = image.Symbols.Where(IslandPlanner.IsIslandSymbol).Select(s => ((int)s.SectionIndex, s.Value)).ToHashSet();
@@ -82,7 +83,7 @@ public static class ObjectPatcher
             if (InIsland(s.Section, s.Offset)) continue;
             bool needed = v.Code is DiagnosticCatalog.MissingNopAfterCall or DiagnosticCatalog.TocRestoreNotAccepted or DiagnosticCatalog.CallAtEndOfSection;
             bool local = selection == SiteSelection.AllLocal && !s.IsExternal && s.Instruction == BranchKind.Bl && !s.IsPcrel
-                         && !HasFreeNop(image, references, s.Section, s.Offset);
+                         && !HasFreeNop(image, references, tables, s.Section, s.Offset);
             if (needed || local)
                 yield return new CallToFix(s.Section, s.Offset, s.Function, s.Callee, s.Source, s, null, needed);
         }
@@ -90,7 +91,7 @@ public static class ObjectPatcher
         var functions = new FunctionMap(image);
         foreach (var b in references.RelocationFreeBranches.Where(b => b.IsCall))
         {
-            if (InIsland(b.Section, b.Offset) || HasFreeNop(image, references, b.Section, b.Offset)) continue;
+            if (InIsland(b.Section, b.Offset) || HasFreeNop(image, references, tables, b.Section, b.Offset)) continue;
             var callee = functions.Containing(b.Section.Index, b.Target);
             string name = callee is null ? $"{b.Section.Name}+0x{b.Target:x}" : b.Target == callee.Start ? callee.Name : $"{callee.Name}+0x{b.Target - callee.Start:x}";
             yield return new CallToFix(b.Section, b.Offset, b.Function, name, lines.Lookup(b.Section.Index, b.Offset), null, b.Target, Needed: false);
@@ -98,9 +99,9 @@ public static class ObjectPatcher
     }
 
     /// <summary>A nop at bl+4 that nothing else names (no relocation, no branch): the loader may take it over.</summary>
-    private static bool HasFreeNop(ElfImage image, CodeReferences references, ElfSection section, ulong offset) =>
+    private static bool HasFreeNop(ElfImage image, CodeReferences references, JumpTableAnalysis tables, ElfSection section, ulong offset) =>
         offset + 8 <= section.Size && image.ReadWord(section, offset + 4) == Instruction.Nop
-        && !references.IsReferenced(section.Index, offset + 4);
+        && !references.IsReferenced(section.Index, offset + 4, tables);
 
     /// <summary>
     /// Per section: insert-nop when asked for (or, with auto, when the section's layout is fully understood and the
@@ -188,7 +189,10 @@ public static class ObjectPatcher
         }
         added += nopBytes;
         notes = FdeExtender.Rewrite(image, container, changes, nopEdits.Select(n => n.Editor).ToList());
-        DwarfLayoutEditor.Apply(image, container, nopEdits.Select(n => n.Editor).ToList());
+        var islandLines = plans.SelectMany(p => p.Islands.Select(i => new DwarfLayoutEditor.IslandLine(p.Section.Index, i.Call.Offset, i.Island))).ToList();
+        var grown = plans.Select(p => new DwarfLayoutEditor.Growth(p.Section.Index, p.Function.End,
+            IslandPlanner.AlignUp(p.Section.Size, 4) + (ulong)p.Islands.Count * IslandPlanner.IslandSize)).ToList();
+        if (DwarfLayoutEditor.Apply(image, container, nopEdits.Select(n => n.Editor).ToList(), islandLines, grown) is { } debugNote) notes.Add(debugNote);
         // Symbols last: inserting a local renumbers every later symbol index.
         foreach (var (name, sectionIndex, value) in symbols)
             container.AddLocalSymbol(name, sectionIndex, value, IslandPlanner.IslandSize, SttNotype);

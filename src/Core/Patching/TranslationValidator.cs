@@ -185,7 +185,8 @@ public static class TranslationValidator
         var afterByIndex = after.RelocationSections.ToDictionary(r => r.Section.Index);
         foreach (var rs in before.RelocationSections)
         {
-            if (!afterByIndex.TryGetValue(rs.Section.Index, out var ra) || ra.Entries.Count != rs.Entries.Count)
+            if (!afterByIndex.TryGetValue(rs.Section.Index, out var ra) || ra.Entries.Count < rs.Entries.Count
+                || (ra.Entries.Count > rs.Entries.Count && !AreIslandLineAddresses(before, after, rs, ra, map)))
             {
                 fail(rs.Target.Index, 0, $"{rs.Section.Name} lost or gained entries");
                 continue;
@@ -210,7 +211,8 @@ public static class TranslationValidator
                 if (s0.IsInSection && IsRewrittenMetadata(before.Sections[(int)s0.SectionIndex])) continue;   // offsets into DWARF the DWARF editor grew
                 if (!s0.IsInSection || !moves.TryGetValue((int)s0.SectionIndex, out var ms))
                 {
-                    if (e0.Addend != e1.Addend) fail(rs.Target.Index, e0.Offset, $"the relocation at {rs.Target.Name}+0x{e0.Offset:x} changed its addend, but nothing it names moved");
+                    if (e0.Addend != e1.Addend && !EndGrownOverIslands(before, after, map, rs, s0, e0, e1))
+                        fail(rs.Target.Index, e0.Offset, $"the relocation at {rs.Target.Name}+0x{e0.Offset:x} changed its addend, but nothing it names moved");
                     continue;
                 }
                 if (RelocationMeaning.Anchor(rs.Target, e0, (int)s0.SectionIndex, tables) is not { } anchor)
@@ -225,6 +227,21 @@ public static class TranslationValidator
             }
         }
     }
+
+    /// <summary>A debug range that ended at the end of a section with islands now ends after the islands.</summary>
+    private static bool EndGrownOverIslands(ElfImage before, ElfImage after, RewriteMap map, ElfRelocationSection rs, ElfSymbol s0, ElfRela e0, ElfRela e1) =>
+        IsRewrittenMetadata(rs.Target) && s0.IsInSection && map.Islands.ContainsKey((int)s0.SectionIndex)
+        && unchecked(s0.Value + (ulong)e0.Addend) == before.Sections[(int)s0.SectionIndex].Size
+        && unchecked(s0.Value + (ulong)e1.Addend) == after.Sections[(int)s0.SectionIndex].Size;
+
+    /// <summary>Entries added after the original ones only in .debug_line: each names one island (its line rows).</summary>
+    private static bool AreIslandLineAddresses(ElfImage before, ElfImage after, ElfRelocationSection rs, ElfRelocationSection ra, RewriteMap map) =>
+        rs.Target.Name == ".debug_line" && ra.Entries.Skip(rs.Entries.Count).All(e =>
+        {
+            var sym = after.Symbols[(int)e.SymbolIndex];
+            return e.Type == R.PPC64_ADDR64 && sym.Type == SttSection && map.Islands.TryGetValue((int)sym.SectionIndex, out var islands)
+                   && islands.Any(i => (long)i.Island == e.Addend);
+        });
 
     private static void CheckSymbols(ElfImage before, ElfImage after, RewriteMap map, Dictionary<int, AddressMap> moves, Action<int, ulong, string> fail)
     {
