@@ -125,7 +125,11 @@ public sealed class JumpTableTests
 
     // --- the validator refuses wrong edits ---------------------------------------------------------------------
 
-    private sealed record Patched(ElfImage Before, byte[] Output, RewriteMap Map, JumpTableAnalysis Tables, Func<string, ulong, ulong> MapAddress);
+    private sealed record Patched(ObjectAnalysis Analysis, byte[] Output, RewriteMap Map, Func<string, ulong, ulong> MapAddress)
+    {
+        public ElfImage Before => Analysis.Image;
+        public JumpTableAnalysis Tables => Analysis.Tables;
+    }
 
     private static Patched InsertNops(string fixture)
     {
@@ -137,10 +141,10 @@ public sealed class JumpTableTests
         var map = new RewriteMap(points, new Dictionary<int, IReadOnlyList<(ulong, ulong)>>());
         ulong MapAddress(string section, ulong a) =>
             a + 4UL * (ulong)points[before.Sections.Single(s => s.Name == section).Index].Count(p => p <= a);
-        var tables = Tables(before);
+        var analysis = new ObjectAnalysis(before);
         Assert.IsTrue(ElfImage.TryParse("out.o", result.Output!, out var after, out _));
-        Assert.AreEqual(0, TranslationValidator.Validate(before, after!, map, tables).Count, "the real rewrite validates");
-        return new Patched(before, result.Output!, map, tables, MapAddress);
+        Assert.AreEqual(0, TranslationValidator.Validate(analysis, after!, map).Count, "the real rewrite validates");
+        return new Patched(analysis, result.Output!, map, MapAddress);
     }
 
     private static List<ValidationFailure> ValidateMutant(Patched p, Action<byte[], ElfImage> mutate)
@@ -149,7 +153,7 @@ public sealed class JumpTableTests
         Assert.IsTrue(ElfImage.TryParse("out.o", bytes, out var after, out _));
         mutate(bytes, after!);
         Assert.IsTrue(ElfImage.TryParse("mutant.o", bytes, out var mutant, out _));
-        return TranslationValidator.Validate(p.Before, mutant!, p.Map, p.Tables);
+        return TranslationValidator.Validate(p.Analysis, mutant!, p.Map);
     }
 
     private static void Write(byte[] bytes, ElfSection s, ulong offset, uint word) =>

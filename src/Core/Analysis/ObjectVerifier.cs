@@ -68,12 +68,15 @@ public static class ObjectVerifier
     public static IEnumerable<ObjectReport> VerifyEach(IEnumerable<string> paths, LoaderOptions options, bool allSites = true) =>
         paths.Select(p => Verify(p, options, allSites));
 
-    public static ObjectReport Verify(ElfImage image, LoaderOptions options) => Verify(image, options, allSites: true);
+    public static ObjectReport Verify(ElfImage image, LoaderOptions options) => Verify(new ObjectAnalysis(image), options, allSites: true);
 
-    public static ObjectReport Verify(ElfImage image, LoaderOptions options, bool allSites)
+    public static ObjectReport Verify(ElfImage image, LoaderOptions options, bool allSites) => Verify(new ObjectAnalysis(image), options, allSites);
+
+    public static ObjectReport Verify(ObjectAnalysis analysis, LoaderOptions options, bool allSites)
     {
-        var functions = new FunctionMap(image);
-        var lines = LineTable.ReadOrEmpty(image, out _);
+        var image = analysis.Image;
+        var functions = analysis.Functions;
+        var lines = analysis.Lines;
         Func<ElfRelocationSection, ElfRela, ElfSymbol, bool>? interesting = allSites ? null
             : (rs, rela, sym) => !KernelLoaderModel.IsPlainAcceptedCall(image, options, rs, rela, sym);
         var sites = CallSiteScanner.Scan(image, functions, lines, interesting, out int plainAccepted);
@@ -88,7 +91,7 @@ public static class ObjectVerifier
             diagnostics.Add(ToDiagnostic(image.Path, v));
         diagnostics.AddRange(ModuleChecks.UnsupportedRelocations(image, functions, options));
         diagnostics.AddRange(ModuleChecks.LivepatchFormat(image, options));
-        diagnostics.AddRange(SiblingCallHazards.Find(image, functions, sites, options,
+        diagnostics.AddRange(SiblingCallHazards.Find(analysis, sites, options,
             allSites ? null : () => CallSiteScanner.Scan(image, functions, lines)));
         diagnostics.Sort(CompareDiagnostics);
         var counts = SiteCounts.Of(verdicts);

@@ -14,15 +14,16 @@ namespace PpcLivepatch.Analysis;
 public static class SiblingCallHazards
 {
     /// <param name="allSites">When <paramref name="sites"/> is a summary without the local calls, how to get them all.</param>
-    public static IEnumerable<Diagnostic> Find(ElfImage image, FunctionMap functions, IReadOnlyList<CallSite> sites, LoaderOptions options,
+    public static IEnumerable<Diagnostic> Find(ObjectAnalysis analysis, IReadOnlyList<CallSite> sites, LoaderOptions options,
         Func<IReadOnlyList<CallSite>>? allSites = null)
     {
+        var image = analysis.Image;
         if (options.Pcrel) yield break; // no TOC, nothing to clobber
         HashSet<FunctionRange>? locallyCalled = null;   // scanning every code word is costly: only when needed
         foreach (var site in sites)
         {
             if (site.Instruction != BranchKind.B || !site.IsExternal || site.Exemption is not null || site.IsPcrel) continue;
-            locallyCalled ??= LocallyCalledFunctions(image, functions, allSites?.Invoke() ?? sites);
+            locallyCalled ??= LocallyCalledFunctions(analysis, allSites?.Invoke() ?? sites);
             bool calledLocally = site.Function is not null && locallyCalled.Contains(site.Function);
             string kind = site.CalleeKind == CalleeKind.Livepatch ? "livepatch" : "undefined";
             string fn = site.Function?.Name ?? "the function";
@@ -42,14 +43,15 @@ public static class SiblingCallHazards
     /// Functions reached by a <c>bl</c> from this object: through call relocations to symbols defined here, and
     /// through assembler-resolved <c>bl</c> words that carry no relocation at all (one-.text objects).
     /// </summary>
-    private static HashSet<FunctionRange> LocallyCalledFunctions(ElfImage image, FunctionMap functions, IReadOnlyList<CallSite> sites)
+    private static HashSet<FunctionRange> LocallyCalledFunctions(ObjectAnalysis analysis, IReadOnlyList<CallSite> sites)
     {
+        var functions = analysis.Functions;
         var called = new HashSet<FunctionRange>();
         foreach (var site in sites.Where(s => s.Instruction == BranchKind.Bl && !s.IsExternal))
         {
             if (functions.CallTarget(site.CalleeSymbol, site.Relocation.Addend) is { } target) called.Add(target);
         }
-        foreach (var branch in new CodeReferences(image, functions).RelocationFreeBranches.Where(b => b.IsCall))
+        foreach (var branch in analysis.References.RelocationFreeBranches.Where(b => b.IsCall))
         {
             if (functions.Containing(branch.Section.Index, branch.Target) is { } callee) called.Add(callee);
         }

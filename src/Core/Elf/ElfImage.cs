@@ -80,6 +80,9 @@ public sealed class ElfImage
     public uint ReadU32(ReadOnlySpan<byte> data, int offset) => IsLittleEndian
         ? BinaryPrimitives.ReadUInt32LittleEndian(data[offset..]) : BinaryPrimitives.ReadUInt32BigEndian(data[offset..]);
 
+    /// <summary>Writes a 32-bit word at <paramref name="offset"/> of <paramref name="data"/>, in the file's byte order.</summary>
+    public void WriteU32(Span<byte> data, int offset, uint value) => ByteOrder.Write(data[offset..], 4, value, IsLittleEndian);
+
     public ulong ReadU64(ReadOnlySpan<byte> data, int offset) => IsLittleEndian
         ? BinaryPrimitives.ReadUInt64LittleEndian(data[offset..]) : BinaryPrimitives.ReadUInt64BigEndian(data[offset..]);
 

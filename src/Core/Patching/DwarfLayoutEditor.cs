@@ -22,64 +22,59 @@ internal sealed class DwarfLayoutEditor
          ".debug_addr"];
 
     private readonly ElfImage _image;
-    private readonly Dictionary<int, InsertNopEditor> _editors;
+    private readonly Dictionary<int, CodeLayout> _editors;      // sections whose code moved
+    private readonly List<IslandLine> _islands;
+    private readonly Dictionary<int, CodeLayout> _grown;        // sections whose function grew over islands
     // The rewrite as edits to replay on a container: the check that decides whether a section can take inserted nops
     // computes it, and the patch applies the same edits instead of decoding the DWARF a second time.
     private readonly List<Action<ElfContainer>> _edits = [];
 
-    private readonly IReadOnlyList<IslandLine> _islands;
-
-    private readonly Dictionary<int, Growth> _grown;
-
-    private DwarfLayoutEditor(ElfImage image, IEnumerable<InsertNopEditor> editors, IReadOnlyList<IslandLine> islands, IReadOnlyList<Growth> grown)
+    private DwarfLayoutEditor(ElfImage image, IReadOnlyList<CodeLayout> layouts)
     {
         _image = image;
-        _editors = editors.ToDictionary(e => e.SectionIndex);
-        _islands = islands;
-        _grown = grown.ToDictionary(g => g.Section);
+        _editors = layouts.Where(l => l.MovesCode).ToDictionary(l => l.Section);
+        _grown = layouts.Where(l => l.Islands.Count > 0).ToDictionary(l => l.Section);
+        _islands = layouts.SelectMany(l => l.Islands.Select(i => new IslandLine(l.Section, i.Call, i.Island))).ToList();
     }
 
-    /// <summary>The DWARF edits for one set of sections that take inserted nops.</summary>
-    internal sealed record Plan(IReadOnlyList<InsertNopEditor> Editors, IReadOnlyList<Action<ElfContainer>> Edits);
+    /// <summary>The DWARF edits for one set of changed sections.</summary>
+    internal sealed record Plan(IReadOnlyList<Action<ElfContainer>> Edits);
 
     /// <summary>An island at <paramref name="Island"/> of a code section, standing for the call at <paramref name="Call"/>.</summary>
-    internal readonly record struct IslandLine(int Section, ulong Call, ulong Island);
-
-    /// <summary>A function that islands extended from <paramref name="OldEnd"/> to <paramref name="NewEnd"/> of its section.</summary>
-    internal readonly record struct Growth(int Section, ulong OldEnd, ulong NewEnd);
+    private readonly record struct IslandLine(int Section, ulong Call, ulong Island);
 
     /// <summary>
     /// Installs the DWARF side of a patch: the layout changes of the sections that took nops, and for islands a line
     /// row each (the call's row) and the function's and CU's address ranges grown over them, so addr2line and debuggers
-    /// name the call's line inside an island. Returns why islands could not be described, or null — that is debug
+    /// name the call's line inside an island. <paramref name="checkedPlan"/> is the plan the eligibility check computed
+    /// for exactly these layouts, if any. Returns why islands could not be described, or null — that is debug
     /// information only, never a reason to refuse the patch.
     /// </summary>
-    public static string? Apply(ElfImage image, ElfContainer container, IReadOnlyList<InsertNopEditor> editors, IReadOnlyList<IslandLine> islands,
-        IReadOnlyList<Growth> grown)
+    public static string? Apply(ElfImage image, ElfContainer container, IReadOnlyList<CodeLayout> layouts, Plan? checkedPlan)
     {
-        if (editors.Count == 0 && islands.Count == 0) return null;
+        if (layouts.Count == 0) return null;
         Plan plan;
-        if (islands.Count == 0 && editors.Count == 1 && editors[0].DwarfPlan is { } checkedPlan) plan = checkedPlan;
-        else if (editors.Count == 0)
+        if (checkedPlan is not null) plan = checkedPlan;
+        else if (!layouts.Any(l => l.MovesCode))
         {
-            // Islands only: nothing moved, so only the line program is touched.
-            try { plan = Compute(image, editors, islands, grown); }
+            // Islands only: nothing moved, so only line rows and ranges are touched.
+            try { plan = Compute(image, layouts); }
             catch (Exception e) when (e is DwarfFormatException or OverflowException or ArgumentOutOfRangeException or IndexOutOfRangeException)
             {
                 return $"the islands have no line rows or address ranges: the debug information cannot be rewritten: {e.Message}";
             }
         }
-        else plan = Compute(image, editors, islands, grown);
+        else plan = Compute(image, layouts);
         foreach (var edit in plan.Edits) edit(container);
         return null;
     }
 
     /// <summary>Computes the rewrite for one section: why it cannot be done, or null and the plan.</summary>
-    public static string? Check(ElfImage image, InsertNopEditor editor, out Plan? plan)
+    public static string? Check(ElfImage image, CodeLayout layout, out Plan? plan)
     {
         try
         {
-            plan = Compute(image, [editor], [], []);
+            plan = Compute(image, [layout]);
             return null;
         }
         catch (Exception e) when (e is DwarfFormatException or OverflowException or ArgumentOutOfRangeException or IndexOutOfRangeException or KeyNotFoundException)
@@ -89,12 +84,11 @@ internal sealed class DwarfLayoutEditor
         }
     }
 
-    private static Plan Compute(ElfImage image, IReadOnlyList<InsertNopEditor> editors, IReadOnlyList<IslandLine> islands,
-        IReadOnlyList<Growth> grown)
+    private static Plan Compute(ElfImage image, IReadOnlyList<CodeLayout> layouts)
     {
-        var editor = new DwarfLayoutEditor(image, editors, islands, grown);
+        var editor = new DwarfLayoutEditor(image, layouts);
         editor.Run();
-        return new Plan(editors, editor._edits);
+        return new Plan(editor._edits);
     }
 
     private void SetSectionData(int section, byte[] data) => _edits.Add(c => c.SetSectionData(section, data));
@@ -150,8 +144,8 @@ internal sealed class DwarfLayoutEditor
             {
                 ulong newBegin = Moved(bas.Section, bas.Value, bas.Value + begin);
                 ulong newEnd = locations ? Moved(bas.Section, bas.Value, bas.Value + end) : Ranged(bas.Section, bas.Value, bas.Value + end);
-                if (newBegin != begin) { WriteFixed(data, pos, 8, newBegin, le); changed = true; }
-                if (newEnd != end) { WriteFixed(data, pos + 8, 8, newEnd, le); changed = true; }
+                if (newBegin != begin) { ByteOrder.Write(data.AsSpan(pos), 8, newBegin, le); changed = true; }
+                if (newEnd != end) { ByteOrder.Write(data.AsSpan(pos + 8), 8, newEnd, le); changed = true; }
             }
             else if (!relocated && baseAddress is null && _editors.Count > 0)
                 throw new DwarfFormatException($"{name} has an entry without a known base address");
@@ -449,7 +443,7 @@ internal sealed class DwarfLayoutEditor
                 var field = new DwarfReader(data, le, at + addressSize);
                 ulong len = field.Fixed(addressSize);
                 ulong moved = Ranged(t.Section, t.Value, t.Value + len);
-                if (moved != len) { WriteFixed(data, at + addressSize, addressSize, moved, le); changed = true; }
+                if (moved != len) { ByteOrder.Write(data.AsSpan(at + addressSize), addressSize, moved, le); changed = true; }
             }
             pos = end;
         }
@@ -554,7 +548,7 @@ internal sealed class DwarfLayoutEditor
                     ulong len = new DwarfReader(data, le, hi.At).Fixed(hi.Size);
                     ulong moved = Ranged(lo.Section, lo.Value, lo.Value + len);
                     if (hi.Size < 8 && moved >> (8 * hi.Size) != 0) throw new DwarfFormatException("a DW_AT_high_pc length no longer fits its form");
-                    if (moved != len) { WriteFixed(data, hi.At, hi.Size, moved, le); changed = true; }
+                    if (moved != len) { ByteOrder.Write(data.AsSpan(hi.At), hi.Size, moved, le); changed = true; }
                 }
             }
             pos = end;
@@ -799,8 +793,4 @@ internal sealed class DwarfLayoutEditor
         }
     }
 
-    private static void WriteFixed(byte[] data, int at, int size, ulong value, bool le)
-    {
-        for (int i = 0; i < size; i++) data[at + (le ? i : size - 1 - i)] = (byte)(value >> (8 * i));
-    }
 }

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using PpcLivepatch.Analysis;
 using PpcLivepatch.Dwarf;
 using PpcLivepatch.Elf;
 
@@ -13,36 +14,23 @@ namespace PpcLivepatch.Patching;
 /// </summary>
 internal static class FdeExtender
 {
-    public sealed record Island(ulong Site, ulong Offset);
-
-    /// <summary>Per patched code section: the function's old end, its new end, and its islands.</summary>
-    public sealed record CodeChange(int Section, ulong OldEnd, ulong NewEnd, IReadOnlyList<Island> Islands);
-
-    /// <returns>Notes on FDEs that could not be extended (the islands then have no unwind rows).</returns>
-    public static List<string> Extend(ElfImage image, ElfContainer container, IReadOnlyList<CodeChange> changes) =>
-        Rewrite(image, container, changes, []);
-
     /// <summary>
     /// One rewrite of each frame section for both strategies: FDEs of island functions grow over their islands,
     /// FDEs of sections that got inserted nops have their location advances re-encoded and their range mapped.
     /// </summary>
-    public static List<string> Rewrite(ElfImage image, ElfContainer container, IReadOnlyList<CodeChange> changes, IReadOnlyList<InsertNopEditor> nopEditors)
+    /// <returns>Notes on FDEs that could not be extended (the islands then have no unwind rows).</returns>
+    public static List<string> Rewrite(ObjectAnalysis analysis, ElfContainer container, IReadOnlyList<CodeLayout> layouts)
     {
         var notes = new List<string>();
-        List<CallFrameInfo> frames;
-        try
+        if (analysis.FramesProblem is { } problem)
         {
-            frames = CallFrameInfo.ReadAll(image).ToList();
-        }
-        catch (DwarfFormatException e)
-        {
-            notes.Add($"call frame information not extended over the islands: {e.Message}");
+            notes.Add($"call frame information not extended over the islands: {problem}");
             return notes;
         }
-        foreach (var cfi in frames)
+        foreach (var cfi in analysis.Frames)
         {
             var rewritten = new Dictionary<Fde, (byte[] Instructions, ulong NewRange, bool Replace)>();
-            foreach (var change in changes)
+            foreach (var change in layouts.Where(l => l.Islands.Count > 0))
             {
                 var fde = cfi.Fdes.FirstOrDefault(f => f.CodeSection == change.Section && f.PcBegin + f.PcRange == change.OldEnd);
                 if (fde is null) continue;
@@ -55,32 +43,32 @@ internal static class FdeExtender
                     notes.Add($"{cfi.Section.Name} FDE at 0x{fde.Offset:x} not extended: {e.Message}");
                 }
             }
-            foreach (var editor in nopEditors)
+            foreach (var moved in layouts.Where(l => l.MovesCode))
             {
-                foreach (var fde in cfi.Fdes.Where(f => f.CodeSection == editor.SectionIndex))
+                foreach (var fde in cfi.Fdes.Where(f => f.CodeSection == moved.Section))
                 {
                     // The program is replaced whole: the part up to the instructions is kept by Rebuild.
-                    byte[] program = cfi.RemapAdvances(fde, editor.Map);
-                    rewritten[fde] = (program, editor.Map(fde.PcBegin + fde.PcRange) - editor.Map(fde.PcBegin), true);
+                    byte[] program = cfi.RemapAdvances(fde, moved.Map);
+                    rewritten[fde] = (program, moved.Map(fde.PcBegin + fde.PcRange) - moved.Map(fde.PcBegin), true);
                 }
             }
-            if (rewritten.Count > 0) Rebuild(image, container, cfi, rewritten);
+            if (rewritten.Count > 0) Rebuild(analysis.Image, container, cfi, rewritten);
         }
         return notes;
     }
 
     /// <summary>The CFA instructions that take the row at the end of the FDE to each island's call-site row.</summary>
-    private static byte[] IslandRows(CallFrameInfo cfi, Fde fde, IReadOnlyList<Island> islands)
+    private static byte[] IslandRows(CallFrameInfo cfi, Fde fde, IReadOnlyList<(ulong Call, ulong Island)> islands)
     {
         var cie = fde.Cie;
         var (current, loc, _) = cfi.RowAt(fde, ulong.MaxValue);
         var output = new List<byte>();
         foreach (var island in islands)
         {
-            var (site, _, _) = cfi.RowAt(fde, island.Site - fde.PcBegin);
+            var (site, _, _) = cfi.RowAt(fde, island.Call - fde.PcBegin);
             if (site.CfaIsExpression || site.Registers.Values.Any(r => r.Kind == RegisterRuleKind.Expression))
                 throw new NotSupportedException("the call site's row uses DWARF expressions");
-            ulong target = island.Offset - fde.PcBegin;
+            ulong target = island.Island - fde.PcBegin;
             Advance(output, (target - loc) / cie.CodeAlign, cfi);
             loc = target;
             Transition(output, current, site, cie);
@@ -95,7 +83,7 @@ internal static class FdeExtender
         if (delta < 0x40) { output.Add((byte)(0x40 | delta)); return; }                // DW_CFA_advance_loc
         output.Add(CallFrameInfo.DwCfaAdvanceLoc4);
         var word = new byte[4];
-        WriteU32(word, 0, checked((uint)delta), cfi.IsLittleEndian);
+        ByteOrder.Write(word.AsSpan(0), 4, checked((uint)delta), cfi.IsLittleEndian);
         output.AddRange(word);
     }
 
@@ -179,10 +167,10 @@ internal static class FdeExtender
                 int alignment = (end - offset) % 8 == 0 ? 8 : 4;
                 while (entry.Count % alignment != 0) entry.Add(CallFrameInfo.DwCfaNop);
                 var bytes = entry.ToArray();
-                WriteU32(bytes, 0, (uint)(bytes.Length - 4), le);
+                ByteOrder.Write(bytes.AsSpan(0), 4, (uint)(bytes.Length - 4), le);
                 int rangeField = fde.PcRangeField - offset;
-                if (fde.PcFieldSize == 4) WriteU32(bytes, rangeField, checked((uint)change.NewRange), le);
-                else WriteU64(bytes, rangeField, change.NewRange, le);
+                if (fde.PcFieldSize == 4) ByteOrder.Write(bytes.AsSpan(rangeField), 4, checked((uint)change.NewRange), le);
+                else ByteOrder.Write(bytes.AsSpan(rangeField), 8, change.NewRange, le);
                 output.AddRange(bytes);
             }
             copied = end;
@@ -203,7 +191,7 @@ internal static class FdeExtender
         {
             // .eh_frame CIE pointers are "this field minus the CIE": recompute from the new positions.
             foreach (var fde in cfi.Fdes)
-                WriteU32(bytesOut, Map((ulong)fde.CiePointerField), (uint)(Map((ulong)fde.CiePointerField) - newStart[fde.Cie.Offset]), le);
+                ByteOrder.Write(bytesOut.AsSpan(Map((ulong)fde.CiePointerField)), 4, (uint)(Map((ulong)fde.CiePointerField) - newStart[fde.Cie.Offset]), le);
         }
         container.SetSectionData(cfi.Section.Index, bytesOut);
 
@@ -222,13 +210,5 @@ internal static class FdeExtender
         }
     }
 
-    private static void WriteU32(byte[] b, int at, uint v, bool le)
-    {
-        if (le) BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(at), v); else BinaryPrimitives.WriteUInt32BigEndian(b.AsSpan(at), v);
-    }
 
-    private static void WriteU64(byte[] b, int at, ulong v, bool le)
-    {
-        if (le) BinaryPrimitives.WriteUInt64LittleEndian(b.AsSpan(at), v); else BinaryPrimitives.WriteUInt64BigEndian(b.AsSpan(at), v);
-    }
 }

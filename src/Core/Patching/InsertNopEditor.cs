@@ -17,51 +17,33 @@ namespace PpcLivepatch.Patching;
 /// </summary>
 internal sealed class InsertNopEditor
 {
+    private readonly ObjectAnalysis _analysis;
     private readonly ElfImage _image;
     private readonly ElfSection _section;
     private readonly FunctionMap _functions;
     private readonly CodeReferences _references;
     private readonly JumpTableAnalysis _tables;
-    private readonly ulong[] _points;   // sorted insertion points (bl+4)
 
-    public InsertNopEditor(ElfImage image, FunctionMap functions, CodeReferences references, JumpTableAnalysis tables, ElfSection section, IEnumerable<ulong> calls)
+    public InsertNopEditor(ObjectAnalysis analysis, ElfSection section, IEnumerable<ulong> calls)
     {
-        _image = image;
-        _functions = functions;
-        _references = references;
-        _tables = tables;
+        _analysis = analysis;
+        _image = analysis.Image;
+        _functions = analysis.Functions;
+        _references = analysis.References;
+        _tables = analysis.Tables;
         _section = section;
-        _points = calls.Select(c => c + 4).Distinct().Order().ToArray();
+        Layout = CodeLayout.InsertedNops(section.Index, calls.Select(c => c + 4));
     }
 
-    /// <summary>The insertion points (bl+4, sorted): the address map this edit makes.</summary>
-    public IReadOnlyList<ulong> Points => _points;
+    /// <summary>The address map this edit makes: a nop at bl+4 of each call.</summary>
+    public CodeLayout Layout { get; }
 
     public int SectionIndex => _section.Index;
 
     /// <summary>The DWARF rewrite that <see cref="Ineligible"/> computed for this section alone.</summary>
     internal DwarfLayoutEditor.Plan? DwarfPlan { get; private set; }
 
-    /// <summary>
-    /// The new address of an old one. An address inside an instruction is what GCC writes as "label - k" (a range that
-    /// ends at a call's return address minus one): it keeps its distance to the next instruction boundary.
-    /// </summary>
-    public ulong Map(ulong address)
-    {
-        if ((address & 3) != 0)
-        {
-            ulong up = (address + 3) & ~3UL;
-            return MapAligned(up) - (up - address);
-        }
-        return MapAligned(address);
-    }
-
-    private ulong MapAligned(ulong address)
-    {
-        int moved = 0;
-        while (moved < _points.Length && _points[moved] <= address) moved++;
-        return address + 4UL * (ulong)moved;
-    }
+    public ulong Map(ulong address) => Layout.Map(address);
 
     /// <summary>Why this section cannot be edited, or null when it can.</summary>
     public string? Ineligible()
@@ -101,9 +83,10 @@ internal sealed class InsertNopEditor
             for (ulong at = f.Start; at + 4 <= f.End && at + 4 <= (ulong)words.Length; at += 4)
                 if (_image.ReadU32(words, (int)at) >> 26 == 1)
                     return $"it has a prefixed (Power10) instruction at +0x{at:x}, whose pc-relative offset is not remapped";
+        if (_analysis.FramesProblem is { } frames) return $"its unwind information cannot be rewritten: {frames}";
         try
         {
-            foreach (var cfi in Dwarf.CallFrameInfo.ReadAll(_image))
+            foreach (var cfi in _analysis.Frames)
                 foreach (var fde in cfi.Fdes.Where(f => f.CodeSection == index))
                     cfi.RemapAdvances(fde, Map);
         }
@@ -111,7 +94,7 @@ internal sealed class InsertNopEditor
         {
             return $"its unwind information cannot be rewritten: {e.Message}";
         }
-        if (DwarfLayoutEditor.Check(_image, this, out var plan) is { } dwarf) return dwarf;
+        if (DwarfLayoutEditor.Check(_image, Layout, out var plan) is { } dwarf) return dwarf;
         DwarfPlan = plan;
         foreach (var b in _references.RelocationFreeBranches.Where(b => b.Section.Index == index))
         {
@@ -130,15 +113,8 @@ internal sealed class InsertNopEditor
     internal bool SplitsFunctionAt(ulong offset)
     {
         var f = _functions.Containing(_section.Index, offset);
-        if (f is null || offset >= f.End) return _points.Length > 0;
-        return SplitsRange(f.Start, f.End);
-    }
-
-    private bool SplitsRange(ulong start, ulong end)
-    {
-        int i = Array.BinarySearch(_points, start + 1);
-        if (i < 0) i = ~i;
-        return i < _points.Length && _points[i] < end;
+        if (f is null || offset >= f.End) return Layout.MovesCode;
+        return Layout.SplitsRange(f.Start, f.End);
     }
 
     /// <summary>The first word inside the section but outside every function that is not alignment padding.</summary>
@@ -162,28 +138,29 @@ internal sealed class InsertNopEditor
     {
         var data = _image.Data(_section);
         bool le = _image.IsLittleEndian;
-        var output = new byte[data.Length + 4 * _points.Length];
+        var points = Layout.Points;
+        var output = new byte[data.Length + 4 * points.Count];
         int p = 0;
         for (int from = 0, to = 0; from <= data.Length; )
         {
-            int next = p < _points.Length ? (int)_points[p] : data.Length;
+            int next = p < points.Count ? (int)points[p] : data.Length;
             data[from..next].CopyTo(output.AsSpan(to));
             to += next - from;
             from = next;
-            if (p >= _points.Length) break;
-            WriteWord(output, to, Instruction.Nop, le);
+            if (p >= points.Count) break;
+            _image.WriteU32(output, to, Instruction.Nop);
             to += 4;
             p++;
         }
 
         foreach (var b in _references.RelocationFreeBranches.Where(b => b.Section.Index == _section.Index))
-            WriteWord(output, (int)Map(b.Offset), Instruction.WithDisplacement(b.Word, (long)Map(b.Target) - (long)Map(b.Offset)), le);
+            _image.WriteU32(output, (int)Map(b.Offset), Instruction.WithDisplacement(b.Word, (long)Map(b.Target) - (long)Map(b.Offset)));
 
         // GCC's inline tables: each word is case - base, both of which move. clang's data-section tables are
         // relocations, remapped with the rest below.
         foreach (var table in _tables.InCodeSection(_section.Index).Where(t => t.Form == JumpTableForm.InlineDifferences))
             for (int i = 0; i < table.Count; i++)
-                WriteWord(output, (int)(Map(table.Base) + 4UL * (ulong)i), (uint)((long)Map(table.Targets[i]) - (long)Map(table.Base)), le);
+                _image.WriteU32(output, (int)(Map(table.Base) + 4UL * (ulong)i), (uint)((long)Map(table.Targets[i]) - (long)Map(table.Base)));
         container.SetSectionData(_section.Index, output);
 
         foreach (var rs in _image.RelocationSections)
@@ -221,9 +198,4 @@ internal sealed class InsertNopEditor
         }
     }
 
-    private static void WriteWord(byte[] b, int at, uint word, bool le)
-    {
-        if (le) BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(at), word);
-        else BinaryPrimitives.WriteUInt32BigEndian(b.AsSpan(at), word);
-    }
 }

@@ -60,7 +60,8 @@ internal static class IslandPlanner
         return (plans, unfixable);
     }
 
-    private static Diagnostic? Refuse(ElfImage image, FunctionMap functions, CallToFix call)
+    /// <summary>Why <paramref name="call"/> cannot get an island, or null when it can.</summary>
+    internal static Diagnostic? Refuse(ElfImage image, FunctionMap functions, CallToFix call)
     {
         var s = call.Section;
         string where = call.Function is null ? $"{s.Name}+0x{call.Offset:x}" : $"{call.Function.Name}+0x{call.Offset - call.Function.Start:x}";

@@ -17,30 +17,33 @@ public static class ObjectPatcher
     public static PatchResult Patch(ElfImage image, PatchOptions options)
     {
         var loader = options.LoaderOptions;
-        var before = ObjectVerifier.Verify(image, loader);
-        var functions = new FunctionMap(image);
-        var references = new CodeReferences(image, functions);
-        var lines = LineTable.ReadOrEmpty(image, out _);
-
-        var tables = new JumpTableAnalysis(image, functions, references);   // proves a section's tables when first asked
-        var calls = SelectCalls(image, before, references, tables, lines, options.Sites).ToList();
+        var analysis = new ObjectAnalysis(image);
+        var before = ObjectVerifier.Verify(analysis, loader, allSites: true);
+        var calls = SelectCalls(analysis, before, options.Sites).ToList();
         if (calls.Count == 0) return Finish(image, image.Bytes.ToArray(), [], [], [], loader, bytesAdded: 0);
-        var demoted = new Dictionary<int, string>();
+        var strategy = FixStrategies.Get(options.Strategy);
+        var refusedByValidator = new Dictionary<int, string>();
         while (true)
         {
-            var (nopEdits, islandCalls, refused) = ChooseStrategy(image, functions, references, tables, calls, options.Strategy, demoted);
-            var (plans, unfixable) = IslandPlanner.Plan(image, functions, islandCalls);
-            unfixable.AddRange(refused);
-            if (plans.Count == 0 && nopEdits.Count == 0)
+            var context = new PatchContext(analysis, refusedByValidator);
+            var rewrites = new List<SectionRewrite>();
+            var unfixable = new List<Diagnostic>();
+            foreach (var group in calls.GroupBy(c => c.Section.Index).OrderBy(g => g.Key))
+            {
+                var plan = strategy.Plan(context, group.First().Section, group.OrderBy(c => c.Offset).ToList());
+                if (plan.Rewrite is not null) rewrites.Add(plan.Rewrite);
+                unfixable.AddRange(plan.Refused);
+            }
+            if (rewrites.Count == 0)
                 return Finish(image, image.Bytes.ToArray(), [], unfixable, [], loader, bytesAdded: 0);
+            // Reports list inserted nops first, then islands, each in section order.
+            rewrites = rewrites.OrderBy(r => r.Layout.MovesCode ? 0 : 1).ThenBy(r => r.Section.Index).ToList();
 
             byte[] output;
-            List<AppliedFix> fixes;
-            int added;
-            List<string> unwindNotes;
+            List<string> notes;
             try
             {
-                (output, fixes, added) = Apply(image, plans, nopEdits, out unwindNotes);
+                (output, notes) = Apply(analysis, rewrites);
             }
             catch (Exception e) when (e is ElfRewriteException or InvalidOperationException or NotSupportedException or Dwarf.DwarfFormatException)
             {
@@ -50,18 +53,16 @@ public static class ObjectPatcher
             if (!ElfImage.TryParse(image.Path, output, out var patched, out var error))
                 throw new InvalidOperationException($"patched object does not parse: {error!.Message}");
 
-            // Nothing is written that the validator cannot show means what the input meant. Under auto, a section
-            // whose inserted nops it refuses gets islands instead; anything else is refused whole.
-            var rewrite = new RewriteMap(
-                nopEdits.ToDictionary(n => n.Editor.SectionIndex, n => n.Editor.Points),
-                plans.ToDictionary(p => p.Section.Index, p => (IReadOnlyList<(ulong, ulong)>)p.Islands.Select(i => (i.Call.Offset, i.Island)).ToList()));
-            var failures = TranslationValidator.Validate(image, patched!, rewrite, tables);
+            // Nothing is written that the validator cannot show means what the input meant. A strategy that can fall
+            // back (auto) gets islands for a section whose inserted nops it refuses; anything else is refused whole.
+            var failures = TranslationValidator.Validate(analysis, patched!, RewriteMap.Of(rewrites.Select(r => r.Layout)));
+            var fixes = rewrites.SelectMany(r => r.Fixes).ToList();
             if (failures.Count == 0)
-                return Finish(patched!, output, fixes, unfixable, unwindNotes, loader, added);
-            var nopSections = nopEdits.Select(n => n.Editor.SectionIndex).ToHashSet();
-            if (options.Strategy == FixStrategy.Auto && failures.All(f => nopSections.Contains(f.Section)))
+                return Finish(patched!, output, fixes, unfixable, notes, loader, rewrites.Sum(r => r.BytesAdded));
+            var moved = rewrites.Where(r => r.Layout.MovesCode).Select(r => r.Section.Index).ToHashSet();
+            if (strategy.RetriesRefusedSections && failures.All(f => moved.Contains(f.Section)))
             {
-                foreach (var f in failures) demoted.TryAdd(f.Section, $"the translation validator refused the inserted nops: {f.Why}");
+                foreach (var f in failures) refusedByValidator.TryAdd(f.Section, $"the translation validator refused the inserted nops: {f.Why}");
                 continue;
             }
             var refusals = failures.GroupBy(f => f.Section).SelectMany(g => g.Take(3)).Select(f => new Diagnostic(DiagnosticCatalog.RewriteNotProven, Severity.Error,
@@ -71,9 +72,9 @@ public static class ObjectPatcher
         }
     }
 
-    private static IEnumerable<CallToFix> SelectCalls(ElfImage image, ObjectReport before, CodeReferences references, JumpTableAnalysis tables, LineTable lines,
-        SiteSelection selection)
+    private static IEnumerable<CallToFix> SelectCalls(ObjectAnalysis analysis, ObjectReport before, SiteSelection selection)
     {
+        var image = analysis.Image;
         // A call inside one of our own islands is already fixed, whatever refers to its nop.
         var islands = image.Symbols.Where(IslandPlanner.IsIslandSymbol).Select(s => ((int)s.SectionIndex, s.Value)).ToHashSet();
         bool InIsland(ElfSection section, ulong offset) => islands.Contains((section.Index, offset));
@@ -83,127 +84,43 @@ public static class ObjectPatcher
             if (InIsland(s.Section, s.Offset)) continue;
             bool needed = v.Code is DiagnosticCatalog.MissingNopAfterCall or DiagnosticCatalog.TocRestoreNotAccepted or DiagnosticCatalog.CallAtEndOfSection;
             bool local = selection == SiteSelection.AllLocal && !s.IsExternal && s.Instruction == BranchKind.Bl && !s.IsPcrel
-                         && !HasFreeNop(image, references, tables, s.Section, s.Offset);
+                         && !HasFreeNop(analysis, s.Section, s.Offset);
             if (needed || local)
                 yield return new CallToFix(s.Section, s.Offset, s.Function, s.Callee, s.Source, s, null, needed);
         }
         if (selection != SiteSelection.AllLocal) yield break;
-        var functions = new FunctionMap(image);
-        foreach (var b in references.RelocationFreeBranches.Where(b => b.IsCall))
+        var functions = analysis.Functions;
+        foreach (var b in analysis.References.RelocationFreeBranches.Where(b => b.IsCall))
         {
-            if (InIsland(b.Section, b.Offset) || HasFreeNop(image, references, tables, b.Section, b.Offset)) continue;
+            if (InIsland(b.Section, b.Offset) || HasFreeNop(analysis, b.Section, b.Offset)) continue;
             var callee = functions.Containing(b.Section.Index, b.Target);
             string name = callee is null ? $"{b.Section.Name}+0x{b.Target:x}" : b.Target == callee.Start ? callee.Name : $"{callee.Name}+0x{b.Target - callee.Start:x}";
-            yield return new CallToFix(b.Section, b.Offset, b.Function, name, lines.Lookup(b.Section.Index, b.Offset), null, b.Target, Needed: false);
+            yield return new CallToFix(b.Section, b.Offset, b.Function, name, analysis.Lines.Lookup(b.Section.Index, b.Offset), null, b.Target, Needed: false);
         }
     }
 
-    /// <summary>A nop at bl+4 that nothing else names (no relocation, no branch): the loader may take it over.</summary>
-    private static bool HasFreeNop(ElfImage image, CodeReferences references, JumpTableAnalysis tables, ElfSection section, ulong offset) =>
-        offset + 8 <= section.Size && image.ReadWord(section, offset + 4) == Instruction.Nop
-        && !references.IsReferenced(section.Index, offset + 4, tables);
+    /// <summary>A nop at bl+4 that nothing else names (no relocation, no branch, no jump table): the loader may take it over.</summary>
+    private static bool HasFreeNop(ObjectAnalysis analysis, ElfSection section, ulong offset) =>
+        offset + 8 <= section.Size && analysis.Image.ReadWord(section, offset + 4) == Instruction.Nop
+        && !analysis.References.IsReferenced(section.Index, offset + 4, analysis.Tables);
 
     /// <summary>
-    /// Per section: insert-nop when asked for (or, with auto, when the section's layout is fully understood and the
-    /// validator did not refuse it before: <paramref name="demoted"/>), islands for the rest, each carrying why. An explicit insert-nop that cannot be done is a coded diagnostic, not a silent island.
+    /// Applies the rewrites to a copy of the object, then what follows from their address maps: unwind tables, DWARF,
+    /// and last the new symbols (inserting a local renumbers every later symbol index). Returns the bytes and the notes
+    /// on unwind or debug information that could not be extended.
     /// </summary>
-    private static (List<(InsertNopEditor Editor, List<CallToFix> Calls)> Nops, List<CallToFix> Islands, List<Diagnostics.Diagnostic> Refused)
-        ChooseStrategy(ElfImage image, FunctionMap functions, CodeReferences references, JumpTableAnalysis tables, List<CallToFix> calls, FixStrategy strategy,
-            IReadOnlyDictionary<int, string> demoted)
+    private static (byte[] Output, List<string> Notes) Apply(ObjectAnalysis analysis, List<SectionRewrite> rewrites)
     {
-        var nops = new List<(InsertNopEditor, List<CallToFix>)>();
-        var islands = new List<CallToFix>();
-        var refused = new List<Diagnostics.Diagnostic>();
-        foreach (var group in calls.GroupBy(c => c.Section.Index).OrderBy(g => g.Key))
-        {
-            var list = group.OrderBy(c => c.Offset).ToList();
-            if (strategy == FixStrategy.Island) { islands.AddRange(list); continue; }
-            var section = list[0].Section;
-            // Only plain relative bl sites with a following instruction take an inserted nop; others go to the planner,
-            // which reports them.
-            var simple = list.Where(c => c.Offset + 4 < section.Size && Instruction.Classify(image.ReadWord(section, c.Offset)) == BranchKind.Bl).ToList();
-            var editor = new InsertNopEditor(image, functions, references, tables, section, simple.Select(c => c.Offset));
-            string? why = !section.IsExecutable ? "it is not code" : demoted.TryGetValue(section.Index, out var refusedBefore) ? refusedBefore : editor.Ineligible();
-            if (why is null && simple.Count > 0)
-            {
-                nops.Add((editor, simple));
-                islands.AddRange(list.Except(simple));
-                continue;
-            }
-            if (strategy == FixStrategy.Auto)
-            {
-                islands.AddRange(why is null ? list : list.Select(c => c with { NoNopWhy = why }));
-                continue;
-            }
-            foreach (var c in list)
-                refused.Add(new Diagnostics.Diagnostic(Diagnostics.DiagnosticCatalog.InsertNopNotPossible, c.Needed ? Diagnostics.Severity.Error : Diagnostics.Severity.Warning,
-                    $"call to {c.Callee} at {section.Name}+0x{c.Offset:x} cannot get an inserted nop: {why}", image.Path, section.Name, c.Offset,
-                    c.Function?.Name, c.Function is null ? null : c.Offset - c.Function.Start, c.Callee, c.Source,
-                    "Use --strategy auto (islands where insert-nop is not possible) or --strategy island."));
-        }
-        return (nops, islands, refused);
-    }
-
-    private static (byte[] Output, List<AppliedFix> Fixes, int Added) Apply(ElfImage image, List<IslandPlanner.SectionPlan> plans,
-        List<(InsertNopEditor Editor, List<CallToFix> Calls)> nopEdits, out List<string> notes)
-    {
+        var image = analysis.Image;
         var container = ElfContainer.Load(image);
-        var fixes = new List<AppliedFix>();
-        int nopBytes = 0;
-        foreach (var (editor, calls) in nopEdits)
-        {
-            editor.Apply(container);
-            foreach (var c in calls)
-                fixes.Add(new AppliedFix(c.Section.Name, c.Offset, c.Function?.Name ?? c.Section.Name, c.Callee, FixStrategy.InsertNop, 0, c.Source)
-                    { NewOffset = editor.Map(c.Offset) });
-            nopBytes += 4 * calls.Count;
-        }
-        var changes = new List<FdeExtender.CodeChange>();
-        var symbols = new List<(string Name, int Section, ulong Value)>();
-        int added = 0;
-        foreach (var plan in plans)
-        {
-            var section = plan.Section;
-            ulong start = IslandPlanner.AlignUp(section.Size, 4);
-            var code = new byte[start + (ulong)(plan.Islands.Count * IslandPlanner.IslandSize)];
-            image.Data(section).CopyTo(code);
-            int n = 0;
-            foreach (var (call, island) in plan.Islands)
-            {
-                var (siteWord, islandWords) = IslandPlanner.Encode(call.Offset, island, image.ReadWord(section, call.Offset), call.DirectTarget);
-                WriteWord(code, call.Offset, siteWord, image.IsLittleEndian);
-                for (int i = 0; i < islandWords.Length; i++)
-                    WriteWord(code, island + (ulong)(4 * i), islandWords[i], image.IsLittleEndian);
-                if (call.Relocated is { } site)
-                    container.SetRelocationOffset(site.RelocationSection.Index, site.RelocationIndex, island);
-                symbols.Add((IslandPlanner.SymbolName(plan.Function.Name, call.Callee, n++), section.Index, island));
-                fixes.Add(new AppliedFix(section.Name, call.Offset, plan.Function.Name, call.Callee, FixStrategy.Island, island, call.Source)
-                    { Why = call.NoNopWhy });
-            }
-            container.SetSectionData(section.Index, code);
-            changes.Add(new FdeExtender.CodeChange(section.Index, plan.Function.End, (ulong)code.Length,
-                plan.Islands.Select(i => new FdeExtender.Island(i.Call.Offset, i.Island)).ToList()));
-            // The function now ends where the last island ends (ELFv1: the .opd symbol's size is the code size).
-            container.SetSymbolSize(plan.Function.Symbol.Index, (ulong)code.Length - plan.Function.Start);
-            added += code.Length - (int)section.Size;
-        }
-        added += nopBytes;
-        notes = FdeExtender.Rewrite(image, container, changes, nopEdits.Select(n => n.Editor).ToList());
-        var islandLines = plans.SelectMany(p => p.Islands.Select(i => new DwarfLayoutEditor.IslandLine(p.Section.Index, i.Call.Offset, i.Island))).ToList();
-        var grown = plans.Select(p => new DwarfLayoutEditor.Growth(p.Section.Index, p.Function.End,
-            IslandPlanner.AlignUp(p.Section.Size, 4) + (ulong)p.Islands.Count * IslandPlanner.IslandSize)).ToList();
-        if (DwarfLayoutEditor.Apply(image, container, nopEdits.Select(n => n.Editor).ToList(), islandLines, grown) is { } debugNote) notes.Add(debugNote);
-        // Symbols last: inserting a local renumbers every later symbol index.
-        foreach (var (name, sectionIndex, value) in symbols)
-            container.AddLocalSymbol(name, sectionIndex, value, IslandPlanner.IslandSize, SttNotype);
-        return (container.Save(), fixes, added);
-    }
-
-    private static void WriteWord(byte[] code, ulong offset, uint word, bool littleEndian)
-    {
-        var span = code.AsSpan((int)offset, 4);
-        if (littleEndian) System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(span, word);
-        else System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(span, word);
+        var symbols = rewrites.SelectMany(r => r.Apply(container)).ToList();
+        var layouts = rewrites.Select(r => r.Layout).ToList();
+        var notes = FdeExtender.Rewrite(analysis, container, layouts);
+        var checkedPlan = rewrites.Count == 1 ? rewrites[0].CheckedDwarfPlan : null;
+        if (DwarfLayoutEditor.Apply(image, container, layouts, checkedPlan) is { } debugNote) notes.Add(debugNote);
+        foreach (var s in symbols)
+            container.AddLocalSymbol(s.Name, s.Section, s.Value, s.Size, SttNotype);
+        return (container.Save(), notes);
     }
 
     /// <summary>"island", "insert-nop", "insert-nop 3, island 1", or "none".</summary>

@@ -15,7 +15,16 @@ public sealed record ValidationFailure(int Section, string SectionName, ulong Of
 /// </summary>
 public sealed record RewriteMap(
     IReadOnlyDictionary<int, IReadOnlyList<ulong>> InsertedNops,
-    IReadOnlyDictionary<int, IReadOnlyList<(ulong Call, ulong Island)>> Islands);
+    IReadOnlyDictionary<int, IReadOnlyList<(ulong Call, ulong Island)>> Islands)
+{
+    /// <summary>The map of the strategies' layouts: only their points and islands, not how they map addresses.</summary>
+    public static RewriteMap Of(IEnumerable<CodeLayout> layouts)
+    {
+        var all = layouts.ToList();
+        return new(all.Where(l => l.MovesCode).ToDictionary(l => l.Section, l => l.Points),
+                   all.Where(l => l.Islands.Count > 0).ToDictionary(l => l.Section, l => l.Islands));
+    }
+}
 
 /// <summary>
 /// The translation validator: reads the original and the rewritten object side by side and checks, from the address
@@ -27,14 +36,16 @@ public sealed record RewriteMap(
 /// </summary>
 public static class TranslationValidator
 {
-    public static List<ValidationFailure> Validate(ElfImage before, ElfImage after, RewriteMap map, JumpTableAnalysis tables)
+    public static List<ValidationFailure> Validate(ObjectAnalysis original, ElfImage after, RewriteMap map)
     {
+        var before = original.Image;
+        var tables = original.Tables;
         var failures = new List<ValidationFailure>();
         void Fail(int s, ulong at, string why) => failures.Add(new(s, s < before.Sections.Count ? before.Sections[s].Name : "?", at, why));
 
         if (before.Sections.Count != after.Sections.Count) { Fail(0, 0, "the section count changed"); return failures; }
         var moves = map.InsertedNops.ToDictionary(kv => kv.Key, kv => new AddressMap(kv.Value));
-        var functions = new FunctionMap(before);
+        var functions = original.Functions;
         foreach (var s in before.Sections)
         {
             var t = after.Sections[s.Index];
