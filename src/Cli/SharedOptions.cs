@@ -1,5 +1,6 @@
 using PpcLivepatch.Analysis;
 using PpcLivepatch.Patching;
+using PpcLivepatch.Steps;
 
 namespace PpcLivepatch.Cli;
 
@@ -29,19 +30,10 @@ internal sealed class SharedOptions
     public LoaderOptions Loader => new(_acceptsLdToc, _pcrel, string.IsNullOrEmpty(_moduleName) ? null : _moduleName, _hasLivepatch);
 
     /// <param name="allowNone">The SDK's <c>none</c> (report only), which the tasks send through <c>step</c>.</param>
-    public static FixStrategy? Strategy(string? name, bool allowNone) => name switch
-    {
-        "auto" => FixStrategy.Auto,
-        "insert-nop" => FixStrategy.InsertNop,
-        "island" => FixStrategy.Island,
-        "none" when allowNone => null,
-        _ => throw new UsageException($"unknown strategy '{name}': use island, insert-nop{(allowNone ? ", auto or none" : " or auto")}"),
-    };
+    public static FixStrategy? Strategy(string? name, bool allowNone) =>
+        StepOptionParsing.Strategy(name, out var strategy) && (strategy is not null || allowNone) ? strategy
+            : throw new UsageException($"unknown strategy '{name}': use {(allowNone ? FixStrategies.Choices(StepOptionParsing.ReportOnly) : FixStrategies.Choices())}");
 
-    public static SiteSelection Sites(string? name) => name switch
-    {
-        "needed" => SiteSelection.Needed,
-        "all-local" => SiteSelection.AllLocal,
-        _ => throw new UsageException($"unknown site selection '{name}': use needed or all-local"),
-    };
+    public static SiteSelection Sites(string? name) =>
+        StepOptionParsing.Sites(name) ?? throw new UsageException($"unknown site selection '{name}': use needed or all-local");
 }

@@ -43,9 +43,9 @@ internal static class StepCommand
             string response;
             try
             {
-                var (directory, args) = StepProtocol.ReadRequest(line);
-                Environment.CurrentDirectory = directory;   // relative item paths are the project's
-                response = StepProtocol.Write(Execute(args));
+                var request = StepProtocol.ReadRequest(line);
+                Environment.CurrentDirectory = request.Directory;   // relative item paths are the project's
+                response = StepProtocol.Write(StepRunner.Run(request.Options, request.Objects));
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
@@ -57,9 +57,10 @@ internal static class StepCommand
         return CliApp.ExitAccepted;
     }
 
+    /// <summary>The command-line form of a request (<c>step patch|verify|convert [OPTIONS] IN OUT…</c>), for running a step by hand.</summary>
     private static StepResult Execute(string[] args)
     {
-        if (args.Length == 0 || args[0] is not ("patch" or "verify" or "convert"))
+        if (args.Length == 0 || StepOptionParsing.Step(args[0]) is not { } kind)
             throw new UsageException("step needs patch, verify or convert");
         string step = args[0];
         var shared = new SharedOptions();
@@ -103,13 +104,6 @@ internal static class StepCommand
         if (files.Count == 0 || files.Count % 2 != 0) throw new UsageException("step needs INPUT OUTPUT pairs");
         var objects = new List<StepObject>();
         for (int i = 0; i < files.Count; i += 2) objects.Add(new StepObject(files[i], files[i + 1]));
-        var loader = shared.Loader;
-
-        return step switch
-        {
-            "patch" => PatchStep.Run(objects, new PatchStepOptions(strategy, sites, loader, allowSiblingCalls, jsonReport, sarifReport)),
-            "verify" => VerifyStep.Run(objects, new VerifyStepOptions(loader, warnOnly, allowSiblingCalls, jsonReport, sarifReport)),
-            _ => ConvertStep.Run(objects, symbols),
-        };
+        return StepRunner.Run(new StepOptions(kind, shared.Loader, strategy, sites, allowSiblingCalls, warnOnly, jsonReport, sarifReport, symbols), objects);
     }
 }

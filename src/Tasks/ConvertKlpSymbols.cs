@@ -13,10 +13,9 @@ public sealed class ConvertKlpSymbols : LivepatchObjectTask
 {
     public ITaskItem[] KlpSymbols { get; set; } = [];
 
-    private readonly List<KlpSymbolSpec> _specs = [];
-
-    protected override bool TryPrepare()
+    protected override StepOptions? Options()
     {
+        var specs = new List<KlpSymbolSpec>();
         foreach (var item in KlpSymbols)
         {
             string obj = item.GetMetadata("Object"), name = item.GetMetadata("Name"), position = item.GetMetadata("Position");
@@ -25,23 +24,8 @@ public sealed class ConvertKlpSymbols : LivepatchObjectTask
                 LogTaskError(DiagnosticCatalog.BadKlpSymbolItem, $"KlpSymbol '{item.ItemSpec}' has Position '{position}', which is not a non-negative number");
                 continue;
             }
-            _specs.Add(new KlpSymbolSpec(item.ItemSpec, string.IsNullOrEmpty(obj) ? "vmlinux" : obj, string.IsNullOrEmpty(name) ? null : name, pos));
+            specs.Add(new KlpSymbolSpec(item.ItemSpec, string.IsNullOrEmpty(obj) ? "vmlinux" : obj, string.IsNullOrEmpty(name) ? null : name, pos));
         }
-        return !Log.HasLoggedErrors;
-    }
-
-    protected override StepResult RunInProcess(IReadOnlyList<StepObject> objects) => ConvertStep.Run(objects, _specs);
-
-    protected override IEnumerable<string> ToolArguments()
-    {
-        yield return "convert";
-        foreach (var s in _specs)
-        {
-            yield return "--klp";
-            yield return s.Symbol;
-            yield return s.Object;
-            yield return s.Name ?? "";
-            yield return s.Position.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        }
+        return Log.HasLoggedErrors ? null : new StepOptions(StepKind.Convert, LoaderOptions, Symbols: specs);
     }
 }

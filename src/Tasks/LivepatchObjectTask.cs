@@ -49,37 +49,19 @@ public abstract class LivepatchObjectTask : Microsoft.Build.Utilities.Task
     /// <summary>The native <c>ppc-livepatch</c> to run the step in; empty runs it in this process.</summary>
     public string? ToolPath { get; set; }
 
-    protected LoaderOptions LoaderOptions => new(KernelAcceptsLdToc, Pcrel, string.IsNullOrEmpty(ModuleName) ? null : ModuleName, HasLivepatch);
+    protected LoaderOptions LoaderOptions => StepProperties.Loader(KernelAcceptsLdToc, Pcrel, ModuleName, HasLivepatch);
 
-    /// <summary>Checks the task's own parameters; false after logging why.</summary>
-    protected virtual bool TryPrepare() => true;
-
-    protected abstract StepResult RunInProcess(IReadOnlyList<StepObject> objects);
-
-    /// <summary>The <c>ppc-livepatch step</c> arguments that run the same step, without the object pairs.</summary>
-    protected abstract IEnumerable<string> ToolArguments();
+    /// <summary>The step's options from the task's parameters, or null after logging why they cannot be used.</summary>
+    protected abstract StepOptions? Options();
 
     protected virtual void StepFinished(StepResult result) { }
 
-    protected static IEnumerable<string> ReportArguments(string? json, string? sarif)
-    {
-        if (!string.IsNullOrEmpty(json)) { yield return "--json-report"; yield return json; }
-        if (!string.IsNullOrEmpty(sarif)) { yield return "--sarif-report"; yield return sarif; }
-    }
-
-    protected IEnumerable<string> LoaderArguments()
-    {
-        if (KernelAcceptsLdToc) yield return "--kernel-accepts-ld-toc";
-        if (Pcrel) yield return "--pcrel";
-        if (HasLivepatch == false) yield return "--kernel-without-livepatch";
-        if (!string.IsNullOrEmpty(ModuleName)) { yield return "--module-name"; yield return ModuleName; }
-    }
-
     private bool ExecuteCore()
     {
-        if (!TryPrepare()) return false;
+        if (Options() is not { } options) return false;
         var objects = StepObjects();
-        var result = (string.IsNullOrEmpty(ToolPath) ? null : NativeStep.Run(this, ToolPath, ToolArguments(), objects)) ?? RunInProcess(objects);
+        var request = new StepRequest(Environment.CurrentDirectory, options, objects);
+        var result = (string.IsNullOrEmpty(ToolPath) ? null : NativeStep.Run(this, ToolPath, request)) ?? StepRunner.Run(options, objects);
         foreach (var e in result.Events)
         {
             if (e.Diagnostic is { } d) DiagnosticLogging.Log(Log, d, HelpLinkBase);

@@ -31,16 +31,10 @@ internal sealed class NativeStep : IDisposable
         process.BeginErrorReadLine();
     }
 
-    public static StepResult? Run(LivepatchObjectTask task, string toolPath, IEnumerable<string> arguments, IReadOnlyList<StepObject> objects)
+    public static StepResult? Run(LivepatchObjectTask task, string toolPath, StepRequest stepRequest)
     {
-        var args = arguments.ToList();
-        args.Add("--");
-        foreach (var o in objects)
-        {
-            args.Add(o.Input);
-            args.Add(o.Output);
-        }
-        string request = StepProtocol.WriteRequest(Environment.CurrentDirectory, args);
+        var objects = stepRequest.Objects;
+        string request = StepProtocol.WriteRequest(stepRequest);
 
         var engine = task.BuildEngine as IBuildEngine4;
         string key = "PpcLivepatch.NativeStep|" + toolPath;

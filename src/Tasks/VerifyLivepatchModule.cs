@@ -1,3 +1,4 @@
+using PpcLivepatch.Diagnostics;
 using PpcLivepatch.Steps;
 
 namespace PpcLivepatch.Build.Tasks;
@@ -18,17 +19,11 @@ public sealed class VerifyLivepatchModule : LivepatchObjectTask
 
     public string? SarifReport { get; set; }
 
-    private bool WarnOnly => string.Equals(Mode, "warn", StringComparison.OrdinalIgnoreCase);
-
-    protected override StepResult RunInProcess(IReadOnlyList<StepObject> objects) =>
-        VerifyStep.Run(objects, new VerifyStepOptions(LoaderOptions, WarnOnly, AllowSiblingCalls, JsonReport, SarifReport));
-
-    protected override IEnumerable<string> ToolArguments()
+    protected override StepOptions? Options()
     {
-        yield return "verify";
-        if (WarnOnly) yield return "--warn-only";
-        if (AllowSiblingCalls) yield return "--allow-sibling-calls";
-        foreach (string a in ReportArguments(JsonReport, SarifReport)) yield return a;
-        foreach (string a in LoaderArguments()) yield return a;
+        if (StepProperties.TryWarnOnly(Mode, out bool warnOnly, out string? error))
+            return StepProperties.Verify(warnOnly, LoaderOptions, AllowSiblingCalls, JsonReport, SarifReport);
+        LogTaskError(DiagnosticCatalog.UsageError, error!);
+        return null;
     }
 }

@@ -147,9 +147,7 @@ public sealed class TaskTests
 
     private sealed class CrashingTask : LivepatchObjectTask
     {
-        protected override PpcLivepatch.Steps.StepResult RunInProcess(IReadOnlyList<PpcLivepatch.Steps.StepObject> objects) => throw new InvalidOperationException("boom");
-
-        protected override IEnumerable<string> ToolArguments() => throw new InvalidOperationException("boom");
+        protected override PpcLivepatch.Steps.StepOptions Options() => throw new InvalidOperationException("boom");
     }
 
     [TestMethod]
@@ -357,5 +355,49 @@ public sealed class NativeStepTaskTests
         Assert.AreEqual("PLP0002", error.Code);
         StringAssert.Contains(error.Message, message);
         Assert.IsFalse(File.Exists(output), "no output after a failed step");
+    }
+
+    [TestMethod]
+    public void MisspelledPropertiesAreCodedErrorsAtTheProjectFileBeforeAnyStep()
+    {
+        var engine = new FakeBuildEngine();
+        string key = Path.Combine(Repo.NewTempDir(), "options.cache");
+        var task = new CheckLivepatchProperties
+        {
+            BuildEngine = engine, KeyFile = key, Rel24Strategy = "foo", Rel24Sites = "some", LivepatchVerifyMode = "warning",
+            KernelAcceptsLdToc = "maybe", LivepatchPcrel = "false",
+        };
+        Assert.IsFalse(task.Execute());
+        CollectionAssert.AreEquivalent(
+            new[] { "KernelAcceptsLdToc is 'maybe'", "Rel24Strategy is 'foo'", "Rel24Sites is 'some'", "LivepatchVerifyMode is 'warning'" },
+            engine.Errors.Select(e => e.Message!.Split(';')[0]).ToArray());
+        Assert.IsTrue(engine.Errors.All(e => e.Code == "PLP0001" && e.File == "/fake/project.csproj" && e.HelpLink!.EndsWith("PLP0001.md")));
+        Assert.IsFalse(File.Exists(key), "no key for options that cannot be used");
+    }
+
+    [TestMethod]
+    public void TheOptionsKeyIsTheStepOptionsAndChangesOnlyWithThem()
+    {
+        string key = Path.Combine(Repo.NewTempDir(), "options.cache");
+        string Run(string strategy, string sites = "needed", string extra = "")
+        {
+            var engine = new FakeBuildEngine();
+            var task = new CheckLivepatchProperties
+            {
+                BuildEngine = engine, KeyFile = key, Rel24Strategy = strategy, Rel24Sites = sites, LivepatchVerifyMode = "error", Extra = extra,
+            };
+            Assert.IsTrue(task.Execute(), string.Join("\n", engine.Errors.Select(e => e.Message)));
+            return File.ReadAllText(key);
+        }
+        string asm = Run("asm");
+        StringAssert.Contains(asm, "\"step\":\"patch\"");
+        StringAssert.Contains(asm, "\"strategy\":\"auto\"", "asm reaches the patch step as auto");
+        var written = File.GetLastWriteTimeUtc(key);
+        File.SetLastWriteTimeUtc(key, written.AddMinutes(-5));
+        Assert.AreEqual(asm, Run("auto"), "the same step options, the same key");
+        Assert.AreEqual(written.AddMinutes(-5), File.GetLastWriteTimeUtc(key), "an unchanged key is not rewritten (the steps stay up to date)");
+        Assert.AreNotEqual(asm, Run("island"));
+        Assert.AreNotEqual(asm, Run("auto", sites: "all-local"));
+        Assert.AreNotEqual(asm, Run("auto", extra: "true|sha512"));
     }
 }

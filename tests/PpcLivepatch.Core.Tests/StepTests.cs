@@ -48,14 +48,21 @@ public sealed class StepTests
     }
 
     [TestMethod]
-    public void RequestsKeepArgumentsExactly()
+    public void RequestsKeepOptionsAndPathsExactly()
     {
-        string[] args = ["patch", "--module-name", "a \"b\"\tc", "/tmp/ü ö/in.o", "", "out\n.o"];
-        string line = StepProtocol.WriteRequest("/work dir", args);
+        var options = new StepOptions(StepKind.Patch, new LoaderOptions(true, false, "a \"b\"\tc", false), FixStrategy.InsertNop, SiteSelection.AllLocal,
+            AllowSiblingCalls: true, JsonReport: "r.json", Symbols: [new("f", "vmlinux", null, 2), new("g", "ext4", "g.cold", 0)]);
+        StepObject[] objects = [new("/tmp/ü ö/in.o", ""), new("-x.o", "out\n.o")];
+        string line = StepProtocol.WriteRequest(new StepRequest("/work dir", options, objects));
         Assert.AreEqual(1, line.Count(c => c == '\n'), "a request is one line");
-        var (directory, read) = StepProtocol.ReadRequest(line.TrimEnd('\n'));
-        Assert.AreEqual("/work dir", directory);
-        CollectionAssert.AreEqual(args, read);
+        var read = StepProtocol.ReadRequest(line.TrimEnd('\n'));
+        Assert.AreEqual("/work dir", read.Directory);
+        Assert.AreEqual(options.CacheKey, read.Options.CacheKey);
+        Assert.AreEqual(options.Loader, read.Options.Loader);
+        CollectionAssert.AreEqual(options.KlpSymbols.ToList(), read.Options.KlpSymbols.ToList());
+        CollectionAssert.AreEqual(objects, read.Objects.ToList());
+        Assert.AreEqual(options with { Symbols = null }, read.Options with { Symbols = null });
+        Assert.AreNotEqual(options.CacheKey, (options with { Sites = SiteSelection.Needed }).CacheKey, "the cache key sees every option");
         Assert.ThrowsExactly<FormatException>(() => StepProtocol.ReadRequest("{\"args\":[]}"));
     }
 
@@ -66,7 +73,7 @@ public sealed class StepTests
         string good = Path.Combine(dir, "good.o"), bad = Path.Combine(dir, "bad.o");
         File.WriteAllText(Path.Combine(dir, "notelf.o"), "not an object");
         var result = PatchStep.Run([new(Repo.Fixture("livepatch.und.le.o"), good), new(Path.Combine(dir, "notelf.o"), bad)],
-            new PatchStepOptions(FixStrategy.Auto, SiteSelection.Needed, LoaderOptions.Default));
+            new StepOptions(StepKind.Patch, LoaderOptions.Default));
 
         Assert.IsFalse(result.Succeeded);
         Assert.AreEqual(DiagnosticCatalog.NotElf, result.Events.Single(e => e.Diagnostic?.Severity == Severity.Error).Diagnostic!.Code);
@@ -89,7 +96,7 @@ public sealed class StepTests
     public void ChangingASignedModuleSaysItsSignatureIsDropped()
     {
         string dir = Repo.NewTempDir();
-        var options = new PatchStepOptions(FixStrategy.Auto, SiteSelection.Needed, LoaderOptions.Default);
+        var options = new StepOptions(StepKind.Patch, LoaderOptions.Default);
         string signed = Signed("livepatch.und.le.o", dir), output = Path.Combine(dir, "patched.o");
         var patched = PatchStep.Run([new(signed, output)], options);
         Assert.IsTrue(patched.Succeeded);
@@ -135,7 +142,7 @@ public sealed class StepTests
     {
         string dir = Repo.NewTempDir();
         string input = Repo.Fixture("asm_calls.kpatch.le.o"), output = Path.Combine(dir, "final.o");
-        StepResult Verify(bool warnOnly, bool allow) => VerifyStep.Run([new(input, output)], new VerifyStepOptions(LoaderOptions.Default, warnOnly, allow));
+        StepResult Verify(bool warnOnly, bool allow) => VerifyStep.Run([new(input, output)], new StepOptions(StepKind.Verify, LoaderOptions.Default, AllowSiblingCalls: allow, WarnOnly: warnOnly));
 
         var strict = Verify(warnOnly: false, allow: false);
         Assert.AreEqual(Severity.Error, strict.Events.First(e => e.Diagnostic?.Code == DiagnosticCatalog.SiblingCallToExternal).Diagnostic!.Severity);
@@ -181,7 +188,7 @@ public sealed class StepTests
         var (exit, output, err) = Cli(TextReader.Null, "step", "patch", "--strategy", "island", "--json-report", Path.Combine(dir, "cli.json"),
             input, Path.Combine(dir, "cli.o"));
         var inProcess = PatchStep.Run([new(input, Path.Combine(dir, "lib.o"))],
-            new PatchStepOptions(FixStrategy.Island, SiteSelection.Needed, LoaderOptions.Default, JsonReport: Path.Combine(dir, "lib.json")));
+            new StepOptions(StepKind.Patch, LoaderOptions.Default, FixStrategy.Island, JsonReport: Path.Combine(dir, "lib.json")));
 
         Assert.AreEqual(CliApp.ExitAccepted, exit, err);
         Assert.IsTrue(StepProtocol.TryRead(output, out var read, out string? error), error);
@@ -198,11 +205,12 @@ public sealed class StepTests
     {
         string dir = Repo.NewTempDir();
         File.Copy(Repo.Fixture("calls.kpatch.le.o"), Path.Combine(dir, "in.o"));
+        var patch = new StepOptions(StepKind.Patch, LoaderOptions.Default, Sites: SiteSelection.AllLocal);
         var requests = new StringReader(
-            StepProtocol.WriteRequest(dir, ["patch", "--sites", "all-local", "in.o", "patched.o"]) +
+            StepProtocol.WriteRequest(new(dir, patch, [new("in.o", "patched.o")])) +
             "this is not a request\n" +
-            StepProtocol.WriteRequest(dir, ["patch", "--strategy", "sideways", "in.o", "x.o"]) +
-            StepProtocol.WriteRequest(dir, ["verify", "--", "patched.o", "-final.o"]));
+            StepProtocol.WriteRequest(new(dir, patch, [new("in.o", "x.o")])).Replace("\"strategy\":\"auto\"", "\"strategy\":\"sideways\"") +
+            StepProtocol.WriteRequest(new(dir, new StepOptions(StepKind.Verify, LoaderOptions.Default), [new("patched.o", "-final.o")])));
         string cwd = Environment.CurrentDirectory;
         string output;
         try
@@ -231,9 +239,9 @@ public sealed class StepTests
         Assert.IsFalse(StepProtocol.TryRead(responses[1], out _, out string? error));
         StringAssert.Contains(error, "not a step request");
         Assert.IsFalse(StepProtocol.TryRead(responses[2], out _, out error));
-        Assert.AreEqual("unknown strategy 'sideways': use island, insert-nop, auto or none", error);
+        StringAssert.Contains(error, "not a step request: unknown strategy 'sideways'");
         Assert.IsTrue(StepProtocol.TryRead(responses[3], out var verified, out _));
         Assert.IsTrue(verified!.Succeeded);
-        Assert.IsTrue(File.Exists(Path.Combine(dir, "-final.o")), "relative paths are the request's directory's; after --, a name is a name");
+        Assert.IsTrue(File.Exists(Path.Combine(dir, "-final.o")), "relative paths are the request's directory's, and a name is a name");
     }
 }

@@ -4,20 +4,13 @@ using PpcLivepatch.Patching;
 
 namespace PpcLivepatch.Steps;
 
-/// <param name="Strategy">How to fix; null only reports what would need fixing (LivepatchVerifyMode=warn experiments).</param>
-/// <param name="AllowSiblingCalls">Sibling calls to external symbols are errors unless allowed: the kernel loads them,
-/// but kpatch refuses them too and a crash is on record.</param>
-public sealed record PatchStepOptions(
-    FixStrategy? Strategy, SiteSelection Sites, LoaderOptions Loader, bool AllowSiblingCalls = false,
-    string? JsonReport = null, string? SarifReport = null);
-
 /// <summary>
 /// The SDK's Patch step: fixes every fixable R_PPC64_REL24 site of each object and writes it to its output. Only what
 /// this step did and could not do is reported; the loader's verdict on the final module is the Verify step's.
 /// </summary>
 public static class PatchStep
 {
-    public static StepResult Run(IReadOnlyList<StepObject> objects, PatchStepOptions options)
+    public static StepResult Run(IReadOnlyList<StepObject> objects, StepOptions options)
     {
         var events = new List<StepEvent>();
         var results = new List<PatchResult>();

@@ -6,8 +6,8 @@ namespace PpcLivepatch.Steps;
 
 /// <summary>
 /// How the SDK's tasks and <c>ppc-livepatch step</c>/<c>serve</c> talk. <c>serve</c> first prints
-/// <see cref="ReadyLine"/>. A request is one JSON line: the directory
-/// relative paths are resolved against and the <c>step</c> arguments. A response is one JSON object per line, the
+/// <see cref="ReadyLine"/>. A request is one JSON line: the directory relative paths are resolved against, the
+/// typed <see cref="StepOptions"/> and the object pairs. A response is one JSON object per line, the
 /// events in order, then a closing line: <c>{"sitesFixed":N}</c>, or <c>{"error":"…"}</c> when the step could not
 /// run. A response without a closing line comes from a tool that died part way. Internal to the SDK and the tool it
 /// ships; not a stable interface.
@@ -16,28 +16,36 @@ public static class StepProtocol
 {
     private static readonly JsonWriterOptions LineOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
-    public static string WriteRequest(string directory, IEnumerable<string> args) => Line(w =>
+    public static string WriteRequest(StepRequest request) => Line(w =>
     {
         w.WriteStartObject();
-        w.WriteString("directory", directory);
-        w.WriteStartArray("args");
-        foreach (string a in args) w.WriteStringValue(a);
+        w.WriteString("directory", request.Directory);
+        w.WritePropertyName("options");
+        request.Options.Write(w);
+        w.WriteStartArray("objects");
+        foreach (var o in request.Objects)
+        {
+            w.WriteStartObject();
+            w.WriteString("input", o.Input);
+            w.WriteString("output", o.Output);
+            w.WriteEndObject();
+        }
         w.WriteEndArray();
         w.WriteEndObject();
     });
 
     /// <exception cref="FormatException">The line is not a request.</exception>
-    public static (string Directory, string[] Args) ReadRequest(string line)
+    public static StepRequest ReadRequest(string line)
     {
         try
         {
             using var doc = JsonDocument.Parse(line);
             var root = doc.RootElement;
-            string directory = root.GetProperty("directory").GetString()!;
-            var args = root.GetProperty("args").EnumerateArray().Select(a => a.GetString()!).ToArray();
-            return (directory, args);
+            var objects = root.GetProperty("objects").EnumerateArray()
+                .Select(o => new StepObject(o.GetProperty("input").GetString()!, o.GetProperty("output").GetString()!)).ToList();
+            return new StepRequest(root.GetProperty("directory").GetString()!, StepOptions.Read(root.GetProperty("options")), objects);
         }
-        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
         {
             throw new FormatException($"not a step request: {e.Message}", e);
         }

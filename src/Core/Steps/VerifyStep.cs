@@ -3,15 +3,10 @@ using PpcLivepatch.Diagnostics;
 
 namespace PpcLivepatch.Steps;
 
-/// <param name="WarnOnly">Rejections become warnings and the output is still written — for experiments that want to
-/// watch the kernel refuse a module.</param>
-public sealed record VerifyStepOptions(
-    LoaderOptions Loader, bool WarnOnly = false, bool AllowSiblingCalls = false, string? JsonReport = null, string? SarifReport = null);
-
 /// <summary>The SDK's Verify step: runs the kernel loader model on each final module and copies an accepted one to its output.</summary>
 public static class VerifyStep
 {
-    public static StepResult Run(IReadOnlyList<StepObject> objects, VerifyStepOptions options)
+    public static StepResult Run(IReadOnlyList<StepObject> objects, StepOptions options)
     {
         var events = new List<StepEvent>();
         var reports = new List<ObjectReport>();

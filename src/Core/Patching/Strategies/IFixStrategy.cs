@@ -67,6 +67,10 @@ public static class FixStrategies
         return found is not null;
     }
 
-    /// <summary>"auto|insert-nop|island" for usage text.</summary>
-    public static string Names => string.Join('|', All.Select(s => s.Name).Order(StringComparer.Ordinal));
+    /// <summary>"island, insert-nop or auto" (with <paramref name="more"/> last) for messages that list the choices.</summary>
+    public static string Choices(params string[] more)
+    {
+        var names = All.Select(s => s.Name).Concat(more).ToList();
+        return string.Join(", ", names[..^1]) + " or " + names[^1];
+    }
 }

@@ -1,0 +1,76 @@
+using Microsoft.Build.Framework;
+using PpcLivepatch.Diagnostics;
+
+namespace PpcLivepatch.Build.Tasks;
+
+/// <summary>
+/// Runs first: checks the properties that become step options (a misspelled value is a coded error at the project
+/// file, before the compiler runs), and writes <see cref="KeyFile"/> — the patch and verify steps' options as the
+/// tool will receive them, plus <see cref="Extra"/> — only when it changes, so that the steps rerun exactly when
+/// their options do.
+/// </summary>
+public sealed class CheckLivepatchProperties : Microsoft.Build.Utilities.Task
+{
+    public string? Rel24Strategy { get; set; }
+    public string? Rel24Sites { get; set; }
+    public string? LivepatchVerifyMode { get; set; }
+    public string? KernelAcceptsLdToc { get; set; }
+    public string? LivepatchPcrel { get; set; }
+    public string? KernelHasLivepatch { get; set; }
+    public string? LivepatchAllowSiblingCalls { get; set; }
+    public string? LivepatchModuleName { get; set; }
+
+    /// <summary>Other settings the outputs depend on (signing), kept in the key as they are.</summary>
+    public string? Extra { get; set; }
+
+    [Required]
+    public string KeyFile { get; set; } = "";
+
+    public string? HelpLinkBase { get; set; }
+
+    public override bool Execute()
+    {
+        bool acceptsLdToc = Flag(nameof(KernelAcceptsLdToc), KernelAcceptsLdToc);
+        bool pcrel = Flag(nameof(LivepatchPcrel), LivepatchPcrel);
+        bool allowSiblingCalls = Flag(nameof(LivepatchAllowSiblingCalls), LivepatchAllowSiblingCalls);
+        bool? hasLivepatch = string.IsNullOrEmpty(KernelHasLivepatch) ? null : Flag(nameof(KernelHasLivepatch), KernelHasLivepatch);
+        if (!StepProperties.TryStrategy(Rel24Strategy, out var strategy, out string? error)) Usage(error!);
+        if (!StepProperties.TrySites(Rel24Sites, out var sites, out error)) Usage(error!);
+        if (!StepProperties.TryWarnOnly(LivepatchVerifyMode, out bool warnOnly, out error)) Usage(error!);
+        if (Log.HasLoggedErrors) return false;
+
+        var loader = StepProperties.Loader(acceptsLdToc, pcrel, LivepatchModuleName, hasLivepatch);
+        string key = string.Join("\n",
+            StepProperties.Patch(strategy, sites, loader, allowSiblingCalls).CacheKey,
+            StepProperties.Verify(warnOnly, loader, allowSiblingCalls).CacheKey,
+            Extra ?? "") + "\n";
+        try
+        {
+            if (!File.Exists(KeyFile) || File.ReadAllText(KeyFile) != key)
+            {
+                Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(KeyFile))!);
+                File.WriteAllText(KeyFile, key);
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            DiagnosticLogging.LogIoError(Log, DiagnosticCatalog.UnwritableOutput, KeyFile, e, HelpLinkBase);
+            return false;
+        }
+        return true;
+    }
+
+    /// <summary>An MSBuild boolean: true/false in any case, or empty for false.</summary>
+    private bool Flag(string property, string? value)
+    {
+        if (string.IsNullOrEmpty(value)) return false;
+        if (bool.TryParse(value, out bool flag)) return flag;
+        Usage($"{property} is '{value}'; use true or false");
+        return false;
+    }
+
+    private void Usage(string message) =>
+        Log.LogError(DiagnosticLogging.Subcategory, DiagnosticCatalog.UsageError, DiagnosticCatalog.UsageError,
+            (HelpLinkBase ?? DiagnosticCatalog.HelpLinkBase) + DiagnosticCatalog.UsageError + ".md",
+            BuildEngine?.ProjectFileOfTaskNode ?? "", 0, 0, 0, 0, "{0}", message);
+}
