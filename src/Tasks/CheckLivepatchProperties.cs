@@ -70,7 +70,5 @@ public sealed class CheckLivepatchProperties : Microsoft.Build.Utilities.Task
     }
 
     private void Usage(string message) =>
-        Log.LogError(DiagnosticLogging.Subcategory, DiagnosticCatalog.UsageError, DiagnosticCatalog.UsageError,
-            (HelpLinkBase ?? DiagnosticCatalog.HelpLinkBase) + DiagnosticCatalog.UsageError + ".md",
-            BuildEngine?.ProjectFileOfTaskNode ?? "", 0, 0, 0, 0, "{0}", message);
+        DiagnosticLogging.Log(Log, DiagnosticCatalog.UsageError, HelpLinkBase, BuildEngine?.ProjectFileOfTaskNode ?? "", 0, 0, message);
 }

@@ -50,8 +50,8 @@ public sealed class CrossCompile : ToolTask
         if (string.IsNullOrEmpty(ToolPath) && !Path.IsPathRooted(CompilerPath()))
         {
             string package = CrossCompilePrefix.StartsWith("powerpc64le", StringComparison.Ordinal) ? "gcc-powerpc64le-linux-gnu" : "gcc-powerpc64-linux-gnu";
-            Log.LogError(DiagnosticLogging.Subcategory, CompilerNotFound, CompilerNotFound, HelpLink(CompilerNotFound), Source, 0, 0, 0, 0,
-                "the cross compiler '{0}' is not on PATH; install it (Debian: apt-get install {1}) or set CrossCompilePrefix", ToolName, package);
+            DiagnosticLogging.Log(Log, CompilerNotFound, HelpLinkBase, Source, 0, 0,
+                $"the cross compiler '{ToolName}' is not on PATH; install it (Debian: apt-get install {package}) or set CrossCompilePrefix");
             return false;
         }
         bool ok;
@@ -93,8 +93,8 @@ public sealed class CrossCompile : ToolTask
     protected override bool HandleTaskExecutionErrors()
     {
         if (!Log.HasLoggedErrors)
-            Log.LogError(DiagnosticLogging.Subcategory, DiagnosticCatalog.CompilerError, DiagnosticCatalog.CompilerError, null,
-                BuildEngine?.ProjectFileOfTaskNode ?? "", 0, 0, 0, 0, "the cross compiler exited with code {0}; its messages are above", ExitCode);
+            DiagnosticLogging.Log(Log, DiagnosticCatalog.CompilerError, HelpLinkBase, BuildEngine?.ProjectFileOfTaskNode ?? "", 0, 0,
+                $"the cross compiler exited with code {ExitCode}; its messages are above");
         return false;
     }
 
@@ -104,7 +104,6 @@ public sealed class CrossCompile : ToolTask
             Log.LogMessage(importance, "{0}", line);
     }
 
-    private string HelpLink(string code) => (HelpLinkBase ?? DiagnosticCatalog.HelpLinkBase) + code + ".md";
 
     private static void TryDelete(string path)
     {

@@ -12,23 +12,34 @@ internal static class DiagnosticLogging
     /// <summary>Logs one diagnostic. <paramref name="promote"/> turns a warning into an error (SDK policy).</summary>
     public static void Log(TaskLoggingHelper log, Diagnostic d, string? helpLinkBase, bool promote = false)
     {
-        string file = d.Source?.File ?? d.ObjectPath;
-        int line = d.Source?.Line ?? 0, column = d.Source?.Column ?? 0;
         string message = d.Fix is null ? d.Message : $"{d.Message}. Fix: {d.Fix}";
-        string helpLink = (helpLinkBase ?? DiagnosticCatalog.HelpLinkBase) + d.Code + ".md";
-        var severity = promote && d.Severity == Severity.Warning ? Severity.Error : d.Severity;
+        // Per-site information goes to detailed logs; summaries are shown at normal verbosity.
+        var importance = d.Kind == DiagnosticKind.Fixed ? MessageImportance.Low : MessageImportance.Normal;
+        Write(log, d.Code, promote ? d.Promoted().Severity : d.Severity, helpLinkBase, d.Source?.File ?? d.ObjectPath,
+            d.Source?.Line ?? 0, d.Source?.Column ?? 0, message, importance);
+    }
+
+    /// <summary>
+    /// Every coded event of every task goes out here: the code as code and help keyword, the help link, the file and
+    /// line, and the catalog's severity.
+    /// </summary>
+    public static void Log(TaskLoggingHelper log, string code, string? helpLinkBase, string file, int line, int column, string message) =>
+        Write(log, code, DiagnosticCatalog.SeverityOf(code), helpLinkBase, file, line, column, message, MessageImportance.Normal);
+
+    private static void Write(TaskLoggingHelper log, string code, Severity severity, string? helpLinkBase, string file, int line, int column,
+        string message, MessageImportance importance)
+    {
+        string helpLink = (helpLinkBase ?? DiagnosticCatalog.HelpLinkBase) + code + ".md";
         switch (severity)
         {
             case Severity.Error:
-                log.LogError(Subcategory, d.Code, d.Code, helpLink, file, line, column, 0, 0, "{0}", message);
+                log.LogError(Subcategory, code, code, helpLink, file, line, column, 0, 0, "{0}", message);
                 break;
             case Severity.Warning:
-                log.LogWarning(Subcategory, d.Code, d.Code, helpLink, file, line, column, 0, 0, "{0}", message);
+                log.LogWarning(Subcategory, code, code, helpLink, file, line, column, 0, 0, "{0}", message);
                 break;
             default:
-                // Per-site information goes to detailed logs; summaries are shown at normal verbosity.
-                var importance = d.Code == DiagnosticCatalog.SiteFixed ? MessageImportance.Low : MessageImportance.Normal;
-                log.LogMessage(Subcategory, d.Code, d.Code, file, line, column, 0, 0, importance, "{0}", message);
+                log.LogMessage(Subcategory, code, code, file, line, column, 0, 0, importance, "{0}", message);
                 break;
         }
     }

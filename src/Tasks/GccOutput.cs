@@ -29,17 +29,16 @@ internal static partial class GccOutput
         else if (!Path.IsPathRooted(file)) file = Path.GetFullPath(file);
         if (pathMap is not null) file = pathMap(file);
         if (!FirstTimeInBuild(engine, $"{file}|{ln}|{col}|{kind}|{msg}")) return true;
-        string link(string code) => (helpLinkBase ?? DiagnosticCatalog.HelpLinkBase) + code + ".md";
         switch (kind)
         {
             case "error":
-                log.LogError(DiagnosticLogging.Subcategory, DiagnosticCatalog.CompilerError, DiagnosticCatalog.CompilerError, link(DiagnosticCatalog.CompilerError), file, ln, col, 0, 0, "{0}", msg);
+                DiagnosticLogging.Log(log, DiagnosticCatalog.CompilerError, helpLinkBase, file, ln, col, msg);
                 break;
             case "fatal error":
-                log.LogError(DiagnosticLogging.Subcategory, DiagnosticCatalog.CompilerFatalError, DiagnosticCatalog.CompilerFatalError, link(DiagnosticCatalog.CompilerFatalError), file, ln, col, 0, 0, "{0}", msg);
+                DiagnosticLogging.Log(log, DiagnosticCatalog.CompilerFatalError, helpLinkBase, file, ln, col, msg);
                 break;
             case "warning":
-                log.LogWarning(DiagnosticLogging.Subcategory, DiagnosticCatalog.CompilerWarning, DiagnosticCatalog.CompilerWarning, link(DiagnosticCatalog.CompilerWarning), file, ln, col, 0, 0, "{0}", msg);
+                DiagnosticLogging.Log(log, DiagnosticCatalog.CompilerWarning, helpLinkBase, file, ln, col, msg);
                 break;
             default:
                 log.LogMessage(DiagnosticLogging.Subcategory, null, null, file, ln, col, 0, 0, MessageImportance.Normal, "note: {0}", msg);

@@ -46,10 +46,9 @@ public sealed partial class KbuildMake : ToolTask
     {
         if (!Directory.Exists(KernelDirectory) || !File.Exists(Path.Combine(KernelDirectory, "Makefile")))
         {
-            Log.LogError(DiagnosticLogging.Subcategory, DiagnosticCatalog.KernelTreeMissing, DiagnosticCatalog.KernelTreeMissing,
-                (HelpLinkBase ?? DiagnosticCatalog.HelpLinkBase) + DiagnosticCatalog.KernelTreeMissing + ".md", ProjectFile ?? "", 0, 0, 0, 0,
-                "KernelDir '{0}' is not a kernel build tree (no Makefile): point it at the kernel's build output or its headers package (e.g. /lib/modules/<version>/build)",
-                KernelDirectory);
+            DiagnosticLogging.Log(Log, DiagnosticCatalog.KernelTreeMissing, HelpLinkBase, ProjectFile ?? "", 0, 0,
+                $"KernelDir '{KernelDirectory}' is not a kernel build tree (no Makefile): point it at the kernel's build output or its headers " +
+                "package (e.g. /lib/modules/<version>/build)");
             return false;
         }
         bool ok = base.Execute() && !Log.HasLoggedErrors;
@@ -80,8 +79,8 @@ public sealed partial class KbuildMake : ToolTask
     protected override bool HandleTaskExecutionErrors()
     {
         if (!Log.HasLoggedErrors)
-            Log.LogError(DiagnosticLogging.Subcategory, DiagnosticCatalog.KbuildFailed, DiagnosticCatalog.KbuildFailed, null,
-                ProjectFile ?? "", 0, 0, 0, 0, "kbuild (make modules) exited with code {0}; its messages are above", ExitCode);
+            DiagnosticLogging.Log(Log, DiagnosticCatalog.KbuildFailed, HelpLinkBase, ProjectFile ?? "", 0, 0,
+                $"kbuild (make modules) exited with code {ExitCode}; its messages are above");
         return false;
     }
 
@@ -94,10 +93,10 @@ public sealed partial class KbuildMake : ToolTask
         var undefined = ModpostUndefined().Match(line);
         if (undefined.Success && !KlpSymbols.Contains(undefined.Groups["sym"].Value))
         {
-            Log.LogWarning(DiagnosticLogging.Subcategory, DiagnosticCatalog.SymbolNotExported, DiagnosticCatalog.SymbolNotExported,
-                (HelpLinkBase ?? DiagnosticCatalog.HelpLinkBase) + DiagnosticCatalog.SymbolNotExported + ".md", ProjectFile ?? "", 0, 0, 0, 0,
-                "'{0}' is not exported by the kernel in KernelDir, so the module loader will not resolve it; if it is a kernel symbol, declare <KlpSymbol Include=\"{0}\" />",
-                undefined.Groups["sym"].Value);
+            string symbol = undefined.Groups["sym"].Value;
+            DiagnosticLogging.Log(Log, DiagnosticCatalog.SymbolNotExported, HelpLinkBase, ProjectFile ?? "", 0, 0,
+                $"'{symbol}' is not exported by the kernel in KernelDir, so the module loader will not resolve it; if it is a kernel symbol, " +
+                $"declare <KlpSymbol Include=\"{symbol}\" />");
             return;
         }
         Log.LogMessage(importance, "{0}", line);

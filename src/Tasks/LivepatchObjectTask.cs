@@ -83,8 +83,7 @@ public abstract class LivepatchObjectTask : Microsoft.Build.Utilities.Task
         LogTaskError(DiagnosticCatalog.InternalError, message);
 
     protected void LogTaskError(string code, string message) =>
-        Log.LogError(DiagnosticLogging.Subcategory, code, code, (HelpLinkBase ?? DiagnosticCatalog.HelpLinkBase) + code + ".md",
-            BuildEngine?.ProjectFileOfTaskNode ?? "", 0, 0, 0, 0, "{0}", message);
+        DiagnosticLogging.Log(Log, code, HelpLinkBase, BuildEngine?.ProjectFileOfTaskNode ?? "", 0, 0, message);
 
     internal void LogDetail(string message) => Log.LogMessage(MessageImportance.Low, "{0}", message);
 

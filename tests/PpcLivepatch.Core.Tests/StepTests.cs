@@ -11,8 +11,10 @@ namespace PpcLivepatch.Tests;
 [TestClass]
 public sealed class StepTests
 {
-    private static readonly Diagnostic Full = new("PLP2001", Severity.Error, "call to \"x\" at .text+0x4 — needs a nop\nsecond line", "/o/a b.o",
-        ".text.f", 4, "f", 4, "kernel_helper", new SourceLocation("/src/lp ü.c", 31, 7), "Rebuild with -fno-optimize-sibling-calls.");
+    // A site left as it is, with a kind that is not its code's default: both travel.
+    private static readonly Diagnostic Full = new Diagnostic("PLP2003", "call to \"x\" at .text+0x4 — needs a nop\nsecond line", "/o/a b.o",
+        ".text.f", 4, "f", 4, "kernel_helper", new SourceLocation("/src/lp ü.c", 31, 7), "Rebuild with -fno-optimize-sibling-calls.")
+        { Kind = DiagnosticKind.Unfixed }.LeftAsIs();
 
     [TestMethod]
     public void ProtocolCarriesEveryFieldOfEveryEventInOrder()
@@ -20,7 +22,7 @@ public sealed class StepTests
         var result = new StepResult([
             StepEvent.Of(Full),
             StepEvent.Say("1 REL24 site fixed (insert-nop), 0 unfixable", prominent: true),
-            StepEvent.Of(new Diagnostic("PLP4002", Severity.Info, "summary", "a.o")),
+            StepEvent.Of(new Diagnostic("PLP4002", "summary", "a.o")),
             StepEvent.Say("a.o: the kernel would load it", prominent: false),
         ], SitesFixed: 3);
 

@@ -34,7 +34,7 @@ public static class ModuleChecks
                 string why = group.Key == R.PPC64_REL24_NOTOC && !options.Pcrel
                     ? " (Power10 pcrel code; only CONFIG_PPC_KERNEL_PCREL kernels apply it — build with -mno-pcrel -mno-prefixed, as the kernel does)"
                     : "";
-                yield return new Diagnostic(DiagnosticCatalog.UnsupportedRelocation, Severity.Error,
+                yield return new Diagnostic(DiagnosticCatalog.UnsupportedRelocation,
                     $"{rs.Section.Name} has {count} {name} relocation{(count == 1 ? "" : "s")}, first at {rs.Target.Name}+0x{first.Offset:x}{why}; " +
                     $"the kernel would refuse the module: module_64: {module}: Unknown ADD relocation: {group.Key}",
                     image.Path, rs.Target.Name, first.Offset, f?.Name, f is null ? null : first.Offset - f.Start,
@@ -52,7 +52,7 @@ public static class ModuleChecks
     private static Diagnostic? NotMarkedAsLivepatch(ElfImage image)
     {
         if (IsMarkedLivepatch(image) != false) return null;
-        return new Diagnostic(DiagnosticCatalog.NotMarkedLivepatch, Severity.Error,
+        return new Diagnostic(DiagnosticCatalog.NotMarkedLivepatch,
             "the module has livepatch symbols but its .modinfo has no livepatch=Y; the kernel would refuse to enable it: " +
             "livepatch: module is not marked as a livepatch module",
             image.Path, ".modinfo",
@@ -74,7 +74,7 @@ public static class ModuleChecks
     public static IEnumerable<Diagnostic> LivepatchFormat(ElfImage image, LoaderOptions options)
     {
         if (options.KernelHasLivepatch == false && IsMarkedLivepatch(image) == true)
-            yield return new Diagnostic(DiagnosticCatalog.KernelWithoutLivepatch, Severity.Error,
+            yield return new Diagnostic(DiagnosticCatalog.KernelWithoutLivepatch,
                 $"the module is a livepatch (livepatch=Y in .modinfo), and the target kernel is built without CONFIG_LIVEPATCH; it would refuse it: " +
                 $"{options.ModuleNameFor(image.Path)}: module is marked as livepatch module, but livepatch support is disabled",
                 image.Path, ".modinfo",
@@ -90,7 +90,7 @@ public static class ModuleChecks
             if ((s.Flags & ShfAlloc) == 0)
                 problems.Add("it lacks SHF_ALLOC, so it is not kept for the livepatch core to apply");
             if (problems.Count > 0)
-                yield return new Diagnostic(DiagnosticCatalog.MalformedKlpRelaSection, Severity.Error,
+                yield return new Diagnostic(DiagnosticCatalog.MalformedKlpRelaSection,
                     $"livepatch relocation section {s.Name} is malformed: {string.Join("; ", problems)}",
                     image.Path, s.Name,
                     Fix: "Emit livepatch relocations as kpatch's create-klp-module does: SHT_RELA named .klp.rela.<object>.<section> with SHF_ALLOC|SHF_INFO_LINK|SHF_RELA_LIVEPATCH.");
@@ -102,7 +102,7 @@ public static class ModuleChecks
         foreach (var sym in image.Symbols.Where(s => s.IsLivepatch && referenced.Contains((uint)s.Index)))
         {
             if (!KlpNames.TryParseSymbol(sym.Name, out _, out _, out _))
-                yield return new Diagnostic(DiagnosticCatalog.MalformedKlpSymbol, Severity.Error,
+                yield return new Diagnostic(DiagnosticCatalog.MalformedKlpSymbol,
                     $"symbol '{sym.Name}' is SHN_LIVEPATCH but its name does not have the form .klp.sym.<object>.<name>,<position>; " +
                     "the livepatch core would refuse it (\"symbol has an incorrectly formatted name\")",
                     image.Path, Callee: sym.Name,

@@ -114,7 +114,7 @@ public static class ObjectVerifier
                 ? $"The call was compiled as a local call (the callee was a static copy in this file). Compile with kpatch's ppc64le GCC plugin, which puts a nop after every local call, or call {KlpNames.SourceName(s.Callee)}() through an extern declaration."
                 : "Calls to functions outside the module must be compiled as external calls (bl f; nop): declare the callee extern, or add the nop in hand-written assembly.",
         };
-        return new Diagnostic(v.Code!, DiagnosticCatalog.Get(v.Code!).Severity, message, path,
+        return new Diagnostic(v.Code!, message, path,
             s.Section.Name, s.Offset, s.Function?.Name, s.FunctionOffset, s.Callee, s.Source, fix);
     }
 

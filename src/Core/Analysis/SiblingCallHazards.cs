@@ -33,7 +33,6 @@ public static class SiblingCallHazards
                 message += $"; {fn} is also called locally in this object (bl without a TOC restore), so that caller continues with the callee's r2";
             yield return new Diagnostic(
                 calledLocally ? DiagnosticCatalog.SiblingCallFromLocallyCalledFunction : DiagnosticCatalog.SiblingCallToExternal,
-                calledLocally ? Severity.Error : Severity.Warning,
                 message, image.Path, site.Section.Name, site.Offset, site.Function?.Name, site.FunctionOffset, site.Callee, site.Source,
                 Fix: $"Add __attribute__((optimize(\"no-optimize-sibling-calls\"))) to {fn}(), or compile with -fno-optimize-sibling-calls.");
         }

@@ -1,10 +1,10 @@
 namespace PpcLivepatch.Diagnostics;
 
-/// <summary>A code's fixed facts: its default severity and a title. Each code has docs/diagnostics/CODE.md.</summary>
-public sealed record DiagnosticDescriptor(string Code, Severity Severity, string Title);
+/// <summary>A code's fixed facts: its severity, what kind of finding it is, and a title. Each code has docs/diagnostics/CODE.md.</summary>
+public sealed record DiagnosticDescriptor(string Code, Severity Severity, string Title, DiagnosticKind Kind = DiagnosticKind.General);
 
 /// <summary>
-/// Every diagnostic code the tool can emit. Ranges (architecture.md §3): PLP0xxx usage and toolchain,
+/// Every diagnostic code the tool can emit. Ranges (docs/architecture.md): PLP0xxx usage and toolchain,
 /// PLP1xxx unreadable or unsupported input, PLP2xxx what the kernel loader would reject, PLP3xxx run-time hazards
 /// the loader accepts, PLP4xxx information. Codes are stable: never renumber, only add.
 /// </summary>
@@ -95,29 +95,34 @@ public static class DiagnosticCatalog
         new(MalformedRelocation, Severity.Error, "Relocation section or entry is malformed"),
         new(UnreadableFile, Severity.Error, "File cannot be read"),
         new(UnwritableOutput, Severity.Error, "Output file cannot be written"),
-        new(CannotRewrite, Severity.Error, "Object can be checked but not rewritten"),
-        new(MissingNopAfterCall, Severity.Error, "Call through a module stub has no nop after it"),
-        new(TocRestoreNotAccepted, Severity.Error, "Call is followed by a TOC restore that this kernel refuses"),
-        new(CallAtEndOfSection, Severity.Error, "Call is the last word of its section"),
-        new(UnsupportedRelocation, Severity.Error, "Relocation type the module loader does not apply"),
-        new(MalformedKlpRelaSection, Severity.Error, "Livepatch relocation section is malformed"),
-        new(MalformedKlpSymbol, Severity.Error, "Livepatch symbol name is malformed"),
-        new(CallNotRelocatable, Severity.Error, "Call site is not a relative bl and cannot be redirected"),
-        new(CallOutsideCode, Severity.Error, "Call relocation outside an executable section"),
-        new(NoRoomForIsland, Severity.Error, "No room for an island inside the calling function"),
-        new(IslandOutOfRange, Severity.Error, "Island would be out of branch range"),
-        new(InsertNopNotPossible, Severity.Error, "A nop cannot be inserted in this section"),
-        new(NotMarkedLivepatch, Severity.Error, "Module has livepatch relocations but is not marked as a livepatch"),
-        new(KernelWithoutLivepatch, Severity.Error, "Livepatch module for a kernel without CONFIG_LIVEPATCH"),
-        new(RewriteNotProven, Severity.Error, "The rewritten code could not be proven to mean what the original meant"),
-        new(SiteFixed, Severity.Info, "Call site fixed"),
-        new(PatchSummary, Severity.Info, "Patch summary"),
-        new(UnwindNotExtended, Severity.Info, "Unwind or debug information not extended over an island"),
-        new(SiblingCallToExternal, Severity.Warning, "Sibling call to a symbol outside the module"),
-        new(SiblingCallFromLocallyCalledFunction, Severity.Error, "Sibling call to an external symbol from a function that is also called locally"),
+        new(CannotRewrite, Severity.Error, "Object can be checked but not rewritten", DiagnosticKind.Refused),
+        new(MissingNopAfterCall, Severity.Error, "Call through a module stub has no nop after it", DiagnosticKind.Rejected),
+        new(TocRestoreNotAccepted, Severity.Error, "Call is followed by a TOC restore that this kernel refuses", DiagnosticKind.Rejected),
+        new(CallAtEndOfSection, Severity.Error, "Call is the last word of its section", DiagnosticKind.Rejected),
+        new(UnsupportedRelocation, Severity.Error, "Relocation type the module loader does not apply", DiagnosticKind.Rejected),
+        new(MalformedKlpRelaSection, Severity.Error, "Livepatch relocation section is malformed", DiagnosticKind.Rejected),
+        new(MalformedKlpSymbol, Severity.Error, "Livepatch symbol name is malformed", DiagnosticKind.Rejected),
+        new(CallNotRelocatable, Severity.Error, "Call site is not a relative bl and cannot be redirected", DiagnosticKind.Unfixed),
+        new(CallOutsideCode, Severity.Error, "Call relocation outside an executable section", DiagnosticKind.Unfixed),
+        new(NoRoomForIsland, Severity.Error, "No room for an island inside the calling function", DiagnosticKind.Unfixed),
+        new(IslandOutOfRange, Severity.Error, "Island would be out of branch range", DiagnosticKind.Unfixed),
+        new(InsertNopNotPossible, Severity.Error, "A nop cannot be inserted in this section", DiagnosticKind.Unfixed),
+        new(NotMarkedLivepatch, Severity.Error, "Module has livepatch relocations but is not marked as a livepatch", DiagnosticKind.Rejected),
+        new(KernelWithoutLivepatch, Severity.Error, "Livepatch module for a kernel without CONFIG_LIVEPATCH", DiagnosticKind.Rejected),
+        new(RewriteNotProven, Severity.Error, "The rewritten code could not be proven to mean what the original meant", DiagnosticKind.Refused),
+        new(SiteFixed, Severity.Info, "Call site fixed", DiagnosticKind.Fixed),
+        new(PatchSummary, Severity.Info, "Patch summary", DiagnosticKind.Summary),
+        new(UnwindNotExtended, Severity.Info, "Unwind or debug information not extended over an island", DiagnosticKind.Note),
+        new(SiblingCallToExternal, Severity.Warning, "Sibling call to a symbol outside the module", DiagnosticKind.Hazard),
+        new(SiblingCallFromLocallyCalledFunction, Severity.Error, "Sibling call to an external symbol from a function that is also called locally", DiagnosticKind.Hazard),
     }.ToDictionary(d => d.Code);
 
     public static IReadOnlyCollection<DiagnosticDescriptor> All => Descriptors.Values;
+
+    /// <summary>The catalog's severity for a code; Error for a code this tool does not know (read from elsewhere).</summary>
+    public static Severity SeverityOf(string code) => Descriptors.TryGetValue(code, out var d) ? d.Severity : Severity.Error;
+
+    public static DiagnosticKind KindOf(string code) => Descriptors.TryGetValue(code, out var d) ? d.Kind : DiagnosticKind.General;
 
     public static DiagnosticDescriptor Get(string code) =>
         Descriptors.TryGetValue(code, out var d) ? d : throw new ArgumentException($"unknown diagnostic code {code}", nameof(code));

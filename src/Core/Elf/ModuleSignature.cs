@@ -18,7 +18,7 @@ public static class ModuleSignature
     /// one would no longer match), so the module must be signed again afterwards. Null when the input is unsigned.
     /// </summary>
     public static Diagnostic? Dropped(ElfImage input, string output) => !IsAppended(input.Bytes.Span) ? null :
-        new Diagnostic(DiagnosticCatalog.SignatureDropped, Severity.Warning,
+        new Diagnostic(DiagnosticCatalog.SignatureDropped,
             $"{input.Path} is a signed module; {output} is changed and carries no signature, so it loads as unsigned (or not at all where signatures are enforced)",
             input.Path, Fix: "Sign the module after it has been changed: set LivepatchSign=true (kbuild mode), or run the kernel's scripts/sign-file on the final module.");
 

@@ -146,7 +146,7 @@ public static class KlpConverter
     }
 
     private static Diagnostic NotSeparable(ElfImage image, ElfRelocationSection rs, ElfRela rela, KlpSymbolSpec spec, string why) =>
-        new(DiagnosticCatalog.KlpCopyNotSeparable, Severity.Error,
+        new(DiagnosticCatalog.KlpCopyNotSeparable,
             $"{rs.Target.Name} records an address inside the copy of '{spec.Symbol}' that is being dropped, and {why}; binding it to the original would make the kernel treat code in {spec.Object} as this module's",
             image.Path, rs.Target.Name, rela.Offset, Callee: spec.Symbol,
             Fix: "Build the livepatch without such records for the copied helper, or do not declare the helper as a KlpSymbol.");
@@ -175,7 +175,7 @@ public static class KlpConverter
     private static (KlpSymbolSpec, ElfSymbol, ElfSection?)? Plan(ElfImage image, FunctionMap functions, KlpSymbolSpec spec, List<Diagnostic> diagnostics)
     {
         void Error(string code, string message, string fix) =>
-            diagnostics.Add(new Diagnostic(code, DiagnosticCatalog.Get(code).Severity, message, image.Path, Callee: spec.Symbol, Fix: fix));
+            diagnostics.Add(new Diagnostic(code, message, image.Path, Callee: spec.Symbol, Fix: fix));
 
         if (spec.Object.Length is 0 or > 55 || spec.Object.Contains('.') || spec.TargetName.Contains(',') || spec.TargetName.Length is 0 or > 511)
         {
@@ -189,12 +189,12 @@ public static class KlpConverter
             var clones = image.Symbols.Where(s => s.Type == SttFunc && s.IsInSection && KlpNames.IsGccCloneOf(s.Name, spec.Symbol))
                 .Select(s => s.Name).Distinct().ToList();
             diagnostics.Add(clones.Count == 0
-                ? new Diagnostic(DiagnosticCatalog.KlpSymbolNotFound, Severity.Warning,
+                ? new Diagnostic(DiagnosticCatalog.KlpSymbolNotFound,
                     $"KlpSymbol '{spec.Symbol}' does not occur in this object; nothing to convert", image.Path, Callee: spec.Symbol,
                     Fix: "Remove the KlpSymbol item, or check its spelling against the object's symbol table.")
                 // The usual surprise in a livepatch: GCC specialised the copied helper, so the calls go to a clone with
                 // another signature that stays in the module, and the original is never called.
-                : new Diagnostic(DiagnosticCatalog.KlpSymbolNotFound, Severity.Warning,
+                : new Diagnostic(DiagnosticCatalog.KlpSymbolNotFound,
                     $"KlpSymbol '{spec.Symbol}' does not occur in this object: GCC specialised the copy into {string.Join(", ", clones)}, and the patch calls that clone, which stays in the module",
                     image.Path, Callee: spec.Symbol,
                     Fix: $"Declare the copy __attribute__((noipa)) in the patch source so the calls go to '{spec.Symbol}' itself, or, if the original object has the same clone (its name in /proc/kallsyms), bind that: <KlpSymbol Include=\"{clones.FirstOrDefault(c => !c.Contains(".cold")) ?? clones[0]}\" />."));
@@ -228,7 +228,7 @@ public static class KlpConverter
         var staying = image.Symbols.Where(s => s.Type == SttFunc && s.IsInSection && KlpNames.IsGccCloneOf(s.Name, spec.Symbol) && !s.Name.Contains(".cold"))
             .Select(s => s.Name).Distinct().ToList();
         if (staying.Count > 0)
-            diagnostics.Add(new Diagnostic(DiagnosticCatalog.KlpCopyHasClones, Severity.Warning,
+            diagnostics.Add(new Diagnostic(DiagnosticCatalog.KlpCopyHasClones,
                 $"KlpSymbol '{spec.Symbol}': the copy is dropped, but GCC also made {string.Join(", ", staying)} of it, and the calls that go there keep running that clone in the module instead of the original",
                 image.Path, Callee: spec.Symbol,
                 Fix: $"Declare the copy __attribute__((noipa)) in the patch source, so that every call goes to '{spec.Symbol}' itself."));

@@ -13,6 +13,14 @@ internal sealed record CallToFix(ElfSection Section, ulong Offset, FunctionRange
 {
     /// <summary>Why auto could not insert a nop here, when it gave the call to the island planner instead.</summary>
     public string? NoNopWhy { get; init; }
+
+    /// <summary>Why this call stays unfixed, at the call: an error when the loader refuses it, else left as it is.</summary>
+    public Diagnostic Unfixed(string code, string message, string objectPath, string fix)
+    {
+        var d = new Diagnostic(code, message, objectPath, Section.Name, Offset, Function?.Name, Function is null ? null : Offset - Function.Start,
+            Callee, Source, fix) { Kind = DiagnosticKind.Unfixed };
+        return Needed ? d : d.LeftAsIs();
+    }
 }
 
 /// <summary>
@@ -68,10 +76,8 @@ internal static class IslandPlanner
         // A site that only --sites all-local asked for still loads as it is: not fixing it is a warning.
         // A site auto could give neither fix says why both failed.
         string also = call.NoNopWhy is null ? "" : $"; and no nop can be inserted there: {call.NoNopWhy}";
-        Diagnostic Make(string code, string why, string fix) => new(code, call.Needed ? Severity.Error : Severity.Warning,
-            $"call to {call.Callee} at {s.Name}+0x{call.Offset:x} ({where}) cannot be fixed with an island: {why}{also}",
-            image.Path, s.Name, call.Offset, call.Function?.Name, call.Function is null ? null : call.Offset - call.Function.Start,
-            call.Callee, call.Source, fix);
+        Diagnostic Make(string code, string why, string fix) => call.Unfixed(code,
+            $"call to {call.Callee} at {s.Name}+0x{call.Offset:x} ({where}) cannot be fixed with an island: {why}{also}", image.Path, fix);
 
         if (!s.IsExecutable)
             return Make(DiagnosticCatalog.CallOutsideCode, $"{s.Name} is not an executable section",

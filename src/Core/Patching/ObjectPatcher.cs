@@ -65,7 +65,7 @@ public static class ObjectPatcher
                 foreach (var f in failures) refusedByValidator.TryAdd(f.Section, $"the translation validator refused the inserted nops: {f.Why}");
                 continue;
             }
-            var refusals = failures.GroupBy(f => f.Section).SelectMany(g => g.Take(3)).Select(f => new Diagnostic(DiagnosticCatalog.RewriteNotProven, Severity.Error,
+            var refusals = failures.GroupBy(f => f.Section).SelectMany(g => g.Take(3)).Select(f => new Diagnostic(DiagnosticCatalog.RewriteNotProven,
                 $"the rewrite of {f.SectionName} could not be proven to keep the program's meaning, so nothing was written: {f.Why}",
                 image.Path, f.SectionName, f.Offset, Fix: "Use --strategy auto or --strategy island, and report the object: this is a bug in the rewriter."));
             return new PatchResult(before with { Diagnostics = [.. refusals, .. before.Diagnostics] }, [], null, 0);
@@ -136,7 +136,7 @@ public static class ObjectPatcher
     /// </summary>
     public static string UnfixedSummary(IEnumerable<Diagnostic> diagnostics)
     {
-        var sites = diagnostics.Where(d => d.Code.StartsWith("PLP2", StringComparison.Ordinal) && d.Offset is not null).ToList();
+        var sites = diagnostics.Where(d => d.IsUnfixedSite).ToList();
         int unfixable = sites.Count(d => d.Severity == Severity.Error);
         var left = sites.Where(d => d.Severity == Severity.Warning).GroupBy(d => d.Code).OrderBy(g => g.Key, StringComparer.Ordinal)
             .Select(g => $"{g.Count()} {g.Key}: {DiagnosticCatalog.Get(g.Key).Title.ToLowerInvariant()}").ToList();
@@ -152,15 +152,15 @@ public static class ObjectPatcher
         var diagnostics = new List<Diagnostic>(unfixable);
         diagnostics.AddRange(after.Diagnostics.Where(d => !explained.Contains((d.Section, d.Offset))));
         foreach (var f in fixes)
-            diagnostics.Add(new Diagnostic(DiagnosticCatalog.SiteFixed, Severity.Info,
+            diagnostics.Add(new Diagnostic(DiagnosticCatalog.SiteFixed,
                 f.Strategy == FixStrategy.InsertNop
                     ? $"fixed call to {f.Callee} at {f.Section}+0x{f.Offset:x}: a nop inserted after it (the call is now at +0x{f.NewOffset:x})"
                     : $"fixed call to {f.Callee} at {f.Section}+0x{f.Offset:x}: redirected through an island at {f.Section}+0x{f.IslandOffset:x} (bl; nop; b back)",
                 output.Path, f.Section, f.Offset, f.Function, null, f.Callee, f.Source));
         foreach (string note in unwindNotes)
-            diagnostics.Add(new Diagnostic(DiagnosticCatalog.UnwindNotExtended, Severity.Info, note, output.Path));
+            diagnostics.Add(new Diagnostic(DiagnosticCatalog.UnwindNotExtended, note, output.Path));
         diagnostics.Sort(ObjectVerifier.CompareDiagnostics);
-        diagnostics.Add(new Diagnostic(DiagnosticCatalog.PatchSummary, Severity.Info,
+        diagnostics.Add(new Diagnostic(DiagnosticCatalog.PatchSummary,
             $"{fixes.Count} REL24 call site{(fixes.Count == 1 ? "" : "s")} fixed ({StrategySummary(fixes)}), {bytesAdded} bytes added, {UnfixedSummary(diagnostics)}",
             output.Path));
         return new PatchResult(after with { Diagnostics = diagnostics }, fixes, bytes, bytesAdded);

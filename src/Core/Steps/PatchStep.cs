@@ -22,7 +22,7 @@ public static class PatchStep
                 ? ObjectPatcher.Patch(image, new PatchOptions(strategy, options.Sites, options.Loader))
                 : new PatchResult(ObjectVerifier.Verify(image, options.Loader), [], image.Bytes.ToArray(), 0);
             foreach (var d in result.Report.Diagnostics.Where(IsPatchFinding))
-                events.Add(StepEvent.Of(!options.AllowSiblingCalls && d.Code == DiagnosticCatalog.SiblingCallToExternal ? d with { Severity = Severity.Error } : d));
+                events.Add(StepEvent.Of(!options.AllowSiblingCalls && d.Kind == DiagnosticKind.Hazard ? d.Promoted() : d));
             if (result.Changed) StepFiles.NoteDroppedSignature(image, o.Output, events);
             results.Add(result with { Report = result.Report with { Path = o.Output } });
             if (result.Output is not null) StepFiles.Write(o.Output, result.Output, events);
@@ -37,10 +37,7 @@ public static class PatchStep
         return StepFiles.Finish(events, objects, fixes.Count);
     }
 
+    /// <summary>What patching did and could not do; the loader's verdict on the result is the Verify step's.</summary>
     private static bool IsPatchFinding(Diagnostic d) =>
-        d.Code is DiagnosticCatalog.CannotRewrite or DiagnosticCatalog.SiteFixed or DiagnosticCatalog.UnwindNotExtended or DiagnosticCatalog.SiblingCallToExternal
-            or DiagnosticCatalog.SiblingCallFromLocallyCalledFunction or DiagnosticCatalog.CallNotRelocatable or DiagnosticCatalog.CallOutsideCode
-            or DiagnosticCatalog.NoRoomForIsland or DiagnosticCatalog.IslandOutOfRange or DiagnosticCatalog.InsertNopNotPossible
-            or DiagnosticCatalog.RewriteNotProven
-        || (d.Code == DiagnosticCatalog.CallAtEndOfSection && d.Message.Contains("cannot be fixed"));
+        d.Kind is DiagnosticKind.Fixed or DiagnosticKind.Unfixed or DiagnosticKind.Refused or DiagnosticKind.Note or DiagnosticKind.Hazard;
 }

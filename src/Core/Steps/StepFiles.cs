@@ -43,8 +43,7 @@ public static class StepFiles
         }
         catch (Exception e) when (IsIoFailure(e) || e is ArgumentException)
         {
-            events.Add(StepEvent.Of(Diagnostic.Create(DiagnosticCatalog.UnwritableOutput, path, $"cannot write report '{path}': {e.Message}")
-                with { Severity = Severity.Warning }));
+            events.Add(StepEvent.Of(Diagnostic.Create(DiagnosticCatalog.UnwritableOutput, path, $"cannot write report '{path}': {e.Message}").Demoted()));
         }
     }
 

@@ -94,6 +94,7 @@ public static class StepProtocol
             w.WriteStartObject("diagnostic");
             w.WriteString("code", d.Code);
             w.WriteString("severity", d.Severity.ToString());
+            w.WriteString("kind", d.Kind.ToString());
             w.WriteString("message", d.Message);
             w.WriteString("objectPath", d.ObjectPath);
             if (d.Section is not null) w.WriteString("section", d.Section);
@@ -167,7 +168,9 @@ public static class StepProtocol
             nameof(Severity.Info) => Severity.Info,
             var s => throw new FormatException($"unknown severity '{s}'"),
         };
-        return new Diagnostic(Text("code")!, severity, Text("message")!, Text("objectPath")!,
-            Text("section"), Number("offset"), Text("function"), Number("functionOffset"), Text("callee"), source, Text("fix"));
+        var kind = Enum.TryParse<DiagnosticKind>(Text("kind"), out var k) ? k : throw new FormatException($"unknown kind '{Text("kind")}'");
+        return new Diagnostic(Text("code")!, Text("message")!, Text("objectPath")!,
+            Text("section"), Number("offset"), Text("function"), Number("functionOffset"), Text("callee"), source, Text("fix"))
+            { Severity = severity, Kind = kind };
     }
 }

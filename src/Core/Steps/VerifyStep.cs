@@ -19,10 +19,10 @@ public static class VerifyStep
             bool failed = false;
             foreach (var d in report.Diagnostics)
             {
-                var severity = !options.AllowSiblingCalls && d.Code == DiagnosticCatalog.SiblingCallToExternal ? Severity.Error : d.Severity;
-                if (options.WarnOnly && severity == Severity.Error) severity = Severity.Warning;
-                failed |= severity == Severity.Error;
-                events.Add(StepEvent.Of(d.Severity == severity ? d : d with { Severity = severity }));
+                var shown = !options.AllowSiblingCalls && d.Kind == DiagnosticKind.Hazard ? d.Promoted() : d;
+                if (options.WarnOnly) shown = shown.Demoted();
+                failed |= shown.Severity == Severity.Error;
+                events.Add(StepEvent.Of(shown));
             }
             int rejected = report.Sites.Count(s => s.Verdict == Verdict.Reject);
             events.Add(StepEvent.Say($"{o.Input}: {(report.Accepted ? "the kernel would load it" : "the kernel would refuse it")} ({report.Sites.Count} call sites, {rejected} rejected)", prominent: false));

@@ -19,9 +19,8 @@ internal sealed class InsertNopStrategy : IFixStrategy
         var (plan, why) = Attempt(context, section, calls);
         if (plan is not null) return plan;
         var image = context.Analysis.Image;
-        return new SectionPlan(null, calls.Select(c => new Diagnostic(DiagnosticCatalog.InsertNopNotPossible, c.Needed ? Severity.Error : Severity.Warning,
-            $"call to {c.Callee} at {section.Name}+0x{c.Offset:x} cannot get an inserted nop: {why}", image.Path, section.Name, c.Offset,
-            c.Function?.Name, c.Function is null ? null : c.Offset - c.Function.Start, c.Callee, c.Source,
+        return new SectionPlan(null, calls.Select(c => c.Unfixed(DiagnosticCatalog.InsertNopNotPossible,
+            $"call to {c.Callee} at {section.Name}+0x{c.Offset:x} cannot get an inserted nop: {why}", image.Path,
             "Use --strategy auto (islands where insert-nop is not possible) or --strategy island.")).ToList());
     }
 
