@@ -2,6 +2,7 @@ using PpcLivepatch.Analysis;
 using PpcLivepatch.Diagnostics;
 using PpcLivepatch.Elf;
 using PpcLivepatch.Patching;
+using PpcLivepatch.Reports;
 
 namespace PpcLivepatch.Cli;
 
@@ -23,8 +24,9 @@ public static class CliApp
 
         verify  checks ppc64 relocatable objects (.o, .ko) the way Linux's module loader will: every call through a
                 module stub (R_PPC64_REL24 to an undefined or livepatch symbol) must be followed by a nop.
-        patch   fixes those calls: each goes through an island (bl sym; nop; b back) appended inside the calling
-                function; no existing byte moves. Writes OUT, or FILE in place (atomically), then verifies it.
+        patch   fixes those calls: a nop inserted after the call (later code moves, and everything that names it
+                follows), or an island (bl sym; nop; b back) appended inside the calling function. A translation
+                validator checks every rewrite. Writes OUT, or FILE in place (atomically), then verifies it.
 
           --kernel-accepts-ld-toc  the target kernel is 6.3 or later (accepts an already-written ld r2,24(r1))
           --pcrel                  the target kernel is built with CONFIG_PPC_KERNEL_PCREL

@@ -9,13 +9,13 @@ internal static class DiagnosticLogging
 {
     public const string Subcategory = "ppc-livepatch";
 
-    /// <summary>Logs one diagnostic. <paramref name="promote"/> turns a warning into an error (SDK policy).</summary>
-    public static void Log(TaskLoggingHelper log, Diagnostic d, string? helpLinkBase, bool promote = false)
+    /// <summary>Logs one diagnostic with its own severity (the steps have applied the SDK's policies).</summary>
+    public static void Log(TaskLoggingHelper log, Diagnostic d, string? helpLinkBase)
     {
         string message = d.Fix is null ? d.Message : $"{d.Message}. Fix: {d.Fix}";
         // Per-site information goes to detailed logs; summaries are shown at normal verbosity.
         var importance = d.Kind == DiagnosticKind.Fixed ? MessageImportance.Low : MessageImportance.Normal;
-        Write(log, d.Code, promote ? d.Promoted().Severity : d.Severity, helpLinkBase, d.Source?.File ?? d.ObjectPath,
+        Write(log, d.Code, d.Severity, helpLinkBase, d.Source?.File ?? d.ObjectPath,
             d.Source?.Line ?? 0, d.Source?.Column ?? 0, message, importance);
     }
 
@@ -29,7 +29,7 @@ internal static class DiagnosticLogging
     private static void Write(TaskLoggingHelper log, string code, Severity severity, string? helpLinkBase, string file, int line, int column,
         string message, MessageImportance importance)
     {
-        string helpLink = (helpLinkBase ?? DiagnosticCatalog.HelpLinkBase) + code + ".md";
+        string helpLink = DiagnosticCatalog.HelpLink(code, helpLinkBase);
         switch (severity)
         {
             case Severity.Error:
@@ -44,10 +44,6 @@ internal static class DiagnosticLogging
         }
     }
 
-    public static void Log(TaskLoggingHelper log, IEnumerable<Diagnostic> diagnostics, string? helpLinkBase, Func<Diagnostic, bool>? promote = null)
-    {
-        foreach (var d in diagnostics) Log(log, d, helpLinkBase, promote?.Invoke(d) ?? false);
-    }
 
     /// <summary>An I/O failure while reading or writing an object, as a coded error instead of an MSB4018 stack trace.</summary>
     public static void LogIoError(TaskLoggingHelper log, string code, string path, Exception e, string? helpLinkBase) =>

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using PpcLivepatch.Analysis;
 using PpcLivepatch.Elf;
 using PpcLivepatch.Patching;
+using PpcLivepatch.Reports;
 
 namespace PpcLivepatch.Tests;
 
@@ -56,7 +57,7 @@ public sealed class FuzzTests
                 return error!.Code.StartsWith("PLP1", StringComparison.Ordinal) ? null : $"parse failed with {error.Code}";
             parsed++;
             var report = ObjectVerifier.Verify(image!, LoaderOptions.Default);
-            _ = Diagnostics.ReportWriters.Json([report]);
+            _ = ReportWriters.Json([report]);
             byte[] before = (byte[])mutant.Clone();
             var first = ObjectPatcher.Patch(image!, new PatchOptions(FixStrategy.Island, SiteSelection.AllLocal));
             if (!mutant.AsSpan().SequenceEqual(before)) return "patch changed its input";

@@ -1,5 +1,7 @@
 using PpcLivepatch.Analysis;
 using PpcLivepatch.Diagnostics;
+using PpcLivepatch.Elf;
+using PpcLivepatch.Reports;
 
 namespace PpcLivepatch.Tests;
 
@@ -139,16 +141,16 @@ public sealed class KlpNamesTests
     [TestMethod]
     public void ParsesWhatTheLivepatchCoreParses()
     {
-        Assert.IsTrue(Klp.KlpNames.TryParseSymbol(".klp.sym.vmlinux.saved_command_line,0", out var obj, out var name, out var pos));
+        Assert.IsTrue(KlpNames.TryParseSymbol(".klp.sym.vmlinux.saved_command_line,0", out var obj, out var name, out var pos));
         Assert.AreEqual(("vmlinux", "saved_command_line", 0UL), (obj, name, pos));
-        Assert.IsTrue(Klp.KlpNames.TryParseSymbol(".klp.sym.nfsd.e_show,2", out _, out _, out pos));
+        Assert.IsTrue(KlpNames.TryParseSymbol(".klp.sym.nfsd.e_show,2", out _, out _, out pos));
         Assert.AreEqual(2UL, pos);
-        Assert.IsFalse(Klp.KlpNames.TryParseSymbol("kernel_helper", out _, out _, out _));
-        Assert.IsFalse(Klp.KlpNames.TryParseSymbol(".klp.sym.vmlinux.noposition", out _, out _, out _));
-        Assert.IsFalse(Klp.KlpNames.TryParseSymbol($".klp.sym.{new string('m', 56)}.f,0", out _, out _, out _));
-        Assert.AreEqual("cmdline_helper", Klp.KlpNames.SourceName(".klp.sym.vmlinux.cmdline_helper,0"));
-        Assert.IsTrue(Klp.KlpNames.IsValidRelaSectionName(".klp.rela.vmlinux..text.cmdline_proc_show"));
-        Assert.IsFalse(Klp.KlpNames.IsValidRelaSectionName(".klp.rela..text.f"));
+        Assert.IsFalse(KlpNames.TryParseSymbol("kernel_helper", out _, out _, out _));
+        Assert.IsFalse(KlpNames.TryParseSymbol(".klp.sym.vmlinux.noposition", out _, out _, out _));
+        Assert.IsFalse(KlpNames.TryParseSymbol($".klp.sym.{new string('m', 56)}.f,0", out _, out _, out _));
+        Assert.AreEqual("cmdline_helper", KlpNames.SourceName(".klp.sym.vmlinux.cmdline_helper,0"));
+        Assert.IsTrue(KlpNames.IsValidRelaSectionName(".klp.rela.vmlinux..text.cmdline_proc_show"));
+        Assert.IsFalse(KlpNames.IsValidRelaSectionName(".klp.rela..text.f"));
     }
 }
 

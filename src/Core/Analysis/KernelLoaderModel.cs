@@ -39,9 +39,6 @@ public static class KernelLoaderModel
     private const string NopBecomesRestoreV2 = "the nop after the call becomes ld r2,24(r1)";
     private const string NopBecomesRestoreV1 = "the nop after the call becomes ld r2,40(r1)";
 
-    public static SiteVerdict Judge(CallSite site, LoaderOptions options, string modulePath, Ppc64.PpcAbi abi) =>
-        Judge(site, options, abi, () => options.ModuleNameFor(modulePath));
-
     /// <param name="moduleName">Asked only when the kernel would print a message (a million sites, few refusals).</param>
     public static SiteVerdict Judge(CallSite site, LoaderOptions options, Ppc64.PpcAbi abi, Func<string> moduleName)
     {

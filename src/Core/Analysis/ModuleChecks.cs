@@ -1,6 +1,5 @@
 using PpcLivepatch.Diagnostics;
 using PpcLivepatch.Elf;
-using PpcLivepatch.Klp;
 using PpcLivepatch.Ppc64;
 using static PpcLivepatch.Elf.ElfConstants;
 

@@ -1,7 +1,6 @@
 using PpcLivepatch.Diagnostics;
 using PpcLivepatch.Dwarf;
 using PpcLivepatch.Elf;
-using PpcLivepatch.Klp;
 using PpcLivepatch.Ppc64;
 
 namespace PpcLivepatch.Analysis;

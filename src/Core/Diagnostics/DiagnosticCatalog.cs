@@ -127,5 +127,6 @@ public static class DiagnosticCatalog
     public static DiagnosticDescriptor Get(string code) =>
         Descriptors.TryGetValue(code, out var d) ? d : throw new ArgumentException($"unknown diagnostic code {code}", nameof(code));
 
-    public static string HelpLink(string code) => HelpLinkBase + code + ".md";
+    /// <summary>The page of <paramref name="code"/> under <paramref name="linkBase"/> (default <see cref="HelpLinkBase"/>).</summary>
+    public static string HelpLink(string code, string? linkBase = null) => (linkBase ?? HelpLinkBase) + code + ".md";
 }

@@ -28,12 +28,7 @@ public enum RegisterRuleKind
 }
 
 /// <summary>One row of the unwind table: CFA = register + offset, and the rule of every register that has one.</summary>
-public sealed record CfiRow(int CfaRegister, long CfaOffset, bool CfaIsExpression, IReadOnlyDictionary<ulong, RegisterRule> Registers)
-{
-    public bool SameAs(CfiRow other) =>
-        CfaRegister == other.CfaRegister && CfaOffset == other.CfaOffset && CfaIsExpression == other.CfaIsExpression
-        && Registers.Count == other.Registers.Count && Registers.All(kv => other.Registers.TryGetValue(kv.Key, out var r) && r == kv.Value);
-}
+public sealed record CfiRow(int CfaRegister, long CfaOffset, bool CfaIsExpression, IReadOnlyDictionary<ulong, RegisterRule> Registers);
 
 public sealed record Cie(int Offset, int Length, ulong CodeAlign, long DataAlign, byte FdeEncoding, bool HasAugmentationData, int InstructionsStart, int End);
 
@@ -86,17 +81,8 @@ public sealed class CallFrameInfo
 
     public ReadOnlySpan<byte> Data => _image.Data(Section);
 
-    private Dictionary<ulong, (int Section, ulong Value)> Relocations()
-    {
-        var map = new Dictionary<ulong, (int, ulong)>();
-        foreach (var rs in _image.RelocationSections.Where(r => r.Target.Index == Section.Index))
-        foreach (var rela in rs.Entries)
-        {
-            var sym = _image.Symbols[(int)rela.SymbolIndex];
-            map[rela.Offset] = (sym.IsInSection ? (int)sym.SectionIndex : -1, unchecked(sym.Value + (ulong)rela.Addend));
-        }
-        return map;
-    }
+    private Dictionary<ulong, (int Section, ulong Value)> Relocations() =>
+        _image.RelocationTargets(Section).ToDictionary(kv => kv.Key, kv => (kv.Value.Section, kv.Value.Value));
 
     private void Parse()
     {
@@ -237,7 +223,6 @@ public sealed class CallFrameInfo
     }
 
     /// <summary>The CIE's initial row.</summary>
-    public CfiRow InitialRow(Cie cie) => Run(cie, cie.InstructionsStart, cie.End, null, ulong.MaxValue).Row;
 
     /// <summary>The row in effect at <paramref name="pcOffset"/> (relative to the FDE's start), and the program's final location.</summary>
     public (CfiRow Row, ulong FinalLocation, int LastInstructionEnd) RowAt(Fde fde, ulong pcOffset)

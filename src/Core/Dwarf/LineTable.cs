@@ -84,67 +84,29 @@ public sealed class LineTable
 
     private readonly record struct Target(int SectionIndex, ulong Value);
 
-    private static Dictionary<ulong, Target> RelocationsFor(ElfImage image, ElfSection section)
-    {
-        var map = new Dictionary<ulong, Target>();
-        foreach (var rs in image.RelocationSections.Where(r => r.Target.Index == section.Index))
-        {
-            foreach (var rela in rs.Entries)
-            {
-                if (rela.Type is not (R.PPC64_ADDR64 or R.PPC64_ADDR32)) continue;
-                var sym = image.Symbols[(int)rela.SymbolIndex];
-                if (!sym.IsInSection) continue;
-                map[rela.Offset] = new Target((int)sym.SectionIndex, unchecked(sym.Value + (ulong)rela.Addend));
-            }
-        }
-        return map;
-    }
+    /// <summary>Addresses and string offsets: the ADDR64/ADDR32 relocations to sections.</summary>
+    private static Dictionary<ulong, Target> RelocationsFor(ElfImage image, ElfSection section) =>
+        image.RelocationTargets(section).Where(kv => kv.Value.Section >= 0 && kv.Value.Type is R.PPC64_ADDR64 or R.PPC64_ADDR32)
+            .ToDictionary(kv => kv.Key, kv => new Target(kv.Value.Section, kv.Value.Value));
 
-    private sealed class Header
+    /// <summary>A unit's header and its directory and file tables (which DW_LNE_define_file may extend).</summary>
+    private sealed class Header(LineProgramHeader program)
     {
-        public int Version;
-        public bool Dwarf64;
-        public byte MinInstLength;
-        public bool DefaultIsStmt;
-        public sbyte LineBase;
-        public byte LineRange;
-        public byte OpcodeBase;
-        public byte[] StandardOpcodeLengths = [];
-        public List<string> Directories = [];
-        public List<(string Name, ulong Dir)> Files = [];
+        public LineProgramHeader Program { get; } = program;
+        public int Version => Program.Version;
+        public bool Dwarf64 => Program.Dwarf64;
+        public List<string> Directories { get; } = [];
+        public List<(string Name, ulong Dir)> Files { get; } = [];
     }
 
     private static int ReadUnit(ElfImage image, ReadOnlySpan<byte> data, int start, Dictionary<ulong, Target> relocations, List<LineSequence> sequences)
     {
-        var r = new DwarfReader(data, image.IsLittleEndian, start);
-        ulong length = r.U32();
-        var h = new Header();
-        if (length == 0xffff_ffff) { h.Dwarf64 = true; length = r.U64(); }
-        else if (length >= 0xffff_fff0) throw new DwarfFormatException($"reserved unit length 0x{length:x} at 0x{start:x}");
-        if (length > (ulong)(data.Length - r.Position)) throw new DwarfFormatException($"line unit at 0x{start:x} claims 0x{length:x} bytes, past the section end");
-        int end = r.Position + (int)length;
-        h.Version = r.U16();
-        if (h.Version is < 2 or > 5) throw new DwarfFormatException($"unsupported .debug_line version {h.Version}");
-        if (h.Version >= 5) { r.U8(); r.U8(); } // address_size, segment_selector_size
-        ulong headerLength = h.Dwarf64 ? r.U64() : r.U32();
-        int programStart = checked(r.Position + (int)headerLength);
-        h.MinInstLength = r.U8();
-        if (h.Version >= 4) r.U8(); // maximum_operations_per_instruction: 1 on non-VLIW targets
-        h.DefaultIsStmt = r.U8() != 0;
-        h.LineBase = r.S8();
-        h.LineRange = r.U8();
-        h.OpcodeBase = r.U8();
-        if (h.LineRange == 0) throw new DwarfFormatException("line_range is 0");
-        h.StandardOpcodeLengths = new byte[Math.Max(0, h.OpcodeBase - 1)];
-        for (int i = 0; i < h.StandardOpcodeLengths.Length; i++) h.StandardOpcodeLengths[i] = r.U8();
-
+        var h = new Header(LineProgramHeader.Read(data, image.IsLittleEndian, start));
+        var r = new DwarfReader(data, image.IsLittleEndian, h.Program.TablesStart);
         if (h.Version >= 5) ReadV5EntryTables(image, ref r, h, relocations);
         else ReadV2EntryTables(ref r, h);
-
-        if (programStart > end) throw new DwarfFormatException("header_length runs past the unit");
-        r.Position = programStart;
-        RunProgram(ref r, end, h, relocations, sequences);
-        return end;
+        RunProgram(new LineProgram(data, image.IsLittleEndian, h.Program), h, relocations, sequences);
+        return h.Program.UnitEnd;
     }
 
     private static void ReadV2EntryTables(ref DwarfReader r, Header h)
@@ -218,7 +180,7 @@ public sealed class LineTable
         }
     }
 
-    private static void RunProgram(ref DwarfReader r, int end, Header h, Dictionary<ulong, Target> relocations, List<LineSequence> sequences)
+    private static void RunProgram(LineProgram program, Header h, Dictionary<ulong, Target> relocations, List<LineSequence> sequences)
     {
         var rows = new List<LineRow>();
         ulong address = 0;
@@ -233,54 +195,25 @@ public sealed class LineTable
             address = 0; section = -1; file = 1; line = 1; column = 0;
         }
 
-        while (r.Position < end)
+        while (program.Next(out var op))
         {
-            byte op = r.U8();
-            if (op >= h.OpcodeBase)
+            address += op.AddressAdvance;
+            switch (op.Kind)
             {
-                int adjusted = op - h.OpcodeBase;
-                address += (ulong)(h.MinInstLength * (adjusted / h.LineRange));
-                line += h.LineBase + adjusted % h.LineRange;
-                Emit(false);
-                continue;
-            }
-            switch (op)
-            {
-                case 0: // extended
-                {
-                    ulong len = r.Uleb();
-                    int next = checked(r.Position + (int)len);
-                    if (len == 0 || next > end) throw new DwarfFormatException($"bad extended opcode length {len} at 0x{r.Position:x}");
-                    ulong operandOffset = (ulong)r.Position + 1;
-                    byte sub = r.U8();
-                    switch (sub)
-                    {
-                        case 1: Emit(true); break;                                       // DW_LNE_end_sequence
-                        case 2:                                                          // DW_LNE_set_address
-                            ulong raw = r.Fixed((int)len - 1);
-                            if (relocations.TryGetValue(operandOffset, out var target)) { section = target.SectionIndex; address = target.Value; }
-                            else { section = -1; address = raw; }
-                            break;
-                        case 3:                                                          // DW_LNE_define_file (v2–4)
-                            string name = r.CString();
-                            ulong dir = r.Uleb();
-                            h.Files.Add((name, dir));
-                            break;
-                    }
-                    r.Position = next;                                                   // also skips DW_LNE_set_discriminator and unknowns
+                case LineOpKind.Special:
+                    line += (int)op.LineAdvance;
+                    Emit(false);
                     break;
-                }
-                case 1: Emit(false); break;                                              // DW_LNS_copy
-                case 2: address += r.Uleb() * h.MinInstLength; break;                    // DW_LNS_advance_pc
-                case 3: line += (int)r.Sleb(); break;                                    // DW_LNS_advance_line
-                case 4: file = (int)r.Uleb(); break;                                     // DW_LNS_set_file
-                case 5: column = (int)r.Uleb(); break;                                   // DW_LNS_set_column
-                case 6: case 7: case 10: case 11: break;                                 // flags that do not move the position
-                case 8: address += (ulong)(h.MinInstLength * ((255 - h.OpcodeBase) / h.LineRange)); break; // DW_LNS_const_add_pc
-                case 9: address += r.U16(); break;                                       // DW_LNS_fixed_advance_pc: not scaled
-                default:                                                                 // includes DW_LNS_set_isa: skip operands
-                    for (int i = 0; i < h.StandardOpcodeLengths[op - 1]; i++) r.Uleb();
+                case LineOpKind.Copy: Emit(false); break;
+                case LineOpKind.EndSequence: Emit(true); break;
+                case LineOpKind.AdvanceLine: line += (int)op.LineAdvance; break;
+                case LineOpKind.SetFile: file = (int)op.Operand; break;
+                case LineOpKind.SetColumn: column = (int)op.Operand; break;
+                case LineOpKind.SetAddress:
+                    if (relocations.TryGetValue((ulong)op.OperandOffset, out var target)) { section = target.SectionIndex; address = target.Value; }
+                    else { section = -1; address = op.Operand; }
                     break;
+                case LineOpKind.DefineFile: h.Files.Add(program.DefineFile(op)); break;
             }
         }
     }

@@ -7,7 +7,7 @@ namespace PpcLivepatch.Elf;
 
 /// <summary>
 /// The editable ELF container, over LibObjectFile. It owns the workarounds that make LibObjectFile safe for ppc64
-/// objects (shared/reference/libobjectfile.md): the ELFv2 local-entry bits of <c>st_other</c> are re-written after
+/// objects (docs/architecture.md, "LibObjectFile"): the ELFv2 local-entry bits of <c>st_other</c> are re-written after
 /// every save, sections added later go to the end of the header table, sections are re-aligned when a size changed,
 /// and removed sections are removed for real. Nothing outside Elf/ sees a LibObjectFile type.
 /// </summary>

@@ -28,9 +28,12 @@ public sealed record ElfSymbol(int Index, string Name, ulong Value, ulong Size, 
 public readonly record struct ElfRela(ulong Offset, uint Type, uint SymbolIndex, long Addend);
 
 /// <summary>A SHT_RELA section and the section it applies to (<c>sh_info</c>).</summary>
+/// <summary>What a relocated field names: a section (−1: none, e.g. an undefined symbol) and an address in it.</summary>
+public readonly record struct RelocationTarget(int Section, ulong Value, uint Type);
+
 public sealed record ElfRelocationSection(ElfSection Section, ElfSection Target, IReadOnlyList<ElfRela> Entries)
 {
-    public bool IsLivepatch => (Section.Flags & ShfRelaLivepatch) != 0 || Section.Name.StartsWith(Klp.KlpNames.RelaPrefix, StringComparison.Ordinal);
+    public bool IsLivepatch => (Section.Flags & ShfRelaLivepatch) != 0 || Section.Name.StartsWith(KlpNames.RelaPrefix, StringComparison.Ordinal);
 }
 
 /// <summary>
@@ -88,6 +91,22 @@ public sealed class ElfImage
 
     public ushort ReadU16(ReadOnlySpan<byte> data, int offset) => IsLittleEndian
         ? BinaryPrimitives.ReadUInt16LittleEndian(data[offset..]) : BinaryPrimitives.ReadUInt16BigEndian(data[offset..]);
+
+    /// <summary>
+    /// What each relocation of <paramref name="section"/> names, by offset: the symbol's section (−1 when it is not in a
+    /// section), S + A, and the relocation type — the one map the DWARF and CFI readers and editors look addresses up in.
+    /// </summary>
+    public Dictionary<ulong, RelocationTarget> RelocationTargets(ElfSection section)
+    {
+        var map = new Dictionary<ulong, RelocationTarget>();
+        foreach (var rs in RelocationSections.Where(r => r.Target.Index == section.Index))
+        foreach (var rela in rs.Entries)
+        {
+            var sym = Symbols[(int)rela.SymbolIndex];
+            map[rela.Offset] = new RelocationTarget(sym.IsInSection ? (int)sym.SectionIndex : -1, unchecked(sym.Value + (ulong)rela.Addend), rela.Type);
+        }
+        return map;
+    }
 
     public ElfSection? SectionOrNull(uint index) => index < Sections.Count ? Sections[(int)index] : null;
 

@@ -1,7 +1,6 @@
 using PpcLivepatch.Analysis;
 using PpcLivepatch.Diagnostics;
 using PpcLivepatch.Elf;
-using PpcLivepatch.Klp;
 using PpcLivepatch.Ppc64;
 
 namespace PpcLivepatch.Patching;
@@ -24,7 +23,7 @@ internal sealed record CallToFix(ElfSection Section, ulong Offset, FunctionRange
 }
 
 /// <summary>
-/// The island strategy (architecture.md §2). <c>bl sym</c> at P becomes <c>b island</c>; the island, appended to
+/// The island strategy's planner (README, "The island strategy"). <c>bl sym</c> at P becomes <c>b island</c>; the island, appended to
 /// the caller's section, is
 /// <code>
 ///   island+0: bl   sym      ; the call relocation moves here

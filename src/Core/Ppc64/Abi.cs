@@ -22,9 +22,6 @@ public static class AbiFacts
         _ => littleEndian ? PpcAbi.ElfV2 : PpcAbi.ElfV1,
     };
 
-    /// <summary>The stack slot where the caller's r2 lives across a call through a stub (R2_STACK_OFFSET).</summary>
-    public static int TocSaveOffset(PpcAbi abi) => abi == PpcAbi.ElfV2 ? 24 : 40;
-
     /// <summary>The <c>ld r2,N(r1)</c> the kernel writes over the nop (PPC_INST_LD_TOC).</summary>
     public static uint TocRestoreInstruction(PpcAbi abi) => abi == PpcAbi.ElfV2 ? Instruction.LdR2Sp24 : Instruction.LdR2Sp40;
 

@@ -1,6 +1,7 @@
 using PpcLivepatch.Analysis;
 using PpcLivepatch.Diagnostics;
 using PpcLivepatch.Patching;
+using PpcLivepatch.Reports;
 
 namespace PpcLivepatch.Steps;
 

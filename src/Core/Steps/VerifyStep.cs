@@ -1,5 +1,6 @@
 using PpcLivepatch.Analysis;
 using PpcLivepatch.Diagnostics;
+using PpcLivepatch.Reports;
 
 namespace PpcLivepatch.Steps;
 

@@ -1,10 +1,11 @@
 using System.Text;
 using System.Text.Json;
 using PpcLivepatch.Analysis;
+using PpcLivepatch.Diagnostics;
 using PpcLivepatch.Patching;
 using PpcLivepatch.Ppc64;
 
-namespace PpcLivepatch.Diagnostics;
+namespace PpcLivepatch.Reports;
 
 /// <summary>Output formats for verify reports. JSON field names are a public contract (README, "JSON output").</summary>
 public enum ReportFormat

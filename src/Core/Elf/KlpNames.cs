@@ -1,6 +1,6 @@
 using System.Text.RegularExpressions;
 
-namespace PpcLivepatch.Klp;
+namespace PpcLivepatch.Elf;
 
 /// <summary>
 /// The names the livepatch core parses (Documentation/livepatch/module-elf-format.rst):
