@@ -93,7 +93,8 @@ public static class CliApp
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException or ArgumentException)
             {
-                var d = Diagnostic.Create(DiagnosticCatalog.UnwritableOutput, output, $"cannot write '{output}': {e.Message}; the input is unchanged");
+                var d = Diagnostic.Create(DiagnosticCatalog.UnwritableOutput, output,
+                    $"cannot write '{output}': {e.Message}; the input is unchanged");
                 stdout.Write(ReportWriters.Render([new ObjectReport(output, null, [], [d])], o.Format));
                 return ExitUsage;
             }

@@ -14,7 +14,8 @@ internal sealed class SharedOptions
     private bool? _hasLivepatch;
     private string? _moduleName;
 
-    /// <summary>Takes <paramref name="arg"/> when it describes the target kernel, reading a value with <paramref name="value"/>.</summary>
+    /// <summary>Takes <paramref name="arg"/> when it describes the target kernel, reading a value with <paramref
+    /// name="value"/>.</summary>
     public bool TryTakeLoaderOption(string arg, Func<string?> value)
     {
         switch (arg)
@@ -27,7 +28,8 @@ internal sealed class SharedOptions
         }
     }
 
-    public LoaderOptions Loader => new(_acceptsLdToc, _pcrel, string.IsNullOrEmpty(_moduleName) ? null : _moduleName, _hasLivepatch);
+    public LoaderOptions Loader =>
+        new(_acceptsLdToc, _pcrel, string.IsNullOrEmpty(_moduleName) ? null : _moduleName, _hasLivepatch);
 
     /// <param name="allowNone">The SDK's <c>none</c> (report only), which the tasks send through <c>step</c>.</param>
     public static FixStrategy? Strategy(string? name, bool allowNone) =>

@@ -57,7 +57,8 @@ internal static class StepCommand
         return CliApp.ExitAccepted;
     }
 
-    /// <summary>The command-line form of a request (<c>step patch|verify|convert [OPTIONS] IN OUT…</c>), for running a step by hand.</summary>
+    /// <summary>The command-line form of a request (<c>step patch|verify|convert [OPTIONS] IN OUT…</c>), for running a
+    /// step by hand.</summary>
     private static StepResult Execute(string[] args)
     {
         if (args.Length == 0 || StepOptionParsing.Step(args[0]) is not { } kind)
@@ -86,9 +87,11 @@ internal static class StepCommand
                 case "--klp" when step == "convert":
                     // SYMBOL OBJECT NAME POSITION; an empty NAME means the symbol's own name.
                     if (i + 4 >= args.Length) throw new UsageException("--klp needs SYMBOL OBJECT NAME POSITION");
-                    if (!ulong.TryParse(args[i + 4], NumberStyles.None, CultureInfo.InvariantCulture, out ulong position))
+                    if (!ulong.TryParse(args[i + 4], NumberStyles.None, CultureInfo.InvariantCulture,
+                        out ulong position))
                         throw new UsageException($"--klp position '{args[i + 4]}' is not a non-negative number");
-                    symbols.Add(new KlpSymbolSpec(args[i + 1], args[i + 2], args[i + 3].Length == 0 ? null : args[i + 3], position));
+                    symbols.Add(new KlpSymbolSpec(args[i + 1], args[i + 2],
+                        args[i + 3].Length == 0 ? null : args[i + 3], position));
                     i += 4;
                     break;
                 case "--":   // only object pairs follow, whatever their names

@@ -33,7 +33,8 @@ public sealed class CheckLivepatchProperties : Microsoft.Build.Utilities.Task
         bool acceptsLdToc = Flag(nameof(KernelAcceptsLdToc), KernelAcceptsLdToc);
         bool pcrel = Flag(nameof(LivepatchPcrel), LivepatchPcrel);
         bool allowSiblingCalls = Flag(nameof(LivepatchAllowSiblingCalls), LivepatchAllowSiblingCalls);
-        bool? hasLivepatch = string.IsNullOrEmpty(KernelHasLivepatch) ? null : Flag(nameof(KernelHasLivepatch), KernelHasLivepatch);
+        bool? hasLivepatch = string.IsNullOrEmpty(KernelHasLivepatch) ? null : Flag(nameof(KernelHasLivepatch),
+            KernelHasLivepatch);
         if (!StepProperties.TryStrategy(Rel24Strategy, out var strategy, out string? error)) Usage(error!);
         if (!StepProperties.TrySites(Rel24Sites, out var sites, out error)) Usage(error!);
         if (!StepProperties.TryWarnOnly(LivepatchVerifyMode, out bool warnOnly, out error)) Usage(error!);
@@ -70,5 +71,6 @@ public sealed class CheckLivepatchProperties : Microsoft.Build.Utilities.Task
     }
 
     private void Usage(string message) =>
-        DiagnosticLogging.Log(Log, DiagnosticCatalog.UsageError, HelpLinkBase, BuildEngine?.ProjectFileOfTaskNode ?? "", 0, 0, message);
+        DiagnosticLogging.Log(Log, DiagnosticCatalog.UsageError, HelpLinkBase, BuildEngine?.ProjectFileOfTaskNode ?? "",
+            0, 0, message);
 }

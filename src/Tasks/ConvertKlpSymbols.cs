@@ -21,10 +21,12 @@ public sealed class ConvertKlpSymbols : LivepatchObjectTask
             string obj = item.GetMetadata("Object"), name = item.GetMetadata("Name"), position = item.GetMetadata("Position");
             if (!ulong.TryParse(string.IsNullOrEmpty(position) ? "0" : position, out ulong pos))
             {
-                LogTaskError(DiagnosticCatalog.BadKlpSymbolItem, $"KlpSymbol '{item.ItemSpec}' has Position '{position}', which is not a non-negative number");
+                LogTaskError(DiagnosticCatalog.BadKlpSymbolItem,
+                    $"KlpSymbol '{item.ItemSpec}' has Position '{position}', which is not a non-negative number");
                 continue;
             }
-            specs.Add(new KlpSymbolSpec(item.ItemSpec, string.IsNullOrEmpty(obj) ? "vmlinux" : obj, string.IsNullOrEmpty(name) ? null : name, pos));
+            specs.Add(new KlpSymbolSpec(item.ItemSpec, string.IsNullOrEmpty(obj) ? "vmlinux" : obj,
+                string.IsNullOrEmpty(name) ? null : name, pos));
         }
         return Log.HasLoggedErrors ? null : new StepOptions(StepKind.Convert, LoaderOptions, Symbols: specs);
     }

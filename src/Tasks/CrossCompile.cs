@@ -32,7 +32,8 @@ public sealed class CrossCompile : ToolTask
 
     private string CompilerPath()
     {
-        foreach (string dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
+        foreach (string dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator,
+            StringSplitOptions.RemoveEmptyEntries))
         {
             string candidate = Path.Combine(dir, ToolName);
             if (File.Exists(candidate)) return candidate;

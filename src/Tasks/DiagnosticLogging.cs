@@ -4,7 +4,8 @@ using PpcLivepatch.Diagnostics;
 
 namespace PpcLivepatch.Build.Tasks;
 
-/// <summary>Maps Core diagnostics onto MSBuild's error list: code, help link, and the C line when DWARF has one.</summary>
+/// <summary>Maps Core diagnostics onto MSBuild's error list: code, help link, and the C line when DWARF has
+/// one.</summary>
 internal static class DiagnosticLogging
 {
     public const string Subcategory = "ppc-livepatch";
@@ -24,7 +25,8 @@ internal static class DiagnosticLogging
     /// line, and the catalog's severity.
     /// </summary>
     public static void Log(TaskLoggingHelper log, string code, string? helpLinkBase, string file, int line, int column, string message) =>
-        Write(log, code, DiagnosticCatalog.SeverityOf(code), helpLinkBase, file, line, column, message, MessageImportance.Normal);
+        Write(log, code, DiagnosticCatalog.SeverityOf(code), helpLinkBase, file, line, column, message,
+            MessageImportance.Normal);
 
     private static void Write(TaskLoggingHelper log, string code, Severity severity, string? helpLinkBase, string file, int line, int column,
         string message, MessageImportance importance)
@@ -45,7 +47,8 @@ internal static class DiagnosticLogging
     }
 
 
-    /// <summary>An I/O failure while reading or writing an object, as a coded error instead of an MSB4018 stack trace.</summary>
+    /// <summary>An I/O failure while reading or writing an object, as a coded error instead of an MSB4018 stack
+    /// trace.</summary>
     public static void LogIoError(TaskLoggingHelper log, string code, string path, Exception e, string? helpLinkBase) =>
         Log(log, Diagnostic.Create(code, path, $"cannot {(code == DiagnosticCatalog.UnwritableOutput ? "write" : "read")} '{path}': {e.Message}"), helpLinkBase);
 }

@@ -18,7 +18,8 @@ internal static partial class GccOutput
     /// <param name="defaultFile">Where driver messages without a file of their own are shown.</param>
     /// <param name="pathMap">Maps a path gcc printed (a kbuild copy) back to the user's file.</param>
     /// <returns>False when the line is not a gcc diagnostic.</returns>
-    public static bool TryLog(TaskLoggingHelper log, IBuildEngine? engine, string line, string defaultFile, string? helpLinkBase, Func<string, string>? pathMap)
+    public static bool TryLog(TaskLoggingHelper log, IBuildEngine? engine, string line, string defaultFile,
+        string? helpLinkBase, Func<string, string>? pathMap)
     {
         var m = Diagnostic().Match(line);
         if (!m.Success) return false;
@@ -41,7 +42,8 @@ internal static partial class GccOutput
                 DiagnosticLogging.Log(log, DiagnosticCatalog.CompilerWarning, helpLinkBase, file, ln, col, msg);
                 break;
             default:
-                log.LogMessage(DiagnosticLogging.Subcategory, null, null, file, ln, col, 0, 0, MessageImportance.Normal, "note: {0}", msg);
+                log.LogMessage(DiagnosticLogging.Subcategory, null, null, file, ln, col, 0, 0, MessageImportance.Normal,
+                    "note: {0}", msg);
                 break;
         }
         return true;
@@ -56,7 +58,8 @@ internal static partial class GccOutput
         if (seen is null)
         {
             seen = [];
-            engine4.RegisterTaskObject(registration, seen, RegisteredTaskObjectLifetime.Build, allowEarlyCollection: false);
+            engine4.RegisterTaskObject(registration, seen, RegisteredTaskObjectLifetime.Build,
+                allowEarlyCollection: false);
         }
         lock (seen) return seen.Add(key);
     }

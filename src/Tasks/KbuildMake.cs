@@ -4,11 +4,9 @@ using PpcLivepatch.Diagnostics;
 
 namespace PpcLivepatch.Build.Tasks;
 
-/// <summary>
-/// Kbuild mode's cross-compiler step: <c>make -C KernelDir M=KbuildDir ARCH=powerpc CROSS_COMPILE=… KCFLAGS=… modules</c>.
-/// The sources sit in <see cref="KbuildDirectory"/> as links to the user's files; gcc's diagnostics are mapped
-/// back to those files and logged with the same codes as in the plain mode.
-/// </summary>
+/// <summary> Kbuild mode's cross-compiler step: <c>make -C KernelDir M=KbuildDir ARCH=powerpc CROSS_COMPILE=… KCFLAGS=…
+/// modules</c>. The sources sit in <see cref="KbuildDirectory"/> as links to the user's files; gcc's diagnostics are
+/// mapped back to those files and logged with the same codes as in the plain mode. </summary>
 public sealed partial class KbuildMake : ToolTask
 {
     [Required] public string KernelDirectory { get; set; } = "";
@@ -19,12 +17,14 @@ public sealed partial class KbuildMake : ToolTask
     public string? ModuleFile { get; set; }
     public string CrossCompilePrefix { get; set; } = "powerpc64le-linux-gnu-";
     public string KCFlags { get; set; } = "";
-    /// <summary>KlpSymbol item names: modpost may call them undefined, the livepatch relocations resolve them.</summary>
+    /// <summary>KlpSymbol item names: modpost may call them undefined, the livepatch relocations resolve
+    /// them.</summary>
     public string[] KlpSymbols { get; set; } = [];
     /// <summary>The project file, where diagnostics without a C location are shown.</summary>
     public string? ProjectFile { get; set; }
     public string? HelpLinkBase { get; set; }
-    /// <summary>The assembler route's compiler wrapper (Rel24Strategy=asm), made kbuild's CC in front of the cross gcc.</summary>
+    /// <summary>The assembler route's compiler wrapper (Rel24Strategy=asm), made kbuild's CC in front of the cross
+    /// gcc.</summary>
     public string? CompilerWrapper { get; set; }
 
     protected override string ToolName => "make";
@@ -37,7 +37,8 @@ public sealed partial class KbuildMake : ToolTask
 
     protected override string GenerateFullPathToTool()
     {
-        foreach (string dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
+        foreach (string dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator,
+            StringSplitOptions.RemoveEmptyEntries))
             if (File.Exists(Path.Combine(dir, ToolName))) return Path.Combine(dir, ToolName);
         return ToolName;
     }
@@ -69,7 +70,8 @@ public sealed partial class KbuildMake : ToolTask
         // so modpost's "undefined" must not stop it. Undefined names that are not KlpSymbol items are reported below.
         b.AppendSwitch("KBUILD_MODPOST_WARN=1");
         b.AppendSwitch("CROSS_COMPILE=" + CrossCompilePrefix);
-        if (!string.IsNullOrEmpty(CompilerWrapper)) b.AppendSwitchIfNotNull("CC=", $"bash {CompilerWrapper} {CrossCompilePrefix}gcc");
+        if (!string.IsNullOrEmpty(CompilerWrapper)) b.AppendSwitchIfNotNull("CC=",
+            $"bash {CompilerWrapper} {CrossCompilePrefix}gcc");
         b.AppendSwitchIfNotNull("KCFLAGS=", KCFlags + " -fdiagnostics-column-unit=byte -fdiagnostics-color=never");
         b.AppendSwitch("modules");
         return b.ToString();
@@ -88,7 +90,8 @@ public sealed partial class KbuildMake : ToolTask
     {
         string kbuild = Path.GetFullPath(KbuildDirectory).TrimEnd('/') + "/";
         string source = Path.GetFullPath(SourceDirectory).TrimEnd('/') + "/";
-        string Map(string path) => path.StartsWith(kbuild, StringComparison.Ordinal) ? source + path[kbuild.Length..] : path;
+        string Map(string path) =>
+            path.StartsWith(kbuild, StringComparison.Ordinal) ? source + path[kbuild.Length..] : path;
         if (GccOutput.TryLog(Log, BuildEngine, line, ProjectFile ?? "", HelpLinkBase, Map)) return;
         var undefined = ModpostUndefined().Match(line);
         if (undefined.Success && !KlpSymbols.Contains(undefined.Groups["sym"].Value))

@@ -38,12 +38,14 @@ public abstract class LivepatchObjectTask : Microsoft.Build.Utilities.Task
 
     public string? ModuleName { get; set; }
 
-    /// <summary><c>true</c> or <c>false</c>: whether the target kernel has CONFIG_LIVEPATCH; empty when not known.</summary>
+    /// <summary><c>true</c> or <c>false</c>: whether the target kernel has CONFIG_LIVEPATCH; empty when not
+    /// known.</summary>
     public string? KernelHasLivepatch { get; set; }
 
     private bool? HasLivepatch => bool.TryParse(KernelHasLivepatch, out bool value) ? value : null;
 
-    /// <summary>Prefix of the help links in the error list (the SDK points it at the docs shipped in the package).</summary>
+    /// <summary>Prefix of the help links in the error list (the SDK points it at the docs shipped in the
+    /// package).</summary>
     public string? HelpLinkBase { get; set; }
 
     /// <summary>The native <c>ppc-livepatch</c> to run the step in; empty runs it in this process.</summary>

@@ -165,7 +165,8 @@ internal sealed class NativeStep : IDisposable
         _process.Dispose();
     }
 
-    /// <summary>NuGet may not keep file modes when it extracts a package, so the first build sets the execute bits.</summary>
+    /// <summary>NuGet may not keep file modes when it extracts a package, so the first build sets the execute
+    /// bits.</summary>
     private static bool TryMakeExecutable(string path, out string? why)
     {
         why = null;

@@ -11,7 +11,8 @@ namespace PpcLivepatch.Build.Tasks;
 /// </summary>
 public sealed class PatchLivepatchObjects : LivepatchObjectTask
 {
-    /// <summary><c>island</c>, <c>insert-nop</c>, <c>auto</c>, or <c>none</c> to only report (for experiments with LivepatchVerifyMode=warn).</summary>
+    /// <summary><c>island</c>, <c>insert-nop</c>, <c>auto</c>, or <c>none</c> to only report (for experiments with
+    /// LivepatchVerifyMode=warn).</summary>
     public string Strategy { get; set; } = "auto";
 
     /// <summary><c>needed</c> or <c>all-local</c>.</summary>

@@ -19,7 +19,8 @@ public sealed class ReadDependencyFiles : Microsoft.Build.Utilities.Task
         SourcesWithDependencies = Sources.Select(source =>
         {
             var item = new TaskItem(source);
-            item.SetMetadata("Dependencies", string.Join(";", Parse(source.GetMetadata("DependencyFile"), source.GetMetadata("FullPath"))));
+            item.SetMetadata("Dependencies",
+                string.Join(";", Parse(source.GetMetadata("DependencyFile"), source.GetMetadata("FullPath"))));
             return (ITaskItem)item;
         }).ToArray();
         return true;
@@ -44,9 +45,11 @@ public sealed class ReadDependencyFiles : Microsoft.Build.Utilities.Task
         if (colon < 0) return [];
         var result = new List<string>();
         // Escaped spaces ("\ ") belong to a file name.
-        foreach (string token in firstRule[(colon + 2)..].Replace("\\ ", "\u0001").Split(' ', StringSplitOptions.RemoveEmptyEntries))
+        foreach (string token in firstRule[(colon + 2)..].Replace("\\ ", "\u0001").Split(' ',
+            StringSplitOptions.RemoveEmptyEntries))
         {
-            string path = Path.GetFullPath(token.Replace('\u0001', ' '), Path.GetDirectoryName(Path.GetFullPath(dependencyFile))!);
+            string path = Path.GetFullPath(token.Replace('\u0001', ' '),
+                Path.GetDirectoryName(Path.GetFullPath(dependencyFile))!);
             if (path != source) result.Add(path);
         }
         return result;

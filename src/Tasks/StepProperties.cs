@@ -11,7 +11,8 @@ namespace PpcLivepatch.Build.Tasks;
 /// </summary>
 internal static class StepProperties
 {
-    /// <summary>Rel24Strategy: a strategy, <c>asm</c> (the compiler put the nops in; objects from elsewhere get auto) or <c>none</c>.</summary>
+    /// <summary>Rel24Strategy: a strategy, <c>asm</c> (the compiler put the nops in; objects from elsewhere get auto)
+    /// or <c>none</c>.</summary>
     public static bool TryStrategy(string? value, out FixStrategy? strategy, out string? error)
     {
         error = null;
@@ -41,7 +42,8 @@ internal static class StepProperties
 
     public static StepOptions Patch(FixStrategy? strategy, SiteSelection sites, LoaderOptions loader, bool allowSiblingCalls,
         string? jsonReport = null, string? sarifReport = null) =>
-        new(StepKind.Patch, loader, strategy, sites, allowSiblingCalls, JsonReport: NullIfEmpty(jsonReport), SarifReport: NullIfEmpty(sarifReport));
+        new(StepKind.Patch, loader, strategy, sites, allowSiblingCalls, JsonReport: NullIfEmpty(jsonReport),
+            SarifReport: NullIfEmpty(sarifReport));
 
     public static StepOptions Verify(bool warnOnly, LoaderOptions loader, bool allowSiblingCalls, string? jsonReport = null, string? sarifReport = null) =>
         new(StepKind.Verify, loader, AllowSiblingCalls: allowSiblingCalls, WarnOnly: warnOnly,

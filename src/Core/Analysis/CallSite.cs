@@ -4,7 +4,8 @@ using PpcLivepatch.Ppc64;
 
 namespace PpcLivepatch.Analysis;
 
-/// <summary>Where a call's target lives, as the module loader sees it (only <c>st_shndx</c> and binding matter).</summary>
+/// <summary>Where a call's target lives, as the module loader sees it (only <c>st_shndx</c> and binding
+/// matter).</summary>
 public enum CalleeKind
 {
     /// <summary>Defined in this object with local binding (static functions, section symbols).</summary>
@@ -26,7 +27,8 @@ public enum NextWord
     /// <summary>Already <c>ld r2,24(r1)</c> (ELFv1: 40(r1)), as after a previous load of the same module.</summary>
     TocRestore,
     Other,
-    /// <summary>The call is the last word of its section: the loader would read and patch whatever follows it.</summary>
+    /// <summary>The call is the last word of its section: the loader would read and patch whatever follows
+    /// it.</summary>
     EndOfSection,
 }
 

@@ -36,7 +36,8 @@ public static class CallSiteScanner
     /// Scans the call relocations; with <paramref name="keep"/>, describes only the ones it selects (describing a
     /// million sites costs more than reading the objects) and counts the others in <paramref name="skipped"/>.
     /// </summary>
-    public static IReadOnlyList<CallSite> Scan(ElfImage image, FunctionMap functions, LineTable? lines, Func<ElfRelocationSection, ElfRela, ElfSymbol, bool>? keep, out int skipped)
+    public static IReadOnlyList<CallSite> Scan(ElfImage image, FunctionMap functions, LineTable? lines,
+        Func<ElfRelocationSection, ElfRela, ElfSymbol, bool>? keep, out int skipped)
     {
         skipped = 0;
         var sites = new List<CallSite>();
@@ -55,7 +56,8 @@ public static class CallSiteScanner
         return sites;
     }
 
-    private static CallSite Describe(ElfImage image, FunctionMap functions, LineTable? lines, ElfRelocationSection rs, int index, ElfRela rela)
+    private static CallSite Describe(ElfImage image, FunctionMap functions, LineTable? lines, ElfRelocationSection rs,
+        int index, ElfRela rela)
     {
         var section = rs.Target;
         var symbol = image.Symbols[(int)rela.SymbolIndex];

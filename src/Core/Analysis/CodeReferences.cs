@@ -8,7 +8,8 @@ namespace PpcLivepatch.Analysis;
 /// <see cref="IsCall"/>: a <c>bl</c> to a function's entry point; <c>bl .+4</c> (reading the program counter) and a
 /// <c>bl</c> into the middle of code are not calls.
 /// </summary>
-public sealed record LocalBranch(ElfSection Section, ulong Offset, uint Word, BranchKind Kind, ulong Target, FunctionRange Function, bool TargetsEntry)
+public sealed record LocalBranch(ElfSection Section, ulong Offset, uint Word, BranchKind Kind, ulong Target,
+    FunctionRange Function, bool TargetsEntry)
 {
     public bool IsCall => Kind == BranchKind.Bl && TargetsEntry;
 }
@@ -63,7 +64,8 @@ public sealed class CodeReferences
                     if (!Instruction.IsRelativeBranch(word) || relocated.Contains(off)) continue;
                     long target = (long)off + Instruction.BranchDisplacement(word);
                     if (target < 0 || (ulong)target > section.Size) continue;
-                    branches.Add(new LocalBranch(section, off, word, Instruction.Classify(word), (ulong)target, f, functions.IsEntry(section.Index, (ulong)target)));
+                    branches.Add(new LocalBranch(section, off, word, Instruction.Classify(word), (ulong)target, f,
+                        functions.IsEntry(section.Index, (ulong)target)));
                     _referenced.Add((section.Index, (ulong)target));
                 }
             }

@@ -34,7 +34,8 @@ public sealed class FunctionMap
             {
                 var sym = image.Symbols[(int)rela.SymbolIndex];
                 if (sym.IsInSection)
-                    _opdToCode[(opd.Index, rela.Offset)] = ((int)sym.SectionIndex, unchecked(sym.Value + (ulong)rela.Addend));
+                    _opdToCode[(opd.Index, rela.Offset)] = ((int)sym.SectionIndex,
+                        unchecked(sym.Value + (ulong)rela.Addend));
             }
         }
 
@@ -47,7 +48,8 @@ public sealed class FunctionMap
         }
         _bySection = ranges
             .GroupBy(r => r.SectionIndex)
-            .ToDictionary(g => g.Key, g => g.OrderBy(r => r.Start).ThenByDescending(r => r.Symbol.Bind == StbGlobal).ToArray());
+            .ToDictionary(g => g.Key,
+                g => g.OrderBy(r => r.Start).ThenByDescending(r => r.Symbol.Bind == StbGlobal).ToArray());
     }
 
     public IEnumerable<FunctionRange> All => _bySection.Values.SelectMany(r => r);
@@ -65,7 +67,8 @@ public sealed class FunctionMap
         return _opdToCode.TryGetValue((section, offset), out var code) ? code : (-1, 0);
     }
 
-    /// <summary>The function whose range holds the address; failing that the closest function starting before it.</summary>
+    /// <summary>The function whose range holds the address; failing that the closest function starting before
+    /// it.</summary>
     public FunctionRange? Containing(int sectionIndex, ulong offset)
     {
         if (!_bySection.TryGetValue(sectionIndex, out var ranges)) return null;
@@ -94,7 +97,8 @@ public sealed class FunctionMap
         return offset == f.Start || offset == f.Start + (ulong)AbiFacts.LocalEntryOffset(_image.Abi, f.Symbol.Other);
     }
 
-    /// <summary>A readable name for what a relocation points at: <c>func</c>, <c>func+0x10</c> or <c>.text+0x40</c>.</summary>
+    /// <summary>A readable name for what a relocation points at: <c>func</c>, <c>func+0x10</c> or
+    /// <c>.text+0x40</c>.</summary>
     public string Describe(ElfSymbol symbol, long addend)
     {
         if (symbol.Type != SttSection || !symbol.IsInSection)

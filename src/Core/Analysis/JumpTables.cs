@@ -7,9 +7,11 @@ namespace PpcLivepatch.Analysis;
 /// <summary>How a jump table stores its case addresses.</summary>
 public enum JumpTableForm
 {
-    /// <summary>GCC: <c>.long case - table</c> words in the code section right after the dispatch; no relocations.</summary>
+    /// <summary>GCC: <c>.long case - table</c> words in the code section right after the dispatch; no
+    /// relocations.</summary>
     InlineDifferences,
-    /// <summary>clang (medium model): the table in a data section, each word an <c>R_PPC64_REL32</c> to the case.</summary>
+    /// <summary>clang (medium model): the table in a data section, each word an <c>R_PPC64_REL32</c> to the
+    /// case.</summary>
     RelocatedDifferences,
 }
 
@@ -17,7 +19,8 @@ public enum JumpTableForm
 /// A jump table tied to its dispatch (<c>lwax; add; mtctr; bctr</c>), with the number of entries proven from the
 /// index's bound, and the code address each entry selects.
 /// </summary>
-public sealed record JumpTable(int CodeSection, ulong Dispatch, int TableSection, ulong Base, int Count, JumpTableForm Form, IReadOnlyList<ulong> Targets)
+public sealed record JumpTable(int CodeSection, ulong Dispatch, int TableSection, ulong Base, int Count,
+    JumpTableForm Form, IReadOnlyList<ulong> Targets)
 {
     public ulong End => Base + 4UL * (ulong)Count;
 }
@@ -41,7 +44,8 @@ public sealed class JumpTableAnalysis
     // Per code section, computed when first asked: a patch only asks about the sections it edits.
     private readonly Dictionary<int, SectionTables> _sections = [];
 
-    private sealed record SectionTables(List<JumpTable> Tables, List<UnprovenDispatch> Unproven, Dictionary<(int Section, ulong Offset), JumpTable> ByEntry);
+    private sealed record SectionTables(List<JumpTable> Tables, List<UnprovenDispatch> Unproven,
+        Dictionary<(int Section, ulong Offset), JumpTable> ByEntry);
 
     public JumpTableAnalysis(ElfImage image, FunctionMap functions, CodeReferences references)
     {
@@ -76,7 +80,8 @@ public sealed class JumpTableAnalysis
             first = next;
             if (stable) break;
             if (round == 4)
-                return ([], [.. next.Unproven, .. next.Tables.Select(t => new UnprovenDispatch(section.Index, t.Dispatch, "the tables' proofs do not settle"))]);
+                return ([], [.. next.Unproven,
+                    .. next.Tables.Select(t => new UnprovenDispatch(section.Index, t.Dispatch, "the tables' proofs do not settle"))]);
         }
         return first;
     }
@@ -113,7 +118,8 @@ public sealed class JumpTableAnalysis
         public int GetHashCode(JumpTable t) => HashCode.Combine(t.Dispatch, t.Base, t.Count);
     }
 
-    /// <summary>Object-wide lookups: relocations by the word they patch, and what each <c>.toc</c> entry holds.</summary>
+    /// <summary>Object-wide lookups: relocations by the word they patch, and what each <c>.toc</c> entry
+    /// holds.</summary>
     private sealed class ObjectContext
     {
         public readonly Dictionary<(int Section, ulong Word), (ElfRela Rela, ElfSymbol Symbol)> RelocationAt = [];
@@ -145,7 +151,8 @@ public sealed class JumpTableAnalysis
         private readonly Dictionary<ulong, List<LocalBranch>> _branchesTo = [];
         private readonly HashSet<ulong> _otherEntries = [];
 
-        public SectionProver(ElfImage image, ElfSection section, FunctionMap functions, CodeReferences references, ObjectContext context)
+        public SectionProver(ElfImage image, ElfSection section, FunctionMap functions, CodeReferences references,
+            ObjectContext context)
         {
             _image = image;
             _section = section;
@@ -176,8 +183,10 @@ public sealed class JumpTableAnalysis
         private HashSet<ulong> _caseEntries = [];
         private bool _checkExtent;
 
-        /// <summary>Proves every dispatch of the section, with <paramref name="cases"/> as further ways into the code.</summary>
-        public (List<JumpTable> Tables, List<UnprovenDispatch> Unproven) ProveAll(HashSet<ulong> cases, bool checkExtent)
+        /// <summary>Proves every dispatch of the section, with <paramref name="cases"/> as further ways into the
+        /// code.</summary>
+        public (List<JumpTable> Tables, List<UnprovenDispatch> Unproven) ProveAll(HashSet<ulong> cases,
+            bool checkExtent)
         {
             _caseEntries = cases;
             _checkExtent = checkExtent;
@@ -198,19 +207,23 @@ public sealed class JumpTableAnalysis
             foreach (var t in tables.Where(t => t.Form == JumpTableForm.InlineDifferences))
             {
                 if (tables.Any(o => o != t && o.TableSection == t.TableSection && o.Base < t.End && t.Base < o.End))
-                    return ([], [.. unproven, .. tables.Select(x => new UnprovenDispatch(_section.Index, x.Dispatch, "two tables overlap"))]);
+                    return ([], [.. unproven,
+                        .. tables.Select(x => new UnprovenDispatch(_section.Index, x.Dispatch, "two tables overlap"))]);
                 if (tables.SelectMany(o => o.Targets).Any(x => x >= t.Base && x < t.End))
-                    return ([], [.. unproven, .. tables.Select(x => new UnprovenDispatch(_section.Index, x.Dispatch, "a case lands inside a table"))]);
+                    return ([], [.. unproven,
+                        .. tables.Select(x => new UnprovenDispatch(_section.Index, x.Dispatch, "a case lands inside a table"))]);
             }
             return (tables, unproven);
         }
 
         private uint Word(ulong at) => _image.ReadU32(_bytes.Span, (int)at);
 
-        private bool IsEntry(ulong at) => _branchesTo.ContainsKey(at) || _otherEntries.Contains(at) || _caseEntries.Contains(at);
+        private bool IsEntry(ulong at) =>
+            _branchesTo.ContainsKey(at) || _otherEntries.Contains(at) || _caseEntries.Contains(at);
 
 
-        /// <summary>A word after which control never falls through: b, blr, bctr (and their "always" B-form twins).</summary>
+        /// <summary>A word after which control never falls through: b, blr, bctr (and their "always" B-form
+        /// twins).</summary>
         private static bool IsUnconditionalTransfer(uint w)
         {
             uint op = w >> 26, bo = (w >> 21) & 31;
@@ -241,15 +254,18 @@ public sealed class JumpTableAnalysis
 
         private (JumpTable? Table, string? Why) Prove(FunctionRange f, ulong dispatch)
         {
-            if (Word(dispatch) != Instruction.Bctr) return (null, $"a conditional indirect jump (0x{Word(dispatch):x8})");
+            if (Word(dispatch) != Instruction.Bctr) return (null,
+                $"a conditional indirect jump (0x{Word(dispatch):x8})");
             if (IsEntry(dispatch)) return (null, "the bctr is reached from elsewhere");
             if (FindWriter(f, dispatch, e => e.Ctr, out string why) is not { } mtctr) return (null, why);
             uint w = Word(mtctr);
-            if (!(w >> 26 == 31 && ((w >> 1) & 0x3ff) == 467 && RegisterEffects.SprOf(w) == 9)) return (null, "CTR is not set by mtctr");
+            if (!(w >> 26 == 31 && ((w >> 1) & 0x3ff) == 467 && RegisterEffects.SprOf(w) == 9)) return (null,
+                "CTR is not set by mtctr");
             int target = (int)(w >> 21) & 31;
             if (FindWriter(f, mtctr, e => e.WritesGpr(target), out why) is not { } add) return (null, why);
             w = Word(add);
-            if (!(w >> 26 == 31 && ((w >> 1) & 0x1ff) == 266)) return (null, "the jump's address is not a sum (add) of a table word and its base");
+            if (!(w >> 26 == 31 && ((w >> 1) & 0x1ff) == 266)) return (null,
+                "the jump's address is not a sum (add) of a table word and its base");
             int a = (int)(w >> 16) & 31, b = (int)(w >> 11) & 31;
             string last = "the jump's address is not a table word (lwax) plus the table's base";
             bool loaded = false;
@@ -264,7 +280,8 @@ public sealed class JumpTableAnalysis
             return (null, last);
         }
 
-        private JumpTable? ProveWith(FunctionRange f, ulong dispatch, ulong add, int entryReg, int baseReg, out string why, out bool loaded)
+        private JumpTable? ProveWith(FunctionRange f, ulong dispatch, ulong add, int entryReg, int baseReg,
+            out string why, out bool loaded)
         {
             loaded = false;
             if (FindWriter(f, add, e => e.WritesGpr(entryReg), out why) is not { } load) return null;
@@ -292,10 +309,9 @@ public sealed class JumpTableAnalysis
                 : RelocatedTable(f, dispatch, tableBase.Section, tableBase.Offset, count, out why);
         }
 
-        /// <summary>
-        /// The register scaled by 4 into a table offset — sldi rS,rI,2 · slwi rS,rI,2 · rldic rS,rI,2,mb — and the bound
-        /// the scale itself puts on the index when it also masks (rldic with mb &gt; 32 keeps only 62-mb bits).
-        /// </summary>
+        /// <summary> The register scaled by 4 into a table offset — sldi rS,rI,2 · slwi rS,rI,2 · rldic rS,rI,2,mb —
+        /// and the bound the scale itself puts on the index when it also masks (rldic with mb &gt; 32 keeps only 62-mb
+        /// bits). </summary>
         private static (int Index, ulong? MaskBound)? ScaledIndex(uint w)
         {
             int rs = (int)(w >> 21) & 31;
@@ -311,7 +327,8 @@ public sealed class JumpTableAnalysis
                 if (xo == 2 && m < 62) return (rs, (1UL << (62 - m)) - 1);
                 return null;
             }
-            if (w >> 26 == 21 && ((w >> 11) & 31) == 2 && ((w >> 6) & 31) == 0 && ((w >> 1) & 31) == 29) return (rs, null);
+            if (w >> 26 == 21 && ((w >> 11) & 31) == 2 && ((w >> 6) & 31) == 0 && ((w >> 1) & 31) == 29) return (rs,
+                null);
             return null;
         }
 
@@ -332,10 +349,9 @@ public sealed class JumpTableAnalysis
             }
         }
 
-        /// <summary>
-        /// What the instruction at <paramref name="q"/> says about the bound of <paramref name="reg"/> after it runs:
-        /// a bound, a failure (<paramref name="why"/> set), or nothing (walk on; a move retargets <paramref name="reg"/>).
-        /// </summary>
+        /// <summary> What the instruction at <paramref name="q"/> says about the bound of <paramref name="reg"/> after
+        /// it runs: a bound, a failure (<paramref name="why"/> set), or nothing (walk on; a move retargets <paramref
+        /// name="reg"/>). </summary>
         private ulong? StepBack(ulong q, ref int reg, out string why)
         {
             why = "";
@@ -353,7 +369,8 @@ public sealed class JumpTableAnalysis
 
         private int _budget;
 
-        /// <summary>Where several ways lead into <paramref name="pos"/>, the bound must hold on each; the largest counts.</summary>
+        /// <summary>Where several ways lead into <paramref name="pos"/>, the bound must hold on each; the largest
+        /// counts.</summary>
         private ulong? JoinBound(FunctionRange f, ulong pos, int reg, int depth, out string why)
         {
             if (depth >= MaxJoinDepth) { why = "the table index's bound is too far from its use"; return null; }
@@ -384,7 +401,8 @@ public sealed class JumpTableAnalysis
             return any ? bound : null;
         }
 
-        /// <summary>andi. r,s,M → M · clrlwi r,s,n → 2^(32-n)-1 · clrldi r,s,n (n ≥ 32) → 2^(64-n)-1 · li r,k → k.</summary>
+        /// <summary>andi. r,s,M → M · clrlwi r,s,n → 2^(32-n)-1 · clrldi r,s,n (n ≥ 32) → 2^(64-n)-1 · li r,k →
+        /// k.</summary>
         private static ulong? DefinitionBound(uint w, int reg)
         {
             uint op = w >> 26;
@@ -402,7 +420,8 @@ public sealed class JumpTableAnalysis
             return null;
         }
 
-        /// <summary>mr r,s (or r,s,s), and clrldi r,s,32 (a zero-extension keeps an unsigned 32-bit bound): s.</summary>
+        /// <summary>mr r,s (or r,s,s), and clrldi r,s,32 (a zero-extension keeps an unsigned 32-bit bound):
+        /// s.</summary>
         private static int? MoveSource(uint w, int reg)
         {
             int s = (int)(w >> 21) & 31;
@@ -413,7 +432,8 @@ public sealed class JumpTableAnalysis
             return null;
         }
 
-        /// <summary>Falling through a bc: "bgt crN" leaves reg ≤ N, "bge crN" (branch if not LT) leaves reg &lt; N.</summary>
+        /// <summary>Falling through a bc: "bgt crN" leaves reg ≤ N, "bge crN" (branch if not LT) leaves reg &lt;
+        /// N.</summary>
         private ulong? FallthroughBound(ulong at, uint w, int reg)
         {
             uint bo = (w >> 21) & 31, bi = (w >> 16) & 31;
@@ -439,7 +459,8 @@ public sealed class JumpTableAnalysis
             return null;
         }
 
-        /// <summary>The N of the unsigned compare (cmplwi/cmpldi crF,reg,N) that set crF for the branch at <paramref name="at"/>.</summary>
+        /// <summary>The N of the unsigned compare (cmplwi/cmpldi crF,reg,N) that set crF for the branch at <paramref
+        /// name="at"/>.</summary>
         private ulong? CompareBefore(ulong at, int field, int reg)
         {
             if (_functions.Containing(_section.Index, at) is not { } f) return null;
@@ -449,7 +470,8 @@ public sealed class JumpTableAnalysis
             return cmpli ? w & 0xffff : null;
         }
 
-        /// <summary>Where the table starts, from the instruction that loads its address into the base register.</summary>
+        /// <summary>Where the table starts, from the instruction that loads its address into the base
+        /// register.</summary>
         private (int Section, ulong Offset)? TableBase(FunctionRange f, ulong def, out string why)
         {
             why = "the table's address is not loaded from the TOC with relocations";
@@ -510,10 +532,12 @@ public sealed class JumpTableAnalysis
                 return null;
             }
             why = "";
-            return new JumpTable(_section.Index, dispatch, _section.Index, tableBase, count, JumpTableForm.InlineDifferences, targets);
+            return new JumpTable(_section.Index, dispatch, _section.Index, tableBase, count,
+                JumpTableForm.InlineDifferences, targets);
         }
 
-        private JumpTable? RelocatedTable(FunctionRange f, ulong dispatch, int tableSection, ulong tableBase, int count, out string why)
+        private JumpTable? RelocatedTable(FunctionRange f, ulong dispatch, int tableSection, ulong tableBase, int count,
+            out string why)
         {
             var section = _image.Sections[tableSection];
             if (section.IsExecutable || tableBase + 4UL * (ulong)count > section.Size) { why = $"the table in {section.Name} does not fit it"; return null; }
@@ -532,10 +556,12 @@ public sealed class JumpTableAnalysis
                 targets.Add((ulong)target);
             }
             why = "";
-            return new JumpTable(_section.Index, dispatch, tableSection, tableBase, count, JumpTableForm.RelocatedDifferences, targets);
+            return new JumpTable(_section.Index, dispatch, tableSection, tableBase, count,
+                JumpTableForm.RelocatedDifferences, targets);
         }
 
-        private static bool CaseInFunction(FunctionRange f, long target, ulong tableBase, ulong tableEnd, out string why)
+        private static bool CaseInFunction(FunctionRange f, long target, ulong tableBase, ulong tableEnd,
+            out string why)
         {
             if (target < (long)f.Start || target >= (long)f.End || (target & 3) != 0 || ((ulong)target >= tableBase && (ulong)target < tableEnd))
             {

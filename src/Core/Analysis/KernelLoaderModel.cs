@@ -4,13 +4,14 @@ using PpcLivepatch.Ppc64;
 
 namespace PpcLivepatch.Analysis;
 
-/// <summary>The kernel the module is meant for.</summary>
-/// <param name="KernelAcceptsLdToc">The kernel has the 2023 fix (6.3+) that accepts an already-written
-/// <c>ld r2,24(r1)</c> after a call, as left by an earlier load of the same livepatch.</param>
-/// <param name="Pcrel">The kernel is built with CONFIG_PPC_KERNEL_PCREL: no TOC, no nop rule, REL24_NOTOC applied.</param>
-/// <param name="ModuleName">The name the kernel prints in its messages; defaults to the file name as kbuild makes it.</param>
-/// <param name="KernelHasLivepatch">Whether the kernel is built with CONFIG_LIVEPATCH; null when it is not known.</param>
-public sealed record LoaderOptions(bool KernelAcceptsLdToc = false, bool Pcrel = false, string? ModuleName = null, bool? KernelHasLivepatch = null)
+/// <summary>The kernel the module is meant for.</summary> <param name="KernelAcceptsLdToc">The kernel has the 2023 fix
+/// (6.3+) that accepts an already-written <c>ld r2,24(r1)</c> after a call, as left by an earlier load of the same
+/// livepatch.</param> <param name="Pcrel">The kernel is built with CONFIG_PPC_KERNEL_PCREL: no TOC, no nop rule,
+/// REL24_NOTOC applied.</param> <param name="ModuleName">The name the kernel prints in its messages; defaults to the
+/// file name as kbuild makes it.</param> <param name="KernelHasLivepatch">Whether the kernel is built with
+/// CONFIG_LIVEPATCH; null when it is not known.</param>
+public sealed record LoaderOptions(bool KernelAcceptsLdToc = false, bool Pcrel = false, string? ModuleName = null,
+    bool? KernelHasLivepatch = null)
 {
     public static LoaderOptions Default { get; } = new();
 
@@ -26,7 +27,8 @@ public enum Verdict
 }
 
 /// <summary>The loader's verdict on one call site, why, and what the kernel would print if it refuses it.</summary>
-public sealed record SiteVerdict(CallSite Site, Verdict Verdict, string Reason, string? Code = null, string? KernelMessage = null);
+public sealed record SiteVerdict(CallSite Site, Verdict Verdict, string Reason, string? Code = null,
+    string? KernelMessage = null);
 
 /// <summary>
 /// What Linux 6.1's <c>apply_relocate_add()</c> and <c>restore_r2()</c> (arch/powerpc/kernel/module_64.c) decide
@@ -39,7 +41,8 @@ public static class KernelLoaderModel
     private const string NopBecomesRestoreV2 = "the nop after the call becomes ld r2,24(r1)";
     private const string NopBecomesRestoreV1 = "the nop after the call becomes ld r2,40(r1)";
 
-    /// <param name="moduleName">Asked only when the kernel would print a message (a million sites, few refusals).</param>
+    /// <param name="moduleName">Asked only when the kernel would print a message (a million sites, few
+    /// refusals).</param>
     public static SiteVerdict Judge(CallSite site, LoaderOptions options, Ppc64.PpcAbi abi, Func<string> moduleName)
     {
         if (site.IsPcrel && !options.Pcrel)
@@ -47,24 +50,29 @@ public static class KernelLoaderModel
                 "R_PPC64_REL24_NOTOC (Power10 pcrel code) is applied only by kernels built with CONFIG_PPC_KERNEL_PCREL",
                 DiagnosticCatalog.UnsupportedRelocation);
         if (!site.IsExternal)
-            return new SiteVerdict(site, Verdict.Accept, "callee is defined in the module: a direct branch to its local entry, no stub");
+            return new SiteVerdict(site, Verdict.Accept,
+                "callee is defined in the module: a direct branch to its local entry, no stub");
         if (site.Exemption is { } why)
             return new SiteVerdict(site, Verdict.Exempt, why);
         if (options.Pcrel)
-            return new SiteVerdict(site, Verdict.Accept, "PCREL kernels keep no TOC in r2, so nothing is restored after the call");
+            return new SiteVerdict(site, Verdict.Accept,
+                "PCREL kernels keep no TOC in r2, so nothing is restored after the call");
         if (!Instruction.IsRelativeLinkBranch(site.Word))
             return new SiteVerdict(site, Verdict.Accept, site.Instruction == BranchKind.B
                 ? "sibling call (b): it does not return here, so the loader does not look for a nop"
                 : $"{Instruction.Mnemonic(site.Instruction)} is not a relative branch-and-link; the loader does not look for a nop");
 
-        string At() => $"{site.FunctionName}+0x{site.FunctionOffset + 4:x}/0x{site.Function?.Size ?? 0:x} [{moduleName()}]";
+        string At() =>
+            $"{site.FunctionName}+0x{site.FunctionOffset + 4:x}/0x{site.Function?.Size ?? 0:x} [{moduleName()}]";
         string restore = abi == PpcAbi.ElfV2 ? "ld r2,24(r1)" : "ld r2,40(r1)";
         switch (site.Next)
         {
             case NextWord.Nop:
-                return new SiteVerdict(site, Verdict.Accept, abi == PpcAbi.ElfV2 ? NopBecomesRestoreV2 : NopBecomesRestoreV1);
+                return new SiteVerdict(site, Verdict.Accept,
+                    abi == PpcAbi.ElfV2 ? NopBecomesRestoreV2 : NopBecomesRestoreV1);
             case NextWord.TocRestore when options.KernelAcceptsLdToc:
-                return new SiteVerdict(site, Verdict.Accept, $"{restore} is already there; kernels since 6.3 accept it");
+                return new SiteVerdict(site, Verdict.Accept,
+                    $"{restore} is already there; kernels since 6.3 accept it");
             case NextWord.TocRestore:
                 return new SiteVerdict(site, Verdict.Reject,
                     $"{restore} already follows the call, which kernels before 6.3 refuse",
@@ -88,7 +96,8 @@ public static class KernelLoaderModel
     /// symbol with its nop — decided from the raw words, so a summary need not describe them. Change it with Judge;
     /// SummaryModeTests checks the two agree on every fixture.
     /// </summary>
-    internal static bool IsPlainAcceptedCall(ElfImage image, LoaderOptions options, ElfRelocationSection rs, ElfRela rela, ElfSymbol callee)
+    internal static bool IsPlainAcceptedCall(ElfImage image, LoaderOptions options, ElfRelocationSection rs,
+        ElfRela rela, ElfSymbol callee)
     {
         if (rela.Type != R.PPC64_REL24) return false;
         if (!callee.IsUndefined && !callee.IsLivepatch) return true;

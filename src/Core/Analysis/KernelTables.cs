@@ -6,12 +6,11 @@ namespace PpcLivepatch.Analysis;
 /// <summary>Facts about the kernel's tables of code addresses that tools moving code must know.</summary>
 public static class KernelTables
 {
-    /// <summary>
-    /// How far a relocation's addend reaches past the code address it names. The kernel's feature-fixup tables store
-    /// <c>label - entry</c>: a 48-byte <c>__ftr_fixup</c>-style entry holds four such offsets at +16…+40, so each REL64's
-    /// addend is the label plus the field's distance from the entry (the "+16…+40 anchor"); the one-word fixup tables
-    /// (<c>__lwsync_fixup</c>, <c>__*_flush_fixup</c> …) and everything else name the label itself. Null: unknown layout.
-    /// </summary>
+    /// <summary> How far a relocation's addend reaches past the code address it names. The kernel's feature-fixup
+    /// tables store <c>label - entry</c>: a 48-byte <c>__ftr_fixup</c>-style entry holds four such offsets at +16…+40,
+    /// so each REL64's addend is the label plus the field's distance from the entry (the "+16…+40 anchor"); the
+    /// one-word fixup tables (<c>__lwsync_fixup</c>, <c>__*_flush_fixup</c> …) and everything else name the label
+    /// itself. Null: unknown layout. </summary>
     public static ulong? AnchorOf(string section, ElfRela rela)
     {
         if (section is "__ftr_fixup" or "__mmu_ftr_fixup" or "__fw_ftr_fixup")
@@ -41,8 +40,10 @@ public static class KernelTables
         ["__bug_table"] = [(12, [(0, R.PPC64_REL32), (4, R.PPC64_REL32)]), (8, [(0, R.PPC64_REL32)])],
     };
 
-    /// <summary>True for the tables of code addresses the kernel reads from a module (ftrace, exceptions, jump labels, bugs).</summary>
-    public static bool IsRecordTable(string section) => RecordTables.ContainsKey(section) || section == "__patchable_function_entries";
+    /// <summary>True for the tables of code addresses the kernel reads from a module (ftrace, exceptions, jump labels,
+    /// bugs).</summary>
+    public static bool IsRecordTable(string section) =>
+        RecordTables.ContainsKey(section) || section == "__patchable_function_entries";
 
     /// <summary>
     /// The layout of a record table whose contents fit it: the size divides the section, every relocation is one of a

@@ -13,7 +13,8 @@ public static class ModuleChecks
     /// switch fails the module on the first type it does not know (<c>Unknown ADD relocation</c>). One diagnostic
     /// per relocation section and type, located at its first use.
     /// </summary>
-    public static IEnumerable<Diagnostic> UnsupportedRelocations(ElfImage image, FunctionMap functions, LoaderOptions options)
+    public static IEnumerable<Diagnostic> UnsupportedRelocations(ElfImage image, FunctionMap functions,
+        LoaderOptions options)
     {
         string module = options.ModuleNameFor(image.Path);
         foreach (var rs in image.RelocationSections.Where(r => r.Target.IsAlloc))

@@ -37,7 +37,8 @@ public sealed class ObjectAnalysis
     /// <summary>The line table, or an empty one when <c>.debug_line</c> is missing or malformed.</summary>
     public LineTable Lines => _lines.Value;
 
-    /// <summary>Every <c>.eh_frame</c>/<c>.debug_frame</c> section, decoded; empty with the reason when one is malformed.</summary>
+    /// <summary>Every <c>.eh_frame</c>/<c>.debug_frame</c> section, decoded; empty with the reason when one is
+    /// malformed.</summary>
     public IReadOnlyList<CallFrameInfo> Frames => _frames.Value.Frames;
 
     /// <summary>Why the frame sections could not be decoded, or null.</summary>

@@ -24,7 +24,8 @@ public readonly record struct SiteCounts(int Accepted, int Rejected, int Exempt)
     }
 }
 
-public sealed record ObjectReport(string Path, PpcAbi? Abi, IReadOnlyList<SiteVerdict> Sites, IReadOnlyList<Diagnostic> Diagnostics)
+public sealed record ObjectReport(string Path, PpcAbi? Abi, IReadOnlyList<SiteVerdict> Sites,
+    IReadOnlyList<Diagnostic> Diagnostics)
 {
     private SiteCounts? _counts;
 
@@ -47,7 +48,8 @@ public static class ObjectVerifier
 {
     [ThreadStatic] private static byte[]? t_buffer;
 
-    /// <summary>Reads and verifies one file. The read buffer is reused per thread; the report does not refer to it.</summary>
+    /// <summary>Reads and verifies one file. The read buffer is reused per thread; the report does not refer to
+    /// it.</summary>
     public static ObjectReport Verify(string path, LoaderOptions options) => Verify(path, options, allSites: true);
 
     /// <param name="allSites">False: a summary — the report keeps only the sites that are not plain accepted local
@@ -67,9 +69,11 @@ public static class ObjectVerifier
     public static IEnumerable<ObjectReport> VerifyEach(IEnumerable<string> paths, LoaderOptions options, bool allSites = true) =>
         paths.Select(p => Verify(p, options, allSites));
 
-    public static ObjectReport Verify(ElfImage image, LoaderOptions options) => Verify(new ObjectAnalysis(image), options, allSites: true);
+    public static ObjectReport Verify(ElfImage image, LoaderOptions options) =>
+        Verify(new ObjectAnalysis(image), options, allSites: true);
 
-    public static ObjectReport Verify(ElfImage image, LoaderOptions options, bool allSites) => Verify(new ObjectAnalysis(image), options, allSites);
+    public static ObjectReport Verify(ElfImage image, LoaderOptions options, bool allSites) =>
+        Verify(new ObjectAnalysis(image), options, allSites);
 
     public static ObjectReport Verify(ObjectAnalysis analysis, LoaderOptions options, bool allSites)
     {

@@ -9,11 +9,14 @@ namespace PpcLivepatch.Analysis;
 /// </summary>
 public static class RelocationMeaning
 {
-    /// <summary>A word relative to its own place (S + A − P): it names "that code" only where its reader adds P back.</summary>
-    public static bool IsPlaceRelative(uint type) => type is R.PPC64_REL32 or R.PPC64_REL64 or R.PPC64_REL14 or R.PPC64_REL24
+    /// <summary>A word relative to its own place (S + A − P): it names "that code" only where its reader adds P
+    /// back.</summary>
+    public static bool IsPlaceRelative(uint type) =>
+        type is R.PPC64_REL32 or R.PPC64_REL64 or R.PPC64_REL14 or R.PPC64_REL24
         or R.PPC64_REL24_NOTOC or R.PPC64_REL16 or R.PPC64_REL16_LO or R.PPC64_REL16_HI or R.PPC64_REL16_HA;
 
-    /// <summary>Sections whose readers add a place-relative word's place back: the kernel's tables, unwind and debug information.</summary>
+    /// <summary>Sections whose readers add a place-relative word's place back: the kernel's tables, unwind and debug
+    /// information.</summary>
     public static bool AddsPlaceBack(string section) =>
         KernelTables.IsRecordTable(section) || section == ".eh_frame" || section.EndsWith("_fixup", StringComparison.Ordinal)
         || section.StartsWith(".debug_", StringComparison.Ordinal);

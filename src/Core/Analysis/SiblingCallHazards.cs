@@ -13,7 +13,8 @@ namespace PpcLivepatch.Analysis;
 /// </summary>
 public static class SiblingCallHazards
 {
-    /// <param name="allSites">When <paramref name="sites"/> is a summary without the local calls, how to get them all.</param>
+    /// <param name="allSites">When <paramref name="sites"/> is a summary without the local calls, how to get them
+    /// all.</param>
     public static IEnumerable<Diagnostic> Find(ObjectAnalysis analysis, IReadOnlyList<CallSite> sites, LoaderOptions options,
         Func<IReadOnlyList<CallSite>>? allSites = null)
     {

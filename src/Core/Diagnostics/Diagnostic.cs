@@ -7,7 +7,8 @@ public enum Severity
     Error,
 }
 
-/// <summary>What a diagnostic is about: steps and renderers choose what to show by it, never by message text or code.</summary>
+/// <summary>What a diagnostic is about: steps and renderers choose what to show by it, never by message text or
+/// code.</summary>
 public enum DiagnosticKind
 {
     /// <summary>Usage, toolchain, unreadable input, livepatch symbols, signing.</summary>
@@ -67,5 +68,6 @@ public sealed record Diagnostic(
     public Diagnostic Demoted() => Severity == Severity.Error ? this with { Severity = Severity.Warning } : this;
 
     /// <summary>True for a call site that stays unfixed after a patch, whatever the reason.</summary>
-    public bool IsUnfixedSite => Offset is not null && Kind is DiagnosticKind.Unfixed or DiagnosticKind.Rejected or DiagnosticKind.Refused;
+    public bool IsUnfixedSite =>
+        Offset is not null && Kind is DiagnosticKind.Unfixed or DiagnosticKind.Rejected or DiagnosticKind.Refused;
 }

@@ -1,7 +1,9 @@
 namespace PpcLivepatch.Diagnostics;
 
-/// <summary>A code's fixed facts: its severity, what kind of finding it is, and a title. Each code has docs/diagnostics/CODE.md.</summary>
-public sealed record DiagnosticDescriptor(string Code, Severity Severity, string Title, DiagnosticKind Kind = DiagnosticKind.General);
+/// <summary>A code's fixed facts: its severity, what kind of finding it is, and a title. Each code has
+/// docs/diagnostics/CODE.md.</summary>
+public sealed record DiagnosticDescriptor(string Code, Severity Severity, string Title,
+    DiagnosticKind Kind = DiagnosticKind.General);
 
 /// <summary>
 /// Every diagnostic code the tool can emit. Ranges (docs/architecture.md): PLP0xxx usage and toolchain,
@@ -96,37 +98,54 @@ public static class DiagnosticCatalog
         new(UnreadableFile, Severity.Error, "File cannot be read"),
         new(UnwritableOutput, Severity.Error, "Output file cannot be written"),
         new(CannotRewrite, Severity.Error, "Object can be checked but not rewritten", DiagnosticKind.Refused),
-        new(MissingNopAfterCall, Severity.Error, "Call through a module stub has no nop after it", DiagnosticKind.Rejected),
-        new(TocRestoreNotAccepted, Severity.Error, "Call is followed by a TOC restore that this kernel refuses", DiagnosticKind.Rejected),
+        new(MissingNopAfterCall, Severity.Error, "Call through a module stub has no nop after it",
+            DiagnosticKind.Rejected),
+        new(TocRestoreNotAccepted, Severity.Error, "Call is followed by a TOC restore that this kernel refuses",
+            DiagnosticKind.Rejected),
         new(CallAtEndOfSection, Severity.Error, "Call is the last word of its section", DiagnosticKind.Rejected),
-        new(UnsupportedRelocation, Severity.Error, "Relocation type the module loader does not apply", DiagnosticKind.Rejected),
-        new(MalformedKlpRelaSection, Severity.Error, "Livepatch relocation section is malformed", DiagnosticKind.Rejected),
+        new(UnsupportedRelocation, Severity.Error, "Relocation type the module loader does not apply",
+            DiagnosticKind.Rejected),
+        new(MalformedKlpRelaSection, Severity.Error, "Livepatch relocation section is malformed",
+            DiagnosticKind.Rejected),
         new(MalformedKlpSymbol, Severity.Error, "Livepatch symbol name is malformed", DiagnosticKind.Rejected),
-        new(CallNotRelocatable, Severity.Error, "Call site is not a relative bl and cannot be redirected", DiagnosticKind.Unfixed),
+        new(CallNotRelocatable, Severity.Error, "Call site is not a relative bl and cannot be redirected",
+            DiagnosticKind.Unfixed),
         new(CallOutsideCode, Severity.Error, "Call relocation outside an executable section", DiagnosticKind.Unfixed),
-        new(NoRoomForIsland, Severity.Error, "No room for an island inside the calling function", DiagnosticKind.Unfixed),
+        new(NoRoomForIsland, Severity.Error, "No room for an island inside the calling function",
+            DiagnosticKind.Unfixed),
         new(IslandOutOfRange, Severity.Error, "Island would be out of branch range", DiagnosticKind.Unfixed),
         new(InsertNopNotPossible, Severity.Error, "A nop cannot be inserted in this section", DiagnosticKind.Unfixed),
-        new(NotMarkedLivepatch, Severity.Error, "Module has livepatch relocations but is not marked as a livepatch", DiagnosticKind.Rejected),
-        new(KernelWithoutLivepatch, Severity.Error, "Livepatch module for a kernel without CONFIG_LIVEPATCH", DiagnosticKind.Rejected),
-        new(RewriteNotProven, Severity.Error, "The rewritten code could not be proven to mean what the original meant", DiagnosticKind.Refused),
+        new(NotMarkedLivepatch, Severity.Error, "Module has livepatch relocations but is not marked as a livepatch",
+            DiagnosticKind.Rejected),
+        new(KernelWithoutLivepatch, Severity.Error, "Livepatch module for a kernel without CONFIG_LIVEPATCH",
+            DiagnosticKind.Rejected),
+        new(RewriteNotProven, Severity.Error, "The rewritten code could not be proven to mean what the original meant",
+            DiagnosticKind.Refused),
         new(SiteFixed, Severity.Info, "Call site fixed", DiagnosticKind.Fixed),
         new(PatchSummary, Severity.Info, "Patch summary", DiagnosticKind.Summary),
-        new(UnwindNotExtended, Severity.Info, "Unwind or debug information not extended over an island", DiagnosticKind.Note),
-        new(SiblingCallToExternal, Severity.Warning, "Sibling call to a symbol outside the module", DiagnosticKind.Hazard),
-        new(SiblingCallFromLocallyCalledFunction, Severity.Error, "Sibling call to an external symbol from a function that is also called locally", DiagnosticKind.Hazard),
+        new(UnwindNotExtended, Severity.Info, "Unwind or debug information not extended over an island",
+            DiagnosticKind.Note),
+        new(SiblingCallToExternal, Severity.Warning, "Sibling call to a symbol outside the module",
+            DiagnosticKind.Hazard),
+        new(SiblingCallFromLocallyCalledFunction, Severity.Error,
+            "Sibling call to an external symbol from a function that is also called locally", DiagnosticKind.Hazard),
     }.ToDictionary(d => d.Code);
 
     public static IReadOnlyCollection<DiagnosticDescriptor> All => Descriptors.Values;
 
-    /// <summary>The catalog's severity for a code; Error for a code this tool does not know (read from elsewhere).</summary>
-    public static Severity SeverityOf(string code) => Descriptors.TryGetValue(code, out var d) ? d.Severity : Severity.Error;
+    /// <summary>The catalog's severity for a code; Error for a code this tool does not know (read from
+    /// elsewhere).</summary>
+    public static Severity SeverityOf(string code) =>
+        Descriptors.TryGetValue(code, out var d) ? d.Severity : Severity.Error;
 
-    public static DiagnosticKind KindOf(string code) => Descriptors.TryGetValue(code, out var d) ? d.Kind : DiagnosticKind.General;
+    public static DiagnosticKind KindOf(string code) =>
+        Descriptors.TryGetValue(code, out var d) ? d.Kind : DiagnosticKind.General;
 
     public static DiagnosticDescriptor Get(string code) =>
-        Descriptors.TryGetValue(code, out var d) ? d : throw new ArgumentException($"unknown diagnostic code {code}", nameof(code));
+        Descriptors.TryGetValue(code, out var d) ? d : throw new ArgumentException($"unknown diagnostic code {code}",
+            nameof(code));
 
-    /// <summary>The page of <paramref name="code"/> under <paramref name="linkBase"/> (default <see cref="HelpLinkBase"/>).</summary>
+    /// <summary>The page of <paramref name="code"/> under <paramref name="linkBase"/> (default <see
+    /// cref="HelpLinkBase"/>).</summary>
     public static string HelpLink(string code, string? linkBase = null) => (linkBase ?? HelpLinkBase) + code + ".md";
 }

@@ -27,10 +27,13 @@ public enum RegisterRuleKind
     Expression,
 }
 
-/// <summary>One row of the unwind table: CFA = register + offset, and the rule of every register that has one.</summary>
-public sealed record CfiRow(int CfaRegister, long CfaOffset, bool CfaIsExpression, IReadOnlyDictionary<ulong, RegisterRule> Registers);
+/// <summary>One row of the unwind table: CFA = register + offset, and the rule of every register that has
+/// one.</summary>
+public sealed record CfiRow(int CfaRegister, long CfaOffset, bool CfaIsExpression,
+    IReadOnlyDictionary<ulong, RegisterRule> Registers);
 
-public sealed record Cie(int Offset, int Length, ulong CodeAlign, long DataAlign, byte FdeEncoding, bool HasAugmentationData, int InstructionsStart, int End);
+public sealed record Cie(int Offset, int Length, ulong CodeAlign, long DataAlign, byte FdeEncoding,
+    bool HasAugmentationData, int InstructionsStart, int End);
 
 /// <summary>One FDE: where it is in its section, which code it covers, and where its instructions are.</summary>
 public sealed record Fde(
@@ -120,7 +123,8 @@ public sealed class CallFrameInfo
             if (cie.HasAugmentationData) r.Skip(r.Uleb());
             // S + A of the pc_begin relocation (ADDR64, or REL32 in .eh_frame) is the code address the FDE starts at.
             var (codeSection, begin) = relocs.TryGetValue((ulong)pcBegin, out var target) ? (target.Section, target.Value) : (-1, 0UL);
-            Fdes.Add(new Fde(offset, end, cie, field, pcBegin, pcRange, fieldSize, codeSection, begin, range, r.Position, end));
+            Fdes.Add(new Fde(offset, end, cie, field, pcBegin, pcRange, fieldSize, codeSection, begin, range,
+                r.Position, end));
         }
     }
 
@@ -160,10 +164,9 @@ public sealed class CallFrameInfo
         _ => throw new DwarfFormatException($"pointer encoding 0x{encoding:x2} is not supported"),
     };
 
-    /// <summary>
-    /// The FDE's CFA program with every location advance re-encoded for moved code: a row at old address A is at
-    /// <paramref name="map"/>(A) afterwards. Other instructions are copied as they are; advances take the smallest form.
-    /// </summary>
+    /// <summary> The FDE's CFA program with every location advance re-encoded for moved code: a row at old address A is
+    /// at <paramref name="map"/>(A) afterwards. Other instructions are copied as they are; advances take the smallest
+    /// form. </summary>
     public byte[] RemapAdvances(Fde fde, Func<ulong, ulong> map)
     {
         var data = Data;
@@ -224,14 +227,16 @@ public sealed class CallFrameInfo
 
     /// <summary>The CIE's initial row.</summary>
 
-    /// <summary>The row in effect at <paramref name="pcOffset"/> (relative to the FDE's start), and the program's final location.</summary>
+    /// <summary>The row in effect at <paramref name="pcOffset"/> (relative to the FDE's start), and the program's final
+    /// location.</summary>
     public (CfiRow Row, ulong FinalLocation, int LastInstructionEnd) RowAt(Fde fde, ulong pcOffset)
     {
         var initial = Run(fde.Cie, fde.Cie.InstructionsStart, fde.Cie.End, null, ulong.MaxValue);
         return Run(fde.Cie, fde.InstructionsStart, fde.InstructionsEnd, initial.Row, pcOffset);
     }
 
-    private (CfiRow Row, ulong FinalLocation, int LastInstructionEnd) Run(Cie cie, int start, int end, CfiRow? initial, ulong stopAt)
+    private (CfiRow Row, ulong FinalLocation, int LastInstructionEnd) Run(Cie cie, int start, int end, CfiRow? initial,
+        ulong stopAt)
     {
         var data = Data;
         var r = new DwarfReader(data, _image.IsLittleEndian, start);

@@ -15,7 +15,8 @@ public enum LineOpKind
     EndSequence,
     SetAddress,
     DefineFile,
-    /// <summary>Anything that moves neither the address nor a row's position (flags, discriminators, unknown opcodes).</summary>
+    /// <summary>Anything that moves neither the address nor a row's position (flags, discriminators, unknown
+    /// opcodes).</summary>
     Other,
 }
 
@@ -128,7 +129,8 @@ public ref struct LineProgram
         return true;
     }
 
-    /// <summary>The operands of a DW_LNE_define_file at <paramref name="op"/> (DWARF 2–4): its name and directory.</summary>
+    /// <summary>The operands of a DW_LNE_define_file at <paramref name="op"/> (DWARF 2–4): its name and
+    /// directory.</summary>
     public (string Name, ulong Dir) DefineFile(LineOp op)
     {
         int saved = _r.Position;

@@ -7,7 +7,8 @@ namespace PpcLivepatch.Dwarf;
 /// <summary>One row of a decoded line program: an address inside a code section and its source position.</summary>
 public readonly record struct LineRow(ulong Address, string File, int Line, int Column, bool EndSequence);
 
-/// <summary>One sequence: contiguous rows for one code section (one function section under -ffunction-sections).</summary>
+/// <summary>One sequence: contiguous rows for one code section (one function section under
+/// -ffunction-sections).</summary>
 public sealed record LineSequence(int SectionIndex, IReadOnlyList<LineRow> Rows)
 {
     public ulong Start => Rows[0].Address;
@@ -28,7 +29,8 @@ public sealed class LineTable
     private LineTable(List<LineSequence> sequences)
     {
         Sequences = sequences;
-        _bySection = sequences.GroupBy(s => s.SectionIndex).ToDictionary(g => g.Key, g => g.OrderBy(s => s.Start).ToList());
+        _bySection = sequences.GroupBy(s => s.SectionIndex).ToDictionary(g => g.Key,
+            g => g.OrderBy(s => s.Start).ToList());
     }
 
     public IReadOnlyList<LineSequence> Sequences { get; }
@@ -53,7 +55,8 @@ public sealed class LineTable
         return null;
     }
 
-    /// <summary>Decodes every line program of the object; an object without <c>.debug_line</c> gives an empty table.</summary>
+    /// <summary>Decodes every line program of the object; an object without <c>.debug_line</c> gives an empty
+    /// table.</summary>
     public static LineTable Read(ElfImage image)
     {
         var section = image.Sections.FirstOrDefault(s => s.Name == ".debug_line");
@@ -99,7 +102,8 @@ public sealed class LineTable
         public List<(string Name, ulong Dir)> Files { get; } = [];
     }
 
-    private static int ReadUnit(ElfImage image, ReadOnlySpan<byte> data, int start, Dictionary<ulong, Target> relocations, List<LineSequence> sequences)
+    private static int ReadUnit(ElfImage image, ReadOnlySpan<byte> data, int start,
+        Dictionary<ulong, Target> relocations, List<LineSequence> sequences)
     {
         var h = new Header(LineProgramHeader.Read(data, image.IsLittleEndian, start));
         var r = new DwarfReader(data, image.IsLittleEndian, h.Program.TablesStart);
@@ -124,7 +128,8 @@ public sealed class LineTable
 
     private const ulong DwLnctPath = 1, DwLnctDirectoryIndex = 2;
 
-    private static void ReadV5EntryTables(ElfImage image, ref DwarfReader r, Header h, Dictionary<ulong, Target> relocations)
+    private static void ReadV5EntryTables(ElfImage image, ref DwarfReader r, Header h,
+        Dictionary<ulong, Target> relocations)
     {
         foreach (bool isFiles in new[] { false, true })
         {
@@ -149,7 +154,8 @@ public sealed class LineTable
         }
     }
 
-    private static object ReadForm(ElfImage image, ref DwarfReader r, ulong form, bool dwarf64, Dictionary<ulong, Target> relocations, ulong fieldOffset)
+    private static object ReadForm(ElfImage image, ref DwarfReader r, ulong form, bool dwarf64,
+        Dictionary<ulong, Target> relocations, ulong fieldOffset)
     {
         switch (form)
         {
@@ -180,7 +186,8 @@ public sealed class LineTable
         }
     }
 
-    private static void RunProgram(LineProgram program, Header h, Dictionary<ulong, Target> relocations, List<LineSequence> sequences)
+    private static void RunProgram(LineProgram program, Header h, Dictionary<ulong, Target> relocations,
+        List<LineSequence> sequences)
     {
         var rows = new List<LineRow>();
         ulong address = 0;

@@ -59,7 +59,8 @@ public sealed class ElfContainer
         var section = Section(sectionIndex) as Lof.ElfStreamSection
             ?? throw new InvalidOperationException($"section {sectionIndex} has no stream contents");
         // A section that was compressed is written back compressed: new contents, the same kind of header.
-        if (_original.CompressedAlignment(_original.Sections[sectionIndex]) is { } alignment) data = Deflate(data, alignment);
+        if (_original.CompressedAlignment(_original.Sections[sectionIndex]) is { } alignment) data = Deflate(data,
+            alignment);
         if ((ulong)data.Length != section.Size) _layoutChanged = true;
         section.Stream = new MemoryStream(data);
     }
@@ -81,7 +82,8 @@ public sealed class ElfContainer
             BinaryPrimitives.WriteUInt64BigEndian(header.AsSpan(16), alignment);
         }
         output.Write(header);
-        using (var zlib = new System.IO.Compression.ZLibStream(output, System.IO.Compression.CompressionLevel.Optimal, leaveOpen: true))
+        using (var zlib = new System.IO.Compression.ZLibStream(output, System.IO.Compression.CompressionLevel.Optimal,
+            leaveOpen: true))
             zlib.Write(contents);
         return output.ToArray();
     }
@@ -107,7 +109,8 @@ public sealed class ElfContainer
     public void SetSymbolSize(int symbolIndex, ulong size) =>
         CollectionsMarshal.AsSpan(SymbolTable.Entries)[symbolIndex].Size = size;
 
-    /// <summary>Appends a global symbol with a reserved section index (e.g. SHN_LIVEPATCH); appending shifts nothing.</summary>
+    /// <summary>Appends a global symbol with a reserved section index (e.g. SHN_LIVEPATCH); appending shifts
+    /// nothing.</summary>
     public int AddGlobalSymbol(string name, ushort specialSectionIndex, byte type, ulong value = 0, ulong size = 0)
     {
         var symtab = SymbolTable;
@@ -133,7 +136,8 @@ public sealed class ElfContainer
         _layoutChanged = true;
     }
 
-    /// <summary>Appends a RELA section for <paramref name="targetSectionIndex"/> at the end of the header table.</summary>
+    /// <summary>Appends a RELA section for <paramref name="targetSectionIndex"/> at the end of the header
+    /// table.</summary>
     public int AddRelocationSection(string name, int targetSectionIndex, ulong flags)
     {
         var table = new Lof.ElfRelocationTable(true)
@@ -154,7 +158,8 @@ public sealed class ElfContainer
     {
         var table = Section(relaSectionIndex) as Lof.ElfRelocationTable
             ?? throw new InvalidOperationException($"section {relaSectionIndex} is not a relocation table");
-        table.Entries.Add(new Lof.ElfRelocation(offset, new Lof.ElfRelocationType(_elf.Arch, type), (uint)symbolIndex, addend));
+        table.Entries.Add(new Lof.ElfRelocation(offset, new Lof.ElfRelocationType(_elf.Arch, type), (uint)symbolIndex,
+            addend));
         _layoutChanged = true;
     }
 
@@ -212,7 +217,8 @@ public sealed class ElfContainer
     private void RemoveSection(Lof.ElfSection section)
     {
         _elf.Content.Remove(section);
-        var field = typeof(Lof.ElfFile).GetField("_sections", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance);
+        var field = typeof(Lof.ElfFile).GetField("_sections",
+            System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance);
         if (field?.GetValue(_elf) is not List<Lof.ElfSection> sections)
             throw new NotSupportedException("this LibObjectFile version keeps sections differently; section removal needs updating");
         sections.Remove(section);

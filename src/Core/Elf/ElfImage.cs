@@ -14,8 +14,10 @@ public sealed record ElfSection(
     public bool HasFileData => Type != ShtNobits && Type != ShtNull;
 }
 
-/// <summary>A symbol with its raw <c>st_shndx</c> (after SHN_XINDEX resolution), so SHN_LIVEPATCH stays visible.</summary>
-public sealed record ElfSymbol(int Index, string Name, ulong Value, ulong Size, byte Info, byte Other, uint SectionIndex)
+/// <summary>A symbol with its raw <c>st_shndx</c> (after SHN_XINDEX resolution), so SHN_LIVEPATCH stays
+/// visible.</summary>
+public sealed record ElfSymbol(int Index, string Name, ulong Value, ulong Size, byte Info, byte Other,
+    uint SectionIndex)
 {
     public byte Type => (byte)(Info & 0xf);
     public byte Bind => (byte)(Info >> 4);
@@ -27,13 +29,14 @@ public sealed record ElfSymbol(int Index, string Name, ulong Value, ulong Size, 
 
 public readonly record struct ElfRela(ulong Offset, uint Type, uint SymbolIndex, long Addend);
 
-/// <summary>A SHT_RELA section and the section it applies to (<c>sh_info</c>).</summary>
-/// <summary>What a relocated field names: a section (−1: none, e.g. an undefined symbol) and an address in it.</summary>
+/// <summary>A SHT_RELA section and the section it applies to (<c>sh_info</c>).</summary> <summary>What a relocated
+/// field names: a section (−1: none, e.g. an undefined symbol) and an address in it.</summary>
 public readonly record struct RelocationTarget(int Section, ulong Value, uint Type);
 
 public sealed record ElfRelocationSection(ElfSection Section, ElfSection Target, IReadOnlyList<ElfRela> Entries)
 {
-    public bool IsLivepatch => (Section.Flags & ShfRelaLivepatch) != 0 || Section.Name.StartsWith(KlpNames.RelaPrefix, StringComparison.Ordinal);
+    public bool IsLivepatch =>
+        (Section.Flags & ShfRelaLivepatch) != 0 || Section.Name.StartsWith(KlpNames.RelaPrefix, StringComparison.Ordinal);
 }
 
 /// <summary>
@@ -67,10 +70,12 @@ public sealed class ElfImage
         _inflated.TryGetValue(s.Index, out var inflated) ? inflated : RawData(s);
 
     /// <summary>The section's bytes as they are in the file.</summary>
-    public ReadOnlySpan<byte> RawData(ElfSection s) => s.HasFileData ? _bytes.Span.Slice((int)s.Offset, (int)s.Size) : [];
+    public ReadOnlySpan<byte> RawData(ElfSection s) =>
+        s.HasFileData ? _bytes.Span.Slice((int)s.Offset, (int)s.Size) : [];
 
     /// <summary>The size of <see cref="Data"/>: the uncompressed size of a compressed section.</summary>
-    public ulong ContentSize(ElfSection s) => _inflated.TryGetValue(s.Index, out var inflated) ? (ulong)inflated.Length : s.Size;
+    public ulong ContentSize(ElfSection s) =>
+        _inflated.TryGetValue(s.Index, out var inflated) ? (ulong)inflated.Length : s.Size;
 
     /// <summary>The compression header's alignment of a compressed section, for writing it back.</summary>
     public ulong? CompressedAlignment(ElfSection s) => _inflated.ContainsKey(s.Index) ? ReadU64(RawData(s), 16) : null;
@@ -83,8 +88,10 @@ public sealed class ElfImage
     public uint ReadU32(ReadOnlySpan<byte> data, int offset) => IsLittleEndian
         ? BinaryPrimitives.ReadUInt32LittleEndian(data[offset..]) : BinaryPrimitives.ReadUInt32BigEndian(data[offset..]);
 
-    /// <summary>Writes a 32-bit word at <paramref name="offset"/> of <paramref name="data"/>, in the file's byte order.</summary>
-    public void WriteU32(Span<byte> data, int offset, uint value) => ByteOrder.Write(data[offset..], 4, value, IsLittleEndian);
+    /// <summary>Writes a 32-bit word at <paramref name="offset"/> of <paramref name="data"/>, in the file's byte
+    /// order.</summary>
+    public void WriteU32(Span<byte> data, int offset, uint value) =>
+        ByteOrder.Write(data[offset..], 4, value, IsLittleEndian);
 
     public ulong ReadU64(ReadOnlySpan<byte> data, int offset) => IsLittleEndian
         ? BinaryPrimitives.ReadUInt64LittleEndian(data[offset..]) : BinaryPrimitives.ReadUInt64BigEndian(data[offset..]);
@@ -92,10 +99,9 @@ public sealed class ElfImage
     public ushort ReadU16(ReadOnlySpan<byte> data, int offset) => IsLittleEndian
         ? BinaryPrimitives.ReadUInt16LittleEndian(data[offset..]) : BinaryPrimitives.ReadUInt16BigEndian(data[offset..]);
 
-    /// <summary>
-    /// What each relocation of <paramref name="section"/> names, by offset: the symbol's section (−1 when it is not in a
-    /// section), S + A, and the relocation type — the one map the DWARF and CFI readers and editors look addresses up in.
-    /// </summary>
+    /// <summary> What each relocation of <paramref name="section"/> names, by offset: the symbol's section (−1 when it
+    /// is not in a section), S + A, and the relocation type — the one map the DWARF and CFI readers and editors look
+    /// addresses up in. </summary>
     public Dictionary<ulong, RelocationTarget> RelocationTargets(ElfSection section)
     {
         var map = new Dictionary<ulong, RelocationTarget>();
@@ -103,14 +109,16 @@ public sealed class ElfImage
         foreach (var rela in rs.Entries)
         {
             var sym = Symbols[(int)rela.SymbolIndex];
-            map[rela.Offset] = new RelocationTarget(sym.IsInSection ? (int)sym.SectionIndex : -1, unchecked(sym.Value + (ulong)rela.Addend), rela.Type);
+            map[rela.Offset] = new RelocationTarget(sym.IsInSection ? (int)sym.SectionIndex : -1,
+                unchecked(sym.Value + (ulong)rela.Addend), rela.Type);
         }
         return map;
     }
 
     public ElfSection? SectionOrNull(uint index) => index < Sections.Count ? Sections[(int)index] : null;
 
-    /// <summary>Reads and validates a file. Never throws for bad input: the problem comes back as a PLP1xxx diagnostic.</summary>
+    /// <summary>Reads and validates a file. Never throws for bad input: the problem comes back as a PLP1xxx
+    /// diagnostic.</summary>
     public static bool TryLoad(string path, out ElfImage? image, out Diagnostic? error)
     {
         byte[] bytes;
@@ -141,7 +149,8 @@ public sealed class ElfImage
             if (size > Array.MaxLength)
             {
                 image = null;
-                error = Diagnostic.Create(DiagnosticCatalog.MalformedSectionTable, path, $"file of {size} bytes is too large for an object");
+                error = Diagnostic.Create(DiagnosticCatalog.MalformedSectionTable, path,
+                    $"file of {size} bytes is too large for an object");
                 return false;
             }
             length = (int)size;
@@ -189,7 +198,8 @@ public sealed class ElfImage
         {
             // Every read is bounds-checked above; this is the net under that claim, not a code path we expect.
             image = null;
-            error = Diagnostic.Create(DiagnosticCatalog.TruncatedOrMalformedHeader, path, $"malformed ELF object: {e.Message}");
+            error = Diagnostic.Create(DiagnosticCatalog.TruncatedOrMalformedHeader, path,
+                $"malformed ELF object: {e.Message}");
             return false;
         }
     }
@@ -202,32 +212,39 @@ public sealed class ElfImage
         if (b.Length < 4 || b[0] != 0x7f || b[1] != (byte)'E' || b[2] != (byte)'L' || b[3] != (byte)'F')
             throw new MalformedElfException(DiagnosticCatalog.NotElf, "not an ELF file (no \\x7fELF magic)");
         if (b.Length < 6)
-            throw new MalformedElfException(DiagnosticCatalog.TruncatedOrMalformedHeader, $"ELF identification truncated at {b.Length} bytes");
+            throw new MalformedElfException(DiagnosticCatalog.TruncatedOrMalformedHeader,
+                $"ELF identification truncated at {b.Length} bytes");
         if (b[4] != ClassElf64)
             throw new MalformedElfException(DiagnosticCatalog.UnsupportedClass,
                 b[4] == 1 ? "32-bit ELF (ELFCLASS32); ppc64 livepatch modules are ELFCLASS64" : $"unknown ELF class {b[4]}");
         if (b[5] != DataLsb && b[5] != DataMsb)
-            throw new MalformedElfException(DiagnosticCatalog.TruncatedOrMalformedHeader, $"unknown ELF data encoding {b[5]}");
+            throw new MalformedElfException(DiagnosticCatalog.TruncatedOrMalformedHeader,
+                $"unknown ELF data encoding {b[5]}");
         IsLittleEndian = b[5] == DataLsb;
         if (b.Length < Elf64HeaderSize)
-            throw new MalformedElfException(DiagnosticCatalog.TruncatedOrMalformedHeader, $"ELF header truncated: file has {b.Length} bytes, the header needs {Elf64HeaderSize}");
+            throw new MalformedElfException(DiagnosticCatalog.TruncatedOrMalformedHeader,
+                $"ELF header truncated: file has {b.Length} bytes, the header needs {Elf64HeaderSize}");
 
         var h = b;
         ushort type = ReadU16(h, 16);
         Machine = ReadU16(h, 18);
         if (Machine != EmPpc64)
-            throw new MalformedElfException(DiagnosticCatalog.WrongMachine, $"object is for {MachineName(Machine)}, not EM_PPC64 (64-bit PowerPC)");
+            throw new MalformedElfException(DiagnosticCatalog.WrongMachine,
+                $"object is for {MachineName(Machine)}, not EM_PPC64 (64-bit PowerPC)");
         if (type != EtRel)
-            throw new MalformedElfException(DiagnosticCatalog.UnsupportedFileType, $"object is {FileTypeName(type)}; only relocatable objects (.o, .ko) can be checked");
+            throw new MalformedElfException(DiagnosticCatalog.UnsupportedFileType,
+                $"object is {FileTypeName(type)}; only relocatable objects (.o, .ko) can be checked");
         Flags = ReadU32(h, 48);
         Abi = AbiFacts.FromHeader(Flags, IsLittleEndian);
         ushort ehsize = ReadU16(h, 52);
         if (ehsize != Elf64HeaderSize)
-            throw new MalformedElfException(DiagnosticCatalog.TruncatedOrMalformedHeader, $"e_ehsize is {ehsize}, expected {Elf64HeaderSize}");
+            throw new MalformedElfException(DiagnosticCatalog.TruncatedOrMalformedHeader,
+                $"e_ehsize is {ehsize}, expected {Elf64HeaderSize}");
         ulong phoff = ReadU64(h, 32);
         ushort phentsize = ReadU16(h, 54), phnum = ReadU16(h, 56);
         if (phnum != 0 && (phentsize != 56 || phoff > (ulong)b.Length || ((ulong)b.Length - phoff) / 56 < phnum))
-            throw new MalformedElfException(DiagnosticCatalog.TruncatedOrMalformedHeader, $"program header table ({phnum} entries of {phentsize} bytes at 0x{phoff:x}) does not fit the {b.Length}-byte file");
+            throw new MalformedElfException(DiagnosticCatalog.TruncatedOrMalformedHeader,
+                $"program header table ({phnum} entries of {phentsize} bytes at 0x{phoff:x}) does not fit the {b.Length}-byte file");
 
         ulong shoff = ReadU64(h, 40);
         ushort shentsize = ReadU16(h, 58);
@@ -236,18 +253,22 @@ public sealed class ElfImage
         if (shoff == 0)
         {
             if (shnum != 0)
-                throw new MalformedElfException(DiagnosticCatalog.MalformedSectionTable, $"e_shnum is {shnum} but e_shoff is 0");
+                throw new MalformedElfException(DiagnosticCatalog.MalformedSectionTable,
+                    $"e_shnum is {shnum} but e_shoff is 0");
             return; // No sections: nothing to check, nothing to reject.
         }
         if (shentsize != Elf64SectionHeaderSize)
-            throw new MalformedElfException(DiagnosticCatalog.MalformedSectionTable, $"e_shentsize is {shentsize}, expected {Elf64SectionHeaderSize}");
+            throw new MalformedElfException(DiagnosticCatalog.MalformedSectionTable,
+                $"e_shentsize is {shentsize}, expected {Elf64SectionHeaderSize}");
         if (shoff > (ulong)b.Length || (ulong)b.Length - shoff < Elf64SectionHeaderSize)
-            throw new MalformedElfException(DiagnosticCatalog.MalformedSectionTable, $"section header table at 0x{shoff:x} lies past the end of the {b.Length}-byte file");
+            throw new MalformedElfException(DiagnosticCatalog.MalformedSectionTable,
+                $"section header table at 0x{shoff:x} lies past the end of the {b.Length}-byte file");
         // Extended numbering: the real counts live in section header 0 (gABI).
         if (shnum == 0) shnum = checked((uint)Math.Min(ReadU64(h, (int)shoff + 32), uint.MaxValue));
         if (shstrndx == ShnXindex) shstrndx = ReadU32(h, (int)shoff + 40);
         if (shnum > ((ulong)b.Length - shoff) / Elf64SectionHeaderSize)
-            throw new MalformedElfException(DiagnosticCatalog.MalformedSectionTable, $"section header table ({shnum} entries at 0x{shoff:x}) extends past the end of the {b.Length}-byte file");
+            throw new MalformedElfException(DiagnosticCatalog.MalformedSectionTable,
+                $"section header table ({shnum} entries at 0x{shoff:x}) extends past the end of the {b.Length}-byte file");
 
         var raw = new (uint name, uint type, ulong flags, ulong offset, ulong size, uint link, uint info, ulong align, ulong entsize)[shnum];
         for (int i = 0; i < shnum; i++)
@@ -261,14 +282,17 @@ public sealed class ElfImage
                     $"section [{i}] (offset 0x{s.offset:x}, size 0x{s.size:x}) extends past the end of the {b.Length}-byte file");
         }
         if (shstrndx >= shnum || raw[shstrndx].type != ShtStrtab)
-            throw new MalformedElfException(DiagnosticCatalog.MalformedSectionTable, $"e_shstrndx {shstrndx} does not name a string table");
+            throw new MalformedElfException(DiagnosticCatalog.MalformedSectionTable,
+                $"e_shstrndx {shstrndx} does not name a string table");
         var shstr = h.Slice((int)raw[shstrndx].offset, (int)raw[shstrndx].size);
         var sections = new ElfSection[shnum];
         for (int i = 0; i < shnum; i++)
         {
             var s = raw[i];
-            string name = ReadString(shstr, s.name, () => $"section [{i}] name index 0x{s.name:x} is outside the section name table", DiagnosticCatalog.MalformedSectionTable);
-            sections[i] = new ElfSection(i, name, s.type, s.flags, s.offset, s.size, s.link, s.info, s.align, s.entsize);
+            string name = ReadString(shstr, s.name,
+                () => $"section [{i}] name index 0x{s.name:x} is outside the section name table", DiagnosticCatalog.MalformedSectionTable);
+            sections[i] = new ElfSection(i, name, s.type, s.flags, s.offset, s.size, s.link, s.info, s.align,
+                s.entsize);
         }
         // Two sections sharing file bytes would make an edit of one silently change the other.
         var laidOut = sections.Where(x => x.HasFileData && x.Size > 0).OrderBy(x => x.Offset).ToArray();
@@ -283,12 +307,14 @@ public sealed class ElfImage
         RelocationSections = ReadRelocations(sections);
     }
 
-    /// <summary>An SHF_COMPRESSED section's contents: Elf64_Chdr (type, reserved, size, alignment), then the stream.</summary>
+    /// <summary>An SHF_COMPRESSED section's contents: Elf64_Chdr (type, reserved, size, alignment), then the
+    /// stream.</summary>
     private byte[] Inflate(ElfSection s)
     {
         var raw = RawData(s);
         if (raw.Length < Elf64ChdrSize)
-            throw new MalformedElfException(DiagnosticCatalog.MalformedSectionTable, $"compressed section {s.Name} is shorter than its compression header");
+            throw new MalformedElfException(DiagnosticCatalog.MalformedSectionTable,
+                $"compressed section {s.Name} is shorter than its compression header");
         uint type = ReadU32(raw, 0);
         ulong size = ReadU64(raw, 8);
         if (type != ElfCompressZlib)
@@ -296,19 +322,23 @@ public sealed class ElfImage
                 $"section {s.Name} is compressed with ch_type {type}; only zlib (1) is read (recompile with -gz=zlib, or without -gz)");
         // A bound on what a section may claim to inflate to, so a crafted header cannot ask for gigabytes.
         if (size > (ulong)Math.Min(int.MaxValue - 64, 1032L * raw.Length + (1 << 20)))
-            throw new MalformedElfException(DiagnosticCatalog.MalformedSectionTable, $"compressed section {s.Name} claims an implausible size 0x{size:x}");
+            throw new MalformedElfException(DiagnosticCatalog.MalformedSectionTable,
+                $"compressed section {s.Name} claims an implausible size 0x{size:x}");
         var output = new byte[size];
         try
         {
-            using var zlib = new System.IO.Compression.ZLibStream(new MemoryStream(raw[Elf64ChdrSize..].ToArray()), System.IO.Compression.CompressionMode.Decompress);
+            using var zlib = new System.IO.Compression.ZLibStream(new MemoryStream(raw[Elf64ChdrSize..].ToArray()),
+                System.IO.Compression.CompressionMode.Decompress);
             int read = 0;
             while (read < output.Length && zlib.Read(output, read, output.Length - read) is var n && n > 0) read += n;
             if (read != output.Length || zlib.ReadByte() >= 0)
-                throw new MalformedElfException(DiagnosticCatalog.MalformedSectionTable, $"compressed section {s.Name} does not inflate to the 0x{size:x} bytes its header says");
+                throw new MalformedElfException(DiagnosticCatalog.MalformedSectionTable,
+                    $"compressed section {s.Name} does not inflate to the 0x{size:x} bytes its header says");
         }
         catch (InvalidDataException e)
         {
-            throw new MalformedElfException(DiagnosticCatalog.MalformedSectionTable, $"compressed section {s.Name} is not a valid zlib stream: {e.Message}");
+            throw new MalformedElfException(DiagnosticCatalog.MalformedSectionTable,
+                $"compressed section {s.Name} is not a valid zlib stream: {e.Message}");
         }
         return output;
     }
@@ -318,14 +348,18 @@ public sealed class ElfImage
         var symtabs = sections.Where(s => s.Type == ShtSymtab).ToArray();
         if (symtabs.Length == 0) return [];
         if (symtabs.Length > 1)
-            throw new MalformedElfException(DiagnosticCatalog.MalformedSymbolTable, $"object has {symtabs.Length} symbol tables; a relocatable object has one");
+            throw new MalformedElfException(DiagnosticCatalog.MalformedSymbolTable,
+                $"object has {symtabs.Length} symbol tables; a relocatable object has one");
         var symtab = symtabs[0];
         if (symtab.EntrySize != Elf64SymbolSize)
-            throw new MalformedElfException(DiagnosticCatalog.MalformedSymbolTable, $"symbol table entry size is {symtab.EntrySize}, expected {Elf64SymbolSize}");
+            throw new MalformedElfException(DiagnosticCatalog.MalformedSymbolTable,
+                $"symbol table entry size is {symtab.EntrySize}, expected {Elf64SymbolSize}");
         if (symtab.Size % Elf64SymbolSize != 0)
-            throw new MalformedElfException(DiagnosticCatalog.MalformedSymbolTable, $"symbol table size 0x{symtab.Size:x} is not a multiple of {Elf64SymbolSize}");
+            throw new MalformedElfException(DiagnosticCatalog.MalformedSymbolTable,
+                $"symbol table size 0x{symtab.Size:x} is not a multiple of {Elf64SymbolSize}");
         if (symtab.Link >= sections.Length || sections[symtab.Link].Type != ShtStrtab)
-            throw new MalformedElfException(DiagnosticCatalog.MalformedSymbolTable, $"symbol table's sh_link {symtab.Link} does not name a string table");
+            throw new MalformedElfException(DiagnosticCatalog.MalformedSymbolTable,
+                $"symbol table's sh_link {symtab.Link} does not name a string table");
         var strtab = Data(sections[symtab.Link]);
         var xindex = sections.FirstOrDefault(s => s.Type == ShtSymtabShndx && s.Link == symtab.Index);
         var data = Data(symtab);
@@ -342,12 +376,15 @@ public sealed class ElfImage
             if (shndx == ShnXindex)
             {
                 if (xindex is null || (ulong)(i + 1) * 4 > xindex.Size)
-                    throw new MalformedElfException(DiagnosticCatalog.MalformedSymbolTable, $"symbol {i} uses SHN_XINDEX but no SHT_SYMTAB_SHNDX entry exists for it");
+                    throw new MalformedElfException(DiagnosticCatalog.MalformedSymbolTable,
+                        $"symbol {i} uses SHN_XINDEX but no SHT_SYMTAB_SHNDX entry exists for it");
                 shndx = ReadU32(Data(xindex), i * 4);
             }
             if (shndx != ShnUndef && shndx < ShnLoReserve && shndx >= sections.Length)
-                throw new MalformedElfException(DiagnosticCatalog.MalformedSymbolTable, $"symbol {i} has section index {shndx}, but the object has {sections.Length} sections");
-            string name = ReadString(strtab, nameIndex, () => $"symbol {i} name index 0x{nameIndex:x} is outside the string table", DiagnosticCatalog.MalformedSymbolTable);
+                throw new MalformedElfException(DiagnosticCatalog.MalformedSymbolTable,
+                    $"symbol {i} has section index {shndx}, but the object has {sections.Length} sections");
+            string name = ReadString(strtab, nameIndex,
+                () => $"symbol {i} name index 0x{nameIndex:x} is outside the string table", DiagnosticCatalog.MalformedSymbolTable);
             if (name.Length == 0 && (info & 0xf) == SttSection && shndx < sections.Length)
                 name = sections[shndx].Name;
             symbols[i] = new ElfSymbol(i, name, ReadU64(data, o + 8), ReadU64(data, o + 16), info, other, shndx);
@@ -361,13 +398,17 @@ public sealed class ElfImage
         foreach (var s in sections.Where(s => s.Type == ShtRela))
         {
             if (s.EntrySize != Elf64RelaSize)
-                throw new MalformedElfException(DiagnosticCatalog.MalformedRelocation, $"relocation section {s.Name} has entry size {s.EntrySize}, expected {Elf64RelaSize}");
+                throw new MalformedElfException(DiagnosticCatalog.MalformedRelocation,
+                    $"relocation section {s.Name} has entry size {s.EntrySize}, expected {Elf64RelaSize}");
             if (s.Size % Elf64RelaSize != 0)
-                throw new MalformedElfException(DiagnosticCatalog.MalformedRelocation, $"relocation section {s.Name} size 0x{s.Size:x} is not a multiple of {Elf64RelaSize}");
+                throw new MalformedElfException(DiagnosticCatalog.MalformedRelocation,
+                    $"relocation section {s.Name} size 0x{s.Size:x} is not a multiple of {Elf64RelaSize}");
             if (s.Link >= sections.Length || sections[s.Link].Type != ShtSymtab)
-                throw new MalformedElfException(DiagnosticCatalog.MalformedRelocation, $"relocation section {s.Name} has sh_link {s.Link}, which is not the symbol table");
+                throw new MalformedElfException(DiagnosticCatalog.MalformedRelocation,
+                    $"relocation section {s.Name} has sh_link {s.Link}, which is not the symbol table");
             if (s.Info == 0 || s.Info >= sections.Length)
-                throw new MalformedElfException(DiagnosticCatalog.MalformedRelocation, $"relocation section {s.Name} applies to section {s.Info}, which does not exist");
+                throw new MalformedElfException(DiagnosticCatalog.MalformedRelocation,
+                    $"relocation section {s.Name} applies to section {s.Info}, which does not exist");
             var target = sections[s.Info];
             var data = Data(s);
             int count = (int)(s.Size / Elf64RelaSize);
@@ -376,7 +417,8 @@ public sealed class ElfImage
             {
                 int o = i * Elf64RelaSize;
                 ulong info = ReadU64(data, o + 8);
-                var rela = new ElfRela(ReadU64(data, o), (uint)(info & 0xffff_ffff), (uint)(info >> 32), (long)ReadU64(data, o + 16));
+                var rela = new ElfRela(ReadU64(data, o), (uint)(info & 0xffff_ffff), (uint)(info >> 32),
+                    (long)ReadU64(data, o + 16));
                 if (rela.SymbolIndex >= Symbols.Count)
                     throw new MalformedElfException(DiagnosticCatalog.MalformedRelocation,
                         $"{s.Name} entry {i} refers to symbol {rela.SymbolIndex}, but the symbol table has {Symbols.Count} entries");

@@ -20,7 +20,8 @@ public static partial class KlpNames
 
     public static bool IsValidRelaSectionName(string name) => RelaName().IsMatch(name);
 
-    /// <summary>Splits <c>.klp.sym.vmlinux.saved_command_line,0</c> into its object, symbol name and position.</summary>
+    /// <summary>Splits <c>.klp.sym.vmlinux.saved_command_line,0</c> into its object, symbol name and
+    /// position.</summary>
     public static bool TryParseSymbol(string name, out string objectName, out string symbol, out ulong position)
     {
         var m = SymName().Match(name);
@@ -35,12 +36,14 @@ public static partial class KlpNames
     [GeneratedRegex(@"^(\.(constprop|isra|part|lto_priv|specialized)\.\d+|\.cold(\.\d+)?|\.localalias)+$")]
     private static partial Regex GccCloneSuffix();
 
-    /// <summary>True when <paramref name="name"/> is a GCC clone of <paramref name="function"/>, e.g. <c>helper.constprop.0.isra.0</c>.</summary>
+    /// <summary>True when <paramref name="name"/> is a GCC clone of <paramref name="function"/>, e.g.
+    /// <c>helper.constprop.0.isra.0</c>.</summary>
     public static bool IsGccCloneOf(string name, string function) =>
         name.Length > function.Length + 1 && name.StartsWith(function, StringComparison.Ordinal) && name[function.Length] == '.'
         && GccCloneSuffix().IsMatch(name.AsSpan(function.Length));
 
-    /// <summary>The name a C programmer knows: <c>cmdline_helper</c> for <c>.klp.sym.vmlinux.cmdline_helper,0</c>.</summary>
+    /// <summary>The name a C programmer knows: <c>cmdline_helper</c> for
+    /// <c>.klp.sym.vmlinux.cmdline_helper,0</c>.</summary>
     public static string SourceName(string symbolName) =>
         TryParseSymbol(symbolName, out _, out string symbol, out _) ? symbol : symbolName;
 }

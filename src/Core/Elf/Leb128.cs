@@ -29,7 +29,8 @@ public static class Leb128
         }
     }
 
-    /// <summary>Reads one value at <paramref name="at"/> and moves past it; a value cut off by the end reads as far as it goes.</summary>
+    /// <summary>Reads one value at <paramref name="at"/> and moves past it; a value cut off by the end reads as far as
+    /// it goes.</summary>
     public static ulong Read(ReadOnlySpan<byte> data, ref int at)
     {
         ulong value = 0;

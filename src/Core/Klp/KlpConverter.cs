@@ -16,7 +16,8 @@ public sealed record KlpSymbolSpec(string Symbol, string Object = "vmlinux", str
     public string KlpName => $"{KlpNames.SymPrefix}{Object}.{TargetName},{Position}";
 }
 
-public sealed record KlpConversion(byte[] Output, IReadOnlyList<Diagnostic> Diagnostics, int RelocationsMoved, IReadOnlyList<string> DroppedSections)
+public sealed record KlpConversion(byte[] Output, IReadOnlyList<Diagnostic> Diagnostics, int RelocationsMoved,
+    IReadOnlyList<string> DroppedSections)
 {
     public bool Succeeded => Diagnostics.All(d => d.Severity != Severity.Error);
 }
@@ -57,12 +58,14 @@ public static class KlpConverter
         }
         catch (Exception e) when (e is ElfRewriteException or NotSupportedException or InvalidOperationException)
         {
-            diagnostics.Add(Diagnostic.Create(DiagnosticCatalog.CannotRewrite, image.Path, $"the object cannot be rewritten, so no KlpSymbol was converted: {e.Message}"));
+            diagnostics.Add(Diagnostic.Create(DiagnosticCatalog.CannotRewrite, image.Path,
+                $"the object cannot be rewritten, so no KlpSymbol was converted: {e.Message}"));
             return new KlpConversion(image.Bytes.ToArray(), diagnostics, 0, []);
         }
     }
 
-    private static KlpConversion Apply(ElfImage image, List<(KlpSymbolSpec Spec, ElfSymbol Symbol, ElfSection? Dropped)> plans, List<Diagnostic> diagnostics)
+    private static KlpConversion Apply(ElfImage image,
+        List<(KlpSymbolSpec Spec, ElfSymbol Symbol, ElfSection? Dropped)> plans, List<Diagnostic> diagnostics)
     {
         var container = ElfContainer.Load(image);
         // Which symbol indices (and, for dropped copies, which section symbols) each spec replaces.
@@ -81,7 +84,8 @@ public static class KlpConverter
             foreach (var s in image.Symbols.Where(s => s.IsInSection && s.SectionIndex == (uint)section.Index))
                 // A section symbol plus addend A names the copy's byte A; the livepatch symbol's value is the original's
                 // start (kallsyms gives its global entry), which is the copy's symbol value.
-                replaced[(uint)s.Index] = (klp, s.Index == symbol.Index ? 0 : -(long)symbol.Value + (long)s.Value, spec);
+                replaced[(uint)s.Index] = (klp, s.Index == symbol.Index ? 0 : -(long)symbol.Value + (long)s.Value,
+                    spec);
         }
 
         int moved = 0;
@@ -99,7 +103,8 @@ public static class KlpConverter
             var goneRecords = layout is null ? [] : rs.Entries.Where(r => r.Offset % (ulong)layout.Size == (ulong)layout.AddressField && IntoDroppedCopy(r))
                 .Select(r => r.Offset / (ulong)layout.Size).ToHashSet();
             // Records that stay move down over the ones cut out, and so do their relocations that become livepatch ones.
-            ulong Packed(ulong offset) => layout is null ? offset : offset - (ulong)goneRecords.Count(g => g < offset / (ulong)layout.Size) * (ulong)layout.Size;
+            ulong Packed(ulong offset) =>
+                layout is null ? offset : offset - (ulong)goneRecords.Count(g => g < offset / (ulong)layout.Size) * (ulong)layout.Size;
             for (int i = 0; i < rs.Entries.Count; i++)
             {
                 var rela = rs.Entries[i];
@@ -123,7 +128,8 @@ public static class KlpConverter
                 var key = (r.Spec.Object, rs.Target.Index);
                 if (!klpSections.TryGetValue(key, out int klpRela))
                     klpSections[key] = klpRela = container.AddRelocationSection($"{KlpNames.RelaPrefix}{r.Spec.Object}.{rs.Target.Name}", rs.Target.Index, KlpRelaFlags);
-                container.AddRelocation(klpRela, Packed(rela.Offset), rela.Type, r.NewSymbol, rela.Addend + r.AddendShift);
+                container.AddRelocation(klpRela, Packed(rela.Offset), rela.Type, r.NewSymbol,
+                    rela.Addend + r.AddendShift);
                 remove.Add(i);
                 moved++;
             }
@@ -156,7 +162,8 @@ public static class KlpConverter
     /// <c>__ex_table</c> pair per faulting instruction …): their bytes, their relocations, and the gap — later
     /// relocations move down. The kernel must not be told about code of a copy that is no longer in the module.
     /// </summary>
-    private static void DropTableEntries(ElfImage image, ElfContainer container, ElfRelocationSection rs, HashSet<ulong> goneRecords, int recordSize, HashSet<int> remove)
+    private static void DropTableEntries(ElfImage image, ElfContainer container, ElfRelocationSection rs,
+        HashSet<ulong> goneRecords, int recordSize, HashSet<int> remove)
     {
         var data = image.Data(rs.Target);
         var kept = new List<byte>(data.Length);
@@ -168,11 +175,13 @@ public static class KlpConverter
             ulong offset = rs.Entries[i].Offset, record = offset / (ulong)recordSize;
             if (goneRecords.Contains(record)) { remove.Add(i); continue; }
             ulong below = (ulong)goneRecords.Count(g => g < record);
-            if (below > 0 && !remove.Contains(i)) container.SetRelocationOffset(rs.Section.Index, i, offset - below * (ulong)recordSize);
+            if (below > 0 && !remove.Contains(i)) container.SetRelocationOffset(rs.Section.Index, i,
+                offset - below * (ulong)recordSize);
         }
     }
 
-    private static (KlpSymbolSpec, ElfSymbol, ElfSection?)? Plan(ElfImage image, FunctionMap functions, KlpSymbolSpec spec, List<Diagnostic> diagnostics)
+    private static (KlpSymbolSpec, ElfSymbol, ElfSection?)? Plan(ElfImage image, FunctionMap functions,
+        KlpSymbolSpec spec, List<Diagnostic> diagnostics)
     {
         void Error(string code, string message, string fix) =>
             diagnostics.Add(new Diagnostic(code, message, image.Path, Callee: spec.Symbol, Fix: fix));

@@ -10,7 +10,8 @@ public sealed class CodeLayout
 {
     private readonly ulong[] _points;
 
-    private CodeLayout(int section, ulong[] points, IReadOnlyList<(ulong Call, ulong Island)> islands, ulong oldEnd, ulong newEnd)
+    private CodeLayout(int section, ulong[] points, IReadOnlyList<(ulong Call, ulong Island)> islands, ulong oldEnd,
+        ulong newEnd)
     {
         Section = section;
         _points = points;
@@ -23,7 +24,8 @@ public sealed class CodeLayout
     public static CodeLayout InsertedNops(int section, IEnumerable<ulong> points) =>
         new(section, points.Distinct().Order().ToArray(), [], 0, 0);
 
-    /// <summary>Islands appended after a function that ended at <paramref name="oldEnd"/>; it now ends at <paramref name="newEnd"/>.</summary>
+    /// <summary>Islands appended after a function that ended at <paramref name="oldEnd"/>; it now ends at <paramref
+    /// name="newEnd"/>.</summary>
     public static CodeLayout WithIslands(int section, IReadOnlyList<(ulong Call, ulong Island)> islands, ulong oldEnd, ulong newEnd) =>
         new(section, [], islands, oldEnd, newEnd);
 

@@ -19,7 +19,8 @@ internal static class FdeExtender
     /// FDEs of sections that got inserted nops have their location advances re-encoded and their range mapped.
     /// </summary>
     /// <returns>Notes on FDEs that could not be extended (the islands then have no unwind rows).</returns>
-    public static List<string> Rewrite(ObjectAnalysis analysis, ElfContainer container, IReadOnlyList<CodeLayout> layouts)
+    public static List<string> Rewrite(ObjectAnalysis analysis, ElfContainer container,
+        IReadOnlyList<CodeLayout> layouts)
     {
         var notes = new List<string>();
         if (analysis.FramesProblem is { } problem)
@@ -140,7 +141,8 @@ internal static class FdeExtender
 
     /// <param name="rewritten">Per FDE: instructions to append after the last one (islands), or to replace the program
     /// with (<c>Replace</c>, inserted nops), and the new pc_range.</param>
-    private static void Rebuild(ElfImage image, ElfContainer container, CallFrameInfo cfi, Dictionary<Fde, (byte[] Instructions, ulong NewRange, bool Replace)> rewritten)
+    private static void Rebuild(ElfImage image, ElfContainer container, CallFrameInfo cfi,
+        Dictionary<Fde, (byte[] Instructions, ulong NewRange, bool Replace)> rewritten)
     {
         var data = cfi.Data;
         bool le = image.IsLittleEndian;
@@ -169,7 +171,8 @@ internal static class FdeExtender
                 var bytes = entry.ToArray();
                 ByteOrder.Write(bytes.AsSpan(0), 4, (uint)(bytes.Length - 4), le);
                 int rangeField = fde.PcRangeField - offset;
-                if (fde.PcFieldSize == 4) ByteOrder.Write(bytes.AsSpan(rangeField), 4, checked((uint)change.NewRange), le);
+                if (fde.PcFieldSize == 4) ByteOrder.Write(bytes.AsSpan(rangeField), 4, checked((uint)change.NewRange),
+                    le);
                 else ByteOrder.Write(bytes.AsSpan(rangeField), 8, change.NewRange, le);
                 output.AddRange(bytes);
             }
@@ -191,7 +194,8 @@ internal static class FdeExtender
         {
             // .eh_frame CIE pointers are "this field minus the CIE": recompute from the new positions.
             foreach (var fde in cfi.Fdes)
-                ByteOrder.Write(bytesOut.AsSpan(Map((ulong)fde.CiePointerField)), 4, (uint)(Map((ulong)fde.CiePointerField) - newStart[fde.Cie.Offset]), le);
+                ByteOrder.Write(bytesOut.AsSpan(Map((ulong)fde.CiePointerField)), 4,
+                    (uint)(Map((ulong)fde.CiePointerField) - newStart[fde.Cie.Offset]), le);
         }
         container.SetSectionData(cfi.Section.Index, bytesOut);
 

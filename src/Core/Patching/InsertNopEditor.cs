@@ -106,10 +106,13 @@ internal sealed class InsertNopEditor
         return null;
     }
 
-    /// <summary>How far a relocation's addend reaches past the code it names here (<see cref="RelocationMeaning.Anchor"/>).</summary>
-    internal ulong? AnchorOf(ElfSection relocated, ElfRela rela) => RelocationMeaning.Anchor(relocated, rela, _section.Index, _tables);
+    /// <summary>How far a relocation's addend reaches past the code it names here (<see
+    /// cref="RelocationMeaning.Anchor"/>).</summary>
+    internal ulong? AnchorOf(ElfSection relocated, ElfRela rela) =>
+        RelocationMeaning.Anchor(relocated, rela, _section.Index, _tables);
 
-    /// <summary>True when a nop goes in strictly inside the function holding <paramref name="offset"/> (or no function holds it).</summary>
+    /// <summary>True when a nop goes in strictly inside the function holding <paramref name="offset"/> (or no function
+    /// holds it).</summary>
     internal bool SplitsFunctionAt(ulong offset)
     {
         var f = _functions.Containing(_section.Index, offset);
@@ -154,13 +157,15 @@ internal sealed class InsertNopEditor
         }
 
         foreach (var b in _references.RelocationFreeBranches.Where(b => b.Section.Index == _section.Index))
-            _image.WriteU32(output, (int)Map(b.Offset), Instruction.WithDisplacement(b.Word, (long)Map(b.Target) - (long)Map(b.Offset)));
+            _image.WriteU32(output, (int)Map(b.Offset),
+                Instruction.WithDisplacement(b.Word, (long)Map(b.Target) - (long)Map(b.Offset)));
 
         // GCC's inline tables: each word is case - base, both of which move. clang's data-section tables are
         // relocations, remapped with the rest below.
         foreach (var table in _tables.InCodeSection(_section.Index).Where(t => t.Form == JumpTableForm.InlineDifferences))
             for (int i = 0; i < table.Count; i++)
-                _image.WriteU32(output, (int)(Map(table.Base) + 4UL * (ulong)i), (uint)((long)Map(table.Targets[i]) - (long)Map(table.Base)));
+                _image.WriteU32(output, (int)(Map(table.Base) + 4UL * (ulong)i),
+                    (uint)((long)Map(table.Targets[i]) - (long)Map(table.Base)));
         container.SetSectionData(_section.Index, output);
 
         foreach (var rs in _image.RelocationSections)

@@ -6,14 +6,16 @@ using PpcLivepatch.Ppc64;
 namespace PpcLivepatch.Patching;
 
 /// <summary>A call to move into an island: either a call relocation's site or an assembler-resolved local bl.</summary>
-/// <param name="Needed">The loader would refuse the site as it is; otherwise only --sites all-local selected it.</param>
+/// <param name="Needed">The loader would refuse the site as it is; otherwise only --sites all-local selected
+/// it.</param>
 internal sealed record CallToFix(ElfSection Section, ulong Offset, FunctionRange? Function, string Callee, SourceLocation? Source,
     CallSite? Relocated, ulong? DirectTarget, bool Needed)
 {
     /// <summary>Why auto could not insert a nop here, when it gave the call to the island planner instead.</summary>
     public string? NoNopWhy { get; init; }
 
-    /// <summary>Why this call stays unfixed, at the call: an error when the loader refuses it, else left as it is.</summary>
+    /// <summary>Why this call stays unfixed, at the call: an error when the loader refuses it, else left as it
+    /// is.</summary>
     public Diagnostic Unfixed(string code, string message, string objectPath, string fix)
     {
         var d = new Diagnostic(code, message, objectPath, Section.Name, Offset, Function?.Name, Function is null ? null : Offset - Function.Start,
@@ -40,9 +42,11 @@ internal static class IslandPlanner
 {
     public const int IslandSize = 12;
 
-    public sealed record SectionPlan(ElfSection Section, FunctionRange Function, List<(CallToFix Call, ulong Island)> Islands);
+    public sealed record SectionPlan(ElfSection Section, FunctionRange Function,
+        List<(CallToFix Call, ulong Island)> Islands);
 
-    public static (List<SectionPlan> Plans, List<Diagnostic> Unfixable) Plan(ElfImage image, FunctionMap functions, IReadOnlyList<CallToFix> calls)
+    public static (List<SectionPlan> Plans, List<Diagnostic> Unfixable) Plan(ElfImage image, FunctionMap functions,
+        IReadOnlyList<CallToFix> calls)
     {
         var unfixable = new List<Diagnostic>();
         var plans = new List<SectionPlan>();
@@ -127,6 +131,8 @@ internal static class IslandPlanner
         s.Type == ElfConstants.SttNotype && s.Size == IslandSize && s.IsInSection
         && s.Name.StartsWith(".L", StringComparison.Ordinal) && s.Name.Contains(".island.", StringComparison.Ordinal);
 
-    /// <summary><c>.L</c> names are skipped by module kallsyms, so the caller's kallsyms range still covers the island.</summary>
-    public static string SymbolName(string function, string callee, int n) => $".L{function}.island.{KlpNames.SourceName(callee)}.{n}";
+    /// <summary><c>.L</c> names are skipped by module kallsyms, so the caller's kallsyms range still covers the
+    /// island.</summary>
+    public static string SymbolName(string function, string callee, int n) =>
+        $".L{function}.island.{KlpNames.SourceName(callee)}.{n}";
 }

@@ -47,7 +47,8 @@ public static class ObjectPatcher
             }
             catch (Exception e) when (e is ElfRewriteException or InvalidOperationException or NotSupportedException or Dwarf.DwarfFormatException)
             {
-                var d = Diagnostic.Create(DiagnosticCatalog.CannotRewrite, image.Path, $"the object cannot be rewritten, so no call site was fixed: {e.Message}");
+                var d = Diagnostic.Create(DiagnosticCatalog.CannotRewrite, image.Path,
+                    $"the object cannot be rewritten, so no call site was fixed: {e.Message}");
                 return new PatchResult(before with { Diagnostics = [d, .. before.Diagnostics] }, [], null, 0);
             }
             if (!ElfImage.TryParse(image.Path, output, out var patched, out var error))
@@ -55,14 +56,16 @@ public static class ObjectPatcher
 
             // Nothing is written that the validator cannot show means what the input meant. A strategy that can fall
             // back (auto) gets islands for a section whose inserted nops it refuses; anything else is refused whole.
-            var failures = TranslationValidator.Validate(analysis, patched!, RewriteMap.Of(rewrites.Select(r => r.Layout)));
+            var failures = TranslationValidator.Validate(analysis, patched!,
+                RewriteMap.Of(rewrites.Select(r => r.Layout)));
             var fixes = rewrites.SelectMany(r => r.Fixes).ToList();
             if (failures.Count == 0)
                 return Finish(patched!, output, fixes, unfixable, notes, loader, rewrites.Sum(r => r.BytesAdded));
             var moved = rewrites.Where(r => r.Layout.MovesCode).Select(r => r.Section.Index).ToHashSet();
             if (strategy.RetriesRefusedSections && failures.All(f => moved.Contains(f.Section)))
             {
-                foreach (var f in failures) refusedByValidator.TryAdd(f.Section, $"the translation validator refused the inserted nops: {f.Why}");
+                foreach (var f in failures) refusedByValidator.TryAdd(f.Section,
+                    $"the translation validator refused the inserted nops: {f.Why}");
                 continue;
             }
             var refusals = failures.GroupBy(f => f.Section).SelectMany(g => g.Take(3)).Select(f => new Diagnostic(DiagnosticCatalog.RewriteNotProven,
@@ -72,7 +75,8 @@ public static class ObjectPatcher
         }
     }
 
-    private static IEnumerable<CallToFix> SelectCalls(ObjectAnalysis analysis, ObjectReport before, SiteSelection selection)
+    private static IEnumerable<CallToFix> SelectCalls(ObjectAnalysis analysis, ObjectReport before,
+        SiteSelection selection)
     {
         var image = analysis.Image;
         // A call inside one of our own islands is already fixed, whatever refers to its nop.
@@ -95,11 +99,13 @@ public static class ObjectPatcher
             if (InIsland(b.Section, b.Offset) || HasFreeNop(analysis, b.Section, b.Offset)) continue;
             var callee = functions.Containing(b.Section.Index, b.Target);
             string name = callee is null ? $"{b.Section.Name}+0x{b.Target:x}" : b.Target == callee.Start ? callee.Name : $"{callee.Name}+0x{b.Target - callee.Start:x}";
-            yield return new CallToFix(b.Section, b.Offset, b.Function, name, analysis.Lines.Lookup(b.Section.Index, b.Offset), null, b.Target, Needed: false);
+            yield return new CallToFix(b.Section, b.Offset, b.Function, name,
+                analysis.Lines.Lookup(b.Section.Index, b.Offset), null, b.Target, Needed: false);
         }
     }
 
-    /// <summary>A nop at bl+4 that nothing else names (no relocation, no branch, no jump table): the loader may take it over.</summary>
+    /// <summary>A nop at bl+4 that nothing else names (no relocation, no branch, no jump table): the loader may take it
+    /// over.</summary>
     private static bool HasFreeNop(ObjectAnalysis analysis, ElfSection section, ulong offset) =>
         offset + 8 <= section.Size && analysis.Image.ReadWord(section, offset + 4) == Instruction.Nop
         && !analysis.References.IsReferenced(section.Index, offset + 4, analysis.Tables);
@@ -138,13 +144,15 @@ public static class ObjectPatcher
     {
         var sites = diagnostics.Where(d => d.IsUnfixedSite).ToList();
         int unfixable = sites.Count(d => d.Severity == Severity.Error);
-        var left = sites.Where(d => d.Severity == Severity.Warning).GroupBy(d => d.Code).OrderBy(g => g.Key, StringComparer.Ordinal)
+        var left = sites.Where(d => d.Severity == Severity.Warning).GroupBy(d => d.Code).OrderBy(g => g.Key,
+            StringComparer.Ordinal)
             .Select(g => $"{g.Count()} {g.Key}: {DiagnosticCatalog.Get(g.Key).Title.ToLowerInvariant()}").ToList();
         string text = $"{unfixable} unfixable";
         return left.Count == 0 ? text : $"{text}, {sites.Count - unfixable} left as they are ({string.Join("; ", left)})";
     }
 
-    private static PatchResult Finish(ElfImage output, byte[] bytes, List<AppliedFix> fixes, List<Diagnostic> unfixable, List<string> unwindNotes, LoaderOptions loader, int bytesAdded)
+    private static PatchResult Finish(ElfImage output, byte[] bytes, List<AppliedFix> fixes, List<Diagnostic> unfixable,
+        List<string> unwindNotes, LoaderOptions loader, int bytesAdded)
     {
         var after = ObjectVerifier.Verify(output, loader);
         // A site we could not fix is reported once, by the code that says why, not again as PLP2001.

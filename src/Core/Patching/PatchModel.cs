@@ -17,7 +17,8 @@ public enum SiteSelection
 
 public enum FixStrategy
 {
-    /// <summary>Redirect the call through a 12-byte island appended inside the caller: no existing byte moves.</summary>
+    /// <summary>Redirect the call through a 12-byte island appended inside the caller: no existing byte
+    /// moves.</summary>
     Island,
     /// <summary>Insert the nop at bl+4 and move everything after it, as the compiler would have laid it out.</summary>
     InsertNop,
@@ -25,7 +26,8 @@ public enum FixStrategy
     Auto,
 }
 
-public sealed record PatchOptions(FixStrategy Strategy = FixStrategy.Auto, SiteSelection Sites = SiteSelection.Needed, LoaderOptions? Loader = null)
+public sealed record PatchOptions(FixStrategy Strategy = FixStrategy.Auto, SiteSelection Sites = SiteSelection.Needed,
+    LoaderOptions? Loader = null)
 {
     public LoaderOptions LoaderOptions => Loader ?? LoaderOptions.Default;
 }
@@ -35,7 +37,8 @@ public sealed record PatchOptions(FixStrategy Strategy = FixStrategy.Auto, SiteS
 /// <see cref="FixStrategy.InsertNop"/> where the call is now (its nop follows it). <see cref="Why"/> says why auto
 /// chose the strategy.
 /// </summary>
-public sealed record AppliedFix(string Section, ulong Offset, string Function, string Callee, FixStrategy Strategy, ulong IslandOffset, SourceLocation? Source)
+public sealed record AppliedFix(string Section, ulong Offset, string Function, string Callee, FixStrategy Strategy,
+    ulong IslandOffset, SourceLocation? Source)
 {
     public ulong? NewOffset { get; init; }
     public string? Why { get; init; }

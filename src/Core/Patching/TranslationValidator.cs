@@ -17,7 +17,8 @@ public sealed record RewriteMap(
     IReadOnlyDictionary<int, IReadOnlyList<ulong>> InsertedNops,
     IReadOnlyDictionary<int, IReadOnlyList<(ulong Call, ulong Island)>> Islands)
 {
-    /// <summary>The map of the strategies' layouts: only their points and islands, not how they map addresses.</summary>
+    /// <summary>The map of the strategies' layouts: only their points and islands, not how they map
+    /// addresses.</summary>
     public static RewriteMap Of(IEnumerable<CodeLayout> layouts)
     {
         var all = layouts.ToList();
@@ -41,7 +42,8 @@ public static class TranslationValidator
         var before = original.Image;
         var tables = original.Tables;
         var failures = new List<ValidationFailure>();
-        void Fail(int s, ulong at, string why) => failures.Add(new(s, s < before.Sections.Count ? before.Sections[s].Name : "?", at, why));
+        void Fail(int s, ulong at, string why) =>
+            failures.Add(new(s, s < before.Sections.Count ? before.Sections[s].Name : "?", at, why));
 
         if (before.Sections.Count != after.Sections.Count) { Fail(0, 0, "the section count changed"); return failures; }
         var moves = map.InsertedNops.ToDictionary(kv => kv.Key, kv => new AddressMap(kv.Value));
@@ -55,10 +57,12 @@ public static class TranslationValidator
             else if (s.Type == ShtLlvmAddrsig)
             {
                 // Symbol indices: they may be renumbered, but must name the same symbols.
-                if (!AddrsigNames(before, s).SequenceEqual(AddrsigNames(after, t))) Fail(s.Index, 0, "the address-significant symbols changed");
+                if (!AddrsigNames(before, s).SequenceEqual(AddrsigNames(after, t))) Fail(s.Index, 0,
+                    "the address-significant symbols changed");
             }
             else if (!IsRewrittenMetadata(s) && s.HasFileData && !before.Data(s).SequenceEqual(after.Data(t)))
-                Fail(s.Index, FirstDifference(before.Data(s), after.Data(t)), "a section no strategy rewrote has changed");
+                Fail(s.Index, FirstDifference(before.Data(s), after.Data(t)),
+                    "a section no strategy rewrote has changed");
         }
         CheckRelocations(before, after, map, moves, tables, Fail);
         CheckSymbols(before, after, map, moves, Fail);
@@ -79,7 +83,8 @@ public static class TranslationValidator
         return names;
     }
 
-    /// <summary>Sections whose bytes other editors legitimately rewrite (tables of symbols and relocations, unwind, DWARF).</summary>
+    /// <summary>Sections whose bytes other editors legitimately rewrite (tables of symbols and relocations, unwind,
+    /// DWARF).</summary>
     private static bool IsRewrittenMetadata(ElfSection s) =>
         s.Type is ShtRela or ShtSymtab or ShtStrtab || s.Name is ".eh_frame" || s.Name.StartsWith(".debug_", StringComparison.Ordinal);
 
@@ -90,7 +95,8 @@ public static class TranslationValidator
         return (ulong)i;
     }
 
-    /// <summary>The insert-nop address map, written out again here: A → A + 4·#{P ≤ A}; inside a word, the distance to the next word is kept.</summary>
+    /// <summary>The insert-nop address map, written out again here: A → A + 4·#{P ≤ A}; inside a word, the distance to
+    /// the next word is kept.</summary>
     private sealed class AddressMap(IReadOnlyList<ulong> points)
     {
         public IReadOnlyList<ulong> Points { get; } = points;
@@ -136,7 +142,8 @@ public static class TranslationValidator
             {
                 long target = (long)table.Base + (int)w0;
                 long expected = (long)m.Map((ulong)target) - (long)m.Map(table.Base);
-                if ((int)w1 != expected) fail(s.Index, a, $"the jump table word at +0x{a:x} selects +0x{(long)m.Map(table.Base) + (int)w1:x}, not the case's new place +0x{m.Map((ulong)target):x}");
+                if ((int)w1 != expected) fail(s.Index, a,
+                    $"the jump table word at +0x{a:x} selects +0x{(long)m.Map(table.Base) + (int)w1:x}, not the case's new place +0x{m.Map((ulong)target):x}");
                 continue;
             }
             if (inCode && JumpTableAnalysis.IsIndirectJump(w0) && !dispatches.Contains(a) && m.Splits(f!.Start, f.End))
@@ -212,29 +219,34 @@ public static class TranslationValidator
                 var s1 = after.Symbols[(int)e1.SymbolIndex];
                 if (e0.Type != e1.Type || s0.Name != s1.Name || s0.Info != s1.Info || s0.SectionIndex != s1.SectionIndex)
                 {
-                    fail(rs.Target.Index, e0.Offset, $"the relocation at {rs.Target.Name}+0x{e0.Offset:x} changed its type or symbol");
+                    fail(rs.Target.Index, e0.Offset,
+                        $"the relocation at {rs.Target.Name}+0x{e0.Offset:x} changed its type or symbol");
                     continue;
                 }
                 ulong expectedOffset = moves.TryGetValue(rs.Target.Index, out var mt) ? mt.Map(e0.Offset)
                     : islandCalls.TryGetValue(e0.Offset & ~3UL, out ulong island) ? island + (e0.Offset & 3) : e0.Offset;
                 if (!metadata && e1.Offset != expectedOffset)
-                    fail(rs.Target.Index, e0.Offset, $"the relocation at {rs.Target.Name}+0x{e0.Offset:x} did not move with its instruction (now +0x{e1.Offset:x}, expected +0x{expectedOffset:x})");
+                    fail(rs.Target.Index, e0.Offset,
+                        $"the relocation at {rs.Target.Name}+0x{e0.Offset:x} did not move with its instruction (now +0x{e1.Offset:x}, expected +0x{expectedOffset:x})");
                 if (s0.IsInSection && IsRewrittenMetadata(before.Sections[(int)s0.SectionIndex])) continue;   // offsets into DWARF the DWARF editor grew
                 if (!s0.IsInSection || !moves.TryGetValue((int)s0.SectionIndex, out var ms))
                 {
                     if (e0.Addend != e1.Addend && !EndGrownOverIslands(before, after, map, rs, s0, e0, e1))
-                        fail(rs.Target.Index, e0.Offset, $"the relocation at {rs.Target.Name}+0x{e0.Offset:x} changed its addend, but nothing it names moved");
+                        fail(rs.Target.Index, e0.Offset,
+                            $"the relocation at {rs.Target.Name}+0x{e0.Offset:x} changed its addend, but nothing it names moved");
                     continue;
                 }
                 if (RelocationMeaning.Anchor(rs.Target, e0, (int)s0.SectionIndex, tables) is not { } anchor)
                 {
-                    fail(rs.Target.Index, e0.Offset, $"the relocation at {rs.Target.Name}+0x{e0.Offset:x} names moved code in a way whose meaning is not known");
+                    fail(rs.Target.Index, e0.Offset,
+                        $"the relocation at {rs.Target.Name}+0x{e0.Offset:x} names moved code in a way whose meaning is not known");
                     continue;
                 }
                 ulong meant = unchecked(s0.Value + (ulong)e0.Addend - anchor);
                 ulong now = unchecked(s1.Value + (ulong)e1.Addend - anchor);
                 if (now != ms.Map(meant))
-                    fail(rs.Target.Index, e0.Offset, $"the relocation at {rs.Target.Name}+0x{e0.Offset:x} names +0x{now:x}, not the new place +0x{ms.Map(meant):x} of +0x{meant:x}");
+                    fail(rs.Target.Index, e0.Offset,
+                        $"the relocation at {rs.Target.Name}+0x{e0.Offset:x} names +0x{now:x}, not the new place +0x{ms.Map(meant):x} of +0x{meant:x}");
             }
         }
     }
@@ -245,7 +257,8 @@ public static class TranslationValidator
         && unchecked(s0.Value + (ulong)e0.Addend) == before.Sections[(int)s0.SectionIndex].Size
         && unchecked(s0.Value + (ulong)e1.Addend) == after.Sections[(int)s0.SectionIndex].Size;
 
-    /// <summary>Entries added after the original ones only in .debug_line: each names one island (its line rows).</summary>
+    /// <summary>Entries added after the original ones only in .debug_line: each names one island (its line
+    /// rows).</summary>
     private static bool AreIslandLineAddresses(ElfImage before, ElfImage after, ElfRelocationSection rs, ElfRelocationSection ra, RewriteMap map) =>
         rs.Target.Name == ".debug_line" && ra.Entries.Skip(rs.Entries.Count).All(e =>
         {
@@ -254,7 +267,8 @@ public static class TranslationValidator
                    && islands.Any(i => (long)i.Island == e.Addend);
         });
 
-    private static void CheckSymbols(ElfImage before, ElfImage after, RewriteMap map, Dictionary<int, AddressMap> moves, Action<int, ulong, string> fail)
+    private static void CheckSymbols(ElfImage before, ElfImage after, RewriteMap map, Dictionary<int, AddressMap> moves,
+        Action<int, ulong, string> fail)
     {
         int j = 0, opd = IndexOf(before, ".opd");
         foreach (var s0 in before.Symbols)
@@ -271,7 +285,8 @@ public static class TranslationValidator
             }
             if (s0.IsInSection && moves.TryGetValue(section, out var m))
             {
-                if (s1.Value != m.Map(s0.Value)) fail(section, s0.Value, $"symbol {s0.Name} is at +0x{s1.Value:x}, not at its new place +0x{m.Map(s0.Value):x}");
+                if (s1.Value != m.Map(s0.Value)) fail(section, s0.Value,
+                    $"symbol {s0.Name} is at +0x{s1.Value:x}, not at its new place +0x{m.Map(s0.Value):x}");
                 if (s0.Size > 0 && s0.Type != SttSection && s1.Size != m.Map(s0.Value + s0.Size) - m.Map(s0.Value))
                     fail(section, s0.Value, $"symbol {s0.Name} no longer spans its code");
                 continue;
@@ -279,9 +294,11 @@ public static class TranslationValidator
             if (s1.Value != s0.Value) fail(section, s0.Value, $"symbol {s0.Name} moved, but its section did not");
             // A function whose islands were appended grows over them; nothing else changes size.
             bool grows = s0.IsInSection && map.Islands.ContainsKey(section) || s0.SectionIndex == (uint)opd;
-            if (s1.Size != s0.Size && !(grows && s1.Size > s0.Size)) fail(section, s0.Value, $"symbol {s0.Name} changed its size");
+            if (s1.Size != s0.Size && !(grows && s1.Size > s0.Size)) fail(section, s0.Value,
+                $"symbol {s0.Name} changed its size");
         }
     }
 
-    private static int IndexOf(ElfImage image, string name) => image.Sections.FirstOrDefault(s => s.Name == name)?.Index ?? -1;
+    private static int IndexOf(ElfImage image, string name) =>
+        image.Sections.FirstOrDefault(s => s.Name == name)?.Index ?? -1;
 }

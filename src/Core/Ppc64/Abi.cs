@@ -5,7 +5,8 @@ public enum PpcAbi
 {
     /// <summary>ELFv1 (big-endian ppc64): function descriptors in <c>.opd</c>, TOC save slot 40(r1).</summary>
     ElfV1,
-    /// <summary>ELFv2 (ppc64le, and BE kernels built with it): global/local entry points, TOC save slot 24(r1).</summary>
+    /// <summary>ELFv2 (ppc64le, and BE kernels built with it): global/local entry points, TOC save slot
+    /// 24(r1).</summary>
     ElfV2,
 }
 
@@ -23,7 +24,8 @@ public static class AbiFacts
     };
 
     /// <summary>The <c>ld r2,N(r1)</c> the kernel writes over the nop (PPC_INST_LD_TOC).</summary>
-    public static uint TocRestoreInstruction(PpcAbi abi) => abi == PpcAbi.ElfV2 ? Instruction.LdR2Sp24 : Instruction.LdR2Sp40;
+    public static uint TocRestoreInstruction(PpcAbi abi) =>
+        abi == PpcAbi.ElfV2 ? Instruction.LdR2Sp24 : Instruction.LdR2Sp40;
 
     /// <summary>
     /// ELFv2 local entry offset encoded in <c>st_other</c> bits 5–7 (PPC64_LOCAL_ENTRY_OFFSET): 0 and 1 mean the

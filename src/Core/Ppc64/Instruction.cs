@@ -49,7 +49,8 @@ public static class Instruction
         bool aa = (word & AaBit) != 0, lk = (word & LkBit) != 0;
         return PrimaryOpcode(word) switch
         {
-            18 => (aa, lk) switch { (false, false) => BranchKind.B, (false, true) => BranchKind.Bl, (true, false) => BranchKind.Ba, _ => BranchKind.Bla },
+            18 =>
+                (aa, lk) switch { (false, false) => BranchKind.B, (false, true) => BranchKind.Bl, (true, false) => BranchKind.Ba, _ => BranchKind.Bla },
             16 => aa ? BranchKind.Bca : lk ? BranchKind.Bcl : BranchKind.Bc,
             _ => BranchKind.Other,
         };
@@ -62,7 +63,8 @@ public static class Instruction
     public static bool IsRelativeLinkBranch(uint word) => Classify(word) is BranchKind.Bl or BranchKind.Bcl;
 
     /// <summary>True for a PC-relative branch (I-form or B-form, AA clear), with or without link.</summary>
-    public static bool IsRelativeBranch(uint word) => Classify(word) is BranchKind.B or BranchKind.Bl or BranchKind.Bc or BranchKind.Bcl;
+    public static bool IsRelativeBranch(uint word) =>
+        Classify(word) is BranchKind.B or BranchKind.Bl or BranchKind.Bc or BranchKind.Bcl;
 
     /// <summary>The signed byte displacement of a relative I-form or B-form branch.</summary>
     public static long BranchDisplacement(uint word) => PrimaryOpcode(word) switch
@@ -100,12 +102,15 @@ public static class Instruction
     {
         long min = -(1L << (bits - 1)), max = (1L << (bits - 1)) - 4;
         if ((displacement & 3) != 0)
-            throw new ArgumentOutOfRangeException(nameof(displacement), $"branch displacement 0x{displacement:x} is not a multiple of 4");
+            throw new ArgumentOutOfRangeException(nameof(displacement),
+                $"branch displacement 0x{displacement:x} is not a multiple of 4");
         if (displacement < min || displacement > max)
-            throw new ArgumentOutOfRangeException(nameof(displacement), $"branch displacement {displacement} is not in [{min}, {max}]");
+            throw new ArgumentOutOfRangeException(nameof(displacement),
+                $"branch displacement {displacement} is not in [{min}, {max}]");
     }
 
-    /// <summary>A short assembler-like spelling for reports: <c>bl</c>, <c>b</c>, <c>nop</c>, or the raw word.</summary>
+    /// <summary>A short assembler-like spelling for reports: <c>bl</c>, <c>b</c>, <c>nop</c>, or the raw
+    /// word.</summary>
     public static string Mnemonic(BranchKind kind) => kind switch
     {
         BranchKind.B => "b",

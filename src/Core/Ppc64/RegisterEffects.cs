@@ -62,7 +62,8 @@ public readonly record struct RegisterEffects(uint Gprs, byte CrFields, bool Ctr
     private static RegisterEffects Op19(uint word)
     {
         uint xo = (word >> 1) & 0x3ff;
-        if (xo is 16 or 528) return (word & 1) != 0 ? new(VolatileGprs, VolatileCr, true, true) : new(0, 0, false, true);
+        if (xo is 16 or 528) return (word & 1) != 0 ? new(VolatileGprs, VolatileCr, true, true) : new(0, 0, false,
+            true);
         if (xo == 150) return new(0, 0, false, true);                                    // isync
         if (xo == 0) return new(0, (byte)(1 << (int)((word >> 23) & 7)), false, true);   // mcrf
         if (xo is 33 or 129 or 193 or 225 or 257 or 289 or 417 or 449)                  // CR logical: writes bit BT
@@ -70,11 +71,14 @@ public readonly record struct RegisterEffects(uint Gprs, byte CrFields, bool Ctr
         return Unknown;
     }
 
-    private static readonly HashSet<uint> XoArithmetic = [8, 9, 10, 11, 40, 73, 75, 104, 136, 138, 200, 202, 232, 233, 234, 235, 266, 393, 395, 425, 427, 457, 459, 489, 491];
-    private static readonly HashSet<uint> XLogicalToRa = [24, 26, 27, 28, 58, 60, 122, 124, 154, 186, 252, 284, 316, 378, 412, 444, 476, 506, 508, 536, 538, 539, 570, 792, 794, 824, 826, 827, 890, 891, 922, 954, 986];
+    private static readonly HashSet<uint> XoArithmetic = [8, 9, 10, 11, 40, 73, 75, 104, 136, 138, 200, 202, 232, 233,
+        234, 235, 266, 393, 395, 425, 427, 457, 459, 489, 491];
+    private static readonly HashSet<uint> XLogicalToRa = [24, 26, 27, 28, 58, 60, 122, 124, 154, 186, 252, 284, 316,
+        378, 412, 444, 476, 506, 508, 536, 538, 539, 570, 792, 794, 824, 826, 827, 890, 891, 922, 954, 986];
     private static readonly HashSet<uint> XLoads = [20, 21, 23, 52, 84, 87, 116, 279, 341, 343, 532, 534, 790];
     private static readonly HashSet<uint> XLoadsUpdate = [53, 55, 119, 311, 373, 375];
-    private static readonly HashSet<uint> XStores = [149, 151, 215, 407, 660, 662, 918, 535, 599, 663, 727, 103, 231, 844, 972, 54, 86, 246, 278, 982, 1014, 598, 854, 4, 68, 179, 243];
+    private static readonly HashSet<uint> XStores = [149, 151, 215, 407, 660, 662, 918, 535, 599, 663, 727, 103, 231,
+        844, 972, 54, 86, 246, 278, 982, 1014, 598, 854, 4, 68, 179, 243];
     private static readonly HashSet<uint> XStoresUpdate = [181, 183, 247, 439, 567, 631, 695, 759];
 
     private static RegisterEffects Op31(uint word)

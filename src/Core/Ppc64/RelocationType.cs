@@ -68,7 +68,8 @@ public static class RelocationCatalog
     private static readonly Dictionary<uint, RelocationType> ByNumber = Build();
 
     public static RelocationType Get(uint number) =>
-        ByNumber.TryGetValue(number, out var t) ? t : new RelocationType(number, $"R_PPC64_<{number}>", KernelSupport.None);
+        ByNumber.TryGetValue(number, out var t) ? t : new RelocationType(number, $"R_PPC64_<{number}>",
+            KernelSupport.None);
 
     public static string NameOf(uint number) => Get(number).Name;
 

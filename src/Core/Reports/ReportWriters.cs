@@ -7,7 +7,8 @@ using PpcLivepatch.Ppc64;
 
 namespace PpcLivepatch.Reports;
 
-/// <summary>Output formats for verify reports. JSON field names are a public contract (README, "JSON output").</summary>
+/// <summary>Output formats for verify reports. JSON field names are a public contract (README, "JSON
+/// output").</summary>
 public enum ReportFormat
 {
     Text,
@@ -204,7 +205,8 @@ public static class ReportWriters
         var diagnostics = reports.SelectMany(r => r.Diagnostics).ToList();
         var rules = diagnostics.Select(d => d.Code).Distinct().Order(StringComparer.Ordinal).ToList();
         w.WriteStartObject();
-        w.WriteString("$schema", "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json");
+        w.WriteString("$schema",
+            "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json");
         w.WriteString("version", "2.1.0");
         w.WriteStartArray("runs");
         w.WriteStartObject();
@@ -280,7 +282,8 @@ public static class ReportWriters
         w.WriteEndObject();
     });
 
-    private static string Level(Severity s) => s switch { Severity.Error => "error", Severity.Warning => "warning", _ => "note" };
+    private static string Level(Severity s) =>
+        s switch { Severity.Error => "error", Severity.Warning => "warning", _ => "note" };
 
     private static void WriteSource(Utf8JsonWriter w, SourceLocation? source)
     {
@@ -300,7 +303,8 @@ public static class ReportWriters
     private static string Write(Action<Utf8JsonWriter> body)
     {
         var buffer = new MemoryStream();
-        using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true,
+            Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
             body(w);
         return Encoding.UTF8.GetString(buffer.ToArray()) + "\n";
     }

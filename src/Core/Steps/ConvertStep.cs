@@ -2,7 +2,8 @@ using PpcLivepatch.Klp;
 
 namespace PpcLivepatch.Steps;
 
-/// <summary>The SDK's Convert step: binds the KlpSymbol references of each object through livepatch relocations.</summary>
+/// <summary>The SDK's Convert step: binds the KlpSymbol references of each object through livepatch
+/// relocations.</summary>
 public static class ConvertStep
 {
     public static StepResult Run(IReadOnlyList<StepObject> objects, IReadOnlyList<KlpSymbolSpec> symbols)

@@ -27,12 +27,14 @@ public static class StepFiles
         }
         catch (Exception e) when (IsIoFailure(e) || e is ArgumentException)
         {
-            events.Add(StepEvent.Of(Diagnostic.Create(DiagnosticCatalog.UnwritableOutput, path, $"cannot write '{path}': {e.Message}")));
+            events.Add(StepEvent.Of(Diagnostic.Create(DiagnosticCatalog.UnwritableOutput, path,
+                $"cannot write '{path}': {e.Message}")));
             return false;
         }
     }
 
-    /// <summary>Writes a report next to the outputs; a report that cannot be written is a warning, not a failure.</summary>
+    /// <summary>Writes a report next to the outputs; a report that cannot be written is a warning, not a
+    /// failure.</summary>
     internal static void WriteReport(string? path, string contents, List<StepEvent> events)
     {
         if (string.IsNullOrEmpty(path)) return;
@@ -66,6 +68,8 @@ public static class StepFiles
         return result;
     }
 
-    /// <summary>The exceptions a file system failure surfaces as (reported as coded diagnostics, never thrown on).</summary>
-    public static bool IsIoFailure(Exception e) => e is IOException or UnauthorizedAccessException or NotSupportedException;
+    /// <summary>The exceptions a file system failure surfaces as (reported as coded diagnostics, never thrown
+    /// on).</summary>
+    public static bool IsIoFailure(Exception e) =>
+        e is IOException or UnauthorizedAccessException or NotSupportedException;
 }

@@ -43,7 +43,8 @@ public static class StepProtocol
             var root = doc.RootElement;
             var objects = root.GetProperty("objects").EnumerateArray()
                 .Select(o => new StepObject(o.GetProperty("input").GetString()!, o.GetProperty("output").GetString()!)).ToList();
-            return new StepRequest(root.GetProperty("directory").GetString()!, StepOptions.Read(root.GetProperty("options")), objects);
+            return new StepRequest(root.GetProperty("directory").GetString()!,
+                StepOptions.Read(root.GetProperty("options")), objects);
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
         {
@@ -119,7 +120,8 @@ public static class StepProtocol
         w.WriteEndObject();
     }
 
-    /// <summary>Reads what <see cref="Write"/> wrote; false (with the reason) for anything else, including a cut-off run.</summary>
+    /// <summary>Reads what <see cref="Write"/> wrote; false (with the reason) for anything else, including a cut-off
+    /// run.</summary>
     public static bool TryRead(string text, out StepResult? result, out string? error)
     {
         result = null;
@@ -142,7 +144,8 @@ public static class StepProtocol
                     return false;
                 }
                 if (root.TryGetProperty("diagnostic", out var d)) events.Add(StepEvent.Of(ReadDiagnostic(d)));
-                else events.Add(StepEvent.Say(root.GetProperty("message").GetString()!, root.GetProperty("prominent").GetBoolean()));
+                else events.Add(StepEvent.Say(root.GetProperty("message").GetString()!,
+                    root.GetProperty("prominent").GetBoolean()));
             }
             catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException or ArgumentException)
             {
@@ -159,7 +162,8 @@ public static class StepProtocol
         string? Text(string name) => d.TryGetProperty(name, out var v) ? v.GetString() : null;
         ulong? Number(string name) => d.TryGetProperty(name, out var v) ? v.GetUInt64() : null;
         var source = d.TryGetProperty("file", out var file)
-            ? new SourceLocation(file.GetString()!, d.GetProperty("line").GetInt32(), d.GetProperty("column").GetInt32())
+            ? new SourceLocation(file.GetString()!, d.GetProperty("line").GetInt32(),
+                d.GetProperty("column").GetInt32())
             : null;
         var severity = Text("severity") switch
         {

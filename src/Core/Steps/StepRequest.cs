@@ -94,10 +94,12 @@ public sealed record StepOptions(
     }
 }
 
-/// <summary>One step to run: the directory relative paths are resolved against, the options, the object pairs.</summary>
+/// <summary>One step to run: the directory relative paths are resolved against, the options, the object
+/// pairs.</summary>
 public sealed record StepRequest(string Directory, StepOptions Options, IReadOnlyList<StepObject> Objects);
 
-/// <summary>The spellings of the step options, as MSBuild properties and command lines write them; checked here only.</summary>
+/// <summary>The spellings of the step options, as MSBuild properties and command lines write them; checked here
+/// only.</summary>
 public static class StepOptionParsing
 {
     /// <summary>The SDK's <c>Rel24Strategy=none</c>: report what would need fixing, fix nothing.</summary>
@@ -133,7 +135,8 @@ public static class StepOptionParsing
     public static string NameOf(StepKind step) => step.ToString().ToLowerInvariant();
 }
 
-/// <summary>Runs a step in this process: what the native tool's <c>serve</c> and the tasks' in-process fallback share.</summary>
+/// <summary>Runs a step in this process: what the native tool's <c>serve</c> and the tasks' in-process fallback
+/// share.</summary>
 public static class StepRunner
 {
     public static StepResult Run(StepOptions options, IReadOnlyList<StepObject> objects) => options.Step switch

@@ -2,7 +2,8 @@ using PpcLivepatch.Diagnostics;
 
 namespace PpcLivepatch.Steps;
 
-/// <summary>One object through a build step: read from <see cref="Input"/>, written atomically to <see cref="Output"/>.</summary>
+/// <summary>One object through a build step: read from <see cref="Input"/>, written atomically to <see
+/// cref="Output"/>.</summary>
 public sealed record StepObject(string Input, string Output);
 
 /// <summary>

@@ -4,7 +4,8 @@ using PpcLivepatch.Reports;
 
 namespace PpcLivepatch.Steps;
 
-/// <summary>The SDK's Verify step: runs the kernel loader model on each final module and copies an accepted one to its output.</summary>
+/// <summary>The SDK's Verify step: runs the kernel loader model on each final module and copies an accepted one to its
+/// output.</summary>
 public static class VerifyStep
 {
     public static StepResult Run(IReadOnlyList<StepObject> objects, StepOptions options)

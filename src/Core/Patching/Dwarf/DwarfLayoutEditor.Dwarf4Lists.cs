@@ -47,7 +47,8 @@ internal sealed partial class DwarfLayoutEditor
             if (!relocated && baseAddress is { } bas && Changes(bas.Section))
             {
                 ulong newBegin = Moved(bas.Section, bas.Value, bas.Value + begin);
-                ulong newEnd = locations ? Moved(bas.Section, bas.Value, bas.Value + end) : Ranged(bas.Section, bas.Value, bas.Value + end);
+                ulong newEnd = locations ? Moved(bas.Section, bas.Value, bas.Value + end) : Ranged(bas.Section,
+                    bas.Value, bas.Value + end);
                 if (newBegin != begin) { ByteOrder.Write(data.AsSpan(pos), 8, newBegin, le); changed = true; }
                 if (newEnd != end) { ByteOrder.Write(data.AsSpan(pos + 8), 8, newEnd, le); changed = true; }
             }

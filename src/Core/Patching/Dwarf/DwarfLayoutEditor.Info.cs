@@ -113,7 +113,8 @@ internal sealed partial class DwarfLayoutEditor
         if (changed) SetSectionData(info.Index, data);
     }
 
-    private static Dictionary<ulong, List<(ulong Name, ulong Form, long Implicit)>> ReadAbbrevs(ReadOnlySpan<byte> data, int offset, bool le)
+    private static Dictionary<ulong, List<(ulong Name, ulong Form, long Implicit)>> ReadAbbrevs(ReadOnlySpan<byte> data,
+        int offset, bool le)
     {
         var result = new Dictionary<ulong, List<(ulong, ulong, long)>>();
         var r = new DwarfReader(data, le, offset);

@@ -107,7 +107,8 @@ internal sealed partial class DwarfLayoutEditor
     /// One sequence per island of this unit's code: the row of its call (file, line, column), covering the island's
     /// 12 bytes. Its DW_LNE_set_address gets a relocation to the island, added once the section's layout is final.
     /// </summary>
-    private void AppendIslandRows(List<byte> output, List<(int Section, ulong Address, LineRegisters State, bool End)> rows, byte minInst)
+    private void AppendIslandRows(List<byte> output,
+        List<(int Section, ulong Address, LineRegisters State, bool End)> rows, byte minInst)
     {
         foreach (var island in _islands)
         {

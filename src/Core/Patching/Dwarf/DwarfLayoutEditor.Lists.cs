@@ -109,7 +109,8 @@ internal sealed partial class DwarfLayoutEditor
                     default: throw new DwarfFormatException($"{name} entry kind {kind} is not known");
                 }
             }
-            if (offsetCount > 0) RewriteOffsetTable(name, output, data, anchors, unitAnchors, table, unitStart + (table - pos), offsetCount, le);
+            if (offsetCount > 0) RewriteOffsetTable(name, output, data, anchors, unitAnchors, table,
+                unitStart + (table - pos), offsetCount, le);
             PatchUnitLength(output, unitStart, le);
             pos = end;
         }
@@ -117,8 +118,10 @@ internal sealed partial class DwarfLayoutEditor
         Rewrite(section, [.. output], anchors);
     }
 
-    /// <summary>A location entry's expression, copied; its anchor lets a relocation inside it (DW_OP_addr) move.</summary>
-    private static void CopyExpression(ref DwarfReader r, ReadOnlySpan<byte> data, List<byte> output, List<(ulong Old, ulong New)> anchors, bool locations)
+    /// <summary>A location entry's expression, copied; its anchor lets a relocation inside it (DW_OP_addr)
+    /// move.</summary>
+    private static void CopyExpression(ref DwarfReader r, ReadOnlySpan<byte> data, List<byte> output,
+        List<(ulong Old, ulong New)> anchors, bool locations)
     {
         if (!locations) return;
         int e = r.Position;
@@ -127,7 +130,8 @@ internal sealed partial class DwarfLayoutEditor
         Copy(output, data, e, r.Position);
     }
 
-    /// <summary>Each offset-table entry of a rewritten list unit: the new distance from the table to its list.</summary>
+    /// <summary>Each offset-table entry of a rewritten list unit: the new distance from the table to its
+    /// list.</summary>
     private static void RewriteOffsetTable(string name, List<byte> output, ReadOnlySpan<byte> data, List<(ulong Old, ulong New)> anchors,
                                            int unitAnchors, int table, int newTable, uint count, bool le)
     {

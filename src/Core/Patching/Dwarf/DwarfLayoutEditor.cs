@@ -18,7 +18,8 @@ namespace PpcLivepatch.Patching;
 /// </summary>
 internal sealed partial class DwarfLayoutEditor
 {
-    /// <summary>Debug sections whose references to moved code this editor (with the relocation addends) keeps right.</summary>
+    /// <summary>Debug sections whose references to moved code this editor (with the relocation addends) keeps
+    /// right.</summary>
     public static readonly HashSet<string> Understood =
         [".debug_info", ".debug_line", ".debug_aranges", ".debug_rnglists", ".debug_loclists", ".debug_ranges", ".debug_loc", ".debug_frame",
          ".debug_addr"];
@@ -42,7 +43,8 @@ internal sealed partial class DwarfLayoutEditor
     /// <summary>The DWARF edits for one set of changed sections.</summary>
     internal sealed record Plan(IReadOnlyList<Action<ElfContainer>> Edits);
 
-    /// <summary>An island at <paramref name="Island"/> of a code section, standing for the call at <paramref name="Call"/>.</summary>
+    /// <summary>An island at <paramref name="Island"/> of a code section, standing for the call at <paramref
+    /// name="Call"/>.</summary>
     private readonly record struct IslandLine(int Section, ulong Call, ulong Island);
 
     /// <summary>
@@ -52,7 +54,8 @@ internal sealed partial class DwarfLayoutEditor
     /// for exactly these layouts, if any. Returns why islands could not be described, or null — that is debug
     /// information only, never a reason to refuse the patch.
     /// </summary>
-    public static string? Apply(ElfImage image, ElfContainer container, IReadOnlyList<CodeLayout> layouts, Plan? checkedPlan)
+    public static string? Apply(ElfImage image, ElfContainer container, IReadOnlyList<CodeLayout> layouts,
+        Plan? checkedPlan)
     {
         if (layouts.Count == 0) return null;
         Plan plan;
@@ -136,13 +139,16 @@ internal sealed partial class DwarfLayoutEditor
 
     /// <summary>The relocations of a debug section that name code or data in a section.</summary>
     private Dictionary<ulong, Target> Relocations(ElfSection section) =>
-        _image.RelocationTargets(section).Where(kv => kv.Value.Section >= 0).ToDictionary(kv => kv.Key, kv => new Target(kv.Value.Section, kv.Value.Value));
+        _image.RelocationTargets(section).Where(kv => kv.Value.Section >= 0).ToDictionary(kv => kv.Key,
+            kv => new Target(kv.Value.Section, kv.Value.Value));
 
-    /// <summary>Old → new distance for code at <paramref name="from"/> .. <paramref name="to"/> of a section (identity if it did not move).</summary>
+    /// <summary>Old → new distance for code at <paramref name="from"/> .. <paramref name="to"/> of a section (identity
+    /// if it did not move).</summary>
     private ulong Moved(int section, ulong from, ulong to) =>
         _editors.TryGetValue(section, out var e) ? e.Map(to) - e.Map(from) : to - from;
 
-    /// <summary>As <see cref="Moved"/>, for an address range: one that ends where a function ended takes in its islands.</summary>
+    /// <summary>As <see cref="Moved"/>, for an address range: one that ends where a function ended takes in its
+    /// islands.</summary>
     private ulong Ranged(int section, ulong from, ulong to) =>
         Moved(section, from, to) + (_grown.TryGetValue(section, out var g) && to == g.OldEnd ? g.NewEnd - g.OldEnd : 0);
 
@@ -163,17 +169,20 @@ internal sealed partial class DwarfLayoutEditor
 
     private Dictionary<(int Section, ulong Offset), (int Table, int Entry, long Addend)>? _grownEnds;
 
-    /// <summary>Relocations in debug sections naming a grown function's old end, with the addend that names its new end.</summary>
+    /// <summary>Relocations in debug sections naming a grown function's old end, with the addend that names its new
+    /// end.</summary>
     private Dictionary<(int Section, ulong Offset), (int Table, int Entry, long Addend)> GrownEnds()
     {
         var ends = new Dictionary<(int, ulong), (int, int, long)>();
-        foreach (var rs in _image.RelocationSections.Where(r => r.Target.Name.StartsWith(".debug_", StringComparison.Ordinal)))
+        foreach (var rs in _image.RelocationSections.Where(r => r.Target.Name.StartsWith(".debug_",
+            StringComparison.Ordinal)))
             for (int i = 0; i < rs.Entries.Count; i++)
             {
                 var rela = rs.Entries[i];
                 var sym = _image.Symbols[(int)rela.SymbolIndex];
                 if (sym.IsInSection && _grown.TryGetValue((int)sym.SectionIndex, out var g) && unchecked(sym.Value + (ulong)rela.Addend) == g.OldEnd)
-                    ends[(rs.Target.Index, rela.Offset)] = (rs.Section.Index, i, rela.Addend + (long)(g.NewEnd - g.OldEnd));
+                    ends[(rs.Target.Index, rela.Offset)] = (rs.Section.Index, i,
+                        rela.Addend + (long)(g.NewEnd - g.OldEnd));
             }
         return ends;
     }

@@ -18,6 +18,7 @@ internal sealed class AutoStrategy : IFixStrategy
     {
         var (plan, why) = InsertNopStrategy.Attempt(context, section, calls);
         if (plan is not null) return plan;
-        return _islands.Plan(context, section, why is null ? calls : calls.Select(c => c with { NoNopWhy = why }).ToList());
+        return _islands.Plan(context, section,
+            why is null ? calls : calls.Select(c => c with { NoNopWhy = why }).ToList());
     }
 }

@@ -29,7 +29,8 @@ internal sealed record SectionPlan(SectionRewrite? Rewrite, IReadOnlyList<Diagno
 /// <summary>What a strategy plans with: the analysis of the input, and sections the validator refused before.</summary>
 internal sealed record PatchContext(ObjectAnalysis Analysis, IReadOnlyDictionary<int, string> RefusedByValidator);
 
-/// <summary>A local symbol a rewrite adds (islands name theirs); added after every other edit, since it renumbers symbols.</summary>
+/// <summary>A local symbol a rewrite adds (islands name theirs); added after every other edit, since it renumbers
+/// symbols.</summary>
 internal sealed record NewSymbol(string Name, int Section, ulong Value, ulong Size);
 
 /// <summary>One section's rewrite, ready to apply to the output container.</summary>
@@ -67,7 +68,8 @@ public static class FixStrategies
         return found is not null;
     }
 
-    /// <summary>"island, insert-nop or auto" (with <paramref name="more"/> last) for messages that list the choices.</summary>
+    /// <summary>"island, insert-nop or auto" (with <paramref name="more"/> last) for messages that list the
+    /// choices.</summary>
     public static string Choices(params string[] more)
     {
         var names = All.Select(s => s.Name).Concat(more).ToList();

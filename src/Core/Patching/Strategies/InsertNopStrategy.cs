@@ -4,10 +4,9 @@ using PpcLivepatch.Ppc64;
 
 namespace PpcLivepatch.Patching;
 
-/// <summary>
-/// insert-nop: a nop right after each call, where the compiler would have put it, and everything after it moves
-/// (<see cref="InsertNopEditor"/>). A section whose layout is not fully understood is refused with the reason (PLP2011).
-/// </summary>
+/// <summary> insert-nop: a nop right after each call, where the compiler would have put it, and everything after it
+/// moves (<see cref="InsertNopEditor"/>). A section whose layout is not fully understood is refused with the reason
+/// (PLP2011). </summary>
 internal sealed class InsertNopStrategy : IFixStrategy
 {
     public FixStrategy Kind => FixStrategy.InsertNop;
@@ -24,8 +23,10 @@ internal sealed class InsertNopStrategy : IFixStrategy
             "Use --strategy auto (islands where insert-nop is not possible) or --strategy island.")).ToList());
     }
 
-    /// <summary>The rewrite, or why the section cannot take inserted nops (null when there was simply nothing to insert).</summary>
-    internal static (SectionPlan? Plan, string? Why) Attempt(PatchContext context, ElfSection section, IReadOnlyList<CallToFix> calls)
+    /// <summary>The rewrite, or why the section cannot take inserted nops (null when there was simply nothing to
+    /// insert).</summary>
+    internal static (SectionPlan? Plan, string? Why) Attempt(PatchContext context, ElfSection section,
+        IReadOnlyList<CallToFix> calls)
     {
         var image = context.Analysis.Image;
         // Only plain relative bl sites with a following instruction take an inserted nop; the others have no fix at all,
@@ -51,7 +52,8 @@ internal sealed class InsertNopRewrite(InsertNopEditor editor, IReadOnlyList<Cal
     public override DwarfLayoutEditor.Plan? CheckedDwarfPlan => editor.DwarfPlan;
 
     public override IReadOnlyList<AppliedFix> Fixes { get; } = calls.Select(c =>
-        new AppliedFix(c.Section.Name, c.Offset, c.Function?.Name ?? c.Section.Name, c.Callee, FixStrategy.InsertNop, 0, c.Source)
+        new AppliedFix(c.Section.Name, c.Offset, c.Function?.Name ?? c.Section.Name, c.Callee, FixStrategy.InsertNop, 0,
+            c.Source)
             { NewOffset = editor.Map(c.Offset) }).ToList();
 
     public override IReadOnlyList<NewSymbol> Apply(ElfContainer container)

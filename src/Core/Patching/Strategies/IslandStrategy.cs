@@ -34,7 +34,8 @@ internal sealed class IslandRewrite : SectionRewrite
         _plan = plan;
         _start = IslandPlanner.AlignUp(plan.Section.Size, 4);
         _end = _start + (ulong)(plan.Islands.Count * IslandPlanner.IslandSize);
-        Layout = CodeLayout.WithIslands(plan.Section.Index, plan.Islands.Select(i => (i.Call.Offset, i.Island)).ToList(), plan.Function.End, _end);
+        Layout = CodeLayout.WithIslands(plan.Section.Index,
+            plan.Islands.Select(i => (i.Call.Offset, i.Island)).ToList(), plan.Function.End, _end);
         Fixes = plan.Islands.Select(i => new AppliedFix(plan.Section.Name, i.Call.Offset, plan.Function.Name, i.Call.Callee, FixStrategy.Island,
             i.Island, i.Call.Source) { Why = i.Call.NoNopWhy }).ToList();
     }
@@ -52,11 +53,14 @@ internal sealed class IslandRewrite : SectionRewrite
         var symbols = new List<NewSymbol>();
         foreach (var (call, island) in _plan.Islands)
         {
-            var (siteWord, islandWords) = IslandPlanner.Encode(call.Offset, island, _image.ReadWord(section, call.Offset), call.DirectTarget);
+            var (siteWord, islandWords) = IslandPlanner.Encode(call.Offset, island,
+                _image.ReadWord(section, call.Offset), call.DirectTarget);
             _image.WriteU32(code, (int)call.Offset, siteWord);
             for (int i = 0; i < islandWords.Length; i++) _image.WriteU32(code, (int)island + 4 * i, islandWords[i]);
-            if (call.Relocated is { } site) container.SetRelocationOffset(site.RelocationSection.Index, site.RelocationIndex, island);
-            symbols.Add(new NewSymbol(IslandPlanner.SymbolName(_plan.Function.Name, call.Callee, symbols.Count), section.Index, island, IslandPlanner.IslandSize));
+            if (call.Relocated is { } site) container.SetRelocationOffset(site.RelocationSection.Index,
+                site.RelocationIndex, island);
+            symbols.Add(new NewSymbol(IslandPlanner.SymbolName(_plan.Function.Name, call.Callee, symbols.Count),
+                section.Index, island, IslandPlanner.IslandSize));
         }
         container.SetSectionData(section.Index, code);
         // The function now ends where the last island ends (ELFv1: the .opd symbol's size is the code size).
