@@ -13,7 +13,7 @@ internal static class DiagnosticLogging
     /// <summary>Logs one diagnostic with its own severity (the steps have applied the SDK's policies).</summary>
     public static void Log(TaskLoggingHelper log, Diagnostic d, string? helpLinkBase)
     {
-        string message = d.Fix is null ? d.Message : $"{d.Message}. Fix: {d.Fix}";
+        string message = d.Fix is null ? d.Message : $"{d.Sentence} Fix: {d.Fix}";
         // Per-site information goes to detailed logs; summaries are shown at normal verbosity.
         var importance = d.Kind == DiagnosticKind.Fixed ? MessageImportance.Low : MessageImportance.Normal;
         Write(log, d.Code, d.Severity, helpLinkBase, d.Source?.File ?? d.ObjectPath,

@@ -250,7 +250,19 @@ public sealed class BadInputTests
             var stdout = new StringWriter();
             Assert.AreEqual(CliApp.ExitUsage, CliApp.Run(["patch", "-o", output, Repo.Fixture("livepatch.und.le.o")], stdout, new StringWriter()));
             StringAssert.Contains(stdout.ToString(), $"{output} : error PLP1010: cannot write");
+            Assert.IsFalse(stdout.ToString().Contains(".."), $"one period closes a sentence: {stdout}");
         });
+    }
+
+    [TestMethod]
+    public void AMessageQuotingASystemErrorEndsWithOnePeriod()
+    {
+        var d = Diagnostics.Diagnostic.Create(DiagnosticCatalog.UnwritableOutput, "out.o", "cannot write 'out.o': Read-only file system.") with
+            { Fix = "Choose a writable -o." };
+        Assert.AreEqual("out.o : error PLP1010: cannot write 'out.o': Read-only file system. Fix: Choose a writable -o.",
+            Reports.ReportWriters.CanonicalLine(d));
+        Assert.AreEqual("out.o : error PLP1010: cannot write 'out.o': no space.",
+            Reports.ReportWriters.CanonicalLine(d with { Message = "cannot write 'out.o': no space", Fix = null }));
     }
 
     [TestMethod]

@@ -85,4 +85,31 @@ public sealed class Ppc64Tests
         Assert.IsFalse(RelocationCatalog.IsSupportedByKernel(999, false));
         Assert.AreEqual("R_PPC64_<999>", RelocationCatalog.NameOf(999));
     }
+
+    /// <summary>
+    /// Every name in the catalog is binutils' name for that number: relocations of every catalogued type are added to a
+    /// real object and <c>readelf -r</c> names them. Numbers nobody defines (not in the catalog) keep the explicit
+    /// <c>R_PPC64_&lt;n&gt;</c> form, so a report never claims a name it cannot back.
+    /// </summary>
+    [TestMethod]
+    public void CatalogNamesAreBinutilsNames()
+    {
+        Assert.IsTrue(Elf.ElfImage.TryLoad(Repo.Fixture("calls.kpatch.le.o"), out var image, out _));
+        var rela = image!.RelocationSections.First(r => r.Target.IsExecutable);
+        var section = image.Symbols.First(y => y.Type == Elf.ElfConstants.SttSection && y.SectionIndex == (uint)rela.Target.Index);
+        var container = Elf.ElfContainer.Load(image);
+        var types = RelocationCatalog.All.Select(t => t.Number).Where(n => n != 0).Order().ToList();
+        foreach (uint n in types) container.AddRelocation(rela.Section.Index, 0, n, section.Index, 0);
+        string path = Path.Combine(Repo.NewTempDir(), "every-type.o");
+        File.WriteAllBytes(path, container.Save());
+
+        var listed = Tool.Check("powerpc64le-linux-gnu-readelf", "-rW", path).Split('\n')
+            .SkipWhile(l => !l.Contains($"'{rela.Section.Name}'")).Skip(2).TakeWhile(l => l.Trim().Length > 0)
+            .Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[2]).ToList();
+        Assert.IsTrue(types.Count > 100, $"the catalog should name the psABI's types, has {types.Count}");
+        var ours = types.Select(n => RelocationCatalog.NameOf(n)).ToList();
+        var theirs = listed.TakeLast(types.Count).ToList();
+        var differ = ours.Zip(theirs, (o, t) => o == t ? null : $"{o} vs readelf's {t}").OfType<string>().ToList();
+        Assert.AreEqual(0, differ.Count, string.Join("; ", differ));
+    }
 }

@@ -132,8 +132,13 @@ public static class ObjectPatcher
     /// <summary>"island", "insert-nop", "insert-nop 3, island 1", or "none".</summary>
     public static string StrategySummary(IReadOnlyCollection<AppliedFix> fixes)
     {
-        int nops = fixes.Count(f => f.Strategy == FixStrategy.InsertNop), islands = fixes.Count - nops;
-        return fixes.Count == 0 ? "none" : nops == 0 ? "island" : islands == 0 ? "insert-nop" : $"insert-nop {nops}, island {islands}";
+        var used = fixes.GroupBy(f => f.Strategy).OrderBy(g => FixStrategies.ReportOrder(g.Key)).ToList();
+        return used.Count switch
+        {
+            0 => "none",
+            1 => FixStrategies.NameOf(used[0].Key),
+            _ => string.Join(", ", used.Select(g => $"{FixStrategies.NameOf(g.Key)} {g.Count()}")),
+        };
     }
 
     /// <summary>
@@ -160,10 +165,7 @@ public static class ObjectPatcher
         var diagnostics = new List<Diagnostic>(unfixable);
         diagnostics.AddRange(after.Diagnostics.Where(d => !explained.Contains((d.Section, d.Offset))));
         foreach (var f in fixes)
-            diagnostics.Add(new Diagnostic(DiagnosticCatalog.SiteFixed,
-                f.Strategy == FixStrategy.InsertNop
-                    ? $"fixed call to {f.Callee} at {f.Section}+0x{f.Offset:x}: a nop inserted after it (the call is now at +0x{f.NewOffset:x})"
-                    : $"fixed call to {f.Callee} at {f.Section}+0x{f.Offset:x}: redirected through an island at {f.Section}+0x{f.IslandOffset:x} (bl; nop; b back)",
+            diagnostics.Add(new Diagnostic(DiagnosticCatalog.SiteFixed, $"fixed call to {f.Callee} at {f.Section}+0x{f.Offset:x}: {f.Done}",
                 output.Path, f.Section, f.Offset, f.Function, null, f.Callee, f.Source));
         foreach (string note in unwindNotes)
             diagnostics.Add(new Diagnostic(DiagnosticCatalog.UnwindNotExtended, note, output.Path));

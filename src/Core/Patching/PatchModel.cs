@@ -42,6 +42,9 @@ public sealed record AppliedFix(string Section, ulong Offset, string Function, s
 {
     public ulong? NewOffset { get; init; }
     public string? Why { get; init; }
+
+    /// <summary>What the strategy did, for the PLP4001 line: "a nop inserted after it (…)".</summary>
+    public string Done { get; init; } = "";
 }
 
 /// <summary>

@@ -116,7 +116,7 @@ public static class ReportWriters
             ? $"{s.File}({s.Line}{(s.Column > 0 ? $",{s.Column}" : "")})"
             : $"{d.ObjectPath} ";
         string fix = d.Fix is null ? "" : $" Fix: {d.Fix}";
-        return $"{origin}: {severity} {d.Code}: {d.Message}.{fix}";
+        return $"{origin}: {severity} {d.Code}: {d.Sentence}{fix}";
     }
 
     public static string Json(IReadOnlyList<ObjectReport> reports, IReadOnlyList<IReadOnlyList<AppliedFix>>? fixes = null) => Write(w =>
@@ -187,8 +187,8 @@ public static class ReportWriters
                 w.WriteNumber("offset", f.Offset);
                 w.WriteString("function", f.Function);
                 w.WriteString("callee", f.Callee);
-                w.WriteString("strategy", f.Strategy == FixStrategy.InsertNop ? "insert-nop" : "island");
-                if (f.Strategy == FixStrategy.InsertNop) w.WriteNumber("newOffset", f.NewOffset ?? f.Offset);
+                w.WriteString("strategy", FixStrategies.NameOf(f.Strategy));
+                if (f.NewOffset is { } moved) w.WriteNumber("newOffset", moved);   // the call moved
                 else w.WriteNumber("islandOffset", f.IslandOffset);
                 if (f.Why is not null) w.WriteString("why", f.Why);   // why auto did not insert a nop there
                 WriteSource(w, f.Source);
@@ -240,7 +240,7 @@ public static class ReportWriters
             w.WriteNumber("ruleIndex", rules.IndexOf(d.Code));
             w.WriteString("level", Level(d.Severity));
             w.WriteStartObject("message");
-            w.WriteString("text", d.Fix is null ? d.Message : $"{d.Message}. Fix: {d.Fix}");
+            w.WriteString("text", d.Fix is null ? d.Message : $"{d.Sentence} Fix: {d.Fix}");
             w.WriteEndObject();
             w.WriteStartArray("locations");
             w.WriteStartObject();

@@ -13,6 +13,7 @@ internal sealed class AutoStrategy : IFixStrategy
     public FixStrategy Kind => FixStrategy.Auto;
     public string Name => "auto";
     public bool RetriesRefusedSections => true;
+    public bool MovesCode => true;
 
     public SectionPlan Plan(PatchContext context, ElfSection section, IReadOnlyList<CallToFix> calls)
     {

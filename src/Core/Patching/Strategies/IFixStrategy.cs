@@ -20,6 +20,9 @@ internal interface IFixStrategy
     /// <summary>Whether a section whose rewrite the validator refused may be planned again (with islands).</summary>
     bool RetriesRefusedSections { get; }
 
+    /// <summary>Whether its rewrites move existing code (what reports list first).</summary>
+    bool MovesCode { get; }
+
     SectionPlan Plan(PatchContext context, ElfSection section, IReadOnlyList<CallToFix> calls);
 }
 
@@ -58,6 +61,9 @@ public static class FixStrategies
     private static readonly IFixStrategy[] All = [new IslandStrategy(), new InsertNopStrategy(), new AutoStrategy()];
 
     internal static IFixStrategy Get(FixStrategy kind) => All.First(s => s.Kind == kind);
+
+    /// <summary>Where a strategy goes in summaries ("insert-nop 3, island 1"): strategies that move code first.</summary>
+    public static int ReportOrder(FixStrategy kind) => Get(kind).MovesCode ? 0 : 1;
 
     public static string NameOf(FixStrategy kind) => Get(kind).Name;
 

@@ -12,6 +12,7 @@ internal sealed class InsertNopStrategy : IFixStrategy
     public FixStrategy Kind => FixStrategy.InsertNop;
     public string Name => "insert-nop";
     public bool RetriesRefusedSections => false;
+    public bool MovesCode => true;
 
     public SectionPlan Plan(PatchContext context, ElfSection section, IReadOnlyList<CallToFix> calls)
     {
@@ -54,7 +55,7 @@ internal sealed class InsertNopRewrite(InsertNopEditor editor, IReadOnlyList<Cal
     public override IReadOnlyList<AppliedFix> Fixes { get; } = calls.Select(c =>
         new AppliedFix(c.Section.Name, c.Offset, c.Function?.Name ?? c.Section.Name, c.Callee, FixStrategy.InsertNop, 0,
             c.Source)
-            { NewOffset = editor.Map(c.Offset) }).ToList();
+            { NewOffset = editor.Map(c.Offset), Done = $"a nop inserted after it (the call is now at +0x{editor.Map(c.Offset):x})" }).ToList();
 
     public override IReadOnlyList<NewSymbol> Apply(ElfContainer container)
     {

@@ -11,6 +11,7 @@ internal sealed class IslandStrategy : IFixStrategy
     public FixStrategy Kind => FixStrategy.Island;
     public string Name => "island";
     public bool RetriesRefusedSections => false;
+    public bool MovesCode => false;
 
     public SectionPlan Plan(PatchContext context, ElfSection section, IReadOnlyList<CallToFix> calls)
     {
@@ -37,7 +38,11 @@ internal sealed class IslandRewrite : SectionRewrite
         Layout = CodeLayout.WithIslands(plan.Section.Index,
             plan.Islands.Select(i => (i.Call.Offset, i.Island)).ToList(), plan.Function.End, _end);
         Fixes = plan.Islands.Select(i => new AppliedFix(plan.Section.Name, i.Call.Offset, plan.Function.Name, i.Call.Callee, FixStrategy.Island,
-            i.Island, i.Call.Source) { Why = i.Call.NoNopWhy }).ToList();
+            i.Island, i.Call.Source)
+        {
+            Why = i.Call.NoNopWhy,
+            Done = $"redirected through an island at {plan.Section.Name}+0x{i.Island:x} (bl; nop; b back)",
+        }).ToList();
     }
 
     public override ElfSection Section => _plan.Section;
