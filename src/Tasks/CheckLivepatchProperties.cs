@@ -47,10 +47,11 @@ public sealed class CheckLivepatchProperties : Microsoft.Build.Utilities.Task
             Extra ?? "") + "\n";
         try
         {
+            // Unchanged options leave the file (and its timestamp) alone; a change replaces it whole (temporary + rename).
             if (!File.Exists(KeyFile) || File.ReadAllText(KeyFile) != key)
             {
                 Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(KeyFile))!);
-                File.WriteAllText(KeyFile, key);
+                Elf.AtomicFile.WriteAllBytes(KeyFile, System.Text.Encoding.UTF8.GetBytes(key), durable: false);
             }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)

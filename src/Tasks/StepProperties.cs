@@ -23,11 +23,10 @@ internal static class StepProperties
 
     public static bool TrySites(string? value, out SiteSelection sites, out string? error)
     {
-        error = null;
-        sites = StepOptionParsing.Sites(value) ?? SiteSelection.Needed;
-        if (StepOptionParsing.Sites(value) is not null) return true;
-        error = $"Rel24Sites is '{value}'; use needed or all-local";
-        return false;
+        var parsed = StepOptionParsing.Sites(value);
+        sites = parsed ?? SiteSelection.Needed;
+        error = parsed is null ? $"Rel24Sites is '{value}'; use needed or all-local" : null;
+        return parsed is not null;
     }
 
     /// <summary>LivepatchVerifyMode: <c>error</c> or <c>warn</c> (any case).</summary>

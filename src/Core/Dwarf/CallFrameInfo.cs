@@ -84,12 +84,9 @@ public sealed class CallFrameInfo
 
     public ReadOnlySpan<byte> Data => _image.Data(Section);
 
-    private Dictionary<ulong, (int Section, ulong Value)> Relocations() =>
-        _image.RelocationTargets(Section).ToDictionary(kv => kv.Key, kv => (kv.Value.Section, kv.Value.Value));
-
     private void Parse()
     {
-        var relocs = Relocations();
+        var relocs = _image.RelocationTargets(Section);
         var data = Data;
         int pos = 0;
         var pendingFdes = new List<(int Offset, int End, int CiePointerField, int CieOffset)>();

@@ -21,7 +21,7 @@ public enum LineOpKind
 }
 
 /// <summary>One decoded opcode: where it is, what it does, and its address advance in bytes (already scaled).</summary>
-public readonly record struct LineOp(int Start, int End, byte Opcode, LineOpKind Kind, ulong AddressAdvance, long LineAdvance, ulong Operand,
+public readonly record struct LineOp(int Start, int End, LineOpKind Kind, ulong AddressAdvance, long LineAdvance, ulong Operand,
     int OperandOffset);
 
 /// <summary>
@@ -29,7 +29,7 @@ public readonly record struct LineOp(int Start, int End, byte Opcode, LineOpKind
 /// fields its opcodes are decoded with.
 /// </summary>
 public sealed record LineProgramHeader(int Start, int UnitEnd, bool Dwarf64, int Version, int TablesStart, int ProgramStart, byte MinInstLength,
-    bool DefaultIsStmt, sbyte LineBase, byte LineRange, byte OpcodeBase, byte[] StandardOpcodeLengths)
+    sbyte LineBase, byte LineRange, byte OpcodeBase, byte[] StandardOpcodeLengths)
 {
     /// <summary>Reads the header of the unit at <paramref name="start"/>.</summary>
     public static LineProgramHeader Read(ReadOnlySpan<byte> data, bool littleEndian, int start)
@@ -49,14 +49,14 @@ public sealed record LineProgramHeader(int Start, int UnitEnd, bool Dwarf64, int
         int programStart = checked(r.Position + (int)headerLength);
         byte minInst = r.U8();
         if (version >= 4) r.U8();               // maximum_operations_per_instruction: 1 on non-VLIW targets
-        bool defaultIsStmt = r.U8() != 0;
+        r.U8();                                 // default_is_stmt
         sbyte lineBase = r.S8();
         byte lineRange = r.U8();
         byte opcodeBase = r.U8();
         if (lineRange == 0) throw new DwarfFormatException("line_range is 0");
         var lengths = new byte[Math.Max(0, opcodeBase - 1)];
         for (int i = 0; i < lengths.Length; i++) lengths[i] = r.U8();
-        return new LineProgramHeader(start, end, dwarf64, version, r.Position, programStart, minInst, defaultIsStmt, lineBase, lineRange, opcodeBase,
+        return new LineProgramHeader(start, end, dwarf64, version, r.Position, programStart, minInst, lineBase, lineRange, opcodeBase,
             lengths);
     }
 }
@@ -90,7 +90,7 @@ public ref struct LineProgram
         if (code >= h.OpcodeBase)
         {
             int adjusted = code - h.OpcodeBase;
-            op = new LineOp(start, _r.Position, code, LineOpKind.Special, (ulong)(adjusted / h.LineRange) * h.MinInstLength,
+            op = new LineOp(start, _r.Position, LineOpKind.Special, (ulong)(adjusted / h.LineRange) * h.MinInstLength,
                 h.LineBase + adjusted % h.LineRange, 0, 0);
             return true;
         }
@@ -125,7 +125,7 @@ public ref struct LineProgram
                 for (int i = 0; i < h.StandardOpcodeLengths[code - 1]; i++) _r.Uleb();
                 break;
         }
-        op = new LineOp(start, _r.Position, code, kind, advance, line, operand, operandOffset);
+        op = new LineOp(start, _r.Position, kind, advance, line, operand, operandOffset);
         return true;
     }
 

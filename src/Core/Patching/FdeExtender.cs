@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using PpcLivepatch.Analysis;
 using PpcLivepatch.Dwarf;
 using PpcLivepatch.Elf;

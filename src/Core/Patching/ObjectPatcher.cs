@@ -1,6 +1,5 @@
 using PpcLivepatch.Analysis;
 using PpcLivepatch.Diagnostics;
-using PpcLivepatch.Dwarf;
 using PpcLivepatch.Elf;
 using PpcLivepatch.Ppc64;
 using static PpcLivepatch.Elf.ElfConstants;

@@ -1,8 +1,5 @@
-using System.Buffers.Binary;
 using PpcLivepatch.Dwarf;
 using PpcLivepatch.Elf;
-using PpcLivepatch.Ppc64;
-using static PpcLivepatch.Elf.ElfConstants;
 
 namespace PpcLivepatch.Patching;
 
@@ -52,7 +49,7 @@ internal sealed partial class DwarfLayoutEditor
                 if (newBegin != begin) { ByteOrder.Write(data.AsSpan(pos), 8, newBegin, le); changed = true; }
                 if (newEnd != end) { ByteOrder.Write(data.AsSpan(pos + 8), 8, newEnd, le); changed = true; }
             }
-            else if (!relocated && baseAddress is null && _editors.Count > 0)
+            else if (!relocated && baseAddress is null && _moved.Count > 0)
                 throw new DwarfFormatException($"{name} has an entry without a known base address");
             pos += 16;
             if (locations) pos += 2 + r.U16();

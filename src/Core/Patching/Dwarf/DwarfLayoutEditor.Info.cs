@@ -1,8 +1,5 @@
-using System.Buffers.Binary;
 using PpcLivepatch.Dwarf;
 using PpcLivepatch.Elf;
-using PpcLivepatch.Ppc64;
-using static PpcLivepatch.Elf.ElfConstants;
 
 namespace PpcLivepatch.Patching;
 

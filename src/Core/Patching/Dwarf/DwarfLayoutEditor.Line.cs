@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using PpcLivepatch.Dwarf;
 using PpcLivepatch.Elf;
 using PpcLivepatch.Ppc64;

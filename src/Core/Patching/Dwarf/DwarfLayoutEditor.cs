@@ -1,7 +1,5 @@
-using System.Buffers.Binary;
 using PpcLivepatch.Dwarf;
 using PpcLivepatch.Elf;
-using PpcLivepatch.Ppc64;
 using static PpcLivepatch.Elf.ElfConstants;
 
 namespace PpcLivepatch.Patching;
@@ -25,7 +23,7 @@ internal sealed partial class DwarfLayoutEditor
          ".debug_addr"];
 
     private readonly ElfImage _image;
-    private readonly Dictionary<int, CodeLayout> _editors;      // sections whose code moved
+    private readonly Dictionary<int, CodeLayout> _moved;      // sections whose code moved
     private readonly List<IslandLine> _islands;
     private readonly Dictionary<int, CodeLayout> _grown;        // sections whose function grew over islands
     // The rewrite as edits to replay on a container: the check that decides whether a section can take inserted nops
@@ -35,7 +33,7 @@ internal sealed partial class DwarfLayoutEditor
     private DwarfLayoutEditor(ElfImage image, IReadOnlyList<CodeLayout> layouts)
     {
         _image = image;
-        _editors = layouts.Where(l => l.MovesCode).ToDictionary(l => l.Section);
+        _moved = layouts.Where(l => l.MovesCode).ToDictionary(l => l.Section);
         _grown = layouts.Where(l => l.Islands.Count > 0).ToDictionary(l => l.Section);
         _islands = layouts.SelectMany(l => l.Islands.Select(i => new IslandLine(l.Section, i.Call, i.Island))).ToList();
     }
@@ -105,7 +103,7 @@ internal sealed partial class DwarfLayoutEditor
         Info();     // before the lists: it finds the CU base address they may rely on
         Lists(".debug_rnglists", locations: false);
         Dwarf4Lists(".debug_ranges", locations: false);
-        if (_editors.Count == 0) return;    // islands move nothing, and where a variable lives inside one is not known
+        if (_moved.Count == 0) return;    // islands move nothing, and where a variable lives inside one is not known
         Lists(".debug_loclists", locations: true);
         Dwarf4Lists(".debug_loc", locations: true);
     }
@@ -145,7 +143,7 @@ internal sealed partial class DwarfLayoutEditor
     /// <summary>Old → new distance for code at <paramref name="from"/> .. <paramref name="to"/> of a section (identity
     /// if it did not move).</summary>
     private ulong Moved(int section, ulong from, ulong to) =>
-        _editors.TryGetValue(section, out var e) ? e.Map(to) - e.Map(from) : to - from;
+        _moved.TryGetValue(section, out var e) ? e.Map(to) - e.Map(from) : to - from;
 
     /// <summary>As <see cref="Moved"/>, for an address range: one that ends where a function ended takes in its
     /// islands.</summary>
@@ -153,7 +151,7 @@ internal sealed partial class DwarfLayoutEditor
         Moved(section, from, to) + (_grown.TryGetValue(section, out var g) && to == g.OldEnd ? g.NewEnd - g.OldEnd : 0);
 
     /// <summary>True when code of the section moved or grew.</summary>
-    private bool Changes(int section) => _editors.ContainsKey(section) || _grown.ContainsKey(section);
+    private bool Changes(int section) => _moved.ContainsKey(section) || _grown.ContainsKey(section);
 
     /// <summary>
     /// A range end stored as a relocated address (DWARF 4 range pairs, DW_RLE_start_end, DW_AT_high_pc as an address):
