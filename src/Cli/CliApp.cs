@@ -26,7 +26,8 @@ public static class CliApp
                 module stub (R_PPC64_REL24 to an undefined or livepatch symbol) must be followed by a nop.
         patch   fixes those calls: a nop inserted after the call (later code moves, and everything that names it
                 follows), or an island (bl sym; nop; b back) appended inside the calling function. A translation
-                validator checks every rewrite. Writes OUT, or FILE in place (atomically), then verifies it.
+                validator checks every rewrite. Verifies the result, and only if the kernel would accept it writes OUT,
+                or FILE in place (atomically; a symbolic link is followed, a device or FIFO written through).
 
           --kernel-accepts-ld-toc  the target kernel is 6.3 or later (accepts an already-written ld r2,24(r1))
           --pcrel                  the target kernel is built with CONFIG_PPC_KERNEL_PCREL
@@ -84,12 +85,13 @@ public static class CliApp
             return ExitUsage;
         }
         var result = ObjectPatcher.Patch(image!, new PatchOptions(o.Strategy, o.Sites, o.Loader));
-        // In place and nothing to fix: leave the file (and its timestamp) alone.
-        if (result.Output is not null && (result.Changed || o.Output is not null))
+        // A rejected object gets no output (as a failed compile gets no .o: make must not see an up-to-date target);
+        // in place and nothing to fix: leave the file (and its timestamp) alone.
+        if (result.Output is not null && result.Report.Accepted && (result.Changed || o.Output is not null))
         {
             try
             {
-                AtomicFile.WriteAllBytes(output, result.Output);
+                AtomicFile.WriteAllBytes(output, result.Output, modeOf: input);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException or ArgumentException)
             {

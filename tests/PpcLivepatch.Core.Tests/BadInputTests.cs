@@ -277,4 +277,103 @@ public sealed class BadInputTests
         StringAssert.Contains(stdout.ToString(), DiagnosticCatalog.NotElf);
         StringAssert.Contains(stdout.ToString(), DiagnosticCatalog.MissingNopAfterCall);
     }
+    /// <summary>A fixture with one edit; returns its path in a fresh directory.</summary>
+    private static string MutatedFixture(string fixture, Action<byte[], ElfImage> change)
+    {
+        byte[] bytes = File.ReadAllBytes(Repo.Fixture(fixture));
+        Assert.IsTrue(ElfImage.TryParse(fixture, bytes, out var image, out _));
+        change(bytes, image!);
+        string path = Path.Combine(Repo.NewTempDir(), fixture);
+        File.WriteAllBytes(path, bytes);
+        return path;
+    }
+
+    /// <summary>Runs <c>patch</c> (an internal error would throw here) and returns its exit code, output and
+    /// whether it wrote OUT.</summary>
+    private static (int Exit, string Out, bool Wrote) PatchTo(string input, string strategy)
+    {
+        string output = Path.Combine(Repo.NewTempDir(), "out.o");
+        byte[] before = SHA256.HashData(File.ReadAllBytes(input));
+        var stdout = new StringWriter();
+        int exit = CliApp.Run(["patch", "--strategy", strategy, "--sites", "all-local", "-o", output, input], stdout,
+            new StringWriter());
+        CollectionAssert.AreEqual(before, SHA256.HashData(File.ReadAllBytes(input)), "input changed");
+        return (exit, stdout.ToString(), File.Exists(output));
+    }
+
+    // Found by the structure-aware fuzzer: each was an internal error (PLP0002) before.
+    [TestMethod]
+    [DataRow("auto"), DataRow("insert-nop"), DataRow("island")]
+    public void LineProgramWithMinimumInstructionLengthZero(string strategy)
+    {
+        string input = MutatedFixture("switch.dwarf4.le.o", (b, img) =>
+            b[img.Sections.First(s => s.Name == ".debug_line").Offset + 10] = 0); // v4: length, version, header_length
+        var (exit, output, wrote) = PatchTo(input, strategy);
+        if (strategy == "insert-nop")
+        {
+            StringAssert.Contains(output, "minimum_instruction_length 0");
+            StringAssert.Contains(output, $"warning {DiagnosticCatalog.InsertNopNotPossible}");
+        }
+        else
+        {
+            Assert.AreEqual(CliApp.ExitAccepted, exit, output);
+            Assert.IsTrue(wrote);
+            StringAssert.Contains(output, "fixed (island)");
+        }
+    }
+
+    [TestMethod]
+    [DataRow("auto"), DataRow("insert-nop"), DataRow("island")]
+    public void FdeRangeOfFourGigabytes(string strategy)
+    {
+        string input = MutatedFixture("oracle_caller.und.le.o", (b, img) =>
+        {
+            var fde = Dwarf.CallFrameInfo.ReadAll(img).Single(c => c.IsEhFrame).Fdes.First();
+            BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan((int)img.Sections.First(s => s.Name == ".eh_frame").Offset
+                + fde.PcRangeField), 0xffff_ffff);
+        });
+        var (exit, output, wrote) = PatchTo(input, strategy);
+        StringAssert.Contains(output, "FDE at 0x14 covers 0xffffffff bytes from 0x0, past the end of its code section");
+        if (strategy == "insert-nop")
+        {
+            Assert.AreEqual(CliApp.ExitRejected, exit, output);
+            StringAssert.Contains(output, $"error {DiagnosticCatalog.InsertNopNotPossible}");
+        }
+        else
+        {
+            // The island needs no frame rewrite to be right; the unwinder just has no row for it (said as PLP4003).
+            Assert.AreEqual(CliApp.ExitAccepted, exit, output);
+            Assert.IsTrue(wrote);
+            StringAssert.Contains(output, $"info {DiagnosticCatalog.UnwindNotExtended}");
+        }
+    }
+
+    [TestMethod]
+    [DataRow("auto"), DataRow("insert-nop"), DataRow("island")]
+    public void TocOfTypeNote(string strategy)
+    {
+        string input = MutatedFixture("calls.kpatch.le.o", (b, img) =>
+            BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan((int)SectionHeaderOffset(b,
+                img.Sections.First(s => s.Name == ".toc").Index) + 4), 7)); // SHT_NOTE
+        var (exit, output, wrote) = PatchTo(input, strategy);
+        // The ELF library would read the words as notes and drop them: refused, nothing written.
+        Assert.AreEqual(CliApp.ExitRejected, exit, output);
+        StringAssert.Contains(output, $"error {DiagnosticCatalog.CannotRewrite}: the object cannot be rewritten");
+        StringAssert.Contains(output, "the rewritten object would be malformed");
+        Assert.IsFalse(wrote, "a refused object gets no output");
+    }
+    [TestMethod]
+    [DataRow("calls.p10.le.o", DiagnosticCatalog.UnsupportedRelocation)]   // Power10 REL24_NOTOC on a TOC kernel
+    [DataRow("livepatch.klpbad.le.o", DiagnosticCatalog.MalformedKlpRelaSection)]
+    public void RejectedObjectGetsNoOutput(string fixture, string code)
+    {
+        string dir = Repo.NewTempDir();
+        string output = Path.Combine(dir, "out.o");
+        var stdout = new StringWriter();
+        int exit = CliApp.Run(["patch", "-o", output, Repo.Fixture(fixture)], stdout, new StringWriter());
+        Assert.AreEqual(CliApp.ExitRejected, exit, stdout.ToString());
+        StringAssert.Contains(stdout.ToString(), $"error {code}");
+        Assert.IsFalse(File.Exists(output), "make must not find an up-to-date output of a failed patch");
+        Assert.AreEqual(0, Directory.GetFiles(dir).Length);
+    }
 }

@@ -120,6 +120,24 @@ public sealed class KernelLoaderModelTests
     }
 
     [TestMethod]
+    public void TocBasedCodeIsRefusedByAPcrelKernel()
+    {
+        // savegpr -Os has no TOC16 relocation (PLP2004 would catch those); only its global entry names .TOC.
+        var report = Verify("savegpr.Os.le.o", new LoaderOptions(Pcrel: true));
+        var d = report.Diagnostics.Single(d => d.Code == DiagnosticCatalog.TocBasedOnPcrelKernel);
+        Assert.IsFalse(report.Accepted);
+        StringAssert.Contains(d.Message, "Unknown symbol .TOC. (err -2)");
+        var relocation = Tool.Check(Repo.Binutils("savegpr.Os.le.o", "readelf"), "-rW", Repo.Fixture("savegpr.Os.le.o"))
+            .Split('\n').First(l => l.Contains(".TOC."));
+        Assert.AreEqual($"{d.Offset:x16}", relocation.Split(' ', StringSplitOptions.RemoveEmptyEntries)[0],
+            "located at the first relocation readelf shows naming .TOC.");
+
+        Assert.IsFalse(Verify("savegpr.Os.le.o").Diagnostics.Any(d => d.Code == DiagnosticCatalog.TocBasedOnPcrelKernel));
+        Assert.IsFalse(Verify("calls.p10.le.o", new LoaderOptions(Pcrel: true)).Diagnostics
+            .Any(d => d.Code == DiagnosticCatalog.TocBasedOnPcrelKernel), "pcrel code names no .TOC.");
+    }
+
+    [TestMethod]
     public void PcrelKernelNeverDemandsTheNop()
     {
         var report = Verify("livepatch.klp.le.o", new LoaderOptions(Pcrel: true));

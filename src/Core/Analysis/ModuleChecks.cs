@@ -44,6 +44,32 @@ public static class ModuleChecks
     }
 
     /// <summary>
+    /// A CONFIG_PPC_KERNEL_PCREL kernel gives modules no TOC: module_frob_arch_sections() skips dedotify(), so
+    /// nothing turns the undefined <c>.TOC.</c> that TOC-based code names (the global entry's
+    /// <c>addis r2,r12,.TOC.-f@ha</c>, the large model's <c>.quad .TOC.-f</c>) into the module's TOC pointer, and
+    /// resolving it as a kernel symbol fails. One diagnostic, at the first relocation that names it.
+    /// </summary>
+    public static IEnumerable<Diagnostic> TocBasedOnPcrelKernel(ElfImage image, FunctionMap functions,
+        LoaderOptions options)
+    {
+        if (!options.Pcrel) yield break;
+        var toc = image.Symbols.Where(s => s.Name == ".TOC." && s.SectionIndex == ShnUndef).Select(s => (uint)s.Index).ToHashSet();
+        if (toc.Count == 0) yield break;
+        var uses = image.RelocationSections.Where(r => r.Target.IsAlloc)
+            .SelectMany(r => r.Entries.Where(e => toc.Contains(e.SymbolIndex)).Select(e => (r.Target, e.Offset)))
+            .ToList();
+        if (uses.Count == 0) yield break;
+        var (section, offset) = uses[0];
+        var f = functions.Containing(section.Index, offset);
+        yield return new Diagnostic(DiagnosticCatalog.TocBasedOnPcrelKernel,
+            $"the object is TOC-based code ({uses.Count} relocation{(uses.Count == 1 ? " names" : "s name")} .TOC., first at " +
+            $"{section.Name}+0x{offset:x}); a kernel built with CONFIG_PPC_KERNEL_PCREL gives modules no TOC and would " +
+            $"refuse it: {options.ModuleNameFor(image.Path)}: Unknown symbol .TOC. (err -2)",
+            image.Path, section.Name, offset, f?.Name, f is null ? null : offset - f.Start,
+            Fix: "Compile the module as the target kernel's kbuild does (-mpcrel -mprefixed on a PCREL kernel), or target a kernel without CONFIG_PPC_KERNEL_PCREL (no --pcrel / LivepatchPcrel=false).");
+    }
+
+    /// <summary>
     /// A finished module (it has <c>.gnu.linkonce.this_module</c>) with livepatch symbols must say it is a livepatch:
     /// without <c>livepatch=Y</c> in <c>.modinfo</c> (<c>MODULE_INFO(livepatch, "Y")</c>) the loader keeps no copy of
     /// its ELF sections for later objects' livepatch relocations, and klp_enable_patch() refuses it ("module … is not

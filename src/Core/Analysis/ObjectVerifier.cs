@@ -93,6 +93,7 @@ public static class ObjectVerifier
         foreach (var v in verdicts.Where(v => v.Verdict == Verdict.Reject && v.Code != DiagnosticCatalog.UnsupportedRelocation))
             diagnostics.Add(ToDiagnostic(image.Path, v));
         diagnostics.AddRange(ModuleChecks.UnsupportedRelocations(image, functions, options));
+        diagnostics.AddRange(ModuleChecks.TocBasedOnPcrelKernel(image, functions, options));
         diagnostics.AddRange(ModuleChecks.LivepatchFormat(image, options));
         diagnostics.AddRange(SiblingCallHazards.Find(analysis, sites, options,
             allSites ? null : () => CallSiteScanner.Scan(image, functions, lines)));

@@ -57,6 +57,7 @@ public static class DiagnosticCatalog
     public const string NotMarkedLivepatch = "PLP2012";
     public const string KernelWithoutLivepatch = "PLP2013";
     public const string RewriteNotProven = "PLP2014";
+    public const string TocBasedOnPcrelKernel = "PLP2015";
 
     public const string SiblingCallToExternal = "PLP3001";
     public const string SiblingCallFromLocallyCalledFunction = "PLP3002";
@@ -121,6 +122,8 @@ public static class DiagnosticCatalog
             DiagnosticKind.Rejected),
         new(RewriteNotProven, Severity.Error, "The rewritten code could not be proven to mean what the original meant",
             DiagnosticKind.Refused),
+        new(TocBasedOnPcrelKernel, Severity.Error, "TOC-based module for a kernel built with CONFIG_PPC_KERNEL_PCREL",
+            DiagnosticKind.Rejected),
         new(SiteFixed, Severity.Info, "Call site fixed", DiagnosticKind.Fixed),
         new(PatchSummary, Severity.Info, "Patch summary", DiagnosticKind.Summary),
         new(UnwindNotExtended, Severity.Info, "Unwind or debug information not extended over an island",

@@ -120,6 +120,12 @@ public sealed class CallFrameInfo
             if (cie.HasAugmentationData) r.Skip(r.Uleb());
             // S + A of the pc_begin relocation (ADDR64, or REL32 in .eh_frame) is the code address the FDE starts at.
             var (codeSection, begin) = relocs.TryGetValue((ulong)pcBegin, out var target) ? (target.Section, target.Value) : (-1, 0UL);
+            // A range past the end of its code would make every address computed from it wrap; such an FDE
+            // describes no code this object has.
+            if (codeSection >= 0 && (begin > _image.Sections[codeSection].Size
+                    || range > _image.Sections[codeSection].Size - begin))
+                throw new DwarfFormatException(
+                    $"FDE at 0x{offset:x} covers 0x{range:x} bytes from 0x{begin:x}, past the end of its code section");
             Fdes.Add(new Fde(offset, end, cie, field, pcBegin, pcRange, fieldSize, codeSection, begin, range,
                 r.Position, end));
         }

@@ -121,18 +121,13 @@ public sealed class ElfImage
     /// diagnostic.</summary>
     public static bool TryLoad(string path, out ElfImage? image, out Diagnostic? error)
     {
-        byte[] bytes;
-        try
-        {
-            bytes = File.ReadAllBytes(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException or ArgumentException)
+        byte[]? buffer = null;
+        if (!ObjectFileReader.TryRead(path, ref buffer, out int length, out error))
         {
             image = null;
-            error = Diagnostic.Create(DiagnosticCatalog.UnreadableFile, path, $"cannot read '{path}': {e.Message}");
             return false;
         }
-        return TryParse(path, bytes, out image, out error);
+        return TryParse(path, buffer!.AsMemory(0, length), out image, out error);
     }
 
     /// <summary>
@@ -141,34 +136,13 @@ public sealed class ElfImage
     /// </summary>
     public static bool TryLoad(string path, ref byte[]? buffer, out ElfImage? image, out Diagnostic? error)
     {
-        int length;
-        try
-        {
-            using var handle = File.OpenHandle(path);
-            long size = RandomAccess.GetLength(handle);
-            if (size > Array.MaxLength)
-            {
-                image = null;
-                error = Diagnostic.Create(DiagnosticCatalog.MalformedSectionTable, path,
-                    $"file of {size} bytes is too large for an object");
-                return false;
-            }
-            length = (int)size;
-            if (buffer is null || buffer.Length < length) buffer = new byte[Math.Max(length, 64 * 1024)];
-            for (int read = 0; read < length;)
-            {
-                int n = RandomAccess.Read(handle, buffer.AsSpan(read, length - read), read);
-                if (n == 0) { length = read; break; }   // truncated while we read it
-                read += n;
-            }
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException or ArgumentException)
+        if (buffer is null || buffer.Length < 64 * 1024) buffer = new byte[64 * 1024];
+        if (!ObjectFileReader.TryRead(path, ref buffer, out int length, out error))
         {
             image = null;
-            error = Diagnostic.Create(DiagnosticCatalog.UnreadableFile, path, $"cannot read '{path}': {e.Message}");
             return false;
         }
-        return TryParse(path, buffer.AsMemory(0, length), out image, out error);
+        return TryParse(path, buffer!.AsMemory(0, length), out image, out error);
     }
 
     public static bool TryParse(string path, byte[] bytes, out ElfImage? image, out Diagnostic? error) =>

@@ -148,7 +148,11 @@ public static class KlpConverter
             droppedNames.AddRange(dropped.Select(i => image.Sections[i].Name));
             container.RemoveSections(doomed);
         }
-        return new KlpConversion(container.Save(), diagnostics, moved, droppedNames);
+        byte[] output = container.Save();
+        // As in the patcher: what the ELF library writes must still parse, or nothing is written.
+        if (!ElfImage.TryParse(image.Path, output, out _, out var error))
+            throw new ElfRewriteException($"the rewritten object would be malformed ({error!.Message})");
+        return new KlpConversion(output, diagnostics, moved, droppedNames);
     }
 
     private static Diagnostic NotSeparable(ElfImage image, ElfRelocationSection rs, ElfRela rela, KlpSymbolSpec spec, string why) =>

@@ -50,8 +50,14 @@ public static class ObjectPatcher
                     $"the object cannot be rewritten, so no call site was fixed: {e.Message}");
                 return new PatchResult(before with { Diagnostics = [d, .. before.Diagnostics] }, [], null, 0);
             }
+            // The ELF library reads some sections by their type (an SHT_NOTE .toc is parsed as notes and loses its
+            // words): what it writes must still be the object we meant, or nothing is written.
             if (!ElfImage.TryParse(image.Path, output, out var patched, out var error))
-                throw new InvalidOperationException($"patched object does not parse: {error!.Message}");
+            {
+                var d = Diagnostic.Create(DiagnosticCatalog.CannotRewrite, image.Path,
+                    $"the object cannot be rewritten, so no call site was fixed: the rewritten object would be malformed ({error!.Message})");
+                return new PatchResult(before with { Diagnostics = [d, .. before.Diagnostics] }, [], null, 0);
+            }
 
             // Nothing is written that the validator cannot show means what the input meant. A strategy that can fall
             // back (auto) gets islands for a section whose inserted nops it refuses; anything else is refused whole.
