@@ -17,18 +17,32 @@ packages=(
   clang-14 llvm-14                                          # the second compiler (its jump tables and DWARF differ from GCC's), and LLVM's readers
   gcc-powerpc64le-linux-gnu binutils-powerpc64le-linux-gnu   # ELFv2 little-endian fixtures and oracles
   gcc-powerpc64-linux-gnu binutils-powerpc64-linux-gnu       # ELFv1 big-endian fixtures and oracles
+  npm                                                       # installs the SARIF validator below
 )
 
 missing=()
 for p in "${packages[@]}"; do
+  # npm may come with a Node.js of another origin (NodeSource, nvm): any npm on PATH will do.
+  if [ "$p" = npm ] && command -v npm >/dev/null 2>&1; then continue; fi
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
-if ((${#missing[@]} == 0)); then
-  exit 0
+if ((${#missing[@]} > 0)); then
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  echo "install-prerequisites: installing ${missing[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-echo "install-prerequisites: installing ${missing[*]}" >&2
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The SARIF validator the tests check every SARIF we write with (npm's @microsoft/sarif-multitool), in a cache
+# outside the repository. Its Linux package's postinstall only marks the binary executable: done here, so npm's
+# install-script policy does not matter.
+sarif_dir=${PPCLP_SARIF_MULTITOOL_DIR:-$HOME/.cache/ppclivepatch-sarif-multitool}
+sarif_version=5.7.0
+if [ ! -x "$sarif_dir/node_modules/@microsoft/sarif-multitool-linux/Sarif.Multitool" ] \
+   || ! grep -q "\"version\": \"$sarif_version\"" "$sarif_dir/node_modules/@microsoft/sarif-multitool/package.json" 2>/dev/null; then
+  echo "install-prerequisites: installing @microsoft/sarif-multitool@$sarif_version into $sarif_dir" >&2
+  mkdir -p "$sarif_dir"
+  npm install --prefix "$sarif_dir" --no-audit --no-fund --loglevel=error "@microsoft/sarif-multitool@$sarif_version" >/dev/null
+  chmod u+x "$sarif_dir/node_modules/@microsoft/sarif-multitool-linux/Sarif.Multitool"
+fi

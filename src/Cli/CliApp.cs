@@ -44,6 +44,8 @@ public static class CliApp
 
         exit status: 0 accepted, 1 rejected (something stays unfixed), 2 bad usage, unreadable input or unwritable output
 
+        Options that take a value may also be written --name=value. ppc-livepatch --version prints the version.
+
         ppc-livepatch step … and ppc-livepatch serve are how PpcLivepatch.Build.Sdk's tasks run their steps in this
         tool; they are not a stable interface.
         """;
@@ -58,10 +60,15 @@ public static class CliApp
             (args.Length == 0 ? stderr : stdout).WriteLine(Usage);
             return args.Length == 0 ? ExitUsage : ExitAccepted;
         }
+        if (args[0] is "--version" or "version")
+        {
+            stdout.WriteLine($"ppc-livepatch {Version}");
+            return ExitAccepted;
+        }
         if (args[0] == "step") return StepCommand.Run(args[1..], stdout, stderr);
         if (args[0] == "serve" && args.Length == 1) return StepCommand.Serve(stdin, stdout);
         if (args[0] is not ("verify" or "patch"))
-            return UsageError(stderr, $"unknown command '{args[0]}'");
+            return UsageError(stderr, $"unknown command '{args[0]}'{Suggestion(args[0], ["verify", "patch", "--version", "--help"])}");
         var parsed = Options.Parse(args[0], args[1..], out string? error);
         if (parsed is null) return UsageError(stderr, error!);
         return args[0] == "verify" ? Verify(parsed, stdout) : Patch(parsed, stdout);
@@ -109,6 +116,37 @@ public static class CliApp
         return result.Report.Accepted ? ExitAccepted : ExitRejected;
     }
 
+    /// <summary>The informational version (the package version, without the source revision).</summary>
+    public static string Version =>
+        (typeof(CliApp).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+            .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion ?? "0.0.0")
+        .Split('+')[0];
+
+    /// <summary>"; did you mean 'x'?" for the known spelling nearest to a mistyped one (at most a third of it
+    /// wrong), else nothing.</summary>
+    internal static string Suggestion(string typed, IEnumerable<string> known)
+    {
+        var best = known.Select(k => (k, d: EditDistance(typed, k))).MinBy(x => x.d);
+        return best.k is not null && best.d <= Math.Max(1, best.k.Length / 3) ? $"; did you mean '{best.k}'?" : "";
+    }
+
+    private static int EditDistance(string a, string b)
+    {
+        var row = Enumerable.Range(0, b.Length + 1).ToArray();
+        for (int i = 1; i <= a.Length; i++)
+        {
+            int diagonal = row[0];
+            row[0] = i;
+            for (int j = 1; j <= b.Length; j++)
+            {
+                int above = row[j];
+                row[j] = Math.Min(Math.Min(row[j] + 1, row[j - 1] + 1), diagonal + (a[i - 1] == b[j - 1] ? 0 : 1));
+                diagonal = above;
+            }
+        }
+        return row[b.Length];
+    }
+
     private static int UsageError(TextWriter stderr, string message)
     {
         stderr.WriteLine($"ppc-livepatch : error {DiagnosticCatalog.UsageError}: {message}");
@@ -144,10 +182,24 @@ public static class CliApp
             var o = new Options();
             var shared = new SharedOptions();
             bool patch = command == "patch";
+            string[] valued = patch ? ["--format", "--module-name", "--strategy", "--sites"] : ["--format", "--module-name"];
+            string[] flags = ["--kernel-accepts-ld-toc", "--pcrel", "--kernel-without-livepatch"];
             for (int i = 0; i < args.Length; i++)
             {
                 string a = args[i];
-                string? Value() => i + 1 < args.Length ? args[++i] : null;
+                // --name=value is --name value; a flag takes no value.
+                string? inline = null;
+                if (a.StartsWith("--", StringComparison.Ordinal) && a.IndexOf('=') is > 2 and var eq)
+                {
+                    (a, inline) = (a[..eq], a[(eq + 1)..]);
+                    if (flags.Contains(a)) throw new UsageException($"{a} takes no value");
+                    if (!valued.Contains(a)) throw new UsageException($"unknown option '{a}'{Suggestion(a, valued.Concat(flags))}");
+                }
+                string? Value()
+                {
+                    if (inline is not null) { string v = inline; inline = null; return v; }
+                    return i + 1 < args.Length ? args[++i] : null;
+                }
                 if (shared.TryTakeLoaderOption(a, Value)) continue;
                 switch (a)
                 {
@@ -171,7 +223,8 @@ public static class CliApp
                         i = args.Length;
                         break;
                     default:
-                        if (a.StartsWith('-') && a.Length > 1) throw new UsageException($"unknown option '{a}'");
+                        if (a.StartsWith('-') && a.Length > 1)
+                            throw new UsageException($"unknown option '{a}'{Suggestion(a, [.. valued, .. flags, .. (patch ? new[] { "-o" } : [])])}");
                         o.Files.Add(a);
                         break;
                 }

@@ -59,7 +59,7 @@ public sealed class CrossCompile : ToolTask
         try
         {
             Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(ObjectFile))!);
-            ok = base.Execute() && !Log.HasLoggedErrors;
+            ok = base.Execute() && !DiagnosticLogging.HasFailed(this);
         }
         catch (Exception e) when (PpcLivepatch.Steps.StepFiles.IsIoFailure(e) || e is ArgumentException)
         {

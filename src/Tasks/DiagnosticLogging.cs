@@ -28,10 +28,30 @@ internal static class DiagnosticLogging
         Write(log, code, DiagnosticCatalog.SeverityOf(code), helpLinkBase, file, line, column, message,
             MessageImportance.Normal);
 
+    /// <summary>The warning codes each task has logged.</summary>
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<TaskLoggingHelper, HashSet<string>> s_warnings = [];
+
+    /// <summary>
+    /// Whether the task has failed as the build sees it: it logged an error, or a warning the build promotes to one
+    /// (-warnaserror, WarningsAsErrors). A task must then leave no output behind — else the unchanged next build finds
+    /// it up to date and succeeds.
+    /// </summary>
+    public static bool HasFailed(Microsoft.Build.Utilities.Task task)
+    {
+        if (task.Log.HasLoggedErrors) return true;
+        if (task.BuildEngine is not IBuildEngine8 engine || !s_warnings.TryGetValue(task.Log, out var codes)) return false;
+        lock (codes) return codes.Any(engine.ShouldTreatWarningAsError);
+    }
+
     private static void Write(TaskLoggingHelper log, string code, Severity severity, string? helpLinkBase, string file, int line, int column,
         string message, MessageImportance importance)
     {
         string helpLink = DiagnosticCatalog.HelpLink(code, helpLinkBase);
+        if (severity == Severity.Warning)
+        {
+            var codes = s_warnings.GetValue(log, _ => []);
+            lock (codes) codes.Add(code);
+        }
         switch (severity)
         {
             case Severity.Error:

@@ -52,7 +52,7 @@ public sealed partial class KbuildMake : ToolTask
                 "package (e.g. /lib/modules/<version>/build)");
             return false;
         }
-        bool ok = base.Execute() && !Log.HasLoggedErrors;
+        bool ok = base.Execute() && !DiagnosticLogging.HasFailed(this);
         if (!ok && ModuleFile is not null)
         {
             try { if (File.Exists(ModuleFile)) File.Delete(ModuleFile); } catch (IOException) { } catch (UnauthorizedAccessException) { }

@@ -48,6 +48,14 @@ public abstract class LivepatchObjectTask : Microsoft.Build.Utilities.Task
     /// package).</summary>
     public string? HelpLinkBase { get; set; }
 
+    /// <summary>
+    /// Written when the step succeeds without a warning, removed otherwise; the SDK lists it among the step's outputs.
+    /// A step that warned therefore runs again in the next build and shows its warnings again — so that a build with
+    /// <c>-warnaserror</c> (which MSBuild applies to the event, without telling the task) fails every time, not only
+    /// the first.
+    /// </summary>
+    public string? CleanStamp { get; set; }
+
     /// <summary>The native <c>ppc-livepatch</c> to run the step in; empty runs it in this process.</summary>
     public string? ToolPath { get; set; }
 
@@ -70,7 +78,19 @@ public abstract class LivepatchObjectTask : Microsoft.Build.Utilities.Task
             else Log.LogMessage(e.Prominent ? MessageImportance.High : MessageImportance.Normal, "{0}", e.Message);
         }
         StepFinished(result);
-        return result.Succeeded && !Log.HasLoggedErrors;
+        bool warned = result.Events.Any(e => e.Diagnostic?.Severity == Severity.Warning);
+        if (result.Succeeded && !DiagnosticLogging.HasFailed(this))
+        {
+            if (!string.IsNullOrEmpty(CleanStamp))
+            {
+                if (warned) StepFiles.DeleteIfExists(CleanStamp);
+                else TouchStamp(CleanStamp);
+            }
+            return true;
+        }
+        foreach (var o in objects) StepFiles.DeleteIfExists(o.Output);
+        if (!string.IsNullOrEmpty(CleanStamp)) StepFiles.DeleteIfExists(CleanStamp);
+        return false;
     }
 
     private List<StepObject> StepObjects() => Objects.Select(i => new StepObject(i.ItemSpec, OutputOf(i))).ToList();
@@ -79,6 +99,12 @@ public abstract class LivepatchObjectTask : Microsoft.Build.Utilities.Task
     {
         string output = item.GetMetadata("OutputFile");
         return string.IsNullOrEmpty(output) ? item.ItemSpec : output;
+    }
+
+    /// <summary>A stamp that cannot be written only costs a rerun of the step.</summary>
+    private static void TouchStamp(string path)
+    {
+        try { File.WriteAllBytes(path, []); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 
     internal void LogInternalError(string message) =>

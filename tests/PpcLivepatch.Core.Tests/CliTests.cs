@@ -120,9 +120,74 @@ public sealed class CliTests
         Assert.AreEqual("error", result.GetProperty("level").GetString());
         Assert.AreEqual(rules.IndexOf("PLP2001"), result.GetProperty("ruleIndex").GetInt32());
         var physical = result.GetProperty("locations")[0].GetProperty("physicalLocation");
+        // The fixture's DWARF names the file relative to no directory: a reference against SRCROOT, not this process's.
         Assert.AreEqual("livepatch.c", physical.GetProperty("artifactLocation").GetProperty("uri").GetString());
+        Assert.AreEqual("SRCROOT", physical.GetProperty("artifactLocation").GetProperty("uriBaseId").GetString());
+        Assert.AreEqual(new Uri(Repo.Fixture("livepatch.klp.le.o")).AbsoluteUri, result.GetProperty("analysisTarget").GetProperty("uri").GetString());
         Assert.AreEqual(29, physical.GetProperty("region").GetProperty("startLine").GetInt32());
         Assert.AreEqual("livepatch_cmdline_show+0x30", result.GetProperty("locations")[0].GetProperty("logicalLocations")[0].GetProperty("fullyQualifiedName").GetString());
+    }
+
+    /// <summary>Every kind of SARIF the CLI writes passes the SARIF SDK's validator with no error and no warning.</summary>
+    [TestMethod]
+    public void SarifPassesTheSarifValidator()
+    {
+        string dir = Repo.NewTempDir();
+        var files = new List<string>();
+        void Write(string name, params string[] args)
+        {
+            string path = Path.Combine(dir, name);
+            File.WriteAllText(path, Run(args).Out);
+            files.Add(path);
+        }
+        Write("verify-all.sarif", ["verify", "--format", "sarif", .. Repo.AllFixtures]);
+        Write("verify-pcrel.sarif", "verify", "--format", "sarif", "--pcrel", Repo.Fixture("savegpr.Os.le.o"), Repo.Fixture("calls.kpatch.le.o"));
+        Write("patch.sarif", "patch", "--format", "sarif", "-o", Path.Combine(dir, "p.o"), Repo.Fixture("calls.kpatch.le.o"));
+        Write("patch-insert-nop.sarif", "patch", "--format", "sarif", "--strategy", "insert-nop", "--sites", "all-local", "-o",
+            Path.Combine(dir, "q.o"), Repo.Fixture("switch_mask.clang-large.le.o"));
+        File.WriteAllText(Path.Combine(dir, "junk.o"), "junk");
+        Write("unreadable.sarif", "verify", "--format", "sarif", Path.Combine(dir, "junk.o"), Path.Combine(dir, "absent.o"));
+        Shared.SarifValidator.AssertValid([.. files]);
+    }
+
+    [TestMethod]
+    public void VersionIsThePackageVersion()
+    {
+        string version = System.Text.RegularExpressions.Regex.Match(File.ReadAllText(Path.Combine(Repo.Root, "global.json")),
+            "\"PpcLivepatch\\.Build\\.Sdk\"\\s*:\\s*\"([^\"]+)\"").Groups[1].Value;
+        var (exit, output, _) = Run("--version");
+        Assert.AreEqual(0, exit);
+        Assert.AreEqual($"ppc-livepatch {version}", output.Trim());
+    }
+
+    [TestMethod]
+    public void OptionsTakeTheirValueAfterAnEqualsSignToo()
+    {
+        string dir = Repo.NewTempDir();
+        var spaced = Run("patch", "--strategy", "island", "--format", "json", "--module-name", "m", "-o", Path.Combine(dir, "a.o"),
+            Repo.Fixture("livepatch.und.le.o"));
+        var joined = Run("patch", "--strategy=island", "--format=json", "--module-name=m", "-o", Path.Combine(dir, "a.o"),
+            Repo.Fixture("livepatch.und.le.o"));
+        Assert.AreEqual(0, joined.Exit, joined.Err);
+        Assert.AreEqual(spaced.Out, joined.Out);
+        var flag = Run("verify", "--pcrel=true", Repo.Fixture("livepatch.und.le.o"));
+        Assert.AreEqual(CliApp.ExitUsage, flag.Exit);
+        StringAssert.Contains(flag.Err, "error PLP0001: --pcrel takes no value");
+    }
+
+    [TestMethod]
+    [DataRow("verfy", "unknown command 'verfy'; did you mean 'verify'?")]
+    [DataRow("patch --stratgy island", "unknown option '--stratgy'; did you mean '--strategy'?")]
+    [DataRow("patch --stratgy=island", "unknown option '--stratgy'; did you mean '--strategy'?")]
+    [DataRow("verify --kernel-accept-ld-toc", "unknown option '--kernel-accept-ld-toc'; did you mean '--kernel-accepts-ld-toc'?")]
+    [DataRow("verify --strategy island", "unknown option '--strategy'")]   // a patch option: no guess for verify
+    [DataRow("verify --zzz", "unknown option '--zzz'")]
+    public void AMistypedNameGetsASuggestion(string command, string message)
+    {
+        var (exit, _, err) = Run([.. command.Split(' '), Repo.Fixture("livepatch.und.le.o")]);
+        Assert.AreEqual(CliApp.ExitUsage, exit);
+        StringAssert.Contains(err, $"error PLP0001: {message}");
+        if (!message.Contains("did you mean")) Assert.IsFalse(err.Contains("did you mean"), err);
     }
 
     [TestMethod]

@@ -33,4 +33,13 @@ public sealed class DiagnosticDocsTests
         var pages = Directory.GetFiles(Path.Combine(Repo.Root, "docs", "diagnostics"), "PLP*.md").Select(Path.GetFileNameWithoutExtension);
         CollectionAssert.AreEquivalent(DiagnosticCatalog.All.Select(d => d.Code).ToList(), pages.ToList(), "a page without a code, or a code without a page");
     }
+
+    [TestMethod]
+    public void TheIndexListsEveryCodeWithItsSeverity()
+    {
+        // docs/diagnostics/README.md is SARIF's informationUri: it must not fall behind the catalog.
+        string index = File.ReadAllText(Path.Combine(Repo.Root, "docs", "diagnostics", "README.md"));
+        foreach (var d in DiagnosticCatalog.All)
+            StringAssert.Contains(index, $"| [{d.Code}]({d.Code}.md) | {d.Severity.ToString().ToLowerInvariant()} |", d.Code);
+    }
 }

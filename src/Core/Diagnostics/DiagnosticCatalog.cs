@@ -66,8 +66,27 @@ public static class DiagnosticCatalog
     public const string PatchSummary = "PLP4002";
     public const string UnwindNotExtended = "PLP4003";
 
-    /// <summary>Default base of help links; the MSBuild layer may point it at a local copy of docs/.</summary>
-    public static string HelpLinkBase { get; set; } = "docs/diagnostics/";
+    /// <summary>
+    /// Base of help links: an absolute URI ending in '/', the same in SARIF, JSON and MSBuild events. By default the
+    /// pages shipped with the running binary — found by walking up from it to <c>docs/diagnostics/</c> (the SDK
+    /// package's root, the CLI tool package's, the repository's) — as a <c>file://</c> URI; where there are none, a
+    /// <c>urn:</c> that still names the page. The MSBuild layer may point it elsewhere.
+    /// </summary>
+    public static string HelpLinkBase { get; set; } = ShippedPages();
+
+    /// <summary>The catalog's index page (docs/diagnostics/README.md): SARIF's informationUri.</summary>
+    public static string InformationUri(string? linkBase = null) =>
+        (linkBase ?? HelpLinkBase) is var b && b.StartsWith("urn:", StringComparison.Ordinal) ? b + "README" : b + "README.md";
+
+    private static string ShippedPages()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            string pages = Path.Combine(dir.FullName, "docs", "diagnostics");
+            if (File.Exists(Path.Combine(pages, UsageError + ".md"))) return new Uri(pages + Path.DirectorySeparatorChar).AbsoluteUri;
+        }
+        return "urn:ppc-livepatch:diagnostics:";
+    }
 
     private static readonly Dictionary<string, DiagnosticDescriptor> Descriptors = new DiagnosticDescriptor[]
     {
@@ -150,5 +169,6 @@ public static class DiagnosticCatalog
 
     /// <summary>The page of <paramref name="code"/> under <paramref name="linkBase"/> (default <see
     /// cref="HelpLinkBase"/>).</summary>
-    public static string HelpLink(string code, string? linkBase = null) => (linkBase ?? HelpLinkBase) + code + ".md";
+    public static string HelpLink(string code, string? linkBase = null) =>
+        (linkBase ?? HelpLinkBase) is var b && b.StartsWith("urn:", StringComparison.Ordinal) ? b + code : b + code + ".md";
 }

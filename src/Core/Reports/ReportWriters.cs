@@ -214,6 +214,7 @@ public static class ReportWriters
         w.WriteStartObject("driver");
         w.WriteString("name", "ppc-livepatch");
         w.WriteString("version", typeof(ReportWriters).Assembly.GetName().Version?.ToString(3) ?? "0.0.0");
+        w.WriteString("informationUri", DiagnosticCatalog.InformationUri());
         w.WriteStartArray("rules");
         foreach (var code in rules)
         {
@@ -242,32 +243,41 @@ public static class ReportWriters
             w.WriteStartObject("message");
             w.WriteString("text", d.Fix is null ? d.Message : $"{d.Sentence} Fix: {d.Fix}");
             w.WriteEndObject();
-            w.WriteStartArray("locations");
-            w.WriteStartObject();
-            w.WriteStartObject("physicalLocation");
-            w.WriteStartObject("artifactLocation");
-            w.WriteString("uri", (d.Source?.File ?? d.ObjectPath).Replace('\\', '/'));
+            // The object is the result's analysis target; the C line, when DWARF gives one, its physical location.
+            // An object file has no lines: a site in it is a logical location (function+offset).
+            w.WriteStartObject("analysisTarget");
+            w.WriteString("uri", FileUri(d.ObjectPath));
             w.WriteEndObject();
-            if (d.Source is { } s)
+            bool logical = d.Function is not null || d.Section is not null;
+            if (d.Source is not null || logical)
             {
-                w.WriteStartObject("region");
-                w.WriteNumber("startLine", s.Line);
-                if (s.Column > 0) w.WriteNumber("startColumn", s.Column);
-                w.WriteEndObject();
-            }
-            w.WriteEndObject();
-            if (d.Function is not null || d.Section is not null)
-            {
-                w.WriteStartArray("logicalLocations");
+                w.WriteStartArray("locations");
                 w.WriteStartObject();
-                w.WriteString("fullyQualifiedName", d.Function is not null
-                    ? $"{d.Function}+0x{d.Offset ?? 0:x}" : $"{d.Section}+0x{d.Offset ?? 0:x}");
-                w.WriteString("kind", "function");
+                if (d.Source is { } s)
+                {
+                    w.WriteStartObject("physicalLocation");
+                    WriteSourceArtifact(w, s.File);
+                    // DWARF gives a point, not a range: the region is that line (from the column, when known).
+                    w.WriteStartObject("region");
+                    w.WriteNumber("startLine", s.Line);
+                    w.WriteNumber("startColumn", Math.Max(s.Column, 1));
+                    w.WriteNumber("endLine", s.Line);
+                    w.WriteEndObject();
+                    w.WriteEndObject();
+                }
+                if (logical)
+                {
+                    w.WriteStartArray("logicalLocations");
+                    w.WriteStartObject();
+                    w.WriteString("fullyQualifiedName", d.Function is not null
+                        ? $"{d.Function}+0x{d.Offset ?? 0:x}" : $"{d.Section}+0x{d.Offset ?? 0:x}");
+                    w.WriteString("kind", "function");
+                    w.WriteEndObject();
+                    w.WriteEndArray();
+                }
                 w.WriteEndObject();
                 w.WriteEndArray();
             }
-            w.WriteEndObject();
-            w.WriteEndArray();
             w.WriteStartObject("properties");
             w.WriteString("object", d.ObjectPath);
             WriteStringOrNull(w, "section", d.Section);
@@ -281,6 +291,26 @@ public static class ReportWriters
         w.WriteEndArray();
         w.WriteEndObject();
     });
+
+    /// <summary>
+    /// A DWARF file name: absolute, a file:// URI; relative (compiled with a relative path and no usable
+    /// DW_AT_comp_dir), a relative reference against the SRCROOT base, which the SARIF viewer asks the user for — never
+    /// resolved against this process's directory, which is not where it was compiled.
+    /// </summary>
+    private static void WriteSourceArtifact(Utf8JsonWriter w, string file)
+    {
+        w.WriteStartObject("artifactLocation");
+        if (Path.IsPathRooted(file)) w.WriteString("uri", FileUri(file));
+        else
+        {
+            w.WriteString("uri", string.Join('/', file.Replace('\\', '/').Split('/').Select(Uri.EscapeDataString)));
+            w.WriteString("uriBaseId", "SRCROOT");
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>SARIF wants absolute URIs (a bare "/path" is a relative reference): file:// of the full path.</summary>
+    private static string FileUri(string path) => new Uri(Path.GetFullPath(path)).AbsoluteUri;
 
     private static string Level(Severity s) =>
         s switch { Severity.Error => "error", Severity.Warning => "warning", _ => "note" };

@@ -1,0 +1,115 @@
+using Microsoft.Build.Logging.StructuredLogger;
+using PpcLivepatch.Tests.Shared;
+
+namespace PpcLivepatch.Build.Tests;
+
+/// <summary>
+/// A build that fails must not look good: no module in bin/, no report from an earlier success, and nothing the next
+/// unchanged build could take for up to date.
+/// </summary>
+[TestClass]
+public sealed class FailedBuildTests
+{
+    private const string Project = """
+        <Project Sdk="PpcLivepatch.Build.Sdk/VERSION">
+          <ItemGroup><KlpSymbol Include="helper" /></ItemGroup>
+        </Project>
+        """;
+
+    private const string GoodSource =
+        "static int __attribute__((noinline)) helper(int v) { return v * 3 + 1; }\n\nint patched(int v)\n{\n\treturn helper(v + 1) + 2;\n}\n";
+
+    private static string Obj(string dir, params string[] parts) => Path.Combine([dir, "obj", "Debug", "livepatch", .. parts]);
+
+    private static string[] EveryOutput(string dir) =>
+    [
+        Path.Combine(dir, "bin", "Debug", "livepatch.o"),
+        Obj(dir, "link", "livepatch.o"), Obj(dir, "convert", "livepatch.o"), Obj(dir, "patch", "livepatch.o"),
+        Obj(dir, "livepatch.patch.json"), Obj(dir, "livepatch.patch.sarif"),
+        Obj(dir, "livepatch.verify.json"), Obj(dir, "livepatch.verify.sarif"),
+    ];
+
+    private static void AssertAllExist(IEnumerable<string> files)
+    {
+        foreach (string f in files) Assert.IsTrue(File.Exists(f), $"{f} was not written");
+    }
+
+    [TestMethod]
+    public void AFailedCompileRemovesTheOutputsOfEveryLaterStep()
+    {
+        string dir = PackedSdk.Consumer(Project, ("lp.c", GoodSource));
+        var good = PackedSdk.Build(dir, "good.binlog");
+        Assert.AreEqual(0, good.ExitCode, good.Output);
+        AssertAllExist(EveryOutput(dir));
+
+        File.WriteAllText(Path.Combine(dir, "lp.c"), GoodSource.Replace("+ 2;", "+ not_declared;"));
+        var failed = PackedSdk.Build(dir, "failed.binlog");
+        Assert.AreEqual(1, failed.ExitCode, failed.Output);
+        StringAssert.Contains(failed.Output, "error PLP0010");
+        foreach (string f in EveryOutput(dir)) Assert.IsFalse(File.Exists(f), $"{f} survived the failed build");
+
+        File.WriteAllText(Path.Combine(dir, "lp.c"), GoodSource);
+        var again = PackedSdk.Build(dir, "again.binlog");
+        Assert.AreEqual(0, again.ExitCode, again.Output);
+        AssertAllExist(EveryOutput(dir));
+    }
+
+    [TestMethod]
+    public void AFailedVerifyKeepsOnlyItsOwnFreshReports()
+    {
+        string dir = PackedSdk.Consumer(Project, ("lp.c", GoodSource));
+        var good = PackedSdk.Build(dir, "good.binlog");
+        Assert.AreEqual(0, good.ExitCode, good.Output);
+
+        // No strategy: the call to the livepatch symbol keeps no nop, and Verify refuses the module.
+        var failed = PackedSdk.Build(dir, "failed.binlog", "-p:Rel24Strategy=none");
+        Assert.AreEqual(1, failed.ExitCode, failed.Output);
+        StringAssert.Contains(failed.Output, "error PLP2001");
+        Assert.IsFalse(File.Exists(Path.Combine(dir, "bin", "Debug", "livepatch.o")), "no module next to a failed build");
+        // Verify's own reports are this run's: they hold the rejection, not the earlier success.
+        StringAssert.Contains(File.ReadAllText(Obj(dir, "livepatch.verify.sarif")), "\"PLP2001\"");
+        StringAssert.Contains(File.ReadAllText(Obj(dir, "livepatch.verify.json")), "PLP2001");
+        // The SARIF the SDK writes, with a result at the C line, passes the SARIF SDK's validator.
+        SarifValidator.AssertValid(Obj(dir, "livepatch.verify.sarif"), Obj(dir, "livepatch.patch.sarif"));
+        // Earlier steps succeeded: their outputs stay.
+        AssertAllExist([Obj(dir, "patch", "livepatch.o"), Obj(dir, "livepatch.patch.json")]);
+
+        var unchanged = PackedSdk.Build(dir, "unchanged.binlog", "-p:Rel24Strategy=none");
+        Assert.AreEqual(1, unchanged.ExitCode, "the same inputs must fail again:\n" + unchanged.Output);
+    }
+
+    [TestMethod]
+    [DataRow("-warnaserror")]
+    [DataRow("-p:WarningsAsErrors=PLP0102")]
+    public void AWarningPromotedToAnErrorLeavesNothingUpToDate(string promotion)
+    {
+        // 'missing' is in no object: PLP0102, a warning, from Convert.
+        string dir = PackedSdk.Consumer(Project.Replace("<KlpSymbol Include=\"helper\" />",
+            "<KlpSymbol Include=\"helper\" /><KlpSymbol Include=\"missing\" />"), ("lp.c", GoodSource));
+        var first = PackedSdk.Build(dir, "first.binlog", promotion);
+        Assert.AreEqual(1, first.ExitCode, first.Output);
+        StringAssert.Contains(first.Output, "error PLP0102");
+        // WarningsAsErrors is known to the task, which then removes its output; -warnaserror is applied to the event
+        // only, so the step's output may stay, but never up to date: the step that warned has no clean stamp.
+        if (promotion.Contains("WarningsAsErrors"))
+        {
+            Assert.IsFalse(File.Exists(Obj(dir, "convert", "livepatch.o")), "Convert's output survived its promoted warning");
+            Assert.IsFalse(File.Exists(Path.Combine(dir, "bin", "Debug", "livepatch.o")), "no module next to a failed build");
+        }
+        Assert.IsFalse(File.Exists(Obj(dir, "convert.clean")), "a step that warned must run again");
+
+        var second = PackedSdk.Build(dir, "second.binlog", promotion);
+        Assert.AreEqual(1, second.ExitCode, "the unchanged second build must fail as the first did:\n" + second.Output);
+        StringAssert.Contains(second.Output, "error PLP0102");
+
+        var skipped = BinaryLog.ReadBuild(Path.Combine(dir, "second.binlog")).FindChildrenRecursive<Message>(m =>
+            m.Text.StartsWith("Skipping target \"PpcLivepatchConvertKlp\""));
+        Assert.AreEqual(0, skipped.Count, "Convert was taken for up to date");
+
+        var relaxed = PackedSdk.Build(dir, "relaxed.binlog");
+        Assert.AreEqual(0, relaxed.ExitCode, relaxed.Output);
+        StringAssert.Contains(relaxed.Output, "warning PLP0102");
+        var errors = BinaryLog.ReadBuild(Path.Combine(dir, "relaxed.binlog")).FindChildrenRecursive<Error>();
+        Assert.AreEqual(0, errors.Count);
+    }
+}
