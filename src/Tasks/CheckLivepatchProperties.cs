@@ -19,6 +19,7 @@ public sealed class CheckLivepatchProperties : Microsoft.Build.Utilities.Task
     public string? KernelHasLivepatch { get; set; }
     public string? LivepatchAllowSiblingCalls { get; set; }
     public string? LivepatchModuleName { get; set; }
+    public string? LivepatchAbi { get; set; }
 
     /// <summary>Other settings the outputs depend on (signing), kept in the key as they are.</summary>
     public string? Extra { get; set; }
@@ -27,6 +28,9 @@ public sealed class CheckLivepatchProperties : Microsoft.Build.Utilities.Task
     public string KeyFile { get; set; } = "";
 
     public string? HelpLinkBase { get; set; }
+
+    /// <summary>The project file the properties belong to (the task node itself is in Sdk.targets).</summary>
+    public string? ProjectFile { get; set; }
 
     public override bool Execute()
     {
@@ -38,6 +42,9 @@ public sealed class CheckLivepatchProperties : Microsoft.Build.Utilities.Task
         if (!StepProperties.TryStrategy(Rel24Strategy, out var strategy, out string? error)) Usage(error!);
         if (!StepProperties.TrySites(Rel24Sites, out var sites, out error)) Usage(error!);
         if (!StepProperties.TryWarnOnly(LivepatchVerifyMode, out bool warnOnly, out error)) Usage(error!);
+        // The ABI chooses the default flags; any other value would compile ELFv1 code and fail much later.
+        if (LivepatchAbi is not null && LivepatchAbi is not ("elfv1" or "elfv2"))
+            Usage($"LivepatchAbi is '{LivepatchAbi}'; use elfv2 (ppc64le) or elfv1 (big-endian ppc64)");
         if (Log.HasLoggedErrors) return false;
 
         var loader = StepProperties.Loader(acceptsLdToc, pcrel, LivepatchModuleName, hasLivepatch);
@@ -71,7 +78,13 @@ public sealed class CheckLivepatchProperties : Microsoft.Build.Utilities.Task
         return false;
     }
 
-    private void Usage(string message) =>
-        DiagnosticLogging.Log(Log, DiagnosticCatalog.UsageError, HelpLinkBase, BuildEngine?.ProjectFileOfTaskNode ?? "",
-            0, 0, message);
+    /// <summary>A coded error at the project file, on the line that sets the property when it is set there (a value
+    /// from the command line has no line).</summary>
+    private void Usage(string message)
+    {
+        string file = string.IsNullOrEmpty(ProjectFile) ? BuildEngine?.ProjectFileOfTaskNode ?? "" : ProjectFile;
+        string property = message.Split(' ')[0];   // every message starts with the property's name
+        DiagnosticLogging.Log(Log, DiagnosticCatalog.UsageError, HelpLinkBase, file,
+            ProjectItemLocation.PropertyLine(file, property), 0, message);
+    }
 }

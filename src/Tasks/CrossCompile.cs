@@ -17,7 +17,9 @@ public sealed class CrossCompile : ToolTask
     [Required] public string Source { get; set; } = "";
     [Required] public string ObjectFile { get; set; } = "";
     public string? DependencyFile { get; set; }
-    public string CrossCompilePrefix { get; set; } = "powerpc64le-linux-gnu-";
+    /// <summary>Empty on a ppc64 host: plain <c>gcc</c>, as kbuild's empty CROSS_COMPILE (MSBuild does not pass an
+    /// empty parameter, so the default must be the empty prefix, not a cross one).</summary>
+    public string CrossCompilePrefix { get; set; } = "";
     public string Flags { get; set; } = "";
     public string? HelpLinkBase { get; set; }
     /// <summary>
@@ -50,9 +52,8 @@ public sealed class CrossCompile : ToolTask
     {
         if (string.IsNullOrEmpty(ToolPath) && !Path.IsPathRooted(CompilerPath()))
         {
-            string package = CrossCompilePrefix.StartsWith("powerpc64le", StringComparison.Ordinal) ? "gcc-powerpc64le-linux-gnu" : "gcc-powerpc64-linux-gnu";
             DiagnosticLogging.Log(Log, CompilerNotFound, HelpLinkBase, Source, 0, 0,
-                $"the cross compiler '{ToolName}' is not on PATH; install it (Debian: apt-get install {package}) or set CrossCompilePrefix");
+                $"the compiler '{ToolName}' is not on PATH; {ToolchainAdvice.Install(CrossCompilePrefix)}");
             return false;
         }
         bool ok;

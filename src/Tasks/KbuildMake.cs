@@ -15,7 +15,8 @@ public sealed partial class KbuildMake : ToolTask
     [Required] public string SourceDirectory { get; set; } = "";
     /// <summary>The .ko make writes; deleted when make fails, so no stale module looks up to date.</summary>
     public string? ModuleFile { get; set; }
-    public string CrossCompilePrefix { get; set; } = "powerpc64le-linux-gnu-";
+    /// <summary>kbuild's CROSS_COMPILE; empty on a ppc64 host.</summary>
+    public string CrossCompilePrefix { get; set; } = "";
     public string KCFlags { get; set; } = "";
     /// <summary>KlpSymbol item names: modpost may call them undefined, the livepatch relocations resolve
     /// them.</summary>

@@ -66,15 +66,20 @@ public abstract class LivepatchObjectTask : Microsoft.Build.Utilities.Task
 
     protected virtual void StepFinished(StepResult result) { }
 
+    /// <summary>Where the user should look for a diagnostic, when that is not the object (a task's own items).</summary>
+    protected virtual Diagnostic Locate(Diagnostic d) => d;
+
     private bool ExecuteCore()
     {
         if (Options() is not { } options) return false;
+        // The reports' help links point where the build's events do, wherever the step runs.
+        options = options with { HelpLinkBase = string.IsNullOrEmpty(HelpLinkBase) ? DiagnosticCatalog.HelpLinkBase : HelpLinkBase };
         var objects = StepObjects();
         var request = new StepRequest(Environment.CurrentDirectory, options, objects);
         var result = (string.IsNullOrEmpty(ToolPath) ? null : NativeStep.Run(this, ToolPath, request)) ?? StepRunner.Run(options, objects);
         foreach (var e in result.Events)
         {
-            if (e.Diagnostic is { } d) DiagnosticLogging.Log(Log, d, HelpLinkBase);
+            if (e.Diagnostic is { } d) DiagnosticLogging.Log(Log, Locate(d), HelpLinkBase);
             else Log.LogMessage(e.Prominent ? MessageImportance.High : MessageImportance.Normal, "{0}", e.Message);
         }
         StepFinished(result);

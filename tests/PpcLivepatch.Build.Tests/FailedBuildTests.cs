@@ -112,4 +112,50 @@ public sealed class FailedBuildTests
         var errors = BinaryLog.ReadBuild(Path.Combine(dir, "relaxed.binlog")).FindChildrenRecursive<Error>();
         Assert.AreEqual(0, errors.Count);
     }
+
+    [TestMethod]
+    public void UserInputIsCheckedWhereItWasWrittenBeforeTheCompilerRuns()
+    {
+        string dir = PackedSdk.Consumer("""
+            <Project Sdk="PpcLivepatch.Build.Sdk/VERSION">
+              <ItemGroup>
+                <KlpSymbol Include="helpr" />
+              </ItemGroup>
+            </Project>
+            """, ("lp.c", GoodSource), ("System.map", "c000000000010000 t helper\nc000000000010100 T printk\n"));
+        string project = Path.Combine(dir, "Livepatch.csproj");
+
+        var misspelled = PackedSdk.Build(dir, "map.binlog", $"-p:KernelSystemMap={Path.Combine(dir, "System.map")}");
+        Assert.AreEqual(1, misspelled.ExitCode, misspelled.Output);
+        var error = BinaryLog.ReadBuild(Path.Combine(dir, "map.binlog")).FindChildrenRecursive<Error>().Single();
+        Assert.AreEqual(("PLP0106", project, 3), (error.Code, error.File, error.LineNumber));
+        Assert.IsFalse(Directory.Exists(Obj(dir, "compile")), "the compiler ran before the item was checked");
+
+        var abi = PackedSdk.Build(dir, "abi.binlog", "-p:LivepatchAbi=elfv3");
+        Assert.AreEqual(1, abi.ExitCode, abi.Output);
+        var abiError = BinaryLog.ReadBuild(Path.Combine(dir, "abi.binlog")).FindChildrenRecursive<Error>().Single();
+        Assert.AreEqual(("PLP0001", project), (abiError.Code, abiError.File));
+        StringAssert.Contains(abiError.Text, "LivepatchAbi is 'elfv3'; use elfv2 (ppc64le) or elfv1 (big-endian ppc64)");
+        Assert.IsFalse(Directory.Exists(Obj(dir, "compile")));
+    }
+
+    [TestMethod]
+    public void AnEmptyCrossCompilePrefixUsesThePlainTools()
+    {
+        // As on a ppc64le host: gcc and ld without a prefix (here the x86-64 ones, so Convert refuses the object).
+        string dir = PackedSdk.Consumer("""
+            <Project Sdk="PpcLivepatch.Build.Sdk/VERSION">
+              <PropertyGroup>
+                <CrossCompilePrefix></CrossCompilePrefix>
+                <LivepatchCFlags>-O2 -ffunction-sections</LivepatchCFlags>
+              </PropertyGroup>
+            </Project>
+            """, ("lp.c", GoodSource));
+        var result = PackedSdk.Build(dir, "plain.binlog");
+        // The default asm route runs the compiler through its wrapper: the compiler it is given is the host's gcc.
+        StringAssert.Contains(result.Output, "ppclp-asm-cc /usr/bin/gcc -O2");
+        StringAssert.Contains(result.Output, "\"ld\" -r -o");
+        Assert.AreEqual(1, result.ExitCode, result.Output);
+        StringAssert.Contains(result.Output, "error PLP1004");
+    }
 }

@@ -101,3 +101,20 @@ internal static class Tool
         return new Result(p.ExitCode, output.ToString());
     }
 }
+
+/// <summary>An item as MSBuild hands it to a task after evaluating a project file: with its defining project, which a
+/// plain <see cref="Microsoft.Build.Utilities.TaskItem"/> cannot be given.</summary>
+internal sealed class DefinedItem(string itemSpec, string definingProject) : ITaskItem
+{
+    private readonly Microsoft.Build.Utilities.TaskItem _item = new(itemSpec);
+
+    public string ItemSpec { get => _item.ItemSpec; set => _item.ItemSpec = value; }
+    public System.Collections.ICollection MetadataNames => _item.MetadataNames;
+    public int MetadataCount => _item.MetadataCount;
+    public string GetMetadata(string metadataName) =>
+        metadataName == "DefiningProjectFullPath" ? definingProject : _item.GetMetadata(metadataName);
+    public void SetMetadata(string metadataName, string metadataValue) => _item.SetMetadata(metadataName, metadataValue);
+    public void RemoveMetadata(string metadataName) => _item.RemoveMetadata(metadataName);
+    public void CopyMetadataTo(ITaskItem destinationItem) => _item.CopyMetadataTo(destinationItem);
+    public System.Collections.IDictionary CloneCustomMetadata() => _item.CloneCustomMetadata();
+}

@@ -94,6 +94,63 @@ public sealed class TaskTests
     }
 
     [TestMethod]
+    public void KlpSymbolsAreCheckedAgainstTheKernelsSymbolMap()
+    {
+        string dir = Repo.NewTempDir();
+        string map = Path.Combine(dir, "System.map");
+        File.WriteAllText(map, """
+            c000000000000000 T _stext
+            c000000000010000 t show_stat
+            c000000000010100 T version_proc_show
+            c000000000020000 t show_stat
+            c000000000030000 d saved_command_line
+            """.Replace("            ", ""));
+        string project = Path.Combine(dir, "Livepatch.csproj");
+        File.WriteAllText(project, "<Project>\n  <ItemGroup>\n    <KlpSymbol Include=\"version_proc_shw\" />\n  </ItemGroup>\n</Project>\n");
+        TaskItem Klp(string name, string? position = null, string? obj = null)
+        {
+            var item = new TaskItem(name);
+            if (position is not null) item.SetMetadata("Position", position);
+            if (obj is not null) item.SetMetadata("Object", obj);
+            return item;
+        }
+        var misspelled = new DefinedItem("version_proc_shw", project);
+        var engine = new FakeBuildEngine();
+        var task = new CheckKlpSymbolsAgainstKernel
+        {
+            BuildEngine = engine, SystemMap = map,
+            KlpSymbols = [Klp("version_proc_show"), Klp("saved_command_line", obj: "vmlinux"), Klp("show_stat", "2"), misspelled,
+                Klp("show_stat"), Klp("show_stat", "3"), Klp("nfsd_helper", obj: "nfsd")],
+        };
+        Assert.IsFalse(task.Execute());
+        var errors = engine.Errors.Select(e => (e.Code, e.Message!.Split(';')[0], e.File, e.LineNumber)).ToList();
+        CollectionAssert.AreEqual(new[]
+        {
+            ("PLP0106", "KlpSymbol 'version_proc_shw': the target kernel has no symbol 'version_proc_shw' (" + map + ")", project, 3),
+            ("PLP0107", "KlpSymbol 'show_stat': the target kernel has 2 symbols named 'show_stat' (" + map + "), and no Position picks one", "/fake/project.csproj", 0),
+            ("PLP0107", "KlpSymbol 'show_stat' has Position 3, and the target kernel has 2 symbols named 'show_stat' (" + map + ")", "/fake/project.csproj", 0),
+        }, errors, string.Join("\n", errors));
+        StringAssert.Contains(engine.Errors[1].Message, "unresolvable ambiguity for symbol 'show_stat' in object 'vmlinux'. Fix: Set Position to 1–2");
+    }
+
+    [TestMethod]
+    public void AKlpSymbolNotInTheObjectPointsAtItsItem()
+    {
+        string dir = Repo.NewTempDir();
+        string project = Path.Combine(dir, "Livepatch.csproj");
+        File.WriteAllText(project, "<Project>\n  <ItemGroup>\n    <KlpSymbol Include=\"kernel_helper\" />\n    <KlpSymbol Include=\"nowhere\" />\n  </ItemGroup>\n</Project>\n");
+        ITaskItem[] items = [new DefinedItem("kernel_helper", project), new DefinedItem("nowhere", project)];
+        var engine = new FakeBuildEngine();
+        var task = new ConvertKlpSymbols
+        {
+            BuildEngine = engine, Objects = [Item(Repo.Fixture("livepatch.und.le.o"), Path.Combine(dir, "c.o"))], KlpSymbols = items,
+        };
+        Assert.IsTrue(task.Execute());
+        var warning = engine.Warnings.Single(w => w.Code == "PLP0102");
+        Assert.AreEqual((project, 4), (warning.File, warning.LineNumber));
+    }
+
+    [TestMethod]
     public void KlpSymbolMetadataIsReadAndChecked()
     {
         var engine = new FakeBuildEngine();
@@ -173,6 +230,23 @@ public sealed class TaskTests
         var e = engine.Errors.Single();
         Assert.AreEqual("PLP0013", e.Code);
         StringAssert.Contains(e.Message, "nonexistent-ppc-gcc");
+        StringAssert.Contains(e.Message, "names no toolchain Debian packages");
+    }
+
+    [TestMethod]
+    [DataRow("powerpc64le-linux-gnu-", "apt-get install gcc-powerpc64le-linux-gnu")]
+    [DataRow("powerpc64-linux-gnu-", "apt-get install gcc-powerpc64-linux-gnu")]
+    [DataRow("", "apt-get install gcc binutils")]
+    [DataRow("ppc64le-unknown-", "names no toolchain Debian packages")]
+    public void EachPrefixGetsItsOwnInstallAdvice(string prefix, string advice) =>
+        StringAssert.Contains(ToolchainAdvice.Install(prefix), advice);
+
+    [TestMethod]
+    public void WithoutAPrefixTheTaskRunsPlainGcc()
+    {
+        // MSBuild never passes an empty parameter: the task's own default is what an empty CrossCompilePrefix gives.
+        Assert.AreEqual("", new CrossCompile().CrossCompilePrefix);
+        Assert.AreEqual("", new KbuildMake().CrossCompilePrefix);
     }
 }
 
@@ -365,11 +439,12 @@ public sealed class NativeStepTaskTests
         var task = new CheckLivepatchProperties
         {
             BuildEngine = engine, KeyFile = key, Rel24Strategy = "foo", Rel24Sites = "some", LivepatchVerifyMode = "warning",
-            KernelAcceptsLdToc = "maybe", LivepatchPcrel = "false",
+            KernelAcceptsLdToc = "maybe", LivepatchPcrel = "false", LivepatchAbi = "elfv3",
         };
         Assert.IsFalse(task.Execute());
         CollectionAssert.AreEquivalent(
-            new[] { "KernelAcceptsLdToc is 'maybe'", "Rel24Strategy is 'foo'", "Rel24Sites is 'some'", "LivepatchVerifyMode is 'warning'" },
+            new[] { "KernelAcceptsLdToc is 'maybe'", "Rel24Strategy is 'foo'", "Rel24Sites is 'some'", "LivepatchVerifyMode is 'warning'",
+                "LivepatchAbi is 'elfv3'" },
             engine.Errors.Select(e => e.Message!.Split(';')[0]).ToArray());
         Assert.IsTrue(engine.Errors.All(e => e.Code == "PLP0001" && e.File == "/fake/project.csproj" && e.HelpLink!.EndsWith("PLP0001.md")));
         Assert.IsFalse(File.Exists(key), "no key for options that cannot be used");

@@ -42,6 +42,8 @@ public static class DiagnosticCatalog
     public const string KlpDefinedSymbolNotAFunction = "PLP0103";
     public const string KlpCopyNotSeparable = "PLP0104";
     public const string KlpCopyHasClones = "PLP0105";
+    public const string KlpSymbolNotInKernel = "PLP0106";
+    public const string KlpSymbolAmbiguous = "PLP0107";
 
     public const string MissingNopAfterCall = "PLP2001";
     public const string TocRestoreNotAccepted = "PLP2002";
@@ -107,6 +109,8 @@ public static class DiagnosticCatalog
         new(KlpDefinedSymbolNotAFunction, Severity.Error, "KlpSymbol is defined here as data"),
         new(KlpCopyNotSeparable, Severity.Error, "Copied function cannot be dropped from its section"),
         new(KlpCopyHasClones, Severity.Warning, "GCC clones of a dropped copy stay in the module"),
+        new(KlpSymbolNotInKernel, Severity.Error, "KlpSymbol is not a symbol of the target kernel"),
+        new(KlpSymbolAmbiguous, Severity.Error, "KlpSymbol names several kernel symbols and has no valid Position"),
         new(NotElf, Severity.Error, "Input is not an ELF file"),
         new(TruncatedOrMalformedHeader, Severity.Error, "ELF header is truncated or malformed"),
         new(UnsupportedClass, Severity.Error, "Only 64-bit ELF (ELFCLASS64) is supported"),

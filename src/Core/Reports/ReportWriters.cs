@@ -18,23 +18,25 @@ public enum ReportFormat
 
 public static class ReportWriters
 {
-    public static string Render(IReadOnlyList<ObjectReport> reports, ReportFormat format) => format switch
+    /// <param name="helpLinkBase">Where help links point (the SDK's; default <see
+    /// cref="DiagnosticCatalog.HelpLinkBase"/>): the same base in the reports as in the build's events.</param>
+    public static string Render(IReadOnlyList<ObjectReport> reports, ReportFormat format, string? helpLinkBase = null) => format switch
     {
         ReportFormat.Text => Text(reports),
-        ReportFormat.Json => Json(reports),
-        ReportFormat.Sarif => Sarif(reports),
+        ReportFormat.Json => Json(reports, helpLinkBase: helpLinkBase),
+        ReportFormat.Sarif => Sarif(reports, helpLinkBase),
         _ => throw new ArgumentOutOfRangeException(nameof(format)),
     };
 
     /// <summary>Patch output: the verify report of each written object, plus what was fixed.</summary>
-    public static string RenderPatch(IReadOnlyList<PatchResult> results, ReportFormat format)
+    public static string RenderPatch(IReadOnlyList<PatchResult> results, ReportFormat format, string? helpLinkBase = null)
     {
         var reports = results.Select(r => r.Report).ToList();
         return format switch
         {
             ReportFormat.Text => Text(reports) + PatchSummaryText(results),
-            ReportFormat.Json => Json(reports, results.Select(r => r.Fixes).ToList()),
-            ReportFormat.Sarif => Sarif(reports),
+            ReportFormat.Json => Json(reports, results.Select(r => r.Fixes).ToList(), helpLinkBase),
+            ReportFormat.Sarif => Sarif(reports, helpLinkBase),
             _ => throw new ArgumentOutOfRangeException(nameof(format)),
         };
     }
@@ -97,7 +99,7 @@ public static class ReportWriters
                     break;
                 case ReportFormat.Json:
                     // The file object as Json() writes it, indented to its place in the array.
-                    string file = Write(w => WriteFile(w, r, null)).TrimEnd('\n');
+                    string file = Write(w => WriteFile(w, r, null, null)).TrimEnd('\n');
                     output.Write((first ? "\n" : ",\n") + string.Join('\n', file.Split('\n').Select(l => "    " + l)));
                     break;
             }
@@ -119,16 +121,17 @@ public static class ReportWriters
         return $"{origin}: {severity} {d.Code}: {d.Sentence}{fix}";
     }
 
-    public static string Json(IReadOnlyList<ObjectReport> reports, IReadOnlyList<IReadOnlyList<AppliedFix>>? fixes = null) => Write(w =>
+    public static string Json(IReadOnlyList<ObjectReport> reports, IReadOnlyList<IReadOnlyList<AppliedFix>>? fixes = null,
+        string? helpLinkBase = null) => Write(w =>
     {
         w.WriteStartObject();
         w.WriteStartArray("files");
-        for (int i = 0; i < reports.Count; i++) WriteFile(w, reports[i], fixes?[i]);
+        for (int i = 0; i < reports.Count; i++) WriteFile(w, reports[i], fixes?[i], helpLinkBase);
         w.WriteEndArray();
         w.WriteEndObject();
     });
 
-    private static void WriteFile(Utf8JsonWriter w, ObjectReport r, IReadOnlyList<AppliedFix>? fixes)
+    private static void WriteFile(Utf8JsonWriter w, ObjectReport r, IReadOnlyList<AppliedFix>? fixes, string? helpLinkBase)
     {
         w.WriteStartObject();
         w.WriteString("path", r.Path);
@@ -173,7 +176,7 @@ public static class ReportWriters
             WriteStringOrNull(w, "callee", d.Callee);
             WriteSource(w, d.Source);
             WriteStringOrNull(w, "fix", d.Fix);
-            w.WriteString("helpLink", d.HelpLink);
+            w.WriteString("helpLink", DiagnosticCatalog.HelpLink(d.Code, helpLinkBase));
             w.WriteEndObject();
         }
         w.WriteEndArray();
@@ -200,7 +203,7 @@ public static class ReportWriters
     }
 
     /// <summary>SARIF 2.1.0: one run, the catalog as rules, results located at the C line when DWARF has it.</summary>
-    public static string Sarif(IReadOnlyList<ObjectReport> reports) => Write(w =>
+    public static string Sarif(IReadOnlyList<ObjectReport> reports, string? helpLinkBase = null) => Write(w =>
     {
         var diagnostics = reports.SelectMany(r => r.Diagnostics).ToList();
         var rules = diagnostics.Select(d => d.Code).Distinct().Order(StringComparer.Ordinal).ToList();
@@ -214,7 +217,7 @@ public static class ReportWriters
         w.WriteStartObject("driver");
         w.WriteString("name", "ppc-livepatch");
         w.WriteString("version", typeof(ReportWriters).Assembly.GetName().Version?.ToString(3) ?? "0.0.0");
-        w.WriteString("informationUri", DiagnosticCatalog.InformationUri());
+        w.WriteString("informationUri", DiagnosticCatalog.InformationUri(helpLinkBase));
         w.WriteStartArray("rules");
         foreach (var code in rules)
         {
@@ -224,7 +227,7 @@ public static class ReportWriters
             w.WriteStartObject("shortDescription");
             w.WriteString("text", descriptor.Title);
             w.WriteEndObject();
-            w.WriteString("helpUri", DiagnosticCatalog.HelpLink(code));
+            w.WriteString("helpUri", DiagnosticCatalog.HelpLink(code, helpLinkBase));
             w.WriteStartObject("defaultConfiguration");
             w.WriteString("level", Level(descriptor.Severity));
             w.WriteEndObject();

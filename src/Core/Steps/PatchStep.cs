@@ -28,8 +28,8 @@ public static class PatchStep
             results.Add(result with { Report = result.Report with { Path = o.Output } });
             if (result.Output is not null) StepFiles.Write(o.Output, result.Output, events);
         }
-        StepFiles.WriteReport(options.JsonReport, ReportWriters.RenderPatch(results, ReportFormat.Json), events);
-        StepFiles.WriteReport(options.SarifReport, ReportWriters.RenderPatch(results, ReportFormat.Sarif), events);
+        StepFiles.WriteReport(options.JsonReport, ReportWriters.RenderPatch(results, ReportFormat.Json, options.HelpLinkBase), events);
+        StepFiles.WriteReport(options.SarifReport, ReportWriters.RenderPatch(results, ReportFormat.Sarif, options.HelpLinkBase), events);
 
         var fixes = results.SelectMany(r => r.Fixes).ToList();
         string how = ObjectPatcher.StrategySummary(fixes);

@@ -31,7 +31,8 @@ public sealed record StepOptions(
     bool WarnOnly = false,
     string? JsonReport = null,
     string? SarifReport = null,
-    IReadOnlyList<KlpSymbolSpec>? Symbols = null)
+    IReadOnlyList<KlpSymbolSpec>? Symbols = null,
+    string? HelpLinkBase = null)
 {
     public IReadOnlyList<KlpSymbolSpec> KlpSymbols => Symbols ?? [];
 
@@ -60,6 +61,7 @@ public sealed record StepOptions(
         w.WriteBoolean("warnOnly", WarnOnly);
         if (JsonReport is not null) w.WriteString("jsonReport", JsonReport);
         if (SarifReport is not null) w.WriteString("sarifReport", SarifReport);
+        if (HelpLinkBase is not null) w.WriteString("helpLinkBase", HelpLinkBase);
         w.WriteStartArray("klpSymbols");
         foreach (var k in KlpSymbols)
         {
@@ -90,7 +92,7 @@ public sealed record StepOptions(
             loader,
             StepOptionParsing.Strategy(Text("strategy"), out var strategy) ? strategy : throw new FormatException($"unknown strategy '{Text("strategy")}'"),
             StepOptionParsing.Sites(Text("sites")) ?? throw new FormatException($"unknown site selection '{Text("sites")}'"),
-            Flag("allowSiblingCalls"), Flag("warnOnly"), Text("jsonReport"), Text("sarifReport"), symbols);
+            Flag("allowSiblingCalls"), Flag("warnOnly"), Text("jsonReport"), Text("sarifReport"), symbols, Text("helpLinkBase"));
     }
 }
 

@@ -30,8 +30,8 @@ public static class VerifyStep
             events.Add(StepEvent.Say($"{o.Input}: {(report.Accepted ? "the kernel would load it" : "the kernel would refuse it")} ({report.Sites.Count} call sites, {rejected} rejected)", prominent: false));
             if (!failed && o.Output != o.Input) StepFiles.Write(o.Output, image.Bytes.ToArray(), events);
         }
-        StepFiles.WriteReport(options.JsonReport, ReportWriters.Render(reports, ReportFormat.Json), events);
-        StepFiles.WriteReport(options.SarifReport, ReportWriters.Render(reports, ReportFormat.Sarif), events);
+        StepFiles.WriteReport(options.JsonReport, ReportWriters.Render(reports, ReportFormat.Json, options.HelpLinkBase), events);
+        StepFiles.WriteReport(options.SarifReport, ReportWriters.Render(reports, ReportFormat.Sarif, options.HelpLinkBase), events);
         return StepFiles.Finish(events, objects);
     }
 }
