@@ -2,7 +2,8 @@
 # The two commands of the README:
 #   ./build.sh        install prerequisites, build, pack the SDK, build samples/KernelLivepatch with it
 #   ./build.sh test   install prerequisites (and the kernel oracle), run every test; ends with "N passed, N failed"
-#   ./build.sh pack   install prerequisites, pack the SDK into artifacts/packages (what bench/sdk-build.sh builds with)
+#   ./build.sh pack   install prerequisites, pack the SDK, the ppc-livepatch tool and the dotnet new template into
+#                     artifacts/packages (the SDK is what bench/sdk-build.sh builds with)
 set -euo pipefail
 cd "$(dirname "$0")"
 root=$PWD
@@ -21,9 +22,23 @@ build() {
 
 # Packs the SDK into the local feed. NuGet never re-extracts a version it has cached, so the cached copy of this
 # version goes first: a re-packed SDK must not lose to a stale one.
+# The packages name the repository they come from when this clone's remote is a public (http/https) one.
+repository_url=$(git config --get remote.origin.url 2>/dev/null || true)
+pack_properties=()
+if [[ "$repository_url" =~ ^https?:// ]]; then pack_properties=("-p:RepositoryUrl=$repository_url"); fi
+
 pack_sdk() {
-  dotnet pack src/Sdk -c Release -nologo -v quiet -o artifacts/packages >/dev/null
+  dotnet pack src/Sdk -c Release -nologo -v quiet -o artifacts/packages "${pack_properties[@]}" >/dev/null
   rm -rf "${NUGET_PACKAGES:-$HOME/.nuget/packages}/ppclivepatch.build.sdk/$version"
+}
+
+# Everything a user installs: the SDK, the ppc-livepatch .NET tool (dotnet tool install) and the dotnet new template.
+pack_all() {
+  pack_sdk
+  dotnet pack src/Cli -c Release -nologo -v quiet -o artifacts/packages "${pack_properties[@]}" >/dev/null
+  dotnet pack src/Templates -c Release -nologo -v quiet -o artifacts/packages "${pack_properties[@]}" >/dev/null
+  rm -rf "${NUGET_PACKAGES:-$HOME/.nuget/packages}/ppclivepatch.cli/$version" "${NUGET_PACKAGES:-$HOME/.nuget/packages}/ppclivepatch.templates/$version"
+  ls artifacts/packages/*."$version".nupkg
 }
 
 sample() {
@@ -70,6 +85,6 @@ run_tests() {
 case "${1:-}" in
   "") sample ;;
   test) run_tests ;;
-  pack) pack_sdk ;;
+  pack) pack_all ;;
   *) echo "usage: ./build.sh [test|pack]" >&2; exit 2 ;;
 esac

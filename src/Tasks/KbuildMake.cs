@@ -33,6 +33,20 @@ public sealed partial class KbuildMake : ToolTask
     [System.Text.RegularExpressions.GeneratedRegex(@"^WARNING: modpost: ""(?<sym>[^""]+)"" \[.*\] undefined!")]
     private static partial System.Text.RegularExpressions.Regex ModpostUndefined();
 
+    /// <summary>What make and kbuild print when they stop, other than a compiler diagnostic: make's own errors
+    /// (<c>make[2]: *** … Error 1</c>, <c>No rule to make target</c>), modpost's (<c>ERROR: modpost: …</c>), the
+    /// linker's (<c>ld: …</c>).</summary>
+    [System.Text.RegularExpressions.GeneratedRegex(@"^(?:make(?:\[\d+\])?: \*\*\* |ERROR: modpost: |(?:\S*-)?ld(?:\.bfd)?: |scripts/\S+: error)")]
+    private static partial System.Text.RegularExpressions.Regex BuildError();
+
+    /// <summary>kbuild's progress lines (<c>  CC [M]  x.o</c>, <c>  LD [M]  x.ko</c>, <c>  MODPOST …</c>).</summary>
+    [System.Text.RegularExpressions.GeneratedRegex(@"^  [A-Z][A-Z0-9_]*(?: \[M\])?\s{2,}\S")]
+    private static partial System.Text.RegularExpressions.Regex Progress();
+
+    /// <summary>make's last lines, for a failure that printed nothing we recognise.</summary>
+    private readonly Queue<string> _recent = new();
+    private readonly List<string> _buildErrors = [];
+
     protected override MessageImportance StandardOutputLoggingImportance => MessageImportance.Normal;
     protected override MessageImportance StandardErrorLoggingImportance => MessageImportance.Normal;
 
@@ -53,6 +67,8 @@ public sealed partial class KbuildMake : ToolTask
                 "package (e.g. /lib/modules/<version>/build)");
             return false;
         }
+        // kbuild takes a while: say so at the verbosity people build at, and show its progress lines there too.
+        Log.LogMessage(MessageImportance.High, "{0}", $"kbuild: make -C {KernelDirectory} M={KbuildDirectory.TrimEnd('/')} modules");
         bool ok = base.Execute() && !DiagnosticLogging.HasFailed(this);
         if (!ok && ModuleFile is not null)
         {
@@ -79,11 +95,20 @@ public sealed partial class KbuildMake : ToolTask
     }
 
     /// <summary>A failure that printed no diagnostic we recognise still gets our code, not MSB6006.</summary>
+    /// <remarks>
+    /// make's own error lines are shown in the message (at default verbosity make's output is not shown at all, so
+    /// "see above" would point at nothing); without any, its last lines are.
+    /// </remarks>
     protected override bool HandleTaskExecutionErrors()
     {
         if (!Log.HasLoggedErrors)
+        {
+            string shown = _buildErrors.Count > 0
+                ? "make reported: " + string.Join(" | ", _buildErrors.Take(5))
+                : _recent.Count > 0 ? "its last lines: " + string.Join(" | ", _recent) : "it printed nothing";
             DiagnosticLogging.Log(Log, DiagnosticCatalog.KbuildFailed, HelpLinkBase, ProjectFile ?? "", 0, 0,
-                $"kbuild (make modules) exited with code {ExitCode}; its messages are above");
+                $"kbuild (make modules) exited with code {ExitCode}; {shown}");
+        }
         return false;
     }
 
@@ -94,6 +119,14 @@ public sealed partial class KbuildMake : ToolTask
         string Map(string path) =>
             path.StartsWith(kbuild, StringComparison.Ordinal) ? source + path[kbuild.Length..] : path;
         if (GccOutput.TryLog(Log, BuildEngine, line, ProjectFile ?? "", HelpLinkBase, Map)) return;
+        if (BuildError().IsMatch(line)) _buildErrors.Add(line.Trim());
+        _recent.Enqueue(line.Trim());
+        if (_recent.Count > 8) _recent.Dequeue();
+        if (Progress().IsMatch(line))
+        {
+            Log.LogMessage(MessageImportance.High, "{0}", line);
+            return;
+        }
         var undefined = ModpostUndefined().Match(line);
         if (undefined.Success && !KlpSymbols.Contains(undefined.Groups["sym"].Value))
         {

@@ -38,9 +38,13 @@ internal static class PackedSdk
     private static string Pack()
     {
         string feed = Repo.NewTempDir();
-        var pack = Tool.Run(Repo.Root, "dotnet", "pack", Path.Combine(Repo.Root, "src", "Sdk"), "-c", "Release", "-o", feed, "-nologo");
-        Assert.AreEqual(0, pack.ExitCode, pack.Output);
-        Assert.IsTrue(File.Exists(Path.Combine(feed, $"PpcLivepatch.Build.Sdk.{Version}.nupkg")), pack.Output);
+        // What ./build.sh pack packs: the SDK, the ppc-livepatch tool, the dotnet new template.
+        foreach (var (project, id) in new[] { ("Sdk", "PpcLivepatch.Build.Sdk"), ("Cli", "PpcLivepatch.Cli"), ("Templates", "PpcLivepatch.Templates") })
+        {
+            var pack = Tool.Run(Repo.Root, "dotnet", "pack", Path.Combine(Repo.Root, "src", project), "-c", "Release", "-o", feed, "-nologo");
+            Assert.AreEqual(0, pack.ExitCode, pack.Output);
+            Assert.IsTrue(File.Exists(Path.Combine(feed, $"{id}.{Version}.nupkg")), pack.Output);
+        }
         return feed;
     }
 

@@ -242,6 +242,42 @@ public sealed class TaskTests
         StringAssert.Contains(ToolchainAdvice.Install(prefix), advice);
 
     [TestMethod]
+    public void AKbuildFailureShowsMakesErrorsAndItsProgress()
+    {
+        // A make that prints what kbuild prints when modpost stops the build, and fails as make does.
+        string dir = Repo.NewTempDir(), kernel = Path.Combine(dir, "linux"), bin = Path.Combine(dir, "bin");
+        Directory.CreateDirectory(kernel);
+        Directory.CreateDirectory(bin);
+        File.WriteAllText(Path.Combine(kernel, "Makefile"), "# a kernel tree\n");
+        string make = Path.Combine(bin, "make");
+        File.WriteAllText(make, """
+            #!/bin/sh
+            echo "  CC [M]  $PWD/kbuild/lp.o"
+            echo "  MODPOST $PWD/kbuild/Module.symvers"
+            echo 'ERROR: modpost: "missing_fn" [kbuild/lp.ko] undefined!'
+            echo "make[1]: *** [scripts/Makefile.modpost:126: kbuild/Module.symvers] Error 1"
+            echo "make: *** [Makefile:1960: modpost] Error 2"
+            exit 2
+            """.Replace("            ", ""));
+        File.SetUnixFileMode(make, (UnixFileMode)0b111_101_101);
+        var engine = new FakeBuildEngine();
+        var task = new KbuildMake
+        {
+            BuildEngine = engine, KernelDirectory = kernel, KbuildDirectory = Path.Combine(dir, "kbuild"), SourceDirectory = dir,
+            ProjectFile = Path.Combine(dir, "Livepatch.csproj"), ToolPath = bin,
+        };
+        Assert.IsFalse(task.Execute());
+        var error = engine.Errors.Single();
+        Assert.AreEqual("PLP0016", error.Code);
+        StringAssert.Contains(error.Message, "make reported: ERROR: modpost: \"missing_fn\" [kbuild/lp.ko] undefined! | make[1]: ***");
+        StringAssert.EndsWith(error.HelpLink, "PLP0016.md");
+        // Progress at the importance a default build shows.
+        Assert.IsTrue(engine.Messages.Any(m => m.Importance == MessageImportance.High && m.Message!.StartsWith("  CC [M]")),
+            string.Join("\n", engine.Messages.Select(m => $"{m.Importance}: {m.Message}")));
+        Assert.IsTrue(engine.Messages.Any(m => m.Importance == MessageImportance.High && m.Message!.StartsWith("kbuild: make -C ")));
+    }
+
+    [TestMethod]
     public void WithoutAPrefixTheTaskRunsPlainGcc()
     {
         // MSBuild never passes an empty parameter: the task's own default is what an empty CrossCompilePrefix gives.

@@ -212,6 +212,24 @@ public sealed class PatchTests
     }
 
     [TestMethod]
+    public void TheSummaryCountsEverySiteTheLoaderStillRefuses()
+    {
+        // Power10 code on a TOC kernel: 7 PLP2004 diagnostics (one per section and type) cover 11 refused calls.
+        Assert.IsTrue(ElfImage.TryLoad(Repo.Fixture("calls.p10.le.o"), out var image, out _));
+        var result = ObjectPatcher.Patch(image!, new PatchOptions(FixStrategy.Auto, SiteSelection.Needed, LoaderOptions.Default));
+        Assert.AreEqual(11, result.Report.Counts.Rejected);
+        StringAssert.EndsWith(result.Report.Diagnostics.Single(d => d.Code == DiagnosticCatalog.PatchSummary).Message,
+            "0 REL24 call sites fixed (none), 0 bytes added, 11 unfixable");
+
+        // The strategy used is named, and the site count is singular or plural as it should be.
+        string input = Path.Combine(Repo.NewTempDir(), "calls.o");
+        var stdout = new StringWriter();
+        CliApp.Run(["patch", "--strategy", "island", "-o", input + ".out", Repo.Fixture("livepatch.und.le.o")], stdout, new StringWriter());
+        StringAssert.Contains(stdout.ToString(), "1 REL24 call site fixed (island)");
+        StringAssert.Contains(stdout.ToString(), "(13 call sites: ");
+    }
+
+    [TestMethod]
     public void CliPatchRewritesInPlaceAtomicallyOrWritesOut()
     {
         string dir = Repo.NewTempDir();

@@ -147,18 +147,19 @@ public static class ObjectPatcher
     }
 
     /// <summary>
-    /// The tail of a summary line: sites the loader refuses that stay unfixed (errors), and sites that only
-    /// <c>--sites all-local</c> asked for and that stay as they are (warnings), by code — every site not fixed counts.
+    /// The tail of a summary line: the call sites the loader still refuses (every one, whatever the reason — an unfixed
+    /// call, a Power10 relocation, a refused rewrite), and the sites that only <c>--sites all-local</c> asked for and
+    /// that stay as they are, by code.
     /// </summary>
-    public static string UnfixedSummary(IEnumerable<Diagnostic> diagnostics)
+    public static string UnfixedSummary(IEnumerable<ObjectReport> reports)
     {
-        var sites = diagnostics.Where(d => d.IsUnfixedSite).ToList();
-        int unfixable = sites.Count(d => d.Severity == Severity.Error);
-        var left = sites.Where(d => d.Severity == Severity.Warning).GroupBy(d => d.Code).OrderBy(g => g.Key,
-            StringComparer.Ordinal)
-            .Select(g => $"{g.Count()} {g.Key}: {DiagnosticCatalog.Get(g.Key).Title.ToLowerInvariant()}").ToList();
+        var list = reports.ToList();
+        int unfixable = list.Sum(r => r.Counts.Rejected);
+        var left = list.SelectMany(r => r.Diagnostics).Where(d => d.IsUnfixedSite && d.Severity == Severity.Warning)
+            .GroupBy(d => d.Code).OrderBy(g => g.Key, StringComparer.Ordinal)
+            .Select(g => (g.Count(), $"{g.Count()} {g.Key}: {DiagnosticCatalog.Get(g.Key).Title.ToLowerInvariant()}")).ToList();
         string text = $"{unfixable} unfixable";
-        return left.Count == 0 ? text : $"{text}, {sites.Count - unfixable} left as they are ({string.Join("; ", left)})";
+        return left.Count == 0 ? text : $"{text}, {left.Sum(l => l.Item1)} left as they are ({string.Join("; ", left.Select(l => l.Item2))})";
     }
 
     private static PatchResult Finish(ElfImage output, byte[] bytes, List<AppliedFix> fixes, List<Diagnostic> unfixable,
@@ -176,7 +177,8 @@ public static class ObjectPatcher
             diagnostics.Add(new Diagnostic(DiagnosticCatalog.UnwindNotExtended, note, output.Path));
         diagnostics.Sort(ObjectVerifier.CompareDiagnostics);
         diagnostics.Add(new Diagnostic(DiagnosticCatalog.PatchSummary,
-            $"{fixes.Count} REL24 call site{(fixes.Count == 1 ? "" : "s")} fixed ({StrategySummary(fixes)}), {bytesAdded} bytes added, {UnfixedSummary(diagnostics)}",
+            $"{fixes.Count} REL24 call site{(fixes.Count == 1 ? "" : "s")} fixed ({StrategySummary(fixes)}), {bytesAdded} bytes added, " +
+            UnfixedSummary([after with { Diagnostics = diagnostics }]),
             output.Path));
         return new PatchResult(after with { Diagnostics = diagnostics }, fixes, bytes, bytesAdded);
     }

@@ -76,7 +76,7 @@ public static class ReportWriters
         if (!r.Unreadable)
         {
             var c = r.Counts;
-            sb.Append($"{r.Path}: {(r.Accepted ? "accepted" : "rejected")} ({c.Total} call sites: {c.Accepted} accepted, {c.Rejected} rejected, {c.Exempt} exempt)\n");
+            sb.Append($"{r.Path}: {(r.Accepted ? "accepted" : "rejected")} ({c.Total} call site{(c.Total == 1 ? "" : "s")}: {c.Accepted} accepted, {c.Rejected} rejected, {c.Exempt} exempt)\n");
         }
         return sb.ToString();
     }

@@ -33,7 +33,7 @@ public static class PatchStep
 
         var fixes = results.SelectMany(r => r.Fixes).ToList();
         string how = ObjectPatcher.StrategySummary(fixes);
-        string unfixed = ObjectPatcher.UnfixedSummary(results.SelectMany(r => r.Report.Diagnostics));
+        string unfixed = ObjectPatcher.UnfixedSummary(results.Select(r => r.Report));
         events.Add(StepEvent.Say($"{fixes.Count} REL24 site{(fixes.Count == 1 ? "" : "s")} fixed ({how}), {unfixed}",
             prominent: true));
         return StepFiles.Finish(events, objects, fixes.Count);
