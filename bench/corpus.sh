@@ -25,8 +25,10 @@ echo "corpus: $files modules of linux-image-$KO_ABI-powerpc64le, $((bytes / 1048
 verify_all() { dotnet "$cli" verify "${modules[@]}"; }
 verify_native() { "$native" verify "${modules[@]}"; }
 mapfile -t modules < "$list"
+verify_json() { "$native" verify --format json "${modules[@]}" >/dev/null; }
 v=$(median verify_all)
 vn=$(median verify_native)
+vj=$(median verify_json)
 r=$(median sh -c "xargs -a '$list' powerpc64le-linux-gnu-readelf -rW")
 c=$(median sh -c "xargs -a '$list' cat")
 # verify gets all files in one process (the list fits in ARG_MAX); readelf and cat through xargs.
@@ -40,6 +42,8 @@ echo "readelf -rW:    $r s"
 echo "cat:            $c s"
 awk -v v="$v" -v r="$r" -v c="$c" 'BEGIN { printf "readelf/verify = %.2f (verify is %.2fx faster)   verify/cat = %.1f\n", r / v, r / v, v / c }'
 awk -v v="$vn" -v r="$r" -v c="$c" 'BEGIN { printf "native: readelf/verify = %.2f   verify/cat = %.1f\n", r / v, v / c }'
+json_bytes=$("$native" verify --format json "${modules[@]}" | wc -c)
+echo "verify native --format json: $vj s   ($((json_bytes / 1048576)) MiB, every call site)   json/text = $(awk -v j="$vj" -v t="$vn" 'BEGIN { printf "%.2f", j / t }')"
 echo "verify peak RSS: $((peak / 1024)) MiB = $(awk -v p="$peak" -v l="$largest" 'BEGIN { printf "%.1f", p * 1024 / l }') x the largest module; native $((peakn / 1024)) MiB = $(awk -v p="$peakn" -v l="$largest" 'BEGIN { printf "%.1f", p * 1024 / l }') x"
 
 # patch vs compile, on the fixture sources (kpatch-style flags, as the SDK uses).

@@ -104,12 +104,17 @@ if $klp; then
   fi
 fi
 
-cat > "$KO_DIR/env.sh" <<ENV
+# A run without --klp keeps naming a livepatch kernel an earlier run built (a bench run must not hide it from the
+# tests); the file is replaced whole, so a reader never sees half of it.
+klp_ready=""
+if $klp || compgen -G "$KO_DIR/klp-$abi/build/.built-*" >/dev/null; then klp_ready=$KO_DIR/klp-$abi/build; fi
+cat > "$KO_DIR/env.sh.$$" <<ENV
 KO_DIR=$KO_DIR
 KO_ABI=$abi
 KO_DEBIAN_HEADERS=$debian_headers
 KO_DEBIAN_VMLINUX=$debian_vmlinux
 KO_BUSYBOX=$busybox
-KO_KLP_BUILD=$($klp && echo "$klp_build")
+KO_KLP_BUILD=$klp_ready
 ENV
+mv -f "$KO_DIR/env.sh.$$" "$KO_DIR/env.sh"
 log "ready: $KO_DIR/env.sh"

@@ -77,7 +77,11 @@ public static class CliApp
     private static int Verify(Options o, TextWriter stdout)
     {
         // Text shows diagnostics and counts only: it does not need every accepted local call described.
-        var reports = ReportWriters.Stream(ObjectVerifier.VerifyEach(o.Files, o.Loader, allSites: o.Format != ReportFormat.Text), o.Format, stdout);
+        // Console.Out sits on stdout's byte stream: JSON can go there as the UTF-8 it is written in.
+        using var raw = ReferenceEquals(stdout, Console.Out) ? Console.OpenStandardOutput() : null;
+        var reports = ReportWriters.Stream(ObjectVerifier.VerifyEach(o.Files, o.Loader, allSites: o.Format != ReportFormat.Text),
+            o.Format, stdout, raw);
+        raw?.Flush();
         if (reports.Any(r => r.Unreadable)) return ExitUsage;
         return reports.All(r => r.Accepted) ? ExitAccepted : ExitRejected;
     }

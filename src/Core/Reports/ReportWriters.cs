@@ -85,30 +85,87 @@ public static class ReportWriters
     /// Writes reports as they come (in order), so checking thousands of modules keeps only the diagnostics in
     /// memory, not every file's call sites. Returns the reports without their sites.
     /// </summary>
-    public static List<ObjectReport> Stream(IEnumerable<ObjectReport> reports, ReportFormat format, TextWriter output)
+    /// <param name="rawOutput">The byte stream under <paramref name="output"/> (stdout), when there is one: JSON goes
+    /// there as UTF-8 without a round trip through UTF-16 (a corpus's JSON is hundreds of megabytes).</param>
+    public static List<ObjectReport> Stream(IEnumerable<ObjectReport> reports, ReportFormat format, TextWriter output,
+        System.IO.Stream? rawOutput = null)
     {
         var kept = new List<ObjectReport>();
-        bool first = true;
-        if (format == ReportFormat.Json) output.Write("{\n  \"files\": [");
-        foreach (var r in reports)
+        // JSON goes out through one writer, a file at a time: the document Json() would write, without holding it.
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>(1 << 16);
+        using var json = format == ReportFormat.Json ? new Utf8JsonWriter(buffer, JsonOptions) : null;
+        json?.WriteStartObject();
+        json?.WriteStartArray("files");
+        foreach (var r in format == ReportFormat.Json ? Pipelined(reports) : reports)
         {
-            switch (format)
+            if (format == ReportFormat.Text) output.Write(Text(r));
+            if (json is not null)
             {
-                case ReportFormat.Text:
-                    output.Write(Text(r));
-                    break;
-                case ReportFormat.Json:
-                    // The file object as Json() writes it, indented to its place in the array.
-                    string file = Write(w => WriteFile(w, r, null, null)).TrimEnd('\n');
-                    output.Write((first ? "\n" : ",\n") + string.Join('\n', file.Split('\n').Select(l => "    " + l)));
-                    break;
+                WriteFile(json, r, null, null);
+                Drain(json, buffer, output, rawOutput);
             }
-            first = false;
             kept.Add(r with { Sites = [], Counts = r.Counts });
         }
-        if (format == ReportFormat.Json) output.Write(first ? "]\n}\n" : "\n  ]\n}\n");
+        if (json is not null)
+        {
+            json.WriteEndArray();
+            json.WriteEndObject();
+            Drain(json, buffer, output, rawOutput);
+            output.Write('\n');
+        }
         if (format == ReportFormat.Sarif) output.Write(Sarif(kept));
         return kept;
+    }
+
+    /// <summary>
+    /// JSON describes every call site of every file, so writing it costs about as much as checking the files: the
+    /// checking runs ahead on another thread, in order, while this one writes (a bounded queue keeps memory flat).
+    /// </summary>
+    private static IEnumerable<ObjectReport> Pipelined(IEnumerable<ObjectReport> reports)
+    {
+        if (Environment.ProcessorCount < 2)
+        {
+            foreach (var r in reports) yield return r;
+            yield break;
+        }
+        using var queue = new System.Collections.Concurrent.BlockingCollection<ObjectReport>(boundedCapacity: 8);
+        using var stop = new CancellationTokenSource();
+        var producer = Task.Run(() =>
+        {
+            try
+            {
+                foreach (var r in reports)
+                {
+                    if (stop.IsCancellationRequested) break;
+                    queue.Add(r);
+                }
+            }
+            finally { queue.CompleteAdding(); }
+        });
+        try
+        {
+            foreach (var r in queue.GetConsumingEnumerable()) yield return r;
+        }
+        finally
+        {
+            stop.Cancel();
+            // A producer blocked on a full queue must be let go before its failure, if any, is rethrown here.
+            while (queue.TryTake(out _)) { }
+            producer.GetAwaiter().GetResult();
+        }
+    }
+
+    private static void Drain(Utf8JsonWriter json, System.Buffers.ArrayBufferWriter<byte> buffer, TextWriter output,
+        System.IO.Stream? raw)
+    {
+        json.Flush();
+        if (raw is null) output.Write(Encoding.UTF8.GetString(buffer.WrittenSpan));
+        else
+        {
+            output.Flush();
+            raw.Write(buffer.WrittenSpan);
+        }
+        buffer.ResetWrittenCount();
     }
 
     public static string CanonicalLine(Diagnostic d)
@@ -137,31 +194,9 @@ public static class ReportWriters
         w.WriteString("path", r.Path);
         if (r.Abi is { } abi) w.WriteString("abi", AbiFacts.Name(abi)); else w.WriteNull("abi");
         w.WriteBoolean("accepted", r.Accepted);
-        w.WriteStartArray("sites");
-        foreach (var v in r.Sites)
-        {
-            var s = v.Site;
-            w.WriteStartObject();
-            w.WriteString("section", s.Section.Name);
-            w.WriteNumber("offset", s.Offset);
-            WriteStringOrNull(w, "function", s.Function?.Name);
-            w.WriteNumber("functionOffset", s.FunctionOffset);
-            w.WriteString("callee", s.Callee);
-            w.WriteString("calleeKind", s.CalleeKind.ToString().ToLowerInvariant());
-            w.WriteString("relocation", RelocationCatalog.NameOf(s.RelocationType));
-            w.WriteString("instruction", Instruction.Mnemonic(s.Instruction));
-            w.WriteString("next", s.Next switch
-            {
-                NextWord.Nop => "nop",
-                NextWord.TocRestore => "toc-restore",
-                NextWord.EndOfSection => "end-of-section",
-                _ => "other",
-            });
-            w.WriteString("verdict", v.Verdict.ToString().ToLowerInvariant());
-            w.WriteString("reason", v.Reason);
-            WriteSource(w, s.Source);
-            w.WriteEndObject();
-        }
+        w.WriteStartArray(SiteJson.Sites);
+        var sites = new SiteJsonWriter();
+        foreach (var v in r.Sites) w.WriteRawValue(sites.Site(v), skipInputValidation: true);
         w.WriteEndArray();
         w.WriteStartArray("diagnostics");
         foreach (var d in r.Diagnostics)
@@ -333,11 +368,118 @@ public static class ReportWriters
         if (value is null) w.WriteNull(name); else w.WriteString(name, value);
     }
 
+    private static class SiteJson
+    {
+        public static readonly JsonEncodedText Sites = JsonEncodedText.Encode("sites");
+    }
+
+    /// <summary>
+    /// One site object as the indented writer lays it out at its fixed depth (files[i].sites[j]), built from bytes
+    /// encoded once: a corpus's JSON is hundreds of megabytes of sites, and a module repeats its section names, callees,
+    /// reasons and source files across thousands of them. The output is byte for byte what Utf8JsonWriter writes (the
+    /// tests compare the two).
+    /// </summary>
+    private sealed class SiteJsonWriter
+    {
+        private const string Item = "\n        ", Field = ",\n          ", Nested = ",\n            ";
+        private static readonly byte[] Open = Encoding.UTF8.GetBytes(Item + "{\n          \"section\": "),
+            Offset = Bytes(Field + "\"offset\": "), Function = Bytes(Field + "\"function\": "),
+            FunctionOffset = Bytes(Field + "\"functionOffset\": "), Callee = Bytes(Field + "\"callee\": "),
+            CalleeKind = Bytes(Field + "\"calleeKind\": "), Relocation = Bytes(Field + "\"relocation\": "),
+            InstructionName = Bytes(Field + "\"instruction\": "), Next = Bytes(Field + "\"next\": "),
+            VerdictName = Bytes(Field + "\"verdict\": "), Reason = Bytes(Field + "\"reason\": "),
+            SourceOpen = Bytes(Field + "\"source\": {\n            \"file\": "), SourceNull = Bytes(Field + "\"source\": null"),
+            Line = Bytes(Nested + "\"line\": "), Column = Bytes(Nested + "\"column\": "),
+            SourceClose = Bytes("\n          }"), Close = Bytes("\n        }"), Null = Bytes("null");
+
+        private static readonly byte[][] CalleeKinds = Enum.GetValues<CalleeKind>().Select(k => Quoted(k.ToString().ToLowerInvariant())).ToArray();
+        private static readonly byte[][] Verdicts = Enum.GetValues<Verdict>().Select(k => Quoted(k.ToString().ToLowerInvariant())).ToArray();
+        private static readonly byte[][] NextWords = Enum.GetValues<NextWord>().Select(n => Quoted(n switch
+        {
+            NextWord.Nop => "nop",
+            NextWord.TocRestore => "toc-restore",
+            NextWord.EndOfSection => "end-of-section",
+            _ => "other",
+        })).ToArray();
+
+        private readonly Dictionary<string, byte[]> _strings = new(StringComparer.Ordinal);
+        private readonly Dictionary<string, byte[]> _byReference = new(ReferenceEqualityComparer.Instance);
+        private readonly System.Buffers.ArrayBufferWriter<byte> _buffer = new(512);
+
+        public ReadOnlySpan<byte> Site(SiteVerdict v)
+        {
+            var s = v.Site;
+            _buffer.ResetWrittenCount();
+            Put(Open); Put(String(s.Section.Name));
+            Put(Offset); Number(s.Offset);
+            Put(Function); Put(s.Function?.Name is { } f ? String(f) : Null);
+            Put(FunctionOffset); Number(s.FunctionOffset);
+            Put(Callee); Put(String(s.Callee));
+            Put(CalleeKind); Put(CalleeKinds[(int)s.CalleeKind]);
+            Put(Relocation); Put(String(RelocationCatalog.NameOf(s.RelocationType)));
+            Put(InstructionName); Put(String(Instruction.Mnemonic(s.Instruction)));
+            Put(Next); Put(NextWords[(int)s.Next]);
+            Put(VerdictName); Put(Verdicts[(int)v.Verdict]);
+            Put(Reason); Put(String(v.Reason));
+            if (s.Source is { } source)
+            {
+                Put(SourceOpen); Put(String(source.File));
+                Put(Line); Number(source.Line);
+                Put(Column); Number(source.Column);
+                Put(SourceClose);
+            }
+            else Put(SourceNull);
+            Put(Close);
+            return _buffer.WrittenSpan;
+        }
+
+        private void Put(ReadOnlySpan<byte> bytes) => System.Buffers.BuffersExtensions.Write(_buffer, bytes);
+
+        private void Number(ulong value)
+        {
+            var span = _buffer.GetSpan(20);
+            value.TryFormat(span, out int written, default, System.Globalization.CultureInfo.InvariantCulture);
+            _buffer.Advance(written);
+        }
+
+        private void Number(long value)
+        {
+            var span = _buffer.GetSpan(20);
+            value.TryFormat(span, out int written, default, System.Globalization.CultureInfo.InvariantCulture);
+            _buffer.Advance(written);
+        }
+
+        private byte[] String(string text)
+        {
+            // Mostly the same string objects again (a section's name, a symbol's, a constant reason): found by
+            // reference before they are hashed.
+            if (_byReference.TryGetValue(text, out var bytes)) return bytes;
+            if (!_strings.TryGetValue(text, out bytes)) _strings[text] = bytes = Quoted(text);
+            _byReference[text] = bytes;
+            return bytes;
+        }
+
+        private static byte[] Quoted(string text)
+        {
+            var encoded = JsonEncodedText.Encode(text, JsonOptions.Encoder).EncodedUtf8Bytes;
+            var bytes = new byte[encoded.Length + 2];
+            bytes[0] = bytes[^1] = (byte)'"';
+            encoded.CopyTo(bytes.AsSpan(1));
+            return bytes;
+        }
+
+        private static byte[] Bytes(string text) => Encoding.UTF8.GetBytes(text);
+    }
+
+    private static readonly JsonWriterOptions JsonOptions = new()
+    {
+        Indented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
+
     private static string Write(Action<Utf8JsonWriter> body)
     {
         var buffer = new MemoryStream();
-        using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true,
-            Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        using (var w = new Utf8JsonWriter(buffer, JsonOptions))
             body(w);
         return Encoding.UTF8.GetString(buffer.ToArray()) + "\n";
     }
