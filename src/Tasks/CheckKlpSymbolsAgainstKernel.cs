@@ -43,19 +43,27 @@ public sealed class CheckKlpSymbolsAgainstKernel : Microsoft.Build.Utilities.Tas
             var (file, line) = ProjectItemLocation.Of(item, "KlpSymbol", BuildEngine?.ProjectFileOfTaskNode ?? "");
             var at = new SourceLocation(file, line, 0);
             Diagnostic? d = null;
+            string refused = $"the livepatch core would refuse it: {(count > 1 && pos == 0
+                ? $"unresolvable ambiguity for symbol '{name}' in object 'vmlinux'"
+                : $"symbol position {pos} for symbol '{name}' in object 'vmlinux' not found")}";
             if (count == 0)
                 d = new Diagnostic(DiagnosticCatalog.KlpSymbolNotInKernel,
-                    $"KlpSymbol '{item.ItemSpec}': the target kernel has no symbol '{name}' ({SystemMap}); the livepatch core would refuse to enable the patch",
+                    $"KlpSymbol '{item.ItemSpec}': the target kernel has no symbol '{name}' ({SystemMap}); " +
+                    "the livepatch core would refuse to enable the patch",
                     file, Callee: name, Source: at,
-                    Fix: "Check the name against the kernel's System.map or /proc/kallsyms (a static function may have been renamed, specialised or inlined away).");
+                    Fix: "Check the name against the kernel's System.map or /proc/kallsyms (a static function may " +
+                        "have been renamed, specialised or inlined away).");
             else if (count > 1 && pos == 0)
                 d = new Diagnostic(DiagnosticCatalog.KlpSymbolAmbiguous,
-                    $"KlpSymbol '{item.ItemSpec}': the target kernel has {count} symbols named '{name}' ({SystemMap}), and no Position picks one; the livepatch core would refuse it: unresolvable ambiguity for symbol '{name}' in object 'vmlinux'",
+                    $"KlpSymbol '{item.ItemSpec}': the target kernel has {count} symbols named '{name}' " +
+                    $"({SystemMap}), and no Position picks one; {refused}",
                     file, Callee: name, Source: at,
-                    Fix: $"Set Position to 1–{count}: the symbol's place among them in address order, as /proc/kallsyms lists them.");
+                    Fix: $"Set Position to 1–{count}: the symbol's place among them in address order, as " +
+                        "/proc/kallsyms lists them.");
             else if (pos > (ulong)count)
                 d = new Diagnostic(DiagnosticCatalog.KlpSymbolAmbiguous,
-                    $"KlpSymbol '{item.ItemSpec}' has Position {pos}, and the target kernel has {count} symbol{(count == 1 ? "" : "s")} named '{name}' ({SystemMap}); the livepatch core would refuse it: symbol position {pos} for symbol '{name}' in object 'vmlinux' not found",
+                    $"KlpSymbol '{item.ItemSpec}' has Position {pos}, and the target kernel has {count} " +
+                    $"symbol{(count == 1 ? "" : "s")} named '{name}' ({SystemMap}); {refused}",
                     file, Callee: name, Source: at,
                     Fix: count == 1 ? "Set Position to 0 (or 1): the name is unique." : $"Set Position to 1–{count}.");
             if (d is not null) DiagnosticLogging.Log(Log, d, HelpLinkBase);

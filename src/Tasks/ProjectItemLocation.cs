@@ -3,8 +3,8 @@ using Microsoft.Build.Framework;
 namespace PpcLivepatch.Build.Tasks;
 
 /// <summary>
-/// Where an item was written: its defining project file (MSBuild's DefiningProjectFullPath) and the line of the element
-/// whose Include names it — MSBuild gives tasks no line numbers, so the file is searched for it. A diagnostic about an
+/// Where an item was written: its defining project file (MSBuild's DefiningProjectFullPath) and the line of the
+/// element whose Include names it — MSBuild gives tasks no line numbers, so the file is searched for it. A diagnostic about an
 /// item then opens the project file at that item in the IDE.
 /// </summary>
 internal static class ProjectItemLocation
@@ -39,7 +39,8 @@ internal static class ProjectItemLocation
             if (!File.Exists(file)) return 0;
             string[] lines = File.ReadAllLines(file);
             for (int i = 0; i < lines.Length; i++)
-                if (lines[i].Contains("<" + property + ">", StringComparison.Ordinal) || lines[i].Contains("<" + property + " ", StringComparison.Ordinal))
+                if (lines[i].Contains("<" + property + ">", StringComparison.Ordinal)
+                    || lines[i].Contains("<" + property + " ", StringComparison.Ordinal))
                     return i + 1;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }

@@ -6,9 +6,17 @@ internal static class ToolchainAdvice
 {
     public static string Install(string prefix) => prefix switch
     {
-        "powerpc64le-linux-gnu-" => "install it (Debian: apt-get install gcc-powerpc64le-linux-gnu binutils-powerpc64le-linux-gnu) or set CrossCompilePrefix",
-        "powerpc64-linux-gnu-" => "install it (Debian: apt-get install gcc-powerpc64-linux-gnu binutils-powerpc64-linux-gnu) or set CrossCompilePrefix",
-        "" => "CrossCompilePrefix is empty, which builds with the host's own gcc and ld (on a ppc64 host); install them (Debian: apt-get install gcc binutils), or set CrossCompilePrefix to a cross toolchain such as powerpc64le-linux-gnu-",
-        _ => $"CrossCompilePrefix '{prefix}' names no toolchain Debian packages; install one whose tools are named {prefix}gcc and {prefix}ld, or use powerpc64le-linux-gnu- (Debian: gcc-powerpc64le-linux-gnu) or powerpc64-linux-gnu- (gcc-powerpc64-linux-gnu)",
+        "powerpc64le-linux-gnu-" =>
+            "install it (Debian: apt-get install gcc-powerpc64le-linux-gnu binutils-powerpc64le-linux-gnu) " +
+            "or set CrossCompilePrefix",
+        "powerpc64-linux-gnu-" =>
+            "install it (Debian: apt-get install gcc-powerpc64-linux-gnu binutils-powerpc64-linux-gnu) " +
+            "or set CrossCompilePrefix",
+        "" => "CrossCompilePrefix is empty, which builds with the host's own gcc and ld (on a ppc64 host); " +
+            "install them (Debian: apt-get install gcc binutils), or set CrossCompilePrefix to a cross toolchain " +
+            "such as powerpc64le-linux-gnu-",
+        _ => $"CrossCompilePrefix '{prefix}' names no toolchain Debian packages; install one whose tools are " +
+            $"named {prefix}gcc and {prefix}ld, or use powerpc64le-linux-gnu- (Debian: gcc-powerpc64le-linux-gnu) " +
+            "or powerpc64-linux-gnu- (gcc-powerpc64-linux-gnu)",
     };
 }

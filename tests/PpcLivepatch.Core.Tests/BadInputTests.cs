@@ -266,6 +266,17 @@ public sealed class BadInputTests
     }
 
     [TestMethod]
+    public void ALocationWithoutALineIsNeverLineZero()
+    {
+        var d = new Diagnostics.Diagnostic(DiagnosticCatalog.KlpSymbolNotFound, "KlpSymbol 'x' does not occur", "a.o",
+            Source: new Diagnostics.SourceLocation("/p/Livepatch.csproj", 0, 0));
+        Assert.AreEqual("/p/Livepatch.csproj : warning PLP0102: KlpSymbol 'x' does not occur.", Reports.ReportWriters.CanonicalLine(d));
+        string sarif = Reports.ReportWriters.Sarif([new ObjectReport("a.o", null, [], [d])]);
+        StringAssert.Contains(sarif, "\"startLine\": 1,");
+        Assert.IsFalse(sarif.Contains("\"startLine\": 0"));
+    }
+
+    [TestMethod]
     public void OneBadFileDoesNotHideTheOthers()
     {
         string dir = Repo.NewTempDir();

@@ -21,7 +21,8 @@ public static class AtomicFile
         var kind = FileKinds.Of(full);
         if (kind is FileKind.CharacterDevice or FileKind.Fifo)
         {
-            using var device = new FileStream(full, FileMode.Open, FileAccess.Write, FileShare.ReadWrite, 1, FileOptions.None);
+            using var device = new FileStream(full, FileMode.Open, FileAccess.Write, FileShare.ReadWrite, 1,
+                FileOptions.None);
             device.Write(bytes);
             return;
         }

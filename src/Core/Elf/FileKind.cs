@@ -2,17 +2,20 @@ using System.Runtime.InteropServices;
 
 namespace PpcLivepatch.Elf;
 
-/// <summary>What a path names once symbolic links are followed: objects are read from and written to regular files;
-/// a FIFO or a device must be recognised before it is opened (opening a FIFO waits for the other end).</summary>
+/// <summary>What a path names once symbolic links are followed: objects are read from and written to regular
+/// files; a FIFO or a device must be recognised before it is opened (opening a FIFO waits for the other
+/// end).</summary>
 public enum FileKind { Missing, Regular, Directory, Fifo, CharacterDevice, BlockDevice, Socket, Unknown }
 
 public static partial class FileKinds
 {
-    /// <summary>The kind of the file <paramref name="path"/> names, following symbolic links; <see cref="FileKind.Unknown"/>
-    /// where the C library cannot tell (not Linux), in which case callers go on as for a regular file.</summary>
+    /// <summary>The kind of the file <paramref name="path"/> names, following symbolic links;
+    /// <see cref="FileKind.Unknown"/> where the C library cannot tell (not Linux), in which case callers go on as
+    /// for a regular file.</summary>
     public static FileKind Of(string path)
     {
-        if (!OperatingSystem.IsLinux()) return Directory.Exists(path) ? FileKind.Directory : File.Exists(path) ? FileKind.Regular : FileKind.Unknown;
+        if (!OperatingSystem.IsLinux())
+            return Directory.Exists(path) ? FileKind.Directory : File.Exists(path) ? FileKind.Regular : FileKind.Unknown;
         // statx has one layout on every Linux architecture (stat does not): stx_mode is the u16 at offset 28.
         var buffer = new byte[256];
         try

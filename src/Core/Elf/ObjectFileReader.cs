@@ -10,7 +10,8 @@ namespace PpcLivepatch.Elf;
 /// </summary>
 internal static class ObjectFileReader
 {
-    /// <summary>Files up to this size are read whole (one read, the trailing bytes a signature needs included).</summary>
+    /// <summary>Files up to this size are read whole (one read, the trailing bytes a signature needs
+    /// included).</summary>
     internal const long WholeFileLimit = 64L << 20;
 
     private const int HeaderSize = 64, SectionHeaderSize = 64;
@@ -31,11 +32,13 @@ internal static class ObjectFileReader
         {
             using var handle = File.OpenHandle(path);
             long size = RandomAccess.GetLength(handle);
-            long wanted = size <= WholeFileLimit ? size : ExtentFromHeaders(path, handle, size, out error);
+            long wanted = size <= WholeFileLimit ? size
+                : ExtentFromHeaders(path, handle, size, out error);
             if (error is not null) return false;
             if (wanted > Array.MaxLength)
             {
-                error = Unreadable(path, $"the object is {wanted} bytes; objects of more than {Array.MaxLength} bytes are not supported");
+                error = Unreadable(path,
+                    $"the object is {wanted} bytes; objects of more than {Array.MaxLength} bytes are not supported");
                 return false;
             }
             length = (int)wanted;
@@ -43,7 +46,8 @@ internal static class ObjectFileReader
             length = ReadAt(handle, buffer.AsSpan(0, length), 0);
             return true;
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException or ArgumentException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException
+                                       or ArgumentException)
         {
             error = Unreadable(path, e.Message);
             return false;
@@ -54,29 +58,33 @@ internal static class ObjectFileReader
     /// The bytes a large file's object occupies: the ELF header, the section header table, every section with file
     /// data. Anything that is not a plausible ELF64 header yields the header alone, for the parser to name.
     /// </summary>
-    private static long ExtentFromHeaders(string path, Microsoft.Win32.SafeHandles.SafeFileHandle handle, long size, out Diagnostic? error)
+    private static long ExtentFromHeaders(string path, Microsoft.Win32.SafeHandles.SafeFileHandle handle, long size,
+        out Diagnostic? error)
     {
         error = null;
         Span<byte> h = stackalloc byte[HeaderSize];
         ReadAt(handle, h, 0);
         if (!h.StartsWith("\u007fELF"u8) || h[4] != 2 || h[5] is not (1 or 2)) return HeaderSize;
         bool le = h[5] == 1;
-        ulong shoff = le ? BinaryPrimitives.ReadUInt64LittleEndian(h[40..]) : BinaryPrimitives.ReadUInt64BigEndian(h[40..]);
-        ushort shentsize = le ? BinaryPrimitives.ReadUInt16LittleEndian(h[58..]) : BinaryPrimitives.ReadUInt16BigEndian(h[58..]);
-        ulong shnum = le ? BinaryPrimitives.ReadUInt16LittleEndian(h[60..]) : BinaryPrimitives.ReadUInt16BigEndian(h[60..]);
+        ulong shoff = Field(h, 40, le);
+        ushort shentsize = Half(h, 58, le);
+        ulong shnum = Half(h, 60, le);
         if (shentsize != SectionHeaderSize || shoff == 0) return HeaderSize;
         var first = new byte[SectionHeaderSize];
-        if (shoff > (ulong)size - SectionHeaderSize) return PastTheEnd(path, "the section header table", size, out error);
+        if (shoff > (ulong)size - SectionHeaderSize)
+            return PastTheEnd(path, "the section header table", size, out error);
         ReadAt(handle, first, (long)shoff);
         if (shnum == 0) shnum = Field(first, 32, le);   // extended numbering: the count is sh_size of section 0
-        if (shnum > ((ulong)size - shoff) / SectionHeaderSize) return PastTheEnd(path, "the section header table", size, out error);
+        if (shnum > ((ulong)size - shoff) / SectionHeaderSize)
+            return PastTheEnd(path, "the section header table", size, out error);
         ulong extent = shoff + shnum * SectionHeaderSize;
         var table = new byte[(int)(shnum * SectionHeaderSize)];
         ReadAt(handle, table, (long)shoff);
         for (int i = 1; i < (int)shnum; i++)
         {
             var sh = table.AsSpan(i * SectionHeaderSize, SectionHeaderSize);
-            uint type = le ? BinaryPrimitives.ReadUInt32LittleEndian(sh[4..]) : BinaryPrimitives.ReadUInt32BigEndian(sh[4..]);
+            uint type = le ? BinaryPrimitives.ReadUInt32LittleEndian(sh[4..])
+                : BinaryPrimitives.ReadUInt32BigEndian(sh[4..]);
             if (type is ElfConstants.ShtNobits or ElfConstants.ShtNull) continue;
             ulong offset = Field(sh, 24, le), length = Field(sh, 32, le);
             if (offset > (ulong)size || length > (ulong)size - offset)
@@ -85,6 +93,9 @@ internal static class ObjectFileReader
         }
         return (long)extent;
     }
+
+    private static ushort Half(ReadOnlySpan<byte> b, int at, bool le) =>
+        le ? BinaryPrimitives.ReadUInt16LittleEndian(b[at..]) : BinaryPrimitives.ReadUInt16BigEndian(b[at..]);
 
     private static ulong Field(ReadOnlySpan<byte> b, int at, bool le) =>
         le ? BinaryPrimitives.ReadUInt64LittleEndian(b[at..]) : BinaryPrimitives.ReadUInt64BigEndian(b[at..]);

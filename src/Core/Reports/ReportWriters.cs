@@ -171,8 +171,9 @@ public static class ReportWriters
     public static string CanonicalLine(Diagnostic d)
     {
         string severity = d.Severity switch { Severity.Error => "error", Severity.Warning => "warning", _ => "info" };
+        // A file without a known line (a project file whose item could not be found) is "file :", never "file(0)".
         string origin = d.Source is { } s
-            ? $"{s.File}({s.Line}{(s.Column > 0 ? $",{s.Column}" : "")})"
+            ? s.Line > 0 ? $"{s.File}({s.Line}{(s.Column > 0 ? $",{s.Column}" : "")})" : $"{s.File} "
             : $"{d.ObjectPath} ";
         string fix = d.Fix is null ? "" : $" Fix: {d.Fix}";
         return $"{origin}: {severity} {d.Code}: {d.Sentence}{fix}";
@@ -296,10 +297,11 @@ public static class ReportWriters
                     w.WriteStartObject("physicalLocation");
                     WriteSourceArtifact(w, s.File);
                     // DWARF gives a point, not a range: the region is that line (from the column, when known).
+                    int line = Math.Max(s.Line, 1);
                     w.WriteStartObject("region");
-                    w.WriteNumber("startLine", s.Line);
+                    w.WriteNumber("startLine", line);
                     w.WriteNumber("startColumn", Math.Max(s.Column, 1));
-                    w.WriteNumber("endLine", s.Line);
+                    w.WriteNumber("endLine", line);
                     w.WriteEndObject();
                     w.WriteEndObject();
                 }
