@@ -7,9 +7,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cli=${PPCLP_CLI:-artifacts/bin/ppc-livepatch/ppc-livepatch.dll}
-work=$(mktemp -d)
+# A fixed directory: SARIF names files by absolute URI, so the directory must be the same in both runs.
+work=${TMPDIR:-/tmp}/ppclp-output-snapshot-${PPCLP_SNAPSHOT_SLOT:-0}
+rm -rf "$work" && mkdir -p "$work"
 trap 'rm -rf "$work"' EXIT
-hash() { sha256sum | cut -c1-16; }
+# Help links name the docs next to the tree's CLI: the tree's own path is not part of the output being compared.
+root=$PWD
+hash() { sed "s|$root|REPO|g" | sha256sum | cut -c1-16; }
 for fixture in tests/fixtures/elf/*.o; do
   name=$(basename "$fixture")
   cp "$fixture" "$work/$name"
@@ -22,7 +26,7 @@ for fixture in tests/fixtures/elf/*.o; do
         rm -f "$work/out.o"
         report=$( (cd "$work" && dotnet "$OLDPWD/$cli" patch --strategy "$strategy" --sites "$sites" --format "$format" \
                    -o out.o "$name" 2>&1; echo "exit $?") | hash)
-        object=$([ -f "$work/out.o" ] && hash < "$work/out.o" || echo none)
+        object=$([ -f "$work/out.o" ] && sha256sum < "$work/out.o" | cut -c1-16 || echo none)
         echo "$name patch $strategy $sites $format report $report object $object"
       done
     done

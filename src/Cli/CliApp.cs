@@ -68,7 +68,8 @@ public static class CliApp
         if (args[0] == "step") return StepCommand.Run(args[1..], stdout, stderr);
         if (args[0] == "serve" && args.Length == 1) return StepCommand.Serve(stdin, stdout);
         if (args[0] is not ("verify" or "patch"))
-            return UsageError(stderr, $"unknown command '{args[0]}'{Suggestion(args[0], ["verify", "patch", "--version", "--help"])}");
+            return UsageError(stderr, "unknown command " +
+                $"'{args[0]}'{Suggestion(args[0], ["verify", "patch", "--version", "--help"])}");
         var parsed = Options.Parse(args[0], args[1..], out string? error);
         if (parsed is null) return UsageError(stderr, error!);
         return args[0] == "verify" ? Verify(parsed, stdout) : Patch(parsed, stdout);
@@ -197,7 +198,8 @@ public static class CliApp
                 {
                     (a, inline) = (a[..eq], a[(eq + 1)..]);
                     if (flags.Contains(a)) throw new UsageException($"{a} takes no value");
-                    if (!valued.Contains(a)) throw new UsageException($"unknown option '{a}'{Suggestion(a, valued.Concat(flags))}");
+                    if (!valued.Contains(a)) throw new UsageException("unknown option " +
+                        $"'{a}'{Suggestion(a, valued.Concat(flags))}");
                 }
                 string? Value()
                 {
@@ -228,12 +230,14 @@ public static class CliApp
                         break;
                     default:
                         if (a.StartsWith('-') && a.Length > 1)
-                            throw new UsageException($"unknown option '{a}'{Suggestion(a, [.. valued, .. flags, .. (patch ? new[] { "-o" } : [])])}");
+                            throw new UsageException("unknown option " +
+                                $"'{a}'{Suggestion(a, [.. valued, .. flags, .. (patch ? new[] { "-o" } : [])])}");
                         o.Files.Add(a);
                         break;
                 }
             }
-            if (o.Files.Count == 0) throw new UsageException($"{command} needs {(patch ? "a FILE" : "at least one FILE")}");
+            if (o.Files.Count == 0) throw new UsageException($"{command} needs " +
+                $"{(patch ? "a FILE" : "at least one FILE")}");
             if (patch && o.Files.Count > 1) throw new UsageException("patch takes one FILE");
             o.Loader = shared.Loader;
             return o;

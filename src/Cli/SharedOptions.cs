@@ -34,8 +34,10 @@ internal sealed class SharedOptions
     /// <param name="allowNone">The SDK's <c>none</c> (report only), which the tasks send through <c>step</c>.</param>
     public static FixStrategy? Strategy(string? name, bool allowNone) =>
         StepOptionParsing.Strategy(name, out var strategy) && (strategy is not null || allowNone) ? strategy
-            : throw new UsageException($"unknown strategy '{name}': use {(allowNone ? FixStrategies.Choices(StepOptionParsing.ReportOnly) : FixStrategies.Choices())}");
+            : throw new UsageException($"unknown strategy '{name}': use " +
+                $"{(allowNone ? FixStrategies.Choices(StepOptionParsing.ReportOnly) : FixStrategies.Choices())}");
 
     public static SiteSelection Sites(string? name) =>
-        StepOptionParsing.Sites(name) ?? throw new UsageException($"unknown site selection '{name}': use needed or all-local");
+        StepOptionParsing.Sites(name) ?? throw new UsageException($"unknown site selection '{name}': use needed or " +
+            "all-local");
 }

@@ -68,7 +68,8 @@ public sealed partial class KbuildMake : ToolTask
             return false;
         }
         // kbuild takes a while: say so at the verbosity people build at, and show its progress lines there too.
-        Log.LogMessage(MessageImportance.High, "{0}", $"kbuild: make -C {KernelDirectory} M={KbuildDirectory.TrimEnd('/')} modules");
+        Log.LogMessage(MessageImportance.High, "{0}", $"kbuild: make -C {KernelDirectory} " +
+            $"M={KbuildDirectory.TrimEnd('/')} modules");
         bool ok = base.Execute() && !DiagnosticLogging.HasFailed(this);
         if (!ok && ModuleFile is not null)
         {

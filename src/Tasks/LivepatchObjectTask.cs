@@ -23,7 +23,8 @@ public abstract class LivepatchObjectTask : Microsoft.Build.Utilities.Task
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             // Expected failures are coded diagnostics already; this is a bug, reported as one coded line, not MSB4018.
-            LogInternalError($"internal error in {GetType().Name} ({e.GetType().Name}: {e.Message}); please report it with the object file");
+            LogInternalError($"internal error in {GetType().Name} ({e.GetType().Name}: {e.Message}); please report " +
+                "it with the object file");
             foreach (var o in StepObjects()) StepFiles.DeleteIfExists(o.Output);
             return false;
         }

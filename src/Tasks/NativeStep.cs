@@ -67,7 +67,8 @@ internal sealed class NativeStep : IDisposable
                     string stderr = server.Stderr();
                     failure = "it ended part way" + (stderr.Length > 0 ? $": {stderr}" : "");
                 }
-                task.LogInternalError($"{toolPath} failed during the step ({failure}); please report it with the object file");
+                task.LogInternalError($"{toolPath} failed during the step ({failure}); please report it with the " +
+                    "object file");
                 foreach (var o in objects) StepFiles.DeleteIfExists(o.Output);
                 return new StepResult([]);
             }
@@ -116,7 +117,8 @@ internal sealed class NativeStep : IDisposable
         if (first == StepProtocol.ReadyLine) return server;
         server.Dispose();
         string stderr = server.Stderr();
-        task.LogNote($"{toolPath} did not start ({(stderr.Length > 0 ? stderr : first ?? "no output")}); running the step in process");
+        task.LogNote($"{toolPath} did not start ({(stderr.Length > 0 ? stderr : first ?? "no output")}); running the " +
+            "step in process");
         return null;
     }
 

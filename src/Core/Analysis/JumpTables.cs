@@ -81,7 +81,8 @@ public sealed class JumpTableAnalysis
             if (stable) break;
             if (round == 4)
                 return ([], [.. next.Unproven,
-                    .. next.Tables.Select(t => new UnprovenDispatch(section.Index, t.Dispatch, "the tables' proofs do not settle"))]);
+                    .. next.Tables.Select(t => new UnprovenDispatch(section.Index, t.Dispatch, "the tables' proofs " +
+                        "do not settle"))]);
         }
         return first;
     }
@@ -211,7 +212,8 @@ public sealed class JumpTableAnalysis
                         .. tables.Select(x => new UnprovenDispatch(_section.Index, x.Dispatch, "two tables overlap"))]);
                 if (tables.SelectMany(o => o.Targets).Any(x => x >= t.Base && x < t.End))
                     return ([], [.. unproven,
-                        .. tables.Select(x => new UnprovenDispatch(_section.Index, x.Dispatch, "a case lands inside a table"))]);
+                        .. tables.Select(x => new UnprovenDispatch(_section.Index, x.Dispatch, "a case lands inside " +
+                            "a table"))]);
             }
             return (tables, unproven);
         }
@@ -295,7 +297,8 @@ public sealed class JumpTableAnalysis
             else if (y == baseReg && FindWriter(f, load, e => e.WritesGpr(y), out _) == baseDef) indexReg = x;
             else { why = "the table word is not read from the base the jump adds"; return null; }
             if (FindWriter(f, load, e => e.WritesGpr(indexReg), out why) is not { } shift) return null;
-            if (ScaledIndex(Word(shift)) is not var (index, maskBound)) { why = "the table index is not scaled by 4 (sldi/rldic/slwi)"; return null; }
+            if (ScaledIndex(Word(shift)) is not var (index, maskBound)) { why = "the table index is not scaled by 4 " +
+                "(sldi/rldic/slwi)"; return null; }
             _budget = 4096;
             // A scale that also masks (rldic r,i,2,57 keeps i & 31) bounds the index by itself; a compare may bound it tighter.
             ulong? proven = ProveBound(f, shift, index, 0, out why);
@@ -343,7 +346,8 @@ public sealed class JumpTableAnalysis
             {
                 if (IsEntry(pos)) return JoinBound(f, pos, reg, depth, out why);
                 if (pos <= f.Start) { why = "no bound on the table index before the function's start"; return null; }
-                if (IsUnconditionalTransfer(Word(pos - 4))) { why = $"no bound on the table index: +0x{pos:x} is reached only by branches"; return null; }
+                if (IsUnconditionalTransfer(Word(pos - 4))) { why = $"no bound on the table index: +0x{pos:x} is " +
+                    "reached only by branches"; return null; }
                 var step = StepBack(pos - 4, ref reg, out why);
                 if (step is not null || why.Length > 0) return step;
             }
@@ -374,7 +378,8 @@ public sealed class JumpTableAnalysis
         private ulong? JoinBound(FunctionRange f, ulong pos, int reg, int depth, out string why)
         {
             if (depth >= MaxJoinDepth) { why = "the table index's bound is too far from its use"; return null; }
-            if (_otherEntries.Contains(pos) || _caseEntries.Contains(pos)) { why = $"code at +0x{pos:x} is reached from outside this function's branches"; return null; }
+            if (_otherEntries.Contains(pos) || _caseEntries.Contains(pos)) { why = $"code at +0x{pos:x} is reached " +
+                "from outside this function's branches"; return null; }
             ulong bound = 0;
             bool any = false;
             if (pos > f.Start && !IsUnconditionalTransfer(Word(pos - 4)))
@@ -509,12 +514,14 @@ public sealed class JumpTableAnalysis
         private JumpTable? InlineTable(FunctionRange f, ulong dispatch, ulong tableBase, int count, out string why)
         {
             ulong end = tableBase + 4UL * (ulong)count;
-            if (tableBase < f.Start || end > f.End || (tableBase & 3) != 0) { why = $"the table at +0x{tableBase:x} does not lie inside {f.Name}"; return null; }
+            if (tableBase < f.Start || end > f.End || (tableBase & 3) != 0) { why = $"the table at +0x{tableBase:x} " +
+                $"does not lie inside {f.Name}"; return null; }
             if (tableBase <= dispatch) { why = $"the table at +0x{tableBase:x} is not after its bctr"; return null; }
             for (ulong at = tableBase; at < end; at += 4)
             {
                 if (_branchesTo.ContainsKey(at) || _caseEntries.Contains(at) || at != tableBase && _otherEntries.Contains(at)) { why = $"code at +0x{at:x}, inside the table, is reached from elsewhere"; return null; }
-                if (_context.RelocationAt.ContainsKey((_section.Index, at))) { why = $"the table word at +0x{at:x} has a relocation"; return null; }
+                if (_context.RelocationAt.ContainsKey((_section.Index, at))) { why = $"the table word at +0x{at:x} " +
+                    "has a relocation"; return null; }
             }
             var targets = new List<ulong>(count);
             for (int k = 0; k < count; k++)
@@ -528,7 +535,8 @@ public sealed class JumpTableAnalysis
             while (next < f.End && Word(next) is Instruction.Nop or 0x6042_0000 && !IsEntry(next) && !targets.Contains(next)) next += 4;
             if (_checkExtent && next < f.End && !IsEntry(next) && !targets.Contains(next))
             {
-                why = $"the word after the table's {count} entries (+0x{end:x}) is neither code that is jumped to nor padding: the table may be longer";
+                why = $"the word after the table's {count} entries (+0x{end:x}) is neither code that is jumped to " +
+                    "nor padding: the table may be longer";
                 return null;
             }
             why = "";
@@ -540,7 +548,8 @@ public sealed class JumpTableAnalysis
             out string why)
         {
             var section = _image.Sections[tableSection];
-            if (section.IsExecutable || tableBase + 4UL * (ulong)count > section.Size) { why = $"the table in {section.Name} does not fit it"; return null; }
+            if (section.IsExecutable || tableBase + 4UL * (ulong)count > section.Size) { why = "the table in " +
+                $"{section.Name} does not fit it"; return null; }
             var targets = new List<ulong>(count);
             for (int k = 0; k < count; k++)
             {

@@ -60,7 +60,8 @@ public static class KernelLoaderModel
         if (!Instruction.IsRelativeLinkBranch(site.Word))
             return new SiteVerdict(site, Verdict.Accept, site.Instruction == BranchKind.B
                 ? "sibling call (b): it does not return here, so the loader does not look for a nop"
-                : $"{Instruction.Mnemonic(site.Instruction)} is not a relative branch-and-link; the loader does not look for a nop");
+                : $"{Instruction.Mnemonic(site.Instruction)} is not a relative branch-and-link; the loader does not " +
+                    "look for a nop");
 
         string At() =>
             $"{site.FunctionName}+0x{site.FunctionOffset + 4:x}/0x{site.Function?.Size ?? 0:x} [{moduleName()}]";
@@ -80,11 +81,13 @@ public static class KernelLoaderModel
                     $"module_64: {moduleName()}: Expected nop after call, got {site.NextWordValue:x8} at {At()}");
             case NextWord.EndOfSection:
                 return new SiteVerdict(site, Verdict.Reject,
-                    "the call is the last word of its section, so there is no slot for the TOC restore (the loader would read and rewrite the word after the section)",
+                    "the call is the last word of its section, so there is no slot for the TOC restore (the loader " +
+                        "would read and rewrite the word after the section)",
                     DiagnosticCatalog.CallAtEndOfSection);
             default:
                 return new SiteVerdict(site, Verdict.Reject,
-                    $"the word after the call is 0x{site.NextWordValue:x8}, not a nop, so r2 cannot be restored after the stub",
+                    $"the word after the call is 0x{site.NextWordValue:x8}, not a nop, so r2 cannot be restored " +
+                        "after the stub",
                     DiagnosticCatalog.MissingNopAfterCall,
                     $"module_64: {moduleName()}: Expected nop after call, got {site.NextWordValue:x8} at {At()}");
         }

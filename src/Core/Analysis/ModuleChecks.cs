@@ -32,13 +32,15 @@ public static class ModuleChecks
                 string name = RelocationCatalog.NameOf(group.Key);
                 int count = group.Count();
                 string why = group.Key == R.PPC64_REL24_NOTOC && !options.Pcrel
-                    ? " (Power10 pcrel code; only CONFIG_PPC_KERNEL_PCREL kernels apply it — build with -mno-pcrel -mno-prefixed, as the kernel does)"
+                    ? " (Power10 pcrel code; only CONFIG_PPC_KERNEL_PCREL kernels apply it — build with -mno-pcrel " +
+                        "-mno-prefixed, as the kernel does)"
                     : "";
                 yield return new Diagnostic(DiagnosticCatalog.UnsupportedRelocation,
                     $"{rs.Section.Name} has {count} {name} relocation{(count == 1 ? "" : "s")}, first at {rs.Target.Name}+0x{first.Offset:x}{why}; " +
                     $"the kernel would refuse the module: module_64: {module}: Unknown ADD relocation: {group.Key}",
                     image.Path, rs.Target.Name, first.Offset, f?.Name, f is null ? null : first.Offset - f.Start,
-                    Fix: "Compile with the kernel's module flags (no -mlongcall, -mno-pcrel -mno-prefixed on Power10) so that only supported relocations are emitted.");
+                    Fix: "Compile with the kernel's module flags (no -mlongcall, -mno-pcrel -mno-prefixed on " +
+                        "Power10) so that only supported relocations are emitted.");
             }
         }
     }
@@ -66,7 +68,8 @@ public static class ModuleChecks
             $"{section.Name}+0x{offset:x}); a kernel built with CONFIG_PPC_KERNEL_PCREL gives modules no TOC and would " +
             $"refuse it: {options.ModuleNameFor(image.Path)}: Unknown symbol .TOC. (err -2)",
             image.Path, section.Name, offset, f?.Name, f is null ? null : offset - f.Start,
-            Fix: "Compile the module as the target kernel's kbuild does (-mpcrel -mprefixed on a PCREL kernel), or target a kernel without CONFIG_PPC_KERNEL_PCREL (no --pcrel / LivepatchPcrel=false).");
+            Fix: "Compile the module as the target kernel's kbuild does (-mpcrel -mprefixed on a PCREL kernel), or " +
+                "target a kernel without CONFIG_PPC_KERNEL_PCREL (no --pcrel / LivepatchPcrel=false).");
     }
 
     /// <summary>
@@ -102,24 +105,29 @@ public static class ModuleChecks
         if (options.KernelHasLivepatch == false && IsMarkedLivepatch(image) == true)
             yield return new Diagnostic(DiagnosticCatalog.KernelWithoutLivepatch,
                 $"the module is a livepatch (livepatch=Y in .modinfo), and the target kernel is built without CONFIG_LIVEPATCH; it would refuse it: " +
-                $"{options.ModuleNameFor(image.Path)}: module is marked as livepatch module, but livepatch support is disabled",
+                $"{options.ModuleNameFor(image.Path)}: module is marked as livepatch module, but livepatch support " +
+                    "is disabled",
                 image.Path, ".modinfo",
-                Fix: "Build against the tree of a kernel with CONFIG_LIVEPATCH=y (KernelDir): livepatches load only there.");
+                Fix: "Build against the tree of a kernel with CONFIG_LIVEPATCH=y (KernelDir): livepatches load only " +
+                    "there.");
         foreach (var rs in image.RelocationSections.Where(r => r.IsLivepatch))
         {
             var s = rs.Section;
             var problems = new List<string>();
             if (!KlpNames.IsValidRelaSectionName(s.Name))
-                problems.Add($"its name does not have the form .klp.rela.<object>.<section> (object name 1–55 characters without '.')");
+                problems.Add("its name does not have the form .klp.rela.<object>.<section> (object name 1–55 " +
+                    "characters without '.')");
             if ((s.Flags & ShfRelaLivepatch) == 0)
-                problems.Add("it lacks SHF_RELA_LIVEPATCH (0x00100000), so the module loader would apply it at load time against unresolved livepatch symbols");
+                problems.Add("it lacks SHF_RELA_LIVEPATCH (0x00100000), so the module loader would apply it at load " +
+                    "time against unresolved livepatch symbols");
             if ((s.Flags & ShfAlloc) == 0)
                 problems.Add("it lacks SHF_ALLOC, so it is not kept for the livepatch core to apply");
             if (problems.Count > 0)
                 yield return new Diagnostic(DiagnosticCatalog.MalformedKlpRelaSection,
                     $"livepatch relocation section {s.Name} is malformed: {string.Join("; ", problems)}",
                     image.Path, s.Name,
-                    Fix: "Emit livepatch relocations as kpatch's create-klp-module does: SHT_RELA named .klp.rela.<object>.<section> with SHF_ALLOC|SHF_INFO_LINK|SHF_RELA_LIVEPATCH.");
+                    Fix: "Emit livepatch relocations as kpatch's create-klp-module does: SHT_RELA named " +
+                        ".klp.rela.<object>.<section> with SHF_ALLOC|SHF_INFO_LINK|SHF_RELA_LIVEPATCH.");
         }
 
         if (!image.Symbols.Any(s => s.IsLivepatch)) yield break;
@@ -132,7 +140,8 @@ public static class ModuleChecks
                     $"symbol '{sym.Name}' is SHN_LIVEPATCH but its name does not have the form .klp.sym.<object>.<name>,<position>; " +
                     "the livepatch core would refuse it (\"symbol has an incorrectly formatted name\")",
                     image.Path, Callee: sym.Name,
-                    Fix: "Name livepatch symbols .klp.sym.<object>.<symbol>,<sympos>, e.g. .klp.sym.vmlinux.saved_command_line,0.");
+                    Fix: "Name livepatch symbols .klp.sym.<object>.<symbol>,<sympos>, e.g. " +
+                        ".klp.sym.vmlinux.saved_command_line,0.");
         }
     }
 }

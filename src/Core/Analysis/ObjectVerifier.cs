@@ -106,17 +106,23 @@ public static class ObjectVerifier
     {
         var s = v.Site;
         string kind = s.CalleeKind == CalleeKind.Livepatch ? "livepatch" : "undefined";
-        string message = $"call to {kind} symbol {s.Callee} at {s.Section.Name}+0x{s.Offset:x} ({s.Where}) will not load: {v.Reason}";
+        string message = $"call to {kind} symbol {s.Callee} at {s.Section.Name}+0x{s.Offset:x} ({s.Where}) will not " +
+            $"load: {v.Reason}";
         if (v.KernelMessage is not null) message += $"; the kernel would print: {v.KernelMessage}";
         string fix = v.Code switch
         {
             DiagnosticCatalog.TocRestoreNotAccepted =>
-                "Target a kernel with the 2023 restore_r2() fix (6.3 or later, --kernel-accepts-ld-toc), or put the nop back.",
+                "Target a kernel with the 2023 restore_r2() fix (6.3 or later, --kernel-accepts-ld-toc), or put the " +
+                    "nop back.",
             DiagnosticCatalog.CallAtEndOfSection =>
-                "The call must be followed by a nop inside the same section; this comes from hand-written assembly — add the nop there.",
+                "The call must be followed by a nop inside the same section; this comes from hand-written assembly — " +
+                    "add the nop there.",
             _ => s.CalleeKind == CalleeKind.Livepatch
-                ? $"The call was compiled as a local call (the callee was a static copy in this file). Compile with kpatch's ppc64le GCC plugin, which puts a nop after every local call, or call {KlpNames.SourceName(s.Callee)}() through an extern declaration."
-                : "Calls to functions outside the module must be compiled as external calls (bl f; nop): declare the callee extern, or add the nop in hand-written assembly.",
+                ? "The call was compiled as a local call (the callee was a static copy in this file). Compile with " +
+                    "kpatch's ppc64le GCC plugin, which puts a nop after every local call, or call " +
+                        $"{KlpNames.SourceName(s.Callee)}() through an extern declaration."
+                : "Calls to functions outside the module must be compiled as external calls (bl f; nop): declare the " +
+                    "callee extern, or add the nop in hand-written assembly.",
         };
         return new Diagnostic(v.Code!, message, path,
             s.Section.Name, s.Offset, s.Function?.Name, s.FunctionOffset, s.Callee, s.Source, fix);

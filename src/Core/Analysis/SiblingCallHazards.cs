@@ -31,11 +31,13 @@ public static class SiblingCallHazards
             string message = $"sibling call (b) to {kind} symbol {site.Callee} at {site.Section.Name}+0x{site.Offset:x} ({site.Where}): " +
                              "the loader's stub saves this module's r2 into the caller's frame and nothing restores it";
             if (calledLocally)
-                message += $"; {fn} is also called locally in this object (bl without a TOC restore), so that caller continues with the callee's r2";
+                message += $"; {fn} is also called locally in this object (bl without a TOC restore), so that caller " +
+                    "continues with the callee's r2";
             yield return new Diagnostic(
                 calledLocally ? DiagnosticCatalog.SiblingCallFromLocallyCalledFunction : DiagnosticCatalog.SiblingCallToExternal,
                 message, image.Path, site.Section.Name, site.Offset, site.Function?.Name, site.FunctionOffset, site.Callee, site.Source,
-                Fix: $"Add __attribute__((optimize(\"no-optimize-sibling-calls\"))) to {fn}(), or compile with -fno-optimize-sibling-calls.");
+                Fix: $"Add __attribute__((optimize(\"no-optimize-sibling-calls\"))) to {fn}(), or compile with " +
+                    "-fno-optimize-sibling-calls.");
         }
     }
 

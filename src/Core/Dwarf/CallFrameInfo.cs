@@ -95,8 +95,10 @@ public sealed class CallFrameInfo
             var r = new DwarfReader(data, _image.IsLittleEndian, pos);
             uint length = r.U32();
             if (length == 0) { pos += 4; continue; }  // .eh_frame terminator or padding
-            if (length == 0xffff_ffff) throw new DwarfFormatException("64-bit DWARF call frame entries are not supported");
-            if (length > (uint)(data.Length - r.Position)) throw new DwarfFormatException($"frame entry at 0x{pos:x} runs past its section");
+            if (length == 0xffff_ffff) throw new DwarfFormatException("64-bit DWARF call frame entries are not " +
+                "supported");
+            if (length > (uint)(data.Length - r.Position)) throw new DwarfFormatException($"frame entry at 0x{pos:x} " +
+                "runs past its section");
             int end = r.Position + (int)length;
             int idField = r.Position;
             uint id = r.U32();
@@ -154,7 +156,8 @@ public sealed class CallFrameInfo
             }
             r.Position = dataEnd;
         }
-        else if (augmentation.Length > 0) throw new DwarfFormatException($"CIE augmentation '{augmentation}' is not understood");
+        else if (augmentation.Length > 0) throw new DwarfFormatException($"CIE augmentation '{augmentation}' is not " +
+            "understood");
         return new Cie(offset, end - offset, codeAlign, dataAlign, fdeEncoding, z, r.Position, end);
     }
 
@@ -289,7 +292,8 @@ public sealed class CallFrameInfo
                         case 0x09: { ulong reg = r.Uleb(); regs[reg] = new(RegisterRuleKind.Register, (long)r.Uleb()); break; }
                         case 0x0a: stack.Push((cfaReg, cfaOff, cfaExpr, new Dictionary<ulong, RegisterRule>(regs))); break;
                         case 0x0b:
-                            if (stack.Count == 0) throw new DwarfFormatException("DW_CFA_restore_state without remember_state");
+                            if (stack.Count == 0) throw new DwarfFormatException("DW_CFA_restore_state without " +
+                                "remember_state");
                             (cfaReg, cfaOff, cfaExpr, regs) = stack.Pop();
                             break;
                         case 0x0c: cfaReg = (int)r.Uleb(); cfaOff = (long)r.Uleb(); cfaExpr = false; break;

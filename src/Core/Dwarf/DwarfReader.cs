@@ -80,19 +80,22 @@ internal ref struct DwarfReader
 
     public void Skip(ulong count)
     {
-        if (count > (ulong)(_data.Length - Position)) throw new DwarfFormatException($"skip of {count} bytes at 0x{Position:x} runs past the section");
+        if (count > (ulong)(_data.Length - Position)) throw new DwarfFormatException($"skip of {count} bytes at " +
+            $"0x{Position:x} runs past the section");
         Position += (int)count;
     }
 
     private readonly void Need(int size)
     {
         if (Position < 0 || Position > _data.Length - size)
-            throw new DwarfFormatException($"read of {size} bytes at 0x{Position:x} runs past the {_data.Length}-byte section");
+            throw new DwarfFormatException($"read of {size} bytes at 0x{Position:x} runs past the " +
+                $"{_data.Length}-byte section");
     }
 
     public static string CStringAt(ReadOnlySpan<byte> data, ulong offset)
     {
-        if (offset >= (ulong)data.Length) throw new DwarfFormatException($"string offset 0x{offset:x} is outside its {data.Length}-byte section");
+        if (offset >= (ulong)data.Length) throw new DwarfFormatException($"string offset 0x{offset:x} is outside its " +
+            $"{data.Length}-byte section");
         var rest = data[(int)offset..];
         int end = rest.IndexOf((byte)0);
         if (end < 0) throw new DwarfFormatException($"unterminated string at 0x{offset:x}");

@@ -38,7 +38,8 @@ public sealed record LineProgramHeader(int Start, int UnitEnd, bool Dwarf64, int
         ulong length = r.U32();
         bool dwarf64 = false;
         if (length == 0xffff_ffff) { dwarf64 = true; length = r.U64(); }
-        else if (length >= 0xffff_fff0) throw new DwarfFormatException($"reserved unit length 0x{length:x} at 0x{start:x}");
+        else if (length >= 0xffff_fff0) throw new DwarfFormatException($"reserved unit length 0x{length:x} at " +
+            $"0x{start:x}");
         if (length > (ulong)(data.Length - r.Position))
             throw new DwarfFormatException($"line unit at 0x{start:x} claims 0x{length:x} bytes, past the section end");
         int end = r.Position + (int)length;
@@ -104,7 +105,8 @@ public ref struct LineProgram
             {
                 ulong len = _r.Uleb();
                 int next = checked(_r.Position + (int)len);
-                if (len == 0 || next > _end) throw new DwarfFormatException($"bad extended opcode length {len} at 0x{_r.Position:x}");
+                if (len == 0 || next > _end) throw new DwarfFormatException($"bad extended opcode length {len} at " +
+                    $"0x{_r.Position:x}");
                 operandOffset = _r.Position + 1;
                 byte sub = _r.U8();
                 if (sub == 1) kind = LineOpKind.EndSequence;

@@ -181,7 +181,8 @@ public sealed class ElfContainer
     public void RemoveSections(IReadOnlyCollection<int> sectionIndexes)
     {
         if (_elf.Sections.Any(s => s.Type == Lof.ElfSectionType.Group))
-            throw new NotSupportedException("objects with SHT_GROUP sections cannot have sections removed (group member lists are raw section indices)");
+            throw new NotSupportedException("objects with SHT_GROUP sections cannot have sections removed (group " +
+                "member lists are raw section indices)");
         var doomed = sectionIndexes.Select(Section).ToHashSet();
         var symtab = SymbolTable;
         var removedSymbols = new List<int>();
@@ -220,7 +221,8 @@ public sealed class ElfContainer
         var field = typeof(Lof.ElfFile).GetField("_sections",
             System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance);
         if (field?.GetValue(_elf) is not List<Lof.ElfSection> sections)
-            throw new NotSupportedException("this LibObjectFile version keeps sections differently; section removal needs updating");
+            throw new NotSupportedException("this LibObjectFile version keeps sections differently; section removal " +
+                "needs updating");
         sections.Remove(section);
     }
 

@@ -190,7 +190,8 @@ public sealed class ElfImage
                 $"ELF identification truncated at {b.Length} bytes");
         if (b[4] != ClassElf64)
             throw new MalformedElfException(DiagnosticCatalog.UnsupportedClass,
-                b[4] == 1 ? "32-bit ELF (ELFCLASS32); ppc64 livepatch modules are ELFCLASS64" : $"unknown ELF class {b[4]}");
+                b[4] == 1 ? "32-bit ELF (ELFCLASS32); ppc64 livepatch modules are ELFCLASS64" : "unknown ELF class " +
+                    $"{b[4]}");
         if (b[5] != DataLsb && b[5] != DataMsb)
             throw new MalformedElfException(DiagnosticCatalog.TruncatedOrMalformedHeader,
                 $"unknown ELF data encoding {b[5]}");
@@ -218,7 +219,8 @@ public sealed class ElfImage
         ushort phentsize = ReadU16(h, 54), phnum = ReadU16(h, 56);
         if (phnum != 0 && (phentsize != 56 || phoff > (ulong)b.Length || ((ulong)b.Length - phoff) / 56 < phnum))
             throw new MalformedElfException(DiagnosticCatalog.TruncatedOrMalformedHeader,
-                $"program header table ({phnum} entries of {phentsize} bytes at 0x{phoff:x}) does not fit the {b.Length}-byte file");
+                $"program header table ({phnum} entries of {phentsize} bytes at 0x{phoff:x}) does not fit the " +
+                    $"{b.Length}-byte file");
 
         ulong shoff = ReadU64(h, 40);
         ushort shentsize = ReadU16(h, 58);
@@ -242,7 +244,8 @@ public sealed class ElfImage
         if (shstrndx == ShnXindex) shstrndx = ReadU32(h, (int)shoff + 40);
         if (shnum > ((ulong)b.Length - shoff) / Elf64SectionHeaderSize)
             throw new MalformedElfException(DiagnosticCatalog.MalformedSectionTable,
-                $"section header table ({shnum} entries at 0x{shoff:x}) extends past the end of the {b.Length}-byte file");
+                $"section header table ({shnum} entries at 0x{shoff:x}) extends past the end of the {b.Length}-byte " +
+                    "file");
 
         var raw = new (uint name, uint type, ulong flags, ulong offset, ulong size, uint link, uint info, ulong align, ulong entsize)[shnum];
         for (int i = 0; i < shnum; i++)
@@ -253,7 +256,8 @@ public sealed class ElfImage
             var s = raw[i];
             if (s.type != ShtNobits && s.type != ShtNull && (s.offset > (ulong)b.Length || (ulong)b.Length - s.offset < s.size))
                 throw new MalformedElfException(DiagnosticCatalog.MalformedSectionTable,
-                    $"section [{i}] (offset 0x{s.offset:x}, size 0x{s.size:x}) extends past the end of the {b.Length}-byte file");
+                    $"section [{i}] (offset 0x{s.offset:x}, size 0x{s.size:x}) extends past the end of the " +
+                        $"{b.Length}-byte file");
         }
         if (shstrndx >= shnum || raw[shstrndx].type != ShtStrtab)
             throw new MalformedElfException(DiagnosticCatalog.MalformedSectionTable,
@@ -273,7 +277,8 @@ public sealed class ElfImage
         for (int i = 1; i < laidOut.Length; i++)
             if (laidOut[i].Offset < laidOut[i - 1].Offset + laidOut[i - 1].Size)
                 throw new MalformedElfException(DiagnosticCatalog.MalformedSectionTable,
-                    $"sections {laidOut[i - 1].Name} and {laidOut[i].Name} overlap in the file (0x{laidOut[i - 1].Offset:x}+0x{laidOut[i - 1].Size:x} and 0x{laidOut[i].Offset:x})");
+                    $"sections {laidOut[i - 1].Name} and {laidOut[i].Name} overlap in the file " +
+                        $"(0x{laidOut[i - 1].Offset:x}+0x{laidOut[i - 1].Size:x} and 0x{laidOut[i].Offset:x})");
         Sections = sections;
         foreach (var s in sections.Where(x => (x.Flags & ShfCompressed) != 0 && x.HasFileData))
             _inflated[s.Index] = Inflate(s);
@@ -293,7 +298,8 @@ public sealed class ElfImage
         ulong size = ReadU64(raw, 8);
         if (type != ElfCompressZlib)
             throw new MalformedElfException(DiagnosticCatalog.MalformedSectionTable,
-                $"section {s.Name} is compressed with ch_type {type}; only zlib (1) is read (recompile with -gz=zlib, or without -gz)");
+                $"section {s.Name} is compressed with ch_type {type}; only zlib (1) is read (recompile with " +
+                    "-gz=zlib, or without -gz)");
         // A bound on what a section may claim to inflate to, so a crafted header cannot ask for gigabytes.
         if (size > (ulong)Math.Min(int.MaxValue - 64, 1032L * raw.Length + (1 << 20)))
             throw new MalformedElfException(DiagnosticCatalog.MalformedSectionTable,
@@ -395,10 +401,12 @@ public sealed class ElfImage
                     (long)ReadU64(data, o + 16));
                 if (rela.SymbolIndex >= Symbols.Count)
                     throw new MalformedElfException(DiagnosticCatalog.MalformedRelocation,
-                        $"{s.Name} entry {i} refers to symbol {rela.SymbolIndex}, but the symbol table has {Symbols.Count} entries");
+                        $"{s.Name} entry {i} refers to symbol {rela.SymbolIndex}, but the symbol table has " +
+                            $"{Symbols.Count} entries");
                 if (rela.Type != 0 && rela.Offset >= ContentSize(target))
                     throw new MalformedElfException(DiagnosticCatalog.MalformedRelocation,
-                        $"{s.Name} entry {i} is at offset 0x{rela.Offset:x}, past the end of {target.Name} (size 0x{ContentSize(target):x})");
+                        $"{s.Name} entry {i} is at offset 0x{rela.Offset:x}, past the end of {target.Name} (size " +
+                            $"0x{ContentSize(target):x})");
                 entries[i] = rela;
             }
             result.Add(new ElfRelocationSection(s, target, entries));

@@ -19,8 +19,10 @@ public static class ModuleSignature
     /// </summary>
     public static Diagnostic? Dropped(ElfImage input, string output) => !IsAppended(input.Bytes.Span) ? null :
         new Diagnostic(DiagnosticCatalog.SignatureDropped,
-            $"{input.Path} is a signed module; {output} is changed and carries no signature, so it loads as unsigned (or not at all where signatures are enforced)",
-            input.Path, Fix: "Sign the module after it has been changed: set LivepatchSign=true (kbuild mode), or run the kernel's scripts/sign-file on the final module.");
+            $"{input.Path} is a signed module; {output} is changed and carries no signature, so it loads as unsigned " +
+                "(or not at all where signatures are enforced)",
+            input.Path, Fix: "Sign the module after it has been changed: set LivepatchSign=true (kbuild mode), or " +
+                "run the kernel's scripts/sign-file on the final module.");
 
     /// <summary>
     /// How many bytes at the end are the signature: the marker, the 12-byte <c>struct module_signature</c> before it

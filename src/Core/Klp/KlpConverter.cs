@@ -157,9 +157,11 @@ public static class KlpConverter
 
     private static Diagnostic NotSeparable(ElfImage image, ElfRelocationSection rs, ElfRela rela, KlpSymbolSpec spec, string why) =>
         new(DiagnosticCatalog.KlpCopyNotSeparable,
-            $"{rs.Target.Name} records an address inside the copy of '{spec.Symbol}' that is being dropped, and {why}; binding it to the original would make the kernel treat code in {spec.Object} as this module's",
+            $"{rs.Target.Name} records an address inside the copy of '{spec.Symbol}' that is being dropped, and " +
+                $"{why}; binding it to the original would make the kernel treat code in {spec.Object} as this module's",
             image.Path, rs.Target.Name, rela.Offset, Callee: spec.Symbol,
-            Fix: "Build the livepatch without such records for the copied helper, or do not declare the helper as a KlpSymbol.");
+            Fix: "Build the livepatch without such records for the copied helper, or do not declare the helper as a " +
+                "KlpSymbol.");
 
     /// <summary>
     /// Removes whole records of a table of fixed-size records (an <c>__mcount_loc</c> address per <c>bl _mcount</c>, an
@@ -192,7 +194,8 @@ public static class KlpConverter
 
         if (spec.Object.Length is 0 or > 55 || spec.Object.Contains('.') || spec.TargetName.Contains(',') || spec.TargetName.Length is 0 or > 511)
         {
-            Error(DiagnosticCatalog.BadKlpSymbolItem, $"KlpSymbol '{spec.Symbol}' cannot be named {spec.KlpName}: the object name must be 1–55 characters without '.', the symbol name 1–511 characters without ','",
+            Error(DiagnosticCatalog.BadKlpSymbolItem, $"KlpSymbol '{spec.Symbol}' cannot be named {spec.KlpName}: " +
+                "the object name must be 1–55 characters without '.', the symbol name 1–511 characters without ','",
                 "Set Object to vmlinux or the module's name (e.g. nfsd), and Name to the symbol's name in that object.");
             return null;
         }
@@ -208,9 +211,13 @@ public static class KlpConverter
                 // The usual surprise in a livepatch: GCC specialised the copied helper, so the calls go to a clone with
                 // another signature that stays in the module, and the original is never called.
                 : new Diagnostic(DiagnosticCatalog.KlpSymbolNotFound,
-                    $"KlpSymbol '{spec.Symbol}' does not occur in this object: GCC specialised the copy into {string.Join(", ", clones)}, and the patch calls that clone, which stays in the module",
+                    $"KlpSymbol '{spec.Symbol}' does not occur in this object: GCC specialised the copy into " +
+                        $"{string.Join(", ", clones)}, and the patch calls that clone, which stays in the module",
                     image.Path, Callee: spec.Symbol,
-                    Fix: $"Declare the copy __attribute__((noipa)) in the patch source so the calls go to '{spec.Symbol}' itself, or, if the original object has the same clone (its name in /proc/kallsyms), bind that: <KlpSymbol Include=\"{clones.FirstOrDefault(c => !c.Contains(".cold")) ?? clones[0]}\" />."));
+                    Fix: "Declare the copy __attribute__((noipa)) in the patch source so the calls go to " +
+                        $"'{spec.Symbol}' itself, or, if the original object has the same clone (its name in " +
+                            "/proc/kallsyms), bind that: <KlpSymbol " +
+                                $"Include=\"{clones.FirstOrDefault(c => !c.Contains(".cold")) ?? clones[0]}\" />."));
             return null;
         }
         var defined = candidates.FirstOrDefault(s => s.IsInSection);
@@ -221,7 +228,8 @@ public static class KlpConverter
         }
         if (defined.Type != SttFunc)
         {
-            Error(DiagnosticCatalog.KlpDefinedSymbolNotAFunction, $"KlpSymbol '{spec.Symbol}' is defined in this object as data; only a copied function can be dropped and bound to the original",
+            Error(DiagnosticCatalog.KlpDefinedSymbolNotAFunction, $"KlpSymbol '{spec.Symbol}' is defined in this " +
+                "object as data; only a copied function can be dropped and bound to the original",
                 "Declare the variable extern in the patch source, so the object refers to it undefined.");
             return null;
         }
@@ -233,8 +241,10 @@ public static class KlpConverter
             string why = section is null ? "no code range was found for it"
                 : image.Abi == Ppc64.PpcAbi.ElfV1 ? "ELFv1 function descriptors (.opd) are not converted yet"
                 : $"its section {section.Name} also holds {string.Join(", ", others)}";
-            Error(DiagnosticCatalog.KlpCopyNotSeparable, $"KlpSymbol '{spec.Symbol}' is defined in this object, and its copy cannot be dropped: {why}",
-                "Compile with -ffunction-sections, so each function is alone in its section and the copy can be removed.");
+            Error(DiagnosticCatalog.KlpCopyNotSeparable, $"KlpSymbol '{spec.Symbol}' is defined in this object, and " +
+                $"its copy cannot be dropped: {why}",
+                "Compile with -ffunction-sections, so each function is alone in its section and the copy can be " +
+                    "removed.");
             return null;
         }
         // Calls GCC sent to a specialised clone of the copy keep running the module's clone, not the original.
@@ -242,9 +252,11 @@ public static class KlpConverter
             .Select(s => s.Name).Distinct().ToList();
         if (staying.Count > 0)
             diagnostics.Add(new Diagnostic(DiagnosticCatalog.KlpCopyHasClones,
-                $"KlpSymbol '{spec.Symbol}': the copy is dropped, but GCC also made {string.Join(", ", staying)} of it, and the calls that go there keep running that clone in the module instead of the original",
+                $"KlpSymbol '{spec.Symbol}': the copy is dropped, but GCC also made {string.Join(", ", staying)} of " +
+                    "it, and the calls that go there keep running that clone in the module instead of the original",
                 image.Path, Callee: spec.Symbol,
-                Fix: $"Declare the copy __attribute__((noipa)) in the patch source, so that every call goes to '{spec.Symbol}' itself."));
+                Fix: "Declare the copy __attribute__((noipa)) in the patch source, so that every call goes to " +
+                    $"'{spec.Symbol}' itself."));
         return (spec, defined, section);
     }
 }

@@ -117,7 +117,8 @@ internal static class FdeExtender
 
     private static long Factor(long bytes, Cie cie)
     {
-        if (cie.DataAlign == 0 || bytes % cie.DataAlign != 0) throw new NotSupportedException($"offset {bytes} is not a multiple of the data alignment {cie.DataAlign}");
+        if (cie.DataAlign == 0 || bytes % cie.DataAlign != 0) throw new NotSupportedException($"offset {bytes} is " +
+            $"not a multiple of the data alignment {cie.DataAlign}");
         return bytes / cie.DataAlign;
     }
 

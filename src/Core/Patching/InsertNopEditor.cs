@@ -58,7 +58,8 @@ internal sealed class InsertNopEditor
                 if (!sym.IsInSection || sym.SectionIndex != (uint)index) continue;
                 if (AnchorOf(rs.Target, rela) is null)
                     return rs.Target.Index == index
-                        ? $"the relocation at +0x{rela.Offset:x} is relative to its own place inside the code, which moves"
+                        ? $"the relocation at +0x{rela.Offset:x} is relative to its own place inside the code, which " +
+                            "moves"
                         : $"{rs.Target.Name} entry at +0x{rela.Offset:x} has a layout the editor does not know";
                 if (rs.Target.Index == index) continue;
                 if (rs.Target.Name.StartsWith(".debug_", StringComparison.Ordinal) && !DwarfLayoutEditor.Understood.Contains(rs.Target.Name))
@@ -72,7 +73,8 @@ internal sealed class InsertNopEditor
         foreach (var b in _references.RelocationFreeBranches.Where(b => b.Section.Index == index && b.Kind is BranchKind.Bl or BranchKind.Bcl && !b.IsCall
                                                                             && SplitsFunctionAt(b.Offset)))
             return b.Target == b.Offset + 4
-                ? $"it reads the program counter (bl .+4 at +0x{b.Offset:x}) to compute code addresses, which insert-nop cannot follow"
+                ? $"it reads the program counter (bl .+4 at +0x{b.Offset:x}) to compute code addresses, which " +
+                    "insert-nop cannot follow"
                 : $"the bl at +0x{b.Offset:x} links into the middle of code (+0x{b.Target:x})";
         if (UncoveredCode() is { } stray)
             return $"it has code outside any function symbol (+0x{stray:x}), whose branches the editor cannot see";
@@ -81,7 +83,8 @@ internal sealed class InsertNopEditor
         foreach (var f in _functions.InSection(index))
             for (ulong at = f.Start; at + 4 <= f.End && at + 4 <= (ulong)words.Length; at += 4)
                 if (_image.ReadU32(words, (int)at) >> 26 == 1)
-                    return $"it has a prefixed (Power10) instruction at +0x{at:x}, whose pc-relative offset is not remapped";
+                    return $"it has a prefixed (Power10) instruction at +0x{at:x}, whose pc-relative offset is not " +
+                        "remapped";
         if (_analysis.FramesProblem is { } frames) return $"its unwind information cannot be rewritten: {frames}";
         try
         {

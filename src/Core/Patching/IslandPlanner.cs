@@ -84,31 +84,42 @@ internal static class IslandPlanner
 
         if (!s.IsExecutable)
             return Make(DiagnosticCatalog.CallOutsideCode, $"{s.Name} is not an executable section",
-                "Call relocations belong in code sections; check the section flags of the hand-written assembly or the tool that produced this object.");
+                "Call relocations belong in code sections; check the section flags of the hand-written assembly or " +
+                    "the tool that produced this object.");
         uint word = image.ReadWord(s, call.Offset);
         if (Instruction.Classify(word) != BranchKind.Bl)
-            return Make(DiagnosticCatalog.CallNotRelocatable, $"the instruction is {Instruction.Mnemonic(Instruction.Classify(word))} (0x{word:x8}), not a relative bl",
-                "Only relative bl calls can be redirected; rewrite the hand-written assembly to use bl followed by a nop.");
+            return Make(DiagnosticCatalog.CallNotRelocatable, "the instruction is " +
+                $"{Instruction.Mnemonic(Instruction.Classify(word))} (0x{word:x8}), not a relative bl",
+                "Only relative bl calls can be redirected; rewrite the hand-written assembly to use bl followed by a " +
+                    "nop.");
         // After an earlier patch the word after a call that ended its section is one of our islands: still nothing
         // to return to, so the answer stays the same on every run.
         if (call.Offset + 4 >= s.Size || image.Symbols.Any(y => IsIslandSymbol(y) && y.SectionIndex == (uint)s.Index && y.Value == call.Offset + 4))
-            return Make(DiagnosticCatalog.CallAtEndOfSection, "the call is the last word of its section, so there is no instruction to return to",
+            return Make(DiagnosticCatalog.CallAtEndOfSection, "the call is the last word of its section, so there is " +
+                "no instruction to return to",
                 "Add the nop after the bl in the hand-written assembly.");
         if (call.Function is null)
-            return Make(DiagnosticCatalog.NoRoomForIsland, "no function symbol covers the call, so there is no function range to put an island in",
+            return Make(DiagnosticCatalog.NoRoomForIsland, "no function symbol covers the call, so there is no " +
+                "function range to put an island in",
                 "Give the code a function symbol (.type f,@function and .size), or compile with -ffunction-sections.");
         if (call.Function.End < s.Size)
             return Make(DiagnosticCatalog.NoRoomForIsland,
-                $"{call.Function.Name}'s symbol ends at +0x{call.Function.End:x}, before the end of {s.Name} (+0x{s.Size:x}), and the island must lie inside {call.Function.Name}'s range without taking in the bytes between",
-                "Compile with -ffunction-sections, so each function is alone in its section and its symbol covers it to the end.");
+                $"{call.Function.Name}'s symbol ends at +0x{call.Function.End:x}, before the end of {s.Name} " +
+                    $"(+0x{s.Size:x}), and the island must lie inside {call.Function.Name}'s range without taking in " +
+                        "the bytes between",
+                "Compile with -ffunction-sections, so each function is alone in its section and its symbol covers it " +
+                    "to the end.");
         var later = functions.InSection(s.Index).FirstOrDefault(f => f.Start >= call.Function.End && f != call.Function);
         if (later is not null)
             return Make(DiagnosticCatalog.NoRoomForIsland,
-                $"{call.Function.Name} is followed by {later.Name} in {s.Name}, and the island must lie inside {call.Function.Name}'s range so livepatch can tell a task is still inside it",
-                "Compile with -ffunction-sections (kpatch-style builds do), so each function is alone in its section and islands go after it.");
+                $"{call.Function.Name} is followed by {later.Name} in {s.Name}, and the island must lie inside " +
+                    $"{call.Function.Name}'s range so livepatch can tell a task is still inside it",
+                "Compile with -ffunction-sections (kpatch-style builds do), so each function is alone in its section " +
+                    "and islands go after it.");
         // b reaches ±32 MiB: no single-function section comes close, but never encode a branch unchecked.
         if (AlignUp(s.Size, 4) + IslandSize - call.Offset > (1UL << 25) - 4)
-            return Make(DiagnosticCatalog.IslandOutOfRange, "the end of the section is out of reach of a relative branch (±32 MiB)",
+            return Make(DiagnosticCatalog.IslandOutOfRange, "the end of the section is out of reach of a relative " +
+                "branch (±32 MiB)",
                 "Split the function, or compile with -ffunction-sections.");
         return null;
     }

@@ -55,7 +55,8 @@ public static class ObjectPatcher
             if (!ElfImage.TryParse(image.Path, output, out var patched, out var error))
             {
                 var d = Diagnostic.Create(DiagnosticCatalog.CannotRewrite, image.Path,
-                    $"the object cannot be rewritten, so no call site was fixed: the rewritten object would be malformed ({error!.Message})");
+                    "the object cannot be rewritten, so no call site was fixed: the rewritten object would be " +
+                        $"malformed ({error!.Message})");
                 return new PatchResult(before with { Diagnostics = [d, .. before.Diagnostics] }, [], null, 0);
             }
 
@@ -74,8 +75,10 @@ public static class ObjectPatcher
                 continue;
             }
             var refusals = failures.GroupBy(f => f.Section).SelectMany(g => g.Take(3)).Select(f => new Diagnostic(DiagnosticCatalog.RewriteNotProven,
-                $"the rewrite of {f.SectionName} could not be proven to keep the program's meaning, so nothing was written: {f.Why}",
-                image.Path, f.SectionName, f.Offset, Fix: "Use --strategy auto or --strategy island, and report the object: this is a bug in the rewriter."));
+                $"the rewrite of {f.SectionName} could not be proven to keep the program's meaning, so nothing was " +
+                    $"written: {f.Why}",
+                image.Path, f.SectionName, f.Offset, Fix: "Use --strategy auto or --strategy island, and report the " +
+                    "object: this is a bug in the rewriter."));
             return new PatchResult(before with { Diagnostics = [.. refusals, .. before.Diagnostics] }, [], null, 0);
         }
     }
@@ -159,7 +162,8 @@ public static class ObjectPatcher
             .GroupBy(d => d.Code).OrderBy(g => g.Key, StringComparer.Ordinal)
             .Select(g => (g.Count(), $"{g.Count()} {g.Key}: {DiagnosticCatalog.Get(g.Key).Title.ToLowerInvariant()}")).ToList();
         string text = $"{unfixable} unfixable";
-        return left.Count == 0 ? text : $"{text}, {left.Sum(l => l.Item1)} left as they are ({string.Join("; ", left.Select(l => l.Item2))})";
+        return left.Count == 0 ? text : $"{text}, {left.Sum(l => l.Item1)} left as they are " +
+            $"({string.Join("; ", left.Select(l => l.Item2))})";
     }
 
     private static PatchResult Finish(ElfImage output, byte[] bytes, List<AppliedFix> fixes, List<Diagnostic> unfixable,
@@ -171,7 +175,8 @@ public static class ObjectPatcher
         var diagnostics = new List<Diagnostic>(unfixable);
         diagnostics.AddRange(after.Diagnostics.Where(d => !explained.Contains((d.Section, d.Offset))));
         foreach (var f in fixes)
-            diagnostics.Add(new Diagnostic(DiagnosticCatalog.SiteFixed, $"fixed call to {f.Callee} at {f.Section}+0x{f.Offset:x}: {f.Done}",
+            diagnostics.Add(new Diagnostic(DiagnosticCatalog.SiteFixed, $"fixed call to {f.Callee} at " +
+                $"{f.Section}+0x{f.Offset:x}: {f.Done}",
                 output.Path, f.Section, f.Offset, f.Function, null, f.Callee, f.Source));
         foreach (string note in unwindNotes)
             diagnostics.Add(new Diagnostic(DiagnosticCatalog.UnwindNotExtended, note, output.Path));

@@ -51,7 +51,8 @@ public static class TranslationValidator
         foreach (var s in before.Sections)
         {
             var t = after.Sections[s.Index];
-            if (t.Name != s.Name || t.Type != s.Type || t.Flags != s.Flags) { Fail(s.Index, 0, "the section's name, type or flags changed"); continue; }
+            if (t.Name != s.Name || t.Type != s.Type || t.Flags != s.Flags) { Fail(s.Index, 0, "the section's name, " +
+                "type or flags changed"); continue; }
             if (moves.TryGetValue(s.Index, out var m)) CheckMovedCode(before, after, s, m, functions, tables, Fail);
             else if (map.Islands.TryGetValue(s.Index, out var islands)) CheckIslands(before, after, s, islands, Fail);
             else if (s.Type == ShtLlvmAddrsig)
@@ -143,19 +144,23 @@ public static class TranslationValidator
                 long target = (long)table.Base + (int)w0;
                 long expected = (long)m.Map((ulong)target) - (long)m.Map(table.Base);
                 if ((int)w1 != expected) fail(s.Index, a,
-                    $"the jump table word at +0x{a:x} selects +0x{(long)m.Map(table.Base) + (int)w1:x}, not the case's new place +0x{m.Map((ulong)target):x}");
+                    $"the jump table word at +0x{a:x} selects +0x{(long)m.Map(table.Base) + (int)w1:x}, not the " +
+                        $"case's new place +0x{m.Map((ulong)target):x}");
                 continue;
             }
             if (inCode && JumpTableAnalysis.IsIndirectJump(w0) && !dispatches.Contains(a) && m.Splits(f!.Start, f.End))
-                fail(s.Index, a, $"the indirect jump at +0x{a:x} has no proven table, and a nop went in inside its function");
+                fail(s.Index, a, $"the indirect jump at +0x{a:x} has no proven table, and a nop went in inside its " +
+                    "function");
             if (inCode && Instruction.IsRelativeBranch(w0) && !relocated.Contains(a))
             {
                 ulong target = (ulong)((long)a + Instruction.BranchDisplacement(w0));
                 if (Instruction.IsRelativeLinkBranch(w0) && target == a + 4 && m.Splits(f!.Start, f.End))
-                    fail(s.Index, a, $"the code reads the program counter at +0x{a:x} (bl .+4), and a nop went in inside its function");
+                    fail(s.Index, a, $"the code reads the program counter at +0x{a:x} (bl .+4), and a nop went in " +
+                        "inside its function");
                 if (!Instruction.IsRelativeBranch(w1) || (w1 & ~DisplacementMask(w1)) != (w0 & ~DisplacementMask(w0))
                     || (long)m.Map(a) + Instruction.BranchDisplacement(w1) != (long)m.Map(target))
-                    fail(s.Index, a, $"the branch at +0x{a:x} (to +0x{target:x}) no longer lands on its target's new place +0x{m.Map(target):x}");
+                    fail(s.Index, a, $"the branch at +0x{a:x} (to +0x{target:x}) no longer lands on its target's new " +
+                        $"place +0x{m.Map(target):x}");
                 continue;
             }
             if (w0 != w1) fail(s.Index, a, $"the word at +0x{a:x} changed (0x{w0:x8} → 0x{w1:x8})");
@@ -227,26 +232,30 @@ public static class TranslationValidator
                     : islandCalls.TryGetValue(e0.Offset & ~3UL, out ulong island) ? island + (e0.Offset & 3) : e0.Offset;
                 if (!metadata && e1.Offset != expectedOffset)
                     fail(rs.Target.Index, e0.Offset,
-                        $"the relocation at {rs.Target.Name}+0x{e0.Offset:x} did not move with its instruction (now +0x{e1.Offset:x}, expected +0x{expectedOffset:x})");
+                        $"the relocation at {rs.Target.Name}+0x{e0.Offset:x} did not move with its instruction (now " +
+                            $"+0x{e1.Offset:x}, expected +0x{expectedOffset:x})");
                 if (s0.IsInSection && IsRewrittenMetadata(before.Sections[(int)s0.SectionIndex])) continue;   // offsets into DWARF the DWARF editor grew
                 if (!s0.IsInSection || !moves.TryGetValue((int)s0.SectionIndex, out var ms))
                 {
                     if (e0.Addend != e1.Addend && !EndGrownOverIslands(before, after, map, rs, s0, e0, e1))
                         fail(rs.Target.Index, e0.Offset,
-                            $"the relocation at {rs.Target.Name}+0x{e0.Offset:x} changed its addend, but nothing it names moved");
+                            $"the relocation at {rs.Target.Name}+0x{e0.Offset:x} changed its addend, but nothing it " +
+                                "names moved");
                     continue;
                 }
                 if (RelocationMeaning.Anchor(rs.Target, e0, (int)s0.SectionIndex, tables) is not { } anchor)
                 {
                     fail(rs.Target.Index, e0.Offset,
-                        $"the relocation at {rs.Target.Name}+0x{e0.Offset:x} names moved code in a way whose meaning is not known");
+                        $"the relocation at {rs.Target.Name}+0x{e0.Offset:x} names moved code in a way whose meaning " +
+                            "is not known");
                     continue;
                 }
                 ulong meant = unchecked(s0.Value + (ulong)e0.Addend - anchor);
                 ulong now = unchecked(s1.Value + (ulong)e1.Addend - anchor);
                 if (now != ms.Map(meant))
                     fail(rs.Target.Index, e0.Offset,
-                        $"the relocation at {rs.Target.Name}+0x{e0.Offset:x} names +0x{now:x}, not the new place +0x{ms.Map(meant):x} of +0x{meant:x}");
+                        $"the relocation at {rs.Target.Name}+0x{e0.Offset:x} names +0x{now:x}, not the new place " +
+                            $"+0x{ms.Map(meant):x} of +0x{meant:x}");
             }
         }
     }

@@ -51,7 +51,8 @@ public static class ReportWriters
         {
             var sites = f.Take(shown).Select(x => $"+0x{x.Offset:x} {x.Callee}");
             string more = f.Count() > shown ? $", {f.Count() - shown} more" : "";
-            sb.Append($"  {f.Key}: {f.Count()} site{(f.Count() == 1 ? "" : "s")} fixed ({string.Join(", ", sites)}{more})\n");
+            sb.Append($"  {f.Key}: {f.Count()} site{(f.Count() == 1 ? "" : "s")} fixed " +
+                $"({string.Join(", ", sites)}{more})\n");
         }
         return sb.ToString();
     }
@@ -76,7 +77,8 @@ public static class ReportWriters
         if (!r.Unreadable)
         {
             var c = r.Counts;
-            sb.Append($"{r.Path}: {(r.Accepted ? "accepted" : "rejected")} ({c.Total} call site{(c.Total == 1 ? "" : "s")}: {c.Accepted} accepted, {c.Rejected} rejected, {c.Exempt} exempt)\n");
+            sb.Append($"{r.Path}: {(r.Accepted ? "accepted" : "rejected")} ({c.Total} call " +
+                $"site{(c.Total == 1 ? "" : "s")}: {c.Accepted} accepted, {c.Rejected} rejected, {c.Exempt} exempt)\n");
         }
         return sb.ToString();
     }

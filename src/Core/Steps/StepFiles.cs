@@ -45,7 +45,8 @@ public static class StepFiles
         }
         catch (Exception e) when (IsIoFailure(e) || e is ArgumentException)
         {
-            events.Add(StepEvent.Of(Diagnostic.Create(DiagnosticCatalog.UnwritableOutput, path, $"cannot write report '{path}': {e.Message}").Demoted()));
+            events.Add(StepEvent.Of(Diagnostic.Create(DiagnosticCatalog.UnwritableOutput, path, "cannot write " +
+                $"report '{path}': {e.Message}").Demoted()));
         }
     }
 

@@ -27,7 +27,9 @@ public static class VerifyStep
                 events.Add(StepEvent.Of(shown));
             }
             int rejected = report.Sites.Count(s => s.Verdict == Verdict.Reject);
-            events.Add(StepEvent.Say($"{o.Input}: {(report.Accepted ? "the kernel would load it" : "the kernel would refuse it")} ({report.Sites.Count} call sites, {rejected} rejected)", prominent: false));
+            events.Add(StepEvent.Say($"{o.Input}: " +
+                $"{(report.Accepted ? "the kernel would load it" : "the kernel would refuse it")} " +
+                    $"({report.Sites.Count} call sites, {rejected} rejected)", prominent: false));
             if (!failed && o.Output != o.Input) StepFiles.Write(o.Output, image.Bytes.ToArray(), events);
         }
         StepFiles.WriteReport(options.JsonReport, ReportWriters.Render(reports, ReportFormat.Json, options.HelpLinkBase), events);

@@ -22,7 +22,8 @@ internal sealed partial class DwarfLayoutEditor
             r.U16(); r.U32();
             int addressSize = r.U8();
             r.U8();
-            if (addressSize is not (4 or 8)) throw new DwarfFormatException($".debug_aranges has address size {addressSize}");
+            if (addressSize is not (4 or 8)) throw new DwarfFormatException(".debug_aranges has address size " +
+                $"{addressSize}");
             int tuples = (r.Position + 2 * addressSize - 1) / (2 * addressSize) * (2 * addressSize);
             for (int at = tuples; at + 2 * addressSize <= end; at += 2 * addressSize)
             {

@@ -51,7 +51,8 @@ internal sealed partial class DwarfLayoutEditor
             {
                 ulong code = r.Uleb();
                 if (code == 0) continue;
-                if (!abbrevs.TryGetValue(code, out var decl)) throw new DwarfFormatException($"abbreviation {code} is not defined");
+                if (!abbrevs.TryGetValue(code, out var decl)) throw new DwarfFormatException($"abbreviation {code} " +
+                    "is not defined");
                 Target? low = null;
                 ulong? lowIndex = null;
                 ulong? loclistsBase = null, rnglistsBase = null;
@@ -84,7 +85,8 @@ internal sealed partial class DwarfLayoutEditor
                         lowIndex = form == 0x1b ? new DwarfReader(data, le, at).Uleb() : new DwarfReader(data, le, at).Fixed(r.Position - at);
                     else if (name == 0x12 && form is 0x0b or 0x05 or 0x06 or 0x07) high = (at, r.Position - at); // DW_AT_high_pc, constant
                     else if (name == 0x12 && form == 0x01) GrowRelocatedEnd(info, (ulong)at);                  // … as an address
-                    else if (name == 0x12 && form is 0x0f) throw new DwarfFormatException("ULEB DW_AT_high_pc is not rewritten");
+                    else if (name == 0x12 && form is 0x0f) throw new DwarfFormatException("ULEB DW_AT_high_pc is not " +
+                        "rewritten");
                 }
                 if (lowIndex is { } index) low = Address(addrBase, index, addressSize);
                 // The first DIE of the unit is the CU: its low_pc is the base of lists without a base_address entry.
@@ -101,7 +103,8 @@ internal sealed partial class DwarfLayoutEditor
                 {
                     ulong len = new DwarfReader(data, le, hi.At).Fixed(hi.Size);
                     ulong moved = Ranged(lo.Section, lo.Value, lo.Value + len);
-                    if (hi.Size < 8 && moved >> (8 * hi.Size) != 0) throw new DwarfFormatException("a DW_AT_high_pc length no longer fits its form");
+                    if (hi.Size < 8 && moved >> (8 * hi.Size) != 0) throw new DwarfFormatException("a DW_AT_high_pc " +
+                        "length no longer fits its form");
                     if (moved != len) { ByteOrder.Write(data.AsSpan(hi.At), hi.Size, moved, le); changed = true; }
                 }
             }

@@ -25,7 +25,8 @@ internal sealed partial class DwarfLayoutEditor
             byte minInst = h.MinInstLength, lineRange = h.LineRange, opcodeBase = h.OpcodeBase;
             sbyte lineBase = h.LineBase;
             if (minInst == 0 || opcodeBase == 0)
-                throw new DwarfFormatException($".debug_line has minimum_instruction_length {minInst}, line_range {lineRange}, opcode_base {opcodeBase}");
+                throw new DwarfFormatException($".debug_line has minimum_instruction_length {minInst}, line_range " +
+                    $"{lineRange}, opcode_base {opcodeBase}");
 
             int unitStart = output.Count;
             anchors.Add(((ulong)pos, (ulong)output.Count));
@@ -136,7 +137,8 @@ internal sealed partial class DwarfLayoutEditor
         var table = _image.RelocationSections.FirstOrDefault(rs => rs.Target.Index == lineSection.Index);
         var symbol = _image.Symbols.FirstOrDefault(y => y.Type == SttSection && y.SectionIndex == (uint)island.Section);
         if (table is null || symbol is null)
-            throw new DwarfFormatException($"there is no relocation table for .debug_line or no section symbol for the island's section");
+            throw new DwarfFormatException("there is no relocation table for .debug_line or no section symbol for " +
+                "the island's section");
         int relaSection = table.Section.Index, sym = symbol.Index;
         _edits.Add(c => c.AddRelocation(relaSection, (ulong)at, R.PPC64_ADDR64, sym, (long)island.Island));
     }

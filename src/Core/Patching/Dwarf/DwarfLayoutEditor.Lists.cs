@@ -47,9 +47,11 @@ internal sealed partial class DwarfLayoutEditor
                     // View numbers count rows at one address; moving code keeps them. Copied as they are, up to the
                     // location list they belong to, and they must decode as whole ULEB pairs up to there.
                     ulong next = _v5LocLists.GetViewBetween((ulong)start + 1, (ulong)end).FirstOrDefault();
-                    if (next == 0) throw new DwarfFormatException($"{name} has a location view list at 0x{start:x} without its location list");
+                    if (next == 0) throw new DwarfFormatException($"{name} has a location view list at 0x{start:x} " +
+                        "without its location list");
                     while ((ulong)r.Position < next) { r.Uleb(); r.Uleb(); }
-                    if ((ulong)r.Position != next) throw new DwarfFormatException($"{name}'s view list at 0x{start:x} runs into its location list");
+                    if ((ulong)r.Position != next) throw new DwarfFormatException($"{name}'s view list at " +
+                        $"0x{start:x} runs into its location list");
                     Copy(output, data, start, r.Position);
                     continue;
                 }

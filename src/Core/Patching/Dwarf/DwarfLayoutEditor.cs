@@ -64,7 +64,8 @@ internal sealed partial class DwarfLayoutEditor
             try { plan = Compute(image, layouts); }
             catch (Exception e) when (e is DwarfFormatException or OverflowException or ArgumentOutOfRangeException or IndexOutOfRangeException)
             {
-                return $"the islands have no line rows or address ranges: the debug information cannot be rewritten: {e.Message}";
+                return "the islands have no line rows or address ranges: the debug information cannot be rewritten: " +
+                    $"{e.Message}";
             }
         }
         else plan = Compute(image, layouts);
@@ -124,9 +125,11 @@ internal sealed partial class DwarfLayoutEditor
     private Target? Address(ulong? addrBase, ulong index, int addressSize)
     {
         if (addrBase is not { } b) throw new DwarfFormatException("an address index is used without DW_AT_addr_base");
-        var section = Section(".debug_addr") ?? throw new DwarfFormatException("an address index is used without .debug_addr");
+        var section = Section(".debug_addr") ?? throw new DwarfFormatException("an address index is used without " +
+            ".debug_addr");
         ulong at = checked(b + index * (ulong)addressSize);
-        if (at + (ulong)addressSize > section.Size) throw new DwarfFormatException($"address index {index} is past the end of .debug_addr");
+        if (at + (ulong)addressSize > section.Size) throw new DwarfFormatException($"address index {index} is past " +
+            "the end of .debug_addr");
         _addrRelocations ??= Relocations(section);
         return _addrRelocations.TryGetValue(at, out var t) ? t : null;
     }

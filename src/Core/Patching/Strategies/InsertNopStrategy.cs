@@ -39,7 +39,8 @@ internal sealed class InsertNopStrategy : IFixStrategy
             : editor.Ineligible();
         if (why is not null || simple.Count == 0) return (null, why);
         var unfixable = calls.Except(simple).Select(c => IslandPlanner.Refuse(image, context.Analysis.Functions, c)
-            ?? throw new InvalidOperationException($"the call at {section.Name}+0x{c.Offset:x} has neither a nop nor an island")).ToList();
+            ?? throw new InvalidOperationException($"the call at {section.Name}+0x{c.Offset:x} has neither a nop nor " +
+                "an island")).ToList();
         return (new SectionPlan(new InsertNopRewrite(editor, simple), unfixable), null);
     }
 }
@@ -55,7 +56,8 @@ internal sealed class InsertNopRewrite(InsertNopEditor editor, IReadOnlyList<Cal
     public override IReadOnlyList<AppliedFix> Fixes { get; } = calls.Select(c =>
         new AppliedFix(c.Section.Name, c.Offset, c.Function?.Name ?? c.Section.Name, c.Callee, FixStrategy.InsertNop, 0,
             c.Source)
-            { NewOffset = editor.Map(c.Offset), Done = $"a nop inserted after it (the call is now at +0x{editor.Map(c.Offset):x})" }).ToList();
+            { NewOffset = editor.Map(c.Offset), Done = "a nop inserted after it (the call is now at " +
+                $"+0x{editor.Map(c.Offset):x})" }).ToList();
 
     public override IReadOnlyList<NewSymbol> Apply(ElfContainer container)
     {
