@@ -169,4 +169,21 @@ public sealed class SpecialFileTests
         StringAssert.Contains(output, "bytes are not supported");
         CollectionAssert.AreEqual(hash, SHA256.HashData(File.OpenRead(path)));
     }
+
+    [TestMethod]
+    public void ALargeFileClaimingMillionsOfSectionsIsNotReadIntoMemory()
+    {
+        // Extended section numbering (e_shnum 0, the count in section 0's sh_size) claiming 16 M sections, in a sparse
+        // file large enough to hold their headers: refused from the headers, before any table is allocated.
+        string path = Path.Combine(Repo.NewTempDir(), "many.o");
+        byte[] bytes = File.ReadAllBytes(Repo.Fixture(Fixture));
+        ulong shoff = BinaryPrimitives.ReadUInt64LittleEndian(bytes.AsSpan(40));
+        BinaryPrimitives.WriteUInt16LittleEndian(bytes.AsSpan(60), 0);
+        BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan((int)shoff + 32), 16UL << 20);
+        File.WriteAllBytes(path, bytes);
+        using (var f = new FileStream(path, FileMode.Open)) f.SetLength((long)shoff + (16L << 20) * 64 + 4096);
+        var (exit, output) = Cli("verify", path);
+        Assert.AreEqual(CliApp.ExitUsage, exit, output);
+        StringAssert.Contains(output, $"error {DiagnosticCatalog.MalformedSectionTable}: the section header table claims 16777216 sections");
+    }
 }

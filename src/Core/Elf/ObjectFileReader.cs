@@ -14,7 +14,7 @@ internal static class ObjectFileReader
     /// included).</summary>
     internal const long WholeFileLimit = 64L << 20;
 
-    private const int HeaderSize = 64, SectionHeaderSize = 64;
+    private const int HeaderSize = 64, SectionHeaderSize = 64, MaxSections = 1 << 20;
 
     /// <summary>Reads <paramref name="path"/> into <paramref name="buffer"/> (grown when too small); the object is its
     /// first <paramref name="length"/> bytes.</summary>
@@ -75,6 +75,13 @@ internal static class ObjectFileReader
             return PastTheEnd(path, "the section header table", size, out error);
         ReadAt(handle, first, (long)shoff);
         if (shnum == 0) shnum = Field(first, 32, le);   // extended numbering: the count is sh_size of section 0
+        // More sections than SHN_LORESERVE-style indices can name (and than any object has): not read into memory.
+        if (shnum > MaxSections)
+        {
+            error = Diagnostic.Create(DiagnosticCatalog.MalformedSectionTable, path,
+                $"the section header table claims {shnum} sections; more than {MaxSections} is not a real object");
+            return 0;
+        }
         if (shnum > ((ulong)size - shoff) / SectionHeaderSize)
             return PastTheEnd(path, "the section header table", size, out error);
         ulong extent = shoff + shnum * SectionHeaderSize;
