@@ -39,12 +39,15 @@ public sealed class CheckLivepatchProperties : Microsoft.Build.Utilities.Task
         bool allowSiblingCalls = Flag(nameof(LivepatchAllowSiblingCalls), LivepatchAllowSiblingCalls);
         bool? hasLivepatch = string.IsNullOrEmpty(KernelHasLivepatch) ? null : Flag(nameof(KernelHasLivepatch),
             KernelHasLivepatch);
-        if (!StepProperties.TryStrategy(Rel24Strategy, out var strategy, out string? error)) Usage(error!);
-        if (!StepProperties.TrySites(Rel24Sites, out var sites, out error)) Usage(error!);
-        if (!StepProperties.TryWarnOnly(LivepatchVerifyMode, out bool warnOnly, out error)) Usage(error!);
+        if (!StepProperties.TryStrategy(Rel24Strategy, out var strategy, out string? error))
+            Usage(nameof(Rel24Strategy), error!);
+        if (!StepProperties.TrySites(Rel24Sites, out var sites, out error)) Usage(nameof(Rel24Sites), error!);
+        if (!StepProperties.TryWarnOnly(LivepatchVerifyMode, out bool warnOnly, out error))
+            Usage(nameof(LivepatchVerifyMode), error!);
         // The ABI chooses the default flags; any other value would compile ELFv1 code and fail much later.
         if (LivepatchAbi is not null && LivepatchAbi is not ("elfv1" or "elfv2"))
-            Usage($"LivepatchAbi is '{LivepatchAbi}'; use elfv2 (ppc64le) or elfv1 (big-endian ppc64)");
+            Usage(nameof(LivepatchAbi),
+                $"LivepatchAbi is '{LivepatchAbi}'; use elfv2 (ppc64le) or elfv1 (big-endian ppc64)");
         if (Log.HasLoggedErrors) return false;
 
         var loader = StepProperties.Loader(acceptsLdToc, pcrel, LivepatchModuleName, hasLivepatch);
@@ -74,16 +77,15 @@ public sealed class CheckLivepatchProperties : Microsoft.Build.Utilities.Task
     {
         if (string.IsNullOrEmpty(value)) return false;
         if (bool.TryParse(value, out bool flag)) return flag;
-        Usage($"{property} is '{value}'; use true or false");
+        Usage(property, $"{property} is '{value}'; use true or false");
         return false;
     }
 
     /// <summary>A coded error at the project file, on the line that sets the property when it is set there (a value
     /// from the command line has no line).</summary>
-    private void Usage(string message)
+    private void Usage(string property, string message)
     {
         string file = string.IsNullOrEmpty(ProjectFile) ? BuildEngine?.ProjectFileOfTaskNode ?? "" : ProjectFile;
-        string property = message.Split(' ')[0];   // every message starts with the property's name
         DiagnosticLogging.Log(Log, DiagnosticCatalog.UsageError, HelpLinkBase, file,
             ProjectItemLocation.PropertyLine(file, property), 0, message);
     }

@@ -487,6 +487,25 @@ public sealed class NativeStepTaskTests
     }
 
     [TestMethod]
+    public void APropertyErrorPointsAtTheLineThatSetsIt()
+    {
+        string dir = Repo.NewTempDir();
+        string project = Path.Combine(dir, "Livepatch.csproj");
+        File.WriteAllText(project, "<Project>\n  <PropertyGroup>\n    <LivepatchAbi>elfv3</LivepatchAbi>\n  </PropertyGroup>\n</Project>\n");
+        var engine = new FakeBuildEngine();
+        var task = new CheckLivepatchProperties
+        {
+            BuildEngine = engine, KeyFile = Path.Combine(dir, "options.cache"), LivepatchAbi = "elfv3", Rel24Sites = "some",
+            Rel24Strategy = "asm", LivepatchVerifyMode = "error",
+            ProjectFile = project,
+        };
+        Assert.IsFalse(task.Execute());
+        var errors = engine.Errors.OrderBy(e => e.Message).Select(e => (e.File, e.LineNumber, e.Message!.Split(';')[0])).ToArray();
+        CollectionAssert.AreEqual(new[] { (project, 3, "LivepatchAbi is 'elfv3'"), (project, 0, "Rel24Sites is 'some'") }, errors,
+            "a value set in the project file has its line; one from the command line has none");
+    }
+
+    [TestMethod]
     public void TheOptionsKeyIsTheStepOptionsAndChangesOnlyWithThem()
     {
         string key = Path.Combine(Repo.NewTempDir(), "options.cache");
