@@ -63,6 +63,7 @@ run_tests() {
   rm -rf "$results"
   # The real-kernel oracle: Debian's ppc64le kernel and a small CONFIG_LIVEPATCH kernel built from Debian's source,
   # cached outside the repository (a few minutes the first time on a machine, nothing afterwards).
+  eng/install-prerequisites.sh --test
   eng/kernel-oracle/setup.sh --klp
   build
   pack_sdk

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Installs, with apt, what building and testing PpcLivepatch.Build needs. Idempotent: a machine that
-# already has every package is left alone (no apt-get update, no network).
+# Installs, with apt, what building and testing PpcLivepatch.Build needs; with --test also what only the tests use
+# (npm and the SARIF validator). Idempotent: a machine that already has everything is left alone (no apt-get
+# update, no network).
 set -euo pipefail
+for_tests=false
+[ "${1:-}" = --test ] && for_tests=true
 
 if ! command -v dotnet >/dev/null 2>&1; then
   echo "install-prerequisites: the .NET SDK 10 is required (dotnet not on PATH); install it from your distribution or Microsoft's packages" >&2
@@ -17,8 +20,8 @@ packages=(
   clang-14 llvm-14                                          # the second compiler (its jump tables and DWARF differ from GCC's), and LLVM's readers
   gcc-powerpc64le-linux-gnu binutils-powerpc64le-linux-gnu   # ELFv2 little-endian fixtures and oracles
   gcc-powerpc64-linux-gnu binutils-powerpc64-linux-gnu       # ELFv1 big-endian fixtures and oracles
-  npm                                                       # installs the SARIF validator below
 )
+if $for_tests; then packages+=(npm); fi                      # installs the SARIF validator below
 
 missing=()
 for p in "${packages[@]}"; do
@@ -33,6 +36,8 @@ if ((${#missing[@]} > 0)); then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+if ! $for_tests; then exit 0; fi
 
 # The SARIF validator the tests check every SARIF we write with (npm's @microsoft/sarif-multitool), in a cache
 # outside the repository. Its Linux package's postinstall only marks the binary executable: done here, so npm's
