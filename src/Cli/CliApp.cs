@@ -80,7 +80,8 @@ public static class CliApp
         // Text shows diagnostics and counts only: it does not need every accepted local call described.
         // Console.Out sits on stdout's byte stream: JSON can go there as the UTF-8 it is written in.
         using var raw = ReferenceEquals(stdout, Console.Out) ? Console.OpenStandardOutput() : null;
-        var reports = ReportWriters.Stream(ObjectVerifier.VerifyEach(o.Files, o.Loader, allSites: o.Format != ReportFormat.Text),
+        var reports = ReportWriters.Stream(ObjectVerifier.VerifyEach(o.Files, o.Loader,
+            allSites: o.Format != ReportFormat.Text),
             o.Format, stdout, raw);
         raw?.Flush();
         if (reports.Any(r => r.Unreadable)) return ExitUsage;
@@ -123,7 +124,8 @@ public static class CliApp
 
     /// <summary>The informational version (the package version, without the source revision).</summary>
     public static string Version =>
-        (typeof(CliApp).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+        (typeof(CliApp).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute),
+            false)
             .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion ?? "0.0.0")
         .Split('+')[0];
 
@@ -187,7 +189,8 @@ public static class CliApp
             var o = new Options();
             var shared = new SharedOptions();
             bool patch = command == "patch";
-            string[] valued = patch ? ["--format", "--module-name", "--strategy", "--sites"] : ["--format", "--module-name"];
+            string[] valued = patch ? ["--format", "--module-name", "--strategy", "--sites"] : ["--format",
+                "--module-name"];
             string[] flags = ["--kernel-accepts-ld-toc", "--pcrel", "--kernel-without-livepatch"];
             for (int i = 0; i < args.Length; i++)
             {
@@ -211,7 +214,8 @@ public static class CliApp
                 {
                     case "--format":
                         string f = Value() ?? throw new UsageException("--format needs a value: text, json or sarif");
-                        if (!Enum.TryParse(f, ignoreCase: true, out ReportFormat format) || !Enum.IsDefined(format) || f.All(char.IsDigit))
+                        if (!Enum.TryParse(f, ignoreCase: true, out ReportFormat format) || !Enum.IsDefined(format)
+                            || f.All(char.IsDigit))
                             throw new UsageException($"unknown format '{f}': use text, json or sarif");
                         o.Format = format;
                         break;

@@ -82,7 +82,8 @@ internal static class StepCommand
                 case "--warn-only" when step == "verify": warnOnly = true; break;
                 case "--json-report": jsonReport = Value(); break;
                 case "--sarif-report": sarifReport = Value(); break;
-                case "--strategy" when step == "patch": strategy = SharedOptions.Strategy(Value(), allowNone: true); break;
+                case "--strategy" when step == "patch": strategy = SharedOptions.Strategy(Value(),
+                    allowNone: true); break;
                 case "--sites" when step == "patch": sites = SharedOptions.Sites(Value()); break;
                 case "--klp" when step == "convert":
                     // SYMBOL OBJECT NAME POSITION; an empty NAME means the symbol's own name.
@@ -107,6 +108,7 @@ internal static class StepCommand
         if (files.Count == 0 || files.Count % 2 != 0) throw new UsageException("step needs INPUT OUTPUT pairs");
         var objects = new List<StepObject>();
         for (int i = 0; i < files.Count; i += 2) objects.Add(new StepObject(files[i], files[i + 1]));
-        return StepRunner.Run(new StepOptions(kind, shared.Loader, strategy, sites, allowSiblingCalls, warnOnly, jsonReport, sarifReport, symbols), objects);
+        return StepRunner.Run(new StepOptions(kind, shared.Loader, strategy, sites, allowSiblingCalls, warnOnly,
+            jsonReport, sarifReport, symbols), objects);
     }
 }

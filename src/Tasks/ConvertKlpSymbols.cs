@@ -18,7 +18,8 @@ public sealed class ConvertKlpSymbols : LivepatchObjectTask
         var specs = new List<KlpSymbolSpec>();
         foreach (var item in KlpSymbols)
         {
-            string obj = item.GetMetadata("Object"), name = item.GetMetadata("Name"), position = item.GetMetadata("Position");
+            string obj = item.GetMetadata("Object"), name = item.GetMetadata("Name"),
+                position = item.GetMetadata("Position");
             if (!ulong.TryParse(string.IsNullOrEmpty(position) ? "0" : position, out ulong pos))
             {
                 var (file, line) = ProjectItemLocation.Of(item, "KlpSymbol", BuildEngine?.ProjectFileOfTaskNode ?? "");
@@ -39,9 +40,11 @@ public sealed class ConvertKlpSymbols : LivepatchObjectTask
     protected override Diagnostic Locate(Diagnostic d)
     {
         if (d.Section is not null || d.Source is not null || d.Callee is null) return d;
-        var item = KlpSymbols.FirstOrDefault(i => (i.GetMetadata("Name") is { Length: > 0 } n ? n : i.ItemSpec) == d.Callee);
+        var item = KlpSymbols.FirstOrDefault(i =>
+            (i.GetMetadata("Name") is { Length: > 0 } n ? n : i.ItemSpec) == d.Callee);
         if (item is null) return d;
-        var (file, line) = ProjectItemLocation.Of(item, "KlpSymbol", BuildEngine?.ProjectFileOfTaskNode ?? d.ObjectPath);
+        var (file, line) = ProjectItemLocation.Of(item, "KlpSymbol",
+            BuildEngine?.ProjectFileOfTaskNode ?? d.ObjectPath);
         return d with { Source = new SourceLocation(file, line, 0) };
     }
 }

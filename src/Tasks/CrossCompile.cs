@@ -95,7 +95,8 @@ public sealed class CrossCompile : ToolTask
     protected override bool HandleTaskExecutionErrors()
     {
         if (!Log.HasLoggedErrors)
-            DiagnosticLogging.Log(Log, DiagnosticCatalog.CompilerError, HelpLinkBase, BuildEngine?.ProjectFileOfTaskNode ?? "", 0, 0,
+            DiagnosticLogging.Log(Log, DiagnosticCatalog.CompilerError, HelpLinkBase,
+                BuildEngine?.ProjectFileOfTaskNode ?? "", 0, 0,
                 $"the cross compiler exited with code {ExitCode}; its messages are above");
         return false;
     }

@@ -24,12 +24,14 @@ internal static class DiagnosticLogging
     /// Every coded event of every task goes out here: the code as code and help keyword, the help link, the file and
     /// line, and the catalog's severity.
     /// </summary>
-    public static void Log(TaskLoggingHelper log, string code, string? helpLinkBase, string file, int line, int column, string message) =>
+    public static void Log(TaskLoggingHelper log, string code, string? helpLinkBase, string file, int line, int column,
+        string message) =>
         Write(log, code, DiagnosticCatalog.SeverityOf(code), helpLinkBase, file, line, column, message,
             MessageImportance.Normal);
 
     /// <summary>The warning codes each task has logged.</summary>
-    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<TaskLoggingHelper, HashSet<string>> s_warnings = [];
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<TaskLoggingHelper,
+        HashSet<string>> s_warnings = [];
 
     /// <summary>
     /// Whether the task has failed as the build sees it: it logged an error, or a warning the build promotes to one
@@ -39,11 +41,13 @@ internal static class DiagnosticLogging
     public static bool HasFailed(Microsoft.Build.Utilities.Task task)
     {
         if (task.Log.HasLoggedErrors) return true;
-        if (task.BuildEngine is not IBuildEngine8 engine || !s_warnings.TryGetValue(task.Log, out var codes)) return false;
+        if (task.BuildEngine is not IBuildEngine8 engine || !s_warnings.TryGetValue(task.Log, out var codes))
+            return false;
         lock (codes) return codes.Any(engine.ShouldTreatWarningAsError);
     }
 
-    private static void Write(TaskLoggingHelper log, string code, Severity severity, string? helpLinkBase, string file, int line, int column,
+    private static void Write(TaskLoggingHelper log, string code, Severity severity, string? helpLinkBase, string file,
+        int line, int column,
         string message, MessageImportance importance)
     {
         string helpLink = DiagnosticCatalog.HelpLink(code, helpLinkBase);

@@ -26,7 +26,8 @@ internal static partial class GccOutput
         string file = m.Groups["file"].Value, kind = m.Groups["kind"].Value, msg = m.Groups["msg"].Value;
         int ln = m.Groups["line"].Success ? int.Parse(m.Groups["line"].Value) : 0;
         int col = m.Groups["col"].Success ? int.Parse(m.Groups["col"].Value) : 0;
-        if (file is "cc1" or "gcc" or "make" || file.EndsWith("-gcc", StringComparison.Ordinal) || file.StartsWith("make[", StringComparison.Ordinal)) file = defaultFile;
+        if (file is "cc1" or "gcc" or "make" || file.EndsWith("-gcc", StringComparison.Ordinal)
+            || file.StartsWith("make[", StringComparison.Ordinal)) file = defaultFile;
         else if (!Path.IsPathRooted(file)) file = Path.GetFullPath(file);
         if (pathMap is not null) file = pathMap(file);
         if (!FirstTimeInBuild(engine, $"{file}|{ln}|{col}|{kind}|{msg}")) return true;

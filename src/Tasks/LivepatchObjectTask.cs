@@ -77,7 +77,8 @@ public abstract class LivepatchObjectTask : Microsoft.Build.Utilities.Task
         options = options with { HelpLinkBase = string.IsNullOrEmpty(HelpLinkBase) ? DiagnosticCatalog.HelpLinkBase : HelpLinkBase };
         var objects = StepObjects();
         var request = new StepRequest(Environment.CurrentDirectory, options, objects);
-        var result = (string.IsNullOrEmpty(ToolPath) ? null : NativeStep.Run(this, ToolPath, request)) ?? StepRunner.Run(options, objects);
+        var result = (string.IsNullOrEmpty(ToolPath) ? null : NativeStep.Run(this, ToolPath,
+            request)) ?? StepRunner.Run(options, objects);
         foreach (var e in result.Events)
         {
             if (e.Diagnostic is { } d) DiagnosticLogging.Log(Log, Locate(d), HelpLinkBase);

@@ -29,7 +29,8 @@ public sealed class PatchLivepatchObjects : LivepatchObjectTask
 
     protected override StepOptions? Options()
     {
-        if (!StepProperties.TrySites(Sites, out var sites, out string? error) || !StepProperties.TryStrategy(Strategy, out var strategy, out error))
+        if (!StepProperties.TrySites(Sites, out var sites, out string? error)
+            || !StepProperties.TryStrategy(Strategy, out var strategy, out error))
         {
             LogTaskError(DiagnosticCatalog.UsageError, error!);
             return null;

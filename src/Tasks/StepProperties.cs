@@ -39,12 +39,14 @@ internal static class StepProperties
         return false;
     }
 
-    public static StepOptions Patch(FixStrategy? strategy, SiteSelection sites, LoaderOptions loader, bool allowSiblingCalls,
+    public static StepOptions Patch(FixStrategy? strategy, SiteSelection sites, LoaderOptions loader,
+        bool allowSiblingCalls,
         string? jsonReport = null, string? sarifReport = null) =>
         new(StepKind.Patch, loader, strategy, sites, allowSiblingCalls, JsonReport: NullIfEmpty(jsonReport),
             SarifReport: NullIfEmpty(sarifReport));
 
-    public static StepOptions Verify(bool warnOnly, LoaderOptions loader, bool allowSiblingCalls, string? jsonReport = null, string? sarifReport = null) =>
+    public static StepOptions Verify(bool warnOnly, LoaderOptions loader, bool allowSiblingCalls,
+        string? jsonReport = null, string? sarifReport = null) =>
         new(StepKind.Verify, loader, AllowSiblingCalls: allowSiblingCalls, WarnOnly: warnOnly,
             JsonReport: NullIfEmpty(jsonReport), SarifReport: NullIfEmpty(sarifReport));
 

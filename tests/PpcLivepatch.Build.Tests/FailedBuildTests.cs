@@ -17,9 +17,11 @@ public sealed class FailedBuildTests
         """;
 
     private const string GoodSource =
-        "static int __attribute__((noinline)) helper(int v) { return v * 3 + 1; }\n\nint patched(int v)\n{\n\treturn helper(v + 1) + 2;\n}\n";
+        "static int __attribute__((noinline)) helper(int v) { return v * 3 + 1; }\n\nint patched(int v)\n{\n\treturn " +
+            "helper(v + 1) + 2;\n}\n";
 
-    private static string Obj(string dir, params string[] parts) => Path.Combine([dir, "obj", "Debug", "livepatch", .. parts]);
+    private static string Obj(string dir, params string[] parts) =>
+        Path.Combine([dir, "obj", "Debug", "livepatch", .. parts]);
 
     private static string[] EveryOutput(string dir) =>
     [
@@ -65,7 +67,8 @@ public sealed class FailedBuildTests
         var failed = PackedSdk.Build(dir, "failed.binlog", "-p:Rel24Strategy=none");
         Assert.AreEqual(1, failed.ExitCode, failed.Output);
         StringAssert.Contains(failed.Output, "error PLP2001");
-        Assert.IsFalse(File.Exists(Path.Combine(dir, "bin", "Debug", "livepatch.o")), "no module next to a failed build");
+        Assert.IsFalse(File.Exists(Path.Combine(dir, "bin", "Debug", "livepatch.o")),
+            "no module next to a failed build");
         // Verify's own reports are this run's: they hold the rejection, not the earlier success.
         StringAssert.Contains(File.ReadAllText(Obj(dir, "livepatch.verify.sarif")), "\"PLP2001\"");
         StringAssert.Contains(File.ReadAllText(Obj(dir, "livepatch.verify.json")), "PLP2001");
@@ -93,8 +96,10 @@ public sealed class FailedBuildTests
         // only, so the step's output may stay, but never up to date: the step that warned has no clean stamp.
         if (promotion.Contains("WarningsAsErrors"))
         {
-            Assert.IsFalse(File.Exists(Obj(dir, "convert", "livepatch.o")), "Convert's output survived its promoted warning");
-            Assert.IsFalse(File.Exists(Path.Combine(dir, "bin", "Debug", "livepatch.o")), "no module next to a failed build");
+            Assert.IsFalse(File.Exists(Obj(dir, "convert", "livepatch.o")),
+                "Convert's output survived its promoted warning");
+            Assert.IsFalse(File.Exists(Path.Combine(dir, "bin", "Debug", "livepatch.o")),
+                "no module next to a failed build");
         }
         Assert.IsFalse(File.Exists(Obj(dir, "convert.clean")), "a step that warned must run again");
 
@@ -135,7 +140,8 @@ public sealed class FailedBuildTests
         Assert.AreEqual(1, abi.ExitCode, abi.Output);
         var abiError = BinaryLog.ReadBuild(Path.Combine(dir, "abi.binlog")).FindChildrenRecursive<Error>().Single();
         Assert.AreEqual(("PLP0001", project), (abiError.Code, abiError.File));
-        StringAssert.Contains(abiError.Text, "LivepatchAbi is 'elfv3'; use elfv2 (ppc64le) or elfv1 (big-endian ppc64)");
+        StringAssert.Contains(abiError.Text,
+            "LivepatchAbi is 'elfv3'; use elfv2 (ppc64le) or elfv1 (big-endian ppc64)");
         Assert.IsFalse(Directory.Exists(Obj(dir, "compile")));
     }
 

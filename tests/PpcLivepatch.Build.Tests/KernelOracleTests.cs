@@ -21,9 +21,12 @@ public sealed partial class KernelOracleTests
     {
         string dir = Environment.GetEnvironmentVariable("PPCLP_KERNEL_CACHE") ?? Path.Combine(Environment.GetEnvironmentVariable("HOME") ?? "/root", ".cache", "ppclivepatch-kernel-oracle");
         string env = Path.Combine(dir, "env.sh");
-        if (!File.Exists(env)) Assert.Fail($"the kernel oracle is not set up ({env} is missing): run eng/kernel-oracle/setup.sh --klp");
-        s_env = File.ReadAllLines(env).Select(l => l.Split('=', 2)).Where(p => p.Length == 2).ToDictionary(p => p[0], p => p[1]);
-        if (string.IsNullOrEmpty(s_env.GetValueOrDefault("KO_KLP_BUILD"))) Assert.Fail("the livepatch kernel is not built: run eng/kernel-oracle/setup.sh --klp");
+        if (!File.Exists(env)) Assert.Fail($"the kernel oracle is not set up ({env} is missing): run " +
+            "eng/kernel-oracle/setup.sh --klp");
+        s_env = File.ReadAllLines(env).Select(l =>
+            l.Split('=', 2)).Where(p => p.Length == 2).ToDictionary(p => p[0], p => p[1]);
+        if (string.IsNullOrEmpty(s_env.GetValueOrDefault("KO_KLP_BUILD")))
+            Assert.Fail("the livepatch kernel is not built: run eng/kernel-oracle/setup.sh --klp");
     }
 
     private sealed record Boot(string Log)
@@ -35,14 +38,16 @@ public sealed partial class KernelOracleTests
 
     private static Boot BootWith(string vmlinux, params string[] modules)
     {
-        var run = Tool.Run(Repo.Root, "bash", [Path.Combine(Repo.Root, "eng", "kernel-oracle", "run.sh"), vmlinux, .. modules]);
+        var run = Tool.Run(Repo.Root, "bash",
+            [Path.Combine(Repo.Root, "eng", "kernel-oracle", "run.sh"), vmlinux, .. modules]);
         Assert.AreEqual(0, run.ExitCode, run.Output);
         StringAssert.Contains(run.Output, "ORACLE: done", "the guest did not finish");
         return new Boot(run.Output);
     }
 
     /// <summary>Builds a kbuild-mode project from tests/kernel-modules/NAME or the sample, with extra properties.</summary>
-    private static string BuildModule(string sourceDir, string projectXml, string moduleName, params string[] properties)
+    private static string BuildModule(string sourceDir, string projectXml, string moduleName,
+        params string[] properties)
     {
         string dir = PackedSdk.Consumer(projectXml);
         foreach (string f in Directory.GetFiles(sourceDir, "*.c")) File.Copy(f, Path.Combine(dir, Path.GetFileName(f)));
@@ -114,18 +119,23 @@ public sealed partial class KernelOracleTests
                 string ko = BuildModule(dir, project, name, $"-p:KernelDir={kernel}", $"-p:Rel24Strategy={strategy}", "-p:Rel24Sites=all-local");
                 Assert.IsTrue(ObjectVerifier.Verify(ko, LoaderOptions.Default).Accepted, name);
                 string report = Path.Combine(Path.GetDirectoryName(Path.GetDirectoryName(Path.GetDirectoryName(ko)!)!)!, "obj", "Debug", "livepatch", name + ".patch.json");
-                sitesFixed[name] = Regex.Matches(File.ReadAllText(report), "\"strategy\": \"(insert-nop|island)\"").Count;
+                sitesFixed[name] = Regex.Matches(File.ReadAllText(report),
+                    "\"strategy\": \"(insert-nop|island)\"").Count;
                 modules.Add(ko);
             }
         }
         Console.WriteLine("sites fixed: " + string.Join(", ", sitesFixed.Select(kv => $"{kv.Key} {kv.Value}")));
-        Assert.IsTrue(sitesFixed.Where(kv => kv.Key.StartsWith("tklp_sv_") && !kv.Key.EndsWith("_asm")).All(kv => kv.Value >= 10), string.Join(", ", sitesFixed));
+        Assert.IsTrue(sitesFixed.Where(kv =>
+            kv.Key.StartsWith("tklp_sv_") && !kv.Key.EndsWith("_asm")).All(kv =>
+                kv.Value >= 10), string.Join(", ", sitesFixed));
         // The assembler route leaves the object rewriters nothing: every local call already has its nop.
         Assert.AreEqual(0, sitesFixed["tklp_sv_asm"] + sitesFixed["tklp_lp_asm"]);
         foreach (string ko in modules.Where(m => m.Contains("_asm")))
         {
             Assert.IsTrue(PpcLivepatch.Elf.ElfImage.TryLoad(ko, out var image, out _));
-            var again = PpcLivepatch.Patching.ObjectPatcher.Patch(image!, new PpcLivepatch.Patching.PatchOptions(PpcLivepatch.Patching.FixStrategy.Island, PpcLivepatch.Patching.SiteSelection.AllLocal));
+            var again = PpcLivepatch.Patching.ObjectPatcher.Patch(image!,
+                new PpcLivepatch.Patching.PatchOptions(PpcLivepatch.Patching.FixStrategy.Island,
+                    PpcLivepatch.Patching.SiteSelection.AllLocal));
             Assert.AreEqual(0, again.Fixes.Count, $"{ko}: a local call without its nop");
         }
 
@@ -139,7 +149,8 @@ public sealed partial class KernelOracleTests
             Assert.AreEqual($"tklp_lp_{tag}: this has been live patched", boot.Cmdline($"tklp_lp_{tag}").Trim());
             Assert.AreEqual(0, boot.InsmodStatus($"tklp_sv_{tag}"), boot.Log);
         }
-        var shadow = boot.Dmesg.Where(l => l.Contains("tklp_sv_") || l.Contains("got expected") || l.Contains("got unexpected")).ToList();
+        var shadow = boot.Dmesg.Where(l =>
+            l.Contains("tklp_sv_") || l.Contains("got expected") || l.Contains("got unexpected")).ToList();
         Assert.AreEqual(0, boot.Dmesg.Count(l => l.Contains("unexpected")), boot.Log);
         Assert.IsTrue(boot.Dmesg.Count(l => l.Contains("got expected")) >= 4 * 8, string.Join("\n", shadow));
     }
@@ -157,7 +168,8 @@ public sealed partial class KernelOracleTests
         string prediction = PredictedRefusal(unfixed);
         var verified = ObjectVerifier.Verify(fixedModule, LoaderOptions.Default);
         Assert.IsTrue(verified.Accepted);
-        Assert.IsTrue(verified.Sites.Any(s => s.Site.Callee == ".klp.sym.vmlinux.version_proc_show,0" && s.Verdict == Verdict.Accept));
+        Assert.IsTrue(verified.Sites.Any(s =>
+            s.Site.Callee == ".klp.sym.vmlinux.version_proc_show,0" && s.Verdict == Verdict.Accept));
 
         var boot = BootWith(Path.Combine(kernel, "vmlinux"), unfixed, island, fixedModule);
 
@@ -183,10 +195,12 @@ public sealed partial class KernelOracleTests
               <ItemGroup><KlpSymbol Include="version_proc_show" /></ItemGroup>
             </Project>
             """);
-        File.Copy(Path.Combine(Repo.Root, "tests", "kernel-modules", "sibling", "sibling.c"), Path.Combine(dir, "sibling.c"));
+        File.Copy(Path.Combine(Repo.Root, "tests", "kernel-modules", "sibling", "sibling.c"),
+            Path.Combine(dir, "sibling.c"));
         var build = PackedSdk.Build(dir, "build.binlog", $"-p:KernelDir={s_env["KO_KLP_BUILD"]}");
         Assert.AreEqual(1, build.ExitCode, build.Output);
-        var error = BinaryLog.ReadBuild(Path.Combine(dir, "build.binlog")).FindChildrenRecursive<Error>().Single(e => e.Code == DiagnosticCatalog.SiblingCallToExternal);
+        var error = BinaryLog.ReadBuild(Path.Combine(dir, "build.binlog")).FindChildrenRecursive<Error>().Single(e =>
+            e.Code == DiagnosticCatalog.SiblingCallToExternal);
         // The C line of "return version_proc_show(m, v);" in the user's file, not in the kbuild copy.
         Assert.AreEqual((Path.Combine(dir, "sibling.c"), 20), (error.File, error.LineNumber));
         Assert.IsFalse(File.Exists(Path.Combine(dir, "bin", "Debug", "livepatch.ko")));
@@ -218,7 +232,8 @@ public sealed partial class KernelOracleTests
             </Project>
             """;
         string ko = BuildModule(Path.Combine(Repo.Root, "tests", "kernel-modules", "tables"), project, "lp_tables", $"-p:KernelDir={kernel}");
-        string built = Path.Combine(Path.GetDirectoryName(ko)!, "..", "..", "obj", "Debug", "livepatch", "kbuild", "lp_tables.ko");
+        string built = Path.Combine(Path.GetDirectoryName(ko)!, "..", "..", "obj", "Debug", "livepatch", "kbuild",
+            "lp_tables.ko");
 
         // binutils' view, before (kbuild's module) and after (ours): every record about the copy is gone, every record
         // about the replacement is still there, and each table kept its stride.
@@ -228,7 +243,8 @@ public sealed partial class KernelOracleTests
             var after = Relocations(ko, table).Where(r => r.Offset % size == 0).ToList();
             int copy = before.Count(r => r.Symbol == ".text.version_proc_show");
             int kept = before.Count(r => r.Symbol == ".text.tables_cmdline_proc_show");
-            Assert.IsTrue(copy >= 1 && kept >= 1, $"{table}: the module should have records for both functions:\n{string.Join('\n', before)}");
+            Assert.IsTrue(copy >= 1 && kept >= 1, $"{table}: the module should have records for both " +
+                $"functions:\n{string.Join('\n', before)}");
             Assert.AreEqual(before.Count - copy, after.Count, $"{table}: {string.Join(", ", after)}");
             Assert.AreEqual(kept, after.Count(r => r.Symbol == ".text.tables_cmdline_proc_show"), table);
             Assert.IsFalse(after.Any(r => r.Symbol.Contains("version_proc_show")), table);
@@ -257,7 +273,8 @@ public sealed partial class KernelOracleTests
         var error = BinaryLog.ReadBuild(Path.Combine(dir, "build.binlog")).FindChildrenRecursive<Error>().Single();
         Assert.AreEqual(DiagnosticCatalog.SigningFailed, error.Code);
         StringAssert.Contains(error.Text, "signing_key.pem' does not exist (LivepatchSigningKey)");
-        Assert.IsFalse(Directory.Exists(Path.Combine(dir, "bin", "Debug")) && Directory.GetFiles(Path.Combine(dir, "bin", "Debug"), "*.ko").Length > 0,
+        Assert.IsFalse(Directory.Exists(Path.Combine(dir, "bin", "Debug"))
+            && Directory.GetFiles(Path.Combine(dir, "bin", "Debug"), "*.ko").Length > 0,
             "no module in bin/ when it could not be signed");
     }
 
@@ -266,14 +283,18 @@ public sealed partial class KernelOracleTests
     {
         string sample = Path.Combine(Repo.Root, "samples", "KernelLivepatch");
         string kernel = s_env["KO_KLP_BUILD"];   // built with CONFIG_MODULE_SIG: its certs/signing_key.* are the trusted key
-        string signedKo = BuildModule(sample, File.ReadAllText(Path.Combine(sample, "KernelLivepatch.csproj")), "lp_signed",
+        string signedKo = BuildModule(sample, File.ReadAllText(Path.Combine(sample, "KernelLivepatch.csproj")),
+            "lp_signed",
             $"-p:KernelDir={kernel}", "-p:LivepatchSign=true");
         string dir = Path.GetDirectoryName(Path.GetDirectoryName(Path.GetDirectoryName(signedKo)!)!)!;
-        byte[] signed = File.ReadAllBytes(signedKo), verified = File.ReadAllBytes(Path.Combine(dir, "obj", "Debug", "livepatch", "verify", "lp_signed.ko"));
+        byte[] signed = File.ReadAllBytes(signedKo),
+            verified = File.ReadAllBytes(Path.Combine(dir, "obj", "Debug", "livepatch", "verify", "lp_signed.ko"));
         int signature = Elf.ModuleSignature.AppendedLength(signed);
         Assert.IsTrue(signature > 0, "bin/ holds a signed module");
-        CollectionAssert.AreEqual(verified, signed[..^signature], "the signature is appended to exactly the verified module");
-        Assert.IsTrue(ObjectVerifier.Verify(signedKo, LoaderOptions.Default).Accepted, "a signed module still verifies");
+        CollectionAssert.AreEqual(verified, signed[..^signature],
+            "the signature is appended to exactly the verified module");
+        Assert.IsTrue(ObjectVerifier.Verify(signedKo, LoaderOptions.Default).Accepted,
+            "a signed module still verifies");
 
         // Nothing changed: the next build does not sign again (a second signature would not verify).
         var stamp = File.GetLastWriteTimeUtc(signedKo);
@@ -291,10 +312,12 @@ public sealed partial class KernelOracleTests
 
         // The tampered copy first: it has the same module name, so after lp_signed it would be refused for that alone.
         var boot = BootWith(Path.Combine(kernel, "vmlinux"), tampered, signedKo);
-        Assert.AreEqual(129, boot.InsmodStatus("lp_tampered"), "EKEYREJECTED expected for a module whose signature does not match:\n" + boot.Log);
+        Assert.AreEqual(129, boot.InsmodStatus("lp_tampered"),
+            "EKEYREJECTED expected for a module whose signature does not match:\n" + boot.Log);
         Assert.AreEqual(0, boot.InsmodStatus("lp_signed"), boot.Log);
         StringAssert.Contains(boot.Log, "ORACLE: livepatch lp_signed enabled=1 transition=0");
-        Assert.IsFalse(boot.Dmesg.Any(l => l.Contains("module verification failed")), "the kernel did not take lp_signed as signed:\n" + boot.Log);
+        Assert.IsFalse(boot.Dmesg.Any(l =>
+            l.Contains("module verification failed")), "the kernel did not take lp_signed as signed:\n" + boot.Log);
     }
 
     [TestMethod]
@@ -310,11 +333,13 @@ public sealed partial class KernelOracleTests
         string ko = BuildModule(source, File.ReadAllText(Path.Combine(sample, "KernelLivepatch.csproj")), "lp_unmarked",
             $"-p:KernelDir={kernel}", "-p:LivepatchVerifyMode=warn");
         var report = ObjectVerifier.Verify(ko, LoaderOptions.Default);
-        Assert.AreEqual(DiagnosticCatalog.NotMarkedLivepatch, report.Diagnostics.Single(d => d.Severity == Severity.Error).Code);
+        Assert.AreEqual(DiagnosticCatalog.NotMarkedLivepatch, report.Diagnostics.Single(d =>
+            d.Severity == Severity.Error).Code);
 
         var boot = BootWith(Path.Combine(kernel, "vmlinux"), ko);
         Assert.AreEqual(22, boot.InsmodStatus("lp_unmarked"), "EINVAL from klp_enable_patch:\n" + boot.Log);
-        Assert.IsTrue(boot.Dmesg.Any(l => l.Contains("module lp_unmarked is not marked as a livepatch module")), boot.Log);
+        Assert.IsTrue(boot.Dmesg.Any(l =>
+            l.Contains("module lp_unmarked is not marked as a livepatch module")), boot.Log);
     }
 
     [TestMethod]
@@ -324,15 +349,20 @@ public sealed partial class KernelOracleTests
         // refused before anything else is looked at.
         string source = Repo.NewTempDir();
         File.WriteAllText(Path.Combine(source, "nonop.c"),
-            File.ReadAllText(Path.Combine(Repo.Root, "tests", "kernel-modules", "nonop", "nonop.c")) + "\nMODULE_INFO(livepatch, \"Y\");\n");
+            File.ReadAllText(Path.Combine(Repo.Root, "tests", "kernel-modules", "nonop",
+                "nonop.c")) + "\nMODULE_INFO(livepatch, \"Y\");\n");
         string ko = BuildModule(source, """<Project Sdk="PpcLivepatch.Build.Sdk/VERSION" />""", "nonop_marked",
             $"-p:KernelDir={s_env["KO_DEBIAN_HEADERS"]}", "-p:LivepatchVerifyMode=warn");
         var build = BinaryLog.ReadBuild(Path.Combine(Path.GetDirectoryName(Path.GetDirectoryName(Path.GetDirectoryName(ko)!)!)!, "build.binlog"));
-        Assert.AreEqual(DiagnosticCatalog.KernelWithoutLivepatch, build.FindChildrenRecursive<Warning>().Single(w => w.Code.StartsWith("PLP2")).Code);
-        Assert.IsTrue(ObjectVerifier.Verify(ko, LoaderOptions.Default).Accepted, "for a kernel with livepatch support the module is fine");
+        Assert.AreEqual(DiagnosticCatalog.KernelWithoutLivepatch, build.FindChildrenRecursive<Warning>().Single(w =>
+            w.Code.StartsWith("PLP2")).Code);
+        Assert.IsTrue(ObjectVerifier.Verify(ko, LoaderOptions.Default).Accepted,
+            "for a kernel with livepatch support the module is fine");
 
         var boot = BootWith(s_env["KO_DEBIAN_VMLINUX"], ko);
         Assert.AreEqual(8, boot.InsmodStatus("nonop_marked"), "ENOEXEC from check_modinfo_livepatch:\n" + boot.Log);
-        Assert.IsTrue(boot.Dmesg.Any(l => l.Contains("nonop_marked: module is marked as livepatch module, but livepatch support is disabled")), boot.Log);
+        Assert.IsTrue(boot.Dmesg.Any(l =>
+            l.Contains("nonop_marked: module is marked as livepatch module, but livepatch support is disabled")),
+                boot.Log);
     }
 }

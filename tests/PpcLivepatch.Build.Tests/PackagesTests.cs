@@ -18,7 +18,8 @@ public sealed class PackagesTests
         foreach (string id in Ids)
         {
             using var package = ZipFile.OpenRead(Path.Combine(PackedSdk.Feed, $"{id}.{PackedSdk.Version}.nupkg"));
-            var nuspec = XDocument.Load(package.Entries.Single(e => e.FullName.EndsWith(".nuspec", StringComparison.Ordinal)).Open());
+            var nuspec = XDocument.Load(package.Entries.Single(e =>
+                e.FullName.EndsWith(".nuspec", StringComparison.Ordinal)).Open());
             var metadata = nuspec.Root!.Elements().Single(e => e.Name.LocalName == "metadata");
             string? Field(string name) => metadata.Elements().FirstOrDefault(e => e.Name.LocalName == name)?.Value;
             Assert.AreEqual("MIT", Field("license"), id);
@@ -36,7 +37,8 @@ public sealed class PackagesTests
     {
         string dir = Repo.NewTempDir(), tools = Path.Combine(dir, "tools");
         PackedSdk.UseIn(dir);
-        var install = Tool.Run(dir, "dotnet", "tool", "install", "--tool-path", tools, "PpcLivepatch.Cli", "--version", PackedSdk.Version);
+        var install = Tool.Run(dir, "dotnet", "tool", "install", "--tool-path", tools, "PpcLivepatch.Cli", "--version",
+            PackedSdk.Version);
         Assert.AreEqual(0, install.ExitCode, install.Output);
         string tool = Path.Combine(tools, "ppc-livepatch");
 
@@ -76,15 +78,19 @@ public sealed class PackagesTests
         Assert.AreEqual(0, build.ExitCode, build.Output);
         Assert.IsTrue(File.Exists(Path.Combine(dir, "MyPatch", "bin", "Debug", "mypatch.o")), build.Output);
 
-        var kbuild = Tool.RunWith(home, dir, "dotnet", "new", "ppc-livepatch", "-o", Path.Combine(dir, "Kb"), "--kernelDir", "/src/linux");
+        var kbuild = Tool.RunWith(home, dir, "dotnet", "new", "ppc-livepatch", "-o", Path.Combine(dir, "Kb"),
+            "--kernelDir", "/src/linux");
         Assert.AreEqual(0, kbuild.ExitCode, kbuild.Output);
-        StringAssert.Contains(File.ReadAllText(Path.Combine(dir, "Kb", "Kb.csproj")), "<KernelDir>/src/linux</KernelDir>");
+        StringAssert.Contains(File.ReadAllText(Path.Combine(dir, "Kb", "Kb.csproj")),
+            "<KernelDir>/src/linux</KernelDir>");
     }
 
     [TestMethod]
     public void TheTemplateUsesThePackageVersion()
     {
-        string template = File.ReadAllText(Path.Combine(Repo.Root, "src", "Templates", "content", "ppc-livepatch", ".template.config", "template.json"));
-        StringAssert.Contains(template, $"\"defaultValue\": \"{PackedSdk.Version}\"", "template.json's sdkVersion must follow global.json");
+        string template = File.ReadAllText(Path.Combine(Repo.Root, "src", "Templates", "content", "ppc-livepatch",
+            ".template.config", "template.json"));
+        StringAssert.Contains(template, $"\"defaultValue\": \"{PackedSdk.Version}\"", "template.json's sdkVersion " +
+            "must follow global.json");
     }
 }

@@ -41,7 +41,8 @@ internal static class PackedSdk
         // What ./build.sh pack packs: the SDK, the ppc-livepatch tool, the dotnet new template.
         foreach (var (project, id) in new[] { ("Sdk", "PpcLivepatch.Build.Sdk"), ("Cli", "PpcLivepatch.Cli"), ("Templates", "PpcLivepatch.Templates") })
         {
-            var pack = Tool.Run(Repo.Root, "dotnet", "pack", Path.Combine(Repo.Root, "src", project), "-c", "Release", "-o", feed, "-nologo");
+            var pack = Tool.Run(Repo.Root, "dotnet", "pack", Path.Combine(Repo.Root, "src", project), "-c", "Release",
+                "-o", feed, "-nologo");
             Assert.AreEqual(0, pack.ExitCode, pack.Output);
             Assert.IsTrue(File.Exists(Path.Combine(feed, $"{id}.{Version}.nupkg")), pack.Output);
         }
@@ -80,14 +81,17 @@ internal static class PackedSdk
     public static string SampleConsumer()
     {
         string dir = Repo.NewTempDir();
-        foreach (string f in Directory.GetFiles(Path.Combine(Repo.Root, "samples", "KernelLivepatch")).Where(f => f.EndsWith(".c") || f.EndsWith(".csproj")))
+        foreach (string f in Directory.GetFiles(Path.Combine(Repo.Root, "samples", "KernelLivepatch")).Where(f =>
+            f.EndsWith(".c") || f.EndsWith(".csproj")))
             File.Copy(f, Path.Combine(dir, Path.GetFileName(f)));
         UseIn(dir);
         return dir;
     }
 
-    public static Tool.Result Build(string dir, string binlog = "build.binlog", params string[] extra) => BuildWith(null, dir, binlog, extra);
+    public static Tool.Result Build(string dir, string binlog = "build.binlog", params string[] extra) =>
+        BuildWith(null, dir, binlog, extra);
 
-    public static Tool.Result BuildWith(IReadOnlyDictionary<string, string>? environment, string dir, string binlog = "build.binlog", params string[] extra) =>
+    public static Tool.Result BuildWith(IReadOnlyDictionary<string, string>? environment, string dir,
+        string binlog = "build.binlog", params string[] extra) =>
         Tool.RunWith(environment, dir, "dotnet", ["build", "-tl:off", "-nologo", "--disable-build-servers", "-v:n", $"-bl:{binlog}", .. extra]);
 }

@@ -18,13 +18,17 @@ public sealed partial class SdkEndToEndTests
     private static string s_feed => PackedSdk.Feed;
     private static string s_version => PackedSdk.Version;
 
-    private static string Consumer(string projectXml, params (string Name, string Text)[] files) => PackedSdk.Consumer(projectXml, files);
+    private static string Consumer(string projectXml, params (string Name, string Text)[] files) =>
+        PackedSdk.Consumer(projectXml, files);
 
-    private static Tool.Result Build(string dir, string binlog = "build.binlog", params string[] extra) => PackedSdk.Build(dir, binlog, extra);
+    private static Tool.Result Build(string dir, string binlog = "build.binlog", params string[] extra) =>
+        PackedSdk.Build(dir, binlog, extra);
 
-    private static string Module(string dir, string name = "livepatch") => Path.Combine(dir, "bin", "Debug", name + ".o");
+    private static string Module(string dir, string name = "livepatch") =>
+        Path.Combine(dir, "bin", "Debug", name + ".o");
 
-    private static readonly string[] WorkTargets = ["PpcLivepatchCompile", "PpcLivepatchLink", "PpcLivepatchConvertKlp", "PpcLivepatchPatch", "PpcLivepatchVerify"];
+    private static readonly string[] WorkTargets = ["PpcLivepatchCompile", "PpcLivepatchLink",
+        "PpcLivepatchConvertKlp", "PpcLivepatchPatch", "PpcLivepatchVerify"];
 
     [TestMethod]
     public void SampleBuildsLoadsIncrementallyAndCleans()
@@ -39,21 +43,25 @@ public sealed partial class SdkEndToEndTests
         StringAssert.Contains(first.Output, $"KernelLivepatch -> {module}");
         var report = ObjectVerifier.Verify(module, LoaderOptions.Default);
         Assert.IsTrue(report.Accepted, string.Join("\n", report.Diagnostics.Select(d => d.Message)));
-        Assert.IsTrue(report.Sites.Any(s => s.Site.Callee == ".klp.sym.vmlinux.version_proc_show,0" && s.Site.InLivepatchRelocations));
+        Assert.IsTrue(report.Sites.Any(s =>
+            s.Site.Callee == ".klp.sym.vmlinux.version_proc_show,0" && s.Site.InLivepatchRelocations));
 
         // Second build: every work target is skipped as up to date.
         var second = Build(dir, "second.binlog");
         Assert.AreEqual(0, second.ExitCode, second.Output);
-        var skipped = BinaryLog.ReadBuild(Path.Combine(dir, "second.binlog")).FindChildrenRecursive<Message>(m => m.Text.StartsWith("Skipping target")).Select(m => m.Text).ToList();
+        var skipped = BinaryLog.ReadBuild(Path.Combine(dir, "second.binlog")).FindChildrenRecursive<Message>(m =>
+            m.Text.StartsWith("Skipping target")).Select(m => m.Text).ToList();
         foreach (string target in WorkTargets)
-            Assert.IsTrue(skipped.Any(t => t.Contains($"\"{target}\"")), $"{target} ran again:\n{string.Join("\n", skipped)}");
+            Assert.IsTrue(skipped.Any(t => t.Contains($"\"{target}\"")), $"{target} ran " +
+                $"again:\n{string.Join("\n", skipped)}");
 
         // dotnet clean removes what the build wrote.
         var clean = Tool.Run(dir, "dotnet", "clean", "-tl:off", "-nologo", "--disable-build-servers");
         Assert.AreEqual(0, clean.ExitCode, clean.Output);
         Assert.IsFalse(File.Exists(module));
         Assert.AreEqual(0, Directory.Exists(Path.Combine(dir, "obj", "Debug", "livepatch"))
-            ? Directory.GetFiles(Path.Combine(dir, "obj", "Debug", "livepatch"), "*", SearchOption.AllDirectories).Length : 0);
+            ? Directory.GetFiles(Path.Combine(dir, "obj", "Debug", "livepatch"), "*",
+                SearchOption.AllDirectories).Length : 0);
     }
 
     [TestMethod]
@@ -69,8 +77,10 @@ public sealed partial class SdkEndToEndTests
         var asm = Build(dir, "asm.binlog");
         Assert.AreEqual(0, asm.ExitCode, asm.Output);
         StringAssert.Contains(asm.Output, "0 REL24 sites fixed (none), 0 unfixable");
-        var skipped = BinaryLog.ReadBuild(Path.Combine(dir, "asm.binlog")).FindChildrenRecursive<Message>(m => m.Text.StartsWith("Skipping target")).Select(m => m.Text);
-        Assert.IsFalse(skipped.Any(t => t.Contains("\"PpcLivepatchCompile\"")), "switching to the assembler route must recompile");
+        var skipped = BinaryLog.ReadBuild(Path.Combine(dir, "asm.binlog")).FindChildrenRecursive<Message>(m =>
+            m.Text.StartsWith("Skipping target")).Select(m => m.Text);
+        Assert.IsFalse(skipped.Any(t =>
+            t.Contains("\"PpcLivepatchCompile\"")), "switching to the assembler route must recompile");
         string compiled = Path.Combine(dir, "obj", "Debug", "livepatch", "compile", "livepatch.o");
         var objdump = Tool.Run(dir, "powerpc64le-linux-gnu-objdump", "-dr", compiled);
         Assert.AreEqual(0, objdump.ExitCode, objdump.Output);
@@ -80,7 +90,8 @@ public sealed partial class SdkEndToEndTests
         string module = Module(dir, "livepatch_cmdline");
         var report = ObjectVerifier.Verify(module, LoaderOptions.Default);
         Assert.IsTrue(report.Accepted, string.Join("\n", report.Diagnostics.Select(d => d.Message)));
-        Assert.IsTrue(report.Sites.Any(s => s.Site.Callee == ".klp.sym.vmlinux.version_proc_show,0" && s.Site.InLivepatchRelocations));
+        Assert.IsTrue(report.Sites.Any(s =>
+            s.Site.Callee == ".klp.sym.vmlinux.version_proc_show,0" && s.Site.InLivepatchRelocations));
     }
 
     [TestMethod]
@@ -99,7 +110,8 @@ public sealed partial class SdkEndToEndTests
                 bytes.Position = 0;
                 using var pe = new PEReader(bytes);
                 bool readyToRun = pe.PEHeaders.CorHeader!.ManagedNativeHeaderDirectory.Size > 0;
-                Assert.AreEqual(framework == "net10.0", readyToRun, $"tasks/{framework}/{assembly}: ReadyToRun = {readyToRun}");
+                Assert.AreEqual(framework == "net10.0", readyToRun, $"tasks/{framework}/{assembly}: ReadyToRun = " +
+                    $"{readyToRun}");
             }
         }
 
@@ -111,18 +123,22 @@ public sealed partial class SdkEndToEndTests
             foreach (string sub in new[] { "bin", "obj" })
                 if (Directory.Exists(Path.Combine(dir, sub))) Directory.Delete(Path.Combine(dir, sub), true);
             // The runtime lists every method it compiles: precompiled tasks must not be among them.
-            var jit = new Dictionary<string, string> { ["DOTNET_JitStdOutFile"] = jitLog, ["DOTNET_JitDisasmSummary"] = "1" };
+            var jit = new Dictionary<string,
+                string> { ["DOTNET_JitStdOutFile"] = jitLog, ["DOTNET_JitDisasmSummary"] = "1" };
             var build = PackedSdk.BuildWith(extra.Length == 0 ? jit : null, dir, "build.binlog", extra);
             Assert.AreEqual(0, build.ExitCode, build.Output);
             string framework = BinaryLog.ReadBuild(Path.Combine(dir, "build.binlog"))
-                .FindChildrenRecursive<Property>(p => p.Name == "PpcLivepatchTaskFramework").Select(p => p.Value).Distinct().Single();
+                .FindChildrenRecursive<Property>(p =>
+                    p.Name == "PpcLivepatchTaskFramework").Select(p => p.Value).Distinct().Single();
             return (framework, File.ReadAllBytes(Module(dir, "livepatch_cmdline")));
         }
 
         // This test host is MSBuild's: .NET 10 on linux-x64 picks the precompiled tasks, anything else the portable ones.
-        string expected = RuntimeInformation.RuntimeIdentifier == "linux-x64" && Environment.Version.Major >= 10 ? "net10.0" : "net8.0";
+        string expected = RuntimeInformation.RuntimeIdentifier == "linux-x64"
+            && Environment.Version.Major >= 10 ? "net10.0" : "net8.0";
         var chosen = BuildSample();
-        var steps = BinaryLog.ReadBuild(Path.Combine(dir, "build.binlog")).FindChildrenRecursive<Microsoft.Build.Logging.StructuredLogger.Task>(
+        var steps = BinaryLog.ReadBuild(Path.Combine(dir,
+            "build.binlog")).FindChildrenRecursive<Microsoft.Build.Logging.StructuredLogger.Task>(
             t => t.Name is "ConvertKlpSymbols" or "PatchLivepatchObjects" or "VerifyLivepatchModule").ToList();
         Assert.AreEqual(3, steps.Count);
         foreach (var step in steps)
@@ -130,22 +146,27 @@ public sealed partial class SdkEndToEndTests
             // On linux-x64 every object step ran in the package's native tool, none fell back to MSBuild's process.
             string tool = step.FindChildrenRecursive<Property>(p => p.Name == "ToolPath").Single().Value;
             StringAssert.EndsWith(tool, "/tools/linux-x64/ppc-livepatch");
-            Assert.IsFalse(step.FindChildrenRecursive<Message>(m => m.Text.Contains("running the step in process")).Any(), step.Name);
+            Assert.IsFalse(step.FindChildrenRecursive<Message>(m =>
+                m.Text.Contains("running the step in process")).Any(), step.Name);
         }
         Assert.IsFalse(ServersRunningFrom(dir).Any(), "a ppc-livepatch server outlived the build");
         if (chosen.Framework == "net10.0")
         {
             // crossgen2 must see MSBuild's assemblies, or it leaves every method that touches an MSBuild type to the JIT.
-            var jitted = File.ReadAllLines(jitLog).Where(l => l.Contains("JIT compiled PpcLivepatch.") && !l.Contains("Tier1")).ToList();
-            Assert.IsTrue(File.ReadAllLines(jitLog).Length > 100, "the JIT log is empty: DOTNET_JitStdOutFile was not honoured");
+            var jitted = File.ReadAllLines(jitLog).Where(l =>
+                l.Contains("JIT compiled PpcLivepatch.") && !l.Contains("Tier1")).ToList();
+            Assert.IsTrue(File.ReadAllLines(jitLog).Length > 100,
+                "the JIT log is empty: DOTNET_JitStdOutFile was not honoured");
             Assert.AreEqual(0, jitted.Count, "JIT-compiled despite ReadyToRun:\n" + string.Join('\n', jitted.Take(20)));
         }
         var inProcess = BuildSample("-p:PpcLivepatchUseNativeTool=false");
         var portable = BuildSample("-p:PpcLivepatchTaskFramework=net8.0");
         Assert.AreEqual(expected, chosen.Framework);
         Assert.AreEqual("net8.0", portable.Framework);
-        CollectionAssert.AreEqual(portable.Module, chosen.Module, "the portable tasks and the native tool wrote different modules");
-        CollectionAssert.AreEqual(inProcess.Module, chosen.Module, "the precompiled tasks in process and the native tool wrote different modules");
+        CollectionAssert.AreEqual(portable.Module, chosen.Module,
+            "the portable tasks and the native tool wrote different modules");
+        CollectionAssert.AreEqual(inProcess.Module, chosen.Module,
+            "the precompiled tasks in process and the native tool wrote different modules");
     }
 
     [TestMethod]
@@ -183,14 +204,18 @@ public sealed partial class SdkEndToEndTests
         (string LdToc, string Pcrel, string Livepatch) Evaluate(string projectBody, params string[] extra)
         {
             string dir = Consumer($"""<Project Sdk="PpcLivepatch.Build.Sdk/VERSION">{projectBody}</Project>""");
-            var run = Tool.Run(dir, "dotnet", ["msbuild", "-nologo", "-getProperty:KernelAcceptsLdToc", "-getProperty:LivepatchPcrel", "-getProperty:KernelHasLivepatch", .. extra]);
+            var run = Tool.Run(dir, "dotnet",
+                ["msbuild", "-nologo", "-getProperty:KernelAcceptsLdToc", "-getProperty:LivepatchPcrel",
+                    "-getProperty:KernelHasLivepatch", .. extra]);
             Assert.AreEqual(0, run.ExitCode, run.Output);
             var json = System.Text.Json.JsonDocument.Parse(run.Output[run.Output.IndexOf('{')..]).RootElement.GetProperty("Properties");
-            return (json.GetProperty("KernelAcceptsLdToc").GetString()!, json.GetProperty("LivepatchPcrel").GetString()!,
+            return (json.GetProperty("KernelAcceptsLdToc").GetString()!,
+                json.GetProperty("LivepatchPcrel").GetString()!,
                 json.GetProperty("KernelHasLivepatch").GetString()!.ToLowerInvariant());
         }
 
-        Assert.AreEqual(("false", "false", ""), Evaluate(""), "without KernelDir: a 6.1-era TOC kernel, livepatch support unknown");
+        Assert.AreEqual(("false", "false", ""), Evaluate(""),
+            "without KernelDir: a 6.1-era TOC kernel, livepatch support unknown");
         Assert.AreEqual(("false", "false", "false"), Evaluate($"<PropertyGroup><KernelDir>{old}</KernelDir></PropertyGroup>"));
         Assert.AreEqual(("true", "true", "true"), Evaluate($"<PropertyGroup><KernelDir>{pcrel}</KernelDir></PropertyGroup>"), "6.8 with PCREL and LIVEPATCH");
         Assert.AreEqual(("true", "true", "true"), Evaluate("", $"-p:KernelDir={pcrel}"));
@@ -205,8 +230,10 @@ public sealed partial class SdkEndToEndTests
         {
             if (!int.TryParse(Path.GetFileName(proc), out int pid)) continue;
             string cmdline;
-            try { cmdline = File.ReadAllText(Path.Combine(proc, "cmdline")); } catch (IOException) { continue; } catch (UnauthorizedAccessException) { continue; }
-            if (cmdline.StartsWith(consumer, StringComparison.Ordinal) && cmdline.Contains("ppc-livepatch\0serve", StringComparison.Ordinal)) yield return pid;
+            try { cmdline = File.ReadAllText(Path.Combine(proc,
+                "cmdline")); } catch (IOException) { continue; } catch (UnauthorizedAccessException) { continue; }
+            if (cmdline.StartsWith(consumer, StringComparison.Ordinal)
+                && cmdline.Contains("ppc-livepatch\0serve", StringComparison.Ordinal)) yield return pid;
         }
     }
 
@@ -237,8 +264,10 @@ public sealed partial class SdkEndToEndTests
         {
             foreach (string name in names)
                 foreach (string sub in new[] { "bin", "obj" })
-                    if (Directory.Exists(Path.Combine(dir, name, sub))) Directory.Delete(Path.Combine(dir, name, sub), true);
-            var build = Tool.Run(dir, "dotnet", "build", "all.sln", parallelism, "-tl:off", "-nologo", "--disable-build-servers");
+                    if (Directory.Exists(Path.Combine(dir, name, sub)))
+                        Directory.Delete(Path.Combine(dir, name, sub), true);
+            var build = Tool.Run(dir, "dotnet", "build", "all.sln", parallelism, "-tl:off", "-nologo",
+                "--disable-build-servers");
             Assert.AreEqual(0, build.ExitCode, build.Output);
             return names.ToDictionary(n => n, n => File.ReadAllBytes(Path.Combine(dir, n, "bin", "Debug", $"{n}.o")));
         }
@@ -284,14 +313,17 @@ public sealed partial class SdkEndToEndTests
               <ItemGroup><KlpSymbol Include="helper" /></ItemGroup>
             </Project>
             """,
-            ("sibling.c", "static int __attribute__((noinline)) helper(int v) { return v * 3 + 1; }\n\nint patched(int v)\n{\n\treturn helper(v + 1);\n}\n"));
+            ("sibling.c", "static int __attribute__((noinline)) helper(int v) { return v * 3 + 1; }\n\nint " +
+                "patched(int v)\n{\n\treturn helper(v + 1);\n}\n"));
         var result = Build(dir);
         Assert.AreEqual(1, result.ExitCode, result.Output);
         StringAssert.Matches(result.Output, new Regex(Regex.Escape(Path.Combine(dir, "sibling.c")) + @"\(5,\d+\): ppc-livepatch error PLP3001: sibling call \(b\) to livepatch symbol \.klp\.sym\.vmlinux\.helper,0"));
-        var error = BinaryLog.ReadBuild(Path.Combine(dir, "build.binlog")).FindChildrenRecursive<Error>().Single(e => e.Code == "PLP3001");
+        var error = BinaryLog.ReadBuild(Path.Combine(dir, "build.binlog")).FindChildrenRecursive<Error>().Single(e =>
+            e.Code == "PLP3001");
         Assert.AreEqual((Path.Combine(dir, "sibling.c"), 5), (error.File, error.LineNumber));
         Assert.IsFalse(File.Exists(Module(dir)), "no module is written when the build fails");
-        Assert.IsFalse(File.Exists(Path.Combine(dir, "obj", "Debug", "livepatch", "patch", "livepatch.o")), "a failed step leaves no output behind");
+        Assert.IsFalse(File.Exists(Path.Combine(dir, "obj", "Debug", "livepatch", "patch", "livepatch.o")),
+            "a failed step leaves no output behind");
 
         // The documented opt-out keeps it a warning.
         var allowed = Build(dir, "allowed.binlog", "-p:LivepatchAllowSiblingCalls=true");
@@ -321,7 +353,8 @@ public sealed partial class SdkEndToEndTests
             """, ("prebuilt/module.o", "this is not an ELF object\n"));
         var result = Build(dir);
         Assert.AreEqual(1, result.ExitCode, result.Output);
-        StringAssert.Contains(result.Output, $"{Path.Combine(dir, "prebuilt", "module.o")} : ppc-livepatch error PLP1001: not an ELF file");
+        StringAssert.Contains(result.Output, $"{Path.Combine(dir, "prebuilt", "module.o")} : ppc-livepatch error " +
+            "PLP1001: not an ELF file");
         Assert.IsFalse(result.Output.Contains("MSB4018"), "no task crash");
     }
 
@@ -341,7 +374,10 @@ public sealed partial class SdkEndToEndTests
         var result = Build(dir, "build.binlog", "-p:LivepatchAllowSiblingCalls=true");
         Assert.AreEqual(0, result.ExitCode, result.Output);
         StringAssert.Contains(result.Output, "1 REL24 site fixed (insert-nop)");
-        Assert.IsTrue(ObjectVerifier.Verify(Path.Combine(dir, "bin", "Debug", "livepatch.kpatch.le.o"), LoaderOptions.Default).Accepted);
-        Assert.IsFalse(BinaryLog.ReadBuild(Path.Combine(dir, "build.binlog")).FindChildrenRecursive<Microsoft.Build.Logging.StructuredLogger.Task>(t => t.Name == "CrossCompile").Any(), "nothing to compile");
+        Assert.IsTrue(ObjectVerifier.Verify(Path.Combine(dir, "bin", "Debug", "livepatch.kpatch.le.o"),
+            LoaderOptions.Default).Accepted);
+        Assert.IsFalse(BinaryLog.ReadBuild(Path.Combine(dir,
+            "build.binlog")).FindChildrenRecursive<Microsoft.Build.Logging.StructuredLogger.Task>(t =>
+                t.Name == "CrossCompile").Any(), "nothing to compile");
     }
 }

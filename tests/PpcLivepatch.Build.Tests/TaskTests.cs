@@ -23,7 +23,8 @@ public sealed class TaskTests
 
         Assert.IsFalse(task.Execute());
         var e = engine.Errors.Single();
-        Assert.AreEqual(("PLP2001", "livepatch.c", 31, 7), (e.Code, Path.GetFileName(e.File), e.LineNumber, e.ColumnNumber));
+        Assert.AreEqual(("PLP2001", "livepatch.c", 31, 7),
+            (e.Code, Path.GetFileName(e.File), e.LineNumber, e.ColumnNumber));
         Assert.AreEqual("file:///docs/PLP2001.md", e.HelpLink);
         Assert.AreEqual("PLP2001", e.HelpKeyword);
         StringAssert.Contains(e.Message, "Expected nop after call, got 38210070");
@@ -35,7 +36,8 @@ public sealed class TaskTests
     {
         var engine = new FakeBuildEngine();
         string output = Path.Combine(Repo.NewTempDir(), "module.o");
-        var task = new VerifyLivepatchModule { BuildEngine = engine, Objects = [Item(Repo.Fixture("livepatch.und.le.o"), output)], Mode = "warn" };
+        var task = new VerifyLivepatchModule { BuildEngine = engine,
+            Objects = [Item(Repo.Fixture("livepatch.und.le.o"), output)], Mode = "warn" };
         Assert.IsTrue(task.Execute());
         Assert.AreEqual(0, engine.Errors.Count);
         Assert.AreEqual("PLP2001", engine.Warnings.Single().Code);
@@ -46,11 +48,14 @@ public sealed class TaskTests
     public void PatchFixesAndReportsTheSummary()
     {
         var engine = new FakeBuildEngine();
-        string dir = Repo.NewTempDir(), output = Path.Combine(dir, "p.o"), json = Path.Combine(dir, "r.json"), sarif = Path.Combine(dir, "r.sarif");
-        var task = new PatchLivepatchObjects { BuildEngine = engine, Objects = [Item(Repo.Fixture("livepatch.und.le.o"), output)], JsonReport = json, SarifReport = sarif };
+        string dir = Repo.NewTempDir(), output = Path.Combine(dir, "p.o"), json = Path.Combine(dir, "r.json"),
+            sarif = Path.Combine(dir, "r.sarif");
+        var task = new PatchLivepatchObjects { BuildEngine = engine,
+            Objects = [Item(Repo.Fixture("livepatch.und.le.o"), output)], JsonReport = json, SarifReport = sarif };
         Assert.IsTrue(task.Execute(), string.Join("\n", engine.Errors.Select(e => e.Message)));
         Assert.AreEqual(1, task.SitesFixed);
-        Assert.IsTrue(engine.Messages.Any(m => m.Message == "1 REL24 site fixed (insert-nop), 0 unfixable" && m.Importance == MessageImportance.High));
+        Assert.IsTrue(engine.Messages.Any(m =>
+            m.Message == "1 REL24 site fixed (insert-nop), 0 unfixable" && m.Importance == MessageImportance.High));
         var fixedSite = engine.Messages.Single(m => m.Code == "PLP4001");
         Assert.AreEqual((31, 7), (fixedSite.LineNumber, fixedSite.ColumnNumber));
         StringAssert.Contains(File.ReadAllText(json), "\"strategy\": \"insert-nop\"");
@@ -65,13 +70,15 @@ public sealed class TaskTests
         // livepatch.klp.le.o has PLP3002 (always an error) and, in asm_calls, a plain PLP3001 the SDK promotes.
         var engine = new FakeBuildEngine();
         string output = Path.Combine(Repo.NewTempDir(), "p.o");
-        var task = new PatchLivepatchObjects { BuildEngine = engine, Objects = [Item(Repo.Fixture("asm_calls.kpatch.le.o"), output)] };
+        var task = new PatchLivepatchObjects { BuildEngine = engine,
+            Objects = [Item(Repo.Fixture("asm_calls.kpatch.le.o"), output)] };
         Assert.IsFalse(task.Execute());
         Assert.IsTrue(engine.Errors.Any(e => e.Code == "PLP3001"));
         Assert.IsFalse(File.Exists(output), "a failed patch leaves no output");
 
         var allowed = new FakeBuildEngine();
-        new PatchLivepatchObjects { BuildEngine = allowed, Objects = [Item(Repo.Fixture("asm_calls.kpatch.le.o"), output)], AllowSiblingCalls = true }.Execute();
+        new PatchLivepatchObjects { BuildEngine = allowed,
+            Objects = [Item(Repo.Fixture("asm_calls.kpatch.le.o"), output)], AllowSiblingCalls = true }.Execute();
         Assert.AreEqual("PLP3001", allowed.Warnings.Single().Code);
         Assert.IsFalse(allowed.Errors.Any(e => e.Code == "PLP3001"));
     }
@@ -106,7 +113,8 @@ public sealed class TaskTests
             c000000000030000 d saved_command_line
             """.Replace("            ", ""));
         string project = Path.Combine(dir, "Livepatch.csproj");
-        File.WriteAllText(project, "<Project>\n  <ItemGroup>\n    <KlpSymbol Include=\"version_proc_shw\" />\n  </ItemGroup>\n</Project>\n");
+        File.WriteAllText(project,
+            "<Project>\n  <ItemGroup>\n    <KlpSymbol Include=\"version_proc_shw\" />\n  </ItemGroup>\n</Project>\n");
         TaskItem Klp(string name, string? position = null, string? obj = null)
         {
             var item = new TaskItem(name);
@@ -119,7 +127,8 @@ public sealed class TaskTests
         var task = new CheckKlpSymbolsAgainstKernel
         {
             BuildEngine = engine, SystemMap = map,
-            KlpSymbols = [Klp("version_proc_show"), Klp("saved_command_line", obj: "vmlinux"), Klp("show_stat", "2"), misspelled,
+            KlpSymbols = [Klp("version_proc_show"), Klp("saved_command_line", obj: "vmlinux"), Klp("show_stat", "2"),
+                misspelled,
                 Klp("show_stat"), Klp("show_stat", "3"), Klp("nfsd_helper", obj: "nfsd")],
         };
         Assert.IsFalse(task.Execute());
@@ -130,7 +139,8 @@ public sealed class TaskTests
             ("PLP0107", "KlpSymbol 'show_stat': the target kernel has 2 symbols named 'show_stat' (" + map + "), and no Position picks one", "/fake/project.csproj", 0),
             ("PLP0107", "KlpSymbol 'show_stat' has Position 3, and the target kernel has 2 symbols named 'show_stat' (" + map + ")", "/fake/project.csproj", 0),
         }, errors, string.Join("\n", errors));
-        StringAssert.Contains(engine.Errors[1].Message, "unresolvable ambiguity for symbol 'show_stat' in object 'vmlinux'. Fix: Set Position to 1–2");
+        StringAssert.Contains(engine.Errors[1].Message,
+            "unresolvable ambiguity for symbol 'show_stat' in object 'vmlinux'. Fix: Set Position to 1–2");
     }
 
     [TestMethod]
@@ -138,12 +148,15 @@ public sealed class TaskTests
     {
         string dir = Repo.NewTempDir();
         string project = Path.Combine(dir, "Livepatch.csproj");
-        File.WriteAllText(project, "<Project>\n  <ItemGroup>\n    <KlpSymbol Include=\"kernel_helper\" />\n    <KlpSymbol Include=\"nowhere\" />\n  </ItemGroup>\n</Project>\n");
+        File.WriteAllText(project,
+            "<Project>\n  <ItemGroup>\n    <KlpSymbol Include=\"kernel_helper\" />\n    <KlpSymbol " +
+                "Include=\"nowhere\" />\n  </ItemGroup>\n</Project>\n");
         ITaskItem[] items = [new DefinedItem("kernel_helper", project), new DefinedItem("nowhere", project)];
         var engine = new FakeBuildEngine();
         var task = new ConvertKlpSymbols
         {
-            BuildEngine = engine, Objects = [Item(Repo.Fixture("livepatch.und.le.o"), Path.Combine(dir, "c.o"))], KlpSymbols = items,
+            BuildEngine = engine, Objects = [Item(Repo.Fixture("livepatch.und.le.o"), Path.Combine(dir, "c.o"))],
+                KlpSymbols = items,
         };
         Assert.IsTrue(task.Execute());
         var warning = engine.Warnings.Single(w => w.Code == "PLP0102");
@@ -158,13 +171,16 @@ public sealed class TaskTests
         var klp = new TaskItem("kernel_helper");
         klp.SetMetadata("Object", "vmlinux");
         klp.SetMetadata("Position", "3");
-        var task = new ConvertKlpSymbols { BuildEngine = engine, Objects = [Item(Repo.Fixture("livepatch.und.le.o"), output)], KlpSymbols = [klp] };
+        var task = new ConvertKlpSymbols { BuildEngine = engine,
+            Objects = [Item(Repo.Fixture("livepatch.und.le.o"), output)], KlpSymbols = [klp] };
         Assert.IsTrue(task.Execute());
-        Assert.IsTrue(File.ReadAllText(output, System.Text.Encoding.Latin1).Contains(".klp.sym.vmlinux.kernel_helper,3"));
+        Assert.IsTrue(File.ReadAllText(output,
+            System.Text.Encoding.Latin1).Contains(".klp.sym.vmlinux.kernel_helper,3"));
 
         klp.SetMetadata("Position", "first");
         var bad = new FakeBuildEngine();
-        Assert.IsFalse(new ConvertKlpSymbols { BuildEngine = bad, Objects = [Item(Repo.Fixture("livepatch.und.le.o"), output)], KlpSymbols = [klp] }.Execute());
+        Assert.IsFalse(new ConvertKlpSymbols { BuildEngine = bad,
+            Objects = [Item(Repo.Fixture("livepatch.und.le.o"), output)], KlpSymbols = [klp] }.Execute());
         Assert.AreEqual("PLP0101", bad.Errors.Single().Code);
     }
 
@@ -172,9 +188,11 @@ public sealed class TaskTests
     public void CrossCompileTurnsGccOutputIntoCodedDiagnosticsOnce()
     {
         string dir = Repo.NewTempDir();
-        File.WriteAllText(Path.Combine(dir, "shared.h"), "static inline int twice(int x) { int unused; return 2 * x; }\n");
+        File.WriteAllText(Path.Combine(dir, "shared.h"),
+            "static inline int twice(int x) { int unused; return 2 * x; }\n");
         File.WriteAllText(Path.Combine(dir, "a.c"), "#include \"shared.h\"\nint a(int x) { return twice(x); }\n");
-        File.WriteAllText(Path.Combine(dir, "b.c"), "#include \"shared.h\"\nint b(int x) { return undeclared + twice(x); }\n");
+        File.WriteAllText(Path.Combine(dir, "b.c"),
+            "#include \"shared.h\"\nint b(int x) { return undeclared + twice(x); }\n");
         File.WriteAllText(Path.Combine(dir, "c.c"), "#include \"missing.h\"\n");
         var engine = new FakeBuildEngine();
         bool Compile(string name) => new CrossCompile
@@ -188,14 +206,16 @@ public sealed class TaskTests
         Assert.IsFalse(Compile("c.c"));
 
         var warning = engine.Warnings.Single(w => w.File.EndsWith("shared.h"));  // seen by both a.c and b.c: logged once
-        Assert.AreEqual(("PLP0012", Path.Combine(dir, "shared.h"), 1, 38), (warning.Code, warning.File, warning.LineNumber, warning.ColumnNumber));
+        Assert.AreEqual(("PLP0012", Path.Combine(dir, "shared.h"), 1, 38),
+            (warning.Code, warning.File, warning.LineNumber, warning.ColumnNumber));
         Assert.AreEqual("PLP0012", engine.Warnings.Single(w => w.File.EndsWith("b.c")).Code);
         var error = engine.Errors.Single(e => e.Code == "PLP0010");
         Assert.AreEqual((Path.Combine(dir, "b.c"), 2, 23), (error.File, error.LineNumber, error.ColumnNumber));
         Assert.AreEqual("file:///d/PLP0010.md", error.HelpLink);
         var fatal = engine.Errors.Single(e => e.Code == "PLP0011");
         Assert.AreEqual((Path.Combine(dir, "c.c"), 1), (fatal.File, fatal.LineNumber));
-        Assert.IsFalse(engine.Errors.Any(e => e.Code == "MSB6006"), "no generic tool failure on top of the coded errors");
+        Assert.IsFalse(engine.Errors.Any(e =>
+            e.Code == "MSB6006"), "no generic tool failure on top of the coded errors");
         Assert.IsTrue(File.Exists(Path.Combine(dir, "obj", "a.c.o")));
         Assert.IsFalse(File.Exists(Path.Combine(dir, "obj", "b.c.o")), "a failed compile leaves no object");
         CollectionAssert.AreEqual(new[] { Path.Combine(dir, "shared.h") },
@@ -213,7 +233,8 @@ public sealed class TaskTests
         var engine = new FakeBuildEngine();
         string output = Path.Combine(Repo.NewTempDir(), "out.o");
         File.WriteAllText(output, "stale");
-        var task = new CrashingTask { BuildEngine = engine, Objects = [Item(Repo.Fixture("calls.kpatch.le.o"), output)] };
+        var task = new CrashingTask { BuildEngine = engine,
+            Objects = [Item(Repo.Fixture("calls.kpatch.le.o"), output)] };
         Assert.IsFalse(task.Execute());
         var e = engine.Errors.Single();
         Assert.AreEqual("PLP0002", e.Code);
@@ -225,7 +246,8 @@ public sealed class TaskTests
     public void MissingCrossCompilerSaysHowToInstallIt()
     {
         var engine = new FakeBuildEngine();
-        var task = new CrossCompile { BuildEngine = engine, Source = "/x/a.c", ObjectFile = "/x/a.o", CrossCompilePrefix = "nonexistent-ppc-" };
+        var task = new CrossCompile { BuildEngine = engine, Source = "/x/a.c", ObjectFile = "/x/a.o",
+            CrossCompilePrefix = "nonexistent-ppc-" };
         Assert.IsFalse(task.Execute());
         var e = engine.Errors.Single();
         Assert.AreEqual("PLP0013", e.Code);
@@ -263,18 +285,22 @@ public sealed class TaskTests
         var engine = new FakeBuildEngine();
         var task = new KbuildMake
         {
-            BuildEngine = engine, KernelDirectory = kernel, KbuildDirectory = Path.Combine(dir, "kbuild"), SourceDirectory = dir,
+            BuildEngine = engine, KernelDirectory = kernel, KbuildDirectory = Path.Combine(dir, "kbuild"),
+                SourceDirectory = dir,
             ProjectFile = Path.Combine(dir, "Livepatch.csproj"), ToolPath = bin,
         };
         Assert.IsFalse(task.Execute());
         var error = engine.Errors.Single();
         Assert.AreEqual("PLP0016", error.Code);
-        StringAssert.Contains(error.Message, "make reported: ERROR: modpost: \"missing_fn\" [kbuild/lp.ko] undefined! | make[1]: ***");
+        StringAssert.Contains(error.Message,
+            "make reported: ERROR: modpost: \"missing_fn\" [kbuild/lp.ko] undefined! | make[1]: ***");
         StringAssert.EndsWith(error.HelpLink, "PLP0016.md");
         // Progress at the importance a default build shows.
-        Assert.IsTrue(engine.Messages.Any(m => m.Importance == MessageImportance.High && m.Message!.StartsWith("  CC [M]")),
+        Assert.IsTrue(engine.Messages.Any(m =>
+            m.Importance == MessageImportance.High && m.Message!.StartsWith("  CC [M]")),
             string.Join("\n", engine.Messages.Select(m => $"{m.Importance}: {m.Message}")));
-        Assert.IsTrue(engine.Messages.Any(m => m.Importance == MessageImportance.High && m.Message!.StartsWith("kbuild: make -C ")));
+        Assert.IsTrue(engine.Messages.Any(m =>
+            m.Importance == MessageImportance.High && m.Message!.StartsWith("kbuild: make -C ")));
     }
 
     [TestMethod]
@@ -311,7 +337,8 @@ public sealed class NativeStepTaskTests
         using var engine = new FakeBuildEngine();
         var task = create(engine);
         bool result = task.Execute();
-        return new Run(result, Logged(engine), File.Exists(output) ? File.ReadAllBytes(output) : null, File.Exists(report) ? File.ReadAllText(report) : null,
+        return new Run(result, Logged(engine), File.Exists(output) ? File.ReadAllBytes(output) : null,
+            File.Exists(report) ? File.ReadAllText(report) : null,
             (task as PatchLivepatchObjects)?.SitesFixed ?? 0);
     }
 
@@ -347,7 +374,8 @@ public sealed class NativeStepTaskTests
     [DataRow("static_key.kpatch.le.o", "none", "needed")]
     public void NativeAndInProcessStepsLogAndWriteTheSame(string fixture, string strategy, string sites)
     {
-        string dir = Repo.NewTempDir(), patched = Path.Combine(dir, "patched.o"), final = Path.Combine(dir, "final.o"), report = Path.Combine(dir, "report.json");
+        string dir = Repo.NewTempDir(), patched = Path.Combine(dir, "patched.o"), final = Path.Combine(dir, "final.o"),
+            report = Path.Combine(dir, "report.json");
         Run Patch(string? tool) => Execute(engine => new PatchLivepatchObjects
         {
             BuildEngine = engine, Objects = [Item(Repo.Fixture(fixture), patched)], Strategy = strategy, Sites = sites,
@@ -373,7 +401,8 @@ public sealed class NativeStepTaskTests
         // Ahead-of-time compilation trims and precompiles: the same code must still behave the same, bad input included.
         string dir = Repo.NewTempDir(), output = Path.Combine(dir, "out.o"), report = Path.Combine(dir, "report.json");
         var inputs = Directory.GetFiles(Path.Combine(Repo.Root, "tests", "fixtures", "elf"), "*.o")
-            .Concat(Directory.GetFiles(Path.Combine(Repo.Root, "tests", "fixtures", "fuzz"), "*.o")).Order(StringComparer.Ordinal).ToList();
+            .Concat(Directory.GetFiles(Path.Combine(Repo.Root, "tests", "fixtures", "fuzz"),
+                "*.o")).Order(StringComparer.Ordinal).ToList();
         Assert.IsTrue(inputs.Count > 40);
         using var shared = new FakeBuildEngine();   // one server for every native run, as in a build
         foreach (string input in inputs)
@@ -382,9 +411,11 @@ public sealed class NativeStepTaskTests
             {
                 foreach (string f in new[] { output, report }) if (File.Exists(f)) File.Delete(f);
                 var engine = tool is null ? new FakeBuildEngine() : shared;
-                var task = new PatchLivepatchObjects { BuildEngine = engine, Objects = [Item(input, output)], Sites = "all-local", JsonReport = report, ToolPath = tool };
+                var task = new PatchLivepatchObjects { BuildEngine = engine, Objects = [Item(input, output)],
+                    Sites = "all-local", JsonReport = report, ToolPath = tool };
                 bool result = task.Execute();
-                return new Run(result, Logged(engine), File.Exists(output) ? File.ReadAllBytes(output) : null, File.Exists(report) ? File.ReadAllText(report) : null, task.SitesFixed);
+                return new Run(result, Logged(engine), File.Exists(output) ? File.ReadAllBytes(output) : null,
+                    File.Exists(report) ? File.ReadAllText(report) : null, task.SitesFixed);
             }
             AssertSame(Patch(null), Patch(PackedSdk.NativeTool), Path.GetFileName(input));
         }
@@ -396,15 +427,18 @@ public sealed class NativeStepTaskTests
     {
         string dir = Repo.NewTempDir(), tool = PackedSdk.ExtractNativeTool();
         var engine = new FakeBuildEngine();
-        var convert = new ConvertKlpSymbols { BuildEngine = engine, Objects = [Item(Repo.Fixture("livepatch.und.le.o"), Path.Combine(dir, "c.o"))], ToolPath = tool };
-        var patch = new PatchLivepatchObjects { BuildEngine = engine, Objects = [Item(Path.Combine(dir, "c.o"), Path.Combine(dir, "p.o"))], ToolPath = tool };
+        var convert = new ConvertKlpSymbols { BuildEngine = engine,
+            Objects = [Item(Repo.Fixture("livepatch.und.le.o"), Path.Combine(dir, "c.o"))], ToolPath = tool };
+        var patch = new PatchLivepatchObjects { BuildEngine = engine,
+            Objects = [Item(Path.Combine(dir, "c.o"), Path.Combine(dir, "p.o"))], ToolPath = tool };
         Assert.IsTrue(convert.Execute(), string.Join('\n', engine.Errors.Select(e => e.Message)));
         var server = (NativeStep)engine.Registered.Single();
         int pid = server.ProcessId;
         Assert.IsTrue(patch.Execute(), string.Join('\n', engine.Errors.Select(e => e.Message)));
         Assert.AreSame(server, engine.Registered.Single(), "the second step reuses the server");
         Assert.AreEqual(1, patch.SitesFixed);
-        Assert.AreEqual(UnixFileMode.UserExecute, File.GetUnixFileMode(tool) & UnixFileMode.UserExecute, "the task made the tool executable");
+        Assert.AreEqual(UnixFileMode.UserExecute, File.GetUnixFileMode(tool) & UnixFileMode.UserExecute,
+            "the task made the tool executable");
 
         engine.Dispose();   // what MSBuild does when the build ends
         var deadline = DateTime.UtcNow.AddSeconds(5);
@@ -416,10 +450,12 @@ public sealed class NativeStepTaskTests
     public void AToolThatCannotRunHereMeansTheStepRunsInProcess()
     {
         // What the dynamic loader says when the package's binary needs a newer C library than the host has.
-        string tool = Script("echo \"ppc-livepatch: /lib/x86_64-linux-gnu/libc.so.6: version 'GLIBC_2.99' not found\" >&2; exit 1");
+        string tool = Script("echo \"ppc-livepatch: /lib/x86_64-linux-gnu/libc.so.6: version 'GLIBC_2.99' not " +
+            "found\" >&2; exit 1");
         string output = Path.Combine(Repo.NewTempDir(), "p.o");
         using var engine = new FakeBuildEngine();
-        var task = new PatchLivepatchObjects { BuildEngine = engine, Objects = [Item(Repo.Fixture("livepatch.und.le.o"), output)], ToolPath = tool };
+        var task = new PatchLivepatchObjects { BuildEngine = engine,
+            Objects = [Item(Repo.Fixture("livepatch.und.le.o"), output)], ToolPath = tool };
         Assert.IsTrue(task.Execute(), string.Join('\n', engine.Errors.Select(e => e.Message)));
         Assert.AreEqual(1, task.SitesFixed);
         Assert.IsTrue(File.Exists(output));
@@ -435,11 +471,13 @@ public sealed class NativeStepTaskTests
     {
         string output = Path.Combine(Repo.NewTempDir(), "p.o");
         using var engine = new FakeBuildEngine();
-        var task = new PatchLivepatchObjects { BuildEngine = engine, Objects = [Item(Repo.Fixture("livepatch.und.le.o"), output)], ToolPath = "/nonexistent/ppc-livepatch" };
+        var task = new PatchLivepatchObjects { BuildEngine = engine,
+            Objects = [Item(Repo.Fixture("livepatch.und.le.o"), output)], ToolPath = "/nonexistent/ppc-livepatch" };
         Assert.IsTrue(task.Execute());
         Assert.AreEqual(1, task.SitesFixed);
         Assert.IsTrue(File.Exists(output));
-        Assert.IsTrue(engine.Messages.Any(m => m.Message!.Contains("not found; running the step in process") && m.Importance == MessageImportance.Low));
+        Assert.IsTrue(engine.Messages.Any(m =>
+            m.Message!.Contains("not found; running the step in process") && m.Importance == MessageImportance.Low));
     }
 
     private static string Script(string body)
@@ -451,15 +489,19 @@ public sealed class NativeStepTaskTests
     }
 
     [TestMethod]
-    [DataRow("echo '{\"ready\":true}'; read line; echo '{\"message\":\"half\",\"prominent\":false}'; echo 'fatal: out of cheese' >&2; exit 134", "it ended part way: fatal: out of cheese")]
-    [DataRow("echo '{\"ready\":true}'; while read line; do echo '{\"error\":\"FormatException: boom\"}'; done", "FormatException: boom")]
-    [DataRow("echo '{\"ready\":true}'; while read line; do echo 'garbage'; echo '{\"sitesFixed\":0}'; done", "unreadable line 'garbage'")]
+    [DataRow("echo '{\"ready\":true}'; read line; echo '{\"message\":\"half\",\"prominent\":false}'; echo 'fatal: " +
+        "out of cheese' >&2; exit 134", "it ended part way: fatal: out of cheese")]
+    [DataRow("echo '{\"ready\":true}'; while read line; do echo '{\"error\":\"FormatException: boom\"}'; done",
+        "FormatException: boom")]
+    [DataRow("echo '{\"ready\":true}'; while read line; do echo 'garbage'; echo '{\"sitesFixed\":0}'; done",
+        "unreadable line 'garbage'")]
     public void AToolThatFailsDuringAStepIsAnInternalErrorAndLeavesNoOutput(string script, string message)
     {
         string output = Path.Combine(Repo.NewTempDir(), "p.o");
         File.WriteAllText(output, "stale");
         using var engine = new FakeBuildEngine();
-        var task = new PatchLivepatchObjects { BuildEngine = engine, Objects = [Item(Repo.Fixture("livepatch.und.le.o"), output)], ToolPath = Script(script) };
+        var task = new PatchLivepatchObjects { BuildEngine = engine,
+            Objects = [Item(Repo.Fixture("livepatch.und.le.o"), output)], ToolPath = Script(script) };
         Assert.IsFalse(task.Execute());
         var error = engine.Errors.Single();
         Assert.AreEqual("PLP0002", error.Code);
@@ -474,15 +516,18 @@ public sealed class NativeStepTaskTests
         string key = Path.Combine(Repo.NewTempDir(), "options.cache");
         var task = new CheckLivepatchProperties
         {
-            BuildEngine = engine, KeyFile = key, Rel24Strategy = "foo", Rel24Sites = "some", LivepatchVerifyMode = "warning",
+            BuildEngine = engine, KeyFile = key, Rel24Strategy = "foo", Rel24Sites = "some",
+                LivepatchVerifyMode = "warning",
             KernelAcceptsLdToc = "maybe", LivepatchPcrel = "false", LivepatchAbi = "elfv3",
         };
         Assert.IsFalse(task.Execute());
         CollectionAssert.AreEquivalent(
-            new[] { "KernelAcceptsLdToc is 'maybe'", "Rel24Strategy is 'foo'", "Rel24Sites is 'some'", "LivepatchVerifyMode is 'warning'",
+            new[] { "KernelAcceptsLdToc is 'maybe'", "Rel24Strategy is 'foo'", "Rel24Sites is 'some'",
+                "LivepatchVerifyMode is 'warning'",
                 "LivepatchAbi is 'elfv3'" },
             engine.Errors.Select(e => e.Message!.Split(';')[0]).ToArray());
-        Assert.IsTrue(engine.Errors.All(e => e.Code == "PLP0001" && e.File == "/fake/project.csproj" && e.HelpLink!.EndsWith("PLP0001.md")));
+        Assert.IsTrue(engine.Errors.All(e =>
+            e.Code == "PLP0001" && e.File == "/fake/project.csproj" && e.HelpLink!.EndsWith("PLP0001.md")));
         Assert.IsFalse(File.Exists(key), "no key for options that cannot be used");
     }
 
@@ -491,17 +536,21 @@ public sealed class NativeStepTaskTests
     {
         string dir = Repo.NewTempDir();
         string project = Path.Combine(dir, "Livepatch.csproj");
-        File.WriteAllText(project, "<Project>\n  <PropertyGroup>\n    <LivepatchAbi>elfv3</LivepatchAbi>\n  </PropertyGroup>\n</Project>\n");
+        File.WriteAllText(project,
+            "<Project>\n  <PropertyGroup>\n    <LivepatchAbi>elfv3</LivepatchAbi>\n  </PropertyGroup>\n</Project>\n");
         var engine = new FakeBuildEngine();
         var task = new CheckLivepatchProperties
         {
-            BuildEngine = engine, KeyFile = Path.Combine(dir, "options.cache"), LivepatchAbi = "elfv3", Rel24Sites = "some",
+            BuildEngine = engine, KeyFile = Path.Combine(dir, "options.cache"), LivepatchAbi = "elfv3",
+                Rel24Sites = "some",
             Rel24Strategy = "asm", LivepatchVerifyMode = "error",
             ProjectFile = project,
         };
         Assert.IsFalse(task.Execute());
-        var errors = engine.Errors.OrderBy(e => e.Message).Select(e => (e.File, e.LineNumber, e.Message!.Split(';')[0])).ToArray();
-        CollectionAssert.AreEqual(new[] { (project, 3, "LivepatchAbi is 'elfv3'"), (project, 0, "Rel24Sites is 'some'") }, errors,
+        var errors = engine.Errors.OrderBy(e =>
+            e.Message).Select(e => (e.File, e.LineNumber, e.Message!.Split(';')[0])).ToArray();
+        CollectionAssert.AreEqual(new[] { (project, 3, "LivepatchAbi is 'elfv3'"),
+            (project, 0, "Rel24Sites is 'some'") }, errors,
             "a value set in the project file has its line; one from the command line has none");
     }
 
@@ -514,7 +563,8 @@ public sealed class NativeStepTaskTests
             var engine = new FakeBuildEngine();
             var task = new CheckLivepatchProperties
             {
-                BuildEngine = engine, KeyFile = key, Rel24Strategy = strategy, Rel24Sites = sites, LivepatchVerifyMode = "error", Extra = extra,
+                BuildEngine = engine, KeyFile = key, Rel24Strategy = strategy, Rel24Sites = sites,
+                    LivepatchVerifyMode = "error", Extra = extra,
             };
             Assert.IsTrue(task.Execute(), string.Join("\n", engine.Errors.Select(e => e.Message)));
             return File.ReadAllText(key);
@@ -525,7 +575,8 @@ public sealed class NativeStepTaskTests
         var written = File.GetLastWriteTimeUtc(key);
         File.SetLastWriteTimeUtc(key, written.AddMinutes(-5));
         Assert.AreEqual(asm, Run("auto"), "the same step options, the same key");
-        Assert.AreEqual(written.AddMinutes(-5), File.GetLastWriteTimeUtc(key), "an unchanged key is not rewritten (the steps stay up to date)");
+        Assert.AreEqual(written.AddMinutes(-5), File.GetLastWriteTimeUtc(key),
+            "an unchanged key is not rewritten (the steps stay up to date)");
         Assert.AreNotEqual(asm, Run("island"));
         Assert.AreNotEqual(asm, Run("auto", sites: "all-local"));
         Assert.AreNotEqual(asm, Run("auto", extra: "true|sha512"));

@@ -43,22 +43,30 @@ public sealed class BadInputTests
         return copy;
     }
 
-    private static ulong SectionHeaderOffset(byte[] b, int index) => BinaryPrimitives.ReadUInt64LittleEndian(b.AsSpan(40)) + (ulong)(64 * index);
+    private static ulong SectionHeaderOffset(byte[] b, int index) =>
+        BinaryPrimitives.ReadUInt64LittleEndian(b.AsSpan(40)) + (ulong)(64 * index);
 
     [TestMethod] public void EmptyFile() => AssertRejectedAs([], DiagnosticCatalog.NotElf, "empty");
-    [TestMethod] public void TextFile() => AssertRejectedAs("int main(void) { return 0; }\n"u8.ToArray(), DiagnosticCatalog.NotElf, "not an ELF file");
-    [TestMethod] public void TruncatedInsideTheMagic() => AssertRejectedAs(Good[..3], DiagnosticCatalog.NotElf, "not an ELF file");
-    [TestMethod] public void TruncatedInsideTheIdent() => AssertRejectedAs(Good[..5], DiagnosticCatalog.TruncatedOrMalformedHeader, "truncated");
-    [TestMethod] public void TruncatedInsideTheHeader() => AssertRejectedAs(Good[..40], DiagnosticCatalog.TruncatedOrMalformedHeader, "header truncated");
-    [TestMethod] public void TruncatedBeforeTheSectionHeaders() => AssertRejectedAs(Good[..(Good.Length / 2)], DiagnosticCatalog.MalformedSectionTable, "past the end");
-    [TestMethod] public void WrongEndianness() => AssertRejectedAs(Mutate((b, _) => b[5] = 2), DiagnosticCatalog.WrongMachine, "not EM_PPC64");
+    [TestMethod] public void TextFile() =>
+        AssertRejectedAs("int main(void) { return 0; }\n"u8.ToArray(), DiagnosticCatalog.NotElf, "not an ELF file");
+    [TestMethod] public void TruncatedInsideTheMagic() =>
+        AssertRejectedAs(Good[..3], DiagnosticCatalog.NotElf, "not an ELF file");
+    [TestMethod] public void TruncatedInsideTheIdent() =>
+        AssertRejectedAs(Good[..5], DiagnosticCatalog.TruncatedOrMalformedHeader, "truncated");
+    [TestMethod] public void TruncatedInsideTheHeader() =>
+        AssertRejectedAs(Good[..40], DiagnosticCatalog.TruncatedOrMalformedHeader, "header truncated");
+    [TestMethod] public void TruncatedBeforeTheSectionHeaders() =>
+        AssertRejectedAs(Good[..(Good.Length / 2)], DiagnosticCatalog.MalformedSectionTable, "past the end");
+    [TestMethod] public void WrongEndianness() =>
+        AssertRejectedAs(Mutate((b, _) => b[5] = 2), DiagnosticCatalog.WrongMachine, "not EM_PPC64");
 
     [TestMethod]
     public void OverlappingSections() => AssertRejectedAs(Mutate((b, img) =>
     {
         var first = img.Sections.First(s => s.Name == ".text.caller");
         var second = img.Sections.First(s => s.Name == ".text.tail");
-        BinaryPrimitives.WriteUInt64LittleEndian(b.AsSpan((int)SectionHeaderOffset(b, second.Index) + 24), first.Offset + 4);
+        BinaryPrimitives.WriteUInt64LittleEndian(b.AsSpan((int)SectionHeaderOffset(b, second.Index) + 24),
+            first.Offset + 4);
     }), DiagnosticCatalog.MalformedSectionTable, "overlap in the file");
 
     [TestMethod]
@@ -67,14 +75,16 @@ public sealed class BadInputTests
         byte[] b = Mutate((b, img) =>
         {
             var rela = img.RelocationSections.First(r => r.Target.Name == ".text.caller").Section;
-            BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan((int)SectionHeaderOffset(b, rela.Index) + 44), (uint)rela.Index);
+            BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan((int)SectionHeaderOffset(b, rela.Index) + 44),
+                (uint)rela.Index);
         });
         Assert.IsTrue(ElfImage.TryParse("self.o", b, out var image, out var error), error?.Message);
         var report = ObjectVerifier.Verify(image!, LoaderOptions.Default);
         Assert.IsFalse(report.Sites.Any(s => s.Site.Section.Name.StartsWith(".rela")));
     }
 
-    [TestMethod] public void BadDataEncoding() => AssertRejectedAs(Mutate((b, _) => b[5] = 7), DiagnosticCatalog.TruncatedOrMalformedHeader, "data encoding");
+    [TestMethod] public void BadDataEncoding() =>
+        AssertRejectedAs(Mutate((b, _) => b[5] = 7), DiagnosticCatalog.TruncatedOrMalformedHeader, "data encoding");
 
     [TestMethod]
     public void TruncatedAtEveryHeaderBoundary()
@@ -100,7 +110,8 @@ public sealed class BadInputTests
 
     [TestMethod]
     public void Elf32Object() => AssertRejectedAs(
-        Compile("powerpc64-linux-gnu-gcc", "int f(int x) { return x + 1; }\n", "-m32", "-c"), DiagnosticCatalog.UnsupportedClass, "ELFCLASS32");
+        Compile("powerpc64-linux-gnu-gcc", "int f(int x) { return x + 1; }\n", "-m32", "-c"),
+            DiagnosticCatalog.UnsupportedClass, "ELFCLASS32");
 
     [TestMethod]
     public void HostObjectForAnotherMachine() => AssertRejectedAs(
@@ -108,24 +119,28 @@ public sealed class BadInputTests
 
     [TestMethod]
     public void LinkedExecutableIsNotARelocatableObject() => AssertRejectedAs(
-        Compile("powerpc64le-linux-gnu-gcc", "void _start(void) { for (;;) ; }\n", "-nostdlib", "-static"), DiagnosticCatalog.UnsupportedFileType, "ET_EXEC");
+        Compile("powerpc64le-linux-gnu-gcc", "void _start(void) { for (;;) ; }\n", "-nostdlib", "-static"),
+            DiagnosticCatalog.UnsupportedFileType, "ET_EXEC");
 
     [TestMethod]
     public void SectionContentsPastTheEnd() => AssertRejectedAs(Mutate((b, img) =>
     {
         var text = img.Sections.First(s => s.Name == ".text.caller");
-        BinaryPrimitives.WriteUInt64LittleEndian(b.AsSpan((int)SectionHeaderOffset(b, text.Index) + 24), 0xffff_ffff_0000);
+        BinaryPrimitives.WriteUInt64LittleEndian(b.AsSpan((int)SectionHeaderOffset(b, text.Index) + 24),
+            0xffff_ffff_0000);
     }), DiagnosticCatalog.MalformedSectionTable, "extends past the end");
 
     [TestMethod]
     public void SectionSizePastTheEnd() => AssertRejectedAs(Mutate((b, img) =>
     {
         var text = img.Sections.First(s => s.Name == ".text.caller");
-        BinaryPrimitives.WriteUInt64LittleEndian(b.AsSpan((int)SectionHeaderOffset(b, text.Index) + 32), ulong.MaxValue - 8);
+        BinaryPrimitives.WriteUInt64LittleEndian(b.AsSpan((int)SectionHeaderOffset(b, text.Index) + 32),
+            ulong.MaxValue - 8);
     }), DiagnosticCatalog.MalformedSectionTable, "extends past the end");
 
     [TestMethod]
-    public void HugeSectionCount() => AssertRejectedAs(Mutate((b, _) => BinaryPrimitives.WriteUInt16LittleEndian(b.AsSpan(60), 0xfff0)),
+    public void HugeSectionCount() =>
+        AssertRejectedAs(Mutate((b, _) => BinaryPrimitives.WriteUInt16LittleEndian(b.AsSpan(60), 0xfff0)),
         DiagnosticCatalog.MalformedSectionTable, "extends past the end");
 
     [TestMethod]
@@ -134,7 +149,8 @@ public sealed class BadInputTests
         DiagnosticCatalog.MalformedSectionTable, "outside the section name table");
 
     [TestMethod]
-    public void SectionNameTableIndexOutOfRange() => AssertRejectedAs(Mutate((b, _) => BinaryPrimitives.WriteUInt16LittleEndian(b.AsSpan(62), 999)),
+    public void SectionNameTableIndexOutOfRange() =>
+        AssertRejectedAs(Mutate((b, _) => BinaryPrimitives.WriteUInt16LittleEndian(b.AsSpan(62), 999)),
         DiagnosticCatalog.MalformedSectionTable, "does not name a string table");
 
     [TestMethod]
@@ -169,7 +185,8 @@ public sealed class BadInputTests
     public void RelocationSectionLinkedToTheWrongTable() => AssertRejectedAs(Mutate((b, img) =>
     {
         var rela = img.RelocationSections.First(r => r.Target.Name == ".text.caller").Section;
-        BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan((int)SectionHeaderOffset(b, rela.Index) + 40), (uint)rela.Info);
+        BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan((int)SectionHeaderOffset(b, rela.Index) + 40),
+            (uint)rela.Info);
     }), DiagnosticCatalog.MalformedRelocation, "is not the symbol table");
 
     [TestMethod]
@@ -183,7 +200,8 @@ public sealed class BadInputTests
     public void SymbolTableLinkedToItself() => AssertRejectedAs(Mutate((b, img) =>
     {
         var symtab = img.Sections.First(s => s.Type == ElfConstants.ShtSymtab);
-        BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan((int)SectionHeaderOffset(b, symtab.Index) + 40), (uint)symtab.Index);
+        BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan((int)SectionHeaderOffset(b, symtab.Index) + 40),
+            (uint)symtab.Index);
     }), DiagnosticCatalog.MalformedSymbolTable, "does not name a string table");
 
     [TestMethod]
@@ -234,7 +252,8 @@ public sealed class BadInputTests
         {
             string output = Path.Combine(dir, "out.o");
             var stdout = new StringWriter();
-            Assert.AreEqual(CliApp.ExitUsage, CliApp.Run(["patch", "--sites", "all-local", "-o", output, input], stdout, new StringWriter()));
+            Assert.AreEqual(CliApp.ExitUsage,
+                CliApp.Run(["patch", "--sites", "all-local", "-o", output, input], stdout, new StringWriter()));
             StringAssert.Contains(stdout.ToString(), $"{output} : error PLP1010: cannot write");
             Assert.AreEqual(0, Directory.GetFiles(dir).Length, "no partial or temporary file may be left");
         });
@@ -248,7 +267,8 @@ public sealed class BadInputTests
         {
             string output = Path.Combine(dir, "out.o");
             var stdout = new StringWriter();
-            Assert.AreEqual(CliApp.ExitUsage, CliApp.Run(["patch", "-o", output, Repo.Fixture("livepatch.und.le.o")], stdout, new StringWriter()));
+            Assert.AreEqual(CliApp.ExitUsage,
+                CliApp.Run(["patch", "-o", output, Repo.Fixture("livepatch.und.le.o")], stdout, new StringWriter()));
             StringAssert.Contains(stdout.ToString(), $"{output} : error PLP1010: cannot write");
             Assert.IsFalse(stdout.ToString().Contains(".."), $"one period closes a sentence: {stdout}");
         });
@@ -257,7 +277,8 @@ public sealed class BadInputTests
     [TestMethod]
     public void AMessageQuotingASystemErrorEndsWithOnePeriod()
     {
-        var d = Diagnostics.Diagnostic.Create(DiagnosticCatalog.UnwritableOutput, "out.o", "cannot write 'out.o': Read-only file system.") with
+        var d = Diagnostics.Diagnostic.Create(DiagnosticCatalog.UnwritableOutput, "out.o",
+            "cannot write 'out.o': Read-only file system.") with
             { Fix = "Choose a writable -o." };
         Assert.AreEqual("out.o : error PLP1010: cannot write 'out.o': Read-only file system. Fix: Choose a writable -o.",
             Reports.ReportWriters.CanonicalLine(d));
@@ -270,7 +291,8 @@ public sealed class BadInputTests
     {
         var d = new Diagnostics.Diagnostic(DiagnosticCatalog.KlpSymbolNotFound, "KlpSymbol 'x' does not occur", "a.o",
             Source: new Diagnostics.SourceLocation("/p/Livepatch.csproj", 0, 0));
-        Assert.AreEqual("/p/Livepatch.csproj : warning PLP0102: KlpSymbol 'x' does not occur.", Reports.ReportWriters.CanonicalLine(d));
+        Assert.AreEqual("/p/Livepatch.csproj : warning PLP0102: KlpSymbol 'x' does not occur.",
+            Reports.ReportWriters.CanonicalLine(d));
         string sarif = Reports.ReportWriters.Sarif([new ObjectReport("a.o", null, [], [d])]);
         StringAssert.Contains(sarif, "\"startLine\": 1,");
         Assert.IsFalse(sarif.Contains("\"startLine\": 0"));

@@ -53,7 +53,9 @@ internal sealed partial class BinutilsView
         foreach (var line in text.Split('\n'))
         {
             var m = SymbolLine().Match(line);
-            if (m.Success) Symbols[int.Parse(m.Groups[1].Value)] = new Symbol(int.Parse(m.Groups[1].Value), m.Groups[3].Value, m.Groups[2].Value, m.Groups[4].Value);
+            if (m.Success)
+                Symbols[int.Parse(m.Groups[1].Value)] = new Symbol(int.Parse(m.Groups[1].Value), m.Groups[3].Value,
+                    m.Groups[2].Value, m.Groups[4].Value);
         }
     }
 
@@ -75,7 +77,8 @@ internal sealed partial class BinutilsView
             var rela = Sections.Single(s => s.Name == current);
             string target = Sections.Single(s => s.Index == rela.Info).Name;
             ulong info = Convert.ToUInt64(m.Groups[2].Value, 16);
-            Relocs.Add(new Reloc(current, target, Convert.ToUInt64(m.Groups[1].Value, 16), m.Groups[3].Value, (int)(info >> 32)));
+            Relocs.Add(new Reloc(current, target, Convert.ToUInt64(m.Groups[1].Value, 16), m.Groups[3].Value,
+                (int)(info >> 32)));
         }
     }
 
@@ -94,7 +97,8 @@ internal sealed partial class BinutilsView
             if (h.Success) { section = h.Groups[1].Value; continue; }
             var m = InsnLine().Match(line);
             if (m.Success && section is not null)
-                Code[(section, Convert.ToUInt64(m.Groups[1].Value, 16))] = new Insn(m.Groups[2].Value, m.Groups[3].Value);
+                Code[(section, Convert.ToUInt64(m.Groups[1].Value, 16))] = new Insn(m.Groups[2].Value,
+                    m.Groups[3].Value);
         }
     }
 

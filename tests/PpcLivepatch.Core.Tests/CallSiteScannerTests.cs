@@ -37,10 +37,12 @@ public sealed class CallSiteScannerTests
             Assert.AreEqual(reloc.Type, RelocationCatalog.NameOf(site.RelocationType), at);
 
             var insn = view.Code[(reloc.TargetSection, reloc.Offset)];
-            Assert.AreEqual(insn.Mnemonic is "bl" or "b" or "bla" or "ba" ? insn.Mnemonic : "other", Instruction.Mnemonic(site.Instruction), at);
+            Assert.AreEqual(insn.Mnemonic is "bl" or "b" or "bla" or "ba" ? insn.Mnemonic : "other",
+                Instruction.Mnemonic(site.Instruction), at);
 
             string next = view.Code.TryGetValue((reloc.TargetSection, reloc.Offset + 4), out var n)
-                ? n.Mnemonic == "nop" ? "nop" : n.Mnemonic == "ld" && n.Operands is "r2,24(r1)" or "r2,40(r1)" ? "toc-restore" : "other"
+                ? n.Mnemonic == "nop" ? "nop" : n.Mnemonic == "ld"
+                    && n.Operands is "r2,24(r1)" or "r2,40(r1)" ? "toc-restore" : "other"
                 : "end-of-section";
             Assert.AreEqual(next, site.Next switch
             {
@@ -82,15 +84,18 @@ public sealed class CallSiteScannerTests
         Assert.AreEqual(CalleeKind.Undefined, call.CalleeKind);
         Assert.AreEqual(NextWord.Nop, call.Next);
         // Local calls in ELFv1 go to .opd+addend: the callee is named through the descriptor.
-        CollectionAssert.IsSubsetOf(new[] { "helper_a", "sq" }, sites.Where(s => s.Function?.Name == "caller").Select(s => s.Callee).ToList());
+        CollectionAssert.IsSubsetOf(new[] { "helper_a", "sq" }, sites.Where(s =>
+            s.Function?.Name == "caller").Select(s => s.Callee).ToList());
     }
 
     [TestMethod]
     public void ExemptsFtraceAndRegisterSaveRoutines()
     {
         var sites = Scan("savegpr.Os.le.o");
-        Assert.IsTrue(sites.Any(s => s.Callee.StartsWith("_savegpr0_") && s.Exemption is not null && s.Next != NextWord.Nop));
-        Assert.IsTrue(sites.Any(s => s.Callee.StartsWith("_restgpr0_") && s.Instruction == BranchKind.B && s.Exemption is not null));
+        Assert.IsTrue(sites.Any(s =>
+            s.Callee.StartsWith("_savegpr0_") && s.Exemption is not null && s.Next != NextWord.Nop));
+        Assert.IsTrue(sites.Any(s =>
+            s.Callee.StartsWith("_restgpr0_") && s.Instruction == BranchKind.B && s.Exemption is not null));
         Assert.IsTrue(sites.Where(s => s.Callee == "_mcount").All(s => s.Exemption is not null));
         foreach (string name in new[] { "_mcount", "mcount", "ftrace_caller", "ftrace_regs_caller", "._mcount", "_savefpr_14", "_restfpr_20", "_savegpr1_30" })
             Assert.IsNotNull(CallSiteScanner.ExemptionFor(name), name);

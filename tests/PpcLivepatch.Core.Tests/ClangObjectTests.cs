@@ -13,7 +13,8 @@ public sealed class ClangObjectTests
         // An address-taken global after the locals: the island symbols inserted among the locals renumber it, and
         // a stale .llvm_addrsig index would let lld fold a function whose address is taken.
         string dir = Repo.NewTempDir();
-        string c = Path.Combine(dir, "addrsig.c"), o = Path.Combine(dir, "addrsig.o"), patched = Path.Combine(dir, "patched.o");
+        string c = Path.Combine(dir, "addrsig.c"), o = Path.Combine(dir, "addrsig.o"),
+            patched = Path.Combine(dir, "patched.o");
         File.WriteAllText(c, """
             static int __attribute__((noinline)) a(int x) { return x + 1; }
             int __attribute__((noinline)) b(int x) { return x * 2; }
@@ -29,7 +30,8 @@ public sealed class ClangObjectTests
         string before = Addrsig(o), after = Addrsig(patched);
         StringAssert.Contains(before, "Sym: b (");
         Assert.AreEqual(Names(before), Names(after), after);
-        Assert.AreNotEqual(before, after, "the global's index should have moved (the test would prove nothing otherwise)");
+        Assert.AreNotEqual(before, after,
+            "the global's index should have moved (the test would prove nothing otherwise)");
     }
 
     private static string Addrsig(string path) => Tool.Check("llvm-readobj-14", "--addrsig", path);

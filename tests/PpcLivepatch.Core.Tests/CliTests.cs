@@ -19,7 +19,8 @@ public sealed class CliTests
     {
         Assert.AreEqual(CliApp.ExitAccepted, Run("verify", Repo.Fixture("calls.kpatch.le.o")).Exit);
         Assert.AreEqual(CliApp.ExitRejected, Run("verify", Repo.Fixture("livepatch.klp.le.o")).Exit);
-        Assert.AreEqual(CliApp.ExitRejected, Run("verify", Repo.Fixture("calls.kpatch.le.o"), Repo.Fixture("livepatch.und.le.o")).Exit);
+        Assert.AreEqual(CliApp.ExitRejected,
+            Run("verify", Repo.Fixture("calls.kpatch.le.o"), Repo.Fixture("livepatch.und.le.o")).Exit);
         Assert.AreEqual(CliApp.ExitAccepted, Run("verify", "--pcrel", Repo.Fixture("calls.p10.le.o")).Exit);
     }
 
@@ -43,10 +44,13 @@ public sealed class CliTests
     {
         var (_, output, _) = Run("verify", Repo.Fixture("livepatch.klp.le.o"));
         var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        StringAssert.StartsWith(lines[0], "livepatch.c(29,10): error PLP2001: call to livepatch symbol .klp.sym.vmlinux.cmdline_helper,0 at .text.livepatch_cmdline_show+0x30 (livepatch_cmdline_show+0x28)");
+        StringAssert.StartsWith(lines[0],
+            "livepatch.c(29,10): error PLP2001: call to livepatch symbol .klp.sym.vmlinux.cmdline_helper,0 at " +
+                ".text.livepatch_cmdline_show+0x30 (livepatch_cmdline_show+0x28)");
         StringAssert.Contains(lines[0], "Fix: ");
         Assert.IsTrue(lines.Any(l => l.StartsWith("livepatch.c(37,9): error PLP3002: sibling call (b)")), output);
-        StringAssert.EndsWith(lines[^1], "livepatch.klp.le.o: rejected (13 call sites: 6 accepted, 1 rejected, 6 exempt)");
+        StringAssert.EndsWith(lines[^1],
+            "livepatch.klp.le.o: rejected (13 call sites: 6 accepted, 1 rejected, 6 exempt)");
 
         // Without line info the object is the origin: "file : error CODE: …".
         var (_, nodebug, _) = Run("verify", Repo.Fixture("asm_calls.kmod.le.o"));
@@ -56,7 +60,8 @@ public sealed class CliTests
     [TestMethod]
     public void JsonFollowsTheDocumentedSchema()
     {
-        var (exit, output, _) = Run("verify", "--format", "json", Repo.Fixture("livepatch.klp.le.o"), Repo.Fixture("calls.kpatch.be.o"));
+        var (exit, output, _) = Run("verify", "--format", "json", Repo.Fixture("livepatch.klp.le.o"),
+            Repo.Fixture("calls.kpatch.be.o"));
         Assert.AreEqual(CliApp.ExitRejected, exit);
         using var doc = JsonDocument.Parse(output);
         var files = doc.RootElement.GetProperty("files");
@@ -65,7 +70,8 @@ public sealed class CliTests
         var klp = files[0];
         Assert.AreEqual("elfv2", klp.GetProperty("abi").GetString());
         Assert.IsFalse(klp.GetProperty("accepted").GetBoolean());
-        var site = klp.GetProperty("sites").EnumerateArray().Single(s => s.GetProperty("callee").GetString() == ".klp.sym.vmlinux.cmdline_helper,0");
+        var site = klp.GetProperty("sites").EnumerateArray().Single(s =>
+            s.GetProperty("callee").GetString() == ".klp.sym.vmlinux.cmdline_helper,0");
         Assert.AreEqual(".text.livepatch_cmdline_show", site.GetProperty("section").GetString());
         Assert.AreEqual(0x30, site.GetProperty("offset").GetInt32());
         Assert.AreEqual("livepatch_cmdline_show", site.GetProperty("function").GetString());
@@ -78,10 +84,12 @@ public sealed class CliTests
         Assert.AreEqual(10, site.GetProperty("source").GetProperty("column").GetInt32());
         StringAssert.Contains(site.GetProperty("reason").GetString(), "not a nop");
 
-        var mcount = klp.GetProperty("sites").EnumerateArray().First(s => s.GetProperty("callee").GetString() == "_mcount");
+        var mcount = klp.GetProperty("sites").EnumerateArray().First(s =>
+            s.GetProperty("callee").GetString() == "_mcount");
         Assert.AreEqual("exempt", mcount.GetProperty("verdict").GetString());
 
-        var diagnostic = klp.GetProperty("diagnostics").EnumerateArray().First(d => d.GetProperty("code").GetString() == "PLP2001");
+        var diagnostic = klp.GetProperty("diagnostics").EnumerateArray().First(d =>
+            d.GetProperty("code").GetString() == "PLP2001");
         foreach (string field in new[] { "code", "severity", "message", "section", "offset", "function", "callee", "source" })
             Assert.IsTrue(diagnostic.TryGetProperty(field, out _), field);
         Assert.AreEqual("error", diagnostic.GetProperty("severity").GetString());
@@ -90,7 +98,8 @@ public sealed class CliTests
         Assert.AreEqual("elfv1", be.GetProperty("abi").GetString());
         Assert.IsTrue(be.GetProperty("accepted").GetBoolean());
         Assert.AreEqual(0, be.GetProperty("diagnostics").GetArrayLength());
-        Assert.IsTrue(be.GetProperty("sites").EnumerateArray().All(s => s.GetProperty("verdict").GetString() != "reject"));
+        Assert.IsTrue(be.GetProperty("sites").EnumerateArray().All(s =>
+            s.GetProperty("verdict").GetString() != "reject"));
     }
 
     [TestMethod]
@@ -114,18 +123,22 @@ public sealed class CliTests
         Assert.AreEqual("2.1.0", doc.RootElement.GetProperty("version").GetString());
         var run = doc.RootElement.GetProperty("runs")[0];
         Assert.AreEqual("ppc-livepatch", run.GetProperty("tool").GetProperty("driver").GetProperty("name").GetString());
-        var rules = run.GetProperty("tool").GetProperty("driver").GetProperty("rules").EnumerateArray().Select(r => r.GetProperty("id").GetString()).ToList();
+        var rules = run.GetProperty("tool").GetProperty("driver").GetProperty("rules").EnumerateArray().Select(r =>
+            r.GetProperty("id").GetString()).ToList();
         CollectionAssert.AreEqual(new[] { "PLP2001", "PLP3002" }, rules);
-        var result = run.GetProperty("results").EnumerateArray().First(r => r.GetProperty("ruleId").GetString() == "PLP2001");
+        var result = run.GetProperty("results").EnumerateArray().First(r =>
+            r.GetProperty("ruleId").GetString() == "PLP2001");
         Assert.AreEqual("error", result.GetProperty("level").GetString());
         Assert.AreEqual(rules.IndexOf("PLP2001"), result.GetProperty("ruleIndex").GetInt32());
         var physical = result.GetProperty("locations")[0].GetProperty("physicalLocation");
         // The fixture's DWARF names the file relative to no directory: a reference against SRCROOT, not this process's.
         Assert.AreEqual("livepatch.c", physical.GetProperty("artifactLocation").GetProperty("uri").GetString());
         Assert.AreEqual("SRCROOT", physical.GetProperty("artifactLocation").GetProperty("uriBaseId").GetString());
-        Assert.AreEqual(new Uri(Repo.Fixture("livepatch.klp.le.o")).AbsoluteUri, result.GetProperty("analysisTarget").GetProperty("uri").GetString());
+        Assert.AreEqual(new Uri(Repo.Fixture("livepatch.klp.le.o")).AbsoluteUri,
+            result.GetProperty("analysisTarget").GetProperty("uri").GetString());
         Assert.AreEqual(29, physical.GetProperty("region").GetProperty("startLine").GetInt32());
-        Assert.AreEqual("livepatch_cmdline_show+0x30", result.GetProperty("locations")[0].GetProperty("logicalLocations")[0].GetProperty("fullyQualifiedName").GetString());
+        Assert.AreEqual("livepatch_cmdline_show+0x30",
+            result.GetProperty("locations")[0].GetProperty("logicalLocations")[0].GetProperty("fullyQualifiedName").GetString());
     }
 
     /// <summary>Every kind of SARIF the CLI writes passes the SARIF SDK's validator with no error and no warning.</summary>
@@ -141,19 +154,24 @@ public sealed class CliTests
             files.Add(path);
         }
         Write("verify-all.sarif", ["verify", "--format", "sarif", .. Repo.AllFixtures]);
-        Write("verify-pcrel.sarif", "verify", "--format", "sarif", "--pcrel", Repo.Fixture("savegpr.Os.le.o"), Repo.Fixture("calls.kpatch.le.o"));
-        Write("patch.sarif", "patch", "--format", "sarif", "-o", Path.Combine(dir, "p.o"), Repo.Fixture("calls.kpatch.le.o"));
-        Write("patch-insert-nop.sarif", "patch", "--format", "sarif", "--strategy", "insert-nop", "--sites", "all-local", "-o",
+        Write("verify-pcrel.sarif", "verify", "--format", "sarif", "--pcrel", Repo.Fixture("savegpr.Os.le.o"),
+            Repo.Fixture("calls.kpatch.le.o"));
+        Write("patch.sarif", "patch", "--format", "sarif", "-o", Path.Combine(dir, "p.o"),
+            Repo.Fixture("calls.kpatch.le.o"));
+        Write("patch-insert-nop.sarif", "patch", "--format", "sarif", "--strategy", "insert-nop", "--sites",
+            "all-local", "-o",
             Path.Combine(dir, "q.o"), Repo.Fixture("switch_mask.clang-large.le.o"));
         File.WriteAllText(Path.Combine(dir, "junk.o"), "junk");
-        Write("unreadable.sarif", "verify", "--format", "sarif", Path.Combine(dir, "junk.o"), Path.Combine(dir, "absent.o"));
+        Write("unreadable.sarif", "verify", "--format", "sarif", Path.Combine(dir, "junk.o"),
+            Path.Combine(dir, "absent.o"));
         Shared.SarifValidator.AssertValid([.. files]);
     }
 
     [TestMethod]
     public void VersionIsThePackageVersion()
     {
-        string version = System.Text.RegularExpressions.Regex.Match(File.ReadAllText(Path.Combine(Repo.Root, "global.json")),
+        string version = System.Text.RegularExpressions.Regex.Match(File.ReadAllText(Path.Combine(Repo.Root,
+            "global.json")),
             "\"PpcLivepatch\\.Build\\.Sdk\"\\s*:\\s*\"([^\"]+)\"").Groups[1].Value;
         var (exit, output, _) = Run("--version");
         Assert.AreEqual(0, exit);
@@ -164,9 +182,11 @@ public sealed class CliTests
     public void OptionsTakeTheirValueAfterAnEqualsSignToo()
     {
         string dir = Repo.NewTempDir();
-        var spaced = Run("patch", "--strategy", "island", "--format", "json", "--module-name", "m", "-o", Path.Combine(dir, "a.o"),
+        var spaced = Run("patch", "--strategy", "island", "--format", "json", "--module-name", "m", "-o",
+            Path.Combine(dir, "a.o"),
             Repo.Fixture("livepatch.und.le.o"));
-        var joined = Run("patch", "--strategy=island", "--format=json", "--module-name=m", "-o", Path.Combine(dir, "a.o"),
+        var joined = Run("patch", "--strategy=island", "--format=json", "--module-name=m", "-o",
+            Path.Combine(dir, "a.o"),
             Repo.Fixture("livepatch.und.le.o"));
         Assert.AreEqual(0, joined.Exit, joined.Err);
         Assert.AreEqual(spaced.Out, joined.Out);
@@ -179,7 +199,8 @@ public sealed class CliTests
     [DataRow("verfy", "unknown command 'verfy'; did you mean 'verify'?")]
     [DataRow("patch --stratgy island", "unknown option '--stratgy'; did you mean '--strategy'?")]
     [DataRow("patch --stratgy=island", "unknown option '--stratgy'; did you mean '--strategy'?")]
-    [DataRow("verify --kernel-accept-ld-toc", "unknown option '--kernel-accept-ld-toc'; did you mean '--kernel-accepts-ld-toc'?")]
+    [DataRow("verify --kernel-accept-ld-toc",
+        "unknown option '--kernel-accept-ld-toc'; did you mean '--kernel-accepts-ld-toc'?")]
     [DataRow("verify --strategy island", "unknown option '--strategy'")]   // a patch option: no guess for verify
     [DataRow("verify --zzz", "unknown option '--zzz'")]
     public void AMistypedNameGetsASuggestion(string command, string message)
@@ -195,8 +216,10 @@ public sealed class CliTests
     {
         foreach (string format in new[] { "text", "json", "sarif" })
         {
-            var first = Run("verify", "--format", format, Repo.Fixture("asm_calls.kpatch.be.o"), Repo.Fixture("livepatch.klp.le.o"));
-            var second = Run("verify", "--format", format, Repo.Fixture("asm_calls.kpatch.be.o"), Repo.Fixture("livepatch.klp.le.o"));
+            var first = Run("verify", "--format", format, Repo.Fixture("asm_calls.kpatch.be.o"),
+                Repo.Fixture("livepatch.klp.le.o"));
+            var second = Run("verify", "--format", format, Repo.Fixture("asm_calls.kpatch.be.o"),
+                Repo.Fixture("livepatch.klp.le.o"));
             Assert.AreEqual(first.Out, second.Out, format);
         }
     }

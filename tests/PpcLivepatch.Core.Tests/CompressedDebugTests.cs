@@ -17,7 +17,9 @@ public sealed class CompressedDebugTests
     private static string Compile(string extra)
     {
         string dir = Repo.NewTempDir(), o = Path.Combine(dir, "views.o");
-        Tool.Check("powerpc64le-linux-gnu-gcc", ["-O2", "-mcmodel=large", "-ffunction-sections", "-g", .. extra.Split(' ', StringSplitOptions.RemoveEmptyEntries),
+        Tool.Check("powerpc64le-linux-gnu-gcc",
+            ["-O2", "-mcmodel=large", "-ffunction-sections", "-g",
+                .. extra.Split(' ', StringSplitOptions.RemoveEmptyEntries),
             "-c", Path.Combine(Repo.Root, "tests", "fixtures", "src", "views.c"), "-o", o]);
         return o;
     }
@@ -27,7 +29,8 @@ public sealed class CompressedDebugTests
     {
         Assert.IsTrue(ElfImage.TryLoad(Compile("-gz=zlib"), out var compressed, out var error), error?.Message);
         Assert.IsTrue(ElfImage.TryLoad(Compile(""), out var plain, out _));
-        Assert.IsTrue(compressed!.Sections.Any(s => s.Name == ".debug_info" && (s.Flags & ElfConstants.ShfCompressed) != 0), "gcc -gz should compress");
+        Assert.IsTrue(compressed!.Sections.Any(s =>
+            s.Name == ".debug_info" && (s.Flags & ElfConstants.ShfCompressed) != 0), "gcc -gz should compress");
 
         string Lines(ElfImage image) => string.Join("\n", ObjectVerifier.Verify(image, LoaderOptions.Default).Sites.Select(s => $"{s.Site.Offset:x} {s.Site.Source}"));
         Assert.AreEqual(Lines(plain!), Lines(compressed));
@@ -35,7 +38,8 @@ public sealed class CompressedDebugTests
 
         var a = ObjectPatcher.Patch(compressed, new PatchOptions(FixStrategy.InsertNop, SiteSelection.AllLocal));
         var b = ObjectPatcher.Patch(plain!, new PatchOptions(FixStrategy.InsertNop, SiteSelection.AllLocal));
-        Assert.IsTrue(a.Fixes.Count > 0 && a.Fixes.All(f => f.Strategy == FixStrategy.InsertNop), string.Join("\n", a.Report.Diagnostics.Select(d => d.Message)));
+        Assert.IsTrue(a.Fixes.Count > 0 && a.Fixes.All(f =>
+            f.Strategy == FixStrategy.InsertNop), string.Join("\n", a.Report.Diagnostics.Select(d => d.Message)));
         Assert.AreEqual(b.Fixes.Count, a.Fixes.Count);
         Assert.IsTrue(ElfImage.TryParse("out.o", a.Output!, out var output, out _));
         var info = output!.Sections.Single(s => s.Name == ".debug_info");

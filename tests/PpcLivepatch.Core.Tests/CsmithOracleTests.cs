@@ -21,7 +21,8 @@ public sealed class CsmithOracleTests
     [DataRow(FixStrategy.Auto, "-fno-asynchronous-unwind-tables")]
     public void RandomProgramsComputeTheSameChecksumAfterPatching(FixStrategy strategy, string extraFlag)
     {
-        int wanted = int.TryParse(Environment.GetEnvironmentVariable("PPCLP_CSMITH_COUNT"), out int n) && n > 0 ? n : DefaultPrograms;
+        int wanted = int.TryParse(Environment.GetEnvironmentVariable("PPCLP_CSMITH_COUNT"), out int n)
+            && n > 0 ? n : DefaultPrograms;
         string dir = Repo.NewTempDir();
         int compared = 0, sitesFixed = 0, nonTerminating = 0, nopSites = 0;
         var failures = new List<string>();
@@ -29,14 +30,17 @@ public sealed class CsmithOracleTests
         {
             string c = Path.Combine(dir, $"p{seed}.c"), o = Path.Combine(dir, $"p{seed}.o"), exe = Path.Combine(dir, $"p{seed}");
             Tool.Check("csmith", "--seed", seed.ToString(), "--max-funcs", "10", "--no-packed-struct", "-o", c);
-            Tool.Check("powerpc64le-linux-gnu-gcc", ["-O2", "-ffunction-sections", "-w", "-I/usr/include/csmith", .. extraFlag.Split(' ', StringSplitOptions.RemoveEmptyEntries), "-c", c, "-o", o]);
+            Tool.Check("powerpc64le-linux-gnu-gcc",
+                ["-O2", "-ffunction-sections", "-w", "-I/usr/include/csmith",
+                    .. extraFlag.Split(' ', StringSplitOptions.RemoveEmptyEntries), "-c", c, "-o", o]);
             Tool.Check("powerpc64le-linux-gnu-gcc", "-static", o, "-o", exe);
             var expected = RunWithLimit(exe);
             if (expected is null) { nonTerminating++; continue; } // csmith programs may loop for a long time: take the next seed
 
             Assert.IsTrue(ElfImage.TryLoad(o, out var image, out _));
             var result = ObjectPatcher.Patch(image!, new PatchOptions(strategy, SiteSelection.AllLocal));
-            Assert.IsFalse(result.Report.Diagnostics.Any(d => d.Code == Diagnostics.DiagnosticCatalog.InsertNopNotPossible),
+            Assert.IsFalse(result.Report.Diagnostics.Any(d =>
+                d.Code == Diagnostics.DiagnosticCatalog.InsertNopNotPossible),
                 string.Join("\n", result.Report.Diagnostics.Select(d => d.Message)));
             string patchedObj = Path.Combine(dir, $"p{seed}.patched.o"), patchedExe = exe + ".patched";
             File.WriteAllBytes(patchedObj, result.Output!);
@@ -47,11 +51,14 @@ public sealed class CsmithOracleTests
             sitesFixed += result.Fixes.Count;
             nopSites += result.Fixes.Count(f => f.Strategy == FixStrategy.InsertNop);
         }
-        Console.WriteLine($"csmith ({strategy}): {compared} programs compared, {sitesFixed} call sites fixed ({nopSites} by insert-nop), {nonTerminating} seeds skipped as non-terminating, {failures.Count} mismatches");
+        Console.WriteLine($"csmith ({strategy}): {compared} programs compared, {sitesFixed} call sites fixed " +
+            $"({nopSites} by insert-nop), {nonTerminating} seeds skipped as non-terminating, {failures.Count} " +
+                "mismatches");
         Assert.AreEqual(0, failures.Count, string.Join("\n", failures));
         Assert.AreEqual(wanted, compared, "not enough terminating csmith programs");
         Assert.IsTrue(sitesFixed > compared, "the programs should have had local calls to fix");
-        if (strategy == FixStrategy.Auto) Assert.IsTrue(nopSites > sitesFixed / 4, $"auto should insert nops in most sections ({nopSites} of {sitesFixed})");
+        if (strategy == FixStrategy.Auto) Assert.IsTrue(nopSites > sitesFixed / 4, "auto should insert nops in most " +
+            $"sections ({nopSites} of {sitesFixed})");
     }
 
     private static string? RunWithLimit(string exe, TimeSpan? limit = null)

@@ -30,8 +30,10 @@ public sealed class DiagnosticDocsTests
             if (range == '1') Assert.AreEqual(Severity.Error, d.Severity, d.Code);
         }
         Assert.AreEqual(DiagnosticCatalog.All.Count, DiagnosticCatalog.All.Select(d => d.Code).Distinct().Count());
-        var pages = Directory.GetFiles(Path.Combine(Repo.Root, "docs", "diagnostics"), "PLP*.md").Select(Path.GetFileNameWithoutExtension);
-        CollectionAssert.AreEquivalent(DiagnosticCatalog.All.Select(d => d.Code).ToList(), pages.ToList(), "a page without a code, or a code without a page");
+        var pages = Directory.GetFiles(Path.Combine(Repo.Root, "docs", "diagnostics"),
+            "PLP*.md").Select(Path.GetFileNameWithoutExtension);
+        CollectionAssert.AreEquivalent(DiagnosticCatalog.All.Select(d =>
+            d.Code).ToList(), pages.ToList(), "a page without a code, or a code without a page");
     }
 
     [TestMethod]

@@ -11,7 +11,8 @@ public sealed class ElfContainerTests
     public void FixtureSetIsComplete()
     {
         // Data-driven tests silently shrink when fixtures are missing; this one does not.
-        Assert.AreEqual(37, Repo.AllFixtures.Count(), "tests/fixtures/elf should hold the 37 objects build-fixtures.sh makes");
+        Assert.AreEqual(37, Repo.AllFixtures.Count(),
+            "tests/fixtures/elf should hold the 37 objects build-fixtures.sh makes");
     }
 
     [TestMethod]
@@ -37,7 +38,8 @@ public sealed class ElfContainerTests
         Assert.IsTrue(withLocalEntry.Count >= 5, "fixture should have ELFv2 functions with a local entry point");
 
         Assert.IsTrue(ElfImage.TryParse(path, ElfContainer.Load(image).Save(), out var reread, out _));
-        CollectionAssert.AreEqual(withLocalEntry, reread!.Symbols.Where(s => (s.Other & 0xe0) != 0).Select(s => (s.Name, s.Other)).ToList());
+        CollectionAssert.AreEqual(withLocalEntry, reread!.Symbols.Where(s =>
+            (s.Other & 0xe0) != 0).Select(s => (s.Name, s.Other)).ToList());
         StringAssert.Contains(Tool.Check("powerpc64le-linux-gnu-readelf", "-sW", path), "[<localentry>: 8]");
     }
 
@@ -48,14 +50,17 @@ public sealed class ElfContainerTests
         Assert.IsTrue(ElfImage.TryLoad(path, out var image, out _));
         var container = ElfContainer.Load(image!);
 
-        int index = container.AddProgbitsSection(".text.added", ElfConstants.ShfAlloc | ElfConstants.ShfExecInstr, 4, [0x00, 0x00, 0x00, 0x60]);
+        int index = container.AddProgbitsSection(".text.added", ElfConstants.ShfAlloc | ElfConstants.ShfExecInstr, 4,
+            [0x00, 0x00, 0x00, 0x60]);
         byte[] saved = container.Save();
 
         Assert.IsTrue(ElfImage.TryParse(path, saved, out var reread, out var error), error?.Message);
         Assert.AreEqual(image!.Sections.Count, index);
         Assert.AreEqual(".text.added", reread!.Sections[^1].Name);
-        CollectionAssert.AreEqual(image.Sections.Select(s => s.Name).ToList(), reread.Sections.Take(image.Sections.Count).Select(s => s.Name).ToList());
-        CollectionAssert.AreEqual(image.Symbols.Select(s => (s.Name, s.SectionIndex)).ToList(), reread.Symbols.Select(s => (s.Name, s.SectionIndex)).ToList());
+        CollectionAssert.AreEqual(image.Sections.Select(s =>
+            s.Name).ToList(), reread.Sections.Take(image.Sections.Count).Select(s => s.Name).ToList());
+        CollectionAssert.AreEqual(image.Symbols.Select(s =>
+            (s.Name, s.SectionIndex)).ToList(), reread.Symbols.Select(s => (s.Name, s.SectionIndex)).ToList());
         AssertBinutilsAccept(saved, "powerpc64le-linux-gnu-");
     }
 

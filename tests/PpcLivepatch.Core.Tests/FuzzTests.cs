@@ -20,7 +20,8 @@ public sealed class FuzzTests
     [TestMethod]
     public void MutantsGetReportsOrCodedDiagnosticsAndKeepThePatchInvariants()
     {
-        int iterations = int.TryParse(Environment.GetEnvironmentVariable("PPCLP_FUZZ_ITERATIONS"), out int n) && n > 0 ? n : DefaultIterations;
+        int iterations = int.TryParse(Environment.GetEnvironmentVariable("PPCLP_FUZZ_ITERATIONS"), out int n)
+            && n > 0 ? n : DefaultIterations;
         var seeds = Repo.AllFixtures.Select(File.ReadAllBytes).ToArray();
         var random = new Random(20261125);
         var failures = new List<string>();
@@ -33,11 +34,13 @@ public sealed class FuzzTests
         }
         Console.WriteLine($"fuzz: {iterations} mutants, {parsed} parsed, {patched} patched, {failures.Count} failures");
         Assert.AreEqual(0, failures.Count, string.Join("\n", failures));
-        Assert.IsTrue(parsed > iterations / 10, "most mutants should still parse, or the fuzzer tests only the header checks");
+        Assert.IsTrue(parsed > iterations / 10,
+            "most mutants should still parse, or the fuzzer tests only the header checks");
     }
 
     public static IEnumerable<object[]> Regressions =>
-        Directory.Exists(RegressionDir) ? Directory.GetFiles(RegressionDir, "*.o").Order(StringComparer.Ordinal).Select(f => new object[] { Path.GetFileName(f) }) : [];
+        Directory.Exists(RegressionDir) ? Directory.GetFiles(RegressionDir,
+            "*.o").Order(StringComparer.Ordinal).Select(f => new object[] { Path.GetFileName(f) }) : [];
 
     [TestMethod]
     [DynamicData(nameof(Regressions))]
@@ -54,7 +57,8 @@ public sealed class FuzzTests
         try
         {
             if (!ElfImage.TryParse("mutant.o", mutant, out var image, out var error))
-                return error!.Code.StartsWith("PLP1", StringComparison.Ordinal) ? null : $"parse failed with {error.Code}";
+                return error!.Code.StartsWith("PLP1", StringComparison.Ordinal) ? null : "parse failed with " +
+                    $"{error.Code}";
             parsed++;
             var report = ObjectVerifier.Verify(image!, LoaderOptions.Default);
             _ = ReportWriters.Json([report]);
@@ -119,7 +123,8 @@ public sealed class FuzzTests
     /// <summary>Overwrites a field-sized run with a value parsers tend to mishandle.</summary>
     private static void Scribble(byte[] m, int at, Random random)
     {
-        ulong[] values = [0, 1, 0xff, 0xffff, 0xff20, 0x7fff_ffff, 0xffff_ffff, ulong.MaxValue, (ulong)random.NextInt64(), (ulong)m.Length, (ulong)m.Length + 1];
+        ulong[] values = [0, 1, 0xff, 0xffff, 0xff20, 0x7fff_ffff, 0xffff_ffff, ulong.MaxValue,
+            (ulong)random.NextInt64(), (ulong)m.Length, (ulong)m.Length + 1];
         ulong v = values[random.Next(values.Length)];
         int width = new[] { 1, 2, 4, 8 }[random.Next(4)];
         for (int b = 0; b < width && at + b < m.Length; b++) m[at + b] = (byte)(v >> (8 * b));

@@ -13,7 +13,8 @@ namespace PpcLivepatch.Tests;
 [TestClass]
 public sealed partial class InsertNopOracleTests
 {
-    private const string Flags = "-O2 -mcmodel=large -mprofile-kernel -pg -mno-altivec -mno-vsx -msoft-float -fno-common " +
+    private const string Flags = "-O2 -mcmodel=large -mprofile-kernel -pg -mno-altivec -mno-vsx -msoft-float " +
+    "-fno-common " +
         "-fno-asynchronous-unwind-tables -mtraceback=no -mcpu=power8 -mno-prefixed -mno-pcrel -fno-PIE " +
         "-falign-functions=1 -falign-jumps=1 -falign-loops=1 -falign-labels=1";
 
@@ -68,13 +69,15 @@ public sealed partial class InsertNopOracleTests
         string prefix = endian == "le" ? "powerpc64le-linux-gnu-" : "powerpc64-linux-gnu-";
         string[] flags = [.. Flags.Split(' '), .. extra.Split(' ', StringSplitOptions.RemoveEmptyEntries)];
         if (endian == "be") flags = flags.Where(f => f != "-mprofile-kernel").ToArray();
-        if (extra.Contains("-fasynchronous-unwind-tables")) flags = flags.Where(f => f != "-fno-asynchronous-unwind-tables").ToArray();
+        if (extra.Contains("-fasynchronous-unwind-tables"))
+            flags = flags.Where(f => f != "-fno-asynchronous-unwind-tables").ToArray();
         string s = Path.Combine(dir, "plain.s");
         string input = Path.Combine(Repo.Root, "tests", "fixtures", "src", source);
         if (source.StartsWith("csmith:", StringComparison.Ordinal))
         {
             input = Path.Combine(dir, "csmith.c");
-            Tool.Check("csmith", "--seed", source["csmith:".Length..], "--max-funcs", "8", "--no-packed-struct", "-o", input);
+            Tool.Check("csmith", "--seed", source["csmith:".Length..], "--max-funcs", "8", "--no-packed-struct", "-o",
+                input);
             flags = [.. flags, "-w", "-I/usr/include/csmith"];
         }
         Tool.Check(prefix + "gcc", [.. flags, "-S", input, "-o", s]);
@@ -99,9 +102,12 @@ public sealed partial class InsertNopOracleTests
         string dir = Repo.NewTempDir();
         string raw = Path.Combine(dir, "raw.s"), s = Path.Combine(dir, "plain.s");
         string[] target = ["--target=powerpc64le-linux-gnu"];
-        Tool.Check("clang-14", [.. target, .. flags.Split(' '), "-S", Path.Combine(Repo.Root, "tests", "fixtures", "src", source), "-o", raw]);
+        Tool.Check("clang-14",
+            [.. target, .. flags.Split(' '), "-S", Path.Combine(Repo.Root, "tests", "fixtures", "src", source), "-o",
+                raw]);
         File.WriteAllLines(s, File.ReadAllLines(raw).Where(l => !CodeAlignment().IsMatch(l)));
-        AssertInsertNopMatchesOracle(dir, s, "powerpc64le-linux-gnu-", (from, to) => Tool.Check("clang-14", [.. target, "-c", from, "-o", to]));
+        AssertInsertNopMatchesOracle(dir, s, "powerpc64le-linux-gnu-", (from, to) =>
+            Tool.Check("clang-14", [.. target, "-c", from, "-o", to]));
     }
 
     [GeneratedRegex(@"^\s*\.p2align\s+[45]\b")]
@@ -109,7 +115,8 @@ public sealed partial class InsertNopOracleTests
 
     /// <summary>insert-nop (all local calls) on the object assembled from <paramref name="s"/> equals the object
     /// assembled from <paramref name="s"/> with a nop written after each of those calls.</summary>
-    private static void AssertInsertNopMatchesOracle(string dir, string s, string prefix, Action<string, string> assemble)
+    private static void AssertInsertNopMatchesOracle(string dir, string s, string prefix, Action<string,
+        string> assemble)
     {
         string oracleS = Path.Combine(dir, "oracle.s");
         // The oracle: a nop after every bl that has none, but for the routines that never need one.
@@ -122,21 +129,26 @@ public sealed partial class InsertNopOracleTests
             var m = BranchAndLink().Match(lines[i]);
             if (!m.Success) continue;
             string target = m.Groups[1].Value.TrimStart('.');
-            if (target is "_mcount" || target.StartsWith("_savegpr") || target.StartsWith("_restgpr") || target.StartsWith("_savefpr") || target.StartsWith("_restfpr")) continue;
+            if (target is "_mcount" || target.StartsWith("_savegpr") || target.StartsWith("_restgpr")
+                || target.StartsWith("_savefpr") || target.StartsWith("_restfpr")) continue;
             string next = lines.Skip(i + 1).FirstOrDefault(l => l.Trim().Length > 0)?.Trim() ?? "";
             if (next == "nop") continue;
             oracle.Add("\tnop");
             inserted++;
         }
         File.WriteAllLines(oracleS, oracle);
-        string plainO = Path.Combine(dir, "plain.o"), oracleO = Path.Combine(dir, "oracle.o"), oursO = Path.Combine(dir, "ours.o");
+        string plainO = Path.Combine(dir, "plain.o"), oracleO = Path.Combine(dir, "oracle.o"),
+            oursO = Path.Combine(dir, "ours.o");
         assemble(s, plainO);
         assemble(oracleS, oracleO);
 
         Assert.IsTrue(ElfImage.TryLoad(plainO, out var plain, out _));
         var result = ObjectPatcher.Patch(plain!, new PatchOptions(FixStrategy.InsertNop, SiteSelection.AllLocal));
-        Assert.IsFalse(result.Report.Diagnostics.Any(d => d.Code == Diagnostics.DiagnosticCatalog.InsertNopNotPossible), string.Join("\n", result.Report.Diagnostics.Select(d => d.Message)));
-        Assert.AreEqual(inserted, result.Fixes.Count(f => f.Strategy == FixStrategy.InsertNop), "sites selected differently from the oracle");
+        Assert.IsFalse(result.Report.Diagnostics.Any(d =>
+            d.Code == Diagnostics.DiagnosticCatalog.InsertNopNotPossible),
+                string.Join("\n", result.Report.Diagnostics.Select(d => d.Message)));
+        Assert.AreEqual(inserted, result.Fixes.Count(f =>
+            f.Strategy == FixStrategy.InsertNop), "sites selected differently from the oracle");
         Assert.IsTrue(inserted > 0);
         File.WriteAllBytes(oursO, result.Output!);
 
@@ -160,7 +172,8 @@ public sealed partial class InsertNopOracleTests
         Assert.IsTrue(ObjectVerifier.Verify(oursO, LoaderOptions.Default).Accepted);
         // And a second patch finds nothing left to do.
         Assert.IsTrue(ElfImage.TryLoad(oursO, out var again, out _));
-        Assert.AreEqual(0, ObjectPatcher.Patch(again!, new PatchOptions(FixStrategy.InsertNop, SiteSelection.AllLocal)).Fixes.Count);
+        Assert.AreEqual(0, ObjectPatcher.Patch(again!,
+            new PatchOptions(FixStrategy.InsertNop, SiteSelection.AllLocal)).Fixes.Count);
     }
 
     private static string Debug(string prefix, string dump, string path) =>
@@ -172,7 +185,8 @@ public sealed partial class InsertNopOracleTests
 
     /// <summary>readelf's listing without the file offsets of sections, which legitimately differ.</summary>
     private static string Readelf(string prefix, string what, string path) =>
-        string.Join("\n", Tool.Check(prefix + "readelf", what, path).Split('\n').Where(l => !l.StartsWith("Relocation section")));
+        string.Join("\n", Tool.Check(prefix + "readelf", what, path).Split('\n').Where(l =>
+            !l.StartsWith("Relocation section")));
 
     [TestMethod]
     public void AutoUsesIslandsWhereTheLayoutIsNotUnderstood()
@@ -183,7 +197,8 @@ public sealed partial class InsertNopOracleTests
         var text = image!.Sections.Single(x => x.Name == ".text.dispatch");
         int cmplwi = Enumerable.Range(0, (int)text.Size / 4).Select(i => i * 4)
             .First(o => image.ReadWord(text, (ulong)o) >> 26 == 10);
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan((int)text.Offset + cmplwi), 0x6000_0000);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan((int)text.Offset + cmplwi),
+            0x6000_0000);
         Assert.IsTrue(ElfImage.TryParse("switch.o", bytes, out image, out _));
 
         var auto = ObjectPatcher.Patch(image!, new PatchOptions(FixStrategy.Auto, SiteSelection.AllLocal));

@@ -30,12 +30,14 @@ public sealed class IslandDebugInfoTests
         Assert.IsTrue(ElfImage.TryLoad(input, out var image, out _));
         var result = ObjectPatcher.Patch(image!, new PatchOptions(FixStrategy.Island, SiteSelection.AllLocal));
         Assert.IsNotNull(result.Output, string.Join("\n", result.Report.Diagnostics.Select(d => d.Message)));
-        Assert.IsFalse(result.Report.Diagnostics.Any(d => d.Code == Diagnostics.DiagnosticCatalog.UnwindNotExtended && d.Message.Contains("line rows")),
+        Assert.IsFalse(result.Report.Diagnostics.Any(d =>
+            d.Code == Diagnostics.DiagnosticCatalog.UnwindNotExtended && d.Message.Contains("line rows")),
             "the islands should have been described");
         File.WriteAllBytes(output, result.Output);
 
         var islands = result.Fixes.Where(f => f.Strategy == FixStrategy.Island).ToList();
-        Assert.IsTrue(islands.Count >= 10, $"expected the all-local calls of switch_mask.c in islands, got {islands.Count}");
+        Assert.IsTrue(islands.Count >= 10, "expected the all-local calls of switch_mask.c in islands, got " +
+            $"{islands.Count}");
         int named = 0;
         foreach (var fix in islands)
         {

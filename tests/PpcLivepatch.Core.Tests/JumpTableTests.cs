@@ -67,20 +67,25 @@ public sealed class JumpTableTests
         var image = Load("switch_mask.clang-large.le.o");
         var functions = new FunctionMap(image);
         var references = new CodeReferences(image, functions);
-        var pcReads = references.RelocationFreeBranches.Where(b => b.Kind == BranchKind.Bl && b.Target == b.Offset + 4).ToList();
+        var pcReads = references.RelocationFreeBranches.Where(b =>
+            b.Kind == BranchKind.Bl && b.Target == b.Offset + 4).ToList();
         Assert.IsTrue(pcReads.Count > 0, "clang -mcmodel=large bases its tables on bl .+4; mflr");
         Assert.IsTrue(pcReads.All(b => !b.IsCall), "bl .+4 is not a call");
 
         var result = ObjectPatcher.Patch(image, new PatchOptions(FixStrategy.InsertNop, SiteSelection.AllLocal));
         Assert.AreEqual(0, result.Fixes.Count);
-        Assert.IsTrue(result.Output is null || result.Output.AsSpan().SequenceEqual(image.Bytes.Span), "no byte may move");
+        Assert.IsTrue(result.Output is null
+            || result.Output.AsSpan().SequenceEqual(image.Bytes.Span), "no byte may move");
         var refusals = result.Report.Diagnostics.Where(d => d.Code == DiagnosticCatalog.InsertNopNotPossible).ToList();
         Assert.IsTrue(refusals.Count > 0);
-        Assert.IsTrue(refusals.All(d => d.Message.Contains("program counter") || d.Message.Contains("jump table")), refusals[0].Message);
-        Assert.IsFalse(result.Fixes.Any(f => pcReads.Any(b => image.Sections[b.Section.Index].Name == f.Section && b.Offset == f.Offset)),
+        Assert.IsTrue(refusals.All(d =>
+            d.Message.Contains("program counter") || d.Message.Contains("jump table")), refusals[0].Message);
+        Assert.IsFalse(result.Fixes.Any(f =>
+            pcReads.Any(b => image.Sections[b.Section.Index].Name == f.Section && b.Offset == f.Offset)),
             "a bl .+4 must never be 'fixed'");
         var auto = ObjectPatcher.Patch(image, new PatchOptions(FixStrategy.Auto, SiteSelection.AllLocal));
-        Assert.IsTrue(auto.Fixes.Count > 0 && auto.Fixes.All(f => f.Strategy == FixStrategy.Island && f.Why is not null));
+        Assert.IsTrue(auto.Fixes.Count > 0 && auto.Fixes.All(f =>
+            f.Strategy == FixStrategy.Island && f.Why is not null));
     }
 
     public static IEnumerable<object[]> RunRows =>
@@ -94,7 +99,8 @@ public sealed class JumpTableTests
     {
         string dir = Repo.NewTempDir();
         string harness = Path.Combine(dir, "main.o");
-        Tool.Check("powerpc64le-linux-gnu-gcc", "-O2", "-c", Path.Combine(Repo.Root, "tests", "fixtures", "src", "switch_mask_main.c"), "-o", harness);
+        Tool.Check("powerpc64le-linux-gnu-gcc", "-O2", "-c",
+            Path.Combine(Repo.Root, "tests", "fixtures", "src", "switch_mask_main.c"), "-o", harness);
         string expected = LinkAndRun(harness, Repo.Fixture(fixture), Path.Combine(dir, "orig"));
 
         var image = Load(fixture);
@@ -108,7 +114,8 @@ public sealed class JumpTableTests
         Assert.IsNotNull(result.Output, string.Join("\n", result.Report.Diagnostics.Select(d => d.Message)));
         Assert.IsTrue(result.Fixes.Count >= 6, "every local call to helper() is fixed");
         if (strategy != FixStrategy.Island)
-            Assert.AreEqual(insertNopPossible, result.Fixes.All(f => f.Strategy == FixStrategy.InsertNop), "insert-nop where the tables are proven");
+            Assert.AreEqual(insertNopPossible, result.Fixes.All(f =>
+                f.Strategy == FixStrategy.InsertNop), "insert-nop where the tables are proven");
         string patched = Path.Combine(dir, "patched.o");
         File.WriteAllBytes(patched, result.Output!);
         Assert.AreEqual(expected, LinkAndRun(harness, patched, Path.Combine(dir, "patched")));
@@ -125,7 +132,8 @@ public sealed class JumpTableTests
 
     // --- the validator refuses wrong edits ---------------------------------------------------------------------
 
-    private sealed record Patched(ObjectAnalysis Analysis, byte[] Output, RewriteMap Map, Func<string, ulong, ulong> MapAddress)
+    private sealed record Patched(ObjectAnalysis Analysis, byte[] Output, RewriteMap Map, Func<string, ulong,
+        ulong> MapAddress)
     {
         public ElfImage Before => Analysis.Image;
         public JumpTableAnalysis Tables => Analysis.Tables;
@@ -166,8 +174,10 @@ public sealed class JumpTableTests
         var failures = ValidateMutant(p, (bytes, after) =>
         {
             var functions = new FunctionMap(after);
-            var branch = new CodeReferences(after, functions).RelocationFreeBranches.First(b => b.Kind == BranchKind.Bc && b.Section.Name == ".text.short_bound_then_mask");
-            Write(bytes, branch.Section, branch.Offset, Instruction.WithDisplacement(branch.Word, Instruction.BranchDisplacement(branch.Word) + 4));
+            var branch = new CodeReferences(after, functions).RelocationFreeBranches.First(b =>
+                b.Kind == BranchKind.Bc && b.Section.Name == ".text.short_bound_then_mask");
+            Write(bytes, branch.Section, branch.Offset,
+                Instruction.WithDisplacement(branch.Word, Instruction.BranchDisplacement(branch.Word) + 4));
         });
         Assert.IsTrue(failures.Any(f => f.Why.Contains("no longer lands")), string.Join("\n", failures));
     }
@@ -184,7 +194,8 @@ public sealed class JumpTableTests
         var failures = ValidateMutant(p, (bytes, after) =>
         {
             var s = after.Sections[section.Index];
-            Assert.AreNotEqual(original, after.ReadWord(s, p.MapAddress(section.Name, last)), "the fixture must have a table word that moves");
+            Assert.AreNotEqual(original, after.ReadWord(s, p.MapAddress(section.Name, last)),
+                "the fixture must have a table word that moves");
             Write(bytes, s, p.MapAddress(section.Name, last), original);
         });
         Assert.IsTrue(failures.Any(f => f.Why.Contains("jump table word")), string.Join("\n", failures));
@@ -199,9 +210,11 @@ public sealed class JumpTableTests
             var rs = after.RelocationSections.First(r => r.Target.Name == ".text.short_bound_then_mask");
             var before = p.Before.RelocationSections.First(r => r.Section.Index == rs.Section.Index);
             int i = Enumerable.Range(0, rs.Entries.Count).Last(k => rs.Entries[k].Offset != before.Entries[k].Offset);
-            BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan((int)(rs.Section.Offset + 24UL * (ulong)i)), before.Entries[i].Offset);
+            BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan((int)(rs.Section.Offset + 24UL * (ulong)i)),
+                before.Entries[i].Offset);
         });
-        Assert.IsTrue(failures.Any(f => f.Why.Contains("did not move with its instruction")), string.Join("\n", failures));
+        Assert.IsTrue(failures.Any(f =>
+            f.Why.Contains("did not move with its instruction")), string.Join("\n", failures));
     }
 
     [TestMethod]

@@ -41,7 +41,9 @@ public sealed class KernelLoaderModelTests
         Assert.AreEqual(0x30UL, d.Offset);
         Assert.AreEqual("livepatch_cmdline_show", d.Function);
         Assert.AreEqual(".klp.sym.vmlinux.cmdline_helper,0", d.Callee);
-        StringAssert.Contains(d.Message, "module_64: livepatch: Expected nop after call, got 7fc4f378 at livepatch_cmdline_show+0x2c/0x70 [livepatch]");
+        StringAssert.Contains(d.Message,
+            "module_64: livepatch: Expected nop after call, got 7fc4f378 at livepatch_cmdline_show+0x2c/0x70 " +
+                "[livepatch]");
         Assert.AreEqual("livepatch.c", Path.GetFileName(d.Source!.File));
         Assert.AreEqual(29, d.Source.Line);
     }
@@ -74,13 +76,15 @@ public sealed class KernelLoaderModelTests
         StringAssert.Contains(byOffset[0x14].KernelMessage, $"Expected nop after call, got {ldToc}");
         Assert.AreEqual(Verdict.Accept, byOffset[0x1c].Verdict);
         CollectionAssert.AreEquivalent(
-            new[] { DiagnosticCatalog.MissingNopAfterCall, DiagnosticCatalog.TocRestoreNotAccepted, DiagnosticCatalog.CallAtEndOfSection, DiagnosticCatalog.SiblingCallToExternal },
+            new[] { DiagnosticCatalog.MissingNopAfterCall, DiagnosticCatalog.TocRestoreNotAccepted,
+                DiagnosticCatalog.CallAtEndOfSection, DiagnosticCatalog.SiblingCallToExternal },
             Codes(report));
 
         // A 6.3+ kernel accepts the already-written TOC restore, nothing else changes.
         var newer = Verify(fixture, new LoaderOptions(KernelAcceptsLdToc: true));
         CollectionAssert.AreEquivalent(
-            new[] { DiagnosticCatalog.MissingNopAfterCall, DiagnosticCatalog.CallAtEndOfSection, DiagnosticCatalog.SiblingCallToExternal },
+            new[] { DiagnosticCatalog.MissingNopAfterCall, DiagnosticCatalog.CallAtEndOfSection,
+                DiagnosticCatalog.SiblingCallToExternal },
             Codes(newer));
     }
 
@@ -93,7 +97,8 @@ public sealed class KernelLoaderModelTests
         Assert.AreEqual("livepatch_sibling", d.Function);
         StringAssert.Contains(d.Fix, "no-optimize-sibling-calls");
         // The kernel itself accepts the b: its site verdict is accept.
-        Assert.AreEqual(Verdict.Accept, report.Sites.Single(s => s.Site.Offset == d.Offset && s.Site.Section.Name == d.Section).Verdict);
+        Assert.AreEqual(Verdict.Accept, report.Sites.Single(s =>
+            s.Site.Offset == d.Offset && s.Site.Section.Name == d.Section).Verdict);
     }
 
     [TestMethod]
@@ -116,7 +121,8 @@ public sealed class KernelLoaderModelTests
         StringAssert.Contains(rela.Message, "SHF_RELA_LIVEPATCH");
         var sym = report.Diagnostics.Single(d => d.Code == DiagnosticCatalog.MalformedKlpSymbol);
         Assert.AreEqual("kernel_helper", sym.Callee);
-        Assert.IsFalse(Verify("livepatch.klp.le.o").Diagnostics.Any(d => d.Code is DiagnosticCatalog.MalformedKlpRelaSection or DiagnosticCatalog.MalformedKlpSymbol));
+        Assert.IsFalse(Verify("livepatch.klp.le.o").Diagnostics.Any(d =>
+            d.Code is DiagnosticCatalog.MalformedKlpRelaSection or DiagnosticCatalog.MalformedKlpSymbol));
     }
 
     [TestMethod]
@@ -132,7 +138,8 @@ public sealed class KernelLoaderModelTests
         Assert.AreEqual($"{d.Offset:x16}", relocation.Split(' ', StringSplitOptions.RemoveEmptyEntries)[0],
             "located at the first relocation readelf shows naming .TOC.");
 
-        Assert.IsFalse(Verify("savegpr.Os.le.o").Diagnostics.Any(d => d.Code == DiagnosticCatalog.TocBasedOnPcrelKernel));
+        Assert.IsFalse(Verify("savegpr.Os.le.o").Diagnostics.Any(d =>
+            d.Code == DiagnosticCatalog.TocBasedOnPcrelKernel));
         Assert.IsFalse(Verify("calls.p10.le.o", new LoaderOptions(Pcrel: true)).Diagnostics
             .Any(d => d.Code == DiagnosticCatalog.TocBasedOnPcrelKernel), "pcrel code names no .TOC.");
     }
@@ -141,7 +148,8 @@ public sealed class KernelLoaderModelTests
     public void PcrelKernelNeverDemandsTheNop()
     {
         var report = Verify("livepatch.klp.le.o", new LoaderOptions(Pcrel: true));
-        Assert.IsFalse(report.Diagnostics.Any(d => d.Code is DiagnosticCatalog.MissingNopAfterCall or DiagnosticCatalog.SiblingCallFromLocallyCalledFunction));
+        Assert.IsFalse(report.Diagnostics.Any(d =>
+            d.Code is DiagnosticCatalog.MissingNopAfterCall or DiagnosticCatalog.SiblingCallFromLocallyCalledFunction));
     }
 
     [TestMethod]
@@ -149,7 +157,8 @@ public sealed class KernelLoaderModelTests
     {
         Assert.AreEqual("livepatch_foo", LoaderOptions.Default.ModuleNameFor("/x/livepatch-foo.ko"));
         var named = Verify("livepatch.klp.le.o", new LoaderOptions(ModuleName: "kpatch_cmdline"));
-        StringAssert.Contains(named.Diagnostics.First(d => d.Code == DiagnosticCatalog.MissingNopAfterCall).Message, "module_64: kpatch_cmdline: Expected nop");
+        StringAssert.Contains(named.Diagnostics.First(d =>
+            d.Code == DiagnosticCatalog.MissingNopAfterCall).Message, "module_64: kpatch_cmdline: Expected nop");
     }
 }
 
@@ -159,7 +168,8 @@ public sealed class KlpNamesTests
     [TestMethod]
     public void ParsesWhatTheLivepatchCoreParses()
     {
-        Assert.IsTrue(KlpNames.TryParseSymbol(".klp.sym.vmlinux.saved_command_line,0", out var obj, out var name, out var pos));
+        Assert.IsTrue(KlpNames.TryParseSymbol(".klp.sym.vmlinux.saved_command_line,0", out var obj, out var name,
+            out var pos));
         Assert.AreEqual(("vmlinux", "saved_command_line", 0UL), (obj, name, pos));
         Assert.IsTrue(KlpNames.TryParseSymbol(".klp.sym.nfsd.e_show,2", out _, out _, out pos));
         Assert.AreEqual(2UL, pos);
@@ -187,7 +197,8 @@ public sealed class SummaryModeTests
             var full = ObjectVerifier.Verify(Repo.Fixture(fixture), options, allSites: true);
             var summary = ObjectVerifier.Verify(Repo.Fixture(fixture), options, allSites: false);
             Assert.AreEqual(full.Counts, summary.Counts, fixture);
-            CollectionAssert.AreEqual(full.Diagnostics.Select(d => d.ToString()).ToList(), summary.Diagnostics.Select(d => d.ToString()).ToList(), fixture);
+            CollectionAssert.AreEqual(full.Diagnostics.Select(d =>
+                d.ToString()).ToList(), summary.Diagnostics.Select(d => d.ToString()).ToList(), fixture);
             Assert.IsTrue(summary.Sites.Count <= full.Sites.Count);
         }
     }

@@ -51,7 +51,8 @@ public sealed class KlpConverterTests
     [TestMethod]
     public void UndefinedSymbolBecomesALivepatchSymbol()
     {
-        var (result, path) = Convert("livepatch.und.le.o", new KlpSymbolSpec("kernel_helper", "vmlinux", "kernel_helper", 2));
+        var (result, path) = Convert("livepatch.und.le.o",
+            new KlpSymbolSpec("kernel_helper", "vmlinux", "kernel_helper", 2));
         Assert.IsTrue(result.Succeeded);
         Assert.AreEqual(1, result.RelocationsMoved);
         Assert.AreEqual(0, result.DroppedSections.Count);
@@ -59,19 +60,24 @@ public sealed class KlpConverterTests
         StringAssert.Contains(relocs, "Relocation section '.klp.rela.vmlinux..text.livepatch_cmdline_show'");
         StringAssert.Contains(relocs, ".klp.sym.vmlinux.kernel_helper,2");
         var verified = ObjectVerifier.Verify(path, LoaderOptions.Default);
-        Assert.AreEqual("livepatch", verified.Sites.Single(s => s.Site.Callee == ".klp.sym.vmlinux.kernel_helper,2").Site.CalleeKind.ToString().ToLowerInvariant());
-        Assert.IsFalse(verified.Diagnostics.Any(d => d.Code is DiagnosticCatalog.MalformedKlpRelaSection or DiagnosticCatalog.MalformedKlpSymbol));
+        Assert.AreEqual("livepatch", verified.Sites.Single(s =>
+            s.Site.Callee == ".klp.sym.vmlinux.kernel_helper,2").Site.CalleeKind.ToString().ToLowerInvariant());
+        Assert.IsFalse(verified.Diagnostics.Any(d =>
+            d.Code is DiagnosticCatalog.MalformedKlpRelaSection or DiagnosticCatalog.MalformedKlpSymbol));
     }
 
     [TestMethod]
     public void BothCasesTogetherThenPatchLoads()
     {
-        var (result, path) = Convert("livepatch.kpatch.le.o", new KlpSymbolSpec("cmdline_helper"), new KlpSymbolSpec("printk"), new KlpSymbolSpec("kernel_helper", "vmlinux"));
+        var (result, path) = Convert("livepatch.kpatch.le.o", new KlpSymbolSpec("cmdline_helper"),
+            new KlpSymbolSpec("printk"), new KlpSymbolSpec("kernel_helper", "vmlinux"));
         Assert.IsTrue(result.Succeeded, string.Join("\n", result.Diagnostics.Select(d => d.Message)));
-        CollectionAssert.AreEquivalent(new[] { ".text.cmdline_helper", ".text.kernel_helper" }, result.DroppedSections.ToList());
+        CollectionAssert.AreEquivalent(new[] { ".text.cmdline_helper", ".text.kernel_helper" },
+            result.DroppedSections.ToList());
         Assert.IsTrue(ElfImage.TryLoad(path, out var converted, out _));
         var patched = ObjectPatcher.Patch(converted!, new PatchOptions(FixStrategy.Island));
-        Assert.AreEqual(2, patched.Fixes.Count, "cmdline_helper and kernel_helper were local calls; printk already had its nop");
+        Assert.AreEqual(2, patched.Fixes.Count,
+            "cmdline_helper and kernel_helper were local calls; printk already had its nop");
         Assert.IsFalse(patched.Report.Diagnostics.Any(d => d.Code == DiagnosticCatalog.MissingNopAfterCall));
         PatchTests.AssertBinutilsAccept(patched.Output!, "livepatch.kpatch.le.o");
     }
@@ -86,7 +92,8 @@ public sealed class KlpConverterTests
         var mcount = relocs[relocs.IndexOf("'.rela__mcount_loc'")..];
         StringAssert.Contains(mcount, "contains 1 entry");
         StringAssert.Matches(mcount, new System.Text.RegularExpressions.Regex(@"0000000000000000\s+\S+\s+R_PPC64_ADDR64\s+0+\s+\.text\.kept \+ 24"));
-        StringAssert.Contains(Tool.Check("powerpc64le-linux-gnu-readelf", "-SW", path), "__mcount_loc      PROGBITS        0000000000000000");
+        StringAssert.Contains(Tool.Check("powerpc64le-linux-gnu-readelf", "-SW", path),
+            "__mcount_loc      PROGBITS        0000000000000000");
         Assert.IsTrue(ElfImage.TryLoad(path, out var image, out _));
         Assert.AreEqual(8UL, image!.Sections.Single(s => s.Name == "__mcount_loc").Size);
         Tool.Check("powerpc64le-linux-gnu-ld", "-r", "-o", Path.Combine(Path.GetDirectoryName(path)!, "l.o"), path);
@@ -105,7 +112,8 @@ public sealed class KlpConverterTests
         // GCC 12 with the kernel's flags turns helper into helper.constprop.0.isra.0: no symbol 'helper' is left.
         string dir = Repo.NewTempDir(), source = Path.Combine(dir, "clone.c"), obj = Path.Combine(dir, "clone.o");
         File.WriteAllText(source, CloneSource);
-        Tool.Check("powerpc64le-linux-gnu-gcc", "-O2", "-mcmodel=large", "-mprofile-kernel", "-pg", "-mcpu=power8", "-mno-prefixed", "-mno-pcrel",
+        Tool.Check("powerpc64le-linux-gnu-gcc", "-O2", "-mcmodel=large", "-mprofile-kernel", "-pg", "-mcpu=power8",
+            "-mno-prefixed", "-mno-pcrel",
             "-fno-PIE", "-ffunction-sections", "-fdata-sections", "-g", "-c", source, "-o", obj);
         Assert.IsTrue(ElfImage.TryLoad(obj, out var image, out _));
         string clone = image!.Symbols.Single(s => s.Name.StartsWith("helper.", StringComparison.Ordinal)).Name;
@@ -140,7 +148,8 @@ public sealed class KlpConverterTests
             static __attribute__((noipa)) int helper_clone(int x) { return x + 2; }
             int entry(int x) { return helper(x) + helper_clone(x); }
             """);
-        Tool.Check("powerpc64le-linux-gnu-gcc", "-O2", "-mcmodel=large", "-mcpu=power8", "-mno-prefixed", "-mno-pcrel", "-fno-PIE",
+        Tool.Check("powerpc64le-linux-gnu-gcc", "-O2", "-mcmodel=large", "-mcpu=power8", "-mno-prefixed", "-mno-pcrel",
+            "-fno-PIE",
             "-ffunction-sections", "-c", source, "-o", obj);
         Assert.IsTrue(ElfImage.TryLoad(obj, out var image, out _));
         var result = KlpConverter.Convert(image!, [new KlpSymbolSpec("helper")]);
@@ -163,7 +172,8 @@ public sealed class KlpConverterTests
     [DataRow("helper.isra", "helper", false)]
     [DataRow("helper.something.0", "helper", false)]
     [DataRow("helper", "helper", false)]
-    public void GccCloneNames(string name, string function, bool clone) => Assert.AreEqual(clone, KlpNames.IsGccCloneOf(name, function));
+    public void GccCloneNames(string name, string function, bool clone) =>
+        Assert.AreEqual(clone, KlpNames.IsGccCloneOf(name, function));
 
     // Records in the kernel's tables, written as the kernel's macros write them (relative pointers), from one helper
     // that the patch carries as a copy and from a function that stays.
@@ -194,7 +204,8 @@ public sealed class KlpConverterTests
     {
         string source = Path.Combine(dir, "tables.c"), obj = Path.Combine(dir, "tables.o");
         File.WriteAllText(source, TableRecords);
-        Tool.Check("powerpc64le-linux-gnu-gcc", "-O2", "-mcmodel=large", "-mprofile-kernel", "-pg", "-mcpu=power8", "-mno-prefixed", "-mno-pcrel",
+        Tool.Check("powerpc64le-linux-gnu-gcc", "-O2", "-mcmodel=large", "-mprofile-kernel", "-pg", "-mcpu=power8",
+            "-mno-prefixed", "-mno-pcrel",
             "-fno-PIE", "-ffunction-sections", "-fdata-sections", $"-DBUG_SIZE={bugSize}", $"-DKEPT_FIXUP=\"{keptFixup}\"", "-c", source, "-o", obj);
         return obj;
     }
@@ -237,16 +248,19 @@ public sealed class KlpConverterTests
             static __attribute__((noipa)) int copied_helper(int x) { JUMP(); return x + 1; }
             int kept(int x) { JUMP(); return copied_helper(x) * 2; }
             """);
-        Tool.Check("powerpc64le-linux-gnu-gcc", "-O2", "-mcmodel=large", "-mcpu=power8", "-mno-prefixed", "-mno-pcrel", "-fno-PIE",
+        Tool.Check("powerpc64le-linux-gnu-gcc", "-O2", "-mcmodel=large", "-mcpu=power8", "-mno-prefixed", "-mno-pcrel",
+            "-fno-PIE",
             "-ffunction-sections", "-c", source, "-o", obj);
         Assert.IsTrue(ElfImage.TryLoad(obj, out var image, out _));
-        var result = KlpConverter.Convert(image!, [new KlpSymbolSpec("copied_helper"), new KlpSymbolSpec("kernel_key")]);
+        var result = KlpConverter.Convert(image!,
+            [new KlpSymbolSpec("copied_helper"), new KlpSymbolSpec("kernel_key")]);
         Assert.IsTrue(result.Succeeded, string.Join("\n", result.Diagnostics.Select(d => d.Message)));
         string path = Path.Combine(dir, "converted.o");
         File.WriteAllBytes(path, result.Output);
 
         string relocs = Tool.Check("powerpc64le-linux-gnu-readelf", "-rW", path);
-        string klp = relocs[relocs.IndexOf("'.klp.rela.vmlinux.__jump_table'", StringComparison.Ordinal)..].Split("\n\n")[0];
+        string klp = relocs[relocs.IndexOf("'.klp.rela.vmlinux.__jump_table'",
+            StringComparison.Ordinal)..].Split("\n\n")[0];
         StringAssert.Contains(klp, "contains 1 entry", relocs);
         StringAssert.Matches(klp, new System.Text.RegularExpressions.Regex(@"\n0000000000000008\s+\S+\s+R_PPC64_REL64\s+0+\s+\.klp\.sym\.vmlinux\.kernel_key,0"));
         string table = relocs[relocs.IndexOf("'.rela__jump_table'", StringComparison.Ordinal)..].Split("\n\n")[0];
@@ -275,7 +289,8 @@ public sealed class KlpConverterTests
     public void ConversionIsDeterministic()
     {
         var specs = new[] { new KlpSymbolSpec("cmdline_helper"), new KlpSymbolSpec("printk") };
-        CollectionAssert.AreEqual(Convert("livepatch.kpatch.le.o", specs).Result.Output, Convert("livepatch.kpatch.le.o", specs).Result.Output);
+        CollectionAssert.AreEqual(Convert("livepatch.kpatch.le.o", specs).Result.Output,
+            Convert("livepatch.kpatch.le.o", specs).Result.Output);
     }
 
     [TestMethod]
@@ -285,7 +300,8 @@ public sealed class KlpConverterTests
         var d = result.Diagnostics.Single();
         Assert.AreEqual(DiagnosticCatalog.KlpCopyNotSeparable, d.Code);
         StringAssert.Contains(d.Fix, "-ffunction-sections");
-        CollectionAssert.AreEqual(File.ReadAllBytes(Repo.Fixture("calls.kmod.le.o")), result.Output, "nothing is half-converted");
+        CollectionAssert.AreEqual(File.ReadAllBytes(Repo.Fixture("calls.kmod.le.o")), result.Output,
+            "nothing is half-converted");
     }
 
     [TestMethod]

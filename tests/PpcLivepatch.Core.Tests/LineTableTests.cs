@@ -8,7 +8,9 @@ namespace PpcLivepatch.Tests;
 public sealed class LineTableTests
 {
     public static IEnumerable<object[]> DebugFixtures =>
-        Repo.AllFixtures.Select(Path.GetFileName).Where(f => f!.Contains("dwarf") || f.Contains("kpatch") || f.Contains("kmodg") || f.Contains("klp") || f.StartsWith("livepatch.und"))
+        Repo.AllFixtures.Select(Path.GetFileName).Where(f =>
+            f!.Contains("dwarf") || f.Contains("kpatch") || f.Contains("kmodg") || f.Contains("klp")
+                || f.StartsWith("livepatch.und"))
             .Where(f => !f!.StartsWith("asm_")).Select(f => new object[] { f! });
 
     [TestMethod]
@@ -26,7 +28,8 @@ public sealed class LineTableTests
         {
             var args = new List<string> { "-e", path, "-j", group.Key };
             args.AddRange(group.Select(s => $"0x{s.Offset:x}"));
-            var answers = Tool.Check(Repo.Binutils(fixture, "addr2line"), [.. args]).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            var answers = Tool.Check(Repo.Binutils(fixture, "addr2line"), [.. args]).Split('\n',
+                StringSplitOptions.RemoveEmptyEntries);
             var list = group.ToList();
             Assert.AreEqual(list.Count, answers.Length);
             for (int i = 0; i < list.Count; i++)

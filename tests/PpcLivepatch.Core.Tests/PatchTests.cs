@@ -14,7 +14,8 @@ public sealed class PatchTests
 {
     public static IEnumerable<object[]> Fixtures => Repo.FixtureRows;
 
-    private static PatchResult Patch(string fixture, SiteSelection sites = SiteSelection.Needed, LoaderOptions? loader = null, FixStrategy strategy = FixStrategy.Island)
+    private static PatchResult Patch(string fixture, SiteSelection sites = SiteSelection.Needed,
+        LoaderOptions? loader = null, FixStrategy strategy = FixStrategy.Island)
     {
         Assert.IsTrue(ElfImage.TryLoad(Repo.Fixture(fixture), out var image, out var error), error?.Message);
         return ObjectPatcher.Patch(image!, new PatchOptions(strategy, sites, loader));
@@ -60,10 +61,14 @@ public sealed class PatchTests
         Assert.AreEqual(Instruction.Nop, image.ReadWord(text, fix.IslandOffset + 4));
         uint back = image.ReadWord(text, fix.IslandOffset + 8);
         Assert.AreEqual((long)site + 4 - (long)(fix.IslandOffset + 8), Instruction.BranchDisplacement(back));
-        var rela = image.RelocationSections.Single(r => r.Target.Index == text.Index && r.Entries.Any(e => e.Type == R.PPC64_REL24 && image.Symbols[(int)e.SymbolIndex].Name == callee));
-        var moved = rela.Entries.Single(e => e.Type == R.PPC64_REL24 && image.Symbols[(int)e.SymbolIndex].Name == callee);
+        var rela = image.RelocationSections.Single(r =>
+            r.Target.Index == text.Index && r.Entries.Any(e =>
+                e.Type == R.PPC64_REL24 && image.Symbols[(int)e.SymbolIndex].Name == callee));
+        var moved = rela.Entries.Single(e =>
+            e.Type == R.PPC64_REL24 && image.Symbols[(int)e.SymbolIndex].Name == callee);
         Assert.AreEqual(fix.IslandOffset, moved.Offset);
-        Assert.AreEqual(rela.Entries.Count, original.RelocationSections.Single(r => r.Section.Name == rela.Section.Name).Entries.Count);
+        Assert.AreEqual(rela.Entries.Count, original.RelocationSections.Single(r =>
+            r.Section.Name == rela.Section.Name).Entries.Count);
 
         // The function's range covers the island, and the island has a readable name that kallsyms skips.
         var function = new FunctionMap(image).Containing(text.Index, fix.IslandOffset + 8);
@@ -95,7 +100,8 @@ public sealed class PatchTests
             {
                 var autoAgain = ObjectPatcher.Patch(Parse(auto.Output), new PatchOptions(FixStrategy.Auto, sites));
                 Assert.AreEqual(0, autoAgain.Fixes.Count, $"{fixture} {sites}: auto(auto(x)) fixed more");
-                Assert.AreEqual(auto.Report.Accepted, ObjectVerifier.Verify(WriteTemp(auto.Output), LoaderOptions.Default).Accepted);
+                Assert.AreEqual(auto.Report.Accepted,
+                    ObjectVerifier.Verify(WriteTemp(auto.Output), LoaderOptions.Default).Accepted);
                 if (auto.Changed) AssertBinutilsAccept(auto.Output, fixture);
             }
             Assert.AreEqual(0, again.Fixes.Count, $"{fixture} {sites}: patching the output fixed more");
@@ -149,7 +155,8 @@ public sealed class PatchTests
         var text = image.Sections.Single(s => s.Name == ".text.caller_m2");
         // The __jump_table nop at bl+4 is still there and still the return point.
         Assert.AreEqual(Instruction.Nop, image.ReadWord(text, 0x10));
-        Assert.AreEqual(0x10L - (long)(fix.IslandOffset + 8), Instruction.BranchDisplacement(image.ReadWord(text, fix.IslandOffset + 8)));
+        Assert.AreEqual(0x10L - (long)(fix.IslandOffset + 8),
+            Instruction.BranchDisplacement(image.ReadWord(text, fix.IslandOffset + 8)));
         // Without that reference the nop would have been free: the reloc-free calls in calls.kpatch have none.
         Assert.AreEqual(0, Patch("savegpr.Os.le.o", SiteSelection.AllLocal).Fixes.Count);
     }
@@ -160,7 +167,8 @@ public sealed class PatchTests
         var result = Patch("calls.kmod.le.o", SiteSelection.AllLocal);
         var warnings = result.Report.Diagnostics.Where(d => d.Code == DiagnosticCatalog.NoRoomForIsland).ToList();
         Assert.IsTrue(warnings.Count >= 3);
-        Assert.IsTrue(warnings.All(d => d.Severity == Severity.Warning), "all-local sites the kernel accepts are warnings");
+        Assert.IsTrue(warnings.All(d =>
+            d.Severity == Severity.Warning), "all-local sites the kernel accepts are warnings");
         StringAssert.Contains(warnings[0].Fix, "-ffunction-sections");
         Assert.IsTrue(result.Report.Accepted);
     }
@@ -198,7 +206,8 @@ public sealed class PatchTests
         BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan((int)flagsAt), ElfConstants.ShfAlloc);
         var data = ObjectPatcher.Patch(Parse(bytes), new PatchOptions(FixStrategy.Island));
         Assert.AreEqual(0, data.Fixes.Count(f => f.Section == ".text.asm_nonop"));
-        StringAssert.Contains(data.Report.Diagnostics.First(d => d.Code == DiagnosticCatalog.CallOutsideCode).Message, "is not an executable section");
+        StringAssert.Contains(data.Report.Diagnostics.First(d =>
+            d.Code == DiagnosticCatalog.CallOutsideCode).Message, "is not an executable section");
     }
 
     [TestMethod]
@@ -216,7 +225,8 @@ public sealed class PatchTests
     {
         // Power10 code on a TOC kernel: 7 PLP2004 diagnostics (one per section and type) cover 11 refused calls.
         Assert.IsTrue(ElfImage.TryLoad(Repo.Fixture("calls.p10.le.o"), out var image, out _));
-        var result = ObjectPatcher.Patch(image!, new PatchOptions(FixStrategy.Auto, SiteSelection.Needed, LoaderOptions.Default));
+        var result = ObjectPatcher.Patch(image!,
+            new PatchOptions(FixStrategy.Auto, SiteSelection.Needed, LoaderOptions.Default));
         Assert.AreEqual(11, result.Report.Counts.Rejected);
         StringAssert.EndsWith(result.Report.Diagnostics.Single(d => d.Code == DiagnosticCatalog.PatchSummary).Message,
             "0 REL24 call sites fixed (none), 0 bytes added, 11 unfixable");
@@ -224,7 +234,8 @@ public sealed class PatchTests
         // The strategy used is named, and the site count is singular or plural as it should be.
         string input = Path.Combine(Repo.NewTempDir(), "calls.o");
         var stdout = new StringWriter();
-        CliApp.Run(["patch", "--strategy", "island", "-o", input + ".out", Repo.Fixture("livepatch.und.le.o")], stdout, new StringWriter());
+        CliApp.Run(["patch", "--strategy", "island", "-o", input + ".out", Repo.Fixture("livepatch.und.le.o")], stdout,
+            new StringWriter());
         StringAssert.Contains(stdout.ToString(), "1 REL24 call site fixed (island)");
         StringAssert.Contains(stdout.ToString(), "(13 call sites: ");
     }
@@ -240,13 +251,17 @@ public sealed class PatchTests
         // -o: the input stays byte-identical.
         string output = Path.Combine(dir, "fixed.o");
         var stdout = new StringWriter();
-        Assert.AreEqual(CliApp.ExitAccepted, CliApp.Run(["patch", "--strategy", "island", "-o", output, input], stdout, new StringWriter()), stdout.ToString());
+        Assert.AreEqual(CliApp.ExitAccepted,
+            CliApp.Run(["patch", "--strategy", "island", "-o", output, input], stdout, new StringWriter()),
+                stdout.ToString());
         CollectionAssert.AreEqual(original, File.ReadAllBytes(input));
-        StringAssert.Contains(stdout.ToString(), "info PLP4002: 1 REL24 call site fixed (island), 12 bytes added, 0 unfixable");
+        StringAssert.Contains(stdout.ToString(),
+            "info PLP4002: 1 REL24 call site fixed (island), 12 bytes added, 0 unfixable");
         StringAssert.Contains(stdout.ToString(), "livepatch_cmdline_show: 1 site fixed (+0x40 kernel_helper)");
 
         // In place: same bytes as -o, no temporary files left.
-        Assert.AreEqual(CliApp.ExitAccepted, CliApp.Run(["patch", "--strategy", "island", input], new StringWriter(), new StringWriter()));
+        Assert.AreEqual(CliApp.ExitAccepted,
+            CliApp.Run(["patch", "--strategy", "island", input], new StringWriter(), new StringWriter()));
         CollectionAssert.AreEqual(File.ReadAllBytes(output), File.ReadAllBytes(input));
         CollectionAssert.AreEquivalent(new[] { input, output }, Directory.GetFiles(dir));
         Assert.AreEqual(CliApp.ExitAccepted, CliApp.Run(["verify", input], new StringWriter(), new StringWriter()));
@@ -257,7 +272,8 @@ public sealed class PatchTests
     {
         string output = Path.Combine(Repo.NewTempDir(), "fixed.o");
         var stdout = new StringWriter();
-        int exit = CliApp.Run(["patch", "--strategy", "island", "--format", "json", "-o", output, Repo.Fixture("livepatch.klp.le.o")], stdout, new StringWriter());
+        int exit = CliApp.Run(["patch", "--strategy", "island", "--format", "json", "-o", output,
+            Repo.Fixture("livepatch.klp.le.o")], stdout, new StringWriter());
         Assert.AreEqual(CliApp.ExitRejected, exit, "the sibling call stays an error");
         using var doc = System.Text.Json.JsonDocument.Parse(stdout.ToString());
         var file = doc.RootElement.GetProperty("files")[0];
@@ -285,14 +301,16 @@ public sealed class PatchTests
 
         string unwritable = Path.Combine(dir, "no-such-dir", "out.o");
         stdout = new StringWriter();
-        Assert.AreEqual(CliApp.ExitUsage, CliApp.Run(["patch", "-o", unwritable, Repo.Fixture("livepatch.und.le.o")], stdout, new StringWriter()));
+        Assert.AreEqual(CliApp.ExitUsage,
+            CliApp.Run(["patch", "-o", unwritable, Repo.Fixture("livepatch.und.le.o")], stdout, new StringWriter()));
         StringAssert.Contains(stdout.ToString(), $"{unwritable} : error PLP1010: cannot write");
         CollectionAssert.AreEquivalent(new[] { bad }, Directory.GetFiles(dir));
     }
 
     [TestMethod]
     [DataRow(new[] { "patch", "a.o", "b.o" }, "patch takes one FILE")]
-    [DataRow(new[] { "patch", "--strategy", "trampoline", "a.o" }, "unknown strategy 'trampoline': use island, insert-nop or auto")]
+    [DataRow(new[] { "patch", "--strategy", "trampoline", "a.o" },
+        "unknown strategy 'trampoline': use island, insert-nop or auto")]
     [DataRow(new[] { "patch", "--sites", "some", "a.o" }, "unknown site selection 'some'")]
     [DataRow(new[] { "patch", "-o" }, "-o needs a file name")]
     [DataRow(new[] { "verify", "-o", "x", "a.o" }, "unknown option '-o'")]

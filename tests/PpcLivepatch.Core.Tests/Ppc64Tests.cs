@@ -16,7 +16,8 @@ public sealed class Ppc64Tests
     [DataRow(0x4182_0076u, BranchKind.Bca)]
     [DataRow(0x6000_0000u, BranchKind.Other)]
     [DataRow(0xe841_0018u, BranchKind.Other)]
-    public void ClassifiesBranchForms(uint word, BranchKind expected) => Assert.AreEqual(expected, Instruction.Classify(word));
+    public void ClassifiesBranchForms(uint word, BranchKind expected) =>
+        Assert.AreEqual(expected, Instruction.Classify(word));
 
     [TestMethod]
     public void OnlyRelativeBranchAndLinkDemandsANop()
@@ -71,7 +72,8 @@ public sealed class Ppc64Tests
     public void CatalogNamesEveryTypeOfThePsAbiListAndTheLoaderSubset()
     {
         // domain.md §7, from binutils include/elf/ppc64.h.
-        uint[] listed = [1, 2, 3, 4, 5, 6, 7, 10, 11, 12, 13, 26, 38, 44, 47, 48, 49, 50, 51, 56, 57, 63, 64, 107, 108, 109,
+        uint[] listed = [1, 2, 3, 4, 5, 6, 7, 10, 11, 12, 13, 26, 38, 44, 47, 48, 49, 50, 51, 56, 57, 63, 64, 107, 108,
+            109,
             116, 117, 118, 119, 120, 132, 133, 249, 250, 251, 252];
         foreach (uint n in listed)
             StringAssert.StartsWith(RelocationCatalog.NameOf(n), "R_PPC64_", $"type {n}");
@@ -79,9 +81,11 @@ public sealed class Ppc64Tests
         Assert.AreEqual("R_PPC64_REL24_NOTOC", RelocationCatalog.NameOf(116));
 
         uint[] tocKernel = [1, 10, 26, 38, 44, 47, 48, 50, 51, 63, 64, 109, 118, 250, 252];
-        CollectionAssert.AreEquivalent(tocKernel, listed.Where(n => RelocationCatalog.IsSupportedByKernel(n, pcrelKernel: false)).ToArray());
+        CollectionAssert.AreEquivalent(tocKernel, listed.Where(n =>
+            RelocationCatalog.IsSupportedByKernel(n, pcrelKernel: false)).ToArray());
         uint[] pcrelKernel = [1, 10, 26, 38, 44, 116, 118, 132, 133, 250, 252];
-        CollectionAssert.AreEquivalent(pcrelKernel, listed.Where(n => RelocationCatalog.IsSupportedByKernel(n, pcrelKernel: true)).ToArray());
+        CollectionAssert.AreEquivalent(pcrelKernel, listed.Where(n =>
+            RelocationCatalog.IsSupportedByKernel(n, pcrelKernel: true)).ToArray());
         Assert.IsFalse(RelocationCatalog.IsSupportedByKernel(999, false));
         Assert.AreEqual("R_PPC64_<999>", RelocationCatalog.NameOf(999));
     }
@@ -96,7 +100,8 @@ public sealed class Ppc64Tests
     {
         Assert.IsTrue(Elf.ElfImage.TryLoad(Repo.Fixture("calls.kpatch.le.o"), out var image, out _));
         var rela = image!.RelocationSections.First(r => r.Target.IsExecutable);
-        var section = image.Symbols.First(y => y.Type == Elf.ElfConstants.SttSection && y.SectionIndex == (uint)rela.Target.Index);
+        var section = image.Symbols.First(y =>
+            y.Type == Elf.ElfConstants.SttSection && y.SectionIndex == (uint)rela.Target.Index);
         var container = Elf.ElfContainer.Load(image);
         var types = RelocationCatalog.All.Select(t => t.Number).Where(n => n != 0).Order().ToList();
         foreach (uint n in types) container.AddRelocation(rela.Section.Index, 0, n, section.Index, 0);

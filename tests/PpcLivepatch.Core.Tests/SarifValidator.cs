@@ -10,13 +10,15 @@ internal static class SarifValidator
 {
     private static string Tool =>
         Path.Combine(Environment.GetEnvironmentVariable("PPCLP_SARIF_MULTITOOL_DIR")
-            ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "ppclivepatch-sarif-multitool"),
+            ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache",
+                "ppclivepatch-sarif-multitool"),
             "node_modules", "@microsoft", "sarif-multitool-linux", "Sarif.Multitool");
 
     public static void AssertValid(params string[] sarifFiles)
     {
         if (!File.Exists(Tool))
-            Assert.Fail($"the SARIF validator is not installed at {Tool}: run eng/install-prerequisites.sh (npm install @microsoft/sarif-multitool)");
+            Assert.Fail($"the SARIF validator is not installed at {Tool}: run eng/install-prerequisites.sh (npm " +
+                "install @microsoft/sarif-multitool)");
         foreach (string file in sarifFiles)
         {
             string log = Path.Combine(Path.GetTempPath(), $"sarif-validation-{Guid.NewGuid():N}.sarif");

@@ -39,7 +39,8 @@ public sealed class SpecialFileTests
         string fifo = MakeFifo(Repo.NewTempDir());
         var (exit, output) = Cli(command, fifo);
         Assert.AreEqual(CliApp.ExitUsage, exit, output);
-        Assert.AreEqual($"{fifo} : error {DiagnosticCatalog.UnreadableFile}: cannot read '{fifo}': it is a FIFO, not a regular file.",
+        Assert.AreEqual($"{fifo} : error {DiagnosticCatalog.UnreadableFile}: cannot read '{fifo}': it is a FIFO, not " +
+            "a regular file.",
             output.Trim());
     }
 
@@ -49,7 +50,8 @@ public sealed class SpecialFileTests
     {
         var (exit, output) = Cli(command, "/dev/zero");
         Assert.AreEqual(CliApp.ExitUsage, exit, output);
-        StringAssert.Contains(output, $"error {DiagnosticCatalog.UnreadableFile}: cannot read '/dev/zero': it is a character device");
+        StringAssert.Contains(output, $"error {DiagnosticCatalog.UnreadableFile}: cannot read '/dev/zero': it is a " +
+            "character device");
     }
 
     [TestMethod]
@@ -102,7 +104,8 @@ public sealed class SpecialFileTests
         Assert.AreEqual(CliApp.ExitAccepted, exit, output);
         Assert.AreEqual(target, new FileInfo(link).LinkTarget);
         CollectionAssert.AreNotEqual(before, File.ReadAllBytes(target), "the target was not patched");
-        Assert.AreEqual(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead, File.GetUnixFileMode(target));
+        Assert.AreEqual(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead,
+            File.GetUnixFileMode(target));
     }
 
     [TestMethod]
@@ -124,7 +127,8 @@ public sealed class SpecialFileTests
         string dir = Repo.NewTempDir();
         var (exit, output) = Cli("patch", "-o", dir, Repo.Fixture(Fixture));
         Assert.AreEqual(CliApp.ExitUsage, exit, output);
-        StringAssert.Contains(output, $"error {DiagnosticCatalog.UnwritableOutput}: cannot write '{dir}': it is a directory");
+        StringAssert.Contains(output, $"error {DiagnosticCatalog.UnwritableOutput}: cannot write '{dir}': it is a " +
+            "directory");
     }
 
     [TestMethod]
@@ -165,7 +169,8 @@ public sealed class SpecialFileTests
         var (exit, output) = Cli(command, path);
 
         Assert.AreEqual(CliApp.ExitUsage, exit, output);
-        StringAssert.Contains(output, $"{path} : error {DiagnosticCatalog.UnreadableFile}: cannot read '{path}': the object is ");
+        StringAssert.Contains(output, $"{path} : error {DiagnosticCatalog.UnreadableFile}: cannot read '{path}': the " +
+            "object is ");
         StringAssert.Contains(output, "bytes are not supported");
         CollectionAssert.AreEqual(hash, SHA256.HashData(File.OpenRead(path)));
     }
@@ -184,6 +189,7 @@ public sealed class SpecialFileTests
         using (var f = new FileStream(path, FileMode.Open)) f.SetLength((long)shoff + (16L << 20) * 64 + 4096);
         var (exit, output) = Cli("verify", path);
         Assert.AreEqual(CliApp.ExitUsage, exit, output);
-        StringAssert.Contains(output, $"error {DiagnosticCatalog.MalformedSectionTable}: the section header table claims 16777216 sections");
+        StringAssert.Contains(output, $"error {DiagnosticCatalog.MalformedSectionTable}: the section header table " +
+            "claims 16777216 sections");
     }
 }

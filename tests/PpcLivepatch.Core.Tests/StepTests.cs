@@ -12,8 +12,10 @@ namespace PpcLivepatch.Tests;
 public sealed class StepTests
 {
     // A site left as it is, with a kind that is not its code's default: both travel.
-    private static readonly Diagnostic Full = new Diagnostic("PLP2003", "call to \"x\" at .text+0x4 — needs a nop\nsecond line", "/o/a b.o",
-        ".text.f", 4, "f", 4, "kernel_helper", new SourceLocation("/src/lp ü.c", 31, 7), "Rebuild with -fno-optimize-sibling-calls.")
+    private static readonly Diagnostic Full = new Diagnostic("PLP2003",
+        "call to \"x\" at .text+0x4 — needs a nop\nsecond line", "/o/a b.o",
+        ".text.f", 4, "f", 4, "kernel_helper", new SourceLocation("/src/lp ü.c", 31, 7),
+            "Rebuild with -fno-optimize-sibling-calls.")
         { Kind = DiagnosticKind.Unfixed }.LeftAsIs();
 
     [TestMethod]
@@ -30,7 +32,8 @@ public sealed class StepTests
         Assert.IsTrue(StepProtocol.TryRead(text, out var read, out string? error), error);
         CollectionAssert.AreEqual(result.Events.ToList(), read!.Events.ToList());
         Assert.AreEqual(3, read.SitesFixed);
-        Assert.AreEqual(5, text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length, "one line per event and a closing line");
+        Assert.AreEqual(5, text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length,
+            "one line per event and a closing line");
         Assert.IsTrue(StepProtocol.IsClosingLine(text.Split('\n', StringSplitOptions.RemoveEmptyEntries)[^1]));
     }
 
@@ -45,15 +48,18 @@ public sealed class StepTests
         Assert.IsFalse(StepProtocol.TryRead(StepProtocol.WriteError("unknown strategy 'x'"), out _, out error));
         Assert.AreEqual("unknown strategy 'x'", error);
 
-        Assert.IsFalse(StepProtocol.TryRead("{\"diagnostic\":{\"code\":\"PLP1\"}}\n{\"sitesFixed\":0}\n", out _, out error));
+        Assert.IsFalse(StepProtocol.TryRead("{\"diagnostic\":{\"code\":\"PLP1\"}}\n{\"sitesFixed\":0}\n", out _,
+            out error));
         StringAssert.Contains(error, "unreadable line");
     }
 
     [TestMethod]
     public void RequestsKeepOptionsAndPathsExactly()
     {
-        var options = new StepOptions(StepKind.Patch, new LoaderOptions(true, false, "a \"b\"\tc", false), FixStrategy.InsertNop, SiteSelection.AllLocal,
-            AllowSiblingCalls: true, JsonReport: "r.json", Symbols: [new("f", "vmlinux", null, 2), new("g", "ext4", "g.cold", 0)]);
+        var options = new StepOptions(StepKind.Patch, new LoaderOptions(true, false, "a \"b\"\tc", false),
+            FixStrategy.InsertNop, SiteSelection.AllLocal,
+            AllowSiblingCalls: true, JsonReport: "r.json",
+                Symbols: [new("f", "vmlinux", null, 2), new("g", "ext4", "g.cold", 0)]);
         StepObject[] objects = [new("/tmp/ü ö/in.o", ""), new("-x.o", "out\n.o")];
         string line = StepProtocol.WriteRequest(new StepRequest("/work dir", options, objects));
         Assert.AreEqual(1, line.Count(c => c == '\n'), "a request is one line");
@@ -64,7 +70,8 @@ public sealed class StepTests
         CollectionAssert.AreEqual(options.KlpSymbols.ToList(), read.Options.KlpSymbols.ToList());
         CollectionAssert.AreEqual(objects, read.Objects.ToList());
         Assert.AreEqual(options with { Symbols = null }, read.Options with { Symbols = null });
-        Assert.AreNotEqual(options.CacheKey, (options with { Sites = SiteSelection.Needed }).CacheKey, "the cache key sees every option");
+        Assert.AreNotEqual(options.CacheKey, (options with { Sites = SiteSelection.Needed }).CacheKey,
+            "the cache key sees every option");
         Assert.ThrowsExactly<FormatException>(() => StepProtocol.ReadRequest("{\"args\":[]}"));
     }
 
@@ -74,11 +81,13 @@ public sealed class StepTests
         string dir = Repo.NewTempDir();
         string good = Path.Combine(dir, "good.o"), bad = Path.Combine(dir, "bad.o");
         File.WriteAllText(Path.Combine(dir, "notelf.o"), "not an object");
-        var result = PatchStep.Run([new(Repo.Fixture("livepatch.und.le.o"), good), new(Path.Combine(dir, "notelf.o"), bad)],
+        var result = PatchStep.Run([new(Repo.Fixture("livepatch.und.le.o"), good),
+            new(Path.Combine(dir, "notelf.o"), bad)],
             new StepOptions(StepKind.Patch, LoaderOptions.Default));
 
         Assert.IsFalse(result.Succeeded);
-        Assert.AreEqual(DiagnosticCatalog.NotElf, result.Events.Single(e => e.Diagnostic?.Severity == Severity.Error).Diagnostic!.Code);
+        Assert.AreEqual(DiagnosticCatalog.NotElf, result.Events.Single(e =>
+            e.Diagnostic?.Severity == Severity.Error).Diagnostic!.Code);
         Assert.AreEqual(1, result.SitesFixed, "the first object was fixed before the second failed");
         Assert.IsFalse(File.Exists(good), "a failed step must not leave the other object's output either");
         Assert.IsFalse(File.Exists(bad));
@@ -90,7 +99,9 @@ public sealed class StepTests
         string path = Path.Combine(dir, "signed-" + fixture);
         byte[] pkcs7 = Enumerable.Range(0, 40).Select(i => (byte)(0x30 + i)).ToArray();
         byte[] info = [0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 40];   // algo, hash, id_type = PKEY_ID_PKCS7, …, sig_len (BE)
-        File.WriteAllBytes(path, [.. File.ReadAllBytes(Repo.Fixture(fixture)), .. pkcs7, .. info, .. "~Module signature appended~\n"u8.ToArray()]);
+        File.WriteAllBytes(path,
+            [.. File.ReadAllBytes(Repo.Fixture(fixture)), .. pkcs7, .. info,
+                .. "~Module signature appended~\n"u8.ToArray()]);
         return path;
     }
 
@@ -109,7 +120,8 @@ public sealed class StepTests
         Assert.IsFalse(ModuleSignature.IsAppended(File.ReadAllBytes(output)));
         string plain = Path.Combine(dir, "plain.o");
         PatchStep.Run([new(Repo.Fixture("livepatch.und.le.o"), plain)], options);
-        CollectionAssert.AreEqual(File.ReadAllBytes(plain), File.ReadAllBytes(output), "the stale signature must not be carried into the patched module");
+        CollectionAssert.AreEqual(File.ReadAllBytes(plain), File.ReadAllBytes(output),
+            "the stale signature must not be carried into the patched module");
 
         // Nothing to fix: the module is passed on as it was, signature and all, and nothing is said about it.
         string untouched = Signed("calls.kpatch.le.o", dir);
@@ -132,7 +144,8 @@ public sealed class StepTests
     public void ASignatureIsMeasuredFromItsTrailer()
     {
         byte[] body = [1, 2, 3, 4, 5, 6, 7, 8];
-        byte[] Trailer(byte signer, byte keyId, byte sigLen) => [.. body, 0, 0, 2, signer, keyId, 0, 0, 0, 0, 0, 0, sigLen, .. "~Module signature appended~\n"u8.ToArray()];
+        byte[] Trailer(byte signer, byte keyId, byte sigLen) =>
+            [.. body, 0, 0, 2, signer, keyId, 0, 0, 0, 0, 0, 0, sigLen, .. "~Module signature appended~\n"u8.ToArray()];
         Assert.AreEqual(28 + 12 + 8, ModuleSignature.AppendedLength(Trailer(0, 0, 8)));
         Assert.AreEqual(28 + 12 + 6, ModuleSignature.AppendedLength(Trailer(2, 1, 3)));
         Assert.AreEqual(0, ModuleSignature.AppendedLength(Trailer(0, 0, 9)), "longer than the file: not a signature");
@@ -144,19 +157,24 @@ public sealed class StepTests
     {
         string dir = Repo.NewTempDir();
         string input = Repo.Fixture("asm_calls.kpatch.le.o"), output = Path.Combine(dir, "final.o");
-        StepResult Verify(bool warnOnly, bool allow) => VerifyStep.Run([new(input, output)], new StepOptions(StepKind.Verify, LoaderOptions.Default, AllowSiblingCalls: allow, WarnOnly: warnOnly));
+        StepResult Verify(bool warnOnly, bool allow) =>
+            VerifyStep.Run([new(input, output)],
+                new StepOptions(StepKind.Verify, LoaderOptions.Default, AllowSiblingCalls: allow, WarnOnly: warnOnly));
 
         var strict = Verify(warnOnly: false, allow: false);
-        Assert.AreEqual(Severity.Error, strict.Events.First(e => e.Diagnostic?.Code == DiagnosticCatalog.SiblingCallToExternal).Diagnostic!.Severity);
+        Assert.AreEqual(Severity.Error, strict.Events.First(e =>
+            e.Diagnostic?.Code == DiagnosticCatalog.SiblingCallToExternal).Diagnostic!.Severity);
         Assert.IsFalse(File.Exists(output));
 
         var allowed = Verify(warnOnly: false, allow: true);
-        Assert.AreEqual(Severity.Warning, allowed.Events.First(e => e.Diagnostic?.Code == DiagnosticCatalog.SiblingCallToExternal).Diagnostic!.Severity);
+        Assert.AreEqual(Severity.Warning, allowed.Events.First(e =>
+            e.Diagnostic?.Code == DiagnosticCatalog.SiblingCallToExternal).Diagnostic!.Severity);
 
         var warn = Verify(warnOnly: true, allow: false);
         Assert.IsTrue(warn.Succeeded);
         Assert.IsTrue(warn.Events.All(e => e.Diagnostic?.Severity != Severity.Error));
-        CollectionAssert.AreEqual(File.ReadAllBytes(input), File.ReadAllBytes(output), "warn mode still writes the module, unchanged");
+        CollectionAssert.AreEqual(File.ReadAllBytes(input), File.ReadAllBytes(output),
+            "warn mode still writes the module, unchanged");
     }
 
     private static (int Exit, string Out, string Err) Cli(TextReader stdin, params string[] args)
@@ -187,19 +205,25 @@ public sealed class StepTests
     {
         string dir = Repo.NewTempDir();
         string input = Repo.Fixture("livepatch.und.le.o");
-        var (exit, output, err) = Cli(TextReader.Null, "step", "patch", "--strategy", "island", "--json-report", Path.Combine(dir, "cli.json"),
+        var (exit, output, err) = Cli(TextReader.Null, "step", "patch", "--strategy", "island", "--json-report",
+            Path.Combine(dir, "cli.json"),
             input, Path.Combine(dir, "cli.o"));
         var inProcess = PatchStep.Run([new(input, Path.Combine(dir, "lib.o"))],
-            new StepOptions(StepKind.Patch, LoaderOptions.Default, FixStrategy.Island, JsonReport: Path.Combine(dir, "lib.json")));
+            new StepOptions(StepKind.Patch, LoaderOptions.Default, FixStrategy.Island,
+                JsonReport: Path.Combine(dir, "lib.json")));
 
         Assert.AreEqual(CliApp.ExitAccepted, exit, err);
         Assert.IsTrue(StepProtocol.TryRead(output, out var read, out string? error), error);
-        CollectionAssert.AreEqual(inProcess.Events.Select(e => e with { Diagnostic = e.Diagnostic is { } d ? d with { ObjectPath = "" } : null }).ToList(),
-            read!.Events.Select(e => e with { Diagnostic = e.Diagnostic is { } d ? d with { ObjectPath = "" } : null }).ToList());
+        CollectionAssert.AreEqual(inProcess.Events.Select(e =>
+            e with { Diagnostic = e.Diagnostic is { } d ? d with { ObjectPath = "" } : null }).ToList(),
+            read!.Events.Select(e =>
+                e with { Diagnostic = e.Diagnostic is { } d ? d with { ObjectPath = "" } : null }).ToList());
         Assert.AreEqual(inProcess.SitesFixed, read.SitesFixed);
         Assert.AreEqual(1, read.SitesFixed);
-        CollectionAssert.AreEqual(File.ReadAllBytes(Path.Combine(dir, "lib.o")), File.ReadAllBytes(Path.Combine(dir, "cli.o")));
-        Assert.AreEqual(File.ReadAllText(Path.Combine(dir, "lib.json")).Replace("lib.o", "x"), File.ReadAllText(Path.Combine(dir, "cli.json")).Replace("cli.o", "x"));
+        CollectionAssert.AreEqual(File.ReadAllBytes(Path.Combine(dir, "lib.o")),
+            File.ReadAllBytes(Path.Combine(dir, "cli.o")));
+        Assert.AreEqual(File.ReadAllText(Path.Combine(dir, "lib.json")).Replace("lib.o", "x"),
+            File.ReadAllText(Path.Combine(dir, "cli.json")).Replace("cli.o", "x"));
     }
 
     [TestMethod]
@@ -211,8 +235,10 @@ public sealed class StepTests
         var requests = new StringReader(
             StepProtocol.WriteRequest(new(dir, patch, [new("in.o", "patched.o")])) +
             "this is not a request\n" +
-            StepProtocol.WriteRequest(new(dir, patch, [new("in.o", "x.o")])).Replace("\"strategy\":\"auto\"", "\"strategy\":\"sideways\"") +
-            StepProtocol.WriteRequest(new(dir, new StepOptions(StepKind.Verify, LoaderOptions.Default), [new("patched.o", "-final.o")])));
+            StepProtocol.WriteRequest(new(dir, patch, [new("in.o", "x.o")])).Replace("\"strategy\":\"auto\"",
+                "\"strategy\":\"sideways\"") +
+            StepProtocol.WriteRequest(new(dir, new StepOptions(StepKind.Verify, LoaderOptions.Default),
+                [new("patched.o", "-final.o")])));
         string cwd = Environment.CurrentDirectory;
         string output;
         try
@@ -244,6 +270,7 @@ public sealed class StepTests
         StringAssert.Contains(error, "not a step request: unknown strategy 'sideways'");
         Assert.IsTrue(StepProtocol.TryRead(responses[3], out var verified, out _));
         Assert.IsTrue(verified!.Succeeded);
-        Assert.IsTrue(File.Exists(Path.Combine(dir, "-final.o")), "relative paths are the request's directory's, and a name is a name");
+        Assert.IsTrue(File.Exists(Path.Combine(dir, "-final.o")),
+            "relative paths are the request's directory's, and a name is a name");
     }
 }

@@ -26,12 +26,14 @@ public sealed class SwitchOracleTests
          from debug in new[] { "", "-g", "-gdwarf-4", "-g -gz=zlib" }
          select new object[] { "gcc", model, debug })
         .Concat(from debug in new[] { "", "-g" } select new object[] { "gcc-be", "large", debug })
-        .Concat(from model in new[] { "medium", "large" } from debug in new[] { "", "-g" } select new object[] { "clang", model, debug });
+        .Concat(from model in new[] { "medium", "large" } from debug in new[] { "",
+            "-g" } select new object[] { "clang", model, debug });
 
     /// <summary>--sites needed: the helpers are global and made undefined (elfedit.py --undefine, as patch extraction
     /// does), so every call to them lacks the nop the loader wants; a separate object serves them at link time.</summary>
     public static IEnumerable<object[]> NeededConfigurations =>
-        new[] { new object[] { "gcc", "large", "-g" }, ["gcc", "medium", ""], ["clang", "medium", ""], ["gcc-be", "large", ""] };
+        new[] { new object[] { "gcc", "large", "-g" }, ["gcc", "medium", ""], ["clang", "medium", ""],
+            ["gcc-be", "large", ""] };
 
     [TestMethod]
     [DynamicData(nameof(Configurations))]
@@ -45,7 +47,8 @@ public sealed class SwitchOracleTests
 
     private static void RunAndAssert(string compiler, string model, string debug, SiteSelection sites)
     {
-        int programs = int.TryParse(Environment.GetEnvironmentVariable("PPCLP_SWITCH_COUNT"), out int n) && n > 0 ? n : DefaultPrograms;
+        int programs = int.TryParse(Environment.GetEnvironmentVariable("PPCLP_SWITCH_COUNT"), out int n)
+            && n > 0 ? n : DefaultPrograms;
         var outcome = Run(compiler, model, debug, programs, seedBase: 1000, sites);
         Console.WriteLine(outcome.Summary);
         Assert.AreEqual(0, outcome.Wrong.Count, string.Join("\n", outcome.Wrong));
@@ -66,20 +69,25 @@ public sealed class SwitchOracleTests
         Assert.IsTrue(disassembly.Contains("andi."), "expected a masked switch");
     }
 
-    internal sealed record Outcome(int Compared, int Refused, int SitesFixed, int NopSites, List<string> Wrong, Dictionary<string, int> RefusalsByReason)
+    internal sealed record Outcome(int Compared, int Refused, int SitesFixed, int NopSites, List<string> Wrong,
+        Dictionary<string, int> RefusalsByReason)
     {
-        public string Summary => $"{Compared} patched programs compared, {Refused} coded refusals, {SitesFixed} sites fixed ({NopSites} by insert-nop), "
-                                 + $"{Wrong.Count} wrong; refusals: {string.Join("; ", RefusalsByReason.Select(kv => $"{kv.Value}× {kv.Key}"))}";
+        public string Summary => $"{Compared} patched programs compared, {Refused} coded refusals, {SitesFixed} " +
+            $"sites fixed ({NopSites} by insert-nop), "
+                                 + $"{Wrong.Count} wrong; refusals: " +
+                                     $"{string.Join("; ", RefusalsByReason.Select(kv => $"{kv.Value}× {kv.Key}"))}";
     }
 
-    internal static Outcome Run(string compiler, string model, string debug, int programs, int seedBase, SiteSelection sites = SiteSelection.AllLocal)
+    internal static Outcome Run(string compiler, string model, string debug, int programs, int seedBase,
+        SiteSelection sites = SiteSelection.AllLocal)
     {
         bool needed = sites == SiteSelection.Needed;
         string dir = Repo.NewTempDir();
         string harnessObj = Path.Combine(dir, "harness.o");
         var generator0 = new SwitchProgramGenerator(seedBase);
         bool bigEndian = compiler == "gcc-be";
-        string gcc = bigEndian ? "powerpc64-linux-gnu-gcc" : "powerpc64le-linux-gnu-gcc", qemu = bigEndian ? "qemu-ppc64" : "qemu-ppc64le";
+        string gcc = bigEndian ? "powerpc64-linux-gnu-gcc" : "powerpc64le-linux-gnu-gcc",
+            qemu = bigEndian ? "qemu-ppc64" : "qemu-ppc64le";
         File.WriteAllText(Path.Combine(dir, "harness.c"), generator0.Harness());
         Tool.Check(gcc, "-O2", "-c", Path.Combine(dir, "harness.c"), "-o", harnessObj);
 
@@ -96,7 +104,8 @@ public sealed class SwitchOracleTests
             string[] flags = ["-O2", $"-mcmodel={model}", "-ffunction-sections", .. debug.Split(' ', StringSplitOptions.RemoveEmptyEntries)];
             void Compile(string source, string obj)
             {
-                if (compiler == "clang") Tool.Check("clang-14", ["--target=powerpc64le-linux-gnu", .. flags, "-c", source, "-o", obj]);
+                if (compiler == "clang")
+                    Tool.Check("clang-14", ["--target=powerpc64le-linux-gnu", .. flags, "-c", source, "-o", obj]);
                 else Tool.Check(gcc, [.. flags, "-c", source, "-o", obj]);
             }
             Compile(c, o);
@@ -107,7 +116,8 @@ public sealed class SwitchOracleTests
                 File.WriteAllText(helpers, generator.HelperUnit());
                 Compile(helpers, helpersObj);
                 File.Move(o, defined);
-                Tool.Check("python3", [Path.Combine(Repo.Root, "tests", "fixtures", "elfedit.py"), defined, o, .. generator.HelperNames.SelectMany(h => new[] { "--undefine", h })]);
+                Tool.Check("python3", [Path.Combine(Repo.Root, "tests", "fixtures", "elfedit.py"), defined, o,
+                    .. generator.HelperNames.SelectMany(h => new[] { "--undefine", h })]);
                 extraObjects = [helpersObj];
             }
             Tool.Check(gcc, ["-static", harnessObj, o, .. extraObjects, "-o", exe]);
@@ -118,7 +128,8 @@ public sealed class SwitchOracleTests
             {
                 string what = $"{compiler} -mcmodel={model} {debug} seed {seed} {strategy} {sites}";
                 var result = ObjectPatcher.Patch(image!, new PatchOptions(strategy, sites));
-                var refusals = result.Report.Diagnostics.Where(d => d.Code is DiagnosticCatalog.InsertNopNotPossible or DiagnosticCatalog.RewriteNotProven).ToList();
+                var refusals = result.Report.Diagnostics.Where(d =>
+                    d.Code is DiagnosticCatalog.InsertNopNotPossible or DiagnosticCatalog.RewriteNotProven).ToList();
                 foreach (var d in refusals) reasons.AddOrUpdate(Reason(d), 1, (_, k) => k + 1);
                 if (result.Output is null)
                 {
@@ -131,7 +142,8 @@ public sealed class SwitchOracleTests
                 var link = Tool.Run(gcc, ["-static", harnessObj, patchedObj, .. extraObjects, "-o", patchedExe]);
                 if (link.ExitCode != 0) { wrong.Add($"{what}: the patched object does not link: {link.Stderr}"); continue; }
                 string actual = RunProgram(qemu, patchedExe);
-                if (actual != expected) wrong.Add($"{what}: expected '{expected.Trim()}', got '{actual.Trim()}' (kept in {dir})");
+                if (actual != expected) wrong.Add($"{what}: expected '{expected.Trim()}', got '{actual.Trim()}' " +
+                    $"(kept in {dir})");
                 lock (lockObj)
                 {
                     compared++;

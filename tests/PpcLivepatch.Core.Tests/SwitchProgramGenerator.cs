@@ -41,7 +41,8 @@ internal sealed class SwitchProgramGenerator(int seed, bool globalHelpers = fals
         string[] ops = ["x * 7 + 3", "(x ^ 0x5a5a) - 11", "(x << 3) - x", "x / 3 + (x & 15)"];
         var c = new StringBuilder();
         for (int h = 0; h < Helpers; h++)
-            c.AppendLine($"{storage}int __attribute__((noinline)) h{h}(int x) {{ return {ops[(h + seed) % ops.Length]}; }}");
+            c.AppendLine($"{storage}int __attribute__((noinline)) h{h}(int x) {{ return " +
+                $"{ops[(h + seed) % ops.Length]}; }}");
         return c.ToString();
     }
 
@@ -124,5 +125,6 @@ internal sealed class SwitchProgramGenerator(int seed, bool globalHelpers = fals
 
     private static IEnumerable<int> Dense(int from, int count) => Enumerable.Range(from, count);
 
-    private IEnumerable<int> Sparse() => Enumerable.Range(0, _random.Next(4, 9)).Select(i => i * _random.Next(40, 90) + _random.Next(10)).Distinct();
+    private IEnumerable<int> Sparse() =>
+        Enumerable.Range(0, _random.Next(4, 9)).Select(i => i * _random.Next(40, 90) + _random.Next(10)).Distinct();
 }

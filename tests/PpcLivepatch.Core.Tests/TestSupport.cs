@@ -20,7 +20,8 @@ internal static class Repo
         return path;
     }
 
-    public static IEnumerable<string> AllFixtures => Directory.GetFiles(FixtureDir, "*.o").Order(StringComparer.Ordinal);
+    public static IEnumerable<string> AllFixtures =>
+        Directory.GetFiles(FixtureDir, "*.o").Order(StringComparer.Ordinal);
 
     /// <summary>One row per fixture object, for [DynamicData].</summary>
     public static IEnumerable<object[]> FixtureRows => AllFixtures.Select(p => new object[] { Path.GetFileName(p) });
@@ -59,7 +60,8 @@ internal static class Tool
 
     public static Result RunIn(string? workingDirectory, string tool, params string[] args)
     {
-        var psi = new ProcessStartInfo(tool) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var psi = new ProcessStartInfo(tool) { RedirectStandardOutput = true, RedirectStandardError = true,
+            UseShellExecute = false };
         if (workingDirectory is not null) psi.WorkingDirectory = workingDirectory;
         foreach (var a in args) psi.ArgumentList.Add(a);
         Process p;
@@ -69,7 +71,8 @@ internal static class Tool
         }
         catch (System.ComponentModel.Win32Exception)
         {
-            string package = Packages.FirstOrDefault(kv => tool.StartsWith(kv.Key, StringComparison.Ordinal)).Value ?? tool;
+            string package = Packages.FirstOrDefault(kv =>
+                tool.StartsWith(kv.Key, StringComparison.Ordinal)).Value ?? tool;
             Assert.Fail($"'{tool}' is not installed: run eng/install-prerequisites.sh (apt-get install {package})");
             throw;
         }

@@ -21,13 +21,15 @@ public sealed partial class UnwindTests
         Assert.IsTrue(ElfImage.TryLoad(Repo.Fixture(fixture), out var input, out _));
         var result = ObjectPatcher.Patch(input!, new PatchOptions(FixStrategy.Island, sites));
         Assert.IsTrue(result.Fixes.Count > 0);
-        Assert.IsFalse(result.Report.Diagnostics.Any(d => d.Code == "PLP4003"), string.Join("\n", result.Report.Diagnostics.Select(d => d.Message)));
+        Assert.IsFalse(result.Report.Diagnostics.Any(d =>
+            d.Code == "PLP4003"), string.Join("\n", result.Report.Diagnostics.Select(d => d.Message)));
         string path = Path.Combine(Repo.NewTempDir(), "p.o");
         File.WriteAllBytes(path, result.Output!);
         Assert.IsTrue(ElfImage.TryLoad(path, out var output, out _));
 
         // readelf's decoded table, one block per FDE in section order.
-        var fdes = ReadelfFrames(Tool.Check(Repo.Binutils(fixture, "readelf"), "--debug-dump=frames-interp", path), frameSection);
+        var fdes = ReadelfFrames(Tool.Check(Repo.Binutils(fixture, "readelf"), "--debug-dump=frames-interp", path),
+            frameSection);
         // Only which FDE belongs to which function comes from our parser; the rows are readelf's.
         var ours = CallFrameInfo.ReadAll(output!).Single(c => c.Section.Name == frameSection);
         foreach (var fix in result.Fixes)
@@ -37,7 +39,8 @@ public sealed partial class UnwindTests
             Assert.IsTrue(index >= 0, $"{fix.Section} has no FDE");
             var fde = fdes[index];
             Assert.AreEqual(section.Size, fde.End, $"{fix.Section}: FDE does not reach the end of the islands");
-            string site = fde.RowAt(fix.Offset), island = fde.RowAt(fix.IslandOffset), back = fde.RowAt(fix.IslandOffset + 8);
+            string site = fde.RowAt(fix.Offset), island = fde.RowAt(fix.IslandOffset),
+                back = fde.RowAt(fix.IslandOffset + 8);
             Assert.AreEqual(site, island, $"{fixture} {fix.Section}+0x{fix.IslandOffset:x}");
             Assert.AreEqual(site, back, $"{fixture} {fix.Section}+0x{fix.IslandOffset + 8:x}");
         }

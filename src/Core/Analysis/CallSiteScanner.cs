@@ -22,9 +22,12 @@ public static class CallSiteScanner
         string name = calleeName.StartsWith('.') ? calleeName[1..] : calleeName;
         if (name is "_mcount" or "mcount" or "ftrace_caller" or "ftrace_regs_caller")
             return "ftrace entry point: the kernel's is_mprofile_ftrace_call() needs no TOC restore";
-        if (name.StartsWith("_savegpr", StringComparison.Ordinal) || name.StartsWith("_restgpr", StringComparison.Ordinal) ||
-            name.StartsWith("_savefpr", StringComparison.Ordinal) || name.StartsWith("_restfpr", StringComparison.Ordinal) ||
-            name.StartsWith("_savevr", StringComparison.Ordinal) || name.StartsWith("_restvr", StringComparison.Ordinal))
+        if (name.StartsWith("_savegpr", StringComparison.Ordinal)
+            || name.StartsWith("_restgpr", StringComparison.Ordinal) ||
+            name.StartsWith("_savefpr", StringComparison.Ordinal)
+                || name.StartsWith("_restfpr", StringComparison.Ordinal) ||
+            name.StartsWith("_savevr", StringComparison.Ordinal)
+                || name.StartsWith("_restvr", StringComparison.Ordinal))
             return "register save/restore routine linked into every module from crtsavres.o";
         return null;
     }

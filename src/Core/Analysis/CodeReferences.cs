@@ -29,7 +29,8 @@ public sealed class CodeReferences
         var relocatedWords = new Dictionary<int, HashSet<ulong>>();
         foreach (var rs in image.RelocationSections)
         {
-            var words = relocatedWords.TryGetValue(rs.Target.Index, out var set) ? set : relocatedWords[rs.Target.Index] = new(rs.Entries.Count);
+            var words = relocatedWords.TryGetValue(rs.Target.Index,
+                out var set) ? set : relocatedWords[rs.Target.Index] = new(rs.Entries.Count);
             foreach (var rela in rs.Entries)
             {
                 // A relocated field makes its whole instruction word taken (TOC16 fields sit at +2 on big-endian).
@@ -37,9 +38,11 @@ public sealed class CodeReferences
                 _referenced.Add((rs.Target.Index, rela.Offset & ~3UL));
                 var sym = image.Symbols[(int)rela.SymbolIndex];
                 if (!sym.IsInSection) continue;
-                ulong named = unchecked(sym.Value + (ulong)rela.Addend - (KernelTables.AnchorOf(rs.Target.Name, rela) ?? 0));
+                ulong named = unchecked(sym.Value + (ulong)rela.Addend - (KernelTables.AnchorOf(rs.Target.Name,
+                    rela) ?? 0));
                 // A data word relative to its own place (clang's jump tables) names code only through its reader.
-                if (RelocationMeaning.IsPlaceRelative(rela.Type) && !rs.Target.IsExecutable && !RelocationMeaning.AddsPlaceBack(rs.Target.Name))
+                if (RelocationMeaning.IsPlaceRelative(rela.Type) && !rs.Target.IsExecutable
+                    && !RelocationMeaning.AddsPlaceBack(rs.Target.Name))
                 {
                     var key = ((int)sym.SectionIndex, named);
                     if (!_placeRelativeData.TryGetValue(key, out var readers)) _placeRelativeData[key] = readers = [];
@@ -84,9 +87,11 @@ public sealed class CodeReferences
     {
         if (_referenced.Contains((section, offset))) return true;
         if (tables.InCodeSection(section).Any(t => t.Targets.Contains(offset))) return true;
-        return _placeRelativeData.TryGetValue((section, offset), out var words) && words.Any(w => tables.EntryAnchor(section, w.Section, w.Offset) is null);
+        return _placeRelativeData.TryGetValue((section, offset), out var words)
+            && words.Any(w => tables.EntryAnchor(section, w.Section, w.Offset) is null);
     }
 
     // Place-relative data words by the code address their addend suggests: (table section, word offset).
-    private readonly Dictionary<(int CodeSection, ulong Named), List<(int Section, ulong Offset)>> _placeRelativeData = [];
+    private readonly Dictionary<(int CodeSection, ulong Named),
+        List<(int Section, ulong Offset)>> _placeRelativeData = [];
 }

@@ -115,7 +115,8 @@ public sealed class JumpTableAnalysis
     {
         public static readonly TableComparer Instance = new();
         public bool Equals(JumpTable? a, JumpTable? b) => a is not null && b is not null && a.Dispatch == b.Dispatch
-            && a.Base == b.Base && a.Count == b.Count && a.TableSection == b.TableSection && a.Targets.SequenceEqual(b.Targets);
+            && a.Base == b.Base && a.Count == b.Count && a.TableSection == b.TableSection
+            && a.Targets.SequenceEqual(b.Targets);
         public int GetHashCode(JumpTable t) => HashCode.Combine(t.Dispatch, t.Base, t.Count);
     }
 
@@ -167,14 +168,16 @@ public sealed class JumpTableAnalysis
                 _otherEntries.Add(f.Start);
                 _otherEntries.Add(f.Start + (ulong)AbiFacts.LocalEntryOffset(image.Abi, f.Symbol.Other));
             }
-            foreach (var sym in image.Symbols.Where(s => s.IsInSection && s.SectionIndex == (uint)section.Index && s.Type != SttSection))
+            foreach (var sym in image.Symbols.Where(s =>
+                s.IsInSection && s.SectionIndex == (uint)section.Index && s.Type != SttSection))
                 _otherEntries.Add(sym.Value);
             foreach (var (rs, rela, sym) in context.IntoSection[section.Index])
             {
                 string from = rs.Target.Name;
                 if (from.StartsWith(".debug_", StringComparison.Ordinal)) continue;    // line and range addresses, not ways in
                 // A data word relative to its own place may be a table entry: those are proven below, never assumed.
-                if (!rs.Target.IsExecutable && RelocationMeaning.IsPlaceRelative(rela.Type) && !RelocationMeaning.AddsPlaceBack(from))
+                if (!rs.Target.IsExecutable && RelocationMeaning.IsPlaceRelative(rela.Type)
+                    && !RelocationMeaning.AddsPlaceBack(from))
                     continue;
                 ulong anchor = KernelTables.AnchorOf(from, rela) ?? 0;
                 _otherEntries.Add(unchecked(sym.Value + (ulong)rela.Addend - anchor));
@@ -198,7 +201,8 @@ public sealed class JumpTableAnalysis
                 for (ulong at = f.Start; at + 4 <= f.End && at + 4 <= (ulong)_bytes.Length; at += 4)
                 {
                     if (!IsIndirectJump(Word(at))) continue;
-                    if (tables.Any(t => t.Form == JumpTableForm.InlineDifferences && at >= t.Base && at < t.End)) continue;
+                    if (tables.Any(t => t.Form == JumpTableForm.InlineDifferences && at >= t.Base && at < t.End))
+                        continue;
                     var (table, why) = Prove(f, at);
                     if (table is not null) tables.Add(table);
                     else unproven.Add(new UnprovenDispatch(_section.Index, at, why!));
@@ -412,7 +416,8 @@ public sealed class JumpTableAnalysis
         {
             uint op = w >> 26;
             if (op == 28 && ((w >> 16) & 31) == reg) return w & 0xffff;
-            if (op == 21 && ((w >> 16) & 31) == reg && ((w >> 11) & 31) == 0 && ((w >> 1) & 31) == 31 && ((w >> 6) & 31) > 0)
+            if (op == 21 && ((w >> 16) & 31) == reg && ((w >> 11) & 31) == 0 && ((w >> 1) & 31) == 31
+                && ((w >> 6) & 31) > 0)
                 return (1UL << (32 - (int)((w >> 6) & 31))) - 1;
             if (op == 30 && ((w >> 16) & 31) == reg && ((w >> 2) & 7) == 0)
             {
@@ -421,7 +426,8 @@ public sealed class JumpTableAnalysis
                 int mb = (int)(((field & 1) << 5) | (field >> 1));
                 if (sh == 0 && mb > 32) return (1UL << (64 - mb)) - 1;
             }
-            if (op == 14 && ((w >> 21) & 31) == reg && ((w >> 16) & 31) == 0 && (short)(w & 0xffff) >= 0) return w & 0xffff;
+            if (op == 14 && ((w >> 21) & 31) == reg && ((w >> 16) & 31) == 0 && (short)(w & 0xffff) >= 0)
+                return w & 0xffff;
             return null;
         }
 
@@ -430,8 +436,10 @@ public sealed class JumpTableAnalysis
         private static int? MoveSource(uint w, int reg)
         {
             int s = (int)(w >> 21) & 31;
-            if (w >> 26 == 31 && ((w >> 1) & 0x3ff) == 444 && ((w >> 11) & 31) == s && ((w >> 16) & 31) == reg) return s;
-            if (w >> 26 == 30 && ((w >> 16) & 31) == reg && ((w >> 2) & 7) == 0 && ((w >> 11) & 31) == 0 && ((w >> 1) & 1) == 0
+            if (w >> 26 == 31 && ((w >> 1) & 0x3ff) == 444 && ((w >> 11) & 31) == s && ((w >> 16) & 31) == reg)
+                return s;
+            if (w >> 26 == 30 && ((w >> 16) & 31) == reg && ((w >> 2) & 7) == 0 && ((w >> 11) & 31) == 0
+                && ((w >> 1) & 1) == 0
                 && ((w >> 5) & 0x3f) == 0x01)   // mb = 32
                 return s;
             return null;
@@ -491,8 +499,10 @@ public sealed class JumpTableAnalysis
             {
                 if (FindWriter(f, def, e => e.WritesGpr(high), out why) is not { } ha) return null;
                 uint h = Word(ha);
-                if (!(h >> 26 == 15 && ((h >> 16) & 31) == 2 && _context.RelocationAt.TryGetValue((_section.Index, ha), out var hi)
-                      && hi.Rela.Type == R.PPC64_TOC16_HA && hi.Rela.SymbolIndex == lo.Rela.SymbolIndex && hi.Rela.Addend == lo.Rela.Addend))
+                if (!(h >> 26 == 15 && ((h >> 16) & 31) == 2
+                    && _context.RelocationAt.TryGetValue((_section.Index, ha), out var hi)
+                      && hi.Rela.Type == R.PPC64_TOC16_HA && hi.Rela.SymbolIndex == lo.Rela.SymbolIndex
+                      && hi.Rela.Addend == lo.Rela.Addend))
                 {
                     why = "the table's address is not formed by a matching addis/TOC16_HA";
                     return null;
@@ -532,7 +542,8 @@ public sealed class JumpTableAnalysis
             }
             // The table ends where code starts: the next word is reached by something, after at most alignment padding.
             ulong next = end;
-            while (next < f.End && Word(next) is Instruction.Nop or 0x6042_0000 && !IsEntry(next) && !targets.Contains(next)) next += 4;
+            while (next < f.End && Word(next) is Instruction.Nop or 0x6042_0000 && !IsEntry(next)
+                && !targets.Contains(next)) next += 4;
             if (_checkExtent && next < f.End && !IsEntry(next) && !targets.Contains(next))
             {
                 why = $"the word after the table's {count} entries (+0x{end:x}) is neither code that is jumped to " +
@@ -554,7 +565,8 @@ public sealed class JumpTableAnalysis
             for (int k = 0; k < count; k++)
             {
                 ulong at = tableBase + 4UL * (ulong)k;
-                if (!_context.RelocationAt.TryGetValue((tableSection, at), out var r) || r.Rela.Offset != at || r.Rela.Type != R.PPC64_REL32
+                if (!_context.RelocationAt.TryGetValue((tableSection, at), out var r) || r.Rela.Offset != at
+                    || r.Rela.Type != R.PPC64_REL32
                     || !r.Symbol.IsInSection || r.Symbol.SectionIndex != (uint)_section.Index)
                 {
                     why = $"{section.Name}+0x{at:x} is not a REL32 to {_section.Name}";
@@ -572,7 +584,8 @@ public sealed class JumpTableAnalysis
         private static bool CaseInFunction(FunctionRange f, long target, ulong tableBase, ulong tableEnd,
             out string why)
         {
-            if (target < (long)f.Start || target >= (long)f.End || (target & 3) != 0 || ((ulong)target >= tableBase && (ulong)target < tableEnd))
+            if (target < (long)f.Start || target >= (long)f.End || (target & 3) != 0
+                || ((ulong)target >= tableBase && (ulong)target < tableEnd))
             {
                 why = $"a table entry selects +0x{target:x}, which is not code of {f.Name}";
                 return false;

@@ -109,6 +109,7 @@ public static class KernelLoaderModel
         var code = image.Data(rs.Target);
         if (rela.Offset + 8 > (ulong)code.Length) return false;
         int at = (int)rela.Offset;
-        return Instruction.IsRelativeLinkBranch(image.ReadU32(code, at)) && image.ReadU32(code, at + 4) == Instruction.Nop;
+        return Instruction.IsRelativeLinkBranch(image.ReadU32(code, at))
+            && image.ReadU32(code, at + 4) == Instruction.Nop;
     }
 }

@@ -55,7 +55,8 @@ public static class ModuleChecks
         LoaderOptions options)
     {
         if (!options.Pcrel) yield break;
-        var toc = image.Symbols.Where(s => s.Name == ".TOC." && s.SectionIndex == ShnUndef).Select(s => (uint)s.Index).ToHashSet();
+        var toc = image.Symbols.Where(s =>
+            s.Name == ".TOC." && s.SectionIndex == ShnUndef).Select(s => (uint)s.Index).ToHashSet();
         if (toc.Count == 0) yield break;
         var uses = image.RelocationSections.Where(r => r.Target.IsAlloc)
             .SelectMany(r => r.Entries.Where(e => toc.Contains(e.SymbolIndex)).Select(e => (r.Target, e.Offset)))
@@ -96,7 +97,8 @@ public static class ModuleChecks
     {
         if (!image.Sections.Any(s => s.Name == ".gnu.linkonce.this_module")) return null;
         var modinfo = image.Sections.FirstOrDefault(s => s.Name == ".modinfo" && s.HasFileData);
-        return modinfo is not null && System.Text.Encoding.ASCII.GetString(image.Data(modinfo)).Split('\0').Contains("livepatch=Y");
+        return modinfo is not null
+            && System.Text.Encoding.ASCII.GetString(image.Data(modinfo)).Split('\0').Contains("livepatch=Y");
     }
 
     /// <summary>Livepatch relocation sections and symbols must have the form the livepatch core parses.</summary>

@@ -66,7 +66,8 @@ public static class ObjectVerifier
     /// go. Sequential on purpose: on the Debian module corpus two threads were slower than one (1.5 s vs 1.05 s, and
     /// twice the memory) — the work is allocation-bound, not CPU-bound.
     /// </summary>
-    public static IEnumerable<ObjectReport> VerifyEach(IEnumerable<string> paths, LoaderOptions options, bool allSites = true) =>
+    public static IEnumerable<ObjectReport> VerifyEach(IEnumerable<string> paths, LoaderOptions options,
+        bool allSites = true) =>
         paths.Select(p => Verify(p, options, allSites));
 
     public static ObjectReport Verify(ElfImage image, LoaderOptions options) =>
@@ -90,7 +91,8 @@ public static class ObjectVerifier
 
         var diagnostics = new List<Diagnostic>();
         // REL24_NOTOC rejections are reported once per section by the relocation-type check below.
-        foreach (var v in verdicts.Where(v => v.Verdict == Verdict.Reject && v.Code != DiagnosticCatalog.UnsupportedRelocation))
+        foreach (var v in verdicts.Where(v =>
+            v.Verdict == Verdict.Reject && v.Code != DiagnosticCatalog.UnsupportedRelocation))
             diagnostics.Add(ToDiagnostic(image.Path, v));
         diagnostics.AddRange(ModuleChecks.UnsupportedRelocations(image, functions, options));
         diagnostics.AddRange(ModuleChecks.TocBasedOnPcrelKernel(image, functions, options));
@@ -99,7 +101,8 @@ public static class ObjectVerifier
             allSites ? null : () => CallSiteScanner.Scan(image, functions, lines)));
         diagnostics.Sort(CompareDiagnostics);
         var counts = SiteCounts.Of(verdicts);
-        return new ObjectReport(image.Path, image.Abi, verdicts, diagnostics) { Counts = counts with { Accepted = counts.Accepted + plainAccepted } };
+        return new ObjectReport(image.Path, image.Abi, verdicts,
+            diagnostics) { Counts = counts with { Accepted = counts.Accepted + plainAccepted } };
     }
 
     private static Diagnostic ToDiagnostic(string path, SiteVerdict v)

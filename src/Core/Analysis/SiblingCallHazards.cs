@@ -15,7 +15,8 @@ public static class SiblingCallHazards
 {
     /// <param name="allSites">When <paramref name="sites"/> is a summary without the local calls, how to get them
     /// all.</param>
-    public static IEnumerable<Diagnostic> Find(ObjectAnalysis analysis, IReadOnlyList<CallSite> sites, LoaderOptions options,
+    public static IEnumerable<Diagnostic> Find(ObjectAnalysis analysis, IReadOnlyList<CallSite> sites,
+        LoaderOptions options,
         Func<IReadOnlyList<CallSite>>? allSites = null)
     {
         var image = analysis.Image;
@@ -23,7 +24,8 @@ public static class SiblingCallHazards
         HashSet<FunctionRange>? locallyCalled = null;   // scanning every code word is costly: only when needed
         foreach (var site in sites)
         {
-            if (site.Instruction != BranchKind.B || !site.IsExternal || site.Exemption is not null || site.IsPcrel) continue;
+            if (site.Instruction != BranchKind.B || !site.IsExternal || site.Exemption is not null || site.IsPcrel)
+                continue;
             locallyCalled ??= LocallyCalledFunctions(analysis, allSites?.Invoke() ?? sites);
             bool calledLocally = site.Function is not null && locallyCalled.Contains(site.Function);
             string kind = site.CalleeKind == CalleeKind.Livepatch ? "livepatch" : "undefined";
@@ -35,7 +37,8 @@ public static class SiblingCallHazards
                     "continues with the callee's r2";
             yield return new Diagnostic(
                 calledLocally ? DiagnosticCatalog.SiblingCallFromLocallyCalledFunction : DiagnosticCatalog.SiblingCallToExternal,
-                message, image.Path, site.Section.Name, site.Offset, site.Function?.Name, site.FunctionOffset, site.Callee, site.Source,
+                message, image.Path, site.Section.Name, site.Offset, site.Function?.Name, site.FunctionOffset,
+                    site.Callee, site.Source,
                 Fix: $"Add __attribute__((optimize(\"no-optimize-sibling-calls\"))) to {fn}(), or compile with " +
                     "-fno-optimize-sibling-calls.");
         }

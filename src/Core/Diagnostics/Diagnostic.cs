@@ -57,7 +57,8 @@ public sealed record Diagnostic(
     public string HelpLink => DiagnosticCatalog.HelpLink(Code);
 
     /// <summary>The message as a sentence: one closing period, also when it quotes a system message that has one.</summary>
-    public string Sentence => Message.EndsWith('.') || Message.EndsWith('?') || Message.EndsWith('!') ? Message : Message + ".";
+    public string Sentence =>
+        Message.EndsWith('.') || Message.EndsWith('?') || Message.EndsWith('!') ? Message : Message + ".";
 
     public static Diagnostic Create(string code, string objectPath, string message) => new(code, message, objectPath);
 

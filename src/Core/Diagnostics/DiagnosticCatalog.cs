@@ -78,14 +78,16 @@ public static class DiagnosticCatalog
 
     /// <summary>The catalog's index page (docs/diagnostics/README.md): SARIF's informationUri.</summary>
     public static string InformationUri(string? linkBase = null) =>
-        (linkBase ?? HelpLinkBase) is var b && b.StartsWith("urn:", StringComparison.Ordinal) ? b + "README" : b + "README.md";
+        (linkBase ?? HelpLinkBase) is var b
+            && b.StartsWith("urn:", StringComparison.Ordinal) ? b + "README" : b + "README.md";
 
     private static string ShippedPages()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {
             string pages = Path.Combine(dir.FullName, "docs", "diagnostics");
-            if (File.Exists(Path.Combine(pages, UsageError + ".md"))) return new Uri(pages + Path.DirectorySeparatorChar).AbsoluteUri;
+            if (File.Exists(Path.Combine(pages, UsageError + ".md")))
+                return new Uri(pages + Path.DirectorySeparatorChar).AbsoluteUri;
         }
         return "urn:ppc-livepatch:diagnostics:";
     }
@@ -174,5 +176,6 @@ public static class DiagnosticCatalog
     /// <summary>The page of <paramref name="code"/> under <paramref name="linkBase"/> (default <see
     /// cref="HelpLinkBase"/>).</summary>
     public static string HelpLink(string code, string? linkBase = null) =>
-        (linkBase ?? HelpLinkBase) is var b && b.StartsWith("urn:", StringComparison.Ordinal) ? b + code : b + code + ".md";
+        (linkBase ?? HelpLinkBase) is var b
+            && b.StartsWith("urn:", StringComparison.Ordinal) ? b + code : b + code + ".md";
 }

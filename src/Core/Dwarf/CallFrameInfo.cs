@@ -46,8 +46,10 @@ public sealed record Fde(
 /// </summary>
 public sealed class CallFrameInfo
 {
-    public const byte DwCfaNop = 0x00, DwCfaAdvanceLoc4 = 0x04, DwCfaOffsetExtendedSf = 0x11, DwCfaRestoreExtended = 0x06,
-        DwCfaUndefined = 0x07, DwCfaSameValue = 0x08, DwCfaRegister = 0x09, DwCfaDefCfa = 0x0c, DwCfaDefCfaSf = 0x12, DwCfaValOffsetSf = 0x15;
+    public const byte DwCfaNop = 0x00, DwCfaAdvanceLoc4 = 0x04, DwCfaOffsetExtendedSf = 0x11,
+        DwCfaRestoreExtended = 0x06,
+        DwCfaUndefined = 0x07, DwCfaSameValue = 0x08, DwCfaRegister = 0x09, DwCfaDefCfa = 0x0c, DwCfaDefCfaSf = 0x12,
+            DwCfaValOffsetSf = 0x15;
 
     private readonly ElfImage _image;
 
@@ -121,7 +123,8 @@ public sealed class CallFrameInfo
             ulong range = r.Fixed(fieldSize);
             if (cie.HasAugmentationData) r.Skip(r.Uleb());
             // S + A of the pc_begin relocation (ADDR64, or REL32 in .eh_frame) is the code address the FDE starts at.
-            var (codeSection, begin) = relocs.TryGetValue((ulong)pcBegin, out var target) ? (target.Section, target.Value) : (-1, 0UL);
+            var (codeSection, begin) = relocs.TryGetValue((ulong)pcBegin, out var target) ? (target.Section,
+                target.Value) : (-1, 0UL);
             // A range past the end of its code would make every address computed from it wrap; such an FDE
             // describes no code this object has.
             if (codeSection >= 0 && (begin > _image.Sections[codeSection].Size
@@ -249,7 +252,8 @@ public sealed class CallFrameInfo
         int cfaReg = initial?.CfaRegister ?? 1;
         long cfaOff = initial?.CfaOffset ?? 0;
         bool cfaExpr = initial?.CfaIsExpression ?? false;
-        var regs = initial is null ? new Dictionary<ulong, RegisterRule>() : new Dictionary<ulong, RegisterRule>(initial.Registers);
+        var regs = initial is null ? new Dictionary<ulong, RegisterRule>() : new Dictionary<ulong,
+            RegisterRule>(initial.Registers);
         var initialRegs = initial?.Registers ?? new Dictionary<ulong, RegisterRule>();
         var stack = new Stack<(int, long, bool, Dictionary<ulong, RegisterRule>)>();
         ulong loc = 0;
@@ -285,12 +289,15 @@ public sealed class CallFrameInfo
                         case 0x02: Advance(r.U8()); break;
                         case 0x03: Advance(r.U16()); break;
                         case 0x04: Advance(r.U32()); break;
-                        case 0x05: { ulong reg = r.Uleb(); regs[reg] = new(RegisterRuleKind.Offset, (long)r.Uleb() * cie.DataAlign); break; }
+                        case 0x05: { ulong reg = r.Uleb(); regs[reg] = new(RegisterRuleKind.Offset,
+                            (long)r.Uleb() * cie.DataAlign); break; }
                         case 0x06: Restore(r.Uleb()); break;
                         case 0x07: regs[r.Uleb()] = new(RegisterRuleKind.Undefined); break;
                         case 0x08: regs[r.Uleb()] = new(RegisterRuleKind.SameValue); break;
-                        case 0x09: { ulong reg = r.Uleb(); regs[reg] = new(RegisterRuleKind.Register, (long)r.Uleb()); break; }
-                        case 0x0a: stack.Push((cfaReg, cfaOff, cfaExpr, new Dictionary<ulong, RegisterRule>(regs))); break;
+                        case 0x09: { ulong reg = r.Uleb(); regs[reg] = new(RegisterRuleKind.Register,
+                            (long)r.Uleb()); break; }
+                        case 0x0a: stack.Push((cfaReg, cfaOff, cfaExpr, new Dictionary<ulong,
+                            RegisterRule>(regs))); break;
                         case 0x0b:
                             if (stack.Count == 0) throw new DwarfFormatException("DW_CFA_restore_state without " +
                                 "remember_state");
@@ -301,14 +308,18 @@ public sealed class CallFrameInfo
                         case 0x0e: cfaOff = (long)r.Uleb(); break;
                         case 0x0f: r.Skip(r.Uleb()); cfaExpr = true; break;
                         case 0x10: { ulong reg = r.Uleb(); r.Skip(r.Uleb()); regs[reg] = new(RegisterRuleKind.Expression); break; }
-                        case 0x11: { ulong reg = r.Uleb(); regs[reg] = new(RegisterRuleKind.Offset, r.Sleb() * cie.DataAlign); break; }
+                        case 0x11: { ulong reg = r.Uleb(); regs[reg] = new(RegisterRuleKind.Offset,
+                            r.Sleb() * cie.DataAlign); break; }
                         case 0x12: cfaReg = (int)r.Uleb(); cfaOff = r.Sleb() * cie.DataAlign; cfaExpr = false; break;
                         case 0x13: cfaOff = r.Sleb() * cie.DataAlign; break;
-                        case 0x14: { ulong reg = r.Uleb(); regs[reg] = new(RegisterRuleKind.ValOffset, (long)r.Uleb() * cie.DataAlign); break; }
-                        case 0x15: { ulong reg = r.Uleb(); regs[reg] = new(RegisterRuleKind.ValOffset, r.Sleb() * cie.DataAlign); break; }
+                        case 0x14: { ulong reg = r.Uleb(); regs[reg] = new(RegisterRuleKind.ValOffset,
+                            (long)r.Uleb() * cie.DataAlign); break; }
+                        case 0x15: { ulong reg = r.Uleb(); regs[reg] = new(RegisterRuleKind.ValOffset,
+                            r.Sleb() * cie.DataAlign); break; }
                         case 0x16: { ulong reg = r.Uleb(); r.Skip(r.Uleb()); regs[reg] = new(RegisterRuleKind.Expression); break; }
                         case 0x2e: r.Uleb(); break;                                                    // DW_CFA_GNU_args_size
-                        case 0x2f: { ulong reg = r.Uleb(); regs[reg] = new(RegisterRuleKind.Offset, -(long)r.Uleb() * cie.DataAlign); break; }
+                        case 0x2f: { ulong reg = r.Uleb(); regs[reg] = new(RegisterRuleKind.Offset,
+                            -(long)r.Uleb() * cie.DataAlign); break; }
                         default: throw new DwarfFormatException($"unknown call frame instruction 0x{op:x2}");
                     }
                     break;

@@ -21,14 +21,16 @@ public enum LineOpKind
 }
 
 /// <summary>One decoded opcode: where it is, what it does, and its address advance in bytes (already scaled).</summary>
-public readonly record struct LineOp(int Start, int End, LineOpKind Kind, ulong AddressAdvance, long LineAdvance, ulong Operand,
+public readonly record struct LineOp(int Start, int End, LineOpKind Kind, ulong AddressAdvance, long LineAdvance,
+    ulong Operand,
     int OperandOffset);
 
 /// <summary>
 /// The fixed part of a line unit's header: where the unit, its directory and file tables and its program are, and the
 /// fields its opcodes are decoded with.
 /// </summary>
-public sealed record LineProgramHeader(int Start, int UnitEnd, bool Dwarf64, int Version, int TablesStart, int ProgramStart, byte MinInstLength,
+public sealed record LineProgramHeader(int Start, int UnitEnd, bool Dwarf64, int Version, int TablesStart,
+    int ProgramStart, byte MinInstLength,
     sbyte LineBase, byte LineRange, byte OpcodeBase, byte[] StandardOpcodeLengths)
 {
     /// <summary>Reads the header of the unit at <paramref name="start"/>.</summary>
@@ -57,7 +59,8 @@ public sealed record LineProgramHeader(int Start, int UnitEnd, bool Dwarf64, int
         if (lineRange == 0) throw new DwarfFormatException("line_range is 0");
         var lengths = new byte[Math.Max(0, opcodeBase - 1)];
         for (int i = 0; i < lengths.Length; i++) lengths[i] = r.U8();
-        return new LineProgramHeader(start, end, dwarf64, version, r.Position, programStart, minInst, lineBase, lineRange, opcodeBase,
+        return new LineProgramHeader(start, end, dwarf64, version, r.Position, programStart, minInst, lineBase,
+            lineRange, opcodeBase,
             lengths);
     }
 }

@@ -89,7 +89,8 @@ public sealed class LineTable
 
     /// <summary>Addresses and string offsets: the ADDR64/ADDR32 relocations to sections.</summary>
     private static Dictionary<ulong, Target> RelocationsFor(ElfImage image, ElfSection section) =>
-        image.RelocationTargets(section).Where(kv => kv.Value.Section >= 0 && kv.Value.Type is R.PPC64_ADDR64 or R.PPC64_ADDR32)
+        image.RelocationTargets(section).Where(kv =>
+            kv.Value.Section >= 0 && kv.Value.Type is R.PPC64_ADDR64 or R.PPC64_ADDR32)
             .ToDictionary(kv => kv.Key, kv => new Target(kv.Value.Section, kv.Value.Value));
 
     /// <summary>A unit's header and its directory and file tables (which DW_LNE_define_file may extend).</summary>

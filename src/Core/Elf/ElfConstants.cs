@@ -10,7 +10,8 @@ public static class ElfConstants
     public const ushort EmPpc64 = 21;
     public const ushort EmPpc = 20;
 
-    public const uint ShtNull = 0, ShtProgbits = 1, ShtSymtab = 2, ShtStrtab = 3, ShtRela = 4, ShtNobits = 8, ShtRel = 9,
+    public const uint ShtNull = 0, ShtProgbits = 1, ShtSymtab = 2, ShtStrtab = 3, ShtRela = 4, ShtNobits = 8,
+        ShtRel = 9,
         ShtGroup = 17, ShtSymtabShndx = 18;
 
     public const ulong ShfWrite = 0x1, ShfAlloc = 0x2, ShfExecInstr = 0x4, ShfInfoLink = 0x40, ShfCompressed = 0x800;

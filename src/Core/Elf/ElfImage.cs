@@ -7,7 +7,8 @@ using static PpcLivepatch.Elf.ElfConstants;
 namespace PpcLivepatch.Elf;
 
 public sealed record ElfSection(
-    int Index, string Name, uint Type, ulong Flags, ulong Offset, ulong Size, uint Link, uint Info, ulong Alignment, ulong EntrySize)
+    int Index, string Name, uint Type, ulong Flags, ulong Offset, ulong Size, uint Link, uint Info, ulong Alignment,
+        ulong EntrySize)
 {
     public bool IsAlloc => (Flags & ShfAlloc) != 0;
     public bool IsExecutable => (Flags & ShfExecInstr) != 0;
@@ -36,7 +37,8 @@ public readonly record struct RelocationTarget(int Section, ulong Value, uint Ty
 public sealed record ElfRelocationSection(ElfSection Section, ElfSection Target, IReadOnlyList<ElfRela> Entries)
 {
     public bool IsLivepatch =>
-        (Section.Flags & ShfRelaLivepatch) != 0 || Section.Name.StartsWith(KlpNames.RelaPrefix, StringComparison.Ordinal);
+        (Section.Flags & ShfRelaLivepatch) != 0
+            || Section.Name.StartsWith(KlpNames.RelaPrefix, StringComparison.Ordinal);
 }
 
 /// <summary>
@@ -247,14 +249,16 @@ public sealed class ElfImage
                 $"section header table ({shnum} entries at 0x{shoff:x}) extends past the end of the {b.Length}-byte " +
                     "file");
 
-        var raw = new (uint name, uint type, ulong flags, ulong offset, ulong size, uint link, uint info, ulong align, ulong entsize)[shnum];
+        var raw = new (uint name, uint type, ulong flags, ulong offset, ulong size, uint link, uint info, ulong align,
+            ulong entsize)[shnum];
         for (int i = 0; i < shnum; i++)
         {
             int o = (int)shoff + i * Elf64SectionHeaderSize;
             raw[i] = (ReadU32(h, o), ReadU32(h, o + 4), ReadU64(h, o + 8), ReadU64(h, o + 24), ReadU64(h, o + 32),
                 ReadU32(h, o + 40), ReadU32(h, o + 44), ReadU64(h, o + 48), ReadU64(h, o + 56));
             var s = raw[i];
-            if (s.type != ShtNobits && s.type != ShtNull && (s.offset > (ulong)b.Length || (ulong)b.Length - s.offset < s.size))
+            if (s.type != ShtNobits && s.type != ShtNull
+                && (s.offset > (ulong)b.Length || (ulong)b.Length - s.offset < s.size))
                 throw new MalformedElfException(DiagnosticCatalog.MalformedSectionTable,
                     $"section [{i}] (offset 0x{s.offset:x}, size 0x{s.size:x}) extends past the end of the " +
                         $"{b.Length}-byte file");

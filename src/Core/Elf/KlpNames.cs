@@ -39,7 +39,8 @@ public static partial class KlpNames
     /// <summary>True when <paramref name="name"/> is a GCC clone of <paramref name="function"/>, e.g.
     /// <c>helper.constprop.0.isra.0</c>.</summary>
     public static bool IsGccCloneOf(string name, string function) =>
-        name.Length > function.Length + 1 && name.StartsWith(function, StringComparison.Ordinal) && name[function.Length] == '.'
+        name.Length > function.Length + 1 && name.StartsWith(function, StringComparison.Ordinal)
+            && name[function.Length] == '.'
         && GccCloneSuffix().IsMatch(name.AsSpan(function.Length));
 
     /// <summary>The name a C programmer knows: <c>cmdline_helper</c> for

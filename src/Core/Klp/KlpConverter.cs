@@ -95,16 +95,20 @@ public static class KlpConverter
             if (dropped.Contains(rs.Target.Index)) continue; // goes with its section
             var remove = new HashSet<int>();
             bool IntoDroppedCopy(ElfRela rela) =>
-                replaced.ContainsKey(rela.SymbolIndex) && image.Symbols[(int)rela.SymbolIndex] is { IsInSection: true } sym && dropped.Contains((int)sym.SectionIndex);
+                replaced.ContainsKey(rela.SymbolIndex)
+                    && image.Symbols[(int)rela.SymbolIndex] is { IsInSection: true } sym
+                    && dropped.Contains((int)sym.SectionIndex);
             // The copy's records in the kernel's tables (its ftrace call site, exception and bug entries, jump labels)
             // go with the copy: bound to the original they would make the kernel treat vmlinux code as this module's.
             bool table = KernelTables.IsRecordTable(rs.Target.Name);
             var layout = table ? KernelTables.LayoutOf(rs.Target.Name, rs.Target.Size, rs.Entries) : null;
-            var goneRecords = layout is null ? [] : rs.Entries.Where(r => r.Offset % (ulong)layout.Size == (ulong)layout.AddressField && IntoDroppedCopy(r))
+            var goneRecords = layout is null ? [] : rs.Entries.Where(r =>
+                r.Offset % (ulong)layout.Size == (ulong)layout.AddressField && IntoDroppedCopy(r))
                 .Select(r => r.Offset / (ulong)layout.Size).ToHashSet();
             // Records that stay move down over the ones cut out, and so do their relocations that become livepatch ones.
             ulong Packed(ulong offset) =>
-                layout is null ? offset : offset - (ulong)goneRecords.Count(g => g < offset / (ulong)layout.Size) * (ulong)layout.Size;
+                layout is null ? offset : offset - (ulong)goneRecords.Count(g =>
+                    g < offset / (ulong)layout.Size) * (ulong)layout.Size;
             for (int i = 0; i < rs.Entries.Count; i++)
             {
                 var rela = rs.Entries[i];
@@ -155,7 +159,8 @@ public static class KlpConverter
         return new KlpConversion(output, diagnostics, moved, droppedNames);
     }
 
-    private static Diagnostic NotSeparable(ElfImage image, ElfRelocationSection rs, ElfRela rela, KlpSymbolSpec spec, string why) =>
+    private static Diagnostic NotSeparable(ElfImage image, ElfRelocationSection rs, ElfRela rela, KlpSymbolSpec spec,
+        string why) =>
         new(DiagnosticCatalog.KlpCopyNotSeparable,
             $"{rs.Target.Name} records an address inside the copy of '{spec.Symbol}' that is being dropped, and " +
                 $"{why}; binding it to the original would make the kernel treat code in {spec.Object} as this module's",
@@ -192,17 +197,20 @@ public static class KlpConverter
         void Error(string code, string message, string fix) =>
             diagnostics.Add(new Diagnostic(code, message, image.Path, Callee: spec.Symbol, Fix: fix));
 
-        if (spec.Object.Length is 0 or > 55 || spec.Object.Contains('.') || spec.TargetName.Contains(',') || spec.TargetName.Length is 0 or > 511)
+        if (spec.Object.Length is 0 or > 55 || spec.Object.Contains('.') || spec.TargetName.Contains(',')
+            || spec.TargetName.Length is 0 or > 511)
         {
             Error(DiagnosticCatalog.BadKlpSymbolItem, $"KlpSymbol '{spec.Symbol}' cannot be named {spec.KlpName}: " +
                 "the object name must be 1–55 characters without '.', the symbol name 1–511 characters without ','",
                 "Set Object to vmlinux or the module's name (e.g. nfsd), and Name to the symbol's name in that object.");
             return null;
         }
-        var candidates = image.Symbols.Where(s => s.Name == spec.Symbol && s.Index > 0 && s.Type != SttSection && s.Type != SttFile).ToList();
+        var candidates = image.Symbols.Where(s =>
+            s.Name == spec.Symbol && s.Index > 0 && s.Type != SttSection && s.Type != SttFile).ToList();
         if (candidates.Count == 0)
         {
-            var clones = image.Symbols.Where(s => s.Type == SttFunc && s.IsInSection && KlpNames.IsGccCloneOf(s.Name, spec.Symbol))
+            var clones = image.Symbols.Where(s =>
+                s.Type == SttFunc && s.IsInSection && KlpNames.IsGccCloneOf(s.Name, spec.Symbol))
                 .Select(s => s.Name).Distinct().ToList();
             diagnostics.Add(clones.Count == 0
                 ? new Diagnostic(DiagnosticCatalog.KlpSymbolNotFound,
@@ -235,7 +243,8 @@ public static class KlpConverter
         }
         var function = functions.All.FirstOrDefault(f => f.Symbol.Index == defined.Index);
         var section = function is null ? null : image.Sections[function.SectionIndex];
-        var others = section is null ? [] : functions.InSection(section.Index).Where(f => f.Name != spec.Symbol).Select(f => f.Name).ToList();
+        var others = section is null ? [] : functions.InSection(section.Index).Where(f =>
+            f.Name != spec.Symbol).Select(f => f.Name).ToList();
         if (section is null || others.Count > 0 || image.Abi == Ppc64.PpcAbi.ElfV1)
         {
             string why = section is null ? "no code range was found for it"
@@ -248,7 +257,9 @@ public static class KlpConverter
             return null;
         }
         // Calls GCC sent to a specialised clone of the copy keep running the module's clone, not the original.
-        var staying = image.Symbols.Where(s => s.Type == SttFunc && s.IsInSection && KlpNames.IsGccCloneOf(s.Name, spec.Symbol) && !s.Name.Contains(".cold"))
+        var staying = image.Symbols.Where(s =>
+            s.Type == SttFunc && s.IsInSection && KlpNames.IsGccCloneOf(s.Name, spec.Symbol)
+                && !s.Name.Contains(".cold"))
             .Select(s => s.Name).Distinct().ToList();
         if (staying.Count > 0)
             diagnostics.Add(new Diagnostic(DiagnosticCatalog.KlpCopyHasClones,

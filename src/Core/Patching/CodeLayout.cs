@@ -26,7 +26,8 @@ public sealed class CodeLayout
 
     /// <summary>Islands appended after a function that ended at <paramref name="oldEnd"/>; it now ends at <paramref
     /// name="newEnd"/>.</summary>
-    public static CodeLayout WithIslands(int section, IReadOnlyList<(ulong Call, ulong Island)> islands, ulong oldEnd, ulong newEnd) =>
+    public static CodeLayout WithIslands(int section, IReadOnlyList<(ulong Call, ulong Island)> islands, ulong oldEnd,
+        ulong newEnd) =>
         new(section, [], islands, oldEnd, newEnd);
 
     public int Section { get; }

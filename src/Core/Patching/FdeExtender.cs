@@ -32,7 +32,8 @@ internal static class FdeExtender
             var rewritten = new Dictionary<Fde, (byte[] Instructions, ulong NewRange, bool Replace)>();
             foreach (var change in layouts.Where(l => l.Islands.Count > 0))
             {
-                var fde = cfi.Fdes.FirstOrDefault(f => f.CodeSection == change.Section && f.PcBegin + f.PcRange == change.OldEnd);
+                var fde = cfi.Fdes.FirstOrDefault(f =>
+                    f.CodeSection == change.Section && f.PcBegin + f.PcRange == change.OldEnd);
                 if (fde is null) continue;
                 try
                 {
@@ -105,9 +106,12 @@ internal static class FdeExtender
             if (had && before == rule) continue;
             switch (rule.Kind)
             {
-                case RegisterRuleKind.Offset: output.Add(CallFrameInfo.DwCfaOffsetExtendedSf); Uleb(output, reg); Sleb(output, Factor(rule.Value, cie)); break;
-                case RegisterRuleKind.ValOffset: output.Add(CallFrameInfo.DwCfaValOffsetSf); Uleb(output, reg); Sleb(output, Factor(rule.Value, cie)); break;
-                case RegisterRuleKind.Register: output.Add(CallFrameInfo.DwCfaRegister); Uleb(output, reg); Uleb(output, (ulong)rule.Value); break;
+                case RegisterRuleKind.Offset: output.Add(CallFrameInfo.DwCfaOffsetExtendedSf); Uleb(output,
+                    reg); Sleb(output, Factor(rule.Value, cie)); break;
+                case RegisterRuleKind.ValOffset: output.Add(CallFrameInfo.DwCfaValOffsetSf); Uleb(output,
+                    reg); Sleb(output, Factor(rule.Value, cie)); break;
+                case RegisterRuleKind.Register: output.Add(CallFrameInfo.DwCfaRegister); Uleb(output,
+                    reg); Uleb(output, (ulong)rule.Value); break;
                 case RegisterRuleKind.SameValue: output.Add(CallFrameInfo.DwCfaSameValue); Uleb(output, reg); break;
                 case RegisterRuleKind.Undefined: output.Add(CallFrameInfo.DwCfaUndefined); Uleb(output, reg); break;
                 default: throw new NotSupportedException($"register {reg} has a rule of kind {rule.Kind}");
@@ -146,7 +150,9 @@ internal static class FdeExtender
     {
         var data = cfi.Data;
         bool le = image.IsLittleEndian;
-        var entries = cfi.Cies.Select(c => (Offset: c.Offset, End: c.End)).Concat(cfi.Fdes.Select(f => (f.Offset, f.End))).OrderBy(e => e.Offset).ToList();
+        var entries = cfi.Cies.Select(c =>
+            (Offset: c.Offset, End: c.End)).Concat(cfi.Fdes.Select(f =>
+                (f.Offset, f.End))).OrderBy(e => e.Offset).ToList();
         var output = new List<byte>();
         var newStart = new Dictionary<int, int>();
         int copied = 0;
@@ -199,7 +205,9 @@ internal static class FdeExtender
         }
         container.SetSectionData(cfi.Section.Index, bytesOut);
 
-        var sectionSymbols = image.Symbols.Where(s => s.Type == ElfConstants.SttSection && s.SectionIndex == (uint)cfi.Section.Index).Select(s => (uint)s.Index).ToHashSet();
+        var sectionSymbols = image.Symbols.Where(s =>
+            s.Type == ElfConstants.SttSection && s.SectionIndex == (uint)cfi.Section.Index).Select(s =>
+                (uint)s.Index).ToHashSet();
         foreach (var rs in image.RelocationSections)
         {
             for (int i = 0; i < rs.Entries.Count; i++)

@@ -62,7 +62,8 @@ internal sealed class InsertNopEditor
                             "moves"
                         : $"{rs.Target.Name} entry at +0x{rela.Offset:x} has a layout the editor does not know";
                 if (rs.Target.Index == index) continue;
-                if (rs.Target.Name.StartsWith(".debug_", StringComparison.Ordinal) && !DwarfLayoutEditor.Understood.Contains(rs.Target.Name))
+                if (rs.Target.Name.StartsWith(".debug_", StringComparison.Ordinal)
+                    && !DwarfLayoutEditor.Understood.Contains(rs.Target.Name))
                     return $"{rs.Target.Name} describes it, and that section is not rewritten";
             }
         }
@@ -70,7 +71,8 @@ internal sealed class InsertNopEditor
         // addresses computed from the program counter) survives a move only when the whole function moves as one.
         foreach (var d in _tables.UnprovenIn(index).Where(d => SplitsFunctionAt(d.Offset)))
             return $"the jump table of the indirect jump (bctr) at +0x{d.Offset:x} cannot be proven: {d.Why}";
-        foreach (var b in _references.RelocationFreeBranches.Where(b => b.Section.Index == index && b.Kind is BranchKind.Bl or BranchKind.Bcl && !b.IsCall
+        foreach (var b in _references.RelocationFreeBranches.Where(b =>
+            b.Section.Index == index && b.Kind is BranchKind.Bl or BranchKind.Bcl && !b.IsCall
                                                                             && SplitsFunctionAt(b.Offset)))
             return b.Target == b.Offset + 4
                 ? $"it reads the program counter (bl .+4 at +0x{b.Offset:x}) to compute code addresses, which " +
@@ -164,7 +166,8 @@ internal sealed class InsertNopEditor
 
         // GCC's inline tables: each word is case - base, both of which move. clang's data-section tables are
         // relocations, remapped with the rest below.
-        foreach (var table in _tables.InCodeSection(_section.Index).Where(t => t.Form == JumpTableForm.InlineDifferences))
+        foreach (var table in _tables.InCodeSection(_section.Index).Where(t =>
+            t.Form == JumpTableForm.InlineDifferences))
             for (int i = 0; i < table.Count; i++)
                 _image.WriteU32(output, (int)(Map(table.Base) + 4UL * (ulong)i),
                     (uint)((long)Map(table.Targets[i]) - (long)Map(table.Base)));
@@ -198,7 +201,8 @@ internal sealed class InsertNopEditor
             }
         }
         // ELFv1: function symbols live in .opd and their size is the size of their code here.
-        foreach (var f in _functions.InSection(_section.Index).Where(f => f.Symbol.SectionIndex != (uint)_section.Index))
+        foreach (var f in _functions.InSection(_section.Index).Where(f =>
+            f.Symbol.SectionIndex != (uint)_section.Index))
         {
             ulong size = Map(f.End) - Map(f.Start);
             if (size != f.Size) container.SetSymbolSize(f.Symbol.Index, size);

@@ -8,7 +8,8 @@ namespace PpcLivepatch.Patching;
 /// <summary>A call to move into an island: either a call relocation's site or an assembler-resolved local bl.</summary>
 /// <param name="Needed">The loader would refuse the site as it is; otherwise only --sites all-local selected
 /// it.</param>
-internal sealed record CallToFix(ElfSection Section, ulong Offset, FunctionRange? Function, string Callee, SourceLocation? Source,
+internal sealed record CallToFix(ElfSection Section, ulong Offset, FunctionRange? Function, string Callee,
+    SourceLocation? Source,
     CallSite? Relocated, ulong? DirectTarget, bool Needed)
 {
     /// <summary>Why auto could not insert a nop here, when it gave the call to the island planner instead.</summary>
@@ -18,7 +19,8 @@ internal sealed record CallToFix(ElfSection Section, ulong Offset, FunctionRange
     /// is.</summary>
     public Diagnostic Unfixed(string code, string message, string objectPath, string fix)
     {
-        var d = new Diagnostic(code, message, objectPath, Section.Name, Offset, Function?.Name, Function is null ? null : Offset - Function.Start,
+        var d = new Diagnostic(code, message, objectPath, Section.Name, Offset, Function?.Name,
+            Function is null ? null : Offset - Function.Start,
             Callee, Source, fix) { Kind = DiagnosticKind.Unfixed };
         return Needed ? d : d.LeftAsIs();
     }
@@ -94,7 +96,8 @@ internal static class IslandPlanner
                     "nop.");
         // After an earlier patch the word after a call that ended its section is one of our islands: still nothing
         // to return to, so the answer stays the same on every run.
-        if (call.Offset + 4 >= s.Size || image.Symbols.Any(y => IsIslandSymbol(y) && y.SectionIndex == (uint)s.Index && y.Value == call.Offset + 4))
+        if (call.Offset + 4 >= s.Size || image.Symbols.Any(y =>
+            IsIslandSymbol(y) && y.SectionIndex == (uint)s.Index && y.Value == call.Offset + 4))
             return Make(DiagnosticCatalog.CallAtEndOfSection, "the call is the last word of its section, so there is " +
                 "no instruction to return to",
                 "Add the nop after the bl in the hand-written assembly.");
@@ -109,7 +112,8 @@ internal static class IslandPlanner
                         "the bytes between",
                 "Compile with -ffunction-sections, so each function is alone in its section and its symbol covers it " +
                     "to the end.");
-        var later = functions.InSection(s.Index).FirstOrDefault(f => f.Start >= call.Function.End && f != call.Function);
+        var later = functions.InSection(s.Index).FirstOrDefault(f =>
+            f.Start >= call.Function.End && f != call.Function);
         if (later is not null)
             return Make(DiagnosticCatalog.NoRoomForIsland,
                 $"{call.Function.Name} is followed by {later.Name} in {s.Name}, and the island must lie inside " +

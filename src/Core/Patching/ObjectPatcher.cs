@@ -74,7 +74,8 @@ public static class ObjectPatcher
                     $"the translation validator refused the inserted nops: {f.Why}");
                 continue;
             }
-            var refusals = failures.GroupBy(f => f.Section).SelectMany(g => g.Take(3)).Select(f => new Diagnostic(DiagnosticCatalog.RewriteNotProven,
+            var refusals = failures.GroupBy(f =>
+                f.Section).SelectMany(g => g.Take(3)).Select(f => new Diagnostic(DiagnosticCatalog.RewriteNotProven,
                 $"the rewrite of {f.SectionName} could not be proven to keep the program's meaning, so nothing was " +
                     $"written: {f.Why}",
                 image.Path, f.SectionName, f.Offset, Fix: "Use --strategy auto or --strategy island, and report the " +
@@ -88,14 +89,16 @@ public static class ObjectPatcher
     {
         var image = analysis.Image;
         // A call inside one of our own islands is already fixed, whatever refers to its nop.
-        var islands = image.Symbols.Where(IslandPlanner.IsIslandSymbol).Select(s => ((int)s.SectionIndex, s.Value)).ToHashSet();
+        var islands = image.Symbols.Where(IslandPlanner.IsIslandSymbol).Select(s =>
+            ((int)s.SectionIndex, s.Value)).ToHashSet();
         bool InIsland(ElfSection section, ulong offset) => islands.Contains((section.Index, offset));
         foreach (var v in before.Sites)
         {
             var s = v.Site;
             if (InIsland(s.Section, s.Offset)) continue;
             bool needed = v.Code is DiagnosticCatalog.MissingNopAfterCall or DiagnosticCatalog.TocRestoreNotAccepted or DiagnosticCatalog.CallAtEndOfSection;
-            bool local = selection == SiteSelection.AllLocal && !s.IsExternal && s.Instruction == BranchKind.Bl && !s.IsPcrel
+            bool local = selection == SiteSelection.AllLocal && !s.IsExternal && s.Instruction == BranchKind.Bl
+                && !s.IsPcrel
                          && !HasFreeNop(analysis, s.Section, s.Offset);
             if (needed || local)
                 yield return new CallToFix(s.Section, s.Offset, s.Function, s.Callee, s.Source, s, null, needed);

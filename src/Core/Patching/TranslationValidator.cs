@@ -87,7 +87,8 @@ public static class TranslationValidator
     /// <summary>Sections whose bytes other editors legitimately rewrite (tables of symbols and relocations, unwind,
     /// DWARF).</summary>
     private static bool IsRewrittenMetadata(ElfSection s) =>
-        s.Type is ShtRela or ShtSymtab or ShtStrtab || s.Name is ".eh_frame" || s.Name.StartsWith(".debug_", StringComparison.Ordinal);
+        s.Type is ShtRela or ShtSymtab or ShtStrtab || s.Name is ".eh_frame"
+            || s.Name.StartsWith(".debug_", StringComparison.Ordinal);
 
     private static ulong FirstDifference(ReadOnlySpan<byte> a, ReadOnlySpan<byte> b)
     {
@@ -114,7 +115,8 @@ public static class TranslationValidator
         public bool Splits(ulong start, ulong end) => Points.Any(p => p > start && p < end);
     }
 
-    private static void CheckMovedCode(ElfImage before, ElfImage after, ElfSection s, AddressMap m, FunctionMap functions,
+    private static void CheckMovedCode(ElfImage before, ElfImage after, ElfSection s, AddressMap m,
+        FunctionMap functions,
         JumpTableAnalysis tables, Action<int, ulong, string> fail)
     {
         var old = before.Data(s);
@@ -128,7 +130,8 @@ public static class TranslationValidator
             if (p > (ulong)old.Length || after.ReadU32(now, (int)(m.Map(p) - 4)) != Instruction.Nop)
                 fail(s.Index, p, "no nop where one was inserted");
 
-        var relocated = before.RelocationSections.Where(r => r.Target.Index == s.Index).SelectMany(r => r.Entries).Select(e => e.Offset & ~3UL).ToHashSet();
+        var relocated = before.RelocationSections.Where(r =>
+            r.Target.Index == s.Index).SelectMany(r => r.Entries).Select(e => e.Offset & ~3UL).ToHashSet();
         var inline = tables.InCodeSection(s.Index).Where(t => t.Form == JumpTableForm.InlineDifferences).ToList();
         var tableWord = new Dictionary<ulong, JumpTable>();
         foreach (var t in inline) for (ulong at = t.Base; at < t.End; at += 4) tableWord[at] = t;
@@ -169,7 +172,8 @@ public static class TranslationValidator
 
     private static uint DisplacementMask(uint w) => Instruction.PrimaryOpcode(w) == 18 ? 0x03FF_FFFCu : 0x0000_FFFCu;
 
-    private static void CheckIslands(ElfImage before, ElfImage after, ElfSection s, IReadOnlyList<(ulong Call, ulong Island)> islands,
+    private static void CheckIslands(ElfImage before, ElfImage after, ElfSection s,
+        IReadOnlyList<(ulong Call, ulong Island)> islands,
         Action<int, ulong, string> fail)
     {
         var old = before.Data(s);
@@ -184,16 +188,20 @@ public static class TranslationValidator
                 if (w0 != w1) fail(s.Index, a, $"the word at +0x{a:x} changed (0x{w0:x8} → 0x{w1:x8})");
                 continue;
             }
-            if (Instruction.Classify(w1) != BranchKind.B || (long)a + Instruction.BranchDisplacement(w1) != (long)island)
+            if (Instruction.Classify(w1) != BranchKind.B
+                || (long)a + Instruction.BranchDisplacement(w1) != (long)island)
                 { fail(s.Index, a, $"the call at +0x{a:x} does not branch to its island at +0x{island:x}"); continue; }
             if (island + 12 > (ulong)now.Length) { fail(s.Index, a, "the island lies past the section's end"); continue; }
-            uint bl = after.ReadU32(now, (int)island), nop = after.ReadU32(now, (int)island + 4), back = after.ReadU32(now, (int)island + 8);
-            bool relocated = before.RelocationSections.Any(r => r.Target.Index == s.Index && r.Entries.Any(e => (e.Offset & ~3UL) == a));
+            uint bl = after.ReadU32(now, (int)island), nop = after.ReadU32(now, (int)island + 4),
+                back = after.ReadU32(now, (int)island + 8);
+            bool relocated = before.RelocationSections.Any(r =>
+                r.Target.Index == s.Index && r.Entries.Any(e => (e.Offset & ~3UL) == a));
             bool callOk = Instruction.Classify(bl) == BranchKind.Bl
                           && (relocated || (long)island + Instruction.BranchDisplacement(bl) == (long)a + Instruction.BranchDisplacement(w0));
             if (!callOk) fail(s.Index, a, $"the island at +0x{island:x} does not make the original call");
             if (nop != Instruction.Nop) fail(s.Index, a, $"the island at +0x{island:x} has no nop after its call");
-            if (Instruction.Classify(back) != BranchKind.B || (long)island + 8 + Instruction.BranchDisplacement(back) != (long)a + 4)
+            if (Instruction.Classify(back) != BranchKind.B
+                || (long)island + 8 + Instruction.BranchDisplacement(back) != (long)a + 4)
                 fail(s.Index, a, $"the island at +0x{island:x} does not return to +0x{a + 4:x}");
         }
         var islandWords = islands.SelectMany(i => new[] { i.Island, i.Island + 4, i.Island + 8 }).ToHashSet();
@@ -202,7 +210,8 @@ public static class TranslationValidator
                 fail(s.Index, a, $"the word at +0x{a:x}, past the original code, belongs to no island");
     }
 
-    private static void CheckRelocations(ElfImage before, ElfImage after, RewriteMap map, Dictionary<int, AddressMap> moves,
+    private static void CheckRelocations(ElfImage before, ElfImage after, RewriteMap map, Dictionary<int,
+        AddressMap> moves,
         JumpTableAnalysis tables, Action<int, ulong, string> fail)
     {
         var afterByIndex = after.RelocationSections.ToDictionary(r => r.Section.Index);
@@ -214,7 +223,8 @@ public static class TranslationValidator
                 fail(rs.Target.Index, 0, $"{rs.Section.Name} lost or gained entries");
                 continue;
             }
-            var islandCalls = map.Islands.TryGetValue(rs.Target.Index, out var isl) ? isl.ToDictionary(i => i.Call, i => i.Island) : [];
+            var islandCalls = map.Islands.TryGetValue(rs.Target.Index, out var isl) ? isl.ToDictionary(i =>
+                i.Call, i => i.Island) : [];
             bool metadata = IsRewrittenMetadata(rs.Target);
             for (int i = 0; i < rs.Entries.Count; i++)
             {
@@ -222,14 +232,16 @@ public static class TranslationValidator
                 var e1 = ra.Entries[i];
                 var s0 = before.Symbols[(int)e0.SymbolIndex];
                 var s1 = after.Symbols[(int)e1.SymbolIndex];
-                if (e0.Type != e1.Type || s0.Name != s1.Name || s0.Info != s1.Info || s0.SectionIndex != s1.SectionIndex)
+                if (e0.Type != e1.Type || s0.Name != s1.Name || s0.Info != s1.Info
+                    || s0.SectionIndex != s1.SectionIndex)
                 {
                     fail(rs.Target.Index, e0.Offset,
                         $"the relocation at {rs.Target.Name}+0x{e0.Offset:x} changed its type or symbol");
                     continue;
                 }
                 ulong expectedOffset = moves.TryGetValue(rs.Target.Index, out var mt) ? mt.Map(e0.Offset)
-                    : islandCalls.TryGetValue(e0.Offset & ~3UL, out ulong island) ? island + (e0.Offset & 3) : e0.Offset;
+                    : islandCalls.TryGetValue(e0.Offset & ~3UL,
+                        out ulong island) ? island + (e0.Offset & 3) : e0.Offset;
                 if (!metadata && e1.Offset != expectedOffset)
                     fail(rs.Target.Index, e0.Offset,
                         $"the relocation at {rs.Target.Name}+0x{e0.Offset:x} did not move with its instruction (now " +
@@ -261,18 +273,21 @@ public static class TranslationValidator
     }
 
     /// <summary>A debug range that ended at the end of a section with islands now ends after the islands.</summary>
-    private static bool EndGrownOverIslands(ElfImage before, ElfImage after, RewriteMap map, ElfRelocationSection rs, ElfSymbol s0, ElfRela e0, ElfRela e1) =>
+    private static bool EndGrownOverIslands(ElfImage before, ElfImage after, RewriteMap map, ElfRelocationSection rs,
+        ElfSymbol s0, ElfRela e0, ElfRela e1) =>
         IsRewrittenMetadata(rs.Target) && s0.IsInSection && map.Islands.ContainsKey((int)s0.SectionIndex)
         && unchecked(s0.Value + (ulong)e0.Addend) == before.Sections[(int)s0.SectionIndex].Size
         && unchecked(s0.Value + (ulong)e1.Addend) == after.Sections[(int)s0.SectionIndex].Size;
 
     /// <summary>Entries added after the original ones only in .debug_line: each names one island (its line
     /// rows).</summary>
-    private static bool AreIslandLineAddresses(ElfImage before, ElfImage after, ElfRelocationSection rs, ElfRelocationSection ra, RewriteMap map) =>
+    private static bool AreIslandLineAddresses(ElfImage before, ElfImage after, ElfRelocationSection rs,
+        ElfRelocationSection ra, RewriteMap map) =>
         rs.Target.Name == ".debug_line" && ra.Entries.Skip(rs.Entries.Count).All(e =>
         {
             var sym = after.Symbols[(int)e.SymbolIndex];
-            return e.Type == R.PPC64_ADDR64 && sym.Type == SttSection && map.Islands.TryGetValue((int)sym.SectionIndex, out var islands)
+            return e.Type == R.PPC64_ADDR64 && sym.Type == SttSection
+                && map.Islands.TryGetValue((int)sym.SectionIndex, out var islands)
                    && islands.Any(i => (long)i.Island == e.Addend);
         });
 
@@ -283,7 +298,8 @@ public static class TranslationValidator
         foreach (var s0 in before.Symbols)
         {
             // Skip the island symbols this rewrite added.
-            while (j < after.Symbols.Count && after.Symbols[j].Name != s0.Name && IslandPlanner.IsIslandSymbol(after.Symbols[j])) j++;
+            while (j < after.Symbols.Count && after.Symbols[j].Name != s0.Name
+                && IslandPlanner.IsIslandSymbol(after.Symbols[j])) j++;
             if (j >= after.Symbols.Count) { fail(0, 0, $"symbol {s0.Name} is missing from the output"); return; }
             var s1 = after.Symbols[j++];
             int section = s0.IsInSection ? (int)s0.SectionIndex : 0;

@@ -50,7 +50,8 @@ public static class Instruction
         return PrimaryOpcode(word) switch
         {
             18 =>
-                (aa, lk) switch { (false, false) => BranchKind.B, (false, true) => BranchKind.Bl, (true, false) => BranchKind.Ba, _ => BranchKind.Bla },
+                (aa, lk) switch { (false, false) =>
+                    BranchKind.B, (false, true) => BranchKind.Bl, (true, false) => BranchKind.Ba, _ => BranchKind.Bla },
             16 => aa ? BranchKind.Bca : lk ? BranchKind.Bcl : BranchKind.Bc,
             _ => BranchKind.Other,
         };

@@ -77,7 +77,8 @@ public static class RelocationCatalog
 
     /// <summary>True when a kernel of the given kind applies this type to a module's allocated sections.</summary>
     public static bool IsSupportedByKernel(uint number, bool pcrelKernel) =>
-        number < SupportTable.Length && (SupportTable[number] & (pcrelKernel ? KernelSupport.PcrelKernel : KernelSupport.TocKernel)) != 0;
+        number < SupportTable.Length
+            && (SupportTable[number] & (pcrelKernel ? KernelSupport.PcrelKernel : KernelSupport.TocKernel)) != 0;
 
     // Checked for every relocation of every module: an array, not a dictionary lookup.
     private static readonly KernelSupport[] SupportTable = BuildSupportTable();

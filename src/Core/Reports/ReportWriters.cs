@@ -20,7 +20,8 @@ public static class ReportWriters
 {
     /// <param name="helpLinkBase">Where help links point (the SDK's; default <see
     /// cref="DiagnosticCatalog.HelpLinkBase"/>): the same base in the reports as in the build's events.</param>
-    public static string Render(IReadOnlyList<ObjectReport> reports, ReportFormat format, string? helpLinkBase = null) => format switch
+    public static string Render(IReadOnlyList<ObjectReport> reports, ReportFormat format,
+        string? helpLinkBase = null) => format switch
     {
         ReportFormat.Text => Text(reports),
         ReportFormat.Json => Json(reports, helpLinkBase: helpLinkBase),
@@ -29,7 +30,8 @@ public static class ReportWriters
     };
 
     /// <summary>Patch output: the verify report of each written object, plus what was fixed.</summary>
-    public static string RenderPatch(IReadOnlyList<PatchResult> results, ReportFormat format, string? helpLinkBase = null)
+    public static string RenderPatch(IReadOnlyList<PatchResult> results, ReportFormat format,
+        string? helpLinkBase = null)
     {
         var reports = results.Select(r => r.Report).ToList();
         return format switch
@@ -181,7 +183,8 @@ public static class ReportWriters
         return $"{origin}: {severity} {d.Code}: {d.Sentence}{fix}";
     }
 
-    public static string Json(IReadOnlyList<ObjectReport> reports, IReadOnlyList<IReadOnlyList<AppliedFix>>? fixes = null,
+    public static string Json(IReadOnlyList<ObjectReport> reports,
+        IReadOnlyList<IReadOnlyList<AppliedFix>>? fixes = null,
         string? helpLinkBase = null) => Write(w =>
     {
         w.WriteStartObject();
@@ -191,7 +194,8 @@ public static class ReportWriters
         w.WriteEndObject();
     });
 
-    private static void WriteFile(Utf8JsonWriter w, ObjectReport r, IReadOnlyList<AppliedFix>? fixes, string? helpLinkBase)
+    private static void WriteFile(Utf8JsonWriter w, ObjectReport r, IReadOnlyList<AppliedFix>? fixes,
+        string? helpLinkBase)
     {
         w.WriteStartObject();
         w.WriteString("path", r.Path);
@@ -392,12 +396,15 @@ public static class ReportWriters
             CalleeKind = Bytes(Field + "\"calleeKind\": "), Relocation = Bytes(Field + "\"relocation\": "),
             InstructionName = Bytes(Field + "\"instruction\": "), Next = Bytes(Field + "\"next\": "),
             VerdictName = Bytes(Field + "\"verdict\": "), Reason = Bytes(Field + "\"reason\": "),
-            SourceOpen = Bytes(Field + "\"source\": {\n            \"file\": "), SourceNull = Bytes(Field + "\"source\": null"),
+            SourceOpen = Bytes(Field + "\"source\": {\n            \"file\": "),
+                SourceNull = Bytes(Field + "\"source\": null"),
             Line = Bytes(Nested + "\"line\": "), Column = Bytes(Nested + "\"column\": "),
             SourceClose = Bytes("\n          }"), Close = Bytes("\n        }"), Null = Bytes("null");
 
-        private static readonly byte[][] CalleeKinds = Enum.GetValues<CalleeKind>().Select(k => Quoted(k.ToString().ToLowerInvariant())).ToArray();
-        private static readonly byte[][] Verdicts = Enum.GetValues<Verdict>().Select(k => Quoted(k.ToString().ToLowerInvariant())).ToArray();
+        private static readonly byte[][] CalleeKinds = Enum.GetValues<CalleeKind>().Select(k =>
+            Quoted(k.ToString().ToLowerInvariant())).ToArray();
+        private static readonly byte[][] Verdicts = Enum.GetValues<Verdict>().Select(k =>
+            Quoted(k.ToString().ToLowerInvariant())).ToArray();
         private static readonly byte[][] NextWords = Enum.GetValues<NextWord>().Select(n => Quoted(n switch
         {
             NextWord.Nop => "nop",

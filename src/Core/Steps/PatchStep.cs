@@ -23,13 +23,16 @@ public static class PatchStep
                 ? ObjectPatcher.Patch(image, new PatchOptions(strategy, options.Sites, options.Loader))
                 : new PatchResult(ObjectVerifier.Verify(image, options.Loader), [], image.Bytes.ToArray(), 0);
             foreach (var d in result.Report.Diagnostics.Where(IsPatchFinding))
-                events.Add(StepEvent.Of(!options.AllowSiblingCalls && d.Kind == DiagnosticKind.Hazard ? d.Promoted() : d));
+                events.Add(StepEvent.Of(!options.AllowSiblingCalls
+                    && d.Kind == DiagnosticKind.Hazard ? d.Promoted() : d));
             if (result.Changed) StepFiles.NoteDroppedSignature(image, o.Output, events);
             results.Add(result with { Report = result.Report with { Path = o.Output } });
             if (result.Output is not null) StepFiles.Write(o.Output, result.Output, events);
         }
-        StepFiles.WriteReport(options.JsonReport, ReportWriters.RenderPatch(results, ReportFormat.Json, options.HelpLinkBase), events);
-        StepFiles.WriteReport(options.SarifReport, ReportWriters.RenderPatch(results, ReportFormat.Sarif, options.HelpLinkBase), events);
+        StepFiles.WriteReport(options.JsonReport,
+            ReportWriters.RenderPatch(results, ReportFormat.Json, options.HelpLinkBase), events);
+        StepFiles.WriteReport(options.SarifReport,
+            ReportWriters.RenderPatch(results, ReportFormat.Sarif, options.HelpLinkBase), events);
 
         var fixes = results.SelectMany(r => r.Fixes).ToList();
         string how = ObjectPatcher.StrategySummary(fixes);

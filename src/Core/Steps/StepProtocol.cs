@@ -42,7 +42,8 @@ public static class StepProtocol
             using var doc = JsonDocument.Parse(line);
             var root = doc.RootElement;
             var objects = root.GetProperty("objects").EnumerateArray()
-                .Select(o => new StepObject(o.GetProperty("input").GetString()!, o.GetProperty("output").GetString()!)).ToList();
+                .Select(o => new StepObject(o.GetProperty("input").GetString()!,
+                    o.GetProperty("output").GetString()!)).ToList();
             return new StepRequest(root.GetProperty("directory").GetString()!,
                 StepOptions.Read(root.GetProperty("options")), objects);
         }
@@ -64,7 +65,8 @@ public static class StepProtocol
 
     /// <summary>True for the line that ends a response.</summary>
     public static bool IsClosingLine(string line) =>
-        line.StartsWith("{\"sitesFixed\":", StringComparison.Ordinal) || line.StartsWith("{\"error\":", StringComparison.Ordinal);
+        line.StartsWith("{\"sitesFixed\":", StringComparison.Ordinal)
+            || line.StartsWith("{\"error\":", StringComparison.Ordinal);
 
     private static string Line(Action<Utf8JsonWriter> body)
     {
@@ -174,7 +176,8 @@ public static class StepProtocol
         };
         var kind = Enum.TryParse<DiagnosticKind>(Text("kind"), out var k) ? k : throw new FormatException($"unknown kind '{Text("kind")}'");
         return new Diagnostic(Text("code")!, Text("message")!, Text("objectPath")!,
-            Text("section"), Number("offset"), Text("function"), Number("functionOffset"), Text("callee"), source, Text("fix"))
+            Text("section"), Number("offset"), Text("function"), Number("functionOffset"), Text("callee"), source,
+                Text("fix"))
             { Severity = severity, Kind = kind };
     }
 }

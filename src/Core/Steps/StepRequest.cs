@@ -84,8 +84,10 @@ public sealed record StepOptions(
         bool? livepatch = e.TryGetProperty("kernelHasLivepatch", out var lp) ? lp.GetBoolean() : null;
         var loader = new LoaderOptions(Flag("kernelAcceptsLdToc"), Flag("pcrel"), Text("moduleName"), livepatch);
         var symbols = e.TryGetProperty("klpSymbols", out var list)
-            ? list.EnumerateArray().Select(k => new KlpSymbolSpec(k.GetProperty("symbol").GetString()!, k.GetProperty("object").GetString()!,
-                k.TryGetProperty("name", out var n) ? n.GetString() : null, k.GetProperty("position").GetUInt64())).ToList()
+            ? list.EnumerateArray().Select(k =>
+                new KlpSymbolSpec(k.GetProperty("symbol").GetString()!, k.GetProperty("object").GetString()!,
+                k.TryGetProperty("name", out var n) ? n.GetString() : null,
+                    k.GetProperty("position").GetUInt64())).ToList()
             : [];
         return new StepOptions(
             StepOptionParsing.Step(Text("step")) ?? throw new FormatException($"unknown step '{Text("step")}'"),
@@ -93,7 +95,8 @@ public sealed record StepOptions(
             StepOptionParsing.Strategy(Text("strategy"), out var strategy) ? strategy : throw new FormatException($"unknown strategy '{Text("strategy")}'"),
             StepOptionParsing.Sites(Text("sites")) ?? throw new FormatException("unknown site selection " +
                 $"'{Text("sites")}'"),
-            Flag("allowSiblingCalls"), Flag("warnOnly"), Text("jsonReport"), Text("sarifReport"), symbols, Text("helpLinkBase"));
+            Flag("allowSiblingCalls"), Flag("warnOnly"), Text("jsonReport"), Text("sarifReport"), symbols,
+                Text("helpLinkBase"));
     }
 }
 

@@ -32,8 +32,10 @@ public static class VerifyStep
                     $"({report.Sites.Count} call sites, {rejected} rejected)", prominent: false));
             if (!failed && o.Output != o.Input) StepFiles.Write(o.Output, image.Bytes.ToArray(), events);
         }
-        StepFiles.WriteReport(options.JsonReport, ReportWriters.Render(reports, ReportFormat.Json, options.HelpLinkBase), events);
-        StepFiles.WriteReport(options.SarifReport, ReportWriters.Render(reports, ReportFormat.Sarif, options.HelpLinkBase), events);
+        StepFiles.WriteReport(options.JsonReport,
+            ReportWriters.Render(reports, ReportFormat.Json, options.HelpLinkBase), events);
+        StepFiles.WriteReport(options.SarifReport,
+            ReportWriters.Render(reports, ReportFormat.Sarif, options.HelpLinkBase), events);
         return StepFiles.Finish(events, objects);
     }
 }

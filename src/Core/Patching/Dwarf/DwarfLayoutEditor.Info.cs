@@ -63,26 +63,30 @@ internal sealed partial class DwarfLayoutEditor
                     SkipForm(ref r, form, addressSize, version);
                     if (version < 5 && form is 0x17 or 0x06 && name is 0x02 or 0x40 or 0x4b or 0x55)    // location, frame_base, data_location… / ranges
                     {
-                        ulong offset = relocs.TryGetValue((ulong)at, out var rt) ? rt.Value : new DwarfReader(data, le, at).U32();
+                        ulong offset = relocs.TryGetValue((ulong)at, out var rt) ? rt.Value : new DwarfReader(data, le,
+                            at).U32();
                         (name == 0x55 ? _rangeLists : _locLists).Add(offset);
                     }
                     // GCC's location views (DWARF 5): DW_AT_GNU_locviews names a list of ULEB view pairs that sits in
                     // .debug_loclists right before the DIE's location list, with no entry kinds of its own.
                     if (version >= 5 && form == 0x17 && name is 0x02 or 0x2137)
                     {
-                        ulong offset = relocs.TryGetValue((ulong)at, out var rt) ? rt.Value : new DwarfReader(data, le, at).U32();
+                        ulong offset = relocs.TryGetValue((ulong)at, out var rt) ? rt.Value : new DwarfReader(data, le,
+                            at).U32();
                         (name == 0x2137 ? _viewLists : _v5LocLists).Add(offset);
                     }
                     if (form == 0x17 && name is 0x73 or 0x8c or 0x74)      // DW_AT_addr_base, loclists_base, rnglists_base
                     {
-                        ulong offset = relocs.TryGetValue((ulong)at, out var rt) ? rt.Value : new DwarfReader(data, le, at).U32();
+                        ulong offset = relocs.TryGetValue((ulong)at, out var rt) ? rt.Value : new DwarfReader(data, le,
+                            at).U32();
                         if (name == 0x73) addrBase = offset;
                         else if (name == 0x8c) loclistsBase = offset;
                         else rnglistsBase = offset;
                     }
                     if (name == 0x11 && form == 0x01 && relocs.TryGetValue((ulong)at, out var t)) low = t;      // DW_AT_low_pc
                     else if (name == 0x11 && form is 0x1b or 0x29 or 0x2a or 0x2b or 0x2c)                      // … as addrx
-                        lowIndex = form == 0x1b ? new DwarfReader(data, le, at).Uleb() : new DwarfReader(data, le, at).Fixed(r.Position - at);
+                        lowIndex = form == 0x1b ? new DwarfReader(data, le, at).Uleb() : new DwarfReader(data, le,
+                            at).Fixed(r.Position - at);
                     else if (name == 0x12 && form is 0x0b or 0x05 or 0x06 or 0x07) high = (at, r.Position - at); // DW_AT_high_pc, constant
                     else if (name == 0x12 && form == 0x01) GrowRelocatedEnd(info, (ulong)at);                  // … as an address
                     else if (name == 0x12 && form is 0x0f) throw new DwarfFormatException("ULEB DW_AT_high_pc is not " +

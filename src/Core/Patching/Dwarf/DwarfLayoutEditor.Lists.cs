@@ -131,7 +131,8 @@ internal sealed partial class DwarfLayoutEditor
 
     /// <summary>Each offset-table entry of a rewritten list unit: the new distance from the table to its
     /// list.</summary>
-    private static void RewriteOffsetTable(string name, List<byte> output, ReadOnlySpan<byte> data, List<(ulong Old, ulong New)> anchors,
+    private static void RewriteOffsetTable(string name, List<byte> output, ReadOnlySpan<byte> data,
+        List<(ulong Old, ulong New)> anchors,
                                            int unitAnchors, int table, int newTable, uint count, bool le)
     {
         var starts = new Dictionary<ulong, ulong>();

@@ -19,7 +19,8 @@ internal sealed partial class DwarfLayoutEditor
     /// <summary>Debug sections whose references to moved code this editor (with the relocation addends) keeps
     /// right.</summary>
     public static readonly HashSet<string> Understood =
-        [".debug_info", ".debug_line", ".debug_aranges", ".debug_rnglists", ".debug_loclists", ".debug_ranges", ".debug_loc", ".debug_frame",
+        [".debug_info", ".debug_line", ".debug_aranges", ".debug_rnglists", ".debug_loclists", ".debug_ranges",
+            ".debug_loc", ".debug_frame",
          ".debug_addr"];
 
     private readonly ElfImage _image;
@@ -181,7 +182,8 @@ internal sealed partial class DwarfLayoutEditor
             {
                 var rela = rs.Entries[i];
                 var sym = _image.Symbols[(int)rela.SymbolIndex];
-                if (sym.IsInSection && _grown.TryGetValue((int)sym.SectionIndex, out var g) && unchecked(sym.Value + (ulong)rela.Addend) == g.OldEnd)
+                if (sym.IsInSection && _grown.TryGetValue((int)sym.SectionIndex, out var g)
+                    && unchecked(sym.Value + (ulong)rela.Addend) == g.OldEnd)
                     ends[(rs.Target.Index, rela.Offset)] = (rs.Section.Index, i,
                         rela.Addend + (long)(g.NewEnd - g.OldEnd));
             }
@@ -220,7 +222,8 @@ internal sealed partial class DwarfLayoutEditor
             return anchors[best].New + (old - anchors[best].Old);
         }
         SetSectionData(section.Index, bytes);
-        var sectionSymbols = _image.Symbols.Where(s => s.Type == SttSection && s.SectionIndex == (uint)section.Index).Select(s => (uint)s.Index).ToHashSet();
+        var sectionSymbols = _image.Symbols.Where(s =>
+            s.Type == SttSection && s.SectionIndex == (uint)section.Index).Select(s => (uint)s.Index).ToHashSet();
         foreach (var rs in _image.RelocationSections)
         {
             int table = rs.Section.Index;
@@ -231,7 +234,8 @@ internal sealed partial class DwarfLayoutEditor
                 int entry = i;
                 if (inSection && Map(rela.Offset) is var offset && offset != rela.Offset)
                     _edits.Add(c => c.SetRelocationOffset(table, entry, offset));
-                if (rela.Addend >= 0 && sectionSymbols.Contains(rela.SymbolIndex) && Map((ulong)rela.Addend) is var addend && addend != (ulong)rela.Addend)
+                if (rela.Addend >= 0 && sectionSymbols.Contains(rela.SymbolIndex)
+                    && Map((ulong)rela.Addend) is var addend && addend != (ulong)rela.Addend)
                     _edits.Add(c => c.SetRelocationAddend(table, entry, (long)addend));
             }
         }

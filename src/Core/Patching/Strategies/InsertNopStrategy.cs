@@ -32,7 +32,9 @@ internal sealed class InsertNopStrategy : IFixStrategy
         var image = context.Analysis.Image;
         // Only plain relative bl sites with a following instruction take an inserted nop; the others have no fix at all,
         // and the island planner says why.
-        var simple = calls.Where(c => c.Offset + 4 < section.Size && Instruction.Classify(image.ReadWord(section, c.Offset)) == BranchKind.Bl).ToList();
+        var simple = calls.Where(c =>
+            c.Offset + 4 < section.Size
+                && Instruction.Classify(image.ReadWord(section, c.Offset)) == BranchKind.Bl).ToList();
         var editor = new InsertNopEditor(context.Analysis, section, simple.Select(c => c.Offset));
         string? why = !section.IsExecutable ? "it is not code"
             : context.RefusedByValidator.TryGetValue(section.Index, out var refused) ? refused

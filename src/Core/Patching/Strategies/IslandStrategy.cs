@@ -37,7 +37,8 @@ internal sealed class IslandRewrite : SectionRewrite
         _end = _start + (ulong)(plan.Islands.Count * IslandPlanner.IslandSize);
         Layout = CodeLayout.WithIslands(plan.Section.Index,
             plan.Islands.Select(i => (i.Call.Offset, i.Island)).ToList(), plan.Function.End, _end);
-        Fixes = plan.Islands.Select(i => new AppliedFix(plan.Section.Name, i.Call.Offset, plan.Function.Name, i.Call.Callee, FixStrategy.Island,
+        Fixes = plan.Islands.Select(i =>
+            new AppliedFix(plan.Section.Name, i.Call.Offset, plan.Function.Name, i.Call.Callee, FixStrategy.Island,
             i.Island, i.Call.Source)
         {
             Why = i.Call.NoNopWhy,
