@@ -26,7 +26,7 @@ public sealed class CheckKlpSymbolsAgainstKernel : Microsoft.Build.Utilities.Tas
         Dictionary<string, int> counts;
         try
         {
-            counts = Count(SystemMap, vmlinux.Select(NameOf).ToHashSet(StringComparer.Ordinal));
+            counts = Count(SystemMap, vmlinux.Select(ProjectItemLocation.KlpSymbolName).ToHashSet(StringComparer.Ordinal));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -36,9 +36,10 @@ public sealed class CheckKlpSymbolsAgainstKernel : Microsoft.Build.Utilities.Tas
         }
         foreach (var item in vmlinux)
         {
-            string name = NameOf(item);
+            string name = ProjectItemLocation.KlpSymbolName(item);
             string position = item.GetMetadata("Position");
-            ulong pos = ulong.TryParse(position, out ulong p) ? p : 0;
+            // A Position that is not a number is Convert's PLP0101; judged here as 0 it would mislead.
+            if (!ulong.TryParse(string.IsNullOrEmpty(position) ? "0" : position, out ulong pos)) continue;
             int count = counts.GetValueOrDefault(name);
             var (file, line) = ProjectItemLocation.Of(item, "KlpSymbol", BuildEngine?.ProjectFileOfTaskNode ?? "");
             var at = new SourceLocation(file, line, 0);
@@ -70,9 +71,6 @@ public sealed class CheckKlpSymbolsAgainstKernel : Microsoft.Build.Utilities.Tas
         }
         return !Log.HasLoggedErrors;
     }
-
-    private static string NameOf(ITaskItem item) =>
-        item.GetMetadata("Name") is { Length: > 0 } name ? name : item.ItemSpec;
 
     /// <summary>How often each wanted name occurs in a System.map ("address type name" per line).</summary>
     private static Dictionary<string, int> Count(string systemMap, HashSet<string> wanted)

@@ -40,8 +40,7 @@ public sealed class ConvertKlpSymbols : LivepatchObjectTask
     protected override Diagnostic Locate(Diagnostic d)
     {
         if (d.Section is not null || d.Source is not null || d.Callee is null) return d;
-        var item = KlpSymbols.FirstOrDefault(i =>
-            (i.GetMetadata("Name") is { Length: > 0 } n ? n : i.ItemSpec) == d.Callee);
+        var item = KlpSymbols.FirstOrDefault(i => ProjectItemLocation.KlpSymbolName(i) == d.Callee);
         if (item is null) return d;
         var (file, line) = ProjectItemLocation.Of(item, "KlpSymbol",
             BuildEngine?.ProjectFileOfTaskNode ?? d.ObjectPath);

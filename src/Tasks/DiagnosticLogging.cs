@@ -30,8 +30,8 @@ internal static class DiagnosticLogging
             MessageImportance.Normal);
 
     /// <summary>The warning codes each task has logged.</summary>
-    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<TaskLoggingHelper,
-        HashSet<string>> s_warnings = [];
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<TaskLoggingHelper, HashSet<string>>
+        s_warnings = [];
 
     /// <summary>
     /// Whether the task has failed as the build sees it: it logged an error, or a warning the build promotes to one
@@ -47,8 +47,7 @@ internal static class DiagnosticLogging
     }
 
     private static void Write(TaskLoggingHelper log, string code, Severity severity, string? helpLinkBase, string file,
-        int line, int column,
-        string message, MessageImportance importance)
+        int line, int column, string message, MessageImportance importance)
     {
         string helpLink = DiagnosticCatalog.HelpLink(code, helpLinkBase);
         if (severity == Severity.Warning)

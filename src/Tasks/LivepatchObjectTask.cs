@@ -74,11 +74,14 @@ public abstract class LivepatchObjectTask : Microsoft.Build.Utilities.Task
     {
         if (Options() is not { } options) return false;
         // The reports' help links point where the build's events do, wherever the step runs.
-        options = options with { HelpLinkBase = string.IsNullOrEmpty(HelpLinkBase) ? DiagnosticCatalog.HelpLinkBase : HelpLinkBase };
+        options = options with
+        {
+            HelpLinkBase = string.IsNullOrEmpty(HelpLinkBase) ? DiagnosticCatalog.HelpLinkBase : HelpLinkBase,
+        };
         var objects = StepObjects();
         var request = new StepRequest(Environment.CurrentDirectory, options, objects);
-        var result = (string.IsNullOrEmpty(ToolPath) ? null : NativeStep.Run(this, ToolPath,
-            request)) ?? StepRunner.Run(options, objects);
+        var result = (string.IsNullOrEmpty(ToolPath) ? null : NativeStep.Run(this, ToolPath, request))
+            ?? StepRunner.Run(options, objects);
         foreach (var e in result.Events)
         {
             if (e.Diagnostic is { } d) DiagnosticLogging.Log(Log, Locate(d), HelpLinkBase);

@@ -4,11 +4,15 @@ namespace PpcLivepatch.Build.Tasks;
 
 /// <summary>
 /// Where an item was written: its defining project file (MSBuild's DefiningProjectFullPath) and the line of the
-/// element whose Include names it — MSBuild gives tasks no line numbers, so the file is searched for it. A diagnostic about an
-/// item then opens the project file at that item in the IDE.
+/// element whose Include names it — MSBuild gives tasks no line numbers, so the file is searched for it. A diagnostic
+/// about an item then opens the project file at that item in the IDE.
 /// </summary>
 internal static class ProjectItemLocation
 {
+    /// <summary>The symbol a KlpSymbol item names: its Name metadata, else the item itself.</summary>
+    public static string KlpSymbolName(ITaskItem item) =>
+        item.GetMetadata("Name") is { Length: > 0 } name ? name : item.ItemSpec;
+
     public static (string File, int Line) Of(ITaskItem item, string itemType, string fallbackFile)
     {
         string file = item.GetMetadata("DefiningProjectFullPath");

@@ -40,8 +40,7 @@ internal static class StepProperties
     }
 
     public static StepOptions Patch(FixStrategy? strategy, SiteSelection sites, LoaderOptions loader,
-        bool allowSiblingCalls,
-        string? jsonReport = null, string? sarifReport = null) =>
+        bool allowSiblingCalls, string? jsonReport = null, string? sarifReport = null) =>
         new(StepKind.Patch, loader, strategy, sites, allowSiblingCalls, JsonReport: NullIfEmpty(jsonReport),
             SarifReport: NullIfEmpty(sarifReport));
 

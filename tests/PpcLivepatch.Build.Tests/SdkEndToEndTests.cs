@@ -123,8 +123,8 @@ public sealed partial class SdkEndToEndTests
             foreach (string sub in new[] { "bin", "obj" })
                 if (Directory.Exists(Path.Combine(dir, sub))) Directory.Delete(Path.Combine(dir, sub), true);
             // The runtime lists every method it compiles: precompiled tasks must not be among them.
-            var jit = new Dictionary<string,
-                string> { ["DOTNET_JitStdOutFile"] = jitLog, ["DOTNET_JitDisasmSummary"] = "1" };
+            var jit = new Dictionary<string, string>
+                { ["DOTNET_JitStdOutFile"] = jitLog, ["DOTNET_JitDisasmSummary"] = "1" };
             var build = PackedSdk.BuildWith(extra.Length == 0 ? jit : null, dir, "build.binlog", extra);
             Assert.AreEqual(0, build.ExitCode, build.Output);
             string framework = BinaryLog.ReadBuild(Path.Combine(dir, "build.binlog"))

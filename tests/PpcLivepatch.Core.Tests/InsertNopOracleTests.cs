@@ -115,8 +115,8 @@ public sealed partial class InsertNopOracleTests
 
     /// <summary>insert-nop (all local calls) on the object assembled from <paramref name="s"/> equals the object
     /// assembled from <paramref name="s"/> with a nop written after each of those calls.</summary>
-    private static void AssertInsertNopMatchesOracle(string dir, string s, string prefix, Action<string,
-        string> assemble)
+    private static void AssertInsertNopMatchesOracle(string dir, string s, string prefix,
+        Action<string, string> assemble)
     {
         string oracleS = Path.Combine(dir, "oracle.s");
         // The oracle: a nop after every bl that has none, but for the routines that never need one.

@@ -16,8 +16,7 @@ public static class SiblingCallHazards
     /// <param name="allSites">When <paramref name="sites"/> is a summary without the local calls, how to get them
     /// all.</param>
     public static IEnumerable<Diagnostic> Find(ObjectAnalysis analysis, IReadOnlyList<CallSite> sites,
-        LoaderOptions options,
-        Func<IReadOnlyList<CallSite>>? allSites = null)
+        LoaderOptions options, Func<IReadOnlyList<CallSite>>? allSites = null)
     {
         var image = analysis.Image;
         if (options.Pcrel) yield break; // no TOC, nothing to clobber

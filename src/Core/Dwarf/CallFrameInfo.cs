@@ -252,8 +252,8 @@ public sealed class CallFrameInfo
         int cfaReg = initial?.CfaRegister ?? 1;
         long cfaOff = initial?.CfaOffset ?? 0;
         bool cfaExpr = initial?.CfaIsExpression ?? false;
-        var regs = initial is null ? new Dictionary<ulong, RegisterRule>() : new Dictionary<ulong,
-            RegisterRule>(initial.Registers);
+        var regs = initial is null ? new Dictionary<ulong, RegisterRule>()
+            : new Dictionary<ulong, RegisterRule>(initial.Registers);
         var initialRegs = initial?.Registers ?? new Dictionary<ulong, RegisterRule>();
         var stack = new Stack<(int, long, bool, Dictionary<ulong, RegisterRule>)>();
         ulong loc = 0;
@@ -296,8 +296,9 @@ public sealed class CallFrameInfo
                         case 0x08: regs[r.Uleb()] = new(RegisterRuleKind.SameValue); break;
                         case 0x09: { ulong reg = r.Uleb(); regs[reg] = new(RegisterRuleKind.Register,
                             (long)r.Uleb()); break; }
-                        case 0x0a: stack.Push((cfaReg, cfaOff, cfaExpr, new Dictionary<ulong,
-                            RegisterRule>(regs))); break;
+                        case 0x0a:
+                            stack.Push((cfaReg, cfaOff, cfaExpr, new Dictionary<ulong, RegisterRule>(regs)));
+                            break;
                         case 0x0b:
                             if (stack.Count == 0) throw new DwarfFormatException("DW_CFA_restore_state without " +
                                 "remember_state");

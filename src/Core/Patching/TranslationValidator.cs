@@ -116,8 +116,7 @@ public static class TranslationValidator
     }
 
     private static void CheckMovedCode(ElfImage before, ElfImage after, ElfSection s, AddressMap m,
-        FunctionMap functions,
-        JumpTableAnalysis tables, Action<int, ulong, string> fail)
+        FunctionMap functions, JumpTableAnalysis tables, Action<int, ulong, string> fail)
     {
         var old = before.Data(s);
         var now = after.Data(after.Sections[s.Index]);
@@ -210,9 +209,8 @@ public static class TranslationValidator
                 fail(s.Index, a, $"the word at +0x{a:x}, past the original code, belongs to no island");
     }
 
-    private static void CheckRelocations(ElfImage before, ElfImage after, RewriteMap map, Dictionary<int,
-        AddressMap> moves,
-        JumpTableAnalysis tables, Action<int, ulong, string> fail)
+    private static void CheckRelocations(ElfImage before, ElfImage after, RewriteMap map,
+        Dictionary<int, AddressMap> moves, JumpTableAnalysis tables, Action<int, ulong, string> fail)
     {
         var afterByIndex = after.RelocationSections.ToDictionary(r => r.Section.Index);
         foreach (var rs in before.RelocationSections)

@@ -202,8 +202,41 @@ public static class ReportWriters
         if (r.Abi is { } abi) w.WriteString("abi", AbiFacts.Name(abi)); else w.WriteNull("abi");
         w.WriteBoolean("accepted", r.Accepted);
         w.WriteStartArray(SiteJson.Sites);
-        var sites = new SiteJsonWriter();
-        foreach (var v in r.Sites) w.WriteRawValue(sites.Site(v), skipInputValidation: true);
+        // A module repeats its section names, callees, reasons and source files across thousands of sites: each is
+        // escaped once (a corpus's JSON is hundreds of megabytes of sites).
+        var encoded = new Dictionary<string, JsonEncodedText>(StringComparer.Ordinal);
+        JsonEncodedText Encoded(string text)
+        {
+            if (!encoded.TryGetValue(text, out var e)) encoded[text] = e = JsonEncodedText.Encode(text, JsonOptions.Encoder);
+            return e;
+        }
+        foreach (var v in r.Sites)
+        {
+            var s = v.Site;
+            w.WriteStartObject();
+            w.WriteString(SiteJson.Section, Encoded(s.Section.Name));
+            w.WriteNumber(SiteJson.Offset, s.Offset);
+            if (s.Function?.Name is { } function) w.WriteString(SiteJson.Function, Encoded(function));
+            else w.WriteNull(SiteJson.Function);
+            w.WriteNumber(SiteJson.FunctionOffset, s.FunctionOffset);
+            w.WriteString(SiteJson.Callee, Encoded(s.Callee));
+            w.WriteString(SiteJson.CalleeKind, SiteJson.CalleeKinds[(int)s.CalleeKind]);
+            w.WriteString(SiteJson.Relocation, Encoded(RelocationCatalog.NameOf(s.RelocationType)));
+            w.WriteString(SiteJson.Instruction, Encoded(Instruction.Mnemonic(s.Instruction)));
+            w.WriteString(SiteJson.Next, SiteJson.NextWords[(int)s.Next]);
+            w.WriteString(SiteJson.Verdict, SiteJson.Verdicts[(int)v.Verdict]);
+            w.WriteString(SiteJson.Reason, Encoded(v.Reason));
+            if (s.Source is { } source)
+            {
+                w.WriteStartObject(SiteJson.Source);
+                w.WriteString(SiteJson.File, Encoded(source.File));
+                w.WriteNumber(SiteJson.Line, source.Line);
+                w.WriteNumber(SiteJson.Column, source.Column);
+                w.WriteEndObject();
+            }
+            else w.WriteNull(SiteJson.Source);
+            w.WriteEndObject();
+        }
         w.WriteEndArray();
         w.WriteStartArray("diagnostics");
         foreach (var d in r.Diagnostics)
@@ -376,110 +409,33 @@ public static class ReportWriters
         if (value is null) w.WriteNull(name); else w.WriteString(name, value);
     }
 
+    /// <summary>The site objects' names and enum values, encoded once.</summary>
     private static class SiteJson
     {
-        public static readonly JsonEncodedText Sites = JsonEncodedText.Encode("sites");
-    }
+        public static readonly JsonEncodedText Sites = JsonEncodedText.Encode("sites"),
+            Section = JsonEncodedText.Encode("section"), Offset = JsonEncodedText.Encode("offset"),
+            Function = JsonEncodedText.Encode("function"), FunctionOffset = JsonEncodedText.Encode("functionOffset"),
+            Callee = JsonEncodedText.Encode("callee"), CalleeKind = JsonEncodedText.Encode("calleeKind"),
+            Relocation = JsonEncodedText.Encode("relocation"), Instruction = JsonEncodedText.Encode("instruction"),
+            Next = JsonEncodedText.Encode("next"), Verdict = JsonEncodedText.Encode("verdict"),
+            Reason = JsonEncodedText.Encode("reason"), Source = JsonEncodedText.Encode("source"),
+            File = JsonEncodedText.Encode("file"), Line = JsonEncodedText.Encode("line"),
+            Column = JsonEncodedText.Encode("column");
 
-    /// <summary>
-    /// One site object as the indented writer lays it out at its fixed depth (files[i].sites[j]), built from bytes
-    /// encoded once: a corpus's JSON is hundreds of megabytes of sites, and a module repeats its section names, callees,
-    /// reasons and source files across thousands of them. The output is byte for byte what Utf8JsonWriter writes (the
-    /// tests compare the two).
-    /// </summary>
-    private sealed class SiteJsonWriter
-    {
-        private const string Item = "\n        ", Field = ",\n          ", Nested = ",\n            ";
-        private static readonly byte[] Open = Encoding.UTF8.GetBytes(Item + "{\n          \"section\": "),
-            Offset = Bytes(Field + "\"offset\": "), Function = Bytes(Field + "\"function\": "),
-            FunctionOffset = Bytes(Field + "\"functionOffset\": "), Callee = Bytes(Field + "\"callee\": "),
-            CalleeKind = Bytes(Field + "\"calleeKind\": "), Relocation = Bytes(Field + "\"relocation\": "),
-            InstructionName = Bytes(Field + "\"instruction\": "), Next = Bytes(Field + "\"next\": "),
-            VerdictName = Bytes(Field + "\"verdict\": "), Reason = Bytes(Field + "\"reason\": "),
-            SourceOpen = Bytes(Field + "\"source\": {\n            \"file\": "),
-                SourceNull = Bytes(Field + "\"source\": null"),
-            Line = Bytes(Nested + "\"line\": "), Column = Bytes(Nested + "\"column\": "),
-            SourceClose = Bytes("\n          }"), Close = Bytes("\n        }"), Null = Bytes("null");
+        public static readonly JsonEncodedText[] CalleeKinds =
+            Enum.GetValues<CalleeKind>().Select(k => JsonEncodedText.Encode(k.ToString().ToLowerInvariant())).ToArray();
 
-        private static readonly byte[][] CalleeKinds = Enum.GetValues<CalleeKind>().Select(k =>
-            Quoted(k.ToString().ToLowerInvariant())).ToArray();
-        private static readonly byte[][] Verdicts = Enum.GetValues<Verdict>().Select(k =>
-            Quoted(k.ToString().ToLowerInvariant())).ToArray();
-        private static readonly byte[][] NextWords = Enum.GetValues<NextWord>().Select(n => Quoted(n switch
-        {
-            NextWord.Nop => "nop",
-            NextWord.TocRestore => "toc-restore",
-            NextWord.EndOfSection => "end-of-section",
-            _ => "other",
-        })).ToArray();
+        public static readonly JsonEncodedText[] Verdicts =
+            Enum.GetValues<Verdict>().Select(k => JsonEncodedText.Encode(k.ToString().ToLowerInvariant())).ToArray();
 
-        private readonly Dictionary<string, byte[]> _strings = new(StringComparer.Ordinal);
-        private readonly Dictionary<string, byte[]> _byReference = new(ReferenceEqualityComparer.Instance);
-        private readonly System.Buffers.ArrayBufferWriter<byte> _buffer = new(512);
-
-        public ReadOnlySpan<byte> Site(SiteVerdict v)
-        {
-            var s = v.Site;
-            _buffer.ResetWrittenCount();
-            Put(Open); Put(String(s.Section.Name));
-            Put(Offset); Number(s.Offset);
-            Put(Function); Put(s.Function?.Name is { } f ? String(f) : Null);
-            Put(FunctionOffset); Number(s.FunctionOffset);
-            Put(Callee); Put(String(s.Callee));
-            Put(CalleeKind); Put(CalleeKinds[(int)s.CalleeKind]);
-            Put(Relocation); Put(String(RelocationCatalog.NameOf(s.RelocationType)));
-            Put(InstructionName); Put(String(Instruction.Mnemonic(s.Instruction)));
-            Put(Next); Put(NextWords[(int)s.Next]);
-            Put(VerdictName); Put(Verdicts[(int)v.Verdict]);
-            Put(Reason); Put(String(v.Reason));
-            if (s.Source is { } source)
+        public static readonly JsonEncodedText[] NextWords = Enum.GetValues<NextWord>().Select(n => JsonEncodedText.Encode(
+            n switch
             {
-                Put(SourceOpen); Put(String(source.File));
-                Put(Line); Number(source.Line);
-                Put(Column); Number(source.Column);
-                Put(SourceClose);
-            }
-            else Put(SourceNull);
-            Put(Close);
-            return _buffer.WrittenSpan;
-        }
-
-        private void Put(ReadOnlySpan<byte> bytes) => System.Buffers.BuffersExtensions.Write(_buffer, bytes);
-
-        private void Number(ulong value)
-        {
-            var span = _buffer.GetSpan(20);
-            value.TryFormat(span, out int written, default, System.Globalization.CultureInfo.InvariantCulture);
-            _buffer.Advance(written);
-        }
-
-        private void Number(long value)
-        {
-            var span = _buffer.GetSpan(20);
-            value.TryFormat(span, out int written, default, System.Globalization.CultureInfo.InvariantCulture);
-            _buffer.Advance(written);
-        }
-
-        private byte[] String(string text)
-        {
-            // Mostly the same string objects again (a section's name, a symbol's, a constant reason): found by
-            // reference before they are hashed.
-            if (_byReference.TryGetValue(text, out var bytes)) return bytes;
-            if (!_strings.TryGetValue(text, out bytes)) _strings[text] = bytes = Quoted(text);
-            _byReference[text] = bytes;
-            return bytes;
-        }
-
-        private static byte[] Quoted(string text)
-        {
-            var encoded = JsonEncodedText.Encode(text, JsonOptions.Encoder).EncodedUtf8Bytes;
-            var bytes = new byte[encoded.Length + 2];
-            bytes[0] = bytes[^1] = (byte)'"';
-            encoded.CopyTo(bytes.AsSpan(1));
-            return bytes;
-        }
-
-        private static byte[] Bytes(string text) => Encoding.UTF8.GetBytes(text);
+                NextWord.Nop => "nop",
+                NextWord.TocRestore => "toc-restore",
+                NextWord.EndOfSection => "end-of-section",
+                _ => "other",
+            })).ToArray();
     }
 
     private static readonly JsonWriterOptions JsonOptions = new()
