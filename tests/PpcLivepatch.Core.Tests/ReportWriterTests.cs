@@ -4,8 +4,8 @@ using PpcLivepatch.Reports;
 
 namespace PpcLivepatch.Tests;
 
-/// <summary>The streamed JSON of verify (hand-laid site objects, written while the next file is checked) against the
-/// document System.Text.Json's own writer makes.</summary>
+/// <summary>The streamed JSON of verify (site objects from names encoded once, written in pieces while the next file
+/// is checked) against the document System.Text.Json's own writer makes.</summary>
 [TestClass]
 public sealed class ReportWriterTests
 {
@@ -29,6 +29,25 @@ public sealed class ReportWriterTests
         Assert.AreEqual(reference, streamed.ToString());
         Assert.AreEqual(ReportWriters.Json(reports), streamed.ToString());
         Assert.IsTrue(reports.Sum(r => r.Sites.Count) > 300, "the fixtures have sites to write");
+    }
+
+    [TestMethod]
+    public void JsonWrittenOutSiteBySiteIsTheSameDocument()
+    {
+        // A large module's sites are written out in pieces; a threshold of one byte makes every site a piece, and
+        // both the text writer and the raw byte stream must still carry the one document.
+        var paths = Repo.AllFixtures.ToList();
+        string whole = ReportWriters.Json(ObjectVerifier.VerifyEach(paths, LoaderOptions.Default).ToList());
+        var text = new StringWriter();
+        ReportWriters.Stream(ObjectVerifier.VerifyEach(paths, LoaderOptions.Default), ReportFormat.Json, text, null,
+            drainThreshold: 1);
+        Assert.AreEqual(whole, text.ToString());
+
+        var raw = new MemoryStream();
+        var beside = new StringWriter();
+        ReportWriters.Stream(ObjectVerifier.VerifyEach(paths, LoaderOptions.Default), ReportFormat.Json, beside, raw,
+            drainThreshold: 1);
+        Assert.AreEqual(whole, System.Text.Encoding.UTF8.GetString(raw.ToArray()) + beside);
     }
 
     [TestMethod]

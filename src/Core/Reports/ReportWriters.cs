@@ -92,7 +92,12 @@ public static class ReportWriters
     /// <param name="rawOutput">The byte stream under <paramref name="output"/> (stdout), when there is one: JSON goes
     /// there as UTF-8 without a round trip through UTF-16 (a corpus's JSON is hundreds of megabytes).</param>
     public static List<ObjectReport> Stream(IEnumerable<ObjectReport> reports, ReportFormat format, TextWriter output,
-        System.IO.Stream? rawOutput = null)
+        System.IO.Stream? rawOutput = null) => Stream(reports, format, output, rawOutput, DrainThreshold);
+
+    /// <param name="drainThreshold">Bytes of JSON that may wait before they are written out (tests make it tiny).
+    /// </param>
+    internal static List<ObjectReport> Stream(IEnumerable<ObjectReport> reports, ReportFormat format,
+        TextWriter output, System.IO.Stream? rawOutput, int drainThreshold)
     {
         var kept = new List<ObjectReport>();
         // JSON goes out through one writer, a file at a time: the document Json() would write, without holding it.
@@ -105,7 +110,9 @@ public static class ReportWriters
             if (format == ReportFormat.Text) output.Write(Text(r));
             if (json is not null)
             {
-                WriteFile(json, r, null, null);
+                // A large module's sites go out in pieces, so the buffer stays small instead of growing (and being
+                // copied and faulted in afresh) to the size of the module's whole JSON.
+                WriteFile(json, r, null, null, () => Drain(json, buffer, output, rawOutput), drainThreshold);
                 Drain(json, buffer, output, rawOutput);
             }
             kept.Add(r with { Sites = [], Counts = r.Counts });
@@ -132,7 +139,7 @@ public static class ReportWriters
             foreach (var r in reports) yield return r;
             yield break;
         }
-        using var queue = new System.Collections.Concurrent.BlockingCollection<ObjectReport>(boundedCapacity: 8);
+        using var queue = new System.Collections.Concurrent.BlockingCollection<ObjectReport>(boundedCapacity: 2);
         using var stop = new CancellationTokenSource();
         var producer = Task.Run(() =>
         {
@@ -195,7 +202,7 @@ public static class ReportWriters
     });
 
     private static void WriteFile(Utf8JsonWriter w, ObjectReport r, IReadOnlyList<AppliedFix>? fixes,
-        string? helpLinkBase)
+        string? helpLinkBase, Action? drain = null, int drainThreshold = DrainThreshold)
     {
         w.WriteStartObject();
         w.WriteString("path", r.Path);
@@ -205,37 +212,44 @@ public static class ReportWriters
         // A module repeats its section names, callees, reasons and source files across thousands of sites: each is
         // escaped once (a corpus's JSON is hundreds of megabytes of sites).
         var encoded = new Dictionary<string, JsonEncodedText>(StringComparer.Ordinal);
-        JsonEncodedText Encoded(string text)
+        // Most sites repeat the previous site's section, function and file as the very same string object: checking
+        // that first skips hashing them.
+        var last = new (string Text, JsonEncodedText Json)[8];
+        JsonEncodedText Encoded(string text, int field)
         {
+            ref var previous = ref last[field];
+            if (ReferenceEquals(previous.Text, text)) return previous.Json;
             if (!encoded.TryGetValue(text, out var e)) encoded[text] = e = JsonEncodedText.Encode(text, JsonOptions.Encoder);
+            previous = (text, e);
             return e;
         }
         foreach (var v in r.Sites)
         {
             var s = v.Site;
             w.WriteStartObject();
-            w.WriteString(SiteJson.Section, Encoded(s.Section.Name));
+            w.WriteString(SiteJson.Section, Encoded(s.Section.Name, 0));
             w.WriteNumber(SiteJson.Offset, s.Offset);
-            if (s.Function?.Name is { } function) w.WriteString(SiteJson.Function, Encoded(function));
+            if (s.Function?.Name is { } function) w.WriteString(SiteJson.Function, Encoded(function, 1));
             else w.WriteNull(SiteJson.Function);
             w.WriteNumber(SiteJson.FunctionOffset, s.FunctionOffset);
-            w.WriteString(SiteJson.Callee, Encoded(s.Callee));
+            w.WriteString(SiteJson.Callee, Encoded(s.Callee, 2));
             w.WriteString(SiteJson.CalleeKind, SiteJson.CalleeKinds[(int)s.CalleeKind]);
-            w.WriteString(SiteJson.Relocation, Encoded(RelocationCatalog.NameOf(s.RelocationType)));
-            w.WriteString(SiteJson.Instruction, Encoded(Instruction.Mnemonic(s.Instruction)));
+            w.WriteString(SiteJson.Relocation, Encoded(RelocationCatalog.NameOf(s.RelocationType), 3));
+            w.WriteString(SiteJson.Instruction, Encoded(Instruction.Mnemonic(s.Instruction), 4));
             w.WriteString(SiteJson.Next, SiteJson.NextWords[(int)s.Next]);
             w.WriteString(SiteJson.Verdict, SiteJson.Verdicts[(int)v.Verdict]);
-            w.WriteString(SiteJson.Reason, Encoded(v.Reason));
+            w.WriteString(SiteJson.Reason, Encoded(v.Reason, 5));
             if (s.Source is { } source)
             {
                 w.WriteStartObject(SiteJson.Source);
-                w.WriteString(SiteJson.File, Encoded(source.File));
+                w.WriteString(SiteJson.File, Encoded(source.File, 6));
                 w.WriteNumber(SiteJson.Line, source.Line);
                 w.WriteNumber(SiteJson.Column, source.Column);
                 w.WriteEndObject();
             }
             else w.WriteNull(SiteJson.Source);
             w.WriteEndObject();
+            if (drain is not null && w.BytesPending >= drainThreshold) drain();
         }
         w.WriteEndArray();
         w.WriteStartArray("diagnostics");
@@ -410,6 +424,8 @@ public static class ReportWriters
     }
 
     /// <summary>The site objects' names and enum values, encoded once.</summary>
+    private const int DrainThreshold = 48 << 10;
+
     private static class SiteJson
     {
         public static readonly JsonEncodedText Sites = JsonEncodedText.Encode("sites"),
