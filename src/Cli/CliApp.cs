@@ -42,7 +42,8 @@ public static class CliApp
           --sites all-local        also give every local bl a free nop, as kpatch's GCC plugin does
           -o OUT                   write the patched object to OUT instead of rewriting FILE
 
-        exit status: 0 accepted, 1 rejected (something stays unfixed), 2 bad usage, unreadable input or unwritable output
+        exit status: 0 accepted, 1 rejected (something stays unfixed), 2 bad usage, unreadable input
+            or unwritable output
 
         Options that take a value may also be written --name=value. ppc-livepatch --version prints the version.
 
@@ -106,7 +107,8 @@ public static class CliApp
             {
                 AtomicFile.WriteAllBytes(output, result.Output, modeOf: input);
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException or ArgumentException)
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException
+                or ArgumentException)
             {
                 var d = Diagnostic.Create(DiagnosticCatalog.UnwritableOutput, output,
                     $"cannot write '{output}': {e.Message}; the input is unchanged");
@@ -126,7 +128,8 @@ public static class CliApp
     public static string Version =>
         (typeof(CliApp).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute),
             false)
-            .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion ?? "0.0.0")
+            .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion
+                ?? "0.0.0")
         .Split('+')[0];
 
     /// <summary>"; did you mean 'x'?" for the known spelling nearest to a mistyped one (at most a third of it

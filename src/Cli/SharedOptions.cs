@@ -23,7 +23,9 @@ internal sealed class SharedOptions
             case "--kernel-accepts-ld-toc": _acceptsLdToc = true; return true;
             case "--pcrel": _pcrel = true; return true;
             case "--kernel-without-livepatch": _hasLivepatch = false; return true;
-            case "--module-name": _moduleName = value() ?? throw new UsageException("--module-name needs a value"); return true;
+            case "--module-name":
+                _moduleName = value() ?? throw new UsageException("--module-name needs a value");
+                return true;
             default: return false;
         }
     }

@@ -49,7 +49,8 @@ internal static class StepCommand
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
-                response = StepProtocol.WriteError(e is UsageException ? e.Message : $"{e.GetType().Name}: {e.Message}");
+                response =
+                    StepProtocol.WriteError(e is UsageException ? e.Message : $"{e.GetType().Name}: {e.Message}");
             }
             stdout.Write(response);
             stdout.Flush();

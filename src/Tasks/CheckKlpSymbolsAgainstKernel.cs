@@ -26,7 +26,8 @@ public sealed class CheckKlpSymbolsAgainstKernel : Microsoft.Build.Utilities.Tas
         Dictionary<string, int> counts;
         try
         {
-            counts = Count(SystemMap, vmlinux.Select(ProjectItemLocation.KlpSymbolName).ToHashSet(StringComparer.Ordinal));
+            counts = Count(SystemMap, vmlinux.Select(ProjectItemLocation.KlpSymbolName)
+                .ToHashSet(StringComparer.Ordinal));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -57,7 +57,8 @@ public sealed class CheckLivepatchProperties : Microsoft.Build.Utilities.Task
             Extra ?? "") + "\n";
         try
         {
-            // Unchanged options leave the file (and its timestamp) alone; a change replaces it whole (temporary + rename).
+            // Unchanged options leave the file (and its timestamp) alone; a change replaces it whole (temporary +
+            // rename).
             if (!File.Exists(KeyFile) || File.ReadAllText(KeyFile) != key)
             {
                 Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(KeyFile))!);

@@ -79,12 +79,21 @@ public sealed class CrossCompile : ToolTask
     protected override string GenerateCommandLineCommands()
     {
         var b = new CommandLineBuilder();
-        if (!string.IsNullOrEmpty(Wrapper)) { b.AppendFileNameIfNotNull(Wrapper); b.AppendFileNameIfNotNull(CompilerPath()); b.AppendTextUnquoted(" "); }
+        if (!string.IsNullOrEmpty(Wrapper))
+        {
+            b.AppendFileNameIfNotNull(Wrapper);
+            b.AppendFileNameIfNotNull(CompilerPath());
+            b.AppendTextUnquoted(" ");
+        }
         b.AppendTextUnquoted(Flags);
         // Columns as IDEs count them (a tab is one column, as in DWARF), and no colour escapes in the log.
         b.AppendSwitch("-fdiagnostics-column-unit=byte");
         b.AppendSwitch("-fdiagnostics-color=never");
-        if (!string.IsNullOrEmpty(DependencyFile)) { b.AppendSwitch("-MMD"); b.AppendSwitchIfNotNull("-MF ", DependencyFile); }
+        if (!string.IsNullOrEmpty(DependencyFile))
+        {
+            b.AppendSwitch("-MMD");
+            b.AppendSwitchIfNotNull("-MF ", DependencyFile);
+        }
         b.AppendSwitch("-c");
         b.AppendFileNameIfNotNull(Source);
         b.AppendSwitchIfNotNull("-o ", ObjectFile);
@@ -110,6 +119,7 @@ public sealed class CrossCompile : ToolTask
 
     private static void TryDelete(string path)
     {
-        try { if (File.Exists(path)) File.Delete(path); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        try { if (File.Exists(path)) File.Delete(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
     }
 }

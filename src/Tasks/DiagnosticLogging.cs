@@ -73,5 +73,7 @@ internal static class DiagnosticLogging
     /// <summary>An I/O failure while reading or writing an object, as a coded error instead of an MSB4018 stack
     /// trace.</summary>
     public static void LogIoError(TaskLoggingHelper log, string code, string path, Exception e, string? helpLinkBase) =>
-        Log(log, Diagnostic.Create(code, path, $"cannot {(code == DiagnosticCatalog.UnwritableOutput ? "write" : "read")} '{path}': {e.Message}"), helpLinkBase);
+        Log(log, Diagnostic.Create(code, path,
+            $"cannot {(code == DiagnosticCatalog.UnwritableOutput ? "write" : "read")} '{path}': {e.Message}"),
+                helpLinkBase);
 }

@@ -63,7 +63,8 @@ public sealed partial class KbuildMake : ToolTask
         if (!Directory.Exists(KernelDirectory) || !File.Exists(Path.Combine(KernelDirectory, "Makefile")))
         {
             DiagnosticLogging.Log(Log, DiagnosticCatalog.KernelTreeMissing, HelpLinkBase, ProjectFile ?? "", 0, 0,
-                $"KernelDir '{KernelDirectory}' is not a kernel build tree (no Makefile): point it at the kernel's build output or its headers " +
+                $"KernelDir '{KernelDirectory}' is not a kernel build tree (no Makefile): point it at the kernel's " +
+                "build output or its headers " +
                 "package (e.g. /lib/modules/<version>/build)");
             return false;
         }
@@ -73,7 +74,8 @@ public sealed partial class KbuildMake : ToolTask
         bool ok = base.Execute() && !DiagnosticLogging.HasFailed(this);
         if (!ok && ModuleFile is not null)
         {
-            try { if (File.Exists(ModuleFile)) File.Delete(ModuleFile); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            try { if (File.Exists(ModuleFile)) File.Delete(ModuleFile); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
         }
         return ok;
     }
@@ -133,7 +135,8 @@ public sealed partial class KbuildMake : ToolTask
         {
             string symbol = undefined.Groups["sym"].Value;
             DiagnosticLogging.Log(Log, DiagnosticCatalog.SymbolNotExported, HelpLinkBase, ProjectFile ?? "", 0, 0,
-                $"'{symbol}' is not exported by the kernel in KernelDir, so the module loader will not resolve it; if it is a kernel symbol, " +
+                $"'{symbol}' is not exported by the kernel in KernelDir, so the module loader will not resolve it; " +
+                "if it is a kernel symbol, " +
                 $"declare <KlpSymbol Include=\"{symbol}\" />");
             return;
         }

@@ -67,7 +67,8 @@ public abstract class LivepatchObjectTask : Microsoft.Build.Utilities.Task
 
     protected virtual void StepFinished(StepResult result) { }
 
-    /// <summary>Where the user should look for a diagnostic, when that is not the object (a task's own items).</summary>
+    /// <summary>Where the user should look for a diagnostic, when that is not the object (a task's own
+    /// items).</summary>
     protected virtual Diagnostic Locate(Diagnostic d) => d;
 
     private bool ExecuteCore()

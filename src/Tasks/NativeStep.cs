@@ -176,7 +176,8 @@ internal sealed class NativeStep : IDisposable
         try
         {
             var mode = File.GetUnixFileMode(path);
-            const UnixFileMode execute = UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
+            const UnixFileMode execute =
+                UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
             if ((mode & UnixFileMode.UserExecute) == 0) File.SetUnixFileMode(path, mode | execute);
             return true;
         }

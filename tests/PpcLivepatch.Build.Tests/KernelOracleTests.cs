@@ -19,7 +19,9 @@ public sealed partial class KernelOracleTests
     [ClassInitialize]
     public static void ReadOracleSetup(TestContext _)
     {
-        string dir = Environment.GetEnvironmentVariable("PPCLP_KERNEL_CACHE") ?? Path.Combine(Environment.GetEnvironmentVariable("HOME") ?? "/root", ".cache", "ppclivepatch-kernel-oracle");
+        string dir = Environment.GetEnvironmentVariable("PPCLP_KERNEL_CACHE")
+            ?? Path.Combine(Environment.GetEnvironmentVariable("HOME") ?? "/root", ".cache",
+                "ppclivepatch-kernel-oracle");
         string env = Path.Combine(dir, "env.sh");
         if (!File.Exists(env)) Assert.Fail($"the kernel oracle is not set up ({env} is missing): run " +
             "eng/kernel-oracle/setup.sh --klp");
@@ -31,8 +33,10 @@ public sealed partial class KernelOracleTests
 
     private sealed record Boot(string Log)
     {
-        public int InsmodStatus(string module) => int.Parse(Regex.Match(Log, $@"ORACLE: insmod {Regex.Escape(module)} rc=(\d+)").Groups[1].Value);
-        public string Cmdline(string module) => Regex.Match(Log, $@"ORACLE: cmdline {Regex.Escape(module)} (.*)").Groups[1].Value;
+        public int InsmodStatus(string module) =>
+            int.Parse(Regex.Match(Log, $@"ORACLE: insmod {Regex.Escape(module)} rc=(\d+)").Groups[1].Value);
+        public string Cmdline(string module) => Regex.Match(Log, $@"ORACLE: cmdline {Regex.Escape(module)} (.*)")
+            .Groups[1].Value;
         public IEnumerable<string> Dmesg => Regex.Matches(Log, @"ORACLE: dmesg (.*)").Select(m => m.Groups[1].Value);
     }
 
@@ -45,7 +49,8 @@ public sealed partial class KernelOracleTests
         return new Boot(run.Output);
     }
 
-    /// <summary>Builds a kbuild-mode project from tests/kernel-modules/NAME or the sample, with extra properties.</summary>
+    /// <summary>Builds a kbuild-mode project from tests/kernel-modules/NAME or the sample, with extra
+    /// properties.</summary>
     private static string BuildModule(string sourceDir, string projectXml, string moduleName,
         params string[] properties)
     {
@@ -73,11 +78,14 @@ public sealed partial class KernelOracleTests
         string project = """<Project Sdk="PpcLivepatch.Build.Sdk/VERSION" />""";
         string source = Path.Combine(Repo.Root, "tests", "kernel-modules", "nonop");
         string headers = s_env["KO_DEBIAN_HEADERS"];
-        string unpatched = BuildModule(source, project, "nonop_unpatched", $"-p:KernelDir={headers}", "-p:Rel24Strategy=none", "-p:LivepatchVerifyMode=warn");
+        string unpatched =
+            BuildModule(source, project, "nonop_unpatched", $"-p:KernelDir={headers}", "-p:Rel24Strategy=none",
+                "-p:LivepatchVerifyMode=warn");
         // The default: the assembler route leaves the hand-written asm's call alone (no KlpSymbol names it), so the
         // object step's auto gives it an inserted nop.
         string patched = BuildModule(source, project, "nonop_patched", $"-p:KernelDir={headers}");
-        string island = BuildModule(source, project, "nonop_island", $"-p:KernelDir={headers}", "-p:Rel24Strategy=island");
+        string island =
+            BuildModule(source, project, "nonop_island", $"-p:KernelDir={headers}", "-p:Rel24Strategy=island");
         string prediction = PredictedRefusal(unpatched);
         Assert.IsTrue(ObjectVerifier.Verify(patched, LoaderOptions.Default).Accepted);
         Assert.IsTrue(ObjectVerifier.Verify(island, LoaderOptions.Default).Accepted);
@@ -85,12 +93,14 @@ public sealed partial class KernelOracleTests
         var boot = BootWith(s_env["KO_DEBIAN_VMLINUX"], unpatched, patched, island);
 
         Assert.AreNotEqual(0, boot.InsmodStatus("nonop_unpatched"), "the kernel loaded a call without a nop");
-        Assert.IsTrue(boot.Dmesg.Any(l => l.Contains($"module_64: nonop_unpatched: {prediction} at")), $"expected '{prediction}':\n{boot.Log}");
+        Assert.IsTrue(boot.Dmesg.Any(l => l.Contains($"module_64: nonop_unpatched: {prediction} at")),
+            $"expected '{prediction}':\n{boot.Log}");
         Assert.AreEqual(0, boot.InsmodStatus("nonop_patched"), boot.Log);
         Assert.AreEqual(0, boot.InsmodStatus("nonop_island"), boot.Log);
         // jiffies_to_msecs(HZ) is 1000 only if the call through the stub really ran and returned with r2 restored:
         // once per loaded module, whichever way its call was fixed.
-        Assert.AreEqual(2, boot.Dmesg.Count(l => Regex.IsMatch(l, @"nonop: jiffies_to_msecs\(\d+\) = 1000$")), boot.Log);
+        Assert.AreEqual(2, boot.Dmesg.Count(l => Regex.IsMatch(l, @"nonop: jiffies_to_msecs\(\d+\) = 1000$")),
+            boot.Log);
     }
 
     /// <summary>
@@ -112,13 +122,18 @@ public sealed partial class KernelOracleTests
         foreach (string strategy in new[] { "asm", "auto", "insert-nop", "island" })
         {
             string tag = strategy.Replace("-", "");
-            foreach (var (source, name) in new[] { ("test_klp_livepatch.c", $"tklp_lp_{tag}"), ("test_klp_shadow_vars.c", $"tklp_sv_{tag}") })
+            foreach (var (source, name) in new[] { ("test_klp_livepatch.c", $"tklp_lp_{tag}"),
+                ("test_klp_shadow_vars.c", $"tklp_sv_{tag}") })
             {
                 string dir = Repo.NewTempDir();
                 File.Copy(Path.Combine(selftests, source), Path.Combine(dir, source));
-                string ko = BuildModule(dir, project, name, $"-p:KernelDir={kernel}", $"-p:Rel24Strategy={strategy}", "-p:Rel24Sites=all-local");
+                string ko =
+                    BuildModule(dir, project, name, $"-p:KernelDir={kernel}", $"-p:Rel24Strategy={strategy}",
+                        "-p:Rel24Sites=all-local");
                 Assert.IsTrue(ObjectVerifier.Verify(ko, LoaderOptions.Default).Accepted, name);
-                string report = Path.Combine(Path.GetDirectoryName(Path.GetDirectoryName(Path.GetDirectoryName(ko)!)!)!, "obj", "Debug", "livepatch", name + ".patch.json");
+                string report =
+                    Path.Combine(Path.GetDirectoryName(Path.GetDirectoryName(Path.GetDirectoryName(ko)!)!)!, "obj",
+                        "Debug", "livepatch", name + ".patch.json");
                 sitesFixed[name] = Regex.Matches(File.ReadAllText(report),
                     "\"strategy\": \"(insert-nop|island)\"").Count;
                 modules.Add(ko);
@@ -162,9 +177,12 @@ public sealed partial class KernelOracleTests
         string project = File.ReadAllText(Path.Combine(sample, "KernelLivepatch.csproj"));
         string kernel = s_env["KO_KLP_BUILD"];
         // Converted but not fixed, and kept despite Verify: the module the kernel must refuse.
-        string unfixed = BuildModule(sample, project, "lp_unfixed", $"-p:KernelDir={kernel}", "-p:Rel24Strategy=none", "-p:LivepatchVerifyMode=warn");
+        string unfixed =
+            BuildModule(sample, project, "lp_unfixed", $"-p:KernelDir={kernel}", "-p:Rel24Strategy=none",
+                "-p:LivepatchVerifyMode=warn");
         string island = BuildModule(sample, project, "lp_island", $"-p:KernelDir={kernel}", "-p:Rel24Strategy=island");
-        string fixedModule = BuildModule(sample, project, "lp_fixed", $"-p:KernelDir={kernel}");   // asm: the compiler's nop
+        // asm: the compiler's nop
+        string fixedModule = BuildModule(sample, project, "lp_fixed", $"-p:KernelDir={kernel}");
         string prediction = PredictedRefusal(unfixed);
         var verified = ObjectVerifier.Verify(fixedModule, LoaderOptions.Default);
         Assert.IsTrue(verified.Accepted);
@@ -174,7 +192,8 @@ public sealed partial class KernelOracleTests
         var boot = BootWith(Path.Combine(kernel, "vmlinux"), unfixed, island, fixedModule);
 
         Assert.AreEqual(8, boot.InsmodStatus("lp_unfixed"), "ENOEXEC from apply_relocate_add");
-        Assert.IsTrue(boot.Dmesg.Any(l => l.Contains($"module_64: lp_unfixed: {prediction} at")), $"expected '{prediction}':\n{boot.Log}");
+        Assert.IsTrue(boot.Dmesg.Any(l => l.Contains($"module_64: lp_unfixed: {prediction} at")),
+            $"expected '{prediction}':\n{boot.Log}");
         foreach (string module in new[] { "lp_island", "lp_fixed" })
         {
             Assert.AreEqual(0, boot.InsmodStatus(module), boot.Log);
@@ -231,13 +250,16 @@ public sealed partial class KernelOracleTests
               <ItemGroup><KlpSymbol Include="version_proc_show" /><KlpSymbol Include="saved_command_line" /></ItemGroup>
             </Project>
             """;
-        string ko = BuildModule(Path.Combine(Repo.Root, "tests", "kernel-modules", "tables"), project, "lp_tables", $"-p:KernelDir={kernel}");
+        string ko =
+            BuildModule(Path.Combine(Repo.Root, "tests", "kernel-modules", "tables"), project, "lp_tables",
+                $"-p:KernelDir={kernel}");
         string built = Path.Combine(Path.GetDirectoryName(ko)!, "..", "..", "obj", "Debug", "livepatch", "kbuild",
             "lp_tables.ko");
 
         // binutils' view, before (kbuild's module) and after (ours): every record about the copy is gone, every record
         // about the replacement is still there, and each table kept its stride.
-        foreach (var (table, size) in new[] { ("__mcount_loc", 8UL), ("__ex_table", 8UL), ("__bug_table", 12UL), ("__jump_table", 16UL) })
+        foreach (var (table, size) in new[] { ("__mcount_loc", 8UL), ("__ex_table", 8UL), ("__bug_table", 12UL),
+            ("__jump_table", 16UL) })
         {
             var before = Relocations(built, table).Where(r => r.Offset % size == 0).ToList();
             var after = Relocations(ko, table).Where(r => r.Offset % size == 0).ToList();
@@ -248,7 +270,8 @@ public sealed partial class KernelOracleTests
             Assert.AreEqual(before.Count - copy, after.Count, $"{table}: {string.Join(", ", after)}");
             Assert.AreEqual(kept, after.Count(r => r.Symbol == ".text.tables_cmdline_proc_show"), table);
             Assert.IsFalse(after.Any(r => r.Symbol.Contains("version_proc_show")), table);
-            CollectionAssert.AreEqual(Enumerable.Range(0, after.Count).Select(i => (ulong)i * size).ToList(), after.Select(r => r.Offset).ToList(), $"{table} records are not packed");
+            CollectionAssert.AreEqual(Enumerable.Range(0, after.Count).Select(i => (ulong)i * size).ToList(),
+                after.Select(r => r.Offset).ToList(), $"{table} records are not packed");
         }
         Assert.IsTrue(ObjectVerifier.Verify(ko, LoaderOptions.Default).Accepted);
 
@@ -268,7 +291,8 @@ public sealed partial class KernelOracleTests
         // Debian's headers ship sign-file but not Debian's private key.
         string dir = PackedSdk.Consumer("""<Project Sdk="PpcLivepatch.Build.Sdk/VERSION" />""");
         File.Copy(Path.Combine(Repo.Root, "tests", "kernel-modules", "nonop", "nonop.c"), Path.Combine(dir, "nonop.c"));
-        var build = PackedSdk.Build(dir, "build.binlog", $"-p:KernelDir={s_env["KO_DEBIAN_HEADERS"]}", "-p:LivepatchSign=true");
+        var build =
+            PackedSdk.Build(dir, "build.binlog", $"-p:KernelDir={s_env["KO_DEBIAN_HEADERS"]}", "-p:LivepatchSign=true");
         Assert.AreEqual(1, build.ExitCode, build.Output);
         var error = BinaryLog.ReadBuild(Path.Combine(dir, "build.binlog")).FindChildrenRecursive<Error>().Single();
         Assert.AreEqual(DiagnosticCatalog.SigningFailed, error.Code);
@@ -282,7 +306,8 @@ public sealed partial class KernelOracleTests
     public void SignedAfterPatchingTheModuleLoadsAndAChangeAfterSigningIsRefused()
     {
         string sample = Path.Combine(Repo.Root, "samples", "KernelLivepatch");
-        string kernel = s_env["KO_KLP_BUILD"];   // built with CONFIG_MODULE_SIG: its certs/signing_key.* are the trusted key
+        // built with CONFIG_MODULE_SIG: its certs/signing_key.* are the trusted key
+        string kernel = s_env["KO_KLP_BUILD"];
         string signedKo = BuildModule(sample, File.ReadAllText(Path.Combine(sample, "KernelLivepatch.csproj")),
             "lp_signed",
             $"-p:KernelDir={kernel}", "-p:LivepatchSign=true");
@@ -298,7 +323,9 @@ public sealed partial class KernelOracleTests
 
         // Nothing changed: the next build does not sign again (a second signature would not verify).
         var stamp = File.GetLastWriteTimeUtc(signedKo);
-        var again = PackedSdk.Build(dir, "again.binlog", "-p:LivepatchModuleName=lp_signed", $"-p:KernelDir={kernel}", "-p:LivepatchSign=true");
+        var again =
+            PackedSdk.Build(dir, "again.binlog", "-p:LivepatchModuleName=lp_signed", $"-p:KernelDir={kernel}",
+                "-p:LivepatchSign=true");
         Assert.AreEqual(0, again.ExitCode, again.Output);
         Assert.AreEqual(stamp, File.GetLastWriteTimeUtc(signedKo));
 
@@ -353,7 +380,9 @@ public sealed partial class KernelOracleTests
                 "nonop.c")) + "\nMODULE_INFO(livepatch, \"Y\");\n");
         string ko = BuildModule(source, """<Project Sdk="PpcLivepatch.Build.Sdk/VERSION" />""", "nonop_marked",
             $"-p:KernelDir={s_env["KO_DEBIAN_HEADERS"]}", "-p:LivepatchVerifyMode=warn");
-        var build = BinaryLog.ReadBuild(Path.Combine(Path.GetDirectoryName(Path.GetDirectoryName(Path.GetDirectoryName(ko)!)!)!, "build.binlog"));
+        var build =
+            BinaryLog.ReadBuild(Path.Combine(Path.GetDirectoryName(Path.GetDirectoryName(Path.GetDirectoryName(ko)!)!)!,
+                "build.binlog"));
         Assert.AreEqual(DiagnosticCatalog.KernelWithoutLivepatch, build.FindChildrenRecursive<Warning>().Single(w =>
             w.Code.StartsWith("PLP2")).Code);
         Assert.IsTrue(ObjectVerifier.Verify(ko, LoaderOptions.Default).Accepted,

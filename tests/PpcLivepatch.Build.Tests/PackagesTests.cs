@@ -47,9 +47,11 @@ public sealed class PackagesTests
 
         var sarif = Tool.Run(dir, tool, "verify", "--format=sarif", Repo.Fixture("livepatch.und.le.o"));
         Assert.AreEqual(1, sarif.ExitCode, sarif.Output);
-        var helpUri = System.Text.Json.JsonDocument.Parse(sarif.Output).RootElement.GetProperty("runs")[0].GetProperty("tool")
+        var helpUri = System.Text.Json.JsonDocument.Parse(sarif.Output)
+            .RootElement.GetProperty("runs")[0].GetProperty("tool")
             .GetProperty("driver").GetProperty("rules")[0].GetProperty("helpUri").GetString()!;
-        Assert.IsTrue(helpUri.StartsWith("file://", StringComparison.Ordinal) && File.Exists(new Uri(helpUri).LocalPath),
+        Assert.IsTrue(helpUri.StartsWith("file://", StringComparison.Ordinal)
+            && File.Exists(new Uri(helpUri).LocalPath),
             $"the help link {helpUri} is not a page the tool package installed");
         StringAssert.Contains(new Uri(helpUri).LocalPath, tools);
     }
@@ -68,8 +70,10 @@ public sealed class PackagesTests
         var plain = Tool.RunWith(home, dir, "dotnet", "new", "ppc-livepatch", "-o", Path.Combine(dir, "MyPatch"));
         Assert.AreEqual(0, plain.ExitCode, plain.Output);
         string project = Path.Combine(dir, "MyPatch", "MyPatch.csproj");
-        StringAssert.Contains(File.ReadAllText(project), $"<Project Sdk=\"PpcLivepatch.Build.Sdk/{PackedSdk.Version}\">");
-        Assert.IsFalse(System.Text.RegularExpressions.Regex.IsMatch(File.ReadAllText(project), @"^\s*<KernelDir>", System.Text.RegularExpressions.RegexOptions.Multiline),
+        StringAssert.Contains(File.ReadAllText(project),
+            $"<Project Sdk=\"PpcLivepatch.Build.Sdk/{PackedSdk.Version}\">");
+        Assert.IsFalse(System.Text.RegularExpressions.Regex.IsMatch(File.ReadAllText(project), @"^\s*<KernelDir>",
+            System.Text.RegularExpressions.RegexOptions.Multiline),
             "plain mode sets no KernelDir");
         Assert.IsTrue(File.Exists(Path.Combine(dir, "MyPatch", "livepatch.c")));
         Assert.IsTrue(File.Exists(Path.Combine(dir, "MyPatch", "nuget.config")));

@@ -25,7 +25,8 @@ internal static class PackedSdk
     public static string ExtractNativeTool()
     {
         string path = Path.Combine(Repo.NewTempDir(), "ppc-livepatch");
-        using var package = System.IO.Compression.ZipFile.OpenRead(Path.Combine(Feed, $"PpcLivepatch.Build.Sdk.{Version}.nupkg"));
+        using var package =
+            System.IO.Compression.ZipFile.OpenRead(Path.Combine(Feed, $"PpcLivepatch.Build.Sdk.{Version}.nupkg"));
         var entry = package.GetEntry("tools/linux-x64/ppc-livepatch");
         Assert.IsNotNull(entry, "the package has no tools/linux-x64/ppc-livepatch");
         using (var source = entry.Open())
@@ -39,7 +40,8 @@ internal static class PackedSdk
     {
         string feed = Repo.NewTempDir();
         // What ./build.sh pack packs: the SDK, the ppc-livepatch tool, the dotnet new template.
-        foreach (var (project, id) in new[] { ("Sdk", "PpcLivepatch.Build.Sdk"), ("Cli", "PpcLivepatch.Cli"), ("Templates", "PpcLivepatch.Templates") })
+        foreach (var (project, id) in new[] { ("Sdk", "PpcLivepatch.Build.Sdk"), ("Cli", "PpcLivepatch.Cli"),
+            ("Templates", "PpcLivepatch.Templates") })
         {
             var pack = Tool.Run(Repo.Root, "dotnet", "pack", Path.Combine(Repo.Root, "src", project), "-c", "Release",
                 "-o", feed, "-nologo");
@@ -49,7 +51,8 @@ internal static class PackedSdk
         return feed;
     }
 
-    /// <summary>Makes <paramref name="dir"/> resolve the SDK under test (with or without a version in the project).</summary>
+    /// <summary>Makes <paramref name="dir"/> resolve the SDK under test (with or without a version in the
+    /// project).</summary>
     public static void UseIn(string dir)
     {
         File.WriteAllText(Path.Combine(dir, "nuget.config"), $"""
@@ -93,5 +96,6 @@ internal static class PackedSdk
 
     public static Tool.Result BuildWith(IReadOnlyDictionary<string, string>? environment, string dir,
         string binlog = "build.binlog", params string[] extra) =>
-        Tool.RunWith(environment, dir, "dotnet", ["build", "-tl:off", "-nologo", "--disable-build-servers", "-v:n", $"-bl:{binlog}", .. extra]);
+        Tool.RunWith(environment, dir, "dotnet",
+            ["build", "-tl:off", "-nologo", "--disable-build-servers", "-v:n", $"-bl:{binlog}", .. extra]);
 }

@@ -101,7 +101,8 @@ public sealed partial class SdkEndToEndTests
         using (var package = ZipFile.OpenRead(Path.Combine(s_feed, $"PpcLivepatch.Build.Sdk.{s_version}.nupkg")))
         {
             foreach (string framework in new[] { "net8.0", "net10.0" })
-            foreach (string assembly in new[] { "PpcLivepatch.Build.Tasks.dll", "PpcLivepatch.Core.dll", "LibObjectFile.dll" })
+            foreach (string assembly in new[] { "PpcLivepatch.Build.Tasks.dll", "PpcLivepatch.Core.dll",
+                "LibObjectFile.dll" })
             {
                 var entry = package.GetEntry($"tasks/{framework}/{assembly}");
                 Assert.IsNotNull(entry, $"tasks/{framework}/{assembly} is missing from the package");
@@ -133,7 +134,8 @@ public sealed partial class SdkEndToEndTests
             return (framework, File.ReadAllBytes(Module(dir, "livepatch_cmdline")));
         }
 
-        // This test host is MSBuild's: .NET 10 on linux-x64 picks the precompiled tasks, anything else the portable ones.
+        // This test host is MSBuild's: .NET 10 on linux-x64 picks the precompiled tasks, anything else the portable
+        // ones.
         string expected = RuntimeInformation.RuntimeIdentifier == "linux-x64"
             && Environment.Version.Major >= 10 ? "net10.0" : "net8.0";
         var chosen = BuildSample();
@@ -152,7 +154,8 @@ public sealed partial class SdkEndToEndTests
         Assert.IsFalse(ServersRunningFrom(dir).Any(), "a ppc-livepatch server outlived the build");
         if (chosen.Framework == "net10.0")
         {
-            // crossgen2 must see MSBuild's assemblies, or it leaves every method that touches an MSBuild type to the JIT.
+            // crossgen2 must see MSBuild's assemblies, or it leaves every method that touches an MSBuild type to the
+            // JIT.
             var jitted = File.ReadAllLines(jitLog).Where(l =>
                 l.Contains("JIT compiled PpcLivepatch.") && !l.Contains("Tier1")).ToList();
             Assert.IsTrue(File.ReadAllLines(jitLog).Length > 100,
@@ -208,7 +211,8 @@ public sealed partial class SdkEndToEndTests
                 ["msbuild", "-nologo", "-getProperty:KernelAcceptsLdToc", "-getProperty:LivepatchPcrel",
                     "-getProperty:KernelHasLivepatch", .. extra]);
             Assert.AreEqual(0, run.ExitCode, run.Output);
-            var json = System.Text.Json.JsonDocument.Parse(run.Output[run.Output.IndexOf('{')..]).RootElement.GetProperty("Properties");
+            var json = System.Text.Json.JsonDocument.Parse(run.Output[run.Output.IndexOf('{')..])
+                .RootElement.GetProperty("Properties");
             return (json.GetProperty("KernelAcceptsLdToc").GetString()!,
                 json.GetProperty("LivepatchPcrel").GetString()!,
                 json.GetProperty("KernelHasLivepatch").GetString()!.ToLowerInvariant());
@@ -216,10 +220,13 @@ public sealed partial class SdkEndToEndTests
 
         Assert.AreEqual(("false", "false", ""), Evaluate(""),
             "without KernelDir: a 6.1-era TOC kernel, livepatch support unknown");
-        Assert.AreEqual(("false", "false", "false"), Evaluate($"<PropertyGroup><KernelDir>{old}</KernelDir></PropertyGroup>"));
-        Assert.AreEqual(("true", "true", "true"), Evaluate($"<PropertyGroup><KernelDir>{pcrel}</KernelDir></PropertyGroup>"), "6.8 with PCREL and LIVEPATCH");
+        Assert.AreEqual(("false", "false", "false"),
+            Evaluate($"<PropertyGroup><KernelDir>{old}</KernelDir></PropertyGroup>"));
+        Assert.AreEqual(("true", "true", "true"),
+            Evaluate($"<PropertyGroup><KernelDir>{pcrel}</KernelDir></PropertyGroup>"), "6.8 with PCREL and LIVEPATCH");
         Assert.AreEqual(("true", "true", "true"), Evaluate("", $"-p:KernelDir={pcrel}"));
-        Assert.AreEqual(("false", "true", "true"), Evaluate($"<PropertyGroup><KernelDir>{pcrel}</KernelDir><KernelAcceptsLdToc>false</KernelAcceptsLdToc></PropertyGroup>"),
+        Assert.AreEqual(("false", "true", "true"),
+            Evaluate($"<PropertyGroup><KernelDir>{pcrel}</KernelDir><KernelAcceptsLdToc>false</KernelAcceptsLdToc></PropertyGroup>"),
             "what the project says wins");
     }
 
@@ -258,7 +265,9 @@ public sealed partial class SdkEndToEndTests
                 """);
         }
         Assert.AreEqual(0, Tool.Run(dir, "dotnet", "new", "sln", "-n", "all", "--format", "sln").ExitCode);
-        Assert.AreEqual(0, Tool.Run(dir, "dotnet", ["sln", "all.sln", "add", .. names.Select(n => Path.Combine(n, $"{n}.csproj"))]).ExitCode);
+        Assert.AreEqual(0,
+            Tool.Run(dir, "dotnet", ["sln", "all.sln", "add", .. names.Select(n => Path.Combine(n, $"{n}.csproj"))])
+                .ExitCode);
 
         Dictionary<string, byte[]> BuildWith(string parallelism)
         {
@@ -276,7 +285,8 @@ public sealed partial class SdkEndToEndTests
         var parallel = BuildWith("-m:2");
         foreach (string name in names)
             CollectionAssert.AreEqual(serial[name], parallel[name], $"{name}.o differs between -m:1 and -m:2");
-        Assert.IsTrue(names.All(n => ObjectVerifier.Verify(Path.Combine(dir, n, "bin", "Debug", $"{n}.o"), LoaderOptions.Default).Accepted));
+        Assert.IsTrue(names.All(n =>
+            ObjectVerifier.Verify(Path.Combine(dir, n, "bin", "Debug", $"{n}.o"), LoaderOptions.Default).Accepted));
     }
 
     [TestMethod]
@@ -317,7 +327,9 @@ public sealed partial class SdkEndToEndTests
                 "patched(int v)\n{\n\treturn helper(v + 1);\n}\n"));
         var result = Build(dir);
         Assert.AreEqual(1, result.ExitCode, result.Output);
-        StringAssert.Matches(result.Output, new Regex(Regex.Escape(Path.Combine(dir, "sibling.c")) + @"\(5,\d+\): ppc-livepatch error PLP3001: sibling call \(b\) to livepatch symbol \.klp\.sym\.vmlinux\.helper,0"));
+        StringAssert.Matches(result.Output,
+            new Regex(Regex.Escape(Path.Combine(dir,
+                "sibling.c")) + @"\(5,\d+\): ppc-livepatch error PLP3001: sibling call \(b\) to livepatch symbol \.klp\.sym\.vmlinux\.helper,0"));
         var error = BinaryLog.ReadBuild(Path.Combine(dir, "build.binlog")).FindChildrenRecursive<Error>().Single(e =>
             e.Code == "PLP3001");
         Assert.AreEqual((Path.Combine(dir, "sibling.c"), 5), (error.File, error.LineNumber));
@@ -338,9 +350,12 @@ public sealed partial class SdkEndToEndTests
             ("bad.c", "int f(int x)\n{\n\treturn x + not_declared;\n}\n"));
         var result = Build(dir);
         Assert.AreEqual(1, result.ExitCode, result.Output);
-        StringAssert.Matches(result.Output, new Regex(Regex.Escape(Path.Combine(dir, "bad.c")) + @"\(3,13\): ppc-livepatch error PLP0010: .not_declared. undeclared"));
+        StringAssert.Matches(result.Output,
+            new Regex(Regex.Escape(Path.Combine(dir,
+                "bad.c")) + @"\(3,13\): ppc-livepatch error PLP0010: .not_declared. undeclared"));
         var errors = BinaryLog.ReadBuild(Path.Combine(dir, "build.binlog")).FindChildrenRecursive<Error>();
-        Assert.IsTrue(errors.All(e => e.Code?.StartsWith("PLP") == true), string.Join("\n", errors.Select(e => $"{e.Code}: {e.Text}")));
+        Assert.IsTrue(errors.All(e => e.Code?.StartsWith("PLP") == true),
+            string.Join("\n", errors.Select(e => $"{e.Code}: {e.Text}")));
     }
 
     [TestMethod]

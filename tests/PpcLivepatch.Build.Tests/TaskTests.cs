@@ -19,7 +19,9 @@ public sealed class TaskTests
     {
         var engine = new FakeBuildEngine();
         string output = Path.Combine(Repo.NewTempDir(), "module.o");
-        var task = new VerifyLivepatchModule { BuildEngine = engine, Objects = [Item(Repo.Fixture("livepatch.und.le.o"), output)], HelpLinkBase = "file:///docs/" };
+        var task =
+            new VerifyLivepatchModule { BuildEngine = engine,
+                Objects = [Item(Repo.Fixture("livepatch.und.le.o"), output)], HelpLinkBase = "file:///docs/" };
 
         Assert.IsFalse(task.Execute());
         var e = engine.Errors.Single();
@@ -88,7 +90,8 @@ public sealed class TaskTests
     {
         string dir = Repo.NewTempDir(), bad = Path.Combine(dir, "bad.o");
         File.WriteAllText(bad, "not an object");
-        foreach (LivepatchObjectTask task in new LivepatchObjectTask[] { new VerifyLivepatchModule(), new PatchLivepatchObjects(), new ConvertKlpSymbols() })
+        foreach (LivepatchObjectTask task in new LivepatchObjectTask[] { new VerifyLivepatchModule(),
+            new PatchLivepatchObjects(), new ConvertKlpSymbols() })
         {
             var engine = new FakeBuildEngine();
             task.BuildEngine = engine;
@@ -136,9 +139,13 @@ public sealed class TaskTests
         var errors = engine.Errors.Select(e => (e.Code, e.Message!.Split(';')[0], e.File, e.LineNumber)).ToList();
         CollectionAssert.AreEqual(new[]
         {
-            ("PLP0106", "KlpSymbol 'version_proc_shw': the target kernel has no symbol 'version_proc_shw' (" + map + ")", project, 3),
-            ("PLP0107", "KlpSymbol 'show_stat': the target kernel has 2 symbols named 'show_stat' (" + map + "), and no Position picks one", "/fake/project.csproj", 0),
-            ("PLP0107", "KlpSymbol 'show_stat' has Position 3, and the target kernel has 2 symbols named 'show_stat' (" + map + ")", "/fake/project.csproj", 0),
+            ("PLP0106",
+                "KlpSymbol 'version_proc_shw': the target kernel has no symbol 'version_proc_shw' (" + map + ")",
+                    project, 3),
+            ("PLP0107",
+                "KlpSymbol 'show_stat': the target kernel has 2 symbols named 'show_stat' (" + map + "), and no Position picks one", "/fake/project.csproj", 0),
+            ("PLP0107",
+                "KlpSymbol 'show_stat' has Position 3, and the target kernel has 2 symbols named 'show_stat' (" + map + ")", "/fake/project.csproj", 0),
         }, errors, string.Join("\n", errors));
         StringAssert.Contains(engine.Errors[1].Message,
             "unresolvable ambiguity for symbol 'show_stat' in object 'vmlinux'. Fix: Set Position to 1–2");
@@ -206,7 +213,8 @@ public sealed class TaskTests
         Assert.IsFalse(Compile("b.c"));
         Assert.IsFalse(Compile("c.c"));
 
-        var warning = engine.Warnings.Single(w => w.File.EndsWith("shared.h"));  // seen by both a.c and b.c: logged once
+        // seen by both a.c and b.c: logged once
+        var warning = engine.Warnings.Single(w => w.File.EndsWith("shared.h"));
         Assert.AreEqual(("PLP0012", Path.Combine(dir, "shared.h"), 1, 38),
             (warning.Code, warning.File, warning.LineNumber, warning.ColumnNumber));
         Assert.AreEqual("PLP0012", engine.Warnings.Single(w => w.File.EndsWith("b.c")).Code);
@@ -330,7 +338,8 @@ public sealed class NativeStepTaskTests
     private sealed record Run(bool Result, string[] Log, byte[]? Output, string? Report, int SitesFixed);
 
     private static string Describe(LazyFormattedBuildEventArgs e, string? code, string? file, int line, int column) =>
-        $"{e.GetType().Name} {code} {file}({line},{column}) {e.Message}" + (e is BuildMessageEventArgs m ? $" [{m.Importance}]" : "");
+        $"{e.GetType().Name} {code} {file}({line},{column}) {e.Message}" + (e is BuildMessageEventArgs m
+            ? $" [{m.Importance}]" : "");
 
     private static Run Execute(Func<FakeBuildEngine, LivepatchObjectTask> create, string output, string report)
     {
@@ -359,7 +368,8 @@ public sealed class NativeStepTaskTests
     private static void AssertSame(Run inProcess, Run native, string what)
     {
         Assert.AreEqual(inProcess.Result, native.Result, what);
-        CollectionAssert.AreEqual(inProcess.Log, native.Log, $"{what}: logged\n{string.Join('\n', inProcess.Log)}\nvs\n{string.Join('\n', native.Log)}");
+        CollectionAssert.AreEqual(inProcess.Log, native.Log,
+            $"{what}: logged\n{string.Join('\n', inProcess.Log)}\nvs\n{string.Join('\n', native.Log)}");
         Assert.AreEqual(inProcess.Output is null, native.Output is null, what);
         if (inProcess.Output is not null) CollectionAssert.AreEqual(inProcess.Output, native.Output, what);
         Assert.AreEqual(inProcess.Report, native.Report, what);
@@ -393,13 +403,15 @@ public sealed class NativeStepTaskTests
         Assert.IsTrue(native.Log.Length > 0, "the step said something");
 
         // Verify the unpatched object too: warn mode turns its rejections into warnings, the same in both.
-        AssertSame(Verify(Repo.Fixture(fixture), null), Verify(Repo.Fixture(fixture), PackedSdk.NativeTool), $"verify {fixture}");
+        AssertSame(Verify(Repo.Fixture(fixture), null), Verify(Repo.Fixture(fixture), PackedSdk.NativeTool),
+            $"verify {fixture}");
     }
 
     [TestMethod]
     public void TheNativeToolAgreesOnEveryFixtureAndEveryInputThatOnceFoundABug()
     {
-        // Ahead-of-time compilation trims and precompiles: the same code must still behave the same, bad input included.
+        // Ahead-of-time compilation trims and precompiles: the same code must still behave the same, bad input
+        // included.
         string dir = Repo.NewTempDir(), output = Path.Combine(dir, "out.o"), report = Path.Combine(dir, "report.json");
         var inputs = Directory.GetFiles(Path.Combine(Repo.Root, "tests", "fixtures", "elf"), "*.o")
             .Concat(Directory.GetFiles(Path.Combine(Repo.Root, "tests", "fixtures", "fuzz"),

@@ -7,7 +7,8 @@ using PpcLivepatch.Elf;
 
 namespace PpcLivepatch.Tests;
 
-/// <summary>Every kind of bad input gets a coded PLP1xxx diagnostic, exit code 2, no exception, and an unchanged file.</summary>
+/// <summary>Every kind of bad input gets a coded PLP1xxx diagnostic, exit code 2, no exception, and an unchanged
+/// file.</summary>
 [TestClass]
 public sealed class BadInputTests
 {
@@ -89,13 +90,15 @@ public sealed class BadInputTests
     [TestMethod]
     public void TruncatedAtEveryHeaderBoundary()
     {
-        foreach (int length in new[] { 1, 4, 6, 16, 18, 20, 24, 32, 40, 48, 52, 58, 62, 63, 64, Good.Length - 64, Good.Length - 1 })
+        foreach (int length in new[] { 1, 4, 6, 16, 18, 20, 24, 32, 40, 48, 52, 58, 62, 63, 64, Good.Length - 64,
+            Good.Length - 1 })
         {
             string path = Path.Combine(Repo.NewTempDir(), "cut.o");
             File.WriteAllBytes(path, Good[..length]);
             var (exit, output, _) = VerifyFile(path);
             Assert.AreEqual(CliApp.ExitUsage, exit, $"cut at {length}: {output}");
-            StringAssert.Matches(output, new System.Text.RegularExpressions.Regex(" : error PLP100[1-9]: "), $"cut at {length}");
+            StringAssert.Matches(output, new System.Text.RegularExpressions.Regex(" : error PLP100[1-9]: "),
+                $"cut at {length}");
         }
     }
 
@@ -233,7 +236,8 @@ public sealed class BadInputTests
         StringAssert.Contains(output, $"error {DiagnosticCatalog.UnreadableFile}: cannot read");
     }
 
-    /// <summary>Mounts a small tmpfs (root only; CI runs as root) and runs <paramref name="body"/> with its path.</summary>
+    /// <summary>Mounts a small tmpfs (root only; CI runs as root) and runs <paramref name="body"/> with its
+    /// path.</summary>
     private static void WithTmpfs(string options, Action<string> body)
     {
         string mountPoint = Repo.NewTempDir();
@@ -280,7 +284,8 @@ public sealed class BadInputTests
         var d = Diagnostics.Diagnostic.Create(DiagnosticCatalog.UnwritableOutput, "out.o",
             "cannot write 'out.o': Read-only file system.") with
             { Fix = "Choose a writable -o." };
-        Assert.AreEqual("out.o : error PLP1010: cannot write 'out.o': Read-only file system. Fix: Choose a writable -o.",
+        Assert.AreEqual("out.o : error PLP1010: cannot write 'out.o': Read-only file system. Fix: Choose a writable " +
+            "-o.",
             Reports.ReportWriters.CanonicalLine(d));
         Assert.AreEqual("out.o : error PLP1010: cannot write 'out.o': no space.",
             Reports.ReportWriters.CanonicalLine(d with { Message = "cannot write 'out.o': no space", Fix = null }));

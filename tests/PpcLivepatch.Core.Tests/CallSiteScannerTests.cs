@@ -97,7 +97,8 @@ public sealed class CallSiteScannerTests
         Assert.IsTrue(sites.Any(s =>
             s.Callee.StartsWith("_restgpr0_") && s.Instruction == BranchKind.B && s.Exemption is not null));
         Assert.IsTrue(sites.Where(s => s.Callee == "_mcount").All(s => s.Exemption is not null));
-        foreach (string name in new[] { "_mcount", "mcount", "ftrace_caller", "ftrace_regs_caller", "._mcount", "_savefpr_14", "_restfpr_20", "_savegpr1_30" })
+        foreach (string name in new[] { "_mcount", "mcount", "ftrace_caller", "ftrace_regs_caller", "._mcount",
+            "_savefpr_14", "_restfpr_20", "_savegpr1_30" })
             Assert.IsNotNull(CallSiteScanner.ExemptionFor(name), name);
         Assert.IsNull(CallSiteScanner.ExemptionFor("printk"));
         Assert.IsNull(CallSiteScanner.ExemptionFor("mcount_helper"));

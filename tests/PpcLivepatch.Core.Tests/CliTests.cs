@@ -90,7 +90,8 @@ public sealed class CliTests
 
         var diagnostic = klp.GetProperty("diagnostics").EnumerateArray().First(d =>
             d.GetProperty("code").GetString() == "PLP2001");
-        foreach (string field in new[] { "code", "severity", "message", "section", "offset", "function", "callee", "source" })
+        foreach (string field in new[] { "code", "severity", "message", "section", "offset", "function", "callee",
+            "source" })
             Assert.IsTrue(diagnostic.TryGetProperty(field, out _), field);
         Assert.AreEqual("error", diagnostic.GetProperty("severity").GetString());
 
@@ -138,10 +139,12 @@ public sealed class CliTests
             result.GetProperty("analysisTarget").GetProperty("uri").GetString());
         Assert.AreEqual(29, physical.GetProperty("region").GetProperty("startLine").GetInt32());
         Assert.AreEqual("livepatch_cmdline_show+0x30",
-            result.GetProperty("locations")[0].GetProperty("logicalLocations")[0].GetProperty("fullyQualifiedName").GetString());
+            result.GetProperty("locations")[0].GetProperty("logicalLocations")[0].GetProperty("fullyQualifiedName")
+                .GetString());
     }
 
-    /// <summary>Every kind of SARIF the CLI writes passes the SARIF SDK's validator with no error and no warning.</summary>
+    /// <summary>Every kind of SARIF the CLI writes passes the SARIF SDK's validator with no error and no
+    /// warning.</summary>
     [TestMethod]
     public void SarifPassesTheSarifValidator()
     {

@@ -32,7 +32,9 @@ public sealed class CompressedDebugTests
         Assert.IsTrue(compressed!.Sections.Any(s =>
             s.Name == ".debug_info" && (s.Flags & ElfConstants.ShfCompressed) != 0), "gcc -gz should compress");
 
-        string Lines(ElfImage image) => string.Join("\n", ObjectVerifier.Verify(image, LoaderOptions.Default).Sites.Select(s => $"{s.Site.Offset:x} {s.Site.Source}"));
+        string Lines(ElfImage image) =>
+            string.Join("\n", ObjectVerifier.Verify(image, LoaderOptions.Default)
+                .Sites.Select(s => $"{s.Site.Offset:x} {s.Site.Source}"));
         Assert.AreEqual(Lines(plain!), Lines(compressed));
         StringAssert.Contains(Lines(compressed), "views.c, Line = ");
 
@@ -45,12 +47,14 @@ public sealed class CompressedDebugTests
         var info = output!.Sections.Single(s => s.Name == ".debug_info");
         Assert.AreNotEqual(0UL, info.Flags & ElfConstants.ShfCompressed, "written back compressed");
         Assert.IsTrue(ElfImage.TryParse("plain-out.o", b.Output!, out var plainOutput, out _));
-        foreach (string name in new[] { ".debug_info", ".debug_line", ".debug_loclists", ".debug_rnglists", ".debug_aranges" })
+        foreach (string name in new[] { ".debug_info", ".debug_line", ".debug_loclists", ".debug_rnglists",
+            ".debug_aranges" })
         {
             var x = output.Sections.SingleOrDefault(s => s.Name == name);
             var y = plainOutput!.Sections.SingleOrDefault(s => s.Name == name);
             Assert.AreEqual(y is null, x is null, name);
-            if (x is not null) CollectionAssert.AreEqual(plainOutput.Data(y!).ToArray(), output.Data(x).ToArray(), $"{name}'s contents differ from the uncompressed patch");
+            if (x is not null) CollectionAssert.AreEqual(plainOutput.Data(y!).ToArray(), output.Data(x).ToArray(),
+                $"{name}'s contents differ from the uncompressed patch");
         }
     }
 

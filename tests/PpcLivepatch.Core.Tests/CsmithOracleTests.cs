@@ -28,14 +28,16 @@ public sealed class CsmithOracleTests
         var failures = new List<string>();
         for (int seed = 1; compared < wanted && seed <= wanted * 4; seed++)
         {
-            string c = Path.Combine(dir, $"p{seed}.c"), o = Path.Combine(dir, $"p{seed}.o"), exe = Path.Combine(dir, $"p{seed}");
+            string c = Path.Combine(dir, $"p{seed}.c"), o = Path.Combine(dir, $"p{seed}.o"), exe =
+                Path.Combine(dir, $"p{seed}");
             Tool.Check("csmith", "--seed", seed.ToString(), "--max-funcs", "10", "--no-packed-struct", "-o", c);
             Tool.Check("powerpc64le-linux-gnu-gcc",
                 ["-O2", "-ffunction-sections", "-w", "-I/usr/include/csmith",
                     .. extraFlag.Split(' ', StringSplitOptions.RemoveEmptyEntries), "-c", c, "-o", o]);
             Tool.Check("powerpc64le-linux-gnu-gcc", "-static", o, "-o", exe);
             var expected = RunWithLimit(exe);
-            if (expected is null) { nonTerminating++; continue; } // csmith programs may loop for a long time: take the next seed
+            // csmith programs may loop for a long time: take the next seed
+            if (expected is null) { nonTerminating++; continue; }
 
             Assert.IsTrue(ElfImage.TryLoad(o, out var image, out _));
             var result = ObjectPatcher.Patch(image!, new PatchOptions(strategy, SiteSelection.AllLocal));

@@ -42,6 +42,7 @@ public sealed class DiagnosticDocsTests
         // docs/diagnostics/README.md is SARIF's informationUri: it must not fall behind the catalog.
         string index = File.ReadAllText(Path.Combine(Repo.Root, "docs", "diagnostics", "README.md"));
         foreach (var d in DiagnosticCatalog.All)
-            StringAssert.Contains(index, $"| [{d.Code}]({d.Code}.md) | {d.Severity.ToString().ToLowerInvariant()} |", d.Code);
+            StringAssert.Contains(index, $"| [{d.Code}]({d.Code}.md) | {d.Severity.ToString().ToLowerInvariant()} |",
+                d.Code);
     }
 }

@@ -87,7 +87,8 @@ public sealed class ElfContainerTests
 
     private static byte[] Nop(bool le) => le ? [0x00, 0x00, 0x00, 0x60] : [0x60, 0x00, 0x00, 0x00];
 
-    /// <summary>readelf reads it without complaint and ld -r links it: the independent check of a written object.</summary>
+    /// <summary>readelf reads it without complaint and ld -r links it: the independent check of a written
+    /// object.</summary>
     private static void AssertBinutilsAccept(byte[] image, string prefix)
     {
         string dir = Repo.NewTempDir();

@@ -66,7 +66,8 @@ public sealed class FuzzTests
             var first = ObjectPatcher.Patch(image!, new PatchOptions(FixStrategy.Island, SiteSelection.AllLocal));
             if (!mutant.AsSpan().SequenceEqual(before)) return "patch changed its input";
             if (first.Output is null)
-                return first.Report.Diagnostics.Any(d => d.Code is Diagnostics.DiagnosticCatalog.CannotRewrite or Diagnostics.DiagnosticCatalog.RewriteNotProven)
+                return first.Report.Diagnostics.Any(d => d.Code is Diagnostics.DiagnosticCatalog.CannotRewrite
+                    or Diagnostics.DiagnosticCatalog.RewriteNotProven)
                     ? null : "no output and no PLP1011/PLP2014";
             var second = ObjectPatcher.Patch(image!, new PatchOptions(FixStrategy.Island, SiteSelection.AllLocal));
             if (!first.Output!.AsSpan().SequenceEqual(second.Output)) return "patch is not deterministic";
@@ -96,7 +97,8 @@ public sealed class FuzzTests
         int kind = random.Next(6);
         ulong shoff = BinaryPrimitives.ReadUInt64LittleEndian(m.AsSpan(40));
         bool le = m[5] == 1;
-        int shnum = le ? BinaryPrimitives.ReadUInt16LittleEndian(m.AsSpan(60)) : BinaryPrimitives.ReadUInt16BigEndian(m.AsSpan(60));
+        int shnum = le ? BinaryPrimitives.ReadUInt16LittleEndian(m.AsSpan(60))
+            : BinaryPrimitives.ReadUInt16BigEndian(m.AsSpan(60));
         if (!le) shoff = BinaryPrimitives.ReadUInt64BigEndian(m.AsSpan(40));
         switch (kind)
         {
@@ -134,7 +136,8 @@ public sealed class FuzzTests
     {
         string dir = Path.Combine(Path.GetTempPath(), "ppclp-fuzz");
         Directory.CreateDirectory(dir);
-        string path = Path.Combine(dir, $"{Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(mutant))[..16]}.o");
+        string path =
+            Path.Combine(dir, $"{Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(mutant))[..16]}.o");
         File.WriteAllBytes(path, mutant);
         return path;
     }

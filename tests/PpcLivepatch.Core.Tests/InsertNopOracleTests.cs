@@ -86,7 +86,8 @@ public sealed partial class InsertNopOracleTests
     }
 
     /// <summary>
-    /// clang-14's DWARF 5 (<c>.debug_addr</c>, offset tables, <c>startx_length</c>/<c>base_addressx</c> entries) against
+    /// clang-14's DWARF 5 (<c>.debug_addr</c>, offset tables, <c>startx_length</c>/<c>base_addressx</c> entries)
+    /// against
     /// its own integrated assembler. clang aligns functions and loops itself (<c>.p2align 4</c>): those directives are
     /// dropped from the assembly both objects are built from, so the assembler does not re-pad around the nops.
     /// </summary>
@@ -157,7 +158,8 @@ public sealed partial class InsertNopOracleTests
         foreach (var section in expected!.Sections.Where(x => x.IsExecutable && x.HasFileData))
         {
             var ours = actual!.Sections.Single(x => x.Name == section.Name);
-            CollectionAssert.AreEqual(expected.Data(section).ToArray(), actual.Data(ours).ToArray(), $"{section.Name} code differs");
+            CollectionAssert.AreEqual(expected.Data(section).ToArray(), actual.Data(ours).ToArray(),
+                $"{section.Name} code differs");
         }
         // Relocations and symbols as readelf prints them (offsets, types, targets, addends; values and sizes).
         Assert.AreEqual(Readelf(prefix, "-rW", oracleO), Readelf(prefix, "-rW", oursO));
@@ -177,7 +179,8 @@ public sealed partial class InsertNopOracleTests
     }
 
     private static string Debug(string prefix, string dump, string path) =>
-        string.Join("\n", Tool.Check(prefix + "readelf", $"--debug-dump={dump}", path).Split('\n').Where(l => !l.Contains(path)));
+        string.Join("\n", Tool.Check(prefix + "readelf", $"--debug-dump={dump}", path).Split('\n')
+            .Where(l => !l.Contains(path)));
 
     private static string Frames(string prefix, string path) => string.Join("\n",
         Tool.Check(prefix + "readelf", "--debug-dump=frames-interp", path).Split('\n')

@@ -54,7 +54,8 @@ public sealed class IslandDebugInfoTests
         PatchTests.AssertBinutilsAccept(result.Output, compiler == "gcc-be" ? "x.be.o" : "x.le.o");
     }
 
-    /// <summary>Function and file:line of one address of a code section, as binutils' addr2line reads the DWARF.</summary>
+    /// <summary>Function and file:line of one address of a code section, as binutils' addr2line reads the
+    /// DWARF.</summary>
     private static string Addr2line(string prefix, string path, string section, ulong offset) =>
         Tool.Check(prefix + "addr2line", "-f", "-e", path, "-j", section, $"0x{offset:x}").Trim().Replace('\n', ' ');
 }

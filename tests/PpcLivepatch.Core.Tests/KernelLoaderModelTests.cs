@@ -192,7 +192,8 @@ public sealed class SummaryModeTests
     public void SummaryCountsAndDiagnosticsEqualTheFullReport(string fixture)
     {
         // The text output describes only the sites diagnostics are about; it must not change a verdict or count.
-        foreach (var options in new[] { LoaderOptions.Default, new LoaderOptions(Pcrel: true), new LoaderOptions(KernelAcceptsLdToc: true) })
+        foreach (var options in new[] { LoaderOptions.Default, new LoaderOptions(Pcrel: true),
+            new LoaderOptions(KernelAcceptsLdToc: true) })
         {
             var full = ObjectVerifier.Verify(Repo.Fixture(fixture), options, allSites: true);
             var summary = ObjectVerifier.Verify(Repo.Fixture(fixture), options, allSites: false);

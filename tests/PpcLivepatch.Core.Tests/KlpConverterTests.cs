@@ -28,7 +28,8 @@ public sealed class KlpConverterTests
         // readelf's view: the copy is gone, the livepatch section and symbol are there in the kernel's format.
         string sections = Tool.Check("powerpc64le-linux-gnu-readelf", "-SW", path);
         Assert.IsFalse(sections.Contains(" .text.cmdline_helper "), "the copy's section should be gone");
-        StringAssert.Matches(sections, new System.Text.RegularExpressions.Regex(@"\.klp\.rela\.vmlinux\.\.text\.livepatch_cmdline_show\s+RELA\s+.*\sAIo\s"));
+        StringAssert.Matches(sections,
+            new System.Text.RegularExpressions.Regex(@"\.klp\.rela\.vmlinux\.\.text\.livepatch_cmdline_show\s+RELA\s+.*\sAIo\s"));
         StringAssert.Matches(Tool.Check("powerpc64le-linux-gnu-readelf", "-sW", path),
             new System.Text.RegularExpressions.Regex(@"FUNC\s+GLOBAL\s+DEFAULT\s+OS \[0xff20\] \.klp\.sym\.vmlinux\.cmdline_helper,0"));
         var readelf = Tool.Run("powerpc64le-linux-gnu-readelf", "-aW", path);
@@ -91,7 +92,8 @@ public sealed class KlpConverterTests
         string relocs = Tool.Check("powerpc64le-linux-gnu-readelf", "-rW", path);
         var mcount = relocs[relocs.IndexOf("'.rela__mcount_loc'")..];
         StringAssert.Contains(mcount, "contains 1 entry");
-        StringAssert.Matches(mcount, new System.Text.RegularExpressions.Regex(@"0000000000000000\s+\S+\s+R_PPC64_ADDR64\s+0+\s+\.text\.kept \+ 24"));
+        StringAssert.Matches(mcount,
+            new System.Text.RegularExpressions.Regex(@"0000000000000000\s+\S+\s+R_PPC64_ADDR64\s+0+\s+\.text\.kept \+ 24"));
         StringAssert.Contains(Tool.Check("powerpc64le-linux-gnu-readelf", "-SW", path),
             "__mcount_loc      PROGBITS        0000000000000000");
         Assert.IsTrue(ElfImage.TryLoad(path, out var image, out _));
@@ -134,7 +136,8 @@ public sealed class KlpConverterTests
         string path = Path.Combine(dir, "converted.o");
         File.WriteAllBytes(path, bound.Output);
         string relocs = Tool.Check("powerpc64le-linux-gnu-readelf", "-rW", path);
-        Assert.AreEqual(2, relocs.Split('\n').Count(l => l.Contains($"R_PPC64_REL24") && l.Contains($".klp.sym.vmlinux.{clone},0")), relocs);
+        Assert.AreEqual(2, relocs.Split('\n')
+            .Count(l => l.Contains($"R_PPC64_REL24") && l.Contains($".klp.sym.vmlinux.{clone},0")), relocs);
     }
 
     [TestMethod]
@@ -178,12 +181,14 @@ public sealed class KlpConverterTests
     // Records in the kernel's tables, written as the kernel's macros write them (relative pointers), from one helper
     // that the patch carries as a copy and from a function that stays.
     private const string TableRecords = """
-        #define RECORD(table, fields) asm volatile("1: nop\n\t.pushsection " table ",\"a\"\n\t.balign 4\n\t" fields "\n\t.popsection")
+        #define RECORD(table,
+            fields) asm volatile("1: nop\n\t.pushsection " table ",\"a\"\n\t.balign 4\n\t" fields "\n\t.popsection")
         #define STR(x) #x
         #if BUG_SIZE == 8   /* without CONFIG_DEBUG_BUGVERBOSE: the address and the flags */
         #define BUG_RECORD(size) RECORD("__bug_table", ".long 1b - .\n\t.short 0\n\t.org .-6+8")
         #else               /* with it: the file and line too (BUG_SIZE 16 is no layout the kernel has) */
-        #define BUG_RECORD(size) RECORD("__bug_table", ".long 1b - ., 2f - .\n\t.short 10, 0\n\t.org .-12+" STR(size) "\n\t" \
+        #define BUG_RECORD(size) RECORD("__bug_table",
+            ".long 1b - ., 2f - .\n\t.short 10, 0\n\t.org .-12+" STR(size) "\n\t" \
             ".pushsection .rodata.str1.1,\"aMS\",@progbits,1\n2: .asciz \"tables.c\"\n\t.popsection")
         #endif
         static __attribute__((noipa)) int copied_helper(int x)
@@ -206,7 +211,8 @@ public sealed class KlpConverterTests
         File.WriteAllText(source, TableRecords);
         Tool.Check("powerpc64le-linux-gnu-gcc", "-O2", "-mcmodel=large", "-mprofile-kernel", "-pg", "-mcpu=power8",
             "-mno-prefixed", "-mno-pcrel",
-            "-fno-PIE", "-ffunction-sections", "-fdata-sections", $"-DBUG_SIZE={bugSize}", $"-DKEPT_FIXUP=\"{keptFixup}\"", "-c", source, "-o", obj);
+            "-fno-PIE", "-ffunction-sections", "-fdata-sections", $"-DBUG_SIZE={bugSize}",
+                $"-DKEPT_FIXUP=\"{keptFixup}\"", "-c", source, "-o", obj);
         return obj;
     }
 
@@ -225,11 +231,14 @@ public sealed class KlpConverterTests
 
         // readelf: each table keeps only the records of kept(), packed from offset 0, with all their fields.
         string relocs = Tool.Check("powerpc64le-linux-gnu-readelf", "-rW", path);
-        string Table(string name) => relocs.Contains($"'.rela{name}'") ? relocs[relocs.IndexOf($"'.rela{name}'")..].Split("\n\n")[0] : "";
+        string Table(string name) => relocs.Contains($"'.rela{name}'")
+            ? relocs[relocs.IndexOf($"'.rela{name}'")..].Split("\n\n")[0] : "";
         StringAssert.Contains(Table("__ex_table"), "contains 2 entries");
-        StringAssert.Matches(Table("__ex_table"), new System.Text.RegularExpressions.Regex(@"0000000000000000\s+\S+\s+R_PPC64_REL32\s+0+\s+\.text\.kept \+ \w+\n0000000000000004\s+\S+\s+R_PPC64_REL32\s+0+\s+\.text\.kept"));
+        StringAssert.Matches(Table("__ex_table"),
+            new System.Text.RegularExpressions.Regex(@"0000000000000000\s+\S+\s+R_PPC64_REL32\s+0+\s+\.text\.kept \+ \w+\n0000000000000004\s+\S+\s+R_PPC64_REL32\s+0+\s+\.text\.kept"));
         StringAssert.Contains(Table("__bug_table"), bugSize == "8" ? "contains 1 entry" : "contains 2 entries");
-        StringAssert.Matches(Table("__bug_table"), new System.Text.RegularExpressions.Regex(@"0000000000000000\s+\S+\s+R_PPC64_REL32\s+0+\s+\.text\.kept"));
+        StringAssert.Matches(Table("__bug_table"),
+            new System.Text.RegularExpressions.Regex(@"0000000000000000\s+\S+\s+R_PPC64_REL32\s+0+\s+\.text\.kept"));
         Assert.IsFalse((Table("__ex_table") + Table("__bug_table")).Contains("copied_helper"), relocs);
         Assert.IsTrue(ElfImage.TryLoad(path, out var converted, out _));
         Assert.AreEqual(8UL, converted!.Sections.Single(s => s.Name == "__ex_table").Size);
@@ -244,7 +253,8 @@ public sealed class KlpConverterTests
         // .klp.rela relocation. The copy's record goes, key field and all; the kept record moves down to offset 0.
         string dir = Repo.NewTempDir(), source = Path.Combine(dir, "keys.c"), obj = Path.Combine(dir, "keys.o");
         File.WriteAllText(source, """
-            #define JUMP() asm volatile("1: nop\n\t.pushsection __jump_table,\"aw\"\n\t.balign 8\n\t.long 1b - ., 1b - .\n\t.quad kernel_key - .\n\t.popsection")
+            #define JUMP() asm volatile("1: nop\n\t.pushsection __jump_table,\"aw\"\n\t.balign 8\n\t.long 1b - ., 1b " +
+                "- .\n\t.quad kernel_key - .\n\t.popsection")
             static __attribute__((noipa)) int copied_helper(int x) { JUMP(); return x + 1; }
             int kept(int x) { JUMP(); return copied_helper(x) * 2; }
             """);
@@ -262,10 +272,12 @@ public sealed class KlpConverterTests
         string klp = relocs[relocs.IndexOf("'.klp.rela.vmlinux.__jump_table'",
             StringComparison.Ordinal)..].Split("\n\n")[0];
         StringAssert.Contains(klp, "contains 1 entry", relocs);
-        StringAssert.Matches(klp, new System.Text.RegularExpressions.Regex(@"\n0000000000000008\s+\S+\s+R_PPC64_REL64\s+0+\s+\.klp\.sym\.vmlinux\.kernel_key,0"));
+        StringAssert.Matches(klp,
+            new System.Text.RegularExpressions.Regex(@"\n0000000000000008\s+\S+\s+R_PPC64_REL64\s+0+\s+\.klp\.sym\.vmlinux\.kernel_key,0"));
         string table = relocs[relocs.IndexOf("'.rela__jump_table'", StringComparison.Ordinal)..].Split("\n\n")[0];
         StringAssert.Contains(table, "contains 2 entries");
-        StringAssert.Matches(table, new System.Text.RegularExpressions.Regex(@"\n0000000000000000\s+\S+\s+R_PPC64_REL32\s+0+\s+\.text\.kept \+ \w+\n0000000000000004\s"));
+        StringAssert.Matches(table,
+            new System.Text.RegularExpressions.Regex(@"\n0000000000000000\s+\S+\s+R_PPC64_REL32\s+0+\s+\.text\.kept \+ \w+\n0000000000000004\s"));
         Assert.IsTrue(ElfImage.TryLoad(path, out var converted, out _));
         Assert.AreEqual(16UL, converted!.Sections.Single(s => s.Name == "__jump_table").Size);
     }

@@ -58,7 +58,8 @@ public sealed class LineTableTests
     [DataRow("calls.dwarf5.le.o", 5)]
     public void FixturesCoverEveryLineTableVersionGasWrites(string fixture, int version)
     {
-        StringAssert.Contains(Tool.Check("powerpc64le-linux-gnu-readelf", "--debug-dump=rawline", Repo.Fixture(fixture)), $"DWARF Version:               {version}");
+        StringAssert.Contains(Tool.Check("powerpc64le-linux-gnu-readelf", "--debug-dump=rawline",
+            Repo.Fixture(fixture)), $"DWARF Version:               {version}");
     }
 
     [TestMethod]

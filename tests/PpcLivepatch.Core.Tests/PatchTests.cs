@@ -95,7 +95,8 @@ public sealed class PatchTests
             var again = ObjectPatcher.Patch(Parse(first.Output!), new PatchOptions(FixStrategy.Island, sites));
             // auto too: deterministic and idempotent on every fixture.
             var auto = Patch(fixture, sites, strategy: FixStrategy.Auto);
-            CollectionAssert.AreEqual(auto.Output, Patch(fixture, sites, strategy: FixStrategy.Auto).Output, $"{fixture} {sites}: auto differs between runs");
+            CollectionAssert.AreEqual(auto.Output, Patch(fixture, sites, strategy: FixStrategy.Auto).Output,
+                $"{fixture} {sites}: auto differs between runs");
             if (auto.Output is not null)
             {
                 var autoAgain = ObjectPatcher.Patch(Parse(auto.Output), new PatchOptions(FixStrategy.Auto, sites));
@@ -141,7 +142,8 @@ public sealed class PatchTests
         {
             var insn = view.Code[(reloc.TargetSection, reloc.Offset)];
             if (insn.Mnemonic != "bl" || view.Symbols[reloc.SymbolIndex].Name == "_mcount") continue;
-            Assert.AreEqual("nop", view.Code[(reloc.TargetSection, reloc.Offset + 4)].Mnemonic, $"{reloc.TargetSection}+0x{reloc.Offset:x}");
+            Assert.AreEqual("nop", view.Code[(reloc.TargetSection, reloc.Offset + 4)].Mnemonic,
+                $"{reloc.TargetSection}+0x{reloc.Offset:x}");
         }
     }
 

@@ -20,7 +20,8 @@ public sealed class ReportWriterTests
         // The reference: the same document written node by node with Utf8JsonWriter, indented.
         var buffer = new MemoryStream();
         using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions
-                   { Indented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+                   { Indented = true,
+                       Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
         {
             using var parsed = JsonDocument.Parse(ReportWriters.Json(reports));
             parsed.WriteTo(w);

@@ -27,7 +27,11 @@ internal static class SarifValidator
             using var p = Process.Start(psi)!;
             var stdout = p.StandardOutput.ReadToEndAsync();
             var stderr = p.StandardError.ReadToEndAsync();
-            if (!p.WaitForExit(300_000)) { p.Kill(true); Assert.Fail($"sarif-multitool validate {file} did not finish"); }
+            if (!p.WaitForExit(300_000))
+            {
+                p.Kill(true);
+                Assert.Fail($"sarif-multitool validate {file} did not finish");
+            }
             p.WaitForExit();
             File.Delete(log);
             string output = stdout.Result + stderr.Result;

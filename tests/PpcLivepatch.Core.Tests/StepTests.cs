@@ -7,7 +7,8 @@ using PpcLivepatch.Steps;
 
 namespace PpcLivepatch.Tests;
 
-/// <summary>The SDK's build steps and the line protocol that carries them between the tasks and <c>ppc-livepatch</c>.</summary>
+/// <summary>The SDK's build steps and the line protocol that carries them between the tasks and
+/// <c>ppc-livepatch</c>.</summary>
 [TestClass]
 public sealed class StepTests
 {
@@ -93,7 +94,8 @@ public sealed class StepTests
         Assert.IsFalse(File.Exists(bad));
     }
 
-    /// <summary>A fixture with what scripts/sign-file appends: PKCS#7 bytes, struct module_signature, the marker.</summary>
+    /// <summary>A fixture with what scripts/sign-file appends: PKCS#7 bytes, struct module_signature, the
+    /// marker.</summary>
     private static string Signed(string fixture, string dir)
     {
         string path = Path.Combine(dir, "signed-" + fixture);

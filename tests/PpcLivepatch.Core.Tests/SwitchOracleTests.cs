@@ -30,7 +30,8 @@ public sealed class SwitchOracleTests
             "-g" } select new object[] { "clang", model, debug });
 
     /// <summary>--sites needed: the helpers are global and made undefined (elfedit.py --undefine, as patch extraction
-    /// does), so every call to them lacks the nop the loader wants; a separate object serves them at link time.</summary>
+    /// does), so every call to them lacks the nop the loader wants; a separate object serves them at link
+    /// time.</summary>
     public static IEnumerable<object[]> NeededConfigurations =>
         new[] { new object[] { "gcc", "large", "-g" }, ["gcc", "medium", ""], ["clang", "medium", ""],
             ["gcc-be", "large", ""] };
@@ -98,10 +99,13 @@ public sealed class SwitchOracleTests
         Parallel.For(0, programs, new ParallelOptions { MaxDegreeOfParallelism = 2 }, i =>
         {
             int seed = seedBase + i;
-            string c = Path.Combine(dir, $"p{seed}.c"), o = Path.Combine(dir, $"p{seed}.o"), exe = Path.Combine(dir, $"p{seed}");
+            string c = Path.Combine(dir, $"p{seed}.c"), o = Path.Combine(dir, $"p{seed}.o"), exe =
+                Path.Combine(dir, $"p{seed}");
             var generator = new SwitchProgramGenerator(seed, globalHelpers: needed);
             File.WriteAllText(c, generator.Program());
-            string[] flags = ["-O2", $"-mcmodel={model}", "-ffunction-sections", .. debug.Split(' ', StringSplitOptions.RemoveEmptyEntries)];
+            string[] flags =
+                ["-O2", $"-mcmodel={model}", "-ffunction-sections",
+                    .. debug.Split(' ', StringSplitOptions.RemoveEmptyEntries)];
             void Compile(string source, string obj)
             {
                 if (compiler == "clang")
@@ -112,7 +116,8 @@ public sealed class SwitchOracleTests
             string[] extraObjects = [];
             if (needed)
             {
-                string helpers = Path.Combine(dir, $"h{seed}.c"), helpersObj = Path.Combine(dir, $"h{seed}.o"), defined = o + ".defined";
+                string helpers = Path.Combine(dir, $"h{seed}.c"), helpersObj = Path.Combine(dir, $"h{seed}.o"),
+                    defined = o + ".defined";
                 File.WriteAllText(helpers, generator.HelperUnit());
                 Compile(helpers, helpersObj);
                 File.Move(o, defined);
@@ -140,7 +145,11 @@ public sealed class SwitchOracleTests
                 string patchedObj = $"{o}.{strategy}.o", patchedExe = $"{exe}.{strategy}";
                 File.WriteAllBytes(patchedObj, result.Output);
                 var link = Tool.Run(gcc, ["-static", harnessObj, patchedObj, .. extraObjects, "-o", patchedExe]);
-                if (link.ExitCode != 0) { wrong.Add($"{what}: the patched object does not link: {link.Stderr}"); continue; }
+                if (link.ExitCode != 0)
+                {
+                    wrong.Add($"{what}: the patched object does not link: {link.Stderr}");
+                    continue;
+                }
                 string actual = RunProgram(qemu, patchedExe);
                 if (actual != expected) wrong.Add($"{what}: expected '{expected.Trim()}', got '{actual.Trim()}' " +
                     $"(kept in {dir})");

@@ -46,10 +46,12 @@ internal sealed class SwitchProgramGenerator(int seed, bool globalHelpers = fals
         return c.ToString();
     }
 
-    /// <summary>The helpers as a translation unit of their own: what serves the calls once they are made undefined.</summary>
+    /// <summary>The helpers as a translation unit of their own: what serves the calls once they are made
+    /// undefined.</summary>
     public string HelperUnit() => HelperDefinitions("");
 
-    /// <summary>The helpers' names (global with <c>globalHelpers</c>: calls to them become the loader's "needed" sites).</summary>
+    /// <summary>The helpers' names (global with <c>globalHelpers</c>: calls to them become the loader's "needed"
+    /// sites).</summary>
     public IEnumerable<string> HelperNames => Enumerable.Range(0, Helpers).Select(h => $"h{h}");
 
     /// <summary>Calls every function over a grid of inputs, folding the results into one checksum.</summary>
@@ -113,7 +115,8 @@ internal sealed class SwitchProgramGenerator(int seed, bool globalHelpers = fals
         if (_random.Next(4) > 0) Line(depth, "break;");   // else fall through into the next case
     }
 
-    /// <summary>A mask selector: the index is bounded by the mask, so the compiler emits no compare of its own.</summary>
+    /// <summary>A mask selector: the index is bounded by the mask, so the compiler emits no compare of its
+    /// own.</summary>
     private (string, IEnumerable<int>) Masked()
     {
         int[] masks = [7, 13, 15, 11, 31, 27];

@@ -40,7 +40,8 @@ internal static class Repo
     }
 }
 
-/// <summary>Runs the real external tools the tests check against. A missing tool fails with how to install it.</summary>
+/// <summary>Runs the real external tools the tests check against. A missing tool fails with how to install
+/// it.</summary>
 internal static class Tool
 {
     public sealed record Result(int ExitCode, string Stdout, string Stderr);

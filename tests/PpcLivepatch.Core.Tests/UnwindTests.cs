@@ -5,7 +5,8 @@ using PpcLivepatch.Patching;
 
 namespace PpcLivepatch.Tests;
 
-/// <summary>The FDE of a patched function covers its islands, and readelf's own CFI interpreter gives each island the row of its call site.</summary>
+/// <summary>The FDE of a patched function covers its islands, and readelf's own CFI interpreter gives each island the
+/// row of its call site.</summary>
 [TestClass]
 public sealed partial class UnwindTests
 {
@@ -65,7 +66,12 @@ public sealed partial class UnwindTests
         FdeTable? current = null;
         foreach (var line in text.Split('\n'))
         {
-            if (line.StartsWith("Contents of the ")) { inSection = line.Contains($"{section} section"); current = null; continue; }
+            if (line.StartsWith("Contents of the "))
+            {
+                inSection = line.Contains($"{section} section");
+                current = null;
+                continue;
+            }
             if (!inSection) continue;
             var h = FdeHeader().Match(line);
             if (h.Success)
@@ -76,7 +82,8 @@ public sealed partial class UnwindTests
             }
             var r = Row().Match(line);
             if (r.Success && current is not null)
-                current.Rows.Add((Convert.ToUInt64(r.Groups[1].Value, 16), Regex.Replace(r.Groups[2].Value.Trim(), @"\s+", " ")));
+                current.Rows.Add((Convert.ToUInt64(r.Groups[1].Value, 16),
+                    Regex.Replace(r.Groups[2].Value.Trim(), @"\s+", " ")));
         }
         return result;
     }

@@ -174,7 +174,8 @@ public sealed class JumpTableAnalysis
             foreach (var (rs, rela, sym) in context.IntoSection[section.Index])
             {
                 string from = rs.Target.Name;
-                if (from.StartsWith(".debug_", StringComparison.Ordinal)) continue;    // line and range addresses, not ways in
+                // line and range addresses, not ways in
+                if (from.StartsWith(".debug_", StringComparison.Ordinal)) continue;
                 // A data word relative to its own place may be a table entry: those are proven below, never assumed.
                 if (!rs.Target.IsExecutable && RelocationMeaning.IsPlaceRelative(rela.Type)
                     && !RelocationMeaning.AddsPlaceBack(from))
@@ -251,9 +252,17 @@ public sealed class JumpTableAnalysis
                 if (IsEntry(at)) { why = $"code at +0x{at:x} is reached from elsewhere"; return null; }
                 if (at <= f.Start) { why = "the function starts first"; return null; }
                 uint w = Word(at - 4);
-                if (IsUnconditionalTransfer(w)) { why = $"+0x{at:x} follows a branch that never falls through"; return null; }
+                if (IsUnconditionalTransfer(w))
+                {
+                    why = $"+0x{at:x} follows a branch that never falls through";
+                    return null;
+                }
                 var e = RegisterEffects.Of(w);
-                if (!e.Known) { why = $"the instruction at +0x{at - 4:x} (0x{w:x8}) is not one the proof decodes"; return null; }
+                if (!e.Known)
+                {
+                    why = $"the instruction at +0x{at - 4:x} (0x{w:x8}) is not one the proof decodes";
+                    return null;
+                }
                 if (writes(e)) { why = ""; return at - 4; }
             }
         }
@@ -292,7 +301,11 @@ public sealed class JumpTableAnalysis
             loaded = false;
             if (FindWriter(f, add, e => e.WritesGpr(entryReg), out why) is not { } load) return null;
             uint w = Word(load);
-            if (!(w >> 26 == 31 && ((w >> 1) & 0x3ff) == 341)) { why = "the table word is not loaded by lwax"; return null; }
+            if (!(w >> 26 == 31 && ((w >> 1) & 0x3ff) == 341))
+            {
+                why = "the table word is not loaded by lwax";
+                return null;
+            }
             loaded = true;
             if (FindWriter(f, add, e => e.WritesGpr(baseReg), out why) is not { } baseDef) return null;
             int x = (int)(w >> 16) & 31, y = (int)(w >> 11) & 31;
@@ -304,7 +317,8 @@ public sealed class JumpTableAnalysis
             if (ScaledIndex(Word(shift)) is not var (index, maskBound)) { why = "the table index is not scaled by 4 " +
                 "(sldi/rldic/slwi)"; return null; }
             _budget = 4096;
-            // A scale that also masks (rldic r,i,2,57 keeps i & 31) bounds the index by itself; a compare may bound it tighter.
+            // A scale that also masks (rldic r,i,2,57 keeps i & 31) bounds the index by itself; a compare may bound it
+            // tighter.
             ulong? proven = ProveBound(f, shift, index, 0, out why);
             if ((proven ?? maskBound) is not { } found) return null;
             ulong bound = Math.Min(found, maskBound ?? ulong.MaxValue);
@@ -399,10 +413,18 @@ public sealed class JumpTableAnalysis
             foreach (var b in _branchesTo.GetValueOrDefault(pos) ?? [])
             {
                 if (b.Function != f) { why = $"+0x{pos:x} is reached from another function"; return null; }
-                if (b.Kind is not (BranchKind.B or BranchKind.Bc)) { why = $"+0x{pos:x} is the target of a call"; return null; }
+                if (b.Kind is not (BranchKind.B or BranchKind.Bc))
+                {
+                    why = $"+0x{pos:x} is the target of a call";
+                    return null;
+                }
                 ulong? taken = b.Kind == BranchKind.Bc ? TakenBound(b.Offset, b.Word, reg) : null;
                 if (taken is null && ProveBound(f, b.Offset, reg, depth + 1, out why) is { } walked) taken = walked;
-                if (taken is null) { why = $"no bound on the way into +0x{pos:x} from the branch at +0x{b.Offset:x}"; return null; }
+                if (taken is null)
+                {
+                    why = $"no bound on the way into +0x{pos:x} from the branch at +0x{b.Offset:x}";
+                    return null;
+                }
                 bound = Math.Max(bound, taken.Value);
                 any = true;
             }
@@ -529,7 +551,12 @@ public sealed class JumpTableAnalysis
             if (tableBase <= dispatch) { why = $"the table at +0x{tableBase:x} is not after its bctr"; return null; }
             for (ulong at = tableBase; at < end; at += 4)
             {
-                if (_branchesTo.ContainsKey(at) || _caseEntries.Contains(at) || at != tableBase && _otherEntries.Contains(at)) { why = $"code at +0x{at:x}, inside the table, is reached from elsewhere"; return null; }
+                if (_branchesTo.ContainsKey(at) || _caseEntries.Contains(at) || at != tableBase
+                    && _otherEntries.Contains(at))
+                {
+                    why = $"code at +0x{at:x}, inside the table, is reached from elsewhere";
+                    return null;
+                }
                 if (_context.RelocationAt.ContainsKey((_section.Index, at))) { why = $"the table word at +0x{at:x} " +
                     "has a relocation"; return null; }
             }

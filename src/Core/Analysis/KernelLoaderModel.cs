@@ -47,7 +47,8 @@ public static class KernelLoaderModel
     {
         if (site.IsPcrel && !options.Pcrel)
             return new SiteVerdict(site, Verdict.Reject,
-                "R_PPC64_REL24_NOTOC (Power10 pcrel code) is applied only by kernels built with CONFIG_PPC_KERNEL_PCREL",
+                "R_PPC64_REL24_NOTOC (Power10 pcrel code) is applied only by kernels built with " +
+                "CONFIG_PPC_KERNEL_PCREL",
                 DiagnosticCatalog.UnsupportedRelocation);
         if (!site.IsExternal)
             return new SiteVerdict(site, Verdict.Accept,

@@ -36,7 +36,8 @@ public static class ModuleChecks
                         "-mno-prefixed, as the kernel does)"
                     : "";
                 yield return new Diagnostic(DiagnosticCatalog.UnsupportedRelocation,
-                    $"{rs.Section.Name} has {count} {name} relocation{(count == 1 ? "" : "s")}, first at {rs.Target.Name}+0x{first.Offset:x}{why}; " +
+                    $"{rs.Section.Name} has {count} {name} relocation{(count == 1 ? "" : "s")}, first at " +
+                    $"{rs.Target.Name}+0x{first.Offset:x}{why}; " +
                     $"the kernel would refuse the module: module_64: {module}: Unknown ADD relocation: {group.Key}",
                     image.Path, rs.Target.Name, first.Offset, f?.Name, f is null ? null : first.Offset - f.Start,
                     Fix: "Compile with the kernel's module flags (no -mlongcall, -mno-pcrel -mno-prefixed on " +
@@ -65,9 +66,9 @@ public static class ModuleChecks
         var (section, offset) = uses[0];
         var f = functions.Containing(section.Index, offset);
         yield return new Diagnostic(DiagnosticCatalog.TocBasedOnPcrelKernel,
-            $"the object is TOC-based code ({uses.Count} relocation{(uses.Count == 1 ? " names" : "s name")} .TOC., first at " +
-            $"{section.Name}+0x{offset:x}); a kernel built with CONFIG_PPC_KERNEL_PCREL gives modules no TOC and would " +
-            $"refuse it: {options.ModuleNameFor(image.Path)}: Unknown symbol .TOC. (err -2)",
+            $"the object is TOC-based code ({uses.Count} relocation{(uses.Count == 1 ? " names" : "s name")} .TOC., " +
+            $"first at {section.Name}+0x{offset:x}); a kernel built with CONFIG_PPC_KERNEL_PCREL gives modules no " +
+            $"TOC and would refuse it: {options.ModuleNameFor(image.Path)}: Unknown symbol .TOC. (err -2)",
             image.Path, section.Name, offset, f?.Name, f is null ? null : offset - f.Start,
             Fix: "Compile the module as the target kernel's kbuild does (-mpcrel -mprefixed on a PCREL kernel), or " +
                 "target a kernel without CONFIG_PPC_KERNEL_PCREL (no --pcrel / LivepatchPcrel=false).");
@@ -83,8 +84,8 @@ public static class ModuleChecks
     {
         if (IsMarkedLivepatch(image) != false) return null;
         return new Diagnostic(DiagnosticCatalog.NotMarkedLivepatch,
-            "the module has livepatch symbols but its .modinfo has no livepatch=Y; the kernel would refuse to enable it: " +
-            "livepatch: module is not marked as a livepatch module",
+            "the module has livepatch symbols but its .modinfo has no livepatch=Y; the kernel would refuse to enable " +
+            "it: livepatch: module is not marked as a livepatch module",
             image.Path, ".modinfo",
             Fix: "Add MODULE_INFO(livepatch, \"Y\"); to the patch source, as every livepatch module does.");
     }
@@ -106,7 +107,8 @@ public static class ModuleChecks
     {
         if (options.KernelHasLivepatch == false && IsMarkedLivepatch(image) == true)
             yield return new Diagnostic(DiagnosticCatalog.KernelWithoutLivepatch,
-                $"the module is a livepatch (livepatch=Y in .modinfo), and the target kernel is built without CONFIG_LIVEPATCH; it would refuse it: " +
+                $"the module is a livepatch (livepatch=Y in .modinfo), and the target kernel is built without " +
+                "CONFIG_LIVEPATCH; it would refuse it: " +
                 $"{options.ModuleNameFor(image.Path)}: module is marked as livepatch module, but livepatch support " +
                     "is disabled",
                 image.Path, ".modinfo",
@@ -139,7 +141,8 @@ public static class ModuleChecks
         {
             if (!KlpNames.TryParseSymbol(sym.Name, out _, out _, out _))
                 yield return new Diagnostic(DiagnosticCatalog.MalformedKlpSymbol,
-                    $"symbol '{sym.Name}' is SHN_LIVEPATCH but its name does not have the form .klp.sym.<object>.<name>,<position>; " +
+                    $"symbol '{sym.Name}' is SHN_LIVEPATCH but its name does not have the form " +
+                    ".klp.sym.<object>.<name>,<position>; " +
                     "the livepatch core would refuse it (\"symbol has an incorrectly formatted name\")",
                     image.Path, Callee: sym.Name,
                     Fix: "Name livepatch symbols .klp.sym.<object>.<symbol>,<sympos>, e.g. " +

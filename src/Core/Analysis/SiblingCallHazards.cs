@@ -29,13 +29,15 @@ public static class SiblingCallHazards
             bool calledLocally = site.Function is not null && locallyCalled.Contains(site.Function);
             string kind = site.CalleeKind == CalleeKind.Livepatch ? "livepatch" : "undefined";
             string fn = site.Function?.Name ?? "the function";
-            string message = $"sibling call (b) to {kind} symbol {site.Callee} at {site.Section.Name}+0x{site.Offset:x} ({site.Where}): " +
+            string message = $"sibling call (b) to {kind} symbol {site.Callee} at " +
+                $"{site.Section.Name}+0x{site.Offset:x} ({site.Where}): " +
                              "the loader's stub saves this module's r2 into the caller's frame and nothing restores it";
             if (calledLocally)
                 message += $"; {fn} is also called locally in this object (bl without a TOC restore), so that caller " +
                     "continues with the callee's r2";
             yield return new Diagnostic(
-                calledLocally ? DiagnosticCatalog.SiblingCallFromLocallyCalledFunction : DiagnosticCatalog.SiblingCallToExternal,
+                calledLocally ? DiagnosticCatalog.SiblingCallFromLocallyCalledFunction
+                    : DiagnosticCatalog.SiblingCallToExternal,
                 message, image.Path, site.Section.Name, site.Offset, site.Function?.Name, site.FunctionOffset,
                     site.Callee, site.Source,
                 Fix: $"Add __attribute__((optimize(\"no-optimize-sibling-calls\"))) to {fn}(), or compile with " +

@@ -56,7 +56,8 @@ public sealed record Diagnostic(
 
     public string HelpLink => DiagnosticCatalog.HelpLink(Code);
 
-    /// <summary>The message as a sentence: one closing period, also when it quotes a system message that has one.</summary>
+    /// <summary>The message as a sentence: one closing period, also when it quotes a system message that has
+    /// one.</summary>
     public string Sentence =>
         Message.EndsWith('.') || Message.EndsWith('?') || Message.EndsWith('!') ? Message : Message + ".";
 

@@ -116,7 +116,8 @@ public sealed class CallFrameInfo
         }
         foreach (var (offset, end, field, cieOffset) in pendingFdes)
         {
-            var cie = Cies.FirstOrDefault(c => c.Offset == cieOffset) ?? throw new DwarfFormatException($"FDE at 0x{offset:x} names no CIE");
+            var cie = Cies.FirstOrDefault(c => c.Offset == cieOffset)
+                ?? throw new DwarfFormatException($"FDE at 0x{offset:x} names no CIE");
             int fieldSize = IsEhFrame ? EncodedSize(cie.FdeEncoding) : 8;
             int pcBegin = field + 4, pcRange = pcBegin + fieldSize;
             var r = new DwarfReader(data, _image.IsLittleEndian, pcRange);
@@ -308,7 +309,13 @@ public sealed class CallFrameInfo
                         case 0x0d: cfaReg = (int)r.Uleb(); break;
                         case 0x0e: cfaOff = (long)r.Uleb(); break;
                         case 0x0f: r.Skip(r.Uleb()); cfaExpr = true; break;
-                        case 0x10: { ulong reg = r.Uleb(); r.Skip(r.Uleb()); regs[reg] = new(RegisterRuleKind.Expression); break; }
+                        case 0x10:
+                        {
+                            ulong reg = r.Uleb();
+                            r.Skip(r.Uleb());
+                            regs[reg] = new(RegisterRuleKind.Expression);
+                            break;
+                        }
                         case 0x11: { ulong reg = r.Uleb(); regs[reg] = new(RegisterRuleKind.Offset,
                             r.Sleb() * cie.DataAlign); break; }
                         case 0x12: cfaReg = (int)r.Uleb(); cfaOff = r.Sleb() * cie.DataAlign; cfaExpr = false; break;
@@ -317,8 +324,15 @@ public sealed class CallFrameInfo
                             (long)r.Uleb() * cie.DataAlign); break; }
                         case 0x15: { ulong reg = r.Uleb(); regs[reg] = new(RegisterRuleKind.ValOffset,
                             r.Sleb() * cie.DataAlign); break; }
-                        case 0x16: { ulong reg = r.Uleb(); r.Skip(r.Uleb()); regs[reg] = new(RegisterRuleKind.Expression); break; }
-                        case 0x2e: r.Uleb(); break;                                                    // DW_CFA_GNU_args_size
+                        case 0x16:
+                        {
+                            ulong reg = r.Uleb();
+                            r.Skip(r.Uleb());
+                            regs[reg] = new(RegisterRuleKind.Expression);
+                            break;
+                        }
+                        // DW_CFA_GNU_args_size
+                        case 0x2e: r.Uleb(); break;
                         case 0x2f: { ulong reg = r.Uleb(); regs[reg] = new(RegisterRuleKind.Offset,
                             -(long)r.Uleb() * cie.DataAlign); break; }
                         default: throw new DwarfFormatException($"unknown call frame instruction 0x{op:x2}");

@@ -124,9 +124,13 @@ public ref struct LineProgram
             case 4: kind = LineOpKind.SetFile; operand = _r.Uleb(); break;
             case 5: kind = LineOpKind.SetColumn; operand = _r.Uleb(); break;
             case 6: case 7: case 10: case 11: break;                                   // flags
-            case 8: kind = LineOpKind.ConstAddPc; advance = (ulong)((255 - h.OpcodeBase) / h.LineRange) * h.MinInstLength; break;
+            case 8:
+                kind = LineOpKind.ConstAddPc;
+                advance = (ulong)((255 - h.OpcodeBase) / h.LineRange) * h.MinInstLength;
+                break;
             case 9: kind = LineOpKind.FixedAdvancePc; advance = _r.U16(); break;       // not scaled
-            default:                                                                   // DW_LNS_set_isa and unknowns: skip operands
+            // DW_LNS_set_isa and unknowns: skip operands
+            default:
                 for (int i = 0; i < h.StandardOpcodeLengths[code - 1]; i++) _r.Uleb();
                 break;
         }

@@ -78,7 +78,8 @@ public sealed class LineTable
             problem = null;
             return Read(image);
         }
-        catch (Exception e) when (e is DwarfFormatException or OverflowException or ArgumentOutOfRangeException or IndexOutOfRangeException)
+        catch (Exception e) when (e is DwarfFormatException or OverflowException or ArgumentOutOfRangeException
+            or IndexOutOfRangeException)
         {
             problem = e.Message;
             return Empty;
@@ -218,7 +219,11 @@ public sealed class LineTable
                 case LineOpKind.SetFile: file = (int)op.Operand; break;
                 case LineOpKind.SetColumn: column = (int)op.Operand; break;
                 case LineOpKind.SetAddress:
-                    if (relocations.TryGetValue((ulong)op.OperandOffset, out var target)) { section = target.SectionIndex; address = target.Value; }
+                    if (relocations.TryGetValue((ulong)op.OperandOffset, out var target))
+                    {
+                        section = target.SectionIndex;
+                        address = target.Value;
+                    }
                     else { section = -1; address = op.Operand; }
                     break;
                 case LineOpKind.DefineFile: h.Files.Add(program.DefineFile(op)); break;

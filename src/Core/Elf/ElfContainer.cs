@@ -40,7 +40,9 @@ public sealed class ElfContainer
                 throw new ElfRewriteException("the ELF library cannot read it: " + Describe(diagnostics));
             return new ElfContainer(elf, validated);
         }
-        catch (Exception e) when (e is not ElfRewriteException and (ArgumentException or InvalidOperationException or IOException or FormatException or OverflowException or IndexOutOfRangeException or NotSupportedException or LibObjectFile.ObjectFileException))
+        catch (Exception e) when (e is not ElfRewriteException
+            and (ArgumentException or InvalidOperationException or IOException or FormatException or OverflowException
+                or IndexOutOfRangeException or NotSupportedException or LibObjectFile.ObjectFileException))
         {
             throw new ElfRewriteException("the ELF library cannot read it: " + e.Message);
         }
@@ -49,7 +51,8 @@ public sealed class ElfContainer
     public int SectionCount => _elf.Sections.Count;
 
     private Lof.ElfSection Section(int index) =>
-        _elf.Sections.FirstOrDefault(s => s.SectionIndex == index) ?? throw new ArgumentOutOfRangeException(nameof(index), $"no section {index}");
+        _elf.Sections.FirstOrDefault(s => s.SectionIndex == index)
+            ?? throw new ArgumentOutOfRangeException(nameof(index), $"no section {index}");
 
     private Lof.ElfSymbolTable SymbolTable => _elf.Sections.OfType<Lof.ElfSymbolTable>().Single();
 
@@ -313,7 +316,9 @@ public sealed class ElfContainer
             if (!_elf.TryWrite(output, out var diagnostics))
                 throw new ElfRewriteException("the ELF library cannot write it: " + Describe(diagnostics));
         }
-        catch (Exception e) when (e is not ElfRewriteException and (ArgumentException or InvalidOperationException or IOException or OverflowException or IndexOutOfRangeException or NotSupportedException or LibObjectFile.ObjectFileException))
+        catch (Exception e) when (e is not ElfRewriteException
+            and (ArgumentException or InvalidOperationException or IOException or OverflowException
+                or IndexOutOfRangeException or NotSupportedException or LibObjectFile.ObjectFileException))
         {
             throw new ElfRewriteException("the ELF library cannot write it: " + e.Message);
         }
@@ -344,7 +349,8 @@ public sealed class ElfContainer
     private void RestoreEmptySectionOffsets(byte[] image)
     {
         bool le = _original.IsLittleEndian;
-        ulong shoff = le ? BinaryPrimitives.ReadUInt64LittleEndian(image.AsSpan(0x28)) : BinaryPrimitives.ReadUInt64BigEndian(image.AsSpan(0x28));
+        ulong shoff = le ? BinaryPrimitives.ReadUInt64LittleEndian(image.AsSpan(0x28))
+            : BinaryPrimitives.ReadUInt64BigEndian(image.AsSpan(0x28));
         if (_elf.Sections.Count != _original.Sections.Count) return;
         foreach (var s in _original.Sections.Where(s => s.Index > 0 && s.Size == 0))
         {

@@ -88,7 +88,8 @@ public sealed class ElfImage
     public uint ReadWord(ElfSection s, ulong offset) => ReadU32(Data(s), (int)offset);
 
     public uint ReadU32(ReadOnlySpan<byte> data, int offset) => IsLittleEndian
-        ? BinaryPrimitives.ReadUInt32LittleEndian(data[offset..]) : BinaryPrimitives.ReadUInt32BigEndian(data[offset..]);
+        ? BinaryPrimitives.ReadUInt32LittleEndian(data[offset..])
+            : BinaryPrimitives.ReadUInt32BigEndian(data[offset..]);
 
     /// <summary>Writes a 32-bit word at <paramref name="offset"/> of <paramref name="data"/>, in the file's byte
     /// order.</summary>
@@ -96,10 +97,12 @@ public sealed class ElfImage
         ByteOrder.Write(data[offset..], 4, value, IsLittleEndian);
 
     public ulong ReadU64(ReadOnlySpan<byte> data, int offset) => IsLittleEndian
-        ? BinaryPrimitives.ReadUInt64LittleEndian(data[offset..]) : BinaryPrimitives.ReadUInt64BigEndian(data[offset..]);
+        ? BinaryPrimitives.ReadUInt64LittleEndian(data[offset..])
+            : BinaryPrimitives.ReadUInt64BigEndian(data[offset..]);
 
     public ushort ReadU16(ReadOnlySpan<byte> data, int offset) => IsLittleEndian
-        ? BinaryPrimitives.ReadUInt16LittleEndian(data[offset..]) : BinaryPrimitives.ReadUInt16BigEndian(data[offset..]);
+        ? BinaryPrimitives.ReadUInt16LittleEndian(data[offset..])
+            : BinaryPrimitives.ReadUInt16BigEndian(data[offset..]);
 
     /// <summary> What each relocation of <paramref name="section"/> names, by offset: the symbol's section (−1 when it
     /// is not in a section), S + A, and the relocation type — the one map the DWARF and CFI readers and editors look
@@ -272,7 +275,8 @@ public sealed class ElfImage
         {
             var s = raw[i];
             string name = ReadString(shstr, s.name,
-                () => $"section [{i}] name index 0x{s.name:x} is outside the section name table", DiagnosticCatalog.MalformedSectionTable);
+                () => $"section [{i}] name index 0x{s.name:x} is outside the section name table",
+                    DiagnosticCatalog.MalformedSectionTable);
             sections[i] = new ElfSection(i, name, s.type, s.flags, s.offset, s.size, s.link, s.info, s.align,
                 s.entsize);
         }
@@ -368,7 +372,8 @@ public sealed class ElfImage
                 throw new MalformedElfException(DiagnosticCatalog.MalformedSymbolTable,
                     $"symbol {i} has section index {shndx}, but the object has {sections.Length} sections");
             string name = ReadString(strtab, nameIndex,
-                () => $"symbol {i} name index 0x{nameIndex:x} is outside the string table", DiagnosticCatalog.MalformedSymbolTable);
+                () => $"symbol {i} name index 0x{nameIndex:x} is outside the string table",
+                    DiagnosticCatalog.MalformedSymbolTable);
             if (name.Length == 0 && (info & 0xf) == SttSection && shndx < sections.Length)
                 name = sections[shndx].Name;
             symbols[i] = new ElfSymbol(i, name, ReadU64(data, o + 8), ReadU64(data, o + 16), info, other, shndx);

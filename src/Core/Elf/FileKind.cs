@@ -15,7 +15,9 @@ public static partial class FileKinds
     public static FileKind Of(string path)
     {
         if (!OperatingSystem.IsLinux())
-            return Directory.Exists(path) ? FileKind.Directory : File.Exists(path) ? FileKind.Regular : FileKind.Unknown;
+            return Directory.Exists(path) ? FileKind.Directory
+                : File.Exists(path) ? FileKind.Regular
+                : FileKind.Unknown;
         // statx has one layout on every Linux architecture (stat does not): stx_mode is the u16 at offset 28.
         var buffer = new byte[256];
         try

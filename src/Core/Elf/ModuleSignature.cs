@@ -34,7 +34,8 @@ public static class ModuleSignature
         const int infoSize = 12;
         if (!module.EndsWith(Marker) || module.Length < Marker.Length + infoSize) return 0;
         var info = module[^(Marker.Length + infoSize)..^Marker.Length];
-        long length = Marker.Length + infoSize + (long)info[3] + info[4] + System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(info[8..]);
+        long length = Marker.Length + infoSize + (long)info[3] + info[4]
+            + System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(info[8..]);
         return length <= module.Length ? (int)length : 0;
     }
 }

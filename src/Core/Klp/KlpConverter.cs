@@ -29,7 +29,8 @@ public sealed record KlpConversion(byte[] Output, IReadOnlyList<Diagnostic> Diag
 /// runs after linking, as kpatch's create-klp-module does.
 /// <list type="bullet">
 /// <item>An undefined symbol (klp-convert's case) becomes <c>.klp.sym.&lt;obj&gt;.&lt;name&gt;,&lt;pos&gt;</c> with
-/// SHN_LIVEPATCH, and its relocations in allocated sections move to <c>.klp.rela.&lt;obj&gt;.&lt;section&gt;</c>.</item>
+/// SHN_LIVEPATCH, and its relocations in allocated sections move to
+/// <c>.klp.rela.&lt;obj&gt;.&lt;section&gt;</c>.</item>
 /// <item>A function defined here (kpatch's case: an unchanged static helper copied into the patched file) is dropped —
 /// its own function section with its relocations and symbols — and every reference to it is bound to a new
 /// livepatch symbol for the original. GCC compiled the calls to it as local calls without a nop, so Patch must run
@@ -82,7 +83,8 @@ public static class KlpConverter
             int klp = container.AddGlobalSymbol(spec.KlpName, ShnLivepatch, SttFunc);
             dropped.Add(section.Index);
             foreach (var s in image.Symbols.Where(s => s.IsInSection && s.SectionIndex == (uint)section.Index))
-                // A section symbol plus addend A names the copy's byte A; the livepatch symbol's value is the original's
+                // A section symbol plus addend A names the copy's byte A; the livepatch symbol's value is the
+                // original's
                 // start (kallsyms gives its global entry), which is the copy's symbol value.
                 replaced[(uint)s.Index] = (klp, s.Index == symbol.Index ? 0 : -(long)symbol.Value + (long)s.Value,
                     spec);
@@ -105,14 +107,16 @@ public static class KlpConverter
             var goneRecords = layout is null ? [] : rs.Entries.Where(r =>
                 r.Offset % (ulong)layout.Size == (ulong)layout.AddressField && IntoDroppedCopy(r))
                 .Select(r => r.Offset / (ulong)layout.Size).ToHashSet();
-            // Records that stay move down over the ones cut out, and so do their relocations that become livepatch ones.
+            // Records that stay move down over the ones cut out, and so do their relocations that become livepatch
+            // ones.
             ulong Packed(ulong offset) =>
                 layout is null ? offset : offset - (ulong)goneRecords.Count(g =>
                     g < offset / (ulong)layout.Size) * (ulong)layout.Size;
             for (int i = 0; i < rs.Entries.Count; i++)
             {
                 var rela = rs.Entries[i];
-                if (layout is not null && goneRecords.Contains(rela.Offset / (ulong)layout.Size)) continue;   // goes with its record
+                // goes with its record
+                if (layout is not null && goneRecords.Contains(rela.Offset / (ulong)layout.Size)) continue;
                 if (!replaced.TryGetValue(rela.SymbolIndex, out var r)) continue;
                 bool droppedTarget = IntoDroppedCopy(rela);
                 if (droppedTarget && table)
@@ -131,7 +135,9 @@ public static class KlpConverter
                 if (rs.IsLivepatch) continue; // already a livepatch relocation
                 var key = (r.Spec.Object, rs.Target.Index);
                 if (!klpSections.TryGetValue(key, out int klpRela))
-                    klpSections[key] = klpRela = container.AddRelocationSection($"{KlpNames.RelaPrefix}{r.Spec.Object}.{rs.Target.Name}", rs.Target.Index, KlpRelaFlags);
+                    klpSections[key] = klpRela =
+                        container.AddRelocationSection($"{KlpNames.RelaPrefix}{r.Spec.Object}.{rs.Target.Name}",
+                            rs.Target.Index, KlpRelaFlags);
                 container.AddRelocation(klpRela, Packed(rela.Offset), rela.Type, r.NewSymbol,
                     rela.Addend + r.AddendShift);
                 remove.Add(i);
@@ -202,7 +208,8 @@ public static class KlpConverter
         {
             Error(DiagnosticCatalog.BadKlpSymbolItem, $"KlpSymbol '{spec.Symbol}' cannot be named {spec.KlpName}: " +
                 "the object name must be 1–55 characters without '.', the symbol name 1–511 characters without ','",
-                "Set Object to vmlinux or the module's name (e.g. nfsd), and Name to the symbol's name in that object.");
+                "Set Object to vmlinux or the module's name (e.g. nfsd), and Name to the symbol's name in that " +
+                "object.");
             return null;
         }
         var candidates = image.Symbols.Where(s =>
@@ -214,7 +221,8 @@ public static class KlpConverter
                 .Select(s => s.Name).Distinct().ToList();
             diagnostics.Add(clones.Count == 0
                 ? new Diagnostic(DiagnosticCatalog.KlpSymbolNotFound,
-                    $"KlpSymbol '{spec.Symbol}' does not occur in this object; nothing to convert", image.Path, Callee: spec.Symbol,
+                    $"KlpSymbol '{spec.Symbol}' does not occur in this object; nothing to convert", image.Path,
+                        Callee: spec.Symbol,
                     Fix: "Remove the KlpSymbol item, or check its spelling against the object's symbol table.")
                 // The usual surprise in a livepatch: GCC specialised the copied helper, so the calls go to a clone with
                 // another signature that stays in the module, and the original is never called.

@@ -39,7 +39,8 @@ internal static class FdeExtender
                 {
                     rewritten[fde] = (IslandRows(cfi, fde, change.Islands), change.NewEnd - fde.PcBegin, false);
                 }
-                catch (Exception e) when (e is NotSupportedException or DwarfFormatException or OverflowException or ArgumentOutOfRangeException or IndexOutOfRangeException)
+                catch (Exception e) when (e is NotSupportedException or DwarfFormatException or OverflowException
+                    or ArgumentOutOfRangeException or IndexOutOfRangeException)
                 {
                     notes.Add($"{cfi.Section.Name} FDE at 0x{fde.Offset:x} not extended: {e.Message}");
                 }
@@ -92,8 +93,18 @@ internal static class FdeExtender
     {
         if (from.CfaRegister != to.CfaRegister || from.CfaOffset != to.CfaOffset || from.CfaIsExpression)
         {
-            if (to.CfaOffset >= 0) { output.Add(CallFrameInfo.DwCfaDefCfa); Uleb(output, (ulong)to.CfaRegister); Uleb(output, (ulong)to.CfaOffset); }
-            else { output.Add(CallFrameInfo.DwCfaDefCfaSf); Uleb(output, (ulong)to.CfaRegister); Sleb(output, Factor(to.CfaOffset, cie)); }
+            if (to.CfaOffset >= 0)
+            {
+                output.Add(CallFrameInfo.DwCfaDefCfa);
+                Uleb(output, (ulong)to.CfaRegister);
+                Uleb(output, (ulong)to.CfaOffset);
+            }
+            else
+            {
+                output.Add(CallFrameInfo.DwCfaDefCfaSf);
+                Uleb(output, (ulong)to.CfaRegister);
+                Sleb(output, Factor(to.CfaOffset, cie));
+            }
         }
         foreach (ulong reg in from.Registers.Keys.Union(to.Registers.Keys).Order())
         {

@@ -94,7 +94,8 @@ internal sealed class InsertNopEditor
                 foreach (var fde in cfi.Fdes.Where(f => f.CodeSection == index))
                     cfi.RemapAdvances(fde, Map);
         }
-        catch (Exception e) when (e is Dwarf.DwarfFormatException or OverflowException or ArgumentOutOfRangeException or IndexOutOfRangeException)
+        catch (Exception e) when (e is Dwarf.DwarfFormatException or OverflowException or ArgumentOutOfRangeException
+            or IndexOutOfRangeException)
         {
             return $"its unwind information cannot be rewritten: {e.Message}";
         }

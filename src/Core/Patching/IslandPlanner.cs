@@ -27,7 +27,8 @@ internal sealed record CallToFix(ElfSection Section, ulong Offset, FunctionRange
 }
 
 /// <summary>
-/// The island strategy's planner (README, "The island strategy"). <c>bl sym</c> at P becomes <c>b island</c>; the island, appended to
+/// The island strategy's planner (README, "The island strategy"). <c>bl sym</c> at P becomes <c>b island</c>; the
+/// island, appended to
 /// the caller's section, is
 /// <code>
 ///   island+0: bl   sym      ; the call relocation moves here
@@ -77,12 +78,14 @@ internal static class IslandPlanner
     internal static Diagnostic? Refuse(ElfImage image, FunctionMap functions, CallToFix call)
     {
         var s = call.Section;
-        string where = call.Function is null ? $"{s.Name}+0x{call.Offset:x}" : $"{call.Function.Name}+0x{call.Offset - call.Function.Start:x}";
+        string where = call.Function is null ? $"{s.Name}+0x{call.Offset:x}"
+            : $"{call.Function.Name}+0x{call.Offset - call.Function.Start:x}";
         // A site that only --sites all-local asked for still loads as it is: not fixing it is a warning.
         // A site auto could give neither fix says why both failed.
         string also = call.NoNopWhy is null ? "" : $"; and no nop can be inserted there: {call.NoNopWhy}";
         Diagnostic Make(string code, string why, string fix) => call.Unfixed(code,
-            $"call to {call.Callee} at {s.Name}+0x{call.Offset:x} ({where}) cannot be fixed with an island: {why}{also}", image.Path, fix);
+            $"call to {call.Callee} at {s.Name}+0x{call.Offset:x} ({where}) cannot be fixed with an island: " +
+            $"{why}{also}", image.Path, fix);
 
         if (!s.IsExecutable)
             return Make(DiagnosticCatalog.CallOutsideCode, $"{s.Name} is not an executable section",

@@ -44,7 +44,8 @@ public static class ObjectPatcher
             {
                 (output, notes) = Apply(analysis, rewrites);
             }
-            catch (Exception e) when (e is ElfRewriteException or InvalidOperationException or NotSupportedException or Dwarf.DwarfFormatException)
+            catch (Exception e) when (e is ElfRewriteException or InvalidOperationException or NotSupportedException
+                or Dwarf.DwarfFormatException)
             {
                 var d = Diagnostic.Create(DiagnosticCatalog.CannotRewrite, image.Path,
                     $"the object cannot be rewritten, so no call site was fixed: {e.Message}");
@@ -96,7 +97,8 @@ public static class ObjectPatcher
         {
             var s = v.Site;
             if (InIsland(s.Section, s.Offset)) continue;
-            bool needed = v.Code is DiagnosticCatalog.MissingNopAfterCall or DiagnosticCatalog.TocRestoreNotAccepted or DiagnosticCatalog.CallAtEndOfSection;
+            bool needed = v.Code is DiagnosticCatalog.MissingNopAfterCall or DiagnosticCatalog.TocRestoreNotAccepted
+                or DiagnosticCatalog.CallAtEndOfSection;
             bool local = selection == SiteSelection.AllLocal && !s.IsExternal && s.Instruction == BranchKind.Bl
                 && !s.IsPcrel
                          && !HasFreeNop(analysis, s.Section, s.Offset);
@@ -109,7 +111,8 @@ public static class ObjectPatcher
         {
             if (InIsland(b.Section, b.Offset) || HasFreeNop(analysis, b.Section, b.Offset)) continue;
             var callee = functions.Containing(b.Section.Index, b.Target);
-            string name = callee is null ? $"{b.Section.Name}+0x{b.Target:x}" : b.Target == callee.Start ? callee.Name : $"{callee.Name}+0x{b.Target - callee.Start:x}";
+            string name = callee is null ? $"{b.Section.Name}+0x{b.Target:x}" : b.Target == callee.Start ? callee.Name
+                : $"{callee.Name}+0x{b.Target - callee.Start:x}";
             yield return new CallToFix(b.Section, b.Offset, b.Function, name,
                 analysis.Lines.Lookup(b.Section.Index, b.Offset), null, b.Target, Needed: false);
         }
@@ -163,7 +166,8 @@ public static class ObjectPatcher
         int unfixable = list.Sum(r => r.Counts.Rejected);
         var left = list.SelectMany(r => r.Diagnostics).Where(d => d.IsUnfixedSite && d.Severity == Severity.Warning)
             .GroupBy(d => d.Code).OrderBy(g => g.Key, StringComparer.Ordinal)
-            .Select(g => (g.Count(), $"{g.Count()} {g.Key}: {DiagnosticCatalog.Get(g.Key).Title.ToLowerInvariant()}")).ToList();
+            .Select(g => (g.Count(), $"{g.Count()} {g.Key}: {DiagnosticCatalog.Get(g.Key).Title.ToLowerInvariant()}"))
+                .ToList();
         string text = $"{unfixable} unfixable";
         return left.Count == 0 ? text : $"{text}, {left.Sum(l => l.Item1)} left as they are " +
             $"({string.Join("; ", left.Select(l => l.Item2))})";
@@ -185,7 +189,8 @@ public static class ObjectPatcher
             diagnostics.Add(new Diagnostic(DiagnosticCatalog.UnwindNotExtended, note, output.Path));
         diagnostics.Sort(ObjectVerifier.CompareDiagnostics);
         diagnostics.Add(new Diagnostic(DiagnosticCatalog.PatchSummary,
-            $"{fixes.Count} REL24 call site{(fixes.Count == 1 ? "" : "s")} fixed ({StrategySummary(fixes)}), {bytesAdded} bytes added, " +
+            $"{fixes.Count} REL24 call site{(fixes.Count == 1 ? "" : "s")} fixed ({StrategySummary(fixes)}), " +
+            $"{bytesAdded} bytes added, " +
             UnfixedSummary([after with { Diagnostics = diagnostics }]),
             output.Path));
         return new PatchResult(after with { Diagnostics = diagnostics }, fixes, bytes, bytesAdded);

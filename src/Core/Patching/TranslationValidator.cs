@@ -122,7 +122,8 @@ public static class TranslationValidator
         var now = after.Data(after.Sections[s.Index]);
         if ((ulong)now.Length != (ulong)old.Length + 4UL * (ulong)m.Points.Count)
         {
-            fail(s.Index, 0, $"the section is {now.Length} bytes, not {old.Length} + 4 × {m.Points.Count} inserted nops");
+            fail(s.Index, 0, $"the section is {now.Length} bytes, not {old.Length} + 4 × {m.Points.Count} inserted " +
+                "nops");
             return;
         }
         foreach (ulong p in m.Points)
@@ -190,13 +191,18 @@ public static class TranslationValidator
             if (Instruction.Classify(w1) != BranchKind.B
                 || (long)a + Instruction.BranchDisplacement(w1) != (long)island)
                 { fail(s.Index, a, $"the call at +0x{a:x} does not branch to its island at +0x{island:x}"); continue; }
-            if (island + 12 > (ulong)now.Length) { fail(s.Index, a, "the island lies past the section's end"); continue; }
+            if (island + 12 > (ulong)now.Length)
+            {
+                fail(s.Index, a, "the island lies past the section's end");
+                continue;
+            }
             uint bl = after.ReadU32(now, (int)island), nop = after.ReadU32(now, (int)island + 4),
                 back = after.ReadU32(now, (int)island + 8);
             bool relocated = before.RelocationSections.Any(r =>
                 r.Target.Index == s.Index && r.Entries.Any(e => (e.Offset & ~3UL) == a));
             bool callOk = Instruction.Classify(bl) == BranchKind.Bl
-                          && (relocated || (long)island + Instruction.BranchDisplacement(bl) == (long)a + Instruction.BranchDisplacement(w0));
+                          && (relocated || (long)island + Instruction.BranchDisplacement(bl)
+                              == (long)a + Instruction.BranchDisplacement(w0));
             if (!callOk) fail(s.Index, a, $"the island at +0x{island:x} does not make the original call");
             if (nop != Instruction.Nop) fail(s.Index, a, $"the island at +0x{island:x} has no nop after its call");
             if (Instruction.Classify(back) != BranchKind.B
@@ -244,7 +250,8 @@ public static class TranslationValidator
                     fail(rs.Target.Index, e0.Offset,
                         $"the relocation at {rs.Target.Name}+0x{e0.Offset:x} did not move with its instruction (now " +
                             $"+0x{e1.Offset:x}, expected +0x{expectedOffset:x})");
-                if (s0.IsInSection && IsRewrittenMetadata(before.Sections[(int)s0.SectionIndex])) continue;   // offsets into DWARF the DWARF editor grew
+                // offsets into DWARF the DWARF editor grew
+                if (s0.IsInSection && IsRewrittenMetadata(before.Sections[(int)s0.SectionIndex])) continue;
                 if (!s0.IsInSection || !moves.TryGetValue((int)s0.SectionIndex, out var ms))
                 {
                     if (e0.Addend != e1.Addend && !EndGrownOverIslands(before, after, map, rs, s0, e0, e1))

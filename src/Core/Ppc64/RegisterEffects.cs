@@ -88,7 +88,8 @@ public readonly record struct RegisterEffects(uint Gprs, byte CrFields, bool Ctr
         byte cr0 = (word & 1) != 0 ? (byte)1 : (byte)0;
         if (xo10 is 0 or 32) return new(0, (byte)(1 << (int)((word >> 23) & 7)), false, true);   // cmp, cmpl
         if (XLogicalToRa.Contains(xo10) || (xo9 >> 1) is 413 or 445) return new(1u << ra, cr0, false, true);
-        if (XLoads.Contains(xo10) || xo10 is 19 or 83 or 339 or 371 or 128) return new(1u << rt, 0, false, true);  // + mfcr, mfmsr, mfspr, mftb, setb
+        // + mfcr, mfmsr, mfspr, mftb, setb
+        if (XLoads.Contains(xo10) || xo10 is 19 or 83 or 339 or 371 or 128) return new(1u << rt, 0, false, true);
         if (XLoadsUpdate.Contains(xo10)) return new((1u << rt) | (1u << ra), 0, false, true);
         if (xo10 is 51 or 115) return new(1u << ra, 0, false, true);          // mfvsrd, mfvsrwz
         if (XStores.Contains(xo10)) return new(0, 0, false, true);

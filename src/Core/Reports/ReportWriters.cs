@@ -219,7 +219,8 @@ public static class ReportWriters
         {
             ref var previous = ref last[field];
             if (ReferenceEquals(previous.Text, text)) return previous.Json;
-            if (!encoded.TryGetValue(text, out var e)) encoded[text] = e = JsonEncodedText.Encode(text, JsonOptions.Encoder);
+            if (!encoded.TryGetValue(text, out var e)) encoded[text] = e =
+                JsonEncodedText.Encode(text, JsonOptions.Encoder);
             previous = (text, e);
             return e;
         }
@@ -444,7 +445,8 @@ public static class ReportWriters
         public static readonly JsonEncodedText[] Verdicts =
             Enum.GetValues<Verdict>().Select(k => JsonEncodedText.Encode(k.ToString().ToLowerInvariant())).ToArray();
 
-        public static readonly JsonEncodedText[] NextWords = Enum.GetValues<NextWord>().Select(n => JsonEncodedText.Encode(
+        public static readonly JsonEncodedText[] NextWords = Enum.GetValues<NextWord>()
+            .Select(n => JsonEncodedText.Encode(
             n switch
             {
                 NextWord.Nop => "nop",

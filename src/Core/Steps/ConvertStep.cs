@@ -18,8 +18,14 @@ public static class ConvertStep
             if (!result.Succeeded || !StepFiles.Write(o.Output, result.Output, events)) continue;
             if (!image.Bytes.Span.SequenceEqual(result.Output)) StepFiles.NoteDroppedSignature(image, o.Output, events);
             if (result.RelocationsMoved > 0 || result.DroppedSections.Count > 0)
-                events.Add(StepEvent.Say($"{o.Output}: {result.RelocationsMoved} relocations bound to livepatch symbols" +
-                    (result.DroppedSections.Count > 0 ? $", copies dropped: {string.Join(", ", result.DroppedSections)}" : ""), prominent: false));
+            {
+                string dropped = result.DroppedSections.Count > 0
+                    ? $", copies dropped: {string.Join(", ", result.DroppedSections)}"
+                    : "";
+                events.Add(StepEvent.Say(
+                    $"{o.Output}: {result.RelocationsMoved} relocations bound to livepatch symbols{dropped}",
+                    prominent: false));
+            }
         }
         return StepFiles.Finish(events, objects);
     }

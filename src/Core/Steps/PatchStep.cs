@@ -44,5 +44,6 @@ public static class PatchStep
 
     /// <summary>What patching did and could not do; the loader's verdict on the result is the Verify step's.</summary>
     private static bool IsPatchFinding(Diagnostic d) =>
-        d.Kind is DiagnosticKind.Fixed or DiagnosticKind.Unfixed or DiagnosticKind.Refused or DiagnosticKind.Note or DiagnosticKind.Hazard;
+        d.Kind is DiagnosticKind.Fixed or DiagnosticKind.Unfixed or DiagnosticKind.Refused or DiagnosticKind.Note
+            or DiagnosticKind.Hazard;
 }

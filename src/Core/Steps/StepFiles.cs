@@ -57,7 +57,8 @@ public static class StepFiles
 
     public static void DeleteIfExists(string path)
     {
-        try { if (File.Exists(path)) File.Delete(path); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        try { if (File.Exists(path)) File.Delete(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
     }
 
     /// <summary>A failed step leaves no outputs at all.</summary>

@@ -14,7 +14,8 @@ namespace PpcLivepatch.Steps;
 /// </summary>
 public static class StepProtocol
 {
-    private static readonly JsonWriterOptions LineOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+    private static readonly JsonWriterOptions LineOptions =
+        new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     public static string WriteRequest(StepRequest request) => Line(w =>
     {
@@ -47,7 +48,8 @@ public static class StepProtocol
             return new StepRequest(root.GetProperty("directory").GetString()!,
                 StepOptions.Read(root.GetProperty("options")), objects);
         }
-        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException
+            or FormatException)
         {
             throw new FormatException($"not a step request: {e.Message}", e);
         }
@@ -149,7 +151,8 @@ public static class StepProtocol
                 else events.Add(StepEvent.Say(root.GetProperty("message").GetString()!,
                     root.GetProperty("prominent").GetBoolean()));
             }
-            catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException or ArgumentException)
+            catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException
+                or FormatException or ArgumentException)
             {
                 error = $"unreadable line '{line}': {e.Message}";
                 return false;
@@ -174,7 +177,8 @@ public static class StepProtocol
             nameof(Severity.Info) => Severity.Info,
             var s => throw new FormatException($"unknown severity '{s}'"),
         };
-        var kind = Enum.TryParse<DiagnosticKind>(Text("kind"), out var k) ? k : throw new FormatException($"unknown kind '{Text("kind")}'");
+        var kind = Enum.TryParse<DiagnosticKind>(Text("kind"), out var k) ? k
+            : throw new FormatException($"unknown kind '{Text("kind")}'");
         return new Diagnostic(Text("code")!, Text("message")!, Text("objectPath")!,
             Text("section"), Number("offset"), Text("function"), Number("functionOffset"), Text("callee"), source,
                 Text("fix"))

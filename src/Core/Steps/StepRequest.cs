@@ -92,7 +92,8 @@ public sealed record StepOptions(
         return new StepOptions(
             StepOptionParsing.Step(Text("step")) ?? throw new FormatException($"unknown step '{Text("step")}'"),
             loader,
-            StepOptionParsing.Strategy(Text("strategy"), out var strategy) ? strategy : throw new FormatException($"unknown strategy '{Text("strategy")}'"),
+            StepOptionParsing.Strategy(Text("strategy"), out var strategy) ? strategy
+                : throw new FormatException($"unknown strategy '{Text("strategy")}'"),
             StepOptionParsing.Sites(Text("sites")) ?? throw new FormatException("unknown site selection " +
                 $"'{Text("sites")}'"),
             Flag("allowSiblingCalls"), Flag("warnOnly"), Text("jsonReport"), Text("sarifReport"), symbols,

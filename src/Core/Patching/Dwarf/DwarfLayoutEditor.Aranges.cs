@@ -31,7 +31,11 @@ internal sealed partial class DwarfLayoutEditor
                 var field = new DwarfReader(data, le, at + addressSize);
                 ulong len = field.Fixed(addressSize);
                 ulong moved = Ranged(t.Section, t.Value, t.Value + len);
-                if (moved != len) { ByteOrder.Write(data.AsSpan(at + addressSize), addressSize, moved, le); changed = true; }
+                if (moved != len)
+                {
+                    ByteOrder.Write(data.AsSpan(at + addressSize), addressSize, moved, le);
+                    changed = true;
+                }
             }
             pos = end;
         }

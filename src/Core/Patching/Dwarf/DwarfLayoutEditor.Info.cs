@@ -61,7 +61,8 @@ internal sealed partial class DwarfLayoutEditor
                 {
                     int at = r.Position;
                     SkipForm(ref r, form, addressSize, version);
-                    if (version < 5 && form is 0x17 or 0x06 && name is 0x02 or 0x40 or 0x4b or 0x55)    // location, frame_base, data_location… / ranges
+                    // location, frame_base, data_location… / ranges
+                    if (version < 5 && form is 0x17 or 0x06 && name is 0x02 or 0x40 or 0x4b or 0x55)
                     {
                         ulong offset = relocs.TryGetValue((ulong)at, out var rt) ? rt.Value : new DwarfReader(data, le,
                             at).U32();
@@ -75,7 +76,8 @@ internal sealed partial class DwarfLayoutEditor
                             at).U32();
                         (name == 0x2137 ? _viewLists : _v5LocLists).Add(offset);
                     }
-                    if (form == 0x17 && name is 0x73 or 0x8c or 0x74)      // DW_AT_addr_base, loclists_base, rnglists_base
+                    // DW_AT_addr_base, loclists_base, rnglists_base
+                    if (form == 0x17 && name is 0x73 or 0x8c or 0x74)
                     {
                         ulong offset = relocs.TryGetValue((ulong)at, out var rt) ? rt.Value : new DwarfReader(data, le,
                             at).U32();
@@ -83,12 +85,16 @@ internal sealed partial class DwarfLayoutEditor
                         else if (name == 0x8c) loclistsBase = offset;
                         else rnglistsBase = offset;
                     }
-                    if (name == 0x11 && form == 0x01 && relocs.TryGetValue((ulong)at, out var t)) low = t;      // DW_AT_low_pc
-                    else if (name == 0x11 && form is 0x1b or 0x29 or 0x2a or 0x2b or 0x2c)                      // … as addrx
+                    // DW_AT_low_pc
+                    if (name == 0x11 && form == 0x01 && relocs.TryGetValue((ulong)at, out var t)) low = t;
+                    // … as addrx
+                    else if (name == 0x11 && form is 0x1b or 0x29 or 0x2a or 0x2b or 0x2c)
                         lowIndex = form == 0x1b ? new DwarfReader(data, le, at).Uleb() : new DwarfReader(data, le,
                             at).Fixed(r.Position - at);
-                    else if (name == 0x12 && form is 0x0b or 0x05 or 0x06 or 0x07) high = (at, r.Position - at); // DW_AT_high_pc, constant
-                    else if (name == 0x12 && form == 0x01) GrowRelocatedEnd(info, (ulong)at);                  // … as an address
+                    // DW_AT_high_pc, constant
+                    else if (name == 0x12 && form is 0x0b or 0x05 or 0x06 or 0x07) high = (at, r.Position - at);
+                    // … as an address
+                    else if (name == 0x12 && form == 0x01) GrowRelocatedEnd(info, (ulong)at);
                     else if (name == 0x12 && form is 0x0f) throw new DwarfFormatException("ULEB DW_AT_high_pc is not " +
                         "rewritten");
                 }
@@ -148,7 +154,9 @@ internal sealed partial class DwarfLayoutEditor
             case 0x03: r.Skip(r.U16()); break;
             case 0x04: r.Skip(r.U32()); break;
             case 0x05 or 0x12 or 0x26 or 0x2a: r.Skip(2); break;
-            case 0x06 or 0x0e or 0x13 or 0x17 or 0x1c or 0x1d or 0x1f or 0x28 or 0x2c or 0x1f20 or 0x1f21: r.Skip(4); break;
+            case 0x06 or 0x0e or 0x13 or 0x17 or 0x1c or 0x1d or 0x1f or 0x28 or 0x2c or 0x1f20 or 0x1f21:
+                r.Skip(4);
+                break;
             case 0x07 or 0x14 or 0x20 or 0x24: r.Skip(8); break;
             case 0x08: r.CString(); break;
             case 0x09 or 0x18: r.Skip(r.Uleb()); break;

@@ -53,7 +53,8 @@ internal sealed partial class DwarfLayoutEditor
                         else
                         {
                             output.Add(2); Leb128.Append(output, moved / minInst);                  // DW_LNS_advance_pc
-                            output.Add((byte)(op.LineAdvance - lineBase + opcodeBase));            // the row, no address advance
+                            // the row, no address advance
+                            output.Add((byte)(op.LineAdvance - lineBase + opcodeBase));
                         }
                         continue;
                     }
@@ -76,7 +77,11 @@ internal sealed partial class DwarfLayoutEditor
                         section0 = -1; address = 0; row = new LineRegisters();
                         break;
                     case LineOpKind.SetAddress:
-                        if (relocs.TryGetValue((ulong)op.OperandOffset, out var t)) { section0 = t.Section; address = t.Value; }
+                        if (relocs.TryGetValue((ulong)op.OperandOffset, out var t))
+                        {
+                            section0 = t.Section;
+                            address = t.Value;
+                        }
                         else { section0 = -1; address = op.Operand; }
                         break;
                     case LineOpKind.Copy: rows.Add((section0, address, row, false)); break;

@@ -65,7 +65,13 @@ internal sealed partial class DwarfLayoutEditor
                         baseAddress = Address(unit.AddrBase, r.Uleb(), addressSize);
                         Copy(output, data, afterKind, r.Position);
                         break;
-                    case 2: r.Uleb(); r.Uleb(); Copy(output, data, afterKind, r.Position); CopyExpression(ref r, data, output, anchors, locations); break;   // startx_endx
+                    // startx_endx
+                    case 2:
+                        r.Uleb();
+                        r.Uleb();
+                        Copy(output, data, afterKind, r.Position);
+                        CopyExpression(ref r, data, output, anchors, locations);
+                        break;
                     case 3:                                                                          // startx_length
                     {
                         var s0 = Address(unit.AddrBase, r.Uleb(), addressSize);
@@ -87,13 +93,20 @@ internal sealed partial class DwarfLayoutEditor
                         CopyExpression(ref r, data, output, anchors, locations);
                         break;
                     }
-                    case 5: { int e = r.Position; r.Skip(r.Uleb()); Copy(output, data, e, r.Position); break; }   // default_location
+                    // default_location
+                    case 5: { int e = r.Position; r.Skip(r.Uleb()); Copy(output, data, e, r.Position); break; }
                     case 6:                                                                          // base_address
                         baseAddress = relocs.TryGetValue((ulong)r.Position, out var t) ? t : null;
                         r.Skip((ulong)addressSize);
                         Copy(output, data, afterKind, r.Position);
                         break;
-                    case 7: if (!locations) GrowRelocatedEnd(section, (ulong)(r.Position + addressSize)); r.Skip(2UL * (ulong)addressSize); Copy(output, data, afterKind, r.Position); CopyExpression(ref r, data, output, anchors, locations); break;   // start_end
+                    // start_end
+                    case 7:
+                        if (!locations) GrowRelocatedEnd(section, (ulong)(r.Position + addressSize));
+                        r.Skip(2UL * (ulong)addressSize);
+                        Copy(output, data, afterKind, r.Position);
+                        CopyExpression(ref r, data, output, anchors, locations);
+                        break;
                     case 8:                                                                          // start_length
                     {
                         bool known = relocs.TryGetValue((ulong)r.Position, out var s0);
@@ -104,7 +117,8 @@ internal sealed partial class DwarfLayoutEditor
                         CopyExpression(ref r, data, output, anchors, locations);
                         break;
                     }
-                    case 9: r.Uleb(); r.Uleb(); Copy(output, data, afterKind, r.Position); break;                          // GNU view pair
+                    // GNU view pair
+                    case 9: r.Uleb(); r.Uleb(); Copy(output, data, afterKind, r.Position); break;
                     default: throw new DwarfFormatException($"{name} entry kind {kind} is not known");
                 }
             }

@@ -63,7 +63,8 @@ internal sealed partial class DwarfLayoutEditor
         {
             // Islands only: nothing moved, so only line rows and ranges are touched.
             try { plan = Compute(image, layouts); }
-            catch (Exception e) when (e is DwarfFormatException or OverflowException or ArgumentOutOfRangeException or IndexOutOfRangeException)
+            catch (Exception e) when (e is DwarfFormatException or OverflowException or ArgumentOutOfRangeException
+                or IndexOutOfRangeException)
             {
                 return "the islands have no line rows or address ranges: the debug information cannot be rewritten: " +
                     $"{e.Message}";
@@ -82,7 +83,8 @@ internal sealed partial class DwarfLayoutEditor
             plan = Compute(image, [layout]);
             return null;
         }
-        catch (Exception e) when (e is DwarfFormatException or OverflowException or ArgumentOutOfRangeException or IndexOutOfRangeException or KeyNotFoundException)
+        catch (Exception e) when (e is DwarfFormatException or OverflowException or ArgumentOutOfRangeException
+            or IndexOutOfRangeException or KeyNotFoundException)
         {
             plan = null;
             return $"its debug information cannot be rewritten: {e.Message}";

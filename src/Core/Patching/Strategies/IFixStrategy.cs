@@ -62,7 +62,8 @@ public static class FixStrategies
 
     internal static IFixStrategy Get(FixStrategy kind) => All.First(s => s.Kind == kind);
 
-    /// <summary>Where a strategy goes in summaries ("insert-nop 3, island 1"): strategies that move code first.</summary>
+    /// <summary>Where a strategy goes in summaries ("insert-nop 3, island 1"): strategies that move code
+    /// first.</summary>
     public static int ReportOrder(FixStrategy kind) => Get(kind).MovesCode ? 0 : 1;
 
     public static string NameOf(FixStrategy kind) => Get(kind).Name;

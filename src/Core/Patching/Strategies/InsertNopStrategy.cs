@@ -30,7 +30,8 @@ internal sealed class InsertNopStrategy : IFixStrategy
         IReadOnlyList<CallToFix> calls)
     {
         var image = context.Analysis.Image;
-        // Only plain relative bl sites with a following instruction take an inserted nop; the others have no fix at all,
+        // Only plain relative bl sites with a following instruction take an inserted nop; the others have no fix at
+        // all,
         // and the island planner says why.
         var simple = calls.Where(c =>
             c.Offset + 4 < section.Size
