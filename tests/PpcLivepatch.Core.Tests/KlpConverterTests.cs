@@ -181,14 +181,12 @@ public sealed class KlpConverterTests
     // Records in the kernel's tables, written as the kernel's macros write them (relative pointers), from one helper
     // that the patch carries as a copy and from a function that stays.
     private const string TableRecords = """
-        #define RECORD(table,
-            fields) asm volatile("1: nop\n\t.pushsection " table ",\"a\"\n\t.balign 4\n\t" fields "\n\t.popsection")
+        #define RECORD(table, fields) asm volatile("1: nop\n\t.pushsection " table ",\"a\"\n\t.balign 4\n\t" fields "\n\t.popsection")
         #define STR(x) #x
         #if BUG_SIZE == 8   /* without CONFIG_DEBUG_BUGVERBOSE: the address and the flags */
         #define BUG_RECORD(size) RECORD("__bug_table", ".long 1b - .\n\t.short 0\n\t.org .-6+8")
         #else               /* with it: the file and line too (BUG_SIZE 16 is no layout the kernel has) */
-        #define BUG_RECORD(size) RECORD("__bug_table",
-            ".long 1b - ., 2f - .\n\t.short 10, 0\n\t.org .-12+" STR(size) "\n\t" \
+        #define BUG_RECORD(size) RECORD("__bug_table", ".long 1b - ., 2f - .\n\t.short 10, 0\n\t.org .-12+" STR(size) "\n\t" \
             ".pushsection .rodata.str1.1,\"aMS\",@progbits,1\n2: .asciz \"tables.c\"\n\t.popsection")
         #endif
         static __attribute__((noipa)) int copied_helper(int x)
@@ -253,8 +251,7 @@ public sealed class KlpConverterTests
         // .klp.rela relocation. The copy's record goes, key field and all; the kept record moves down to offset 0.
         string dir = Repo.NewTempDir(), source = Path.Combine(dir, "keys.c"), obj = Path.Combine(dir, "keys.o");
         File.WriteAllText(source, """
-            #define JUMP() asm volatile("1: nop\n\t.pushsection __jump_table,\"aw\"\n\t.balign 8\n\t.long 1b - ., 1b " +
-                "- .\n\t.quad kernel_key - .\n\t.popsection")
+            #define JUMP() asm volatile("1: nop\n\t.pushsection __jump_table,\"aw\"\n\t.balign 8\n\t.long 1b - ., 1b - .\n\t.quad kernel_key - .\n\t.popsection")
             static __attribute__((noipa)) int copied_helper(int x) { JUMP(); return x + 1; }
             int kept(int x) { JUMP(); return copied_helper(x) * 2; }
             """);
