@@ -21,6 +21,8 @@ public static class CliApp
                ppc-livepatch patch  [--strategy auto|insert-nop|island] [--sites needed|all-local] [--kernel-accepts-ld-toc]
                                     [--pcrel] [--kernel-without-livepatch] [--module-name NAME] [--format text|json|sarif]
                                     [-o OUT] FILE
+               ppc-livepatch diff   ORIG.o PATCHED.o -o OUT.o [--symbols FILE] [--object vmlinux|MODULE]
+                                    [--format text|json|sarif]
 
         verify  checks ppc64 relocatable objects (.o, .ko) the way Linux's module loader will: every call through a
                 module stub (R_PPC64_REL24 to an undefined or livepatch symbol) must be followed by a nop.
@@ -41,6 +43,14 @@ public static class CliApp
           --sites needed           fix what the loader would refuse (default)
           --sites all-local        also give every local bl a free nop, as kpatch's GCC plugin does
           -o OUT                   write the patched object to OUT instead of rewriting FILE
+
+        diff    compares one file compiled twice, before and after a source patch (-ffunction-sections
+                -fdata-sections), and writes the livepatch object: the changed and new functions and new data,
+                every other reference bound to the running kernel (exported symbols undefined, the rest as
+                .klp.sym.OBJECT.NAME,POS livepatch symbols). Run patch and verify on OUT next.
+          --symbols FILE           where symbol positions and exports come from: vmlinux, a module, the original
+                                   object (default), or a System.map
+          --object NAME            the livepatch object the file belongs to: vmlinux (default) or a module's name
 
         exit status: 0 accepted, 1 rejected (something stays unfixed), 2 bad usage, unreadable input
             or unwritable output
@@ -68,9 +78,10 @@ public static class CliApp
         }
         if (args[0] == "step") return StepCommand.Run(args[1..], stdout, stderr);
         if (args[0] == "serve" && args.Length == 1) return StepCommand.Serve(stdin, stdout);
+        if (args[0] == "diff") return DiffCommand.Run(args[1..], stdout, stderr);
         if (args[0] is not ("verify" or "patch"))
             return UsageError(stderr, "unknown command " +
-                $"'{args[0]}'{Suggestion(args[0], ["verify", "patch", "--version", "--help"])}");
+                $"'{args[0]}'{Suggestion(args[0], ["verify", "patch", "diff", "--version", "--help"])}");
         var parsed = Options.Parse(args[0], args[1..], out string? error);
         if (parsed is null) return UsageError(stderr, error!);
         return args[0] == "verify" ? Verify(parsed, stdout) : Patch(parsed, stdout);

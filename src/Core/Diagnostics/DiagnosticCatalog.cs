@@ -8,7 +8,8 @@ public sealed record DiagnosticDescriptor(string Code, Severity Severity, string
 /// <summary>
 /// Every diagnostic code the tool can emit. Ranges (docs/architecture.md): PLP0xxx usage and toolchain,
 /// PLP1xxx unreadable or unsupported input, PLP2xxx what the kernel loader would reject, PLP3xxx run-time hazards
-/// the loader accepts, PLP4xxx information. Codes are stable: never renumber, only add.
+/// the loader accepts, PLP4xxx information, PLP5xxx what a source-patch diff cannot turn into a livepatch. Codes are
+/// stable: never renumber, only add.
 /// </summary>
 public static class DiagnosticCatalog
 {
@@ -67,6 +68,16 @@ public static class DiagnosticCatalog
     public const string SiteFixed = "PLP4001";
     public const string PatchSummary = "PLP4002";
     public const string UnwindNotExtended = "PLP4003";
+
+    public const string DiffNoFunctionChanged = "PLP5001";
+    public const string DiffInitChanged = "PLP5002";
+    public const string DiffDataChanged = "PLP5003";
+    public const string DiffFunctionNotPatchable = "PLP5004";
+    public const string DiffSymbolAmbiguous = "PLP5005";
+    public const string DiffSymbolMissing = "PLP5006";
+    public const string DiffTocReferenceToKernel = "PLP5007";
+    public const string DiffCannotCarry = "PLP5008";
+    public const string DiffObjectsDoNotMatch = "PLP5009";
 
     /// <summary>
     /// Base of help links: an absolute URI ending in '/', the same in SARIF, JSON and MSBuild events. By default the
@@ -157,6 +168,15 @@ public static class DiagnosticCatalog
             DiagnosticKind.Hazard),
         new(SiblingCallFromLocallyCalledFunction, Severity.Error,
             "Sibling call to an external symbol from a function that is also called locally", DiagnosticKind.Hazard),
+        new(DiffNoFunctionChanged, Severity.Error, "No function changed between the two objects"),
+        new(DiffInitChanged, Severity.Error, "The patch changes __init or __exit code or data"),
+        new(DiffDataChanged, Severity.Error, "The patch changes existing data"),
+        new(DiffFunctionNotPatchable, Severity.Error, "A changed function has no ftrace call site"),
+        new(DiffSymbolAmbiguous, Severity.Error, "A symbol's position among same-named symbols cannot be determined"),
+        new(DiffSymbolMissing, Severity.Error, "A symbol the changed code uses is not in the kernel's symbols"),
+        new(DiffTocReferenceToKernel, Severity.Error, "TOC-relative reference to a symbol that stays in the kernel"),
+        new(DiffCannotCarry, Severity.Error, "Something the changed code needs cannot be carried into the livepatch"),
+        new(DiffObjectsDoNotMatch, Severity.Error, "The two objects cannot be diffed"),
     }.ToDictionary(d => d.Code);
 
     public static IReadOnlyCollection<DiagnosticDescriptor> All => Descriptors.Values;

@@ -253,23 +253,7 @@ public static class ReportWriters
             if (drain is not null && w.BytesPending >= drainThreshold) drain();
         }
         w.WriteEndArray();
-        w.WriteStartArray("diagnostics");
-        foreach (var d in r.Diagnostics)
-        {
-            w.WriteStartObject();
-            w.WriteString("code", d.Code);
-            w.WriteString("severity", d.Severity.ToString().ToLowerInvariant());
-            w.WriteString("message", d.Message);
-            WriteStringOrNull(w, "section", d.Section);
-            if (d.Offset is { } o) w.WriteNumber("offset", o); else w.WriteNull("offset");
-            WriteStringOrNull(w, "function", d.Function);
-            WriteStringOrNull(w, "callee", d.Callee);
-            WriteSource(w, d.Source);
-            WriteStringOrNull(w, "fix", d.Fix);
-            w.WriteString("helpLink", DiagnosticCatalog.HelpLink(d.Code, helpLinkBase));
-            w.WriteEndObject();
-        }
-        w.WriteEndArray();
+        WriteDiagnostics(w, r.Diagnostics, helpLinkBase);
         if (fixes is not null)
         {
             w.WriteStartArray("fixes");
@@ -290,6 +274,28 @@ public static class ReportWriters
             w.WriteEndArray();
         }
         w.WriteEndObject();
+    }
+
+    /// <summary>The "diagnostics" array every JSON report has.</summary>
+    internal static void WriteDiagnostics(Utf8JsonWriter w, IEnumerable<Diagnostic> diagnostics, string? helpLinkBase)
+    {
+        w.WriteStartArray("diagnostics");
+        foreach (var d in diagnostics)
+        {
+            w.WriteStartObject();
+            w.WriteString("code", d.Code);
+            w.WriteString("severity", d.Severity.ToString().ToLowerInvariant());
+            w.WriteString("message", d.Message);
+            WriteStringOrNull(w, "section", d.Section);
+            if (d.Offset is { } o) w.WriteNumber("offset", o); else w.WriteNull("offset");
+            WriteStringOrNull(w, "function", d.Function);
+            WriteStringOrNull(w, "callee", d.Callee);
+            WriteSource(w, d.Source);
+            WriteStringOrNull(w, "fix", d.Fix);
+            w.WriteString("helpLink", DiagnosticCatalog.HelpLink(d.Code, helpLinkBase));
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
     }
 
     /// <summary>SARIF 2.1.0: one run, the catalog as rules, results located at the C line when DWARF has it.</summary>
@@ -461,7 +467,7 @@ public static class ReportWriters
         Indented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     };
 
-    private static string Write(Action<Utf8JsonWriter> body)
+    internal static string Write(Action<Utf8JsonWriter> body)
     {
         var buffer = new MemoryStream();
         using (var w = new Utf8JsonWriter(buffer, JsonOptions))

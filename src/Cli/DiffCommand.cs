@@ -1,0 +1,100 @@
+using PpcLivepatch.Diagnostics;
+using PpcLivepatch.Diff;
+using PpcLivepatch.Elf;
+using PpcLivepatch.Reports;
+
+namespace PpcLivepatch.Cli;
+
+/// <summary><c>ppc-livepatch diff ORIG.o PATCHED.o -o OUT.o</c>: the livepatch object of a source patch.</summary>
+internal static class DiffCommand
+{
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        string? output = null, symbolsPath = null, objectName = null;
+        var format = ReportFormat.Text;
+        var files = new List<string>();
+        string[] valued = ["-o", "--symbols", "--object", "--format"];
+        for (int i = 0; i < args.Length; i++)
+        {
+            string a = args[i];
+            string? inline = null;
+            if (a.StartsWith("--", StringComparison.Ordinal) && a.IndexOf('=') is > 2 and var eq)
+                (a, inline) = (a[..eq], a[(eq + 1)..]);
+            string? Value() => inline ?? (i + 1 < args.Length ? args[++i] : null);
+            switch (a)
+            {
+                case "-o": output = Value(); if (output is null) return Fail(stderr, "-o needs a file name"); break;
+                case "--symbols":
+                    symbolsPath = Value();
+                    if (symbolsPath is null) return Fail(stderr, "--symbols needs a file name");
+                    break;
+                case "--object":
+                    objectName = Value();
+                    if (objectName is null || objectName.Length is 0 or > 55 || objectName.Contains('.'))
+                        return Fail(stderr, "--object needs vmlinux or a module name (1-55 characters, no '.')");
+                    break;
+                case "--format":
+                    string? f = Value();
+                    if (!Enum.TryParse(f, ignoreCase: true, out format) || !Enum.IsDefined(format)
+                        || f!.All(char.IsDigit))
+                        return Fail(stderr, $"unknown format '{f}': use text, json or sarif");
+                    break;
+                default:
+                    if (a.StartsWith('-') && a.Length > 1)
+                        return Fail(stderr, $"unknown option '{a}'{CliApp.Suggestion(a, valued)}");
+                    files.Add(a);
+                    break;
+            }
+        }
+        if (files.Count != 2) return Fail(stderr, "diff needs two files: ORIG.o PATCHED.o");
+        if (output is null) return Fail(stderr, "diff needs -o OUT.o");
+
+        var loaded = new List<ElfImage>();
+        foreach (var file in files)
+        {
+            if (!ElfImage.TryLoad(file, out var image, out var error))
+            {
+                stdout.Write(ReportWriters.Render([new Analysis.ObjectReport(file, null, [], [error!])], format));
+                return CliApp.ExitUsage;
+            }
+            loaded.Add(image!);
+        }
+        KernelSymbols? symbols = null;
+        if (symbolsPath is not null)
+        {
+            symbols = KernelSymbols.Load(symbolsPath, objectName ?? "vmlinux", out var error);
+            if (symbols is null)
+            {
+                stdout.Write(ReportWriters.Render([new Analysis.ObjectReport(symbolsPath, null, [], [error!])],
+                    format));
+                return CliApp.ExitUsage;
+            }
+        }
+        var result = ObjectDiff.Run(loaded[0], loaded[1], new DiffOptions(objectName ?? "vmlinux", symbols));
+        var report = result.Report;
+        if (result.Output is not null)
+        {
+            try
+            {
+                AtomicFile.WriteAllBytes(output, result.Output, modeOf: files[1]);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException
+                or ArgumentException)
+            {
+                report = report with { Diagnostics = [.. report.Diagnostics, Diagnostic.Create(
+                    DiagnosticCatalog.UnwritableOutput, output, $"cannot write '{output}': {e.Message}")] };
+                stdout.Write(DiffReportWriter.Render(report, loaded[1].Abi, format));
+                return CliApp.ExitUsage;
+            }
+        }
+        stdout.Write(DiffReportWriter.Render(report, loaded[1].Abi, format));
+        return result.Output is not null ? CliApp.ExitAccepted : CliApp.ExitRejected;
+    }
+
+    private static int Fail(TextWriter stderr, string message)
+    {
+        stderr.WriteLine($"ppc-livepatch : error {DiagnosticCatalog.UsageError}: {message}");
+        stderr.WriteLine("Run 'ppc-livepatch --help' for usage.");
+        return CliApp.ExitUsage;
+    }
+}

@@ -1,0 +1,412 @@
+using PpcLivepatch.Diagnostics;
+using PpcLivepatch.Elf;
+using PpcLivepatch.Klp;
+using PpcLivepatch.Ppc64;
+using static PpcLivepatch.Elf.ElfConstants;
+
+namespace PpcLivepatch.Diff;
+
+internal sealed record BuiltObject(byte[] Bytes, IReadOnlyList<KernelBinding> Bindings);
+
+/// <summary>
+/// Writes the livepatch object: one section per included function and new data object, the anonymous data they
+/// use (string literals, constants, the <c>.toc</c> slots they load), the records of the kernel's tables that
+/// belong to them, and a symbol for everything else they reference — bound to the running kernel afterwards by
+/// <see cref="KlpConverter"/>, the same code that binds <c>KlpSymbol</c> items.
+/// </summary>
+internal sealed class LivepatchObjectBuilder
+{
+    /// <summary>Tables whose records name code and are read record by record: the records of included functions
+    /// come along, the others stay behind.</summary>
+    private static readonly HashSet<string> RecordTables = new(StringComparer.Ordinal)
+    {
+        "__mcount_loc", "__patchable_function_entries", "__bug_table", "__ex_table", "__jump_table", "__dyndbg",
+        "__ftr_fixup", "__mmu_ftr_fixup", "__lwsync_fixup", "__fw_ftr_fixup", "__stf_entry_barrier_fixup",
+        "__stf_exit_barrier_fixup", "__rfi_flush_fixup", "__barrier_nospec_fixup", "__btb_flush_fixup",
+        "__entry_flush_fixup", "__uaccess_flush_fixup", "__scv_entry_flush_fixup",
+    };
+
+    private static readonly HashSet<string> LoaderSymbols = new(StringComparer.Ordinal) { ".TOC.", "_mcount", "mcount" };
+
+    private sealed class Piece(string name, ElfSection source, ulong start, ulong size, ObjectEntity? entity)
+    {
+        public string Name { get; } = name;
+        public ElfSection Source { get; } = source;
+        public ulong Start { get; } = start;
+        public ulong Size { get; set; } = size;
+        public ObjectEntity? Entity { get; } = entity;
+        public List<byte> Bytes { get; } = [];
+        /// <summary>Relocations as (offset in the piece, type, target, addend).</summary>
+        public List<(ulong Offset, uint Type, Target Target, long Addend)> Relocations { get; } = [];
+        public int OutputIndex { get; set; }
+        public int SectionSymbol { get; set; }
+    }
+
+    /// <summary>A relocation target in the output: a piece's section, an included entity's symbol, or an external
+    /// name; none of them for a relocation against symbol 0 (R_PPC64_ENTRY, R_PPC64_NONE).</summary>
+    private sealed record Target(Piece? Piece, ObjectEntity? Entity, string? External, byte ExternalType);
+
+    private static readonly Target NoSymbol = new(null, null, null, 0);
+
+    private readonly ObjectInventory _before, _after;
+    private readonly SymbolCorrelation _correlation;
+    private readonly List<Diagnostic> _diagnostics;
+    private readonly List<Piece> _pieces = [];
+    private readonly Dictionary<ObjectEntity, Piece> _entityPieces = [];
+    private readonly Dictionary<int, Piece> _wholeSections = [];
+    private Piece? _toc;
+    private readonly Dictionary<ulong, ulong> _tocSlots = [];
+
+    private LivepatchObjectBuilder(ObjectInventory before, ObjectInventory after, SymbolCorrelation correlation,
+        List<Diagnostic> diagnostics)
+    {
+        _before = before;
+        _after = after;
+        _correlation = correlation;
+        _diagnostics = diagnostics;
+    }
+
+    private ElfImage Image => _after.Image;
+
+    public static BuiltObject? Build(ObjectInventory before, ObjectInventory after, SymbolCorrelation correlation,
+        IReadOnlyList<ObjectEntity> functions, IReadOnlyList<ObjectEntity> data, KernelSymbols symbols,
+        string objectName, List<Diagnostic> diagnostics)
+    {
+        var b = new LivepatchObjectBuilder(before, after, correlation, diagnostics);
+        foreach (var e in functions.Concat(data)) b.AddEntity(e);
+        // Relocations are resolved piece by piece; resolving may add pieces (strings, .toc slots) at the end.
+        for (int i = 0; i < b._pieces.Count; i++) b.ResolveRelocations(b._pieces[i]);
+        b.CarryRecords();
+        for (int i = 0; i < b._pieces.Count; i++)
+            if (b._pieces[i].Relocations.Count == 0) b.ResolveRelocations(b._pieces[i]);
+        if (diagnostics.Any(d => d.Severity == Severity.Error)) return null;
+        return b.Write(symbols, objectName);
+    }
+
+    private void AddEntity(ObjectEntity e)
+    {
+        Piece piece;
+        if (e.IsFunction)
+        {
+            // The whole section: a -mcmodel=large function is preceded by the 8-byte .TOC. offset its global entry
+            // loads (ld r2,-8(r12)), and anything else in the section could be reached without a relocation.
+            if (_after.Entities.Any(o => o != e && o.Section.Index == e.Section.Index && o.Start != e.Start))
+            {
+                _diagnostics.Add(new Diagnostic(DiagnosticCatalog.DiffObjectsDoNotMatch,
+                    $"{e.Name} shares {e.Section.Name} with other functions or data, so it cannot be taken out alone",
+                    Image.Path, Function: e.Name,
+                    Fix: "Compile both objects with -ffunction-sections -fdata-sections."));
+                return;
+            }
+            piece = new Piece(".text." + e.Name, e.Section, 0, Image.ContentSize(e.Section), e);
+            piece.Bytes.AddRange(Image.Data(e.Section).ToArray());
+        }
+        else
+        {
+            string name = e.Section.Name.Contains("..", StringComparison.Ordinal) ? e.Section.Name
+                : DataKind(e.Section.Name) + "." + e.Name;
+            piece = new Piece(name, e.Section, e.Start, e.Size, e);
+            piece.Bytes.AddRange(_after.Bytes(e));
+        }
+        _pieces.Add(piece);
+        _entityPieces[e] = piece;
+    }
+
+    private static string DataKind(string section)
+    {
+        foreach (var kind in new[] { ".rodata", ".data", ".bss", ".sdata", ".sbss" })
+            if (section == kind || section.StartsWith(kind + ".", StringComparison.Ordinal)) return kind;
+        return section;
+    }
+
+    private bool _resolving;
+
+    private void ResolveRelocations(Piece piece)
+    {
+        if (piece.Source.Name == ".toc" || _resolving) return;
+        _resolving = true;
+        foreach (var r in _after.RelocationsIn(piece.Source, piece.Start, piece.Start + piece.Size))
+            if (Resolve(r, piece.Source) is { } t)
+                piece.Relocations.Add((r.Offset - piece.Start, r.Type, t.Target, t.Addend));
+        _resolving = false;
+    }
+
+    /// <summary>What a relocation of the patched object names, as a target in the output.</summary>
+    private (Target Target, long Addend)? Resolve(ElfRela r, ElfSection from)
+    {
+        var sym = Image.Symbols[(int)r.SymbolIndex];
+        if (r.SymbolIndex == 0) return (NoSymbol, r.Addend);
+        if (sym.Type != SttSection)
+        {
+            if (!sym.IsInSection) return (External(sym.Name, sym.Type), r.Addend);
+            if (_after.ByName.TryGetValue(sym.Name, out var e) && ReferenceEquals(e.Symbol, sym))
+                return _entityPieces.ContainsKey(e) ? (new Target(null, e, null, 0), r.Addend)
+                    : (External(_correlation.Original(e.Name) ?? e.Name, sym.Type), r.Addend);
+            // A local label or other unsized symbol: resolve through its section like a section symbol.
+        }
+        if (!sym.IsInSection || Image.SectionOrNull(sym.SectionIndex) is not { } section)
+        {
+            Refuse($"a relocation in {from.Name} names symbol {sym.Name} in a special section");
+            return null;
+        }
+        ulong at = unchecked(sym.Value + (ulong)r.Addend);
+        foreach (var p in _pieces)
+            if (p.Source.Index == section.Index && p.Source.Name != ".toc" && at >= p.Start && at <= p.Start + p.Size)
+                return (new Target(p, null, null, 0), (long)(at - p.Start));
+        if (section.Name == ".toc") return TocSlot(at, from);
+        if (DataSections.IsMergeableStrings(section) || DataSections.IsMergeableConstants(section))
+            return (new Target(WholeSection(section), null, null, 0), (long)at);
+        if (_after.At(section.Index, at) is { } entity)
+            return (External(_correlation.Original(entity.Name) ?? entity.Name, entity.Symbol.Type),
+                (long)(at - entity.Start));
+        Refuse($"a relocation in {from.Name} names {section.Name}+0x{at:x}, which is neither a named function or " +
+            "object nor data the diff carries");
+        return null;
+    }
+
+    private Target External(string name, byte type) => new(null, null, name, type);
+
+    private Piece WholeSection(ElfSection section)
+    {
+        if (_wholeSections.TryGetValue(section.Index, out var p)) return p;
+        p = new Piece(section.Name, section, 0, Image.ContentSize(section), null);
+        p.Bytes.AddRange(section.Type == ShtNobits ? new byte[section.Size] : Image.Data(section).ToArray());
+        _pieces.Add(p);
+        _wholeSections[section.Index] = p;
+        return p;
+    }
+
+    /// <summary>A <c>.toc</c> slot the included code loads: copied with its relocation into the output's own
+    /// <c>.toc</c>.</summary>
+    private (Target, long)? TocSlot(ulong at, ElfSection from)
+    {
+        var toc = Image.Sections.First(s => s.Name == ".toc");
+        ulong slot = at & ~7UL;
+        if (!_tocSlots.TryGetValue(slot, out ulong placed))
+        {
+            _toc ??= NewToc(toc);
+            placed = (ulong)_toc.Bytes.Count;
+            var data = Image.Data(toc);
+            if (slot + 8 > (ulong)data.Length)
+            {
+                Refuse($"a relocation in {from.Name} names .toc+0x{at:x}, past the end of .toc");
+                return null;
+            }
+            _toc.Bytes.AddRange(data.Slice((int)slot, 8).ToArray());
+            _toc.Size = (ulong)_toc.Bytes.Count;
+            _tocSlots[slot] = placed;
+            foreach (var r in _after.RelocationsIn(toc, slot, slot + 8))
+                if (Resolve(r, toc) is { } t)
+                    _toc.Relocations.Add((placed + (r.Offset - slot), r.Type, t.Target, t.Addend));
+        }
+        return (new Target(_toc, null, null, 0), (long)(placed + (at - slot)));
+    }
+
+    private Piece NewToc(ElfSection toc)
+    {
+        var p = new Piece(".toc", toc, 0, 0, null);
+        _pieces.Add(p);
+        return p;
+    }
+
+    /// <summary>Copies the records of the kernel's tables that name included code.</summary>
+    private void CarryRecords()
+    {
+        var code = _pieces.Where(p => p.Entity is { IsFunction: true }).ToList();
+        foreach (var table in Image.Sections.Where(s => s.IsAlloc && !s.IsExecutable))
+        {
+            var relocations = _after.RelocationsOf(table);
+            if (relocations.Count == 0 || _pieces.Any(p => p.Source.Index == table.Index)) continue;
+            if (_after.Entities.Any(e => e.Section.Index == table.Index)) continue;
+            bool NamesIncludedCode(ElfRela r)
+            {
+                var sym = Image.Symbols[(int)r.SymbolIndex];
+                if (!sym.IsInSection) return false;
+                ulong at = unchecked(sym.Value + (ulong)r.Addend);
+                return code.Any(p => p.Source.Index == sym.SectionIndex && at >= p.Start && at < p.Start + p.Size);
+            }
+            if (!relocations.Any(NamesIncludedCode)) continue;
+            if (!RecordTables.Contains(table.Name) && !table.Name.StartsWith(".discard", StringComparison.Ordinal))
+            {
+                Refuse($"{table.Name} has entries for the changed functions, and the diff does not know how to carry " +
+                    "that table's entries");
+                continue;
+            }
+            if (table.Name.StartsWith(".discard", StringComparison.Ordinal)) continue;
+            ulong size = Image.ContentSize(table);
+            ulong? record = RecordLayout.Size(relocations, size);
+            if (record is null)
+            {
+                Refuse($"{table.Name} has entries for the changed functions, but its entry size cannot be derived " +
+                    "from its relocations");
+                continue;
+            }
+            var piece = new Piece(table.Name, table, 0, 0, null);
+            var data = Image.Data(table);
+            for (ulong start = 0; start < size; start += record.Value)
+            {
+                var inRecord = relocations.Where(r => r.Offset >= start && r.Offset < start + record.Value).ToList();
+                if (!inRecord.Any(NamesIncludedCode)) continue;
+                ulong placed = (ulong)piece.Bytes.Count;
+                piece.Bytes.AddRange(data.Slice((int)start, (int)record.Value).ToArray());
+                foreach (var r in inRecord)
+                {
+                    var resolved = Resolve(r, table);
+                    if (resolved is not { } t) continue;
+                    if (table.Name == "__jump_table" && t.Target.External is { } key)
+                        _jumpKeys.Add(key);
+                    piece.Relocations.Add((placed + (r.Offset - start), r.Type, t.Target, t.Addend));
+                }
+            }
+            piece.Size = (ulong)piece.Bytes.Count;
+            _pieces.Add(piece);
+        }
+    }
+
+    private readonly HashSet<string> _jumpKeys = new(StringComparer.Ordinal);
+
+    private void Refuse(string message) =>
+        _diagnostics.Add(Diagnostic.Create(DiagnosticCatalog.DiffCannotCarry, Image.Path, message));
+
+    private BuiltObject? Write(KernelSymbols symbols, string objectName)
+    {
+        var bindings = Bind(symbols, objectName);
+        if (bindings is null) return null;
+        foreach (var key in _jumpKeys)
+            if (bindings.TryGetValue(key, out var b) && b.Klp)
+                _diagnostics.Add(Diagnostic.Create(DiagnosticCatalog.DiffCannotCarry, Image.Path,
+                    $"a static branch in the changed code uses key {key}, which is not exported: jump labels are set " +
+                        "up when the module loads, before the livepatch core binds its symbols"));
+        foreach (var p in _pieces.Where(p => p.Entity is { IsFunction: true }))
+            foreach (var (offset, type, target, _) in p.Relocations)
+                if (IsTocRelative(type) && target.External is { } name && !LoaderSymbols.Contains(name))
+                    _diagnostics.Add(new Diagnostic(DiagnosticCatalog.DiffTocReferenceToKernel,
+                        $"{p.Entity!.Name}+0x{offset:x} addresses {name} relative to the TOC " +
+                            $"({RelocationCatalog.NameOf(type)}), and {name} stays in the kernel, out of the " +
+                            "livepatch module's TOC range", Image.Path, Function: p.Entity.Name, Offset: offset,
+                        Fix: "Compile the patched file with -mcmodel=large, which loads every address from a .toc " +
+                            "slot, or make the variable extern in the patch so GCC addresses it through the TOC."));
+        if (_diagnostics.Any(d => d.Severity == Severity.Error)) return null;
+
+        var writer = new RelocatableObjectWriter(Image.IsLittleEndian, Image.Flags);
+        foreach (var p in _pieces)
+        {
+            ulong flags = p.Source.Flags & ~ShfInfoLink;
+            p.OutputIndex = p.Source.Type == ShtNobits
+                ? writer.AddNobitsSection(p.Name, flags, p.Source.Alignment, p.Size)
+                : writer.AddSection(p.Name, ShtProgbits, flags, p.Source.Alignment, p.Bytes.ToArray(),
+                    p.Source.EntrySize);
+        }
+        writer.AddSection(".note.GNU-stack", ShtProgbits, 0, 1, []);
+        var symbolIndex = new Dictionary<object, int>();
+        foreach (var p in _pieces)
+            p.SectionSymbol = writer.AddSymbol("", StbLocal, SttSection, (ushort)p.OutputIndex);
+        var entities = _pieces.Where(p => p.Entity is not null).Select(p => (Piece: p, Entity: p.Entity!)).ToList();
+        foreach (var (p, e) in entities.Where(x => x.Entity.Symbol.Bind == StbLocal)
+                     .Concat(entities.Where(x => x.Entity.Symbol.Bind != StbLocal)))
+            symbolIndex[e] = writer.AddSymbol(e.Name, e.Symbol.Bind, e.Symbol.Type, (ushort)p.OutputIndex,
+                e.Start - p.Start, e.Size, e.Symbol.Other);
+        var externals = _pieces.SelectMany(p => p.Relocations).Where(r => r.Target.External is not null)
+            .GroupBy(r => r.Target.External!, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal);
+        foreach (var g in externals)
+            symbolIndex[g.Key] = writer.AddSymbol(g.Key, StbGlobal, g.First().Target.ExternalType == SttFunc
+                ? SttFunc : g.First().Target.ExternalType == SttObject ? SttObject : SttNotype, ShnUndef);
+        foreach (var p in _pieces.Where(p => p.Relocations.Count > 0))
+        {
+            var entries = p.Relocations.OrderBy(r => r.Offset).Select(r => (r.Offset, r.Type,
+                r.Target.Piece is { } tp ? tp.SectionSymbol
+                : r.Target.Entity is { } te ? symbolIndex[te]
+                : r.Target.External is { } name ? symbolIndex[name] : 0, r.Addend)).ToList();
+            writer.AddRelocations(".rela" + p.Name, p.OutputIndex, ShfInfoLink | (p.Source.Flags & ShfAlloc), entries);
+        }
+        byte[] bytes = writer.Write();
+
+        // Bind the names that stay in the kernel, exactly as KlpSymbol items are bound.
+        if (!ElfImage.TryParse(Image.Path, bytes, out var image, out var error))
+        {
+            _diagnostics.Add(error!);
+            return null;
+        }
+        var specs = bindings.Values.Where(b => b.Klp)
+            .Select(b => new KlpSymbolSpec(b.Name, b.Object, b.Name, b.Position)).ToList();
+        if (specs.Count > 0)
+        {
+            var converted = KlpConverter.Convert(image!, specs);
+            _diagnostics.AddRange(converted.Diagnostics.Where(d => d.Severity == Severity.Error));
+            if (!converted.Succeeded) return null;
+            bytes = converted.Output;
+        }
+        return new BuiltObject(bytes, bindings.Values.OrderBy(b => b.Name, StringComparer.Ordinal).ToList());
+    }
+
+    private static bool IsTocRelative(uint type) =>
+        type is R.PPC64_TOC16 or R.PPC64_TOC16_LO or R.PPC64_TOC16_HI or R.PPC64_TOC16_HA or R.PPC64_TOC16_DS
+            or R.PPC64_TOC16_LO_DS;
+
+    /// <summary>How each external name reaches the kernel: plain undefined when exported (or the loader's own), a
+    /// livepatch symbol with its kallsyms position otherwise.</summary>
+    private Dictionary<string, KernelBinding>? Bind(KernelSymbols symbols, string objectName)
+    {
+        var names = _pieces.SelectMany(p => p.Relocations).Select(r => r.Target.External).OfType<string>()
+            .Distinct(StringComparer.Ordinal).OrderBy(n => n, StringComparer.Ordinal);
+        string? file = _before.Image.Symbols.FirstOrDefault(s => s.Type == SttFile)?.Name;
+        var bindings = new Dictionary<string, KernelBinding>(StringComparer.Ordinal);
+        bool failed = false;
+        foreach (var name in names)
+        {
+            if (LoaderSymbols.Contains(name)) continue;
+            var defined = _before.ByName.TryGetValue(name, out var e) ? e.Symbol : null;
+            bool local = defined is { Bind: StbLocal };
+            if (!local && symbols.IsExported(name))
+            {
+                bindings[name] = new KernelBinding(name, false, objectName, 0);
+                continue;
+            }
+            // The original object alone knows only its own definitions: other files' symbols are taken as unique.
+            if (!symbols.KnowsWholeKernel && defined is null)
+            {
+                bindings[name] = new KernelBinding(name, true, objectName, 0);
+                continue;
+            }
+            var position = symbols.Position(name, !local, local ? file : null);
+            if (position.Problem is { } problem)
+            {
+                _diagnostics.Add(Diagnostic.Create(position.Missing ? DiagnosticCatalog.DiffSymbolMissing
+                    : DiagnosticCatalog.DiffSymbolAmbiguous, Image.Path,
+                    $"{name}, which the changed code uses, cannot be bound to the kernel: {problem}"));
+                failed = true;
+                continue;
+            }
+            bindings[name] = new KernelBinding(name, true, objectName, position.Position);
+        }
+        return failed ? null : bindings;
+    }
+}
+
+/// <summary>
+/// The entry size of a kernel table, from the table itself: the smallest size that divides the table and under
+/// which every entry has the same relocations at the same places (16- or 24-byte jump entries, 12-byte bug entries,
+/// 48-byte feature fixups — whatever the kernel that built the object used).
+/// </summary>
+public static class RecordLayout
+{
+    public static ulong? Size(IReadOnlyList<ElfRela> relocations, ulong tableSize)
+    {
+        if (relocations.Count == 0 || tableSize == 0) return null;
+        for (ulong size = 4; size <= tableSize; size += 4)
+        {
+            if (tableSize % size != 0) continue;
+            var first = Pattern(relocations, 0, size);
+            if (first.Count == 0) continue;
+            bool same = true;
+            for (ulong start = size; start < tableSize && same; start += size)
+                same = Pattern(relocations, start, size).SequenceEqual(first);
+            if (same) return size;
+        }
+        return null;
+    }
+
+    private static List<(ulong, uint)> Pattern(IReadOnlyList<ElfRela> relocations, ulong start, ulong size) =>
+        relocations.Where(r => r.Offset >= start && r.Offset < start + size).Select(r => (r.Offset - start, r.Type))
+            .OrderBy(x => x.Item1).ToList();
+}

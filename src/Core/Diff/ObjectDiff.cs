@@ -1,0 +1,180 @@
+using PpcLivepatch.Analysis;
+using PpcLivepatch.Diagnostics;
+using PpcLivepatch.Elf;
+using PpcLivepatch.Ppc64;
+using static PpcLivepatch.Elf.ElfConstants;
+
+namespace PpcLivepatch.Diff;
+
+/// <param name="ObjectName">The klp object the original belongs to: <c>vmlinux</c> or a module's name.</param>
+/// <param name="Symbols">Where positions and exports come from; null: the original object itself.</param>
+public sealed record DiffOptions(string ObjectName = "vmlinux", KernelSymbols? Symbols = null);
+
+/// <summary>A reference the livepatch module leaves to the running kernel.</summary>
+/// <param name="Klp">True: bound through a <c>.klp.sym</c> symbol; false: a plain undefined (exported)
+/// symbol.</param>
+public sealed record KernelBinding(string Name, bool Klp, string Object, ulong Position)
+{
+    public string SymbolName => Klp ? $"{KlpNames.SymPrefix}{Object}.{Name},{Position}" : Name;
+}
+
+public sealed record DiffReport(string OriginalPath, string PatchedPath, IReadOnlyList<string> Changed,
+    IReadOnlyList<string> New, IReadOnlyList<string> NewData, IReadOnlyList<string> LineNumbersOnly,
+    IReadOnlyList<KernelBinding> Bindings, IReadOnlyList<Diagnostic> Diagnostics)
+{
+    public bool Succeeded => Diagnostics.All(d => d.Severity != Severity.Error);
+}
+
+/// <summary>The report, and the livepatch object when nothing was refused.</summary>
+public sealed record DiffResult(DiffReport Report, byte[]? Output);
+
+/// <summary>
+/// Diffs an object compiled twice — before and after a source patch, with <c>-ffunction-sections
+/// -fdata-sections</c> — into the object a livepatch module is built from: the changed and new functions and the new
+/// data, with every reference to what stays in the kernel bound to it (undefined when exported, a livepatch symbol
+/// otherwise). What a livepatch cannot express (changed data, <c>__init</c> code, an untraceable function, a
+/// reference that cannot reach the kernel) is refused with its own code.
+/// </summary>
+public static class ObjectDiff
+{
+    public static DiffResult Run(ElfImage original, ElfImage patched, DiffOptions options)
+    {
+        var diagnostics = new List<Diagnostic>();
+        string path = patched.Path;
+        void Refuse(string code, string message, string? function = null, string? fix = null) =>
+            diagnostics.Add(new Diagnostic(code, message, path, Function: function, Fix: fix));
+
+        if (original.Abi != patched.Abi || original.IsLittleEndian != patched.IsLittleEndian)
+            Refuse(DiagnosticCatalog.DiffObjectsDoNotMatch,
+                $"the objects are for different ABIs ({AbiFacts.Name(original.Abi)} and {AbiFacts.Name(patched.Abi)})");
+        if (patched.Abi != PpcAbi.ElfV2)
+            Refuse(DiagnosticCatalog.DiffObjectsDoNotMatch,
+                "only ELFv2 (ppc64le) objects can be diffed so far: ELFv1 function descriptors (.opd) are not followed",
+                fix: "Build the livepatch for a ppc64le kernel, or write the module by hand with KlpSymbol items.");
+        if (diagnostics.Count > 0) return Refused(original, patched, diagnostics);
+
+        var before = new ObjectInventory(original);
+        var after = new ObjectInventory(patched);
+        var correlation = new SymbolCorrelation(before, after);
+        var comparer = new EntityComparer(before, after, correlation);
+
+        var changed = new List<ObjectEntity>();
+        var added = new List<ObjectEntity>();
+        var addedData = new List<ObjectEntity>();
+        var lineOnly = new List<string>();
+        foreach (var e in after.Entities.Where(e => ReferenceEquals(after.ByName[e.Name], e)))
+        {
+            string? originalName = correlation.Original(e.Name);
+            if (originalName is null)
+            {
+                if (DataSections.IsInitOrExit(e.Section))
+                    Refuse(DiagnosticCatalog.DiffInitChanged,
+                        $"the patch adds {e.Name} to {e.Section.Name}: init code and initcalls run at boot, never " +
+                            "from a livepatch", function: e.IsFunction ? e.Name : null,
+                        fix: "Do the work from the patched functions instead, or from the livepatch module's own " +
+                            "init (a klp callback).");
+                else (e.IsFunction ? added : addedData).Add(e);
+                continue;
+            }
+            var o = before.ByName[originalName];
+            switch (comparer.Compare(o, e))
+            {
+                case Change.Same:
+                    break;
+                case Change.LineNumbersOnly:
+                    lineOnly.Add(e.Name);
+                    break;
+                case Change.Changed when e.IsFunction:
+                    changed.Add(e);
+                    break;
+                case Change.Changed when DataSections.IsInitOrExit(o.Section):
+                    Refuse(DiagnosticCatalog.DiffInitChanged,
+                        $"{originalName} ({o.Section.Name}) changed: init and exit data is gone or never used once the " +
+                            "kernel runs, so a livepatch cannot change it");
+                    break;
+                case Change.Changed:
+                    Refuse(DiagnosticCatalog.DiffDataChanged,
+                        $"data object {originalName} ({o.Section.Name}) changed " +
+                            (o.Size != e.Size ? $"size ({o.Size} -> {e.Size} bytes)" : "its initial value") +
+                            ": a livepatch replaces functions, the kernel's copy of the data stays as it is",
+                        fix: "Keep the data as it was; hold new state in a shadow variable (klp_shadow_get_or_alloc), " +
+                            "or change the code that uses the data instead.");
+                    break;
+            }
+        }
+
+        // A .cold part is the same function's cold path: it jumps back into its parent, so the two go together.
+        var included = changed.Concat(added).ToHashSet();
+        foreach (var f in included.ToList())
+        {
+            foreach (var part in after.Entities.Where(p => p.IsFunction && IsColdPartOf(p.Name, f.Name)))
+                included.Add(part);
+            if (ColdParent(f.Name) is { } parent && after.ByName.TryGetValue(parent, out var p)) included.Add(p);
+        }
+        foreach (var f in included)
+        {
+            if (DataSections.IsInitOrExit(f.Section))
+                Refuse(DiagnosticCatalog.DiffInitChanged,
+                    $"{f.Name} is in {f.Section.Name}: init and exit code runs before a livepatch can apply (or is " +
+                        "freed), so changing it has no effect", function: f.Name,
+                    fix: "Leave __init/__exit functions out of the patch; a fix that must run at boot needs a reboot.");
+            else if (correlation.Original(f.Name) is { } o && !HasFtraceSite(before, before.ByName[o]))
+                Refuse(DiagnosticCatalog.DiffFunctionNotPatchable,
+                    $"{o} has no ftrace call site (bl _mcount in its prologue): the livepatch core redirects a " +
+                        "function through ftrace, so this one cannot be replaced", function: f.Name,
+                    fix: "Remove notrace from the function, or patch its callers instead.");
+        }
+        foreach (var name in correlation.Ambiguous)
+            Refuse(DiagnosticCatalog.DiffSymbolAmbiguous,
+                $"{name} could be any of several statics of the original with the same name, used by the same " +
+                    "functions; it is not guessed");
+
+        if (changed.Count == 0 && added.Count == 0 && addedData.Count == 0 && diagnostics.Count == 0)
+            Refuse(DiagnosticCatalog.DiffNoFunctionChanged,
+                "no function changed" + (lineOnly.Count > 0
+                    ? $" (only line numbers passed to might_sleep() and the like: {string.Join(", ", lineOnly)})"
+                    : ""),
+                fix: "Check that the patch applies to this file and that both objects were built from it.");
+        if (diagnostics.Any(d => d.Severity == Severity.Error)) return Refused(original, patched, diagnostics);
+
+        var symbols = options.Symbols
+            ?? KernelSymbols.FromElf(original, original.Path, wholeKernel: false, addressOrder: false);
+        var build = LivepatchObjectBuilder.Build(before, after, correlation, included.OrderBy(e => e.Symbol.Index)
+            .ToList(), addedData, symbols, options.ObjectName, diagnostics);
+        if (build is not null) diagnostics.AddRange(SiblingCalls(build.Bytes, patched.Path));
+        var report = new DiffReport(original.Path, patched.Path, Names(changed), Names(added), Names(addedData),
+            lineOnly, build?.Bindings ?? [], diagnostics);
+        return new DiffResult(report, report.Succeeded ? build?.Bytes : null);
+    }
+
+    /// <summary>A tail call from included code to the kernel leaves the caller with the module's r2 (PLP3001): in a
+    /// livepatch that is every caller of the patched function, so here it is an error, as the SDK makes it.</summary>
+    private static IEnumerable<Diagnostic> SiblingCalls(byte[] output, string path)
+    {
+        if (!ElfImage.TryParse(path, output, out var image, out var error)) return [error!];
+        return ObjectVerifier.Verify(image!, LoaderOptions.Default).Diagnostics
+            .Where(d => d.Code is DiagnosticCatalog.SiblingCallToExternal
+                or DiagnosticCatalog.SiblingCallFromLocallyCalledFunction)
+            .Select(d => d.Promoted() with { ObjectPath = path });
+    }
+
+    private static DiffResult Refused(ElfImage original, ElfImage patched, List<Diagnostic> diagnostics) =>
+        new(new DiffReport(original.Path, patched.Path, [], [], [], [], [], diagnostics), null);
+
+    private static List<string> Names(IEnumerable<ObjectEntity> e) => e.Select(x => x.Name).ToList();
+
+    private static bool IsColdPartOf(string name, string parent) =>
+        name.StartsWith(parent + ".cold", StringComparison.Ordinal);
+
+    private static string? ColdParent(string name)
+    {
+        int at = name.IndexOf(".cold", StringComparison.Ordinal);
+        return at > 0 ? name[..at] : null;
+    }
+
+    /// <summary><c>-mprofile-kernel</c> puts <c>bl _mcount</c> in every traceable function's prologue, after the
+    /// global entry's two TOC instructions and <c>mflr r0</c>.</summary>
+    private static bool HasFtraceSite(ObjectInventory inventory, ObjectEntity f) =>
+        f.Relocations.Any(r => r.Type is R.PPC64_REL24 or R.PPC64_REL24_NOTOC && r.Offset - f.Start <= 16
+            && inventory.Image.Symbols[(int)r.SymbolIndex].Name is "_mcount" or "mcount" or "__fentry__");
+}

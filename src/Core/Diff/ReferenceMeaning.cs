@@ -1,0 +1,76 @@
+using System.Text;
+using PpcLivepatch.Elf;
+using static PpcLivepatch.Elf.ElfConstants;
+
+namespace PpcLivepatch.Diff;
+
+/// <summary>
+/// What a relocation refers to, in words that mean the same in both compiles: a symbol by its original name, a
+/// section-symbol reference by the entity it lands in, a string literal by its text, a constant by its bytes, a
+/// <c>.toc</c> slot by what the slot holds. Two relocations compare equal when their meanings do — never by offsets,
+/// which any change moves.
+/// </summary>
+public sealed class ReferenceMeaning(ObjectInventory inventory, Func<string, string> originalName)
+{
+    private ElfImage Image => inventory.Image;
+
+    public string Of(ElfRela rela) => Of(Image.Symbols[(int)rela.SymbolIndex], rela.Addend, depth: 0);
+
+    private string Of(ElfSymbol sym, long addend, int depth)
+    {
+        if (sym.Type != SttSection || !sym.IsInSection)
+            return originalName(sym.Name) + Addend(addend);
+        var section = Image.Sections[(int)sym.SectionIndex];
+        ulong at = unchecked(sym.Value + (ulong)addend);
+        if (section.Name == ".toc" && depth == 0)
+        {
+            // A TOC slot is an address the code loads: it means what the slot's own relocation names.
+            var slot = inventory.RelocationsIn(section, at, at + 8);
+            return slot.Count == 1 && slot[0].Offset == at
+                ? "toc(" + Of(Image.Symbols[(int)slot[0].SymbolIndex], slot[0].Addend, depth + 1) + ")"
+                : $"toc(?{at})";
+        }
+        if (DataSections.IsMergeableStrings(section))
+            return "str(" + CString(section, at) + ")";
+        if (inventory.At(section.Index, at) is { } entity)
+            return originalName(entity.Name) + Addend((long)(at - entity.Start));
+        if (DataSections.IsMergeableConstants(section))
+            return "const(" + Convert.ToHexString(Constant(section, at)) + ")";
+        return section.Name + Addend((long)at);
+    }
+
+    private static string Addend(long a) => a == 0 ? "" : a > 0 ? $"+{a}" : $"{a}";
+
+    private string CString(ElfSection section, ulong at)
+    {
+        var data = Image.Data(section);
+        if (at >= (ulong)data.Length) return "?";
+        var rest = data[(int)at..];
+        int end = rest.IndexOf((byte)0);
+        return Encoding.UTF8.GetString(end < 0 ? rest : rest[..end]);
+    }
+
+    private byte[] Constant(ElfSection section, ulong at)
+    {
+        var data = Image.Data(section);
+        int size = (int)Math.Max(1, section.EntrySize);
+        return at + (ulong)size <= (ulong)data.Length ? data.Slice((int)at, size).ToArray() : [];
+    }
+}
+
+/// <summary>Kinds of data section the diff treats as anonymous content rather than named objects.</summary>
+public static class DataSections
+{
+    private const ulong ShfMerge = 0x10, ShfStrings = 0x20;
+
+    public static bool IsMergeableStrings(ElfSection s) => (s.Flags & (ShfMerge | ShfStrings)) == (ShfMerge | ShfStrings);
+
+    public static bool IsMergeableConstants(ElfSection s) => (s.Flags & (ShfMerge | ShfStrings)) == ShfMerge;
+
+    /// <summary><c>.init.*</c>, <c>.exit.*</c> and the initcall tables: code and data that runs at boot (or at
+    /// unload) and is freed or never kept.</summary>
+    public static bool IsInitOrExit(ElfSection s) =>
+        s.Name.StartsWith(".init.", StringComparison.Ordinal) || s.Name.StartsWith(".exit.", StringComparison.Ordinal)
+        || s.Name.StartsWith(".meminit.", StringComparison.Ordinal)
+        || s.Name.StartsWith(".initcall", StringComparison.Ordinal);
+}
