@@ -348,8 +348,9 @@ internal sealed class LivepatchObjectBuilder
     private Dictionary<string, KernelBinding>? Bind(KernelSymbols symbols, string objectName)
     {
         var names = _pieces.SelectMany(p => p.Relocations).Select(r => r.Target.External).OfType<string>()
-            .Distinct(StringComparer.Ordinal).OrderBy(n => n, StringComparer.Ordinal);
+            .Distinct(StringComparer.Ordinal).OrderBy(n => n, StringComparer.Ordinal).ToList();
         string? file = _before.Image.Symbols.FirstOrDefault(s => s.Type == SttFile)?.Name;
+        symbols.Prepare(names);
         var bindings = new Dictionary<string, KernelBinding>(StringComparer.Ordinal);
         bool failed = false;
         foreach (var name in names)

@@ -1,5 +1,5 @@
 using System.Buffers.Binary;
-using System.Text;
+using Microsoft.Win32.SafeHandles;
 using static PpcLivepatch.Elf.ElfConstants;
 
 namespace PpcLivepatch.Elf;
@@ -7,58 +7,63 @@ namespace PpcLivepatch.Elf;
 /// <summary>
 /// The symbol table of any ELF64 file — vmlinux and other executables too, which <see cref="ElfImage"/> (relocatable
 /// objects only) does not take: each symbol's name, value, st_info and section index, in table order, every offset
-/// checked against the file.
+/// checked against the file. Only the headers, the symbol table and its string table are read (a vmlinux is mostly
+/// code and debug information), and names stay bytes in the string table (offset and length).
 /// </summary>
 public static class ElfSymbolTable
 {
-    public static List<(string Name, ulong Value, byte Info, ushort Section)>? Read(ReadOnlyMemory<byte> memory,
-        out string? problem)
+    public readonly record struct Entry(int NameStart, int NameLength, ulong Value, byte Info, ushort Section);
+
+    /// <returns>The entries and the string table their names point into; null with <paramref name="problem"/> when
+    /// the file is no ELF64 file with a symbol table.</returns>
+    public static (List<Entry> Entries, byte[] Names)? Read(SafeFileHandle file, out string? problem)
     {
-        var file = memory.Span;
         problem = null;
-        if (file.Length < Elf64HeaderSize || file[4] != ClassElf64 || file[5] is not (DataLsb or DataMsb))
+        long fileLength = RandomAccess.GetLength(file);
+        var header = new byte[Elf64HeaderSize];
+        if (fileLength < Elf64HeaderSize || RandomAccess.Read(file, header, 0) != header.Length
+            || !header.AsSpan().StartsWith("\u007fELF"u8) || header[4] != ClassElf64 || header[5] is not (DataLsb or DataMsb))
         {
             problem = "not a 64-bit ELF file";
             return null;
         }
-        bool le = file[5] == DataLsb;
+        bool le = header[5] == DataLsb;
         ulong U64(ReadOnlySpan<byte> b, int at) => le ? BinaryPrimitives.ReadUInt64LittleEndian(b[at..])
             : BinaryPrimitives.ReadUInt64BigEndian(b[at..]);
         uint U32(ReadOnlySpan<byte> b, int at) => le ? BinaryPrimitives.ReadUInt32LittleEndian(b[at..])
             : BinaryPrimitives.ReadUInt32BigEndian(b[at..]);
         ushort U16(ReadOnlySpan<byte> b, int at) => le ? BinaryPrimitives.ReadUInt16LittleEndian(b[at..])
             : BinaryPrimitives.ReadUInt16BigEndian(b[at..]);
-        ulong shoff = U64(file, 40);
-        int shentsize = U16(file, 58), shnum = U16(file, 60);
-        if (shentsize != Elf64SectionHeaderSize || shoff > (ulong)file.Length
-            || (ulong)shnum * Elf64SectionHeaderSize > (ulong)file.Length - shoff)
+        ulong shoff = U64(header, 40);
+        int shentsize = U16(header, 58), shnum = U16(header, 60);
+        if (shentsize != Elf64SectionHeaderSize || shoff > (ulong)fileLength
+            || (ulong)shnum * Elf64SectionHeaderSize > (ulong)fileLength - shoff)
         {
             problem = "the section header table lies outside the file";
             return null;
         }
-        ReadOnlySpan<byte> Header(int i) =>
-            memory.Span.Slice((int)shoff + i * Elf64SectionHeaderSize, Elf64SectionHeaderSize);
-        bool Contents(ReadOnlySpan<byte> h, out int offset, out int size)
+        var headers = new byte[shnum * Elf64SectionHeaderSize];
+        RandomAccess.Read(file, headers, (long)shoff);
+        byte[]? Contents(int index)
         {
-            ulong o = U64(h, 24), s = U64(h, 32), length = (ulong)memory.Length;
-            offset = (int)Math.Min(o, int.MaxValue);
-            size = (int)Math.Min(s, int.MaxValue);
-            return o <= length && s <= length - o;
+            var h = headers.AsSpan(index * Elf64SectionHeaderSize, Elf64SectionHeaderSize);
+            ulong o = U64(h, 24), s = U64(h, 32);
+            if (o > (ulong)fileLength || s > (ulong)fileLength - o || s > int.MaxValue) return null;
+            var bytes = GC.AllocateUninitializedArray<byte>((int)s);
+            return RandomAccess.Read(file, bytes, (long)o) == bytes.Length ? bytes : null;
         }
         for (int i = 0; i < shnum; i++)
         {
-            var h = Header(i);
-            if (U32(h, 4) != ShtSymtab) continue;
-            uint link = U32(h, 40);
-            if (link >= shnum || !Contents(h, out int symOffset, out int symSize)
-                || !Contents(Header((int)link), out int strOffset, out int strSize))
+            if (U32(headers, i * Elf64SectionHeaderSize + 4) != ShtSymtab) continue;
+            uint link = U32(headers, i * Elf64SectionHeaderSize + 40);
+            var symbols = Contents(i);
+            var strings = link < shnum ? Contents((int)link) : null;
+            if (symbols is null || strings is null)
             {
                 problem = "the symbol table or its string table lies outside the file";
                 return null;
             }
-            var symbols = file.Slice(symOffset, symSize);
-            var strings = file.Slice(strOffset, strSize);
-            var result = new List<(string, ulong, byte, ushort)>(symSize / Elf64SymbolSize);
+            var result = new List<Entry>(symbols.Length / Elf64SymbolSize);
             for (int at = 0; at + Elf64SymbolSize <= symbols.Length; at += Elf64SymbolSize)
             {
                 uint name = U32(symbols, at);
@@ -67,12 +72,11 @@ public static class ElfSymbolTable
                     problem = $"symbol {at / Elf64SymbolSize} names string 0x{name:x}, past the string table";
                     return null;
                 }
-                var rest = strings[(int)name..];
-                int end = rest.IndexOf((byte)0);
-                result.Add((Encoding.UTF8.GetString(end < 0 ? rest : rest[..end]), U64(symbols, at + 8),
+                int end = strings.AsSpan((int)name).IndexOf((byte)0);
+                result.Add(new Entry((int)name, end < 0 ? strings.Length - (int)name : end, U64(symbols, at + 8),
                     symbols[at + 4], U16(symbols, at + 6)));
             }
-            return result;
+            return (result, strings);
         }
         problem = "it has no symbol table (a stripped file)";
         return null;
