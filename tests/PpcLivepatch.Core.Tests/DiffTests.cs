@@ -117,6 +117,8 @@ public sealed class DiffTests
     [DataRow("cmdline-static-local-medium", DiagnosticCatalog.DiffTocReferenceToKernel,
         "addresses calls.0 relative to the TOC (R_PPC64_TOC16_HA)")]
     [DataRow("uptime-line-shift", DiagnosticCatalog.DiffNoFunctionChanged, "no function changed")]
+    [DataRow("cmdline-static-key", DiagnosticCatalog.DiffCannotCarry,
+        "a static branch in the changed code uses key cmdline_key, which is not exported")]
     public void WhatALivepatchCannotExpressIsRefusedWithItsOwnCode(string pair, string code, string message)
     {
         var result = Diff(pair);
@@ -184,13 +186,52 @@ public sealed class DiffTests
         // __bug_table entries (CONFIG_DEBUG_BUGVERBOSE with relative pointers).
         Assert.IsTrue(ElfImage.TryLoad(Pair("uptime-line-shift", "orig"), out var image, out _));
         var inventory = new ObjectInventory(image!);
+        // (image and inventory are reassigned below; SizeOf reads the current ones.)
         ulong SizeOf(string table)
         {
             var section = image!.Sections.Single(s => s.Name == table);
-            return RecordLayout.Size(inventory.RelocationsOf(section), image.ContentSize(section)) ?? 0;
+            return RecordLayout.Size(table, inventory.RelocationsOf(section), image.ContentSize(section)) ?? 0;
         }
         Assert.AreEqual(8UL, SizeOf("__mcount_loc"));
         Assert.AreEqual(12UL, SizeOf("__bug_table"));
+
+        // get_user(): 8-byte exception entries (two relative fields, which relocations alone would split in two),
+        // 16-byte jump entries (code, target, key), and an 8-byte barrier_nospec fixup.
+        Assert.IsTrue(ElfImage.TryLoad(Pair("cmdline-uaccess", "orig"), out image, out _));
+        inventory = new ObjectInventory(image!);
+        Assert.AreEqual(8UL, SizeOf("__ex_table"));
+        var exTable = image!.Sections.Single(s => s.Name == "__ex_table");
+        Assert.AreEqual(4UL, RecordLayout.Size(inventory.RelocationsOf(exTable), image.ContentSize(exTable)),
+            "by relocations alone an exception entry looks like two");
+        Assert.AreEqual(16UL, SizeOf("__jump_table"));
+        Assert.AreEqual(8UL, SizeOf("__barrier_nospec_fixup"));
+    }
+
+    [TestMethod]
+    public void UserAccessCarriesItsExceptionJumpAndFixupEntries()
+    {
+        // With the kernel's exports known, get_user()'s static key (uaccess_flush_key) stays undefined, and the
+        // changed function's entries of __ex_table, __jump_table and __barrier_nospec_fixup come along, pointing
+        // into the new copy; without them a fault in the copy would oops instead of returning -EFAULT.
+        var symbols = KernelSymbols.Load(Path.Combine(KernelTree(), "System.map"), "vmlinux", out _)!;
+        var result = Diff("cmdline-uaccess", new DiffOptions("vmlinux", symbols));
+        Assert.IsTrue(result.Report.Succeeded, string.Join("\n", result.Report.Diagnostics.Select(d => d.Message)));
+        Assert.IsFalse(result.Report.Bindings.Single(b => b.Name == "uaccess_flush_key").Klp);
+        string output = Path.Combine(Repo.NewTempDir(), "out.o");
+        File.WriteAllBytes(output, result.Output!);
+        string relocations = Tool.Check("powerpc64le-linux-gnu-readelf", "-rW", output);
+        string Table(string name) => relocations[relocations.IndexOf($"'.rela{name}'", StringComparison.Ordinal)..]
+            .Split("\n\n")[0];
+        StringAssert.Contains(Table("__ex_table"), "contains 2 entries");
+        StringAssert.Contains(Table("__jump_table"), "uaccess_flush_key + 0");
+        StringAssert.Contains(Table("__barrier_nospec_fixup"), ".text.cmdline_proc_show + ");
+        foreach (var table in new[] { "__ex_table", "__jump_table", "__barrier_nospec_fixup" })
+            Assert.IsFalse(System.Text.RegularExpressions.Regex.IsMatch(Table(table), @"\.text\.(?!cmdline_proc_show)"));
+
+        // The original object alone cannot tell that the key is exported: refused, never bound through kallsyms.
+        var alone = Diff("cmdline-uaccess").Report;
+        Assert.AreEqual(DiagnosticCatalog.DiffCannotCarry, Codes(alone));
+        StringAssert.Contains(alone.Diagnostics[0].Message, "uaccess_flush_key, which is not exported");
     }
 
     [TestMethod]

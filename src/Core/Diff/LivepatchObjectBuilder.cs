@@ -234,7 +234,7 @@ internal sealed class LivepatchObjectBuilder
             }
             if (table.Name.StartsWith(".discard", StringComparison.Ordinal)) continue;
             ulong size = Image.ContentSize(table);
-            ulong? record = RecordLayout.Size(relocations, size);
+            ulong? record = RecordLayout.Size(table.Name, relocations, size);
             if (record is null)
             {
                 Refuse($"{table.Name} has entries for the changed functions, but its entry size cannot be derived " +
@@ -387,18 +387,32 @@ internal sealed class LivepatchObjectBuilder
 /// <summary>
 /// The entry size of a kernel table, from the table itself: the smallest size that divides the table and under
 /// which every entry has the same relocations at the same places (16- or 24-byte jump entries, 12-byte bug entries,
-/// 48-byte feature fixups — whatever the kernel that built the object used).
+/// 48-byte feature fixups — whatever the kernel that built the object used). Relocations alone cannot tell an 8-byte
+/// exception entry (insn, fixup) from two 4-byte ones, so an entry must also hold as many relocated fields as the
+/// table's entries always have: a wrong, smaller size would carry half an entry.
 /// </summary>
 public static class RecordLayout
 {
-    public static ulong? Size(IReadOnlyList<ElfRela> relocations, ulong tableSize)
+    private static readonly Dictionary<string, int> FieldsPerEntry = new(StringComparer.Ordinal)
+    {
+        ["__ex_table"] = 2,       // insn, fixup
+        ["__jump_table"] = 3,     // code, target, key
+        ["__ftr_fixup"] = 4,      // start, end, alt_start, alt_end (after the mask and value)
+        ["__mmu_ftr_fixup"] = 4,
+        ["__fw_ftr_fixup"] = 4,
+    };
+
+    public static ulong? Size(string table, IReadOnlyList<ElfRela> relocations, ulong tableSize) =>
+        Size(relocations, tableSize, FieldsPerEntry.GetValueOrDefault(table, 1));
+
+    public static ulong? Size(IReadOnlyList<ElfRela> relocations, ulong tableSize, int fieldsPerEntry = 1)
     {
         if (relocations.Count == 0 || tableSize == 0) return null;
         for (ulong size = 4; size <= tableSize; size += 4)
         {
             if (tableSize % size != 0) continue;
             var first = Pattern(relocations, 0, size);
-            if (first.Count == 0) continue;
+            if (first.Count < fieldsPerEntry) continue;
             bool same = true;
             for (ulong start = size; start < tableSize && same; start += size)
                 same = Pattern(relocations, start, size).SequenceEqual(first);
