@@ -5,6 +5,7 @@ using PpcLivepatch.Diagnostics;
 using PpcLivepatch.Diff;
 using PpcLivepatch.Elf;
 using PpcLivepatch.Patching;
+using PpcLivepatch.Reports;
 
 namespace PpcLivepatch.Tests;
 
@@ -117,6 +118,8 @@ public sealed class DiffTests
     [DataRow("cmdline-static-local-medium", DiagnosticCatalog.DiffTocReferenceToKernel,
         "addresses calls.0 relative to the TOC (R_PPC64_TOC16_HA)")]
     [DataRow("uptime-line-shift", DiagnosticCatalog.DiffNoFunctionChanged, "no function changed")]
+    [DataRow("cmdline-notrace", DiagnosticCatalog.DiffFunctionNotPatchable,
+        "cmdline_proc_show has no ftrace call site (bl _mcount in its prologue)")]
     [DataRow("cmdline-static-key", DiagnosticCatalog.DiffCannotCarry,
         "a static branch in the changed code uses key cmdline_key, which is not exported")]
     public void WhatALivepatchCannotExpressIsRefusedWithItsOwnCode(string pair, string code, string message)
@@ -128,6 +131,35 @@ public sealed class DiffTests
         Assert.IsNotNull(d, Codes(result.Report));
         Assert.AreEqual(Severity.Error, d.Severity);
         StringAssert.Contains(d.Message, message);
+    }
+
+    [TestMethod]
+    public void AWarnsBugTableEntryAndItsFileNameComeAlong()
+    {
+        var result = Diff("uptime-warn");
+        Assert.IsTrue(result.Report.Succeeded, string.Join("\n", result.Report.Diagnostics.Select(d => d.Message)));
+        string output = Path.Combine(Repo.NewTempDir(), "out.o");
+        File.WriteAllBytes(output, result.Output!);
+        string relocations = Tool.Check("powerpc64le-linux-gnu-readelf", "-rW", output);
+        string bugs = relocations[relocations.IndexOf("'.rela__bug_table'", StringComparison.Ordinal)..]
+            .Split("\n\n")[0];
+        // One 12-byte entry: the trap's address in the new copy, and the file name the WARN prints.
+        StringAssert.Contains(bugs, "contains 2 entries");
+        StringAssert.Contains(bugs, ".text.uptime_proc_show + ");
+        StringAssert.Contains(Tool.Check("powerpc64le-linux-gnu-readelf", "-SW", output), "__bug_table");
+        StringAssert.Contains(Tool.Check("powerpc64le-linux-gnu-strings", output), "fs/proc/uptime.c");
+    }
+
+    [TestMethod]
+    public void WithDebugInformationFunctionsAndRefusalsNameTheirCLine()
+    {
+        var changed = Diff("cmdline-string-debug").Report;
+        Assert.AreEqual(new SourceLocation("fs/proc/cmdline.c", 8, 1), changed.Sources["cmdline_proc_show"]);
+        var refused = Diff("cmdline-init-debug").Report;
+        var d = refused.Diagnostics.Single(x => x.Code == DiagnosticCatalog.DiffInitChanged);
+        Assert.AreEqual("fs/proc/cmdline.c", d.Source?.File);
+        Assert.AreEqual(15, d.Source?.Line);
+        StringAssert.StartsWith(ReportWriters.CanonicalLine(d), "fs/proc/cmdline.c(15,1): error PLP5002:");
     }
 
     [TestMethod]

@@ -1,5 +1,6 @@
 using PpcLivepatch.Analysis;
 using PpcLivepatch.Diagnostics;
+using PpcLivepatch.Dwarf;
 using PpcLivepatch.Elf;
 using PpcLivepatch.Ppc64;
 using static PpcLivepatch.Elf.ElfConstants;
@@ -23,6 +24,11 @@ public sealed record DiffReport(string OriginalPath, string PatchedPath, IReadOn
     IReadOnlyList<KernelBinding> Bindings, IReadOnlyList<Diagnostic> Diagnostics)
 {
     public bool Succeeded => Diagnostics.All(d => d.Severity != Severity.Error);
+
+    /// <summary>Where each changed or new function starts in the patched source, when the object has line
+    /// tables.</summary>
+    public IReadOnlyDictionary<string, SourceLocation> Sources { get; init; } =
+        new Dictionary<string, SourceLocation>();
 }
 
 /// <summary>The report, and the livepatch object when nothing was refused.</summary>
@@ -41,8 +47,18 @@ public static class ObjectDiff
     {
         var diagnostics = new List<Diagnostic>();
         string path = patched.Path;
+        // The C line of a function's entry, from the patched object's line tables (when it was built with -g).
+        LineTable? lines = null;
+        ObjectInventory? after = null;
+        SourceLocation? SourceOf(string? function)
+        {
+            if (function is null || after is null || !after.ByName.TryGetValue(function, out var e)) return null;
+            lines ??= LineTable.ReadOrEmpty(patched, out _);
+            return lines.Lookup(e.Section.Index, e.Start);
+        }
         void Refuse(string code, string message, string? function = null, string? fix = null) =>
-            diagnostics.Add(new Diagnostic(code, message, path, Function: function, Fix: fix));
+            diagnostics.Add(new Diagnostic(code, message, path, Function: function, Source: SourceOf(function),
+                Fix: fix));
 
         if (original.Abi != patched.Abi || original.IsLittleEndian != patched.IsLittleEndian)
             Refuse(DiagnosticCatalog.DiffObjectsDoNotMatch,
@@ -54,7 +70,7 @@ public static class ObjectDiff
         if (diagnostics.Count > 0) return Refused(original, patched, diagnostics);
 
         var before = new ObjectInventory(original);
-        var after = new ObjectInventory(patched);
+        after = new ObjectInventory(patched);
         var correlation = new SymbolCorrelation(before, after);
         var comparer = new EntityComparer(before, after, correlation);
 
@@ -142,8 +158,11 @@ public static class ObjectDiff
         var build = LivepatchObjectBuilder.Build(before, after, correlation, included.OrderBy(e => e.Symbol.Index)
             .ToList(), addedData, symbols, options.ObjectName, diagnostics);
         if (build is not null) diagnostics.AddRange(SiblingCalls(build.Bytes, patched.Path));
+        var sources = new Dictionary<string, SourceLocation>(StringComparer.Ordinal);
+        foreach (var f in changed.Concat(added))
+            if (SourceOf(f.Name) is { } source) sources[f.Name] = source;
         var report = new DiffReport(original.Path, patched.Path, Names(changed), Names(added), Names(addedData),
-            lineOnly, build?.Bindings ?? [], diagnostics);
+            lineOnly, build?.Bindings ?? [], diagnostics) { Sources = sources };
         return new DiffResult(report, report.Succeeded ? build?.Bytes : null);
     }
 

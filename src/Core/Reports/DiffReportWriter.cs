@@ -26,6 +26,8 @@ public static class DiffReportWriter
             .Where(p => p.Length > 0).ToList();
         sb.Append($"{r.PatchedPath}: {(r.Succeeded ? "livepatch object written" : "refused")}" +
             (parts.Count > 0 ? $": {string.Join(", ", parts)}" : "") + "\n");
+        foreach (var (name, source) in r.Sources)
+            sb.Append($"  {name}: {source.File}:{source.Line}\n");
         if (r.LineNumbersOnly.Count > 0)
             sb.Append($"  unchanged but for line numbers: {string.Join(", ", r.LineNumbersOnly)}\n");
         foreach (var b in r.Bindings)
@@ -49,6 +51,16 @@ public static class DiffReportWriter
         Names("new", r.New);
         Names("newData", r.NewData);
         Names("lineNumbersOnly", r.LineNumbersOnly);
+        w.WriteStartArray("functions");
+        foreach (var (name, change) in r.Changed.Select(n => (n, "changed")).Concat(r.New.Select(n => (n, "new"))))
+        {
+            w.WriteStartObject();
+            w.WriteString("name", name);
+            w.WriteString("change", change);
+            ReportWriters.WriteSource(w, r.Sources.GetValueOrDefault(name));
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
         w.WriteStartArray("kernelSymbols");
         foreach (var b in r.Bindings)
         {

@@ -415,7 +415,7 @@ public static class ReportWriters
     private static string Level(Severity s) =>
         s switch { Severity.Error => "error", Severity.Warning => "warning", _ => "note" };
 
-    private static void WriteSource(Utf8JsonWriter w, SourceLocation? source)
+    internal static void WriteSource(Utf8JsonWriter w, SourceLocation? source)
     {
         if (source is null) { w.WriteNull("source"); return; }
         w.WriteStartObject("source");
