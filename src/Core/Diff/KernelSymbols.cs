@@ -72,7 +72,8 @@ public sealed class KernelSymbols
         }
         if (!_addressOrder) return;
         foreach (var n in wanted)
-            _byName[n].Sort((a, b) => a.Address != b.Address ? a.Address.CompareTo(b.Address) : a.Order.CompareTo(b.Order));
+            _byName[n].Sort((a, b) => a.Address != b.Address ? a.Address.CompareTo(b.Address)
+                : a.Order.CompareTo(b.Order));
     }
 
     private List<KernelSymbol> Named(string name)
@@ -153,7 +154,8 @@ public sealed class KernelSymbols
     }
 
     private static Diagnostics.Diagnostic Unreadable(string path, string why) =>
-        Diagnostics.Diagnostic.Create(Diagnostics.DiagnosticCatalog.UnreadableFile, path, $"cannot read '{path}': {why}");
+        Diagnostics.Diagnostic.Create(Diagnostics.DiagnosticCatalog.UnreadableFile, path,
+            $"cannot read '{path}': {why}");
 
     /// <summary>The original object's own symbols: positions among its own definitions.</summary>
     public static KernelSymbols FromElf(ElfImage image, string source, bool wholeKernel, bool addressOrder)

@@ -26,7 +26,8 @@ internal sealed class LivepatchObjectBuilder
         "__entry_flush_fixup", "__uaccess_flush_fixup", "__scv_entry_flush_fixup",
     };
 
-    private static readonly HashSet<string> LoaderSymbols = new(StringComparer.Ordinal) { ".TOC.", "_mcount", "mcount" };
+    private static readonly HashSet<string> LoaderSymbols =
+        new(StringComparer.Ordinal) { ".TOC.", "_mcount", "mcount" };
 
     private sealed class Piece(string name, ElfSection source, ulong start, ulong size, ObjectEntity? entity)
     {

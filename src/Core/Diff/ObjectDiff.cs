@@ -105,16 +105,16 @@ public static class ObjectDiff
                     break;
                 case Change.Changed when DataSections.IsInitOrExit(o.Section):
                     Refuse(DiagnosticCatalog.DiffInitChanged,
-                        $"{originalName} ({o.Section.Name}) changed: init and exit data is gone or never used once the " +
-                            "kernel runs, so a livepatch cannot change it");
+                        $"{originalName} ({o.Section.Name}) changed: init and exit data is gone or never used " +
+                            "once the kernel runs, so a livepatch cannot change it");
                     break;
                 case Change.Changed:
                     Refuse(DiagnosticCatalog.DiffDataChanged,
                         $"data object {originalName} ({o.Section.Name}) changed " +
                             (o.Size != e.Size ? $"size ({o.Size} -> {e.Size} bytes)" : "its initial value") +
                             ": a livepatch replaces functions, the kernel's copy of the data stays as it is",
-                        fix: "Keep the data as it was; hold new state in a shadow variable (klp_shadow_get_or_alloc), " +
-                            "or change the code that uses the data instead.");
+                        fix: "Keep the data as it was; hold new state in a shadow variable " +
+                            "(klp_shadow_get_or_alloc), or change the code that uses the data instead.");
                     break;
             }
         }

@@ -81,5 +81,6 @@ public sealed class ObjectInventory
     }
 
     public byte[] Bytes(ObjectEntity e) =>
-        e.Section.Type == ShtNobits ? new byte[e.Size] : Image.Data(e.Section).Slice((int)e.Start, (int)e.Size).ToArray();
+        e.Section.Type == ShtNobits ? new byte[e.Size] : Image.Data(e.Section).Slice((int)e.Start, (int)e.Size)
+            .ToArray();
 }

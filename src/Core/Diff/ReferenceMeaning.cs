@@ -63,7 +63,8 @@ public static class DataSections
 {
     private const ulong ShfMerge = 0x10, ShfStrings = 0x20;
 
-    public static bool IsMergeableStrings(ElfSection s) => (s.Flags & (ShfMerge | ShfStrings)) == (ShfMerge | ShfStrings);
+    public static bool IsMergeableStrings(ElfSection s) =>
+        (s.Flags & (ShfMerge | ShfStrings)) == (ShfMerge | ShfStrings);
 
     public static bool IsMergeableConstants(ElfSection s) => (s.Flags & (ShfMerge | ShfStrings)) == ShfMerge;
 

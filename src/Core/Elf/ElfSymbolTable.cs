@@ -22,7 +22,8 @@ public static class ElfSymbolTable
         long fileLength = RandomAccess.GetLength(file);
         var header = new byte[Elf64HeaderSize];
         if (fileLength < Elf64HeaderSize || RandomAccess.Read(file, header, 0) != header.Length
-            || !header.AsSpan().StartsWith("\u007fELF"u8) || header[4] != ClassElf64 || header[5] is not (DataLsb or DataMsb))
+            || !header.AsSpan().StartsWith("\u007fELF"u8) || header[4] != ClassElf64
+                || header[5] is not (DataLsb or DataMsb))
         {
             problem = "not a 64-bit ELF file";
             return null;
