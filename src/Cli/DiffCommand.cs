@@ -11,9 +11,10 @@ internal static class DiffCommand
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
         string? output = null, symbolsPath = null, objectName = null;
+        bool bind = true;
         var format = ReportFormat.Text;
         var files = new List<string>();
-        string[] valued = ["-o", "--symbols", "--object", "--format"];
+        string[] valued = ["-o", "--symbols", "--object", "--format", "--unbound"];
         for (int i = 0; i < args.Length; i++)
         {
             string a = args[i];
@@ -32,6 +33,9 @@ internal static class DiffCommand
                     objectName = Value();
                     if (objectName is null || objectName.Length is 0 or > 55 || objectName.Contains('.'))
                         return Fail(stderr, "--object needs vmlinux or a module name (1-55 characters, no '.')");
+                    break;
+                case "--unbound" when inline is null:
+                    bind = false;
                     break;
                 case "--format":
                     string? f = Value();
@@ -70,7 +74,7 @@ internal static class DiffCommand
                 return CliApp.ExitUsage;
             }
         }
-        var result = ObjectDiff.Run(loaded[0], loaded[1], new DiffOptions(objectName ?? "vmlinux", symbols));
+        var result = ObjectDiff.Run(loaded[0], loaded[1], new DiffOptions(objectName ?? "vmlinux", symbols, bind));
         var report = result.Report;
         if (result.Output is not null)
         {

@@ -93,6 +93,36 @@ public sealed class DiffTests
     }
 
     [TestMethod]
+    public void AnUnboundObjectLinksWithOthersAndIsBoundAfterTheLinkAsTheSdkDoes()
+    {
+        // ld -r would turn .klp.rela sections into data and .klp.sym symbols into absolute ones: unbound, the object
+        // links with the module's other objects, and Convert binds what the report lists on the linked module.
+        var result = Diff("version-new-function", new DiffOptions(Bind: false));
+        Assert.IsTrue(result.Report.Succeeded);
+        string dir = Repo.NewTempDir(), diffed = Path.Combine(dir, "diffed.o"), other = Path.Combine(dir, "other.o");
+        File.WriteAllBytes(diffed, result.Output!);
+        StringAssert.DoesNotMatch(Tool.Check("powerpc64le-linux-gnu-readelf", "-sW", diffed),
+            new System.Text.RegularExpressions.Regex(@"\.klp\."));
+        File.Copy(Pair("cmdline-string", "patched"), other);
+        string linked = Path.Combine(dir, "module.o");
+        Tool.Check("powerpc64le-linux-gnu-ld", "-r", "-o", linked, diffed, other);
+
+        Assert.IsTrue(ElfImage.TryLoad(linked, out var image, out var error), error?.Message);
+        var specs = result.Report.Bindings.Where(b => b.Klp)
+            .Select(b => new PpcLivepatch.Klp.KlpSymbolSpec(b.Name, b.Object, b.Name, b.Position)).ToList();
+        var converted = PpcLivepatch.Klp.KlpConverter.Convert(image!, specs);
+        Assert.IsTrue(converted.Succeeded, string.Join("\n", converted.Diagnostics.Select(d => d.Message)));
+        string bound = Path.Combine(dir, "bound.o");
+        File.WriteAllBytes(bound, converted.Output);
+        StringAssert.Contains(Tool.Check("powerpc64le-linux-gnu-readelf", "-SW", bound),
+            ".klp.rela.vmlinux..text.version_proc_show");
+        Assert.IsTrue(ElfImage.TryLoad(bound, out var again, out _));
+        var patched = ObjectPatcher.Patch(again!, new PatchOptions(FixStrategy.Auto, SiteSelection.Needed,
+            LoaderOptions.Default));
+        Assert.IsTrue(patched.Report.Accepted, string.Join("\n", patched.Report.Diagnostics.Select(d => d.Message)));
+    }
+
+    [TestMethod]
     public void TheKernelsTablesComeAlongForTheIncludedFunctionsOnly()
     {
         var result = Diff("uptime-new-global");

@@ -71,7 +71,7 @@ internal sealed class LivepatchObjectBuilder
 
     public static BuiltObject? Build(ObjectInventory before, ObjectInventory after, SymbolCorrelation correlation,
         IReadOnlyList<ObjectEntity> functions, IReadOnlyList<ObjectEntity> data, KernelSymbols symbols,
-        string objectName, List<Diagnostic> diagnostics)
+        string objectName, bool bind, List<Diagnostic> diagnostics)
     {
         var b = new LivepatchObjectBuilder(before, after, correlation, diagnostics);
         foreach (var e in functions.Concat(data)) b.AddEntity(e);
@@ -81,7 +81,7 @@ internal sealed class LivepatchObjectBuilder
         for (int i = 0; i < b._pieces.Count; i++)
             if (b._pieces[i].Relocations.Count == 0) b.ResolveRelocations(b._pieces[i]);
         if (diagnostics.Any(d => d.Severity == Severity.Error)) return null;
-        return b.Write(symbols, objectName);
+        return b.Write(symbols, objectName, bind);
     }
 
     private void AddEntity(ObjectEntity e)
@@ -269,7 +269,7 @@ internal sealed class LivepatchObjectBuilder
     private void Refuse(string message) =>
         _diagnostics.Add(Diagnostic.Create(DiagnosticCatalog.DiffCannotCarry, Image.Path, message));
 
-    private BuiltObject? Write(KernelSymbols symbols, string objectName)
+    private BuiltObject? Write(KernelSymbols symbols, string objectName, bool bind)
     {
         var bindings = Bind(symbols, objectName);
         if (bindings is null) return null;
@@ -330,7 +330,7 @@ internal sealed class LivepatchObjectBuilder
         }
         var specs = bindings.Values.Where(b => b.Klp)
             .Select(b => new KlpSymbolSpec(b.Name, b.Object, b.Name, b.Position)).ToList();
-        if (specs.Count > 0)
+        if (bind && specs.Count > 0)
         {
             var converted = KlpConverter.Convert(image!, specs);
             _diagnostics.AddRange(converted.Diagnostics.Where(d => d.Severity == Severity.Error));

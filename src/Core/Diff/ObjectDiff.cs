@@ -9,7 +9,10 @@ namespace PpcLivepatch.Diff;
 
 /// <param name="ObjectName">The klp object the original belongs to: <c>vmlinux</c> or a module's name.</param>
 /// <param name="Symbols">Where positions and exports come from; null: the original object itself.</param>
-public sealed record DiffOptions(string ObjectName = "vmlinux", KernelSymbols? Symbols = null);
+/// <param name="Bind">False: references to the kernel stay plain undefined symbols and the report lists how each is to
+/// be bound — for a link step that binds them afterwards, since <c>ld -r</c> does not keep <c>.klp.rela</c> sections
+/// (the SDK links, then its Convert step binds them).</param>
+public sealed record DiffOptions(string ObjectName = "vmlinux", KernelSymbols? Symbols = null, bool Bind = true);
 
 /// <summary>A reference the livepatch module leaves to the running kernel.</summary>
 /// <param name="Klp">True: bound through a <c>.klp.sym</c> symbol; false: a plain undefined (exported)
@@ -156,7 +159,7 @@ public static class ObjectDiff
         var symbols = options.Symbols
             ?? KernelSymbols.FromElf(original, original.Path, wholeKernel: false, addressOrder: false);
         var build = LivepatchObjectBuilder.Build(before, after, correlation, included.OrderBy(e => e.Symbol.Index)
-            .ToList(), addedData, symbols, options.ObjectName, diagnostics);
+            .ToList(), addedData, symbols, options.ObjectName, options.Bind, diagnostics);
         if (build is not null) diagnostics.AddRange(SiblingCalls(build.Bytes, patched.Path));
         var sources = new Dictionary<string, SourceLocation>(StringComparer.Ordinal);
         foreach (var f in changed.Concat(added))
