@@ -361,6 +361,48 @@ public sealed class DiffTests
         Assert.IsFalse(File.Exists(output));
     }
 
+    private static int Iterations => int.TryParse(Environment.GetEnvironmentVariable("PPCLP_FUZZ_ITERATIONS"),
+        out int n) && n > 0 ? n : 600;
+
+    [TestMethod]
+    public void MutatedObjectsGiveCodedRefusalsNeverExceptions()
+    {
+        // The fixture fuzzer's mutations (header fields, section headers, symbols, relocations, bit flips) applied to
+        // either side of the pairs: every run ends in a report, and an object written is one our parser reads back.
+        var pairs = Directory.GetFiles(Path.Combine(Repo.Root, "tests", "fixtures", "diff", "pairs"), "*.orig.o")
+            .Order(StringComparer.Ordinal).Select(o => (File.ReadAllBytes(o),
+                File.ReadAllBytes(o.Replace(".orig.o", ".patched.o", StringComparison.Ordinal)))).ToArray();
+        var random = new Random(20261130);
+        int parsed = 0, written = 0;
+        var failures = new List<string>();
+        for (int i = 0; i < Iterations && failures.Count < 3; i++)
+        {
+            var (orig, patched) = pairs[random.Next(pairs.Length)];
+            bool mutateOriginal = random.Next(2) == 0;
+            byte[] a = mutateOriginal ? FuzzTests.Mutate(orig, random) : orig;
+            byte[] b = mutateOriginal ? patched : FuzzTests.Mutate(patched, random);
+            try
+            {
+                if (!ElfImage.TryParse("orig.o", a, out var before, out _)
+                    || !ElfImage.TryParse("patched.o", b, out var after, out _)) continue;
+                parsed++;
+                var result = ObjectDiff.Run(before!, after!, new DiffOptions());
+                Assert.IsTrue(result.Report.Diagnostics.All(d => d.Code.StartsWith("PLP", StringComparison.Ordinal)));
+                if (result.Output is null) continue;
+                written++;
+                if (!ElfImage.TryParse("out.o", result.Output, out _, out var error))
+                    failures.Add($"iteration {i}: the written object does not parse: {error!.Message}");
+            }
+            catch (Exception e) when (e is not AssertFailedException)
+            {
+                failures.Add($"iteration {i} ({(mutateOriginal ? "original" : "patched")} mutated): {e}");
+            }
+        }
+        Console.WriteLine($"diff fuzz: {parsed} parsed, {written} written, {failures.Count} failures");
+        Assert.AreEqual(0, failures.Count, string.Join("\n\n", failures));
+        Assert.IsTrue(parsed > 100 && written > 20, $"{parsed} parsed, {written} written: the mutants must reach the diff");
+    }
+
     private static string KernelTree()
     {
         string dir = Environment.GetEnvironmentVariable("PPCLP_KERNEL_CACHE")

@@ -91,7 +91,7 @@ public sealed class FuzzTests
         }
     }
 
-    private static byte[] Mutate(byte[] seed, Random random)
+    internal static byte[] Mutate(byte[] seed, Random random)
     {
         byte[] m = (byte[])seed.Clone();
         int kind = random.Next(6);

@@ -36,6 +36,8 @@ public sealed class EntityComparer(ObjectInventory original, ObjectInventory pat
         // ELFv2 local entry offsets live in st_other: a different prologue length is a different function.
         if (before.Symbol.Other != after.Symbol.Other) return Change.Changed;
         if (!SameRelocations(before, after)) return Change.Changed;
+        // Zero-filled (.bss): the size says it all.
+        if (before.Section.Type == Elf.ElfConstants.ShtNobits) return Change.Same;
         var a = original.Bytes(before);
         var b = patched.Bytes(after);
         if (a.AsSpan().SequenceEqual(b)) return Change.Same;

@@ -107,7 +107,7 @@ internal sealed class LivepatchObjectBuilder
             string name = e.Section.Name.Contains("..", StringComparison.Ordinal) ? e.Section.Name
                 : DataKind(e.Section.Name) + "." + e.Name;
             piece = new Piece(name, e.Section, e.Start, e.Size, e);
-            piece.Bytes.AddRange(_after.Bytes(e));
+            if (e.Section.Type != ShtNobits) piece.Bytes.AddRange(_after.Bytes(e));
         }
         _pieces.Add(piece);
         _entityPieces[e] = piece;
@@ -171,7 +171,7 @@ internal sealed class LivepatchObjectBuilder
     {
         if (_wholeSections.TryGetValue(section.Index, out var p)) return p;
         p = new Piece(section.Name, section, 0, Image.ContentSize(section), null);
-        p.Bytes.AddRange(section.Type == ShtNobits ? new byte[section.Size] : Image.Data(section).ToArray());
+        if (section.Type != ShtNobits) p.Bytes.AddRange(Image.Data(section).ToArray());
         _pieces.Add(p);
         _wholeSections[section.Index] = p;
         return p;
@@ -287,6 +287,9 @@ internal sealed class LivepatchObjectBuilder
                             "livepatch module's TOC range", Image.Path, Function: p.Entity.Name, Offset: offset,
                         Fix: "Compile the patched file with -mcmodel=large, which loads every address from a .toc " +
                             "slot, or make the variable extern in the patch so GCC addresses it through the TOC."));
+        foreach (var p in _pieces.Where(p => !RelocatableObjectWriter.IsValidAlignment(p.Source.Alignment)))
+            _diagnostics.Add(Diagnostic.Create(DiagnosticCatalog.DiffObjectsDoNotMatch, Image.Path,
+                $"{p.Source.Name} asks for alignment {p.Source.Alignment}, which is not a power of two up to 64 KiB"));
         if (_diagnostics.Any(d => d.Severity == Severity.Error)) return null;
 
         var writer = new RelocatableObjectWriter(Image.IsLittleEndian, Image.Flags);

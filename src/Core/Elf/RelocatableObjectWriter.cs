@@ -23,9 +23,14 @@ public sealed class RelocatableObjectWriter(bool littleEndian, uint flags)
     private readonly List<Rela> _relas = [];
     private int _firstGlobal = -1;
 
+    /// <summary>0 and 1 mean none; otherwise a power of two, at most 64 KiB (a ppc64 kernel's largest page).</summary>
+    public static bool IsValidAlignment(ulong alignment) =>
+        alignment <= 1 || (alignment <= 1 << 16 && (alignment & (alignment - 1)) == 0);
+
     /// <summary>Adds a section and returns its header index (the null section is 0).</summary>
     public int AddSection(string name, uint type, ulong sectionFlags, ulong alignment, byte[] data, ulong entrySize = 0)
     {
+        if (!IsValidAlignment(alignment)) throw new ArgumentOutOfRangeException(nameof(alignment));
         _sections.Add(new Section(name, type, sectionFlags, Math.Max(1, alignment), data, (ulong)data.Length,
             entrySize));
         return _sections.Count;
@@ -33,6 +38,7 @@ public sealed class RelocatableObjectWriter(bool littleEndian, uint flags)
 
     public int AddNobitsSection(string name, ulong sectionFlags, ulong alignment, ulong size)
     {
+        if (!IsValidAlignment(alignment)) throw new ArgumentOutOfRangeException(nameof(alignment));
         _sections.Add(new Section(name, ShtNobits, sectionFlags, Math.Max(1, alignment), [], size, 0));
         return _sections.Count;
     }
