@@ -22,7 +22,7 @@ public static class CliApp
                                     [--pcrel] [--kernel-without-livepatch] [--module-name NAME] [--format text|json|sarif]
                                     [-o OUT] FILE
                ppc-livepatch diff   ORIG.o PATCHED.o -o OUT.o [--symbols FILE] [--object vmlinux|MODULE]
-                                    [--unbound] [--format text|json|sarif]
+                                    [--unbound] [--registration FILE.c] [--format text|json|sarif]
 
         verify  checks ppc64 relocatable objects (.o, .ko) the way Linux's module loader will: every call through a
                 module stub (R_PPC64_REL24 to an undefined or livepatch symbol) must be followed by a nop.
@@ -52,7 +52,9 @@ public static class CliApp
                                    object (default), or a System.map
           --object NAME            the livepatch object the file belongs to: vmlinux (default) or a module's name
           --unbound                leave the kernel's symbols undefined and list their bindings (JSON kernelSymbols),
-                                   for a link step that binds them after linking (ld -r drops .klp.rela sections)
+                                   for a link step that binds them after linking (ld -r drops .klp.rela sections);
+                                   replaced functions become globals __klp_new_NAME
+          --registration FILE.c    also write the module's klp_func/klp_object/klp_patch registration as C
 
         exit status: 0 accepted, 1 rejected (something stays unfixed), 2 bad usage, unreadable input
             or unwritable output

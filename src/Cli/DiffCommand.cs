@@ -10,11 +10,11 @@ internal static class DiffCommand
 {
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
-        string? output = null, symbolsPath = null, objectName = null;
+        string? output = null, symbolsPath = null, objectName = null, registration = null;
         bool bind = true;
         var format = ReportFormat.Text;
         var files = new List<string>();
-        string[] valued = ["-o", "--symbols", "--object", "--format", "--unbound"];
+        string[] valued = ["-o", "--symbols", "--object", "--format", "--unbound", "--registration"];
         for (int i = 0; i < args.Length; i++)
         {
             string a = args[i];
@@ -33,6 +33,10 @@ internal static class DiffCommand
                     objectName = Value();
                     if (objectName is null || objectName.Length is 0 or > 55 || objectName.Contains('.'))
                         return Fail(stderr, "--object needs vmlinux or a module name (1-55 characters, no '.')");
+                    break;
+                case "--registration":
+                    registration = Value();
+                    if (registration is null) return Fail(stderr, "--registration needs a file name");
                     break;
                 case "--unbound" when inline is null:
                     bind = false;
@@ -81,6 +85,9 @@ internal static class DiffCommand
             try
             {
                 AtomicFile.WriteAllBytes(output, result.Output, modeOf: files[1]);
+                if (registration is not null)
+                    AtomicFile.WriteAllBytes(registration,
+                        System.Text.Encoding.UTF8.GetBytes(KlpRegistration.Generate(report.Replacements)));
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException
                 or ArgumentException)

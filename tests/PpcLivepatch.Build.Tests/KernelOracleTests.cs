@@ -2,6 +2,7 @@ using System.Text.RegularExpressions;
 using Microsoft.Build.Logging.StructuredLogger;
 using PpcLivepatch.Analysis;
 using PpcLivepatch.Diagnostics;
+using PpcLivepatch.Elf;
 
 namespace PpcLivepatch.Build.Tests;
 
@@ -204,6 +205,51 @@ public sealed partial class KernelOracleTests
             StringAssert.Matches(cmdline, new Regex(@"^Linux version \S+ \(\S+@\S+\) \("), cmdline);
             StringAssert.Contains(cmdline, "console=hvc0 quiet [livepatched by PpcLivepatch.Build]");
         }
+    }
+
+    [TestMethod]
+    public void ASourcePatchDiffedAndLinkedByKbuildLoadsAndReplacesTheFunction()
+    {
+        // The whole road from a .patch without the SDK: the pair compiled from the oracle kernel's source before and
+        // after tests/fixtures/diff/patches/cmdline-string.patch, diffed unbound with the kernel's System.map, linked
+        // by kbuild with the generated registration, bound by Convert, fixed by Patch — and run by the kernel.
+        string kernel = s_env["KO_KLP_BUILD"];
+        string pairs = Path.Combine(Repo.Root, "tests", "fixtures", "diff", "pairs");
+        Assert.IsTrue(ElfImage.TryLoad(Path.Combine(pairs, "cmdline-string.orig.o"), out var before, out _));
+        Assert.IsTrue(ElfImage.TryLoad(Path.Combine(pairs, "cmdline-string.patched.o"), out var after, out _));
+        var symbols = PpcLivepatch.Diff.KernelSymbols.Load(Path.Combine(kernel, "System.map"), "vmlinux", out var e)!;
+        Assert.IsNull(e);
+        var diff = PpcLivepatch.Diff.ObjectDiff.Run(before!, after!,
+            new PpcLivepatch.Diff.DiffOptions("vmlinux", symbols, Bind: false));
+        Assert.IsTrue(diff.Report.Succeeded, string.Join("\n", diff.Report.Diagnostics.Select(d => d.Message)));
+
+        string dir = Repo.NewTempDir();
+        File.WriteAllBytes(Path.Combine(dir, "cmdline.o_shipped"), diff.Output!);
+        File.WriteAllText(Path.Combine(dir, "registration.c"),
+            PpcLivepatch.Diff.KlpRegistration.Generate(diff.Report.Replacements));
+        File.WriteAllText(Path.Combine(dir, "Kbuild"), "obj-m := lpdiff.o\nlpdiff-y := registration.o cmdline.o\n");
+        var make = Tool.Run(dir, "make", "-s", "-C", kernel, $"M={dir}", "ARCH=powerpc",
+            "CROSS_COMPILE=powerpc64le-linux-gnu-", "KBUILD_MODPOST_WARN=1", "modules");
+        Assert.AreEqual(0, make.ExitCode, make.Output);
+
+        string linked = Path.Combine(dir, "lpdiff.ko");
+        Assert.IsTrue(ElfImage.TryLoad(linked, out var module, out _));
+        var specs = diff.Report.Bindings.Where(b => b.Klp)
+            .Select(b => new PpcLivepatch.Klp.KlpSymbolSpec(b.Name, b.Object, b.Name, b.Position)).ToList();
+        var converted = PpcLivepatch.Klp.KlpConverter.Convert(module!, specs);
+        Assert.IsTrue(converted.Succeeded, string.Join("\n", converted.Diagnostics.Select(d => d.Message)));
+        Assert.IsTrue(ElfImage.TryParse(linked, converted.Output, out var bound, out _));
+        var patched = PpcLivepatch.Patching.ObjectPatcher.Patch(bound!, new PpcLivepatch.Patching.PatchOptions(
+            PpcLivepatch.Patching.FixStrategy.Auto, PpcLivepatch.Patching.SiteSelection.Needed, LoaderOptions.Default));
+        Assert.IsTrue(patched.Report.Accepted, string.Join("\n", patched.Report.Diagnostics.Select(d => d.Message)));
+        string ko = Path.Combine(Repo.NewTempDir(), "lpdiff.ko");
+        File.WriteAllBytes(ko, patched.Output ?? converted.Output);
+
+        var boot = BootWith(Path.Combine(kernel, "vmlinux"), ko);
+        Assert.AreEqual(0, boot.InsmodStatus("lpdiff"), boot.Log);
+        StringAssert.Contains(boot.Log, "ORACLE: livepatch lpdiff enabled=1 transition=0");
+        // The patched cmdline_proc_show: the kernel's saved_command_line (a livepatch symbol) and the new string.
+        StringAssert.EndsWith(boot.Cmdline("lpdiff").TrimEnd(), "console=hvc0 quiet [livepatched]");
     }
 
     [TestMethod]

@@ -126,6 +126,27 @@ public sealed class DiffTests
     }
 
     [TestMethod]
+    public void TheRegistrationNamesEachReplacedFunctionAndItsPosition()
+    {
+        var result = Diff("version-new-function", new DiffOptions(Bind: false));
+        var replacement = result.Report.Replacements.Single();
+        Assert.AreEqual(new FunctionReplacement("version_proc_show", "vmlinux", 0, "__klp_new_version_proc_show"),
+            replacement);
+        // The replaced function is a global of its new name; the new helper stays what it was (a local).
+        string output = Path.Combine(Repo.NewTempDir(), "out.o");
+        File.WriteAllBytes(output, result.Output!);
+        string symbols = Tool.Check("powerpc64le-linux-gnu-readelf", "-sW", output);
+        StringAssert.Matches(symbols, new System.Text.RegularExpressions.Regex(@"FUNC +GLOBAL .* __klp_new_version_proc_show\n"));
+        StringAssert.Matches(symbols, new System.Text.RegularExpressions.Regex(@"FUNC +LOCAL .* version_suffix\n"));
+        string c = KlpRegistration.Generate(result.Report.Replacements);
+        StringAssert.Contains(c, "{ .old_name = \"version_proc_show\", .new_func = __klp_new_version_proc_show, .old_sympos = 0 },");
+        StringAssert.Contains(c, "{ .name = NULL, .funcs = funcs_0 },");
+        StringAssert.Contains(c, "MODULE_INFO(livepatch, \"Y\");");
+        // The generated C compiles against the oracle kernel's headers (the kernel oracle test links and loads it).
+        Assert.AreEqual("__klp_new_cmdline_proc_show_cold", FunctionReplacement.SymbolFor("cmdline_proc_show.cold"));
+    }
+
+    [TestMethod]
     public void TheKernelsTablesComeAlongForTheIncludedFunctionsOnly()
     {
         var result = Diff("uptime-new-global");

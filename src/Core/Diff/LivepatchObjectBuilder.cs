@@ -6,7 +6,8 @@ using static PpcLivepatch.Elf.ElfConstants;
 
 namespace PpcLivepatch.Diff;
 
-internal sealed record BuiltObject(byte[] Bytes, IReadOnlyList<KernelBinding> Bindings);
+internal sealed record BuiltObject(byte[] Bytes, IReadOnlyList<KernelBinding> Bindings,
+    IReadOnlyList<FunctionReplacement> Replacements);
 
 /// <summary>
 /// Writes the livepatch object: one section per included function and new data object, the anonymous data they
@@ -70,11 +71,12 @@ internal sealed class LivepatchObjectBuilder
     private ElfImage Image => _after.Image;
 
     public static BuiltObject? Build(ObjectInventory before, ObjectInventory after, SymbolCorrelation correlation,
-        IReadOnlyList<ObjectEntity> functions, IReadOnlyList<ObjectEntity> data, KernelSymbols symbols,
-        string objectName, bool bind, List<Diagnostic> diagnostics)
+        IReadOnlyList<ObjectEntity> functions, IReadOnlyList<ObjectEntity> data, IReadOnlyList<ObjectEntity> replaced,
+        KernelSymbols symbols, string objectName, bool bind, List<Diagnostic> diagnostics)
     {
         var b = new LivepatchObjectBuilder(before, after, correlation, diagnostics);
         foreach (var e in functions.Concat(data)) b.AddEntity(e);
+        foreach (var e in replaced) b._replaced.Add(e);
         // Relocations are resolved piece by piece; resolving may add pieces (strings, .toc slots) at the end.
         for (int i = 0; i < b._pieces.Count; i++) b.ResolveRelocations(b._pieces[i]);
         b.CarryRecords();
@@ -305,10 +307,15 @@ internal sealed class LivepatchObjectBuilder
         var symbolIndex = new Dictionary<object, int>();
         foreach (var p in _pieces)
             p.SectionSymbol = writer.AddSymbol("", StbLocal, SttSection, (ushort)p.OutputIndex);
+        // Unbound, the object is linked with a registration that names each replacement function: those become
+        // globals with a name of their own (the originals may be static, and two files' statics may share a name).
+        string NameOf(ObjectEntity e) => !bind && _replaced.Contains(e) ? FunctionReplacement.SymbolFor(e.Name)
+            : e.Name;
+        byte BindOf(ObjectEntity e) => !bind && _replaced.Contains(e) ? StbGlobal : e.Symbol.Bind;
         var entities = _pieces.Where(p => p.Entity is not null).Select(p => (Piece: p, Entity: p.Entity!)).ToList();
-        foreach (var (p, e) in entities.Where(x => x.Entity.Symbol.Bind == StbLocal)
-                     .Concat(entities.Where(x => x.Entity.Symbol.Bind != StbLocal)))
-            symbolIndex[e] = writer.AddSymbol(e.Name, e.Symbol.Bind, e.Symbol.Type, (ushort)p.OutputIndex,
+        foreach (var (p, e) in entities.Where(x => BindOf(x.Entity) == StbLocal)
+                     .Concat(entities.Where(x => BindOf(x.Entity) != StbLocal)))
+            symbolIndex[e] = writer.AddSymbol(NameOf(e), BindOf(e), e.Symbol.Type, (ushort)p.OutputIndex,
                 e.Start - p.Start, e.Size, e.Symbol.Other);
         var externals = _pieces.SelectMany(p => p.Relocations).Where(r => r.Target.External is not null)
             .GroupBy(r => r.Target.External!, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal);
@@ -340,7 +347,34 @@ internal sealed class LivepatchObjectBuilder
             if (!converted.Succeeded) return null;
             bytes = converted.Output;
         }
-        return new BuiltObject(bytes, bindings.Values.OrderBy(b => b.Name, StringComparer.Ordinal).ToList());
+        return new BuiltObject(bytes, bindings.Values.OrderBy(b => b.Name, StringComparer.Ordinal).ToList(),
+            Replacements(symbols, objectName, bind));
+    }
+
+    private readonly HashSet<ObjectEntity> _replaced = [];
+
+    /// <summary>The klp_func entries: each changed function, its original's name and kallsyms position.</summary>
+    private List<FunctionReplacement> Replacements(KernelSymbols symbols, string objectName, bool bind)
+    {
+        string? file = _before.Image.Symbols.FirstOrDefault(s => s.Type == SttFile)?.Name;
+        var list = new List<FunctionReplacement>();
+        foreach (var e in _replaced.OrderBy(e => e.Symbol.Index))
+        {
+            string old = _correlation.Original(e.Name)!;
+            bool local = _before.ByName[old].Symbol.Bind == StbLocal;
+            var position = symbols.Position(old, !local, local ? file : null);
+            if (position.Problem is { } problem)
+            {
+                _diagnostics.Add(new Diagnostic(position.Missing ? DiagnosticCatalog.DiffSymbolMissing
+                    : DiagnosticCatalog.DiffSymbolAmbiguous,
+                    $"{old}, which the livepatch replaces, cannot be found in the kernel: {problem}", Image.Path,
+                    Function: e.Name));
+                continue;
+            }
+            list.Add(new FunctionReplacement(old, objectName, position.Position,
+                bind ? e.Name : FunctionReplacement.SymbolFor(e.Name)));
+        }
+        return list;
     }
 
     private static bool IsTocRelative(uint type) =>

@@ -28,6 +28,9 @@ public sealed record DiffReport(string OriginalPath, string PatchedPath, IReadOn
 {
     public bool Succeeded => Diagnostics.All(d => d.Severity != Severity.Error);
 
+    /// <summary>The klp_func entries the livepatch registers: one per changed function.</summary>
+    public IReadOnlyList<FunctionReplacement> Replacements { get; init; } = [];
+
     /// <summary>Where each changed or new function starts in the patched source, when the object has line
     /// tables.</summary>
     public IReadOnlyDictionary<string, SourceLocation> Sources { get; init; } =
@@ -159,13 +162,14 @@ public static class ObjectDiff
         var symbols = options.Symbols
             ?? KernelSymbols.FromElf(original, original.Path, wholeKernel: false, addressOrder: false);
         var build = LivepatchObjectBuilder.Build(before, after, correlation, included.OrderBy(e => e.Symbol.Index)
-            .ToList(), addedData, symbols, options.ObjectName, options.Bind, diagnostics);
+            .ToList(), addedData, changed, symbols, options.ObjectName, options.Bind, diagnostics);
         if (build is not null) diagnostics.AddRange(SiblingCalls(build.Bytes, patched.Path));
         var sources = new Dictionary<string, SourceLocation>(StringComparer.Ordinal);
         foreach (var f in changed.Concat(added))
             if (SourceOf(f.Name) is { } source) sources[f.Name] = source;
         var report = new DiffReport(original.Path, patched.Path, Names(changed), Names(added), Names(addedData),
-            lineOnly, build?.Bindings ?? [], diagnostics) { Sources = sources };
+            lineOnly, build?.Bindings ?? [], diagnostics) { Sources = sources, Replacements = build?.Replacements
+                ?? [] };
         return new DiffResult(report, report.Succeeded ? build?.Bytes : null);
     }
 
