@@ -25,6 +25,8 @@ public static class DiagnosticCatalog
     public const string SymbolNotExported = "PLP0017";
     public const string SignatureDropped = "PLP0018";
     public const string SigningFailed = "PLP0019";
+    public const string PatchDoesNotApply = "PLP0020";
+    public const string PatchFileNotBuilt = "PLP0021";
 
     public const string NotElf = "PLP1001";
     public const string TruncatedOrMalformedHeader = "PLP1002";
@@ -117,6 +119,8 @@ public static class DiagnosticCatalog
         new(SymbolNotExported, Severity.Warning, "Undefined symbol is not exported by the kernel"),
         new(SignatureDropped, Severity.Warning, "Signed module changed: its signature is dropped"),
         new(SigningFailed, Severity.Error, "Module cannot be signed"),
+        new(PatchDoesNotApply, Severity.Error, "A kernel source patch does not apply"),
+        new(PatchFileNotBuilt, Severity.Warning, "A patched source file is not built by the kernel's configuration"),
         new(BadKlpSymbolItem, Severity.Error, "KlpSymbol item cannot form a livepatch symbol name"),
         new(KlpSymbolNotFound, Severity.Warning, "KlpSymbol does not occur in the object"),
         new(KlpDefinedSymbolNotAFunction, Severity.Error, "KlpSymbol is defined here as data"),

@@ -1,0 +1,93 @@
+using PpcLivepatch.Diagnostics;
+
+namespace PpcLivepatch.Kbuild;
+
+/// <summary>How kbuild built one object: its command line, its source, and every file it read (the
+/// <c>.NAME.o.cmd</c> record kbuild keeps next to each object, <c>fixdep</c>'s dependency list).</summary>
+public sealed record KbuildUnit(string Object, string Command, string Source, IReadOnlyList<string> Dependencies);
+
+/// <summary>
+/// The translation units a source patch touches, found in the kernel build tree the way kbuild itself would
+/// rebuild them: a changed <c>.c</c> file is its own unit when the kernel's configuration builds it; a changed header
+/// reaches every unit whose dependency record lists it.
+/// </summary>
+public sealed class KbuildUnits
+{
+    private readonly string _buildTree;
+    private readonly string _sourceTree;
+    private List<KbuildUnit>? _all;
+
+    /// <param name="sourceTree">The tree the kernel was built from (<c>KernelDir/source</c> for an out-of-tree
+    /// build, else the build tree itself).</param>
+    public KbuildUnits(string buildTree, string sourceTree)
+    {
+        _buildTree = Path.GetFullPath(buildTree);
+        // kbuild records real paths: an out-of-tree build's "source" link is followed.
+        _sourceTree = Directory.ResolveLinkTarget(Path.GetFullPath(sourceTree), returnFinalTarget: true)?.FullName
+            ?? Path.GetFullPath(sourceTree);
+    }
+
+    /// <summary>The units to rebuild for files changed by a patch (paths relative to the source tree), and a warning
+    /// per changed <c>.c</c> file the configuration does not build.</summary>
+    public IReadOnlyList<KbuildUnit> For(IEnumerable<string> changedFiles, string patchPath,
+        List<Diagnostic> diagnostics)
+    {
+        var units = new List<KbuildUnit>();
+        foreach (string file in changedFiles)
+        {
+            if (file.EndsWith(".c", StringComparison.Ordinal))
+            {
+                string record = Path.Combine(_buildTree, Path.GetDirectoryName(file) ?? "",
+                    "." + Path.GetFileNameWithoutExtension(file) + ".o.cmd");
+                if (File.Exists(record) && Read(record) is { } unit) units.Add(unit);
+                else diagnostics.Add(Diagnostic.Create(DiagnosticCatalog.PatchFileNotBuilt, patchPath,
+                    $"{file} is not built by this kernel's configuration (no " +
+                    $"{Path.GetRelativePath(_buildTree, record)}" +
+                    "), so its change cannot be in the running kernel"));
+            }
+            else if (file.EndsWith(".h", StringComparison.Ordinal))
+            {
+                string header = Path.Combine(_sourceTree, file);
+                units.AddRange(All().Where(u => u.Dependencies.Contains(header, StringComparer.Ordinal)));
+            }
+        }
+        return units.DistinctBy(u => u.Object).OrderBy(u => u.Object, StringComparer.Ordinal).ToList();
+    }
+
+    private List<KbuildUnit> All() => _all ??= Directory
+        .EnumerateFiles(_buildTree, ".*.o.cmd", SearchOption.AllDirectories)
+        .Select(Read).OfType<KbuildUnit>().ToList();
+
+    /// <summary>Reads a <c>.NAME.o.cmd</c> record: <c>cmd_X.o := …</c>, <c>source_X.o := …</c>, <c>deps_X.o :=
+    /// \</c> and one dependency per continued line.</summary>
+    public static KbuildUnit? Read(string record)
+    {
+        string? obj = null, command = null, source = null;
+        var deps = new List<string>();
+        bool inDeps = false;
+        foreach (string raw in File.ReadLines(record))
+        {
+            string line = raw.TrimEnd();
+            if (inDeps)
+            {
+                string dep = line.TrimEnd('\\').Trim();
+                if (dep.Length > 0 && !dep.StartsWith("$(wildcard", StringComparison.Ordinal)) deps.Add(dep);
+                inDeps = line.EndsWith('\\');
+                continue;
+            }
+            if (line.StartsWith("cmd_", StringComparison.Ordinal)
+                && line.IndexOf(" := ", StringComparison.Ordinal) is > 4
+                and var at)
+            {
+                obj = line[4..at];
+                command = line[(at + 4)..];
+            }
+            else if (line.StartsWith("source_", StringComparison.Ordinal)
+                && line.IndexOf(" := ", StringComparison.Ordinal)
+                is > 7 and var s)
+                source = line[(s + 4)..].Trim();
+            else if (line.StartsWith("deps_", StringComparison.Ordinal)) inDeps = line.EndsWith('\\');
+        }
+        return obj is null || command is null || source is null ? null : new KbuildUnit(obj, command, source, deps);
+    }
+}

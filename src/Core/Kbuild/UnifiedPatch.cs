@@ -1,0 +1,150 @@
+using System.Text;
+using System.Text.RegularExpressions;
+using PpcLivepatch.Diagnostics;
+
+namespace PpcLivepatch.Kbuild;
+
+/// <summary>One hunk of a unified diff: where it starts in the old file, the lines it expects and the lines it
+/// writes, and the line of the <c>.patch</c> its header is on (where a refusal points).</summary>
+public sealed record PatchHunk(int OldStart, IReadOnlyList<string> OldLines, IReadOnlyList<string> NewLines,
+    int PatchLine);
+
+/// <summary>The hunks of one file in a unified diff, by its path relative to the tree (<c>a/</c>, <c>b/</c>
+/// stripped).</summary>
+public sealed record FilePatch(string Path, IReadOnlyList<PatchHunk> Hunks, int PatchLine);
+
+/// <summary>
+/// A unified diff (<c>git diff</c>, <c>diff -u</c>, a kernel mail patch) read and applied without guessing: a hunk
+/// applies where its context and removed lines match exactly — at its stated line, or, as GNU patch allows, the
+/// nearest place they match — or not at all, with a coded error at the hunk's line in the <c>.patch</c>.
+/// </summary>
+public static partial class UnifiedPatch
+{
+    [GeneratedRegex(@"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")]
+    private static partial Regex HunkHeader();
+
+    public static IReadOnlyList<FilePatch>? Parse(string patchPath, string text, out Diagnostic? error)
+    {
+        error = null;
+        var files = new List<FilePatch>();
+        var lines = text.Replace("\r\n", "\n").Split('\n');
+        for (int i = 0; i < lines.Length; i++)
+        {
+            if (!lines[i].StartsWith("--- ", StringComparison.Ordinal) || i + 1 >= lines.Length
+                || !lines[i + 1].StartsWith("+++ ", StringComparison.Ordinal)) continue;
+            int fileLine = i + 1;
+            string path = StripPrefix(lines[i + 1][4..].Split('\t')[0].Trim());
+            if (path == "/dev/null") path = StripPrefix(lines[i][4..].Split('\t')[0].Trim());
+            i += 2;
+            var hunks = new List<PatchHunk>();
+            while (i < lines.Length && HunkHeader().Match(lines[i]) is { Success: true } m)
+            {
+                int header = i + 1;
+                int oldStart = int.Parse(m.Groups[1].Value);
+                int oldCount = m.Groups[2].Success ? int.Parse(m.Groups[2].Value) : 1;
+                int newCount = m.Groups[4].Success ? int.Parse(m.Groups[4].Value) : 1;
+                var before = new List<string>();
+                var after = new List<string>();
+                i++;
+                while (i < lines.Length && (before.Count < oldCount || after.Count < newCount))
+                {
+                    string l = lines[i];
+                    if (l.StartsWith('\\')) { i++; continue; }   // "\ No newline at end of file"
+                    char kind = l.Length == 0 ? ' ' : l[0];
+                    string body = l.Length == 0 ? "" : l[1..];
+                    if (kind is ' ') { before.Add(body); after.Add(body); }
+                    else if (kind is '-') before.Add(body);
+                    else if (kind is '+') after.Add(body);
+                    else break;
+                    i++;
+                }
+                if (before.Count != oldCount || after.Count != newCount)
+                {
+                    error = At(patchPath, header,
+                        $"the hunk for {path} is cut short: it announces {oldCount} old and " +
+                        $"{newCount} new lines and has {before.Count} and {after.Count}");
+                    return null;
+                }
+                while (i < lines.Length && lines[i].StartsWith('\\')) i++;
+                hunks.Add(new PatchHunk(oldStart, before, after, header));
+            }
+            i--;
+            if (hunks.Count > 0) files.Add(new FilePatch(path, hunks, fileLine));
+        }
+        if (files.Count == 0)
+        {
+            error = At(patchPath, 1, "it contains no unified-diff hunks (--- a/FILE, +++ b/FILE, @@ … @@)");
+            return null;
+        }
+        return files;
+    }
+
+    private static string StripPrefix(string path) =>
+        path.StartsWith("a/", StringComparison.Ordinal) || path.StartsWith("b/", StringComparison.Ordinal)
+            ? path[2..] : path;
+
+    /// <summary>
+    /// The patched text. With <paramref name="lineMarkers"/>, a <c>#line</c> directive follows each hunk, so that the
+    /// lines after it keep their original numbers (<c>__LINE__</c>, WARN and BUG records) and functions the patch does
+    /// not touch compile exactly as before.
+    /// </summary>
+    public static string? Apply(string patchPath, FilePatch file, string original, string? lineMarkers,
+        out Diagnostic? error)
+    {
+        error = null;
+        bool finalNewline = original.EndsWith('\n');
+        var lines = original.Replace("\r\n", "\n").Split('\n').ToList();
+        if (finalNewline) lines.RemoveAt(lines.Count - 1);
+        var output = new StringBuilder();
+        int next = 0;   // the first original line (0-based) not yet copied
+        int hunkNumber = 0;
+        foreach (var hunk in file.Hunks)
+        {
+            hunkNumber++;
+            int at = Locate(lines, hunk, next);
+            if (at < 0)
+            {
+                error = At(patchPath, hunk.PatchLine, $"hunk #{hunkNumber} for {file.Path} does not apply: its " +
+                    $"context and removed lines are not in the file at line {hunk.OldStart} or after line {next}");
+                return null;
+            }
+            for (; next < at; next++) output.Append(lines[next]).Append('\n');
+            foreach (var l in hunk.NewLines) output.Append(l).Append('\n');
+            next = at + hunk.OldLines.Count;
+            if (lineMarkers is not null && next < lines.Count)
+                output.Append($"#line {next + 1} \"{lineMarkers}\"\n");
+        }
+        for (; next < lines.Count; next++)
+        {
+            output.Append(lines[next]);
+            if (next < lines.Count - 1 || finalNewline) output.Append('\n');
+        }
+        return output.ToString();
+    }
+
+    /// <summary>Where the hunk's old lines are: at the stated line, else the nearest exact match after the previous
+    /// hunk; -1 when nowhere.</summary>
+    private static int Locate(List<string> lines, PatchHunk hunk, int from)
+    {
+        int stated = Math.Max(hunk.OldStart - 1, 0);
+        if (hunk.OldLines.Count == 0) return Math.Max(stated, from);
+        for (int distance = 0; distance < lines.Count; distance++)
+        {
+            foreach (int at in new[] { stated - distance, stated + distance })
+                if (at >= from && at + hunk.OldLines.Count <= lines.Count && Matches(lines, at, hunk.OldLines))
+                    return at;
+            if (stated - distance < from && stated + distance + hunk.OldLines.Count > lines.Count) break;
+        }
+        return -1;
+    }
+
+    private static bool Matches(List<string> lines, int at, IReadOnlyList<string> expected)
+    {
+        for (int k = 0; k < expected.Count; k++)
+            if (lines[at + k] != expected[k]) return false;
+        return true;
+    }
+
+    private static Diagnostic At(string patchPath, int line, string message) =>
+        new(DiagnosticCatalog.PatchDoesNotApply, message, patchPath, Source: new SourceLocation(patchPath, line, 1));
+}

@@ -1,0 +1,133 @@
+using PpcLivepatch.Diagnostics;
+using PpcLivepatch.Kbuild;
+
+namespace PpcLivepatch.Tests;
+
+/// <summary>
+/// The first steps from a kernel source patch to a livepatch: reading and applying the <c>.patch</c> (checked against
+/// GNU patch on the diff pairs' patches and the oracle kernel's source), keeping unchanged lines' numbers with
+/// <c>#line</c>, and finding the translation units in the build tree's kbuild records.
+/// </summary>
+[TestClass]
+public sealed class KernelPatchInputTests
+{
+    private static string Patches => Path.Combine(Repo.Root, "tests", "fixtures", "diff", "patches");
+
+    [TestMethod]
+    public void EveryPairsPatchAppliesAsGnuPatchAppliesIt()
+    {
+        string source = SourceTree();
+        foreach (string patch in Directory.GetFiles(Patches, "*.patch").Order(StringComparer.Ordinal))
+        {
+            if (patch.EndsWith(".base.patch", StringComparison.Ordinal)) continue;
+            string basePatch = patch.Replace(".patch", ".base.patch", StringComparison.Ordinal);
+            var files = UnifiedPatch.Parse(patch, File.ReadAllText(patch), out var error);
+            Assert.IsNotNull(files, error?.Message);
+            var file = files.Single();
+            string dir = Repo.NewTempDir(), copy = Path.Combine(dir, file.Path);
+            Directory.CreateDirectory(Path.GetDirectoryName(copy)!);
+            File.Copy(Path.Combine(source, file.Path), copy);
+            if (File.Exists(basePatch)) Tool.Check("patch", "-s", "-d", dir, "-p1", "-i", basePatch);
+            string original = File.ReadAllText(copy);
+            string? ours = UnifiedPatch.Apply(patch, file, original, lineMarkers: null, out error);
+            Assert.IsNotNull(ours, error?.Message);
+            Tool.Check("patch", "-s", "-d", dir, "-p1", "-i", patch);
+            Assert.AreEqual(File.ReadAllText(copy), ours, Path.GetFileName(patch));
+        }
+    }
+
+    [TestMethod]
+    public void LineMarkersKeepTheNumbersOfTheLinesAfterEachHunk()
+    {
+        string patch = Path.Combine(Patches, "version-new-function.patch");
+        var file = UnifiedPatch.Parse(patch, File.ReadAllText(patch), out _)!.Single();
+        string original = File.ReadAllText(Path.Combine(SourceTree(), file.Path));
+        string marked = UnifiedPatch.Apply(patch, file, original, "fs/proc/version.c", out _)!;
+        var originalLines = original.Split('\n');
+        // Read the output as the preprocessor does: a #line sets the number of the next line.
+        int line = 1, checkedLines = 0, markers = 0;
+        foreach (string l in marked.Split('\n'))
+        {
+            if (l.StartsWith("#line ", StringComparison.Ordinal))
+            {
+                markers++;
+                StringAssert.EndsWith(l, " \"fs/proc/version.c\"");
+                line = int.Parse(l.Split(' ')[1]);
+                continue;
+            }
+            if (markers > 0 && line <= originalLines.Length)
+            {
+                Assert.AreEqual(originalLines[line - 1], l, $"line {line} after a marker");
+                checkedLines++;
+            }
+            line++;
+        }
+        Assert.AreEqual(file.Hunks.Count, markers);
+        Assert.IsTrue(checkedLines >= 5, $"the lines after the hunks keep their numbers ({checkedLines} checked)");
+    }
+
+    [TestMethod]
+    public void AHunkAppliesWhereItsContextIsAndNowhereElse()
+    {
+        const string text = "a\nb\nc\nd\ne\nf\n";
+        const string patchText = "--- a/x.c\n+++ b/x.c\n@@ -2,3 +2,3 @@\n b\n-c\n+C\n d\n";
+        var file = UnifiedPatch.Parse("fix.patch", patchText, out _)!.Single();
+        Assert.AreEqual("a\nb\nC\nd\ne\nf\n", UnifiedPatch.Apply("fix.patch", file, text, null, out _));
+        // Three lines added above: the hunk applies three lines later, where its context now is.
+        Assert.AreEqual("x\ny\nz\na\nb\nC\nd\ne\nf\n",
+            UnifiedPatch.Apply("fix.patch", file, "x\ny\nz\n" + text, null, out _));
+        // Context that is not in the file: refused at the hunk's line of the .patch.
+        Assert.IsNull(UnifiedPatch.Apply("fix.patch", file, "a\nb\nX\nd\n", null, out var error));
+        Assert.AreEqual(DiagnosticCatalog.PatchDoesNotApply, error!.Code);
+        Assert.AreEqual(new SourceLocation("fix.patch", 3, 1), error.Source);
+        StringAssert.Contains(error.Message, "hunk #1 for x.c does not apply");
+    }
+
+    [TestMethod]
+    [DataRow("not a patch\n", 1, "contains no unified-diff hunks")]
+    [DataRow("--- a/x.c\n+++ b/x.c\n@@ -1,3 +1,3 @@\n a\n-b\n", 3, "cut short")]
+    public void WhatIsNotAPatchIsCoded(string text, int line, string message)
+    {
+        Assert.IsNull(UnifiedPatch.Parse("bad.patch", text, out var error));
+        Assert.AreEqual(DiagnosticCatalog.PatchDoesNotApply, error!.Code);
+        Assert.AreEqual(line, error.Source!.Line);
+        StringAssert.Contains(error.Message, message);
+    }
+
+    [TestMethod]
+    public void UnitsComeFromTheBuildTreesKbuildRecords()
+    {
+        string build = BuildTree();
+        var units = new KbuildUnits(build, SourceTree());
+        var diagnostics = new List<Diagnostic>();
+        var cmdline = units.For(["fs/proc/cmdline.c"], "fix.patch", diagnostics).Single();
+        Assert.AreEqual("fs/proc/cmdline.o", cmdline.Object);
+        StringAssert.EndsWith(cmdline.Source, "fs/proc/cmdline.c");
+        StringAssert.Contains(cmdline.Command, "powerpc64le-linux-gnu-gcc");
+        Assert.AreEqual(0, diagnostics.Count);
+
+        // A header reaches every object whose record lists it; a .c file the configuration skips is a warning.
+        var viaHeader = units.For(["include/linux/seq_file.h"], "fix.patch", diagnostics);
+        Assert.IsTrue(viaHeader.Any(u => u.Object == "fs/proc/cmdline.o") && viaHeader.Count > 20, $"{viaHeader.Count}");
+        Assert.AreEqual(0, units.For(["drivers/gpu/drm/nouveau/nouveau_drm.c"], "fix.patch", diagnostics).Count);
+        Assert.AreEqual(DiagnosticCatalog.PatchFileNotBuilt, diagnostics.Single().Code);
+        Assert.AreEqual(Severity.Warning, diagnostics.Single().Severity);
+    }
+
+    private static string BuildTree()
+    {
+        string dir = Environment.GetEnvironmentVariable("PPCLP_KERNEL_CACHE")
+            ?? Path.Combine(Environment.GetEnvironmentVariable("HOME") ?? "/root", ".cache",
+                "ppclivepatch-kernel-oracle");
+        string env = Path.Combine(dir, "env.sh");
+        if (!File.Exists(env)) Assert.Fail($"the kernel oracle is not set up ({env} is missing): run " +
+            "eng/kernel-oracle/setup.sh --klp");
+        string? tree = File.ReadAllLines(env).Select(l => l.Split('=', 2))
+            .FirstOrDefault(p => p.Length == 2 && p[0] == "KO_KLP_BUILD")?[1];
+        if (string.IsNullOrEmpty(tree) || !Directory.Exists(tree))
+            Assert.Fail("the livepatch kernel is not built: run eng/kernel-oracle/setup.sh --klp");
+        return tree;
+    }
+
+    private static string SourceTree() => Path.GetFullPath(Path.Combine(BuildTree(), "source"));
+}
