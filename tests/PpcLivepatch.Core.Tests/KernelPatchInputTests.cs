@@ -114,6 +114,24 @@ public sealed class KernelPatchInputTests
         Assert.AreEqual(Severity.Warning, diagnostics.Single().Severity);
     }
 
+    [TestMethod]
+    public void TheUnitCompiledFromItsKbuildRecordIsTheCommittedPairByteForByte()
+    {
+        // The command the SDK will run is the one tests/fixtures/diff/build-pairs.sh ran for the committed pairs:
+        // compiled in the build tree and run through recordmcount, the original of cmdline-string is the same bytes.
+        string build = BuildTree(), source = SourceTree();
+        var unit = new KbuildUnits(build, source).For(["fs/proc/cmdline.c"], "fix.patch", []).Single();
+        string dir = Repo.NewTempDir(), copyDir = Path.Combine(dir, "orig"), output = Path.Combine(dir, "cmdline.o");
+        Directory.CreateDirectory(copyDir);
+        string copy = Path.Combine(copyDir, "cmdline.c");
+        File.Copy(Path.Combine(source, "fs/proc/cmdline.c"), copy);
+        string command = unit.LivepatchCompileCommand(copy, output,
+            Directory.ResolveLinkTarget(source, true)?.FullName ?? source, build);
+        Tool.Check("bash", "-c", $"cd {build} && {command} && ./scripts/recordmcount {output}");
+        CollectionAssert.AreEqual(File.ReadAllBytes(Path.Combine(Repo.Root, "tests", "fixtures", "diff", "pairs",
+            "cmdline-string.orig.o")), File.ReadAllBytes(output));
+    }
+
     private static string BuildTree()
     {
         string dir = Environment.GetEnvironmentVariable("PPCLP_KERNEL_CACHE")

@@ -4,7 +4,41 @@ namespace PpcLivepatch.Kbuild;
 
 /// <summary>How kbuild built one object: its command line, its source, and every file it read (the
 /// <c>.NAME.o.cmd</c> record kbuild keeps next to each object, <c>fixdep</c>'s dependency list).</summary>
-public sealed record KbuildUnit(string Object, string Command, string Source, IReadOnlyList<string> Dependencies);
+public sealed partial record KbuildUnit(string Object, string Command, string Source,
+    IReadOnlyList<string> Dependencies)
+{
+    /// <summary>
+    /// The shell command (run in the build tree) that compiles <paramref name="copy"/> — the unit's source, original
+    /// or patched, under its own file name — into <paramref name="output"/> the way a livepatch needs it: kbuild's own
+    /// command line plus one section per function and datum, <c>-mcmodel=large</c> (every address through a
+    /// <c>.toc</c> slot, which a livepatch module can bind), the source's directory for its quoted includes, and
+    /// prefix maps that make <c>__FILE__</c> and DWARF name the tree-relative file as kbuild does for the original.
+    /// recordmcount, which kbuild runs after the compile, is the caller's next step.
+    /// </summary>
+    public string LivepatchCompileCommand(string copy, string output, string sourceTree, string buildTree,
+        bool largeModel = true, bool debugInfo = false)
+    {
+        string command = Command.Split(';')[0].TrimEnd();
+        command = DependencyFileOption().Replace(command, "");
+        command = OutputOption().Replace(command, " -o " + output);
+        if (!command.EndsWith(" " + Source, StringComparison.Ordinal))
+            throw new InvalidOperationException($"the command for {Object} does not end in its source {Source}");
+        command = command[..^Source.Length] + copy;
+        string relative = Path.GetRelativePath(sourceTree, Source);
+        string relativeDir = Path.GetDirectoryName(relative) is { Length: > 0 } d ? d + "/" : "";
+        string copyDir = Path.GetDirectoryName(copy) + "/";
+        return command + $" -iquote {Path.GetDirectoryName(Source)} -ffunction-sections -fdata-sections" +
+            (largeModel ? " -mcmodel=large" : "") + (debugInfo ? " -g" : "") +
+            $" -ffile-prefix-map={copyDir}={relativeDir} -fdebug-prefix-map={sourceTree}/= " +
+            $"-fdebug-prefix-map={buildTree}=.";
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"-Wp,-MMD,\S+")]
+    private static partial System.Text.RegularExpressions.Regex DependencyFileOption();
+
+    [System.Text.RegularExpressions.GeneratedRegex(@" -o \S+")]
+    private static partial System.Text.RegularExpressions.Regex OutputOption();
+}
 
 /// <summary>
 /// The translation units a source patch touches, found in the kernel build tree the way kbuild itself would
