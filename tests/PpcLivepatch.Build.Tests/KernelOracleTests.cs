@@ -253,6 +253,30 @@ public sealed partial class KernelOracleTests
     }
 
     [TestMethod]
+    public void AKernelPatchItemBuildsAModuleThatLoadsAndReplacesTheFunction()
+    {
+        // One dotnet build from a .patch: the project holds nothing but cmdline-string.patch as a KernelPatch item.
+        string patch = File.ReadAllText(Path.Combine(Repo.Root, "tests", "fixtures", "diff", "patches",
+            "cmdline-string.patch"));
+        string dir = PackedSdk.Consumer("""
+            <Project Sdk="PpcLivepatch.Build.Sdk/VERSION">
+              <ItemGroup><KernelPatch Include="cmdline-string.patch" /></ItemGroup>
+            </Project>
+            """, ("cmdline-string.patch", patch));
+        string kernel = s_env["KO_KLP_BUILD"];
+        var build = PackedSdk.Build(dir, "build.binlog", $"-p:KernelDir={kernel}", "-p:LivepatchModuleName=lpkp");
+        Assert.AreEqual(0, build.ExitCode, build.Output);
+        StringAssert.Contains(build.Output, "fs/proc/cmdline.c: cmdline_proc_show changed");
+        string ko = Path.Combine(dir, "bin", "Debug", "lpkp.ko");
+        Assert.IsTrue(ObjectVerifier.Verify(ko, LoaderOptions.Default).Accepted);
+
+        var boot = BootWith(Path.Combine(kernel, "vmlinux"), ko);
+        Assert.AreEqual(0, boot.InsmodStatus("lpkp"), boot.Log);
+        StringAssert.Contains(boot.Log, "ORACLE: livepatch lpkp enabled=1 transition=0");
+        StringAssert.EndsWith(boot.Cmdline("lpkp").TrimEnd(), "console=hvc0 quiet [livepatched]");
+    }
+
+    [TestMethod]
     public void SiblingCallToAKlpSymbolFailsTheKbuildBuildAtTheCLine()
     {
         string dir = PackedSdk.Consumer("""
