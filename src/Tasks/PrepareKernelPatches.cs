@@ -93,9 +93,10 @@ public sealed class PrepareKernelPatches : Microsoft.Build.Utilities.Task
         string text = File.ReadAllText(unit.Source);
         File.WriteAllText(originalCopy, text);
         string patched = text;
+        var placed = new List<(PatchHunk Hunk, int Line)>();
         foreach (var file in files.Where(f => f.Path == relative))
         {
-            if (UnifiedPatch.Apply(patchPath, file, patched, relative, out var error) is not { } applied)
+            if (UnifiedPatch.Apply(patchPath, file, patched, relative, placed, out var error) is not { } applied)
             {
                 DiagnosticLogging.Log(Log, error!, HelpLinkBase);
                 return;
@@ -118,9 +119,14 @@ public sealed class PrepareKernelPatches : Microsoft.Build.Utilities.Task
             return;
         }
         var result = ObjectDiff.Run(before!, after!, new DiffOptions("vmlinux", symbols, Bind: false));
+        // A finding lands on the .patch line the change came from; the C line (from the -g line tables) goes along.
         foreach (var d in result.Report.Diagnostics)
-            DiagnosticLogging.Log(Log, d with { ObjectPath = patchPath, Source = d.Source is { } s
-                ? s with { File = Path.Combine(source, s.File) } : new SourceLocation(patchPath, 0, 0) }, HelpLinkBase);
+        {
+            int? line = d.Source is { } s && s.File == relative ? UnifiedPatch.PatchLineOf(placed, s.Line) : null;
+            string where = d.Source is { } c ? $" ({c.File}:{c.Line})" : "";
+            DiagnosticLogging.Log(Log, d with { ObjectPath = patchPath, Message = d.Message + where,
+                Source = new SourceLocation(patchPath, line ?? 0, 0) }, HelpLinkBase);
+        }
         if (result.Output is null) return;
         string diffed = Path.Combine(dir, Path.GetFileNameWithoutExtension(relative) + "_livepatch.o");
         AtomicFile.WriteAllBytes(diffed, result.Output);
@@ -133,7 +139,8 @@ public sealed class PrepareKernelPatches : Microsoft.Build.Utilities.Task
 
     private bool Compile(KbuildUnit unit, string copy, string output, string source, string build)
     {
-        string command = unit.LivepatchCompileCommand(copy, output, source, build) +
+        // -g: the line tables place the diff's findings on the .patch's lines.
+        string command = unit.LivepatchCompileCommand(copy, output, source, build, debugInfo: true) +
             $" && ./scripts/recordmcount '{output}'";
         var psi = new ProcessStartInfo("bash") { WorkingDirectory = build, RedirectStandardOutput = true,
             RedirectStandardError = true, UseShellExecute = false };

@@ -277,6 +277,28 @@ public sealed partial class KernelOracleTests
     }
 
     [TestMethod]
+    public void AKernelPatchThatALivepatchCannotExpressFailsAtItsPatchLine()
+    {
+        // cmdline-init.patch changes __init code: the build fails with PLP5002 on the .patch line that changed it,
+        // naming the C line too, and leaves no module behind.
+        string patchText = File.ReadAllText(Path.Combine(Repo.Root, "tests", "fixtures", "diff", "patches",
+            "cmdline-init.patch"));
+        int plusLine = Array.FindIndex(patchText.Split('\n'), l => l.StartsWith('+') && !l.StartsWith("+++")) + 1;
+        string dir = PackedSdk.Consumer("""
+            <Project Sdk="PpcLivepatch.Build.Sdk/VERSION">
+              <ItemGroup><KernelPatch Include="cmdline-init.patch" /></ItemGroup>
+            </Project>
+            """, ("cmdline-init.patch", patchText));
+        var build = PackedSdk.Build(dir, "build.binlog", $"-p:KernelDir={s_env["KO_KLP_BUILD"]}");
+        Assert.AreNotEqual(0, build.ExitCode, build.Output);
+        StringAssert.Contains(build.Output, $"cmdline-init.patch({plusLine}): ppc-livepatch error PLP5002: " +
+            "proc_cmdline_init is in .init.text");
+        StringAssert.Contains(build.Output, "(fs/proc/cmdline.c:15)");
+        Assert.AreEqual(0, Directory.Exists(Path.Combine(dir, "bin")) ? Directory.GetFiles(Path.Combine(dir, "bin"),
+            "*.ko", SearchOption.AllDirectories).Length : 0);
+    }
+
+    [TestMethod]
     public void SiblingCallToAKlpSymbolFailsTheKbuildBuildAtTheCLine()
     {
         string dir = PackedSdk.Consumer("""

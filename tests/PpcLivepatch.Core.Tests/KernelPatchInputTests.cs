@@ -84,6 +84,23 @@ public sealed class KernelPatchInputTests
     }
 
     [TestMethod]
+    public void AFindingAtAFunctionsLineLandsOnTheLineThePatchAddsInIt()
+    {
+        // cmdline-init.patch changes a line inside proc_cmdline_init; the diff's refusal names the function's first
+        // line (its "{"), which maps to the "+" line of the .patch that changed it.
+        string patch = Path.Combine(Patches, "cmdline-init.patch");
+        string[] patchLines = File.ReadAllLines(patch);
+        int plusLine = Array.FindIndex(patchLines, l => l.StartsWith('+') && !l.StartsWith("+++")) + 1;
+        var file = UnifiedPatch.Parse(patch, File.ReadAllText(patch), out _)!.Single();
+        string original = File.ReadAllText(Path.Combine(SourceTree(), file.Path));
+        var placed = new List<(PatchHunk, int)>();
+        string marked = UnifiedPatch.Apply(patch, file, original, file.Path, placed, out _)!;
+        int functionLine = Array.FindIndex(marked.Split('\n'), l => l.Contains("proc_cmdline_init(void)")) + 2;
+        Assert.AreEqual(plusLine, UnifiedPatch.PatchLineOf(placed, functionLine));
+        Assert.IsNull(UnifiedPatch.PatchLineOf(placed, 10_000), "nothing is added after the end");
+    }
+
+    [TestMethod]
     [DataRow("not a patch\n", 1, "contains no unified-diff hunks")]
     [DataRow("--- a/x.c\n+++ b/x.c\n@@ -1,3 +1,3 @@\n a\n-b\n", 3, "cut short")]
     public void WhatIsNotAPatchIsCoded(string text, int line, string message)

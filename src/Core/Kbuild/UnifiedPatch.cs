@@ -5,9 +5,27 @@ using PpcLivepatch.Diagnostics;
 namespace PpcLivepatch.Kbuild;
 
 /// <summary>One hunk of a unified diff: where it starts in the old file, the lines it expects and the lines it
-/// writes, and the line of the <c>.patch</c> its header is on (where a refusal points).</summary>
+/// writes, the line of the <c>.patch</c> its header is on, and the <c>.patch</c> line of each line it writes (where a
+/// finding about that line points).</summary>
 public sealed record PatchHunk(int OldStart, IReadOnlyList<string> OldLines, IReadOnlyList<string> NewLines,
-    int PatchLine);
+    int PatchLine)
+{
+    public IReadOnlyList<int> NewLinePatchLines { get; init; } = [];
+
+    /// <summary>Which written lines the patch adds ('+'), as opposed to context it keeps.</summary>
+    public IReadOnlyList<bool> NewLineAdded { get; init; } = [];
+
+    /// <summary>The <c>.patch</c> line of the first line this hunk adds at or after written line
+    /// <paramref name="index"/>, else of its first added line, else its header.</summary>
+    public int AddedLineFrom(int index)
+    {
+        for (int i = Math.Max(index, 0); i < NewLineAdded.Count; i++)
+            if (NewLineAdded[i]) return NewLinePatchLines[i];
+        for (int i = 0; i < NewLineAdded.Count; i++)
+            if (NewLineAdded[i]) return NewLinePatchLines[i];
+        return PatchLine;
+    }
+}
 
 /// <summary>The hunks of one file in a unified diff, by its path relative to the tree (<c>a/</c>, <c>b/</c>
 /// stripped).</summary>
@@ -45,6 +63,8 @@ public static partial class UnifiedPatch
                 int newCount = m.Groups[4].Success ? int.Parse(m.Groups[4].Value) : 1;
                 var before = new List<string>();
                 var after = new List<string>();
+                var afterLines = new List<int>();
+                var added = new List<bool>();
                 i++;
                 while (i < lines.Length && (before.Count < oldCount || after.Count < newCount))
                 {
@@ -52,9 +72,9 @@ public static partial class UnifiedPatch
                     if (l.StartsWith('\\')) { i++; continue; }   // "\ No newline at end of file"
                     char kind = l.Length == 0 ? ' ' : l[0];
                     string body = l.Length == 0 ? "" : l[1..];
-                    if (kind is ' ') { before.Add(body); after.Add(body); }
+                    if (kind is ' ') { before.Add(body); after.Add(body); afterLines.Add(i + 1); added.Add(false); }
                     else if (kind is '-') before.Add(body);
-                    else if (kind is '+') after.Add(body);
+                    else if (kind is '+') { after.Add(body); afterLines.Add(i + 1); added.Add(true); }
                     else break;
                     i++;
                 }
@@ -66,7 +86,8 @@ public static partial class UnifiedPatch
                     return null;
                 }
                 while (i < lines.Length && lines[i].StartsWith('\\')) i++;
-                hunks.Add(new PatchHunk(oldStart, before, after, header));
+                hunks.Add(new PatchHunk(oldStart, before, after, header)
+                    { NewLinePatchLines = afterLines, NewLineAdded = added });
             }
             i--;
             if (hunks.Count > 0) files.Add(new FilePatch(path, hunks, fileLine));
@@ -89,7 +110,12 @@ public static partial class UnifiedPatch
     /// not touch compile exactly as before.
     /// </summary>
     public static string? Apply(string patchPath, FilePatch file, string original, string? lineMarkers,
-        out Diagnostic? error)
+        out Diagnostic? error) => Apply(patchPath, file, original, lineMarkers, null, out error);
+
+    /// <param name="placed">Receives each hunk and the 1-based line of the patched output (as numbered with
+    /// <paramref name="lineMarkers"/>) its first written line has.</param>
+    public static string? Apply(string patchPath, FilePatch file, string original, string? lineMarkers,
+        List<(PatchHunk Hunk, int Line)>? placed, out Diagnostic? error)
     {
         error = null;
         bool finalNewline = original.EndsWith('\n');
@@ -109,6 +135,7 @@ public static partial class UnifiedPatch
                 return null;
             }
             for (; next < at; next++) output.Append(lines[next]).Append('\n');
+            placed?.Add((hunk, at + 1));
             foreach (var l in hunk.NewLines) output.Append(l).Append('\n');
             next = at + hunk.OldLines.Count;
             if (lineMarkers is not null && next < lines.Count)
@@ -143,6 +170,20 @@ public static partial class UnifiedPatch
         for (int k = 0; k < expected.Count; k++)
             if (lines[at + k] != expected[k]) return false;
         return true;
+    }
+
+    /// <summary>
+    /// The <c>.patch</c> line a finding at a C line of the marked output comes from — a changed function's first
+    /// line, say: the first line the patch adds at or after it. Null when the patch adds nothing after the line.
+    /// </summary>
+    public static int? PatchLineOf(IReadOnlyList<(PatchHunk Hunk, int Line)> placed, int line)
+    {
+        foreach (var (hunk, start) in placed.OrderBy(p => p.Line))
+        {
+            if (line < start) return hunk.AddedLineFrom(0);
+            if (line < start + hunk.NewLines.Count) return hunk.AddedLineFrom(line - start);
+        }
+        return null;
     }
 
     private static Diagnostic At(string patchPath, int line, string message) =>
