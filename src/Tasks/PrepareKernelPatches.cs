@@ -48,7 +48,18 @@ public sealed class PrepareKernelPatches : Microsoft.Build.Utilities.Task
         foreach (var item in Patches)
         {
             string patchPath = item.GetMetadata("FullPath");
-            var files = UnifiedPatch.Parse(patchPath, File.ReadAllText(patchPath), out var parseError);
+            string text;
+            try
+            {
+                text = File.ReadAllText(patchPath);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                DiagnosticLogging.Log(Log, Diagnostic.Create(DiagnosticCatalog.UnreadableFile, patchPath,
+                    $"cannot read '{patchPath}': {e.Message}"), HelpLinkBase);
+                continue;
+            }
+            var files = UnifiedPatch.Parse(patchPath, text, out var parseError);
             if (files is null)
             {
                 DiagnosticLogging.Log(Log, parseError!, HelpLinkBase);

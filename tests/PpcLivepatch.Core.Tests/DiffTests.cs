@@ -230,7 +230,7 @@ public sealed class DiffTests
     {
         // vmlinux's System.map: exported names stay undefined, the rest are klp symbols at their kallsyms
         // positions; a static the oracle kernel does not have (the base patch added it) is refused as missing.
-        string map = Path.Combine(KernelTree(), "System.map");
+        string map = Path.Combine(KernelOracle.KlpBuildTree(), "System.map");
         var symbols = KernelSymbols.Load(map, "vmlinux", out var error);
         Assert.IsNotNull(symbols, error?.Message);
         var r = Diff("cmdline-string", new DiffOptions("vmlinux", symbols)).Report;
@@ -242,7 +242,8 @@ public sealed class DiffTests
         StringAssert.Contains(missing.Diagnostics[0].Message, "calls.0");
 
         // vmlinux itself: the same answer from its symbol table.
-        var fromElf = KernelSymbols.Load(Path.Combine(KernelTree(), "vmlinux"), "vmlinux", out error);
+        var fromElf = KernelSymbols.Load(Path.Combine(KernelOracle.KlpBuildTree(), "vmlinux"), "vmlinux",
+            out error);
         Assert.IsNotNull(fromElf, error?.Message);
         var again = Diff("cmdline-string", new DiffOptions("vmlinux", fromElf)).Report;
         CollectionAssert.AreEqual(r.Bindings.ToList(), again.Bindings.ToList());
@@ -299,7 +300,8 @@ public sealed class DiffTests
         // With the kernel's exports known, get_user()'s static key (uaccess_flush_key) stays undefined, and the
         // changed function's entries of __ex_table, __jump_table and __barrier_nospec_fixup come along, pointing
         // into the new copy; without them a fault in the copy would oops instead of returning -EFAULT.
-        var symbols = KernelSymbols.Load(Path.Combine(KernelTree(), "System.map"), "vmlinux", out _)!;
+        var symbols = KernelSymbols.Load(Path.Combine(KernelOracle.KlpBuildTree(), "System.map"), "vmlinux",
+            out _)!;
         var result = Diff("cmdline-uaccess", new DiffOptions("vmlinux", symbols));
         Assert.IsTrue(result.Report.Succeeded, string.Join("\n", result.Report.Diagnostics.Select(d => d.Message)));
         Assert.IsFalse(result.Report.Bindings.Single(b => b.Name == "uaccess_flush_key").Klp);
@@ -427,18 +429,4 @@ public sealed class DiffTests
         Assert.IsTrue(parsed > 100 && written > 20, $"{parsed} parsed, {written} written: the mutants must reach the diff");
     }
 
-    private static string KernelTree()
-    {
-        string dir = Environment.GetEnvironmentVariable("PPCLP_KERNEL_CACHE")
-            ?? Path.Combine(Environment.GetEnvironmentVariable("HOME") ?? "/root", ".cache",
-                "ppclivepatch-kernel-oracle");
-        string env = Path.Combine(dir, "env.sh");
-        if (!File.Exists(env)) Assert.Fail($"the kernel oracle is not set up ({env} is missing): run " +
-            "eng/kernel-oracle/setup.sh --klp");
-        string? tree = File.ReadAllLines(env).Select(l => l.Split('=', 2))
-            .FirstOrDefault(p => p.Length == 2 && p[0] == "KO_KLP_BUILD")?[1];
-        if (string.IsNullOrEmpty(tree) || !File.Exists(Path.Combine(tree, "System.map")))
-            Assert.Fail("the livepatch kernel is not built: run eng/kernel-oracle/setup.sh --klp");
-        return tree;
-    }
 }

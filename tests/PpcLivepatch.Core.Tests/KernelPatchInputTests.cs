@@ -16,7 +16,7 @@ public sealed class KernelPatchInputTests
     [TestMethod]
     public void EveryPairsPatchAppliesAsGnuPatchAppliesIt()
     {
-        string source = SourceTree();
+        string source = KernelOracle.KlpSourceTree();
         foreach (string patch in Directory.GetFiles(Patches, "*.patch").Order(StringComparer.Ordinal))
         {
             if (patch.EndsWith(".base.patch", StringComparison.Ordinal)) continue;
@@ -41,7 +41,7 @@ public sealed class KernelPatchInputTests
     {
         string patch = Path.Combine(Patches, "version-new-function.patch");
         var file = UnifiedPatch.Parse(patch, File.ReadAllText(patch), out _)!.Single();
-        string original = File.ReadAllText(Path.Combine(SourceTree(), file.Path));
+        string original = File.ReadAllText(Path.Combine(KernelOracle.KlpSourceTree(), file.Path));
         string marked = UnifiedPatch.Apply(patch, file, original, "fs/proc/version.c", out _)!;
         var originalLines = original.Split('\n');
         // Read the output as the preprocessor does: a #line sets the number of the next line.
@@ -92,7 +92,7 @@ public sealed class KernelPatchInputTests
         string[] patchLines = File.ReadAllLines(patch);
         int plusLine = Array.FindIndex(patchLines, l => l.StartsWith('+') && !l.StartsWith("+++")) + 1;
         var file = UnifiedPatch.Parse(patch, File.ReadAllText(patch), out _)!.Single();
-        string original = File.ReadAllText(Path.Combine(SourceTree(), file.Path));
+        string original = File.ReadAllText(Path.Combine(KernelOracle.KlpSourceTree(), file.Path));
         var placed = new List<(PatchHunk, int)>();
         string marked = UnifiedPatch.Apply(patch, file, original, file.Path, placed, out _)!;
         int functionLine = Array.FindIndex(marked.Split('\n'), l => l.Contains("proc_cmdline_init(void)")) + 2;
@@ -114,8 +114,8 @@ public sealed class KernelPatchInputTests
     [TestMethod]
     public void UnitsComeFromTheBuildTreesKbuildRecords()
     {
-        string build = BuildTree();
-        var units = new KbuildUnits(build, SourceTree());
+        string build = KernelOracle.KlpBuildTree();
+        var units = new KbuildUnits(build, KernelOracle.KlpSourceTree());
         var diagnostics = new List<Diagnostic>();
         var cmdline = units.For(["fs/proc/cmdline.c"], "fix.patch", diagnostics).Single();
         Assert.AreEqual("fs/proc/cmdline.o", cmdline.Object);
@@ -136,7 +136,7 @@ public sealed class KernelPatchInputTests
     {
         // The command the SDK will run is the one tests/fixtures/diff/build-pairs.sh ran for the committed pairs:
         // compiled in the build tree and run through recordmcount, the original of cmdline-string is the same bytes.
-        string build = BuildTree(), source = SourceTree();
+        string build = KernelOracle.KlpBuildTree(), source = KernelOracle.KlpSourceTree();
         var unit = new KbuildUnits(build, source).For(["fs/proc/cmdline.c"], "fix.patch", []).Single();
         string dir = Repo.NewTempDir(), copyDir = Path.Combine(dir, "orig"), output = Path.Combine(dir, "cmdline.o");
         Directory.CreateDirectory(copyDir);
@@ -149,20 +149,4 @@ public sealed class KernelPatchInputTests
             "cmdline-string.orig.o")), File.ReadAllBytes(output));
     }
 
-    private static string BuildTree()
-    {
-        string dir = Environment.GetEnvironmentVariable("PPCLP_KERNEL_CACHE")
-            ?? Path.Combine(Environment.GetEnvironmentVariable("HOME") ?? "/root", ".cache",
-                "ppclivepatch-kernel-oracle");
-        string env = Path.Combine(dir, "env.sh");
-        if (!File.Exists(env)) Assert.Fail($"the kernel oracle is not set up ({env} is missing): run " +
-            "eng/kernel-oracle/setup.sh --klp");
-        string? tree = File.ReadAllLines(env).Select(l => l.Split('=', 2))
-            .FirstOrDefault(p => p.Length == 2 && p[0] == "KO_KLP_BUILD")?[1];
-        if (string.IsNullOrEmpty(tree) || !Directory.Exists(tree))
-            Assert.Fail("the livepatch kernel is not built: run eng/kernel-oracle/setup.sh --klp");
-        return tree;
-    }
-
-    private static string SourceTree() => Path.GetFullPath(Path.Combine(BuildTree(), "source"));
 }

@@ -95,3 +95,26 @@ internal static class Tool
         return r.Stdout;
     }
 }
+
+/// <summary>The kernel oracle's CONFIG_LIVEPATCH build tree (eng/kernel-oracle/setup.sh --klp, which ./build.sh test
+/// runs): its vmlinux, System.map, kbuild records and source, for the tests of the diff and of kernel patches.</summary>
+internal static class KernelOracle
+{
+    public static string KlpBuildTree()
+    {
+        string dir = Environment.GetEnvironmentVariable("PPCLP_KERNEL_CACHE")
+            ?? Path.Combine(Environment.GetEnvironmentVariable("HOME") ?? "/root", ".cache",
+                "ppclivepatch-kernel-oracle");
+        string env = Path.Combine(dir, "env.sh");
+        if (!File.Exists(env)) Assert.Fail($"the kernel oracle is not set up ({env} is missing): run " +
+            "eng/kernel-oracle/setup.sh --klp");
+        string? tree = File.ReadAllLines(env).Select(l => l.Split('=', 2))
+            .FirstOrDefault(p => p.Length == 2 && p[0] == "KO_KLP_BUILD")?[1];
+        if (string.IsNullOrEmpty(tree) || !File.Exists(Path.Combine(tree, "System.map")))
+            Assert.Fail("the livepatch kernel is not built: run eng/kernel-oracle/setup.sh --klp");
+        return tree;
+    }
+
+    /// <summary>The source the tree was built from (its "source" link).</summary>
+    public static string KlpSourceTree() => Path.GetFullPath(Path.Combine(KlpBuildTree(), "source"));
+}
