@@ -86,8 +86,8 @@ internal static class DiffCommand
             {
                 AtomicFile.WriteAllBytes(output, result.Output, modeOf: files[1]);
                 if (registration is not null)
-                    AtomicFile.WriteAllBytes(registration,
-                        System.Text.Encoding.UTF8.GetBytes(KlpRegistration.Generate(report.Replacements)));
+                    AtomicFile.WriteAllBytes(registration, System.Text.Encoding.UTF8.GetBytes(
+                        KlpRegistration.Generate(report.Replacements, report.Callbacks)));
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException
                 or ArgumentException)

@@ -18,18 +18,28 @@ internal static partial class GccOutput
     /// <param name="defaultFile">Where driver messages without a file of their own are shown.</param>
     /// <param name="pathMap">Maps a path gcc printed (a kbuild copy) back to the user's file.</param>
     /// <returns>False when the line is not a gcc diagnostic.</returns>
+    /// <param name="locationMap">Maps a file and line as gcc printed them (a patched copy's, say) to the place the
+    /// user edits, with a note for the message; null when the line is not its to map.</param>
     public static bool TryLog(TaskLoggingHelper log, IBuildEngine? engine, string line, string defaultFile,
-        string? helpLinkBase, Func<string, string>? pathMap)
+        string? helpLinkBase, Func<string, string>? pathMap,
+        Func<string, int, (string File, int Line, string Note)?>? locationMap = null)
     {
         var m = Diagnostic().Match(line);
         if (!m.Success) return false;
         string file = m.Groups["file"].Value, kind = m.Groups["kind"].Value, msg = m.Groups["msg"].Value;
         int ln = m.Groups["line"].Success ? int.Parse(m.Groups["line"].Value) : 0;
         int col = m.Groups["col"].Success ? int.Parse(m.Groups["col"].Value) : 0;
-        if (file is "cc1" or "gcc" or "make" || file.EndsWith("-gcc", StringComparison.Ordinal)
-            || file.StartsWith("make[", StringComparison.Ordinal)) file = defaultFile;
-        else if (!Path.IsPathRooted(file)) file = Path.GetFullPath(file);
-        if (pathMap is not null) file = pathMap(file);
+        if (locationMap?.Invoke(file, ln) is { } mapped)
+        {
+            (file, ln, col, msg) = (mapped.File, mapped.Line, 0, msg + mapped.Note);
+        }
+        else
+        {
+            if (file is "cc1" or "gcc" or "make" || file.EndsWith("-gcc", StringComparison.Ordinal)
+                || file.StartsWith("make[", StringComparison.Ordinal)) file = defaultFile;
+            else if (!Path.IsPathRooted(file)) file = Path.GetFullPath(file);
+            if (pathMap is not null) file = pathMap(file);
+        }
         if (!FirstTimeInBuild(engine, $"{file}|{ln}|{col}|{kind}|{msg}")) return true;
         switch (kind)
         {

@@ -1,4 +1,7 @@
 using System.Diagnostics;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
 using Microsoft.Build.Framework;
 using Microsoft.Build.Utilities;
 using PpcLivepatch.Diagnostics;
@@ -11,40 +14,39 @@ namespace PpcLivepatch.Build.Tasks;
 /// <summary>
 /// From <c>KernelPatch</c> items to what the kbuild step links: each patched translation unit compiled twice with
 /// the kernel's own command line (before and after the patch, the patched copy with <c>#line</c> markers so unchanged
-/// lines keep their numbers), diffed (<see cref="ObjectDiff"/>, unbound), and the module's klp registration
-/// generated. Outputs the diff objects, the registration source and the <c>KlpSymbol</c> items the Convert step binds
-/// after the link.
+/// lines keep their numbers), diffed (<see cref="ObjectDiff"/>, unbound; a module's unit against the module's symbols,
+/// as its own klp_object), and the module's klp registration generated. Writes a manifest of what it made, which
+/// <see cref="ReadKernelPatchManifest"/> turns back into items when MSBuild skips this step as up to date.
 /// </summary>
-public sealed class PrepareKernelPatches : Microsoft.Build.Utilities.Task
+public sealed partial class PrepareKernelPatches : Microsoft.Build.Utilities.Task
 {
     [Required] public ITaskItem[] Patches { get; set; } = [];
     [Required] public string KernelDirectory { get; set; } = "";
     public string KernelSource { get; set; } = "";
     [Required] public string WorkDirectory { get; set; } = "";
+    /// <summary>The SDK's headers for patch authors (kpatch-macros.h): on the include path of the patched
+    /// copies.</summary>
+    public string IncludeDirectory { get; set; } = "";
+    [Required] public string Manifest { get; set; } = "";
     public string? HelpLinkBase { get; set; }
 
-    [Output] public ITaskItem[] Objects { get; private set; } = [];
-    [Output] public ITaskItem[] KlpSymbols { get; private set; } = [];
-    [Output] public string Registration { get; private set; } = "";
+    private sealed record Unit(KbuildUnit Kbuild, string PatchPath, IReadOnlyList<FilePatch> Files);
 
     public override bool Execute()
     {
+        // A manifest names a finished preparation: none while this one runs, so a failed run is retried.
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(Manifest))!);
+        File.Delete(Manifest);
         string build = Path.GetFullPath(KernelDirectory);
         string source = string.IsNullOrEmpty(KernelSource) ? Path.Combine(build, "source") : KernelSource;
         if (!Directory.Exists(source)) source = build;
         string realSource = Directory.ResolveLinkTarget(source, true)?.FullName ?? Path.GetFullPath(source);
-        string symbolsFile = File.Exists(Path.Combine(build, "vmlinux")) ? Path.Combine(build, "vmlinux")
-            : Path.Combine(build, "System.map");
-        var symbols = KernelSymbols.Load(symbolsFile, "vmlinux", out var symbolsError);
-        if (symbols is null)
-        {
-            DiagnosticLogging.Log(Log, symbolsError!, HelpLinkBase);
-            return false;
-        }
-        var units = new KbuildUnits(build, source);
-        var objects = new List<ITaskItem>();
-        var bindings = new Dictionary<string, KernelBinding>(StringComparer.Ordinal);
-        var replacements = new List<FunctionReplacement>();
+        var vmlinux = LoadSymbols(File.Exists(Path.Combine(build, "vmlinux")) ? Path.Combine(build, "vmlinux")
+            : Path.Combine(build, "System.map"), "vmlinux");
+        if (vmlinux is null) return false;
+
+        var kbuildUnits = new KbuildUnits(build, source);
+        var units = new List<Unit>();
         foreach (var item in Patches)
         {
             string patchPath = item.GetMetadata("FullPath");
@@ -66,93 +68,157 @@ public sealed class PrepareKernelPatches : Microsoft.Build.Utilities.Task
                 continue;
             }
             var found = new List<Diagnostic>();
-            foreach (var unit in units.For(files.Select(f => f.Path), patchPath, found))
-                PrepareUnit(unit, files, patchPath, build, realSource, symbols, objects, bindings, replacements);
+            units.AddRange(kbuildUnits.For(files.Select(f => f.Path), patchPath, found)
+                .Select(u => new Unit(u, patchPath, files)));
             foreach (var d in found) DiagnosticLogging.Log(Log, d, HelpLinkBase);
         }
         if (Log.HasLoggedErrors) return false;
-        if (replacements.Count == 0)
+
+        var objects = new List<string>();
+        var bindings = new Dictionary<(string, string), KernelBinding>();
+        var replacements = new List<FunctionReplacement>();
+        var callbacks = new List<(KlpCallback Callback, string PatchPath)>();
+        var moduleSymbols = new Dictionary<string, KernelSymbols?>(StringComparer.Ordinal);
+        for (int i = 0; i < units.Count; i++)
+        {
+            var unit = units[i];
+            string? module = unit.Kbuild.Module;
+            KernelSymbols? symbols = vmlinux;
+            if (module is not null && !moduleSymbols.TryGetValue(module, out symbols))
+                symbols = moduleSymbols[module] = ModuleSymbols(kbuildUnits, module, unit);
+            if (symbols is null) continue;
+            var result = PrepareUnit(unit, $"{i + 1} of {units.Count}", build, realSource,
+                new DiffOptions(module ?? "vmlinux", symbols, Bind: false, Kernel: module is null ? null : vmlinux));
+            if (result is null) continue;
+            objects.Add(result.Value.Object);
+            foreach (var b in result.Value.Report.Bindings) bindings[(b.Object, b.Name)] = b;
+            replacements.AddRange(result.Value.Report.Replacements);
+            callbacks.AddRange(result.Value.Report.Callbacks.Select(c => (c, unit.PatchPath)));
+        }
+        foreach (var twice in callbacks.GroupBy(c => (c.Callback.Object, c.Callback.Kind)).Where(g => g.Count() > 1))
+            DiagnosticLogging.Log(Log, Diagnostic.Create(DiagnosticCatalog.DiffPatchAuthorRecord,
+                twice.First().PatchPath, $"the patches register {twice.Count()} {twice.Key.Kind} callbacks for " +
+                    $"{twice.Key.Object}: a klp_object has one of each kind"), HelpLinkBase);
+        if (Log.HasLoggedErrors) return false;
+        if (replacements.Count == 0 && callbacks.Count == 0)
         {
             DiagnosticLogging.Log(Log, Diagnostic.Create(DiagnosticCatalog.DiffNoFunctionChanged,
                 Patches[0].GetMetadata("FullPath"), "the patches change no function the kernel builds"), HelpLinkBase);
             return false;
         }
-        Registration = Path.Combine(WorkDirectory, "livepatch_registration.c");
-        AtomicFile.WriteAllBytes(Registration,
-            System.Text.Encoding.UTF8.GetBytes(KlpRegistration.Generate(replacements)));
-        Objects = [.. objects];
-        KlpSymbols = bindings.Values.Where(b => b.Klp).Select(b =>
-        {
-            var symbol = new TaskItem(b.Name);
-            symbol.SetMetadata("Object", b.Object);
-            symbol.SetMetadata("Position", b.Position.ToString(System.Globalization.CultureInfo.InvariantCulture));
-            return (ITaskItem)symbol;
-        }).ToArray();
-        return !Log.HasLoggedErrors;
+        string registration = Path.Combine(WorkDirectory, "livepatch_registration.c");
+        AtomicFile.WriteAllBytes(registration, Encoding.UTF8.GetBytes(
+            KlpRegistration.Generate(replacements, callbacks.Select(c => c.Callback))));
+        var manifest = new StringBuilder();
+        manifest.Append("registration\t").Append(registration).Append('\n');
+        foreach (string o in objects) manifest.Append("object\t").Append(o).Append('\n');
+        foreach (var b in bindings.Values.Where(b => b.Klp).OrderBy(b => b.Object, StringComparer.Ordinal)
+                     .ThenBy(b => b.Name, StringComparer.Ordinal))
+            manifest.Append(CultureInfo.InvariantCulture, $"klp-symbol\t{b.Name}\t{b.Object}\t{b.Position}\n");
+        AtomicFile.WriteAllBytes(Manifest, Encoding.UTF8.GetBytes(manifest.ToString()));
+        return true;
     }
 
-    private void PrepareUnit(KbuildUnit unit, IReadOnlyList<FilePatch> files, string patchPath, string build,
-        string source, KernelSymbols symbols, List<ITaskItem> objects, Dictionary<string, KernelBinding> bindings,
-        List<FunctionReplacement> replacements)
+    private KernelSymbols? LoadSymbols(string path, string objectName)
     {
-        string relative = Path.GetRelativePath(source, unit.Source);
+        var symbols = KernelSymbols.Load(path, objectName, out var error);
+        if (symbols is null) DiagnosticLogging.Log(Log, error!, HelpLinkBase);
+        return symbols;
+    }
+
+    /// <summary>A module's unit binds against the module as the build tree built it.</summary>
+    private KernelSymbols? ModuleSymbols(KbuildUnits kbuildUnits, string module, Unit unit)
+    {
+        if (kbuildUnits.ModuleFile(module) is { } ko) return LoadSymbols(ko, module);
+        DiagnosticLogging.Log(Log, Diagnostic.Create(DiagnosticCatalog.UnreadableFile, unit.PatchPath,
+            $"cannot read the symbols of module {module}, which {unit.Kbuild.Object} belongs to: {KernelDirectory} " +
+                "has not built it (it is not in modules.order); build the kernel's modules first"), HelpLinkBase);
+        return null;
+    }
+
+    private (string Object, DiffReport Report)? PrepareUnit(Unit unit, string progress, string build, string source,
+        DiffOptions options)
+    {
+        var kbuild = unit.Kbuild;
+        string relative = Path.GetRelativePath(source, kbuild.Source);
         string dir = Path.Combine(WorkDirectory, Path.ChangeExtension(relative, null).Replace('/', '_'));
         string originalCopy = Path.Combine(dir, "orig", Path.GetFileName(relative));
         string patchedCopy = Path.Combine(dir, "patched", Path.GetFileName(relative));
-        Directory.CreateDirectory(Path.GetDirectoryName(originalCopy)!);
-        Directory.CreateDirectory(Path.GetDirectoryName(patchedCopy)!);
-        string text = File.ReadAllText(unit.Source);
-        File.WriteAllText(originalCopy, text);
+        string text = File.ReadAllText(kbuild.Source);
         string patched = text;
         var placed = new List<(PatchHunk Hunk, int Line)>();
-        foreach (var file in files.Where(f => f.Path == relative))
+        foreach (var file in unit.Files.Where(f => f.Path == relative))
         {
-            if (UnifiedPatch.Apply(patchPath, file, patched, relative, placed, out var error) is not { } applied)
+            if (UnifiedPatch.Apply(unit.PatchPath, file, patched, relative, placed, out var error) is not { } applied)
             {
                 DiagnosticLogging.Log(Log, error!, HelpLinkBase);
-                return;
+                return null;
             }
             patched = applied;
         }
-        File.WriteAllText(patchedCopy, patched);
         string originalObject = Path.Combine(dir, "orig.o"), patchedObject = Path.Combine(dir, "patched.o");
-        Log.LogMessage(MessageImportance.High, $"  {relative}: compiling the original and the patched copy");
-        if (!Compile(unit, originalCopy, originalObject, source, build)
-            || !Compile(unit, patchedCopy, patchedObject, source, build)) return;
+        string what = options.ObjectName == "vmlinux" ? "" : $" (module {options.ObjectName})";
+        (string, int, string)? Original(string file, int line) =>
+            file == relative || file == originalCopy ? (kbuild.Source, line, "") : null;
+        if (!Compile(kbuild, text, originalCopy, originalObject, source, build, "", Original,
+                $"  {relative}{what}, {progress}: compiling the original")) return null;
+        // gcc's messages about the patched copy land on the .patch line the code came from.
+        (string, int, string)? Patched(string file, int line) =>
+            file == relative || file == patchedCopy
+                ? (unit.PatchPath, UnifiedPatch.PatchLineOf(placed, line) ?? 0, $" ({relative}:{line})") : null;
+        string include = string.IsNullOrEmpty(IncludeDirectory) ? "" : $" -I{Path.GetFullPath(IncludeDirectory)}";
+        if (!Compile(kbuild, patched, patchedCopy, patchedObject, source, build, include, Patched,
+                $"  {relative}{what}, {progress}: compiling the patched copy")) return null;
         if (!ElfImage.TryLoad(originalObject, out var before, out var error1))
         {
             DiagnosticLogging.Log(Log, error1!, HelpLinkBase);
-            return;
+            return null;
         }
         if (!ElfImage.TryLoad(patchedObject, out var after, out var error2))
         {
             DiagnosticLogging.Log(Log, error2!, HelpLinkBase);
-            return;
+            return null;
         }
-        var result = ObjectDiff.Run(before!, after!, new DiffOptions("vmlinux", symbols, Bind: false));
+        var result = ObjectDiff.Run(before!, after!, options);
         // A finding lands on the .patch line the change came from; the C line (from the -g line tables) goes along.
         foreach (var d in result.Report.Diagnostics)
         {
-            int? line = d.Source is { } s && s.File == relative ? UnifiedPatch.PatchLineOf(placed, s.Line) : null;
+            int? line = d.Source is { } s && s.File == relative ? UnifiedPatch.PatchLineOf(placed, s.Line)
+                : d.Datum is { } datum ? UnifiedPatch.PatchLineOfName(placed, datum) : null;
             string where = d.Source is { } c ? $" ({c.File}:{c.Line})" : "";
-            DiagnosticLogging.Log(Log, d with { ObjectPath = patchPath, Message = d.Message + where,
-                Source = new SourceLocation(patchPath, line ?? 0, 0) }, HelpLinkBase);
+            DiagnosticLogging.Log(Log, d with { ObjectPath = unit.PatchPath, Message = d.Message + where,
+                Source = new SourceLocation(unit.PatchPath, line ?? 0, 0) }, HelpLinkBase);
         }
-        if (result.Output is null) return;
+        if (result.Output is null) return null;
         string diffed = Path.Combine(dir, Path.GetFileNameWithoutExtension(relative) + "_livepatch.o");
         AtomicFile.WriteAllBytes(diffed, result.Output);
-        objects.Add(new TaskItem(diffed));
-        foreach (var b in result.Report.Bindings) bindings[b.Name] = b;
-        replacements.AddRange(result.Report.Replacements);
-        Log.LogMessage(MessageImportance.High, $"  {relative}: {string.Join(", ", result.Report.Changed)} changed" +
-            (result.Report.New.Count > 0 ? $", {string.Join(", ", result.Report.New)} new" : ""));
+        var report = result.Report;
+        Log.LogMessage(MessageImportance.High, $"  {relative}{what}: " + string.Join(", ",
+            new[] { (report.Changed, "changed"), (report.New, "new"),
+                    (report.Callbacks.Select(c => c.Kind + " callback").ToList(), "registered") }
+                .Where(x => x.Item1.Count > 0).Select(x => $"{string.Join(", ", x.Item1)} {x.Item2}")));
+        return (diffed, report);
     }
 
-    private bool Compile(KbuildUnit unit, string copy, string output, string source, string build)
+    /// <summary>Compiles one copy; skipped when the object was built from the same text by the same command (the
+    /// original is compiled once, until the kernel tree or the SDK's command changes).</summary>
+    private bool Compile(KbuildUnit unit, string text, string copy, string output, string source, string build,
+        string extraOptions, Func<string, int, (string, int, string)?> locate, string progress)
     {
         // -g: the line tables place the diff's findings on the .patch's lines.
-        string command = unit.LivepatchCompileCommand(copy, output, source, build, debugInfo: true) +
+        string command = unit.LivepatchCompileCommand(copy, output, source, build, debugInfo: true) + extraOptions +
             $" && ./scripts/recordmcount '{output}'";
+        string stamp = output + ".key";
+        string key = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(command + "\n" + text)));
+        if (File.Exists(output) && File.Exists(stamp) && File.ReadAllText(stamp) == key)
+        {
+            Log.LogMessage(MessageImportance.Normal, $"{progress.Replace(": compiling", ":")} is up to date");
+            return true;
+        }
+        Log.LogMessage(MessageImportance.High, progress);
+        Directory.CreateDirectory(Path.GetDirectoryName(copy)!);
+        File.Delete(stamp);
+        File.WriteAllText(copy, text);
         var psi = new ProcessStartInfo("bash") { WorkingDirectory = build, RedirectStandardOutput = true,
             RedirectStandardError = true, UseShellExecute = false };
         psi.ArgumentList.Add("-c");
@@ -161,10 +227,91 @@ public sealed class PrepareKernelPatches : Microsoft.Build.Utilities.Task
         var stdout = process.StandardOutput.ReadToEndAsync();
         string stderr = process.StandardError.ReadToEnd();
         process.WaitForExit();
-        if (process.ExitCode == 0) return true;
-        DiagnosticLogging.Log(Log, Diagnostic.Create(DiagnosticCatalog.CompilerError, copy,
-            $"compiling {unit.Object} for the livepatch failed (exit {process.ExitCode}): " +
-                $"{(stderr + stdout.Result).Trim()}"), HelpLinkBase);
+        foreach (string line in AtMacroUse((stderr + stdout.Result).Split('\n')))
+            if (line.Length > 0 && !GccOutput.TryLog(Log, BuildEngine, line, copy, HelpLinkBase, null,
+                    (file, ln) => locate(file, ln) is var (f, l, n) ? (f, l, n) : null))
+                Log.LogMessage(MessageImportance.Normal, line);
+        if (process.ExitCode == 0)
+        {
+            AtomicFile.WriteAllBytes(stamp, Encoding.UTF8.GetBytes(key));
+            return true;
+        }
+        File.Delete(output);
+        if (!Log.HasLoggedErrors)
+            DiagnosticLogging.Log(Log, Diagnostic.Create(DiagnosticCatalog.CompilerError, copy,
+                $"compiling {unit.Object} for the livepatch failed (exit {process.ExitCode})"), HelpLinkBase);
         return false;
+    }
+
+    /// <summary>An error inside one of the SDK's macros (kpatch-macros.h refusing KPATCH_FORCE_UNSAFE, say) is the
+    /// patch author's, at the line that used the macro: gcc names that line in the "in expansion of macro" notes
+    /// after the error, and the error is moved there.</summary>
+    private IEnumerable<string> AtMacroUse(string[] lines)
+    {
+        string headers = string.IsNullOrEmpty(IncludeDirectory) ? "\0" : Path.GetFullPath(IncludeDirectory);
+        for (int i = 0; i < lines.Length; i++)
+        {
+            var error = GccLocation().Match(lines[i]);
+            if (!error.Success || !error.Groups["file"].Value.StartsWith(headers, StringComparison.Ordinal)
+                || error.Groups["kind"].Value == "note")
+            {
+                yield return lines[i];
+                continue;
+            }
+            string? use = null;
+            for (int j = i + 1; j < lines.Length; j++)
+            {
+                var next = GccLocation().Match(lines[j]);
+                if (!next.Success) continue;
+                if (next.Groups["kind"].Value != "note") break;
+                if (lines[j].Contains("in expansion of macro", StringComparison.Ordinal)
+                    && !next.Groups["file"].Value.StartsWith(headers, StringComparison.Ordinal))
+                    use = next.Groups["location"].Value;
+            }
+            yield return use is null ? lines[i] : use + lines[i][error.Groups["location"].Length..];
+        }
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(
+        @"^(?<location>(?<file>[^:]+):\d+:\d+): (?<kind>fatal error|error|warning|note):")]
+    private static partial System.Text.RegularExpressions.Regex GccLocation();
+}
+
+/// <summary>The items <see cref="PrepareKernelPatches"/> made, read back from its manifest — on every build, so a
+/// build that skips the preparation as up to date links the same objects and binds the same symbols.</summary>
+public sealed class ReadKernelPatchManifest : Microsoft.Build.Utilities.Task
+{
+    [Required] public string Manifest { get; set; } = "";
+
+    [Output] public ITaskItem[] Objects { get; private set; } = [];
+    [Output] public ITaskItem[] KlpSymbols { get; private set; } = [];
+    [Output] public string Registration { get; private set; } = "";
+
+    public override bool Execute()
+    {
+        var objects = new List<ITaskItem>();
+        var symbols = new List<ITaskItem>();
+        foreach (string line in File.ReadAllLines(Manifest))
+        {
+            string[] f = line.Split('\t');
+            switch (f[0])
+            {
+                case "registration":
+                    Registration = f[1];
+                    break;
+                case "object":
+                    objects.Add(new TaskItem(f[1]));
+                    break;
+                case "klp-symbol":
+                    var symbol = new TaskItem(f[1]);
+                    symbol.SetMetadata("Object", f[2]);
+                    symbol.SetMetadata("Position", f[3]);
+                    symbols.Add(symbol);
+                    break;
+            }
+        }
+        Objects = [.. objects];
+        KlpSymbols = [.. symbols];
+        return true;
     }
 }

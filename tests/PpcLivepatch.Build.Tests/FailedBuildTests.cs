@@ -57,6 +57,19 @@ public sealed class FailedBuildTests
     }
 
     [TestMethod]
+    public void AKernelPatchWithoutKernelDirSaysWhatItNeeds()
+    {
+        string dir = PackedSdk.Consumer("""
+            <Project Sdk="PpcLivepatch.Build.Sdk/VERSION">
+              <ItemGroup><KernelPatch Include="fix.patch" /></ItemGroup>
+            </Project>
+            """, ("fix.patch", "--- a/fs/proc/cmdline.c\n+++ b/fs/proc/cmdline.c\n"));
+        var build = PackedSdk.Build(dir);
+        Assert.AreEqual(1, build.ExitCode, build.Output);
+        StringAssert.Contains(build.Output, "Livepatch.csproj : error PLP0015: KernelPatch items need KernelDir");
+    }
+
+    [TestMethod]
     public void AFailedVerifyKeepsOnlyItsOwnFreshReports()
     {
         string dir = PackedSdk.Consumer(Project, ("lp.c", GoodSource));

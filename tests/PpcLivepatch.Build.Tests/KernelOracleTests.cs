@@ -41,9 +41,13 @@ public sealed partial class KernelOracleTests
         public IEnumerable<string> Dmesg => Regex.Matches(Log, @"ORACLE: dmesg (.*)").Select(m => m.Groups[1].Value);
     }
 
-    private static Boot BootWith(string vmlinux, params string[] modules)
+    private static Boot BootWith(string vmlinux, params string[] modules) => BootWith(null, vmlinux, modules);
+
+    /// <param name="environment">run.sh's options: PPCLP_ORACLE_PROBE, PPCLP_ORACLE_UNLOAD.</param>
+    private static Boot BootWith(IReadOnlyDictionary<string, string>? environment, string vmlinux,
+        params string[] modules)
     {
-        var run = Tool.Run(Repo.Root, "bash",
+        var run = Tool.RunWith(environment, Repo.Root, "bash",
             [Path.Combine(Repo.Root, "eng", "kernel-oracle", "run.sh"), vmlinux, .. modules]);
         Assert.AreEqual(0, run.ExitCode, run.Output);
         StringAssert.Contains(run.Output, "ORACLE: done", "the guest did not finish");

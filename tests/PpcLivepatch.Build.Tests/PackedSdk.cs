@@ -80,12 +80,12 @@ internal static class PackedSdk
         return dir;
     }
 
-    /// <summary>A consumer folder holding a copy of samples/KernelLivepatch (its project and C sources).</summary>
-    public static string SampleConsumer()
+    /// <summary>A consumer folder holding a copy of a sample (its project, C sources and patches).</summary>
+    public static string SampleConsumer(string sample = "KernelLivepatch")
     {
         string dir = Repo.NewTempDir();
-        foreach (string f in Directory.GetFiles(Path.Combine(Repo.Root, "samples", "KernelLivepatch")).Where(f =>
-            f.EndsWith(".c") || f.EndsWith(".csproj")))
+        foreach (string f in Directory.GetFiles(Path.Combine(Repo.Root, "samples", sample)).Where(f =>
+            f.EndsWith(".c") || f.EndsWith(".csproj") || f.EndsWith(".patch")))
             File.Copy(f, Path.Combine(dir, Path.GetFileName(f)));
         UseIn(dir);
         return dir;

@@ -54,6 +54,10 @@ public sealed record Diagnostic(
 
     public DiagnosticKind Kind { get; init; } = DiagnosticCatalog.KindOf(Code);
 
+    /// <summary>The data object a finding is about (a changed variable), which line tables do not place: a source
+    /// patch's finding is placed by it instead.</summary>
+    public string? Datum { get; init; }
+
     public string HelpLink => DiagnosticCatalog.HelpLink(Code);
 
     /// <summary>The message as a sentence: one closing period, also when it quotes a system message that has

@@ -80,6 +80,7 @@ public static class DiagnosticCatalog
     public const string DiffTocReferenceToKernel = "PLP5007";
     public const string DiffCannotCarry = "PLP5008";
     public const string DiffObjectsDoNotMatch = "PLP5009";
+    public const string DiffPatchAuthorRecord = "PLP5010";
 
     /// <summary>
     /// Base of help links: an absolute URI ending in '/', the same in SARIF, JSON and MSBuild events. By default the
@@ -181,6 +182,7 @@ public static class DiagnosticCatalog
         new(DiffTocReferenceToKernel, Severity.Error, "TOC-relative reference to a symbol that stays in the kernel"),
         new(DiffCannotCarry, Severity.Error, "Something the changed code needs cannot be carried into the livepatch"),
         new(DiffObjectsDoNotMatch, Severity.Error, "The two objects cannot be diffed"),
+        new(DiffPatchAuthorRecord, Severity.Error, "A patch-author macro (kpatch-macros.h) cannot be honoured"),
     }.ToDictionary(d => d.Code);
 
     public static IReadOnlyCollection<DiagnosticDescriptor> All => Descriptors.Values;

@@ -86,6 +86,8 @@ public sealed class KernelSymbols
         return list;
     }
 
+    public bool Defines(string name) => Named(name).Count > 0;
+
     public bool IsExported(string name)
     {
         Named(name);

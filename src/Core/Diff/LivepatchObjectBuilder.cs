@@ -72,9 +72,11 @@ internal sealed class LivepatchObjectBuilder
 
     public static BuiltObject? Build(ObjectInventory before, ObjectInventory after, SymbolCorrelation correlation,
         IReadOnlyList<ObjectEntity> functions, IReadOnlyList<ObjectEntity> data, IReadOnlyList<ObjectEntity> replaced,
-        KernelSymbols symbols, string objectName, bool bind, List<Diagnostic> diagnostics)
+        KernelSymbols symbols, string objectName, bool bind, List<Diagnostic> diagnostics,
+        KernelSymbols? kernel = null, IReadOnlyDictionary<ObjectEntity, string>? callbacks = null)
     {
         var b = new LivepatchObjectBuilder(before, after, correlation, diagnostics);
+        foreach (var (e, name) in callbacks ?? new Dictionary<ObjectEntity, string>()) b._callbacks[e] = name;
         foreach (var e in functions.Concat(data)) b.AddEntity(e);
         foreach (var e in replaced) b._replaced.Add(e);
         // Relocations are resolved piece by piece; resolving may add pieces (strings, .toc slots) at the end.
@@ -83,7 +85,7 @@ internal sealed class LivepatchObjectBuilder
         for (int i = 0; i < b._pieces.Count; i++)
             if (b._pieces[i].Relocations.Count == 0) b.ResolveRelocations(b._pieces[i]);
         if (diagnostics.Any(d => d.Severity == Severity.Error)) return null;
-        return b.Write(symbols, objectName, bind);
+        return b.Write(symbols, objectName, bind, kernel);
     }
 
     private void AddEntity(ObjectEntity e)
@@ -157,7 +159,8 @@ internal sealed class LivepatchObjectBuilder
             if (p.Source.Index == section.Index && p.Source.Name != ".toc" && at >= p.Start && at <= p.Start + p.Size)
                 return (new Target(p, null, null, 0), (long)(at - p.Start));
         if (section.Name == ".toc") return TocSlot(at, from);
-        if (DataSections.IsMergeableStrings(section) || DataSections.IsMergeableConstants(section))
+        if (DataSections.IsMergeableStrings(section) || DataSections.IsMergeableConstants(section)
+            || DataSections.IsAnonymousReadOnly(Image, section))
             return (new Target(WholeSection(section), null, null, 0), (long)at);
         if (_after.At(section.Index, at) is { } entity)
             return (External(_correlation.Original(entity.Name) ?? entity.Name, entity.Symbol.Type),
@@ -271,9 +274,9 @@ internal sealed class LivepatchObjectBuilder
     private void Refuse(string message) =>
         _diagnostics.Add(Diagnostic.Create(DiagnosticCatalog.DiffCannotCarry, Image.Path, message));
 
-    private BuiltObject? Write(KernelSymbols symbols, string objectName, bool bind)
+    private BuiltObject? Write(KernelSymbols symbols, string objectName, bool bind, KernelSymbols? kernel)
     {
-        var bindings = Bind(symbols, objectName);
+        var bindings = Bind(symbols, objectName, kernel);
         if (bindings is null) return null;
         foreach (var key in _jumpKeys)
             if (bindings.TryGetValue(key, out var b) && b.Klp)
@@ -309,9 +312,11 @@ internal sealed class LivepatchObjectBuilder
             p.SectionSymbol = writer.AddSymbol("", StbLocal, SttSection, (ushort)p.OutputIndex);
         // Unbound, the object is linked with a registration that names each replacement function: those become
         // globals with a name of their own (the originals may be static, and two files' statics may share a name).
-        string NameOf(ObjectEntity e) => !bind && _replaced.Contains(e) ? FunctionReplacement.SymbolFor(e.Name)
-            : e.Name;
-        byte BindOf(ObjectEntity e) => !bind && _replaced.Contains(e) ? StbGlobal : e.Symbol.Bind;
+        // A callback is named by the registration whether bound or not.
+        string NameOf(ObjectEntity e) => _callbacks.TryGetValue(e, out var callback) ? callback
+            : !bind && _replaced.Contains(e) ? FunctionReplacement.SymbolFor(e.Name) : e.Name;
+        byte BindOf(ObjectEntity e) => _callbacks.ContainsKey(e) || (!bind && _replaced.Contains(e)) ? StbGlobal
+            : e.Symbol.Bind;
         var entities = _pieces.Where(p => p.Entity is not null).Select(p => (Piece: p, Entity: p.Entity!)).ToList();
         foreach (var (p, e) in entities.Where(x => BindOf(x.Entity) == StbLocal)
                      .Concat(entities.Where(x => BindOf(x.Entity) != StbLocal)))
@@ -352,6 +357,7 @@ internal sealed class LivepatchObjectBuilder
     }
 
     private readonly HashSet<ObjectEntity> _replaced = [];
+    private readonly Dictionary<ObjectEntity, string> _callbacks = [];
 
     /// <summary>The klp_func entries: each changed function, its original's name and kallsyms position.</summary>
     private List<FunctionReplacement> Replacements(KernelSymbols symbols, string objectName, bool bind)
@@ -382,13 +388,16 @@ internal sealed class LivepatchObjectBuilder
             or R.PPC64_TOC16_LO_DS;
 
     /// <summary>How each external name reaches the kernel: plain undefined when exported (or the loader's own), a
-    /// livepatch symbol with its kallsyms position otherwise.</summary>
-    private Dictionary<string, KernelBinding>? Bind(KernelSymbols symbols, string objectName)
+    /// livepatch symbol with its kallsyms position otherwise. For a module's unit (<paramref name="kernel"/> given),
+    /// what the module defines is always a livepatch symbol of the module — the livepatch may load before the module
+    /// does, and the livepatch core binds it when the module comes — and the rest is vmlinux's.</summary>
+    private Dictionary<string, KernelBinding>? Bind(KernelSymbols symbols, string objectName, KernelSymbols? kernel)
     {
         var names = _pieces.SelectMany(p => p.Relocations).Select(r => r.Target.External).OfType<string>()
             .Distinct(StringComparer.Ordinal).OrderBy(n => n, StringComparer.Ordinal).ToList();
         string? file = _before.Image.Symbols.FirstOrDefault(s => s.Type == SttFile)?.Name;
         symbols.Prepare(names);
+        kernel?.Prepare(names);
         var bindings = new Dictionary<string, KernelBinding>(StringComparer.Ordinal);
         bool failed = false;
         foreach (var name in names)
@@ -396,18 +405,25 @@ internal sealed class LivepatchObjectBuilder
             if (LoaderSymbols.Contains(name)) continue;
             var defined = _before.ByName.TryGetValue(name, out var e) ? e.Symbol : null;
             bool local = defined is { Bind: StbLocal };
-            if (!local && symbols.IsExported(name))
+            var source = symbols;
+            string owner = objectName;
+            if (kernel is not null && defined is null && !symbols.Defines(name))
             {
-                bindings[name] = new KernelBinding(name, false, objectName, 0);
+                source = kernel;
+                owner = "vmlinux";
+            }
+            if (!local && (kernel is null || owner == "vmlinux") && source.IsExported(name))
+            {
+                bindings[name] = new KernelBinding(name, false, owner, 0);
                 continue;
             }
             // The original object alone knows only its own definitions: other files' symbols are taken as unique.
-            if (!symbols.KnowsWholeKernel && defined is null)
+            if (!source.KnowsWholeKernel && defined is null)
             {
-                bindings[name] = new KernelBinding(name, true, objectName, 0);
+                bindings[name] = new KernelBinding(name, true, owner, 0);
                 continue;
             }
-            var position = symbols.Position(name, !local, local ? file : null);
+            var position = source.Position(name, !local, local ? file : null);
             if (position.Problem is { } problem)
             {
                 _diagnostics.Add(Diagnostic.Create(position.Missing ? DiagnosticCatalog.DiffSymbolMissing
@@ -416,7 +432,7 @@ internal sealed class LivepatchObjectBuilder
                 failed = true;
                 continue;
             }
-            bindings[name] = new KernelBinding(name, true, objectName, position.Position);
+            bindings[name] = new KernelBinding(name, true, owner, position.Position);
         }
         return failed ? null : bindings;
     }

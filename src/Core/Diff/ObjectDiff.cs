@@ -12,7 +12,10 @@ namespace PpcLivepatch.Diff;
 /// <param name="Bind">False: references to the kernel stay plain undefined symbols and the report lists how each is to
 /// be bound — for a link step that binds them afterwards, since <c>ld -r</c> does not keep <c>.klp.rela</c> sections
 /// (the SDK links, then its Convert step binds them).</param>
-public sealed record DiffOptions(string ObjectName = "vmlinux", KernelSymbols? Symbols = null, bool Bind = true);
+/// <param name="Kernel">For a module's unit (<paramref name="Symbols"/> then being the module's): vmlinux's symbols,
+/// which bind the names the module does not define.</param>
+public sealed record DiffOptions(string ObjectName = "vmlinux", KernelSymbols? Symbols = null, bool Bind = true,
+    KernelSymbols? Kernel = null);
 
 /// <summary>A reference the livepatch module leaves to the running kernel.</summary>
 /// <param name="Klp">True: bound through a <c>.klp.sym</c> symbol; false: a plain undefined (exported)
@@ -30,6 +33,10 @@ public sealed record DiffReport(string OriginalPath, string PatchedPath, IReadOn
 
     /// <summary>The klp_func entries the livepatch registers: one per changed function.</summary>
     public IReadOnlyList<FunctionReplacement> Replacements { get; init; } = [];
+
+    /// <summary>The klp callbacks the patch registers (kpatch-macros.h), in the order the kernel calls
+    /// them.</summary>
+    public IReadOnlyList<KlpCallback> Callbacks { get; init; } = [];
 
     /// <summary>Where each changed or new function starts in the patched source, when the object has line
     /// tables.</summary>
@@ -62,9 +69,10 @@ public static class ObjectDiff
             lines ??= LineTable.ReadOrEmpty(patched, out _);
             return lines.Lookup(e.Section.Index, e.Start);
         }
-        void Refuse(string code, string message, string? function = null, string? fix = null) =>
+        void Refuse(string code, string message, string? function = null, string? fix = null,
+            string? datum = null) =>
             diagnostics.Add(new Diagnostic(code, message, path, Function: function, Source: SourceOf(function),
-                Fix: fix));
+                Fix: fix) { Datum = datum });
 
         if (original.Abi != patched.Abi || original.IsLittleEndian != patched.IsLittleEndian)
             Refuse(DiagnosticCatalog.DiffObjectsDoNotMatch,
@@ -84,8 +92,13 @@ public static class ObjectDiff
         var added = new List<ObjectEntity>();
         var addedData = new List<ObjectEntity>();
         var lineOnly = new List<string>();
+        var records = PatchAuthorRecords.Read(after, (message, function) =>
+            Refuse(DiagnosticCatalog.DiffPatchAuthorRecord, message, function,
+                "Use the macros as kpatch-macros.h defines them: one callback of each kind per patched file."));
         foreach (var e in after.Entities.Where(e => ReferenceEquals(after.ByName[e.Name], e)))
         {
+            // The macros' records are read above; what they tell the diff to leave out is left out.
+            if (records.Records.Contains(e) || records.Ignores(e)) continue;
             string? originalName = correlation.Original(e.Name);
             if (originalName is null)
             {
@@ -112,7 +125,7 @@ public static class ObjectDiff
                 case Change.Changed when DataSections.IsInitOrExit(o.Section):
                     Refuse(DiagnosticCatalog.DiffInitChanged,
                         $"{originalName} ({o.Section.Name}) changed: init and exit data is gone or never used " +
-                            "once the kernel runs, so a livepatch cannot change it");
+                            "once the kernel runs, so a livepatch cannot change it", datum: originalName);
                     break;
                 case Change.Changed:
                     Refuse(DiagnosticCatalog.DiffDataChanged,
@@ -120,7 +133,8 @@ public static class ObjectDiff
                             (o.Size != e.Size ? $"size ({o.Size} -> {e.Size} bytes)" : "its initial value") +
                             ": a livepatch replaces functions, the kernel's copy of the data stays as it is",
                         fix: "Keep the data as it was; hold new state in a shadow variable " +
-                            "(klp_shadow_get_or_alloc), or change the code that uses the data instead.");
+                            "(klp_shadow_get_or_alloc), or change the code that uses the data instead.",
+                        datum: originalName);
                     break;
             }
         }
@@ -161,15 +175,19 @@ public static class ObjectDiff
 
         var symbols = options.Symbols
             ?? KernelSymbols.FromElf(original, original.Path, wholeKernel: false, addressOrder: false);
+        var callbacks = records.Callbacks.OrderBy(c => Array.IndexOf(KlpCallback.Kinds, c.Key))
+            .Select(c => (Entity: c.Value, Callback: new KlpCallback(c.Key, options.ObjectName,
+                KlpCallback.SymbolFor(c.Key, options.ObjectName)))).ToList();
         var build = LivepatchObjectBuilder.Build(before, after, correlation, included.OrderBy(e => e.Symbol.Index)
-            .ToList(), addedData, changed, symbols, options.ObjectName, options.Bind, diagnostics);
+            .ToList(), addedData, changed, symbols, options.ObjectName, options.Bind, diagnostics, options.Kernel,
+            callbacks.ToDictionary(c => c.Entity, c => c.Callback.Symbol));
         if (build is not null) diagnostics.AddRange(SiblingCalls(build.Bytes, patched.Path));
         var sources = new Dictionary<string, SourceLocation>(StringComparer.Ordinal);
         foreach (var f in changed.Concat(added))
             if (SourceOf(f.Name) is { } source) sources[f.Name] = source;
         var report = new DiffReport(original.Path, patched.Path, Names(changed), Names(added), Names(addedData),
             lineOnly, build?.Bindings ?? [], diagnostics) { Sources = sources, Replacements = build?.Replacements
-                ?? [] };
+                ?? [], Callbacks = build is null ? [] : callbacks.Select(c => c.Callback).ToList() };
         return new DiffResult(report, report.Succeeded ? build?.Bytes : null);
     }
 

@@ -36,7 +36,24 @@ public sealed class ReferenceMeaning(ObjectInventory inventory, Func<string, str
             return originalName(entity.Name) + Addend((long)(at - entity.Start));
         if (DataSections.IsMergeableConstants(section))
             return "const(" + Convert.ToHexString(Constant(section, at)) + ")";
-        return section.Name + Addend((long)at);
+        // Unnamed data (a constant gcc keeps in plain .rodata, say): its extent is unknown, so it means the whole
+        // section's bytes and references — a change anywhere in it changes every function that reads it, never none.
+        return section.Name + Addend((long)at) + "=" + Contents(section, depth);
+    }
+
+    private readonly Dictionary<int, string> _contents = [];
+
+    private string Contents(ElfSection section, int depth)
+    {
+        if (_contents.TryGetValue(section.Index, out var known)) return known;
+        if (depth > 2) return "?";
+        _contents[section.Index] = "(cycle)";
+        var text = new StringBuilder(Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(
+            section.Type == ShtNobits ? BitConverter.GetBytes(Image.ContentSize(section)) : Image.Data(section))));
+        foreach (var r in inventory.RelocationsOf(section))
+            text.Append(';').Append(r.Offset).Append(':').Append(r.Type).Append(':')
+                .Append(Of(Image.Symbols[(int)r.SymbolIndex], r.Addend, depth + 1));
+        return _contents[section.Index] = text.ToString();
     }
 
     private static string Addend(long a) => a == 0 ? "" : a > 0 ? $"+{a}" : $"{a}";
@@ -67,6 +84,15 @@ public static class DataSections
         (s.Flags & (ShfMerge | ShfStrings)) == (ShfMerge | ShfStrings);
 
     public static bool IsMergeableConstants(ElfSection s) => (s.Flags & (ShfMerge | ShfStrings)) == ShfMerge;
+
+    /// <summary>Read-only data no symbol names — with <c>-fdata-sections</c> every named object has a section of its
+    /// own, so this is what the compiler made (a constant it loads, a literal pool): it has no identity, and a copy
+    /// reads as the original does.</summary>
+    public static bool IsAnonymousReadOnly(ElfImage image, ElfSection s) =>
+        s.Type == ElfConstants.ShtProgbits && (s.Flags & ElfConstants.ShfAlloc) != 0
+        && (s.Flags & (ElfConstants.ShfWrite | ElfConstants.ShfExecInstr)) == 0
+        && !image.Symbols.Any(sym => sym.IsInSection && sym.SectionIndex == (uint)s.Index
+            && sym.Type is not (ElfConstants.SttSection or ElfConstants.SttFile));
 
     /// <summary><c>.init.*</c>, <c>.exit.*</c> and the initcall tables: code and data that runs at boot (or at
     /// unload) and is freed or never kept.</summary>

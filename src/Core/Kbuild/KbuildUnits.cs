@@ -33,6 +33,15 @@ public sealed partial record KbuildUnit(string Object, string Command, string So
             $"-fdebug-prefix-map={buildTree}=.";
     }
 
+    /// <summary>The module the unit is linked into (kbuild's <c>KBUILD_MODNAME</c> when it compiles with
+    /// <c>-DMODULE</c>), or null for a unit of vmlinux: a livepatch's changes to it form that module's
+    /// <c>klp_object</c>.</summary>
+    public string? Module => Command.Contains(" -DMODULE ", StringComparison.Ordinal)
+        && ModuleName().Match(Command) is { Success: true } m ? m.Groups[1].Value : null;
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"-DKBUILD_MODNAME='""([A-Za-z0-9_]+)""'")]
+    private static partial System.Text.RegularExpressions.Regex ModuleName();
+
     [System.Text.RegularExpressions.GeneratedRegex(@"-Wp,-MMD,\S+")]
     private static partial System.Text.RegularExpressions.Regex DependencyFileOption();
 
@@ -86,6 +95,25 @@ public sealed class KbuildUnits
             }
         }
         return units.DistinctBy(u => u.Object).OrderBy(u => u.Object, StringComparer.Ordinal).ToList();
+    }
+
+    /// <summary>The built module file of a module (its name as <c>KBUILD_MODNAME</c> spells it), from the build tree's
+    /// <c>modules.order</c> (which names <c>.ko</c> files up to 6.1 and their <c>.o</c> since); null when the tree
+    /// did not build it.</summary>
+    public string? ModuleFile(string module)
+    {
+        string order = Path.Combine(_buildTree, "modules.order");
+        if (!File.Exists(order)) return null;
+        foreach (string line in File.ReadLines(order))
+        {
+            string entry = line.Trim();
+            if (entry.Length == 0) continue;
+            string ko = Path.ChangeExtension(entry, ".ko");
+            if (Path.GetFileNameWithoutExtension(ko).Replace('-', '_') == module
+                && File.Exists(Path.Combine(_buildTree, ko)))
+                return Path.Combine(_buildTree, ko);
+        }
+        return null;
     }
 
     private List<KbuildUnit> All() => _all ??= Directory

@@ -186,6 +186,20 @@ public static partial class UnifiedPatch
         return null;
     }
 
+    /// <summary>
+    /// The <c>.patch</c> line for a finding about a named datum, which line tables do not place: the first line added
+    /// by the first hunk whose text names it (a changed initializer's hunk shows its declaration as context, or
+    /// changes it). Null when no hunk names it.
+    /// </summary>
+    public static int? PatchLineOfName(IReadOnlyList<(PatchHunk Hunk, int Line)> placed, string name)
+    {
+        var word = new System.Text.RegularExpressions.Regex($@"(?<![A-Za-z0-9_]){System.Text.RegularExpressions
+            .Regex.Escape(name)}(?![A-Za-z0-9_])");
+        foreach (var (hunk, _) in placed.OrderBy(p => p.Line))
+            if (hunk.NewLines.Any(word.IsMatch) || hunk.OldLines.Any(word.IsMatch)) return hunk.AddedLineFrom(0);
+        return null;
+    }
+
     private static Diagnostic At(string patchPath, int line, string message) =>
         new(DiagnosticCatalog.PatchDoesNotApply, message, patchPath, Source: new SourceLocation(patchPath, line, 1));
 }

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# A KernelPatch build against what kpatch-build must do for the same patch, in one run on one machine: samples/
+# KernelPatch (a one-function patch of fs/proc/meminfo.c) built by `dotnet build` against the prepared kernel-oracle
+# tree — cold (a fresh project: restore, the original and the patched unit compiled, diff, kbuild link, patch,
+# verify), warm (the patch edited: only the patched copy compiles, the original is kept) and no-op (nothing changed:
+# no step runs) — and one full build of the same kernel configuration from scratch (kpatch-build builds the kernel
+# twice, original and patched, before it can diff).
+# Usage: bench/kernel-patch.sh [ROUNDS]   (default 3; SDK figures are medians, the kernel is built once)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+rounds=${1:-3}
+eng/kernel-oracle/setup.sh --klp >/dev/null
+# shellcheck disable=SC1091
+. "${PPCLP_KERNEL_CACHE:-$HOME/.cache/ppclivepatch-kernel-oracle}/env.sh"
+[ -n "${KO_KLP_BUILD:-}" ] || { echo "no CONFIG_LIVEPATCH kernel tree: eng/kernel-oracle/setup.sh --klp failed" >&2; exit 1; }
+./build.sh pack >/dev/null
+
+work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+seconds() { awk -v s="$1" -v e="$2" 'BEGIN { printf "%.1f", (e - s) / 1e9 }'; }
+build() { # build DIR LOG: one `dotnet build` as a user types it; prints its wall seconds
+  local start end
+  start=$(date +%s%N)
+  dotnet build "$1" -nologo -tl:off -p:KernelDir="$KO_KLP_BUILD" > "$2" || { tail -n 30 "$2" >&2; exit 1; }
+  end=$(date +%s%N); seconds "$start" "$end"
+}
+for ((i = 0; i < rounds; i++)); do
+  dir=$work/round$i
+  mkdir -p "$dir"
+  cp samples/KernelPatch/KernelPatch.csproj samples/KernelPatch/meminfo-livepatched.patch global.json "$dir/"
+  sed "s#artifacts/packages#$root/artifacts/packages#" nuget.config > "$dir/nuget.config"
+  build "$dir" "$dir/cold.log" >> "$work/cold"
+  grep -q "compiling the original" "$dir/cold.log" || { echo "the cold build compiled no original" >&2; exit 1; }
+  sed -i 's/"Livepatched:    "/"Livepatched!    "/' "$dir/meminfo-livepatched.patch"
+  build "$dir" "$dir/warm.log" >> "$work/warm"
+  if grep -q "compiling the original" "$dir/warm.log" || ! grep -q "compiling the patched copy" "$dir/warm.log"; then
+    echo "the warm build should compile the patched copy only" >&2; exit 1
+  fi
+  build "$dir" "$dir/noop.log" >> "$work/noop"
+  if grep -q "compiling\|PrepareKernelPatches\b" "$dir/noop.log"; then echo "the no-op build ran a step" >&2; exit 1; fi
+done
+median() { sort -n "$1" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# One full build of the oracle configuration, as setup.sh makes it, in a fresh tree.
+kernel=$work/kernel
+src=$(readlink -f "$KO_KLP_BUILD/source")
+make -s -C "$src" O="$kernel" ARCH=powerpc CROSS_COMPILE=powerpc64le-linux-gnu- \
+  KCONFIG_ALLCONFIG="$root/eng/kernel-oracle/klp-kernel.config" allnoconfig >/dev/null
+start=$(date +%s%N)
+make -s -C "$kernel" ARCH=powerpc CROSS_COMPILE=powerpc64le-linux-gnu- -j"$(nproc)" all >/dev/null 2>&1
+end=$(date +%s%N)
+full=$(seconds "$start" "$end")
+
+cold=$(median "$work/cold"); warm=$(median "$work/warm"); noop=$(median "$work/noop")
+echo "KernelPatch build of samples/KernelPatch, $rounds rounds, median wall seconds; $(nproc) cores"
+printf '%-44s %8s %14s\n' step seconds "x full build"
+ratio() { awk -v a="$1" -v b="$full" 'BEGIN { printf "%.3f", a / b }'; }
+printf '%-44s %8s %14s\n' "dotnet build, cold (fresh project)" "$cold" "$(ratio "$cold")"
+printf '%-44s %8s %14s\n' "dotnet build, warm (patch edited)" "$warm" "$(ratio "$warm")"
+printf '%-44s %8s %14s\n' "dotnet build, no change" "$noop" "$(ratio "$noop")"
+printf '%-44s %8s %14s\n' "make all, oracle config from scratch (once)" "$full" "1.000"
+echo "kpatch-build builds the kernel twice: cold is $(awk -v c="$cold" -v f="$full" 'BEGIN { printf "%.3f", c / (2 * f) }') of that"

@@ -1,0 +1,256 @@
+using System.Text.RegularExpressions;
+using PpcLivepatch.Analysis;
+using PpcLivepatch.Elf;
+
+namespace PpcLivepatch.Build.Tests;
+
+/// <summary>
+/// The KernelPatch set (tests/kernel-patches, written against the oracle kernel's source): each loadable patch is
+/// built by the packed SDK from nothing but its <c>.patch</c>, and all of them go into one boot of the oracle kernel,
+/// which loads each module, enables it, lets a probe read the effect from inside the guest, disables and unloads it
+/// and reads again. Each refusal fails its build with its code at the patch's line.
+/// </summary>
+public sealed partial class KernelOracleTests
+{
+    private sealed record PatchBuild(string Patch, string Module, Tool.Result Result, string Ko, string Dir);
+
+    private sealed record PatchSetRun(IReadOnlyDictionary<string, PatchBuild> Builds, Boot Boot)
+    {
+        public PatchBuild Built(string patch)
+        {
+            var b = Builds[patch];
+            Assert.AreEqual(0, b.Result.ExitCode, b.Result.Output);
+            Assert.IsTrue(File.Exists(b.Ko), b.Result.Output);
+            return b;
+        }
+
+        /// <summary>The probe's lines while the module was loaded and enabled, and after it was unloaded.</summary>
+        public (List<string> Loaded, List<string> Unloaded) Probe(string module) => (
+            Regex.Matches(Boot.Log, $@"ORACLE: probe {module} (.*)").Select(m => m.Groups[1].Value.TrimEnd()).ToList(),
+            Regex.Matches(Boot.Log, $@"ORACLE: unloaded {module} (.*)").Select(m => m.Groups[1].Value.TrimEnd())
+                .ToList());
+
+        public void LoadedEnabledDisabledUnloaded(string module)
+        {
+            Assert.AreEqual(0, Boot.InsmodStatus(module), Boot.Log);
+            StringAssert.Contains(Boot.Log, $"ORACLE: livepatch {module} enabled=1 transition=0");
+            StringAssert.Contains(Boot.Log, $"ORACLE: disable {module} enabled=0 transition=0");
+            StringAssert.Contains(Boot.Log, $"ORACLE: rmmod {module} rc=0");
+        }
+    }
+
+    /// <summary>What each loadable patch's module is called.</summary>
+    private static readonly (string Patch, string Module)[] LoadablePatches =
+    [
+        ("version-static-local", "lp_version_static"),
+        ("uptime-new-global", "lp_uptime_global"),
+        ("samples/KernelPatch", "livepatch_meminfo"),
+        ("cmdline-shadow-callbacks", "lp_cmdline_shadow"),
+        ("binfmt-misc-status", "lp_binfmt_misc"),
+        ("uname-syscall", "lp_uname"),
+    ];
+
+    /// <summary>Where PrepareKernelPatches works: the copies, both objects and the diff of each unit.</summary>
+    private static string KernelPatchWork(string projectDir) =>
+        Path.Combine(projectDir, "obj", "Debug", "livepatch", "kernelpatch");
+
+    private static ElfImage Load(string path)
+    {
+        Assert.IsTrue(ElfImage.TryLoad(path, out var image, out var error), error?.Message);
+        return image!;
+    }
+
+    private static readonly Lazy<PatchSetRun> s_patchSet = new(RunPatchSet);
+
+    private static string KernelPatchText(string name) =>
+        File.ReadAllText(Path.Combine(Repo.Root, "tests", "kernel-patches", name + ".patch"));
+
+    private static Tool.Result BuildKernelPatch(string patch, string module, out string dir) =>
+        BuildKernelPatch(patch, KernelPatchText(patch), module, out dir);
+
+    private static Tool.Result BuildKernelPatch(string patch, string text, string module, out string dir)
+    {
+        dir = PackedSdk.Consumer($$"""
+            <Project Sdk="PpcLivepatch.Build.Sdk/VERSION">
+              <ItemGroup><KernelPatch Include="{{patch}}.patch" /></ItemGroup>
+            </Project>
+            """, (patch + ".patch", text));
+        return PackedSdk.Build(dir, "build.binlog", $"-p:KernelDir={s_env["KO_KLP_BUILD"]}",
+            $"-p:LivepatchModuleName={module}");
+    }
+
+    private static PatchSetRun RunPatchSet()
+    {
+        var builds = new Dictionary<string, PatchBuild>(StringComparer.Ordinal);
+        foreach (var (patch, module) in LoadablePatches)
+        {
+            string dir;
+            Tool.Result result;
+            if (patch == "samples/KernelPatch")
+            {
+                dir = PackedSdk.SampleConsumer("KernelPatch");
+                result = PackedSdk.Build(dir, "build.binlog", $"-p:KernelDir={s_env["KO_KLP_BUILD"]}");
+            }
+            else result = BuildKernelPatch(patch, module, out dir);
+            builds[patch] = new PatchBuild(patch, module, result, Path.Combine(dir, "bin", "Debug", module + ".ko"),
+                dir);
+        }
+        string kernel = s_env["KO_KLP_BUILD"];
+        // The module the binfmt_misc patch changes is loaded first, as on a system that uses it.
+        var modules = new List<string> { Path.Combine(kernel, "fs", "binfmt_misc.ko") };
+        modules.AddRange(builds.Values.Where(b => b.Result.ExitCode == 0 && File.Exists(b.Ko)).Select(b => b.Ko));
+        string probe = Path.Combine(Repo.NewTempDir(), "probe.sh");
+        File.WriteAllText(probe, """
+            sed 's/^/version: /' /proc/version; sed 's/^/version: /' /proc/version
+            sed 's/^/cmdline: /' /proc/cmdline; sed 's/^/cmdline: /' /proc/cmdline
+            grep Livepatched /proc/meminfo | sed 's/^/meminfo: /'
+            sed 's/^/uptime: /' /proc/uptime
+            echo "uname: $(uname -s)"
+            grep -q binfmt_misc /proc/mounts || { mkdir -p /bm; mount -t binfmt_misc none /bm 2>/dev/null; }
+            echo "binfmt: $(cat /bm/status 2>/dev/null)"
+            """);
+        var boot = BootWith(new Dictionary<string, string> { ["PPCLP_ORACLE_PROBE"] = probe,
+            ["PPCLP_ORACLE_UNLOAD"] = "1" }, Path.Combine(kernel, "vmlinux"), [.. modules]);
+        return new PatchSetRun(builds, boot);
+    }
+
+    [TestMethod]
+    public void KernelPatchWithAStaticLocalKeepsItsValueAcrossCalls()
+    {
+        var run = s_patchSet.Value;
+        var build = run.Built("version-static-local");
+        StringAssert.Contains(build.Result.Output, "fs/proc/version.c: version_proc_show changed");
+        run.LoadedEnabledDisabledUnloaded("lp_version_static");
+        var (loaded, unloaded) = run.Probe("lp_version_static");
+        CollectionAssert.Contains(loaded, "version: livepatched read 1", run.Boot.Log);
+        CollectionAssert.Contains(loaded, "version: livepatched read 2", run.Boot.Log);
+        Assert.IsFalse(unloaded.Any(l => l.Contains("livepatched")), run.Boot.Log);
+    }
+
+    [TestMethod]
+    public void KernelPatchWithANewGlobalCountsInTheModulesData()
+    {
+        var run = s_patchSet.Value;
+        var build = run.Built("uptime-new-global");
+        StringAssert.Contains(build.Result.Output, "uptime_proc_show changed");
+        // The new global is the module's own: defined in it, not bound to the kernel.
+        var ko = Load(build.Ko);
+        Assert.IsTrue(ko.Symbols.Any(s => s.Name == "uptime_livepatch_reads" && s.IsInSection));
+        run.LoadedEnabledDisabledUnloaded("lp_uptime_global");
+        var (loaded, unloaded) = run.Probe("lp_uptime_global");
+        Assert.IsTrue(loaded.Any(l => Regex.IsMatch(l, @"^uptime: \d+\.\d\d \d+\.\d\d reads=1$")), run.Boot.Log);
+        Assert.IsTrue(unloaded.Any(l => Regex.IsMatch(l, @"^uptime: \d+\.\d\d \d+\.\d\d$")), run.Boot.Log);
+    }
+
+    [TestMethod]
+    public void KernelPatchCallingAnUnchangedStaticGetsItsNopAndLoads()
+    {
+        // samples/KernelPatch, the seed's case: gcc calls the static show_val_kb with a bare `bl` (a local call); in the livepatch it is a
+        // .klp.sym reference the loader routes through a stub, so the call needs its nop, which the Patch step gives.
+        var run = s_patchSet.Value;
+        var build = run.Built("samples/KernelPatch");
+        string diffObject = Directory.GetFiles(KernelPatchWork(build.Dir), "meminfo_livepatch.o",
+            SearchOption.AllDirectories).Single();
+        var unpatched = ObjectVerifier.Verify(diffObject, LoaderOptions.Default);
+        Assert.IsTrue(unpatched.Sites.Any(s => s.Verdict == Verdict.Reject && s.Site.Callee == "show_val_kb"),
+            "the compiler's own call to the static show_val_kb has no nop: the loader would refuse it");
+        var ko = ObjectVerifier.Verify(build.Ko, LoaderOptions.Default);
+        Assert.IsTrue(ko.Accepted);
+        Assert.IsTrue(ko.Sites.Any(s => s.Site.Callee.StartsWith(".klp.sym.vmlinux.show_val_kb,",
+            StringComparison.Ordinal)), "the call is bound to the kernel's show_val_kb");
+        run.LoadedEnabledDisabledUnloaded("livepatch_meminfo");
+        var (loaded, unloaded) = run.Probe("livepatch_meminfo");
+        Assert.IsTrue(loaded.Any(l => Regex.IsMatch(l, @"^meminfo: Livepatched: +\d+ kB$")), run.Boot.Log);
+        Assert.IsFalse(unloaded.Any(l => l.StartsWith("meminfo:", StringComparison.Ordinal)), run.Boot.Log);
+    }
+
+    [TestMethod]
+    public void KernelPatchWithAShadowVariableAndKpatchCallbacksRunsThemInOrder()
+    {
+        var run = s_patchSet.Value;
+        var build = run.Built("cmdline-shadow-callbacks");
+        StringAssert.Contains(build.Result.Output,
+            "pre_patch callback, post_patch callback, pre_unpatch callback, post_unpatch callback registered");
+        run.LoadedEnabledDisabledUnloaded("lp_cmdline_shadow");
+        var (loaded, unloaded) = run.Probe("lp_cmdline_shadow");
+        // The count lives in a shadow variable attached to saved_command_line: run.sh's own read was the first.
+        StringAssert.EndsWith(run.Boot.Cmdline("lp_cmdline_shadow").TrimEnd(), " [shadow reads=1]");
+        Assert.IsTrue(loaded.Any(l => l.EndsWith(" [shadow reads=2]", StringComparison.Ordinal)), run.Boot.Log);
+        Assert.IsTrue(loaded.Any(l => l.EndsWith(" [shadow reads=3]", StringComparison.Ordinal)), run.Boot.Log);
+        Assert.IsFalse(unloaded.Any(l => l.Contains("[shadow")), run.Boot.Log);
+        var said = run.Boot.Dmesg.Where(l => l.Contains("cmdline livepatch: ")).Select(l =>
+            l[(l.IndexOf("cmdline livepatch: ", StringComparison.Ordinal) + 19)..].Trim()).ToList();
+        CollectionAssert.AreEqual(new[] { "pre-patch", "post-patch", "pre-unpatch", "post-unpatch" }, said,
+            run.Boot.Log);
+    }
+
+    [TestMethod]
+    public void KernelPatchOfAModulesFunctionIsThatModulesKlpObject()
+    {
+        var run = s_patchSet.Value;
+        var build = run.Built("binfmt-misc-status");
+        StringAssert.Contains(build.Result.Output, "fs/binfmt_misc.c (module binfmt_misc): bm_status_read changed");
+        string registration = Path.Combine(KernelPatchWork(build.Dir), "livepatch_registration.c");
+        StringAssert.Contains(File.ReadAllText(registration), ".name = \"binfmt_misc\"");
+        Assert.IsTrue(Load(build.Ko).Sections.Any(s => s.Name.StartsWith(".klp.rela.binfmt_misc.",
+            StringComparison.Ordinal)), "the module's references are bound when the module loads");
+        run.LoadedEnabledDisabledUnloaded("lp_binfmt_misc");
+        var (loaded, unloaded) = run.Probe("lp_binfmt_misc");
+        CollectionAssert.Contains(loaded, "binfmt: enabled [livepatched]", run.Boot.Log);
+        CollectionAssert.Contains(unloaded, "binfmt: enabled", run.Boot.Log);
+    }
+
+    [TestMethod]
+    public void KernelPatchOfASystemCallThroughKpatchSyscallDefine()
+    {
+        var run = s_patchSet.Value;
+        var build = run.Built("uname-syscall");
+        // The kernel's body, __do_sys_newuname, is inline and so notrace: the body goes in under a new name, and the
+        // traced wrapper that calls it is what the livepatch replaces.
+        StringAssert.Contains(build.Result.Output, "kernel/sys.c: sys_newuname changed, __plp_do_sys_newuname new");
+        run.LoadedEnabledDisabledUnloaded("lp_uname");
+        var (loaded, unloaded) = run.Probe("lp_uname");
+        CollectionAssert.Contains(loaded, "uname: Linux-livepatched", run.Boot.Log);
+        CollectionAssert.Contains(unloaded, "uname: Linux", run.Boot.Log);
+    }
+
+    [TestMethod]
+    public void KernelPatchChangingTheKernelsDataIsRefusedAtItsLine()
+    {
+        string text = KernelPatchText("banner-data");
+        int plusLine = Array.FindIndex(text.Split('\n'), l => l.StartsWith('+') && !l.StartsWith("+++")) + 1;
+        var build = BuildKernelPatch("banner-data", "lp_banner", out string dir);
+        Assert.AreNotEqual(0, build.ExitCode, build.Output);
+        StringAssert.Contains(build.Output, $"banner-data.patch({plusLine}): ppc-livepatch error PLP5003: " +
+            "data object linux_proc_banner (.rodata.linux_proc_banner) changed");
+        Assert.IsFalse(Directory.Exists(Path.Combine(dir, "bin", "Debug")) &&
+            Directory.GetFiles(Path.Combine(dir, "bin", "Debug"), "*.ko").Length > 0);
+    }
+
+    [TestMethod]
+    public void KpatchForceUnsafeIsACompilerErrorAtThePatchLine()
+    {
+        // The kernel's livepatch core has no per-function force: the SDK's kpatch-macros.h refuses it, and gcc's
+        // message lands on the .patch line that used the macro, with the C line beside it.
+        string text = """
+            --- a/fs/proc/cmdline.c
+            +++ b/fs/proc/cmdline.c
+            @@ -11,6 +11,9 @@
+             	return 0;
+             }
+             
+            +#include "kpatch-macros.h"
+            +KPATCH_FORCE_UNSAFE(cmdline_proc_show);
+            +
+             static int __init proc_cmdline_init(void)
+             {
+             	proc_create_single("cmdline", 0, NULL, cmdline_proc_show);
+
+            """.Replace("\r", "");
+        var build = BuildKernelPatch("cmdline-force", text, "lp_force", out _);
+        Assert.AreNotEqual(0, build.ExitCode, build.Output);
+        StringAssert.Contains(build.Output, "cmdline-force.patch(8): ppc-livepatch error PLP0010: static assertion " +
+            "failed: \"KPATCH_FORCE_UNSAFE(cmdline_proc_show): the kernel livepatch core has no per-function force");
+        StringAssert.Contains(build.Output, "(fs/proc/cmdline.c:15)");
+    }
+}

@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+# Writes *.patch here: the kernel-oracle test's KernelPatch set, as edits of Debian's linux-source-6.1 (the oracle
+# tree's source, eng/kernel-oracle/setup.sh --klp). Each is built by the packed SDK, loaded into the oracle kernel under
+# QEMU and read back from inside the guest (KernelOracleTests), or refused at its line. Run only to change them.
+import os, subprocess, tempfile
+S = os.path.realpath(os.path.join(os.environ.get('PPCLP_KERNEL_CACHE',
+    os.path.expanduser('~/.cache/ppclivepatch-kernel-oracle')), 'klp-6.1.0-50', 'build', 'source'))
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+def mk(name, path, edits, into=HERE):
+    """edits: (old, new) pairs applied once each, in order, to the pristine file -> INTO/NAME.patch (diff -u, no
+    dates)."""
+    a = open(os.path.join(S, path)).read()
+    b = a
+    for old, new in edits:
+        assert b.count(old) == 1, (name, old)
+        b = b.replace(old, new)
+    with tempfile.TemporaryDirectory() as t:
+        for side, text in (('a', a), ('b', b)):
+            os.makedirs(os.path.join(t, side, os.path.dirname(path)), exist_ok=True)
+            open(os.path.join(t, side, path), 'w').write(text)
+        out = subprocess.run(['diff', '-u', 'a/' + path, 'b/' + path], cwd=t, capture_output=True, text=True).stdout
+    lines = out.split('\n')
+    lines[0], lines[1] = '--- a/' + path, '+++ b/' + path
+    open(os.path.join(into, name + '.patch'), 'w').write('\n'.join(lines))
+
+# A static local: its value outlives each call, in the livepatch module's own data.
+mk('version-static-local', 'fs/proc/version.c', [
+    ('static int version_proc_show(struct seq_file *m, void *v)\n{\n',
+     'static int version_proc_show(struct seq_file *m, void *v)\n{\n\tstatic unsigned int reads;\n\n'),
+    ('\t\tutsname()->version);\n',
+     '\t\tutsname()->version);\n\tseq_printf(m, "livepatched read %u\\n", ++reads);\n')])
+
+# A new global, defined by the livepatch module.
+mk('uptime-new-global', 'fs/proc/uptime.c', [
+    ('static int uptime_proc_show(', 'unsigned long uptime_livepatch_reads;\n\nstatic int uptime_proc_show('),
+    ('\tseq_printf(m, "%lu.%02lu %lu.%02lu\\n",',
+     '\tuptime_livepatch_reads++;\n\tseq_printf(m, "%lu.%02lu %lu.%02lu reads=%lu\\n",'),
+    ('\t\t\t(idle.tv_nsec / (NSEC_PER_SEC / 100)));',
+     '\t\t\t(idle.tv_nsec / (NSEC_PER_SEC / 100)),\n\t\t\tuptime_livepatch_reads);')])
+
+# A call from the changed function to a static function that stays in the kernel: gcc emits `bl show_val_kb` with no
+# nop after it (a local call), the livepatch binds show_val_kb through .klp.sym, and the loader demands the nop.
+# It is samples/KernelPatch's patch; the test builds the sample.
+mk('meminfo-livepatched', 'fs/proc/meminfo.c', [
+    ('\tshow_val_kb(m, "MemAvailable:   ", available);\n',
+     '\tshow_val_kb(m, "MemAvailable:   ", available);\n\tshow_val_kb(m, "Livepatched:    ", 1);\n')],
+   into=os.path.join(HERE, '..', '..', 'samples', 'KernelPatch'))
+
+# A shadow variable (klp_shadow_*) and kpatch-style callbacks through the SDK's kpatch-macros.h.
+mk('cmdline-shadow-callbacks', 'fs/proc/cmdline.c', [
+    ('#include <linux/seq_file.h>\n',
+     '#include <linux/seq_file.h>\n#include <linux/livepatch.h>\n#include "kpatch-macros.h"\n\n'
+     '#define CMDLINE_READS_ID 0x504c50\n\n'
+     'static int cmdline_pre_patch(patch_object *obj)\n{\n\tpr_info("cmdline livepatch: pre-patch\\n");\n\treturn 0;\n}\n'
+     'KPATCH_PRE_PATCH_CALLBACK(cmdline_pre_patch);\n\n'
+     'static void cmdline_post_patch(patch_object *obj)\n{\n\tpr_info("cmdline livepatch: post-patch\\n");\n}\n'
+     'KPATCH_POST_PATCH_CALLBACK(cmdline_post_patch);\n\n'
+     'static void cmdline_pre_unpatch(patch_object *obj)\n{\n\tpr_info("cmdline livepatch: pre-unpatch\\n");\n}\n'
+     'KPATCH_PRE_UNPATCH_CALLBACK(cmdline_pre_unpatch);\n\n'
+     'static void cmdline_post_unpatch(patch_object *obj)\n{\n'
+     '\tklp_shadow_free_all(CMDLINE_READS_ID, NULL);\n\tpr_info("cmdline livepatch: post-unpatch\\n");\n}\n'
+     'KPATCH_POST_UNPATCH_CALLBACK(cmdline_post_unpatch);\n'),
+    ('\tseq_puts(m, saved_command_line);\n\tseq_putc(m, \'\\n\');\n',
+     '\tunsigned long *reads = klp_shadow_get_or_alloc(saved_command_line, CMDLINE_READS_ID,\n'
+     '\t\t\t\t\t\t      sizeof(*reads), GFP_KERNEL, NULL, NULL);\n\n'
+     '\tseq_puts(m, saved_command_line);\n'
+     '\tseq_printf(m, " [shadow reads=%lu]\\n", reads ? ++*reads : 0);\n')])
+
+# A module's function (fs/binfmt_misc.ko): its own klp_object, patched when the module is loaded.
+mk('binfmt-misc-status', 'fs/binfmt_misc.c', [
+    ('\tchar *s = enabled ? "enabled\\n" : "disabled\\n";',
+     '\tchar *s = enabled ? "enabled [livepatched]\\n" : "disabled [livepatched]\\n";')])
+
+# A system call, through kpatch's KPATCH_SYSCALL_DEFINE1 (the SDK's kpatch-syscall.h).
+mk('uname-syscall', 'kernel/sys.c', [
+    ('SYSCALL_DEFINE1(newuname, struct new_utsname __user *, name)\n{\n\tstruct new_utsname tmp;\n\n'
+     '\tdown_read(&uts_sem);\n\tmemcpy(&tmp, utsname(), sizeof(tmp));\n\tup_read(&uts_sem);\n',
+     '#include "kpatch-syscall.h"\nKPATCH_SYSCALL_DEFINE1(newuname, struct new_utsname __user *, name)\n{\n'
+     '\tstruct new_utsname tmp;\n\n'
+     '\tdown_read(&uts_sem);\n\tmemcpy(&tmp, utsname(), sizeof(tmp));\n\tup_read(&uts_sem);\n'
+     '\tstrcat(tmp.sysname, "-livepatched");\n')])
+
+# Refused: the kernel's data changes (PLP5003) — the banner is read by the unchanged version_proc_show.
+mk('banner-data', 'init/version.c', [
+    ('\t"%s version %s"\n', '\t"%s version %s [livepatched]"\n')])
