@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A KernelPatch build against what kpatch-build must do for the same patch, in one run on one machine: samples/
-# KernelPatch (a one-function patch of fs/proc/meminfo.c) built by `dotnet build` against the prepared kernel-oracle
+# KernelPatch (a one-function patch of fs/proc/array.c) built by `dotnet build` against the prepared kernel-oracle
 # tree — cold (a fresh project: restore, the original and the patched unit compiled, diff, kbuild link, patch,
 # verify), warm (the patch edited: only the patched copy compiles, the original is kept) and no-op (nothing changed:
 # no step runs) — and one full build of the same kernel configuration from scratch (kpatch-build builds the kernel
@@ -27,11 +27,11 @@ build() { # build DIR LOG: one `dotnet build` as a user types it; prints its wal
 for ((i = 0; i < rounds; i++)); do
   dir=$work/round$i
   mkdir -p "$dir"
-  cp samples/KernelPatch/KernelPatch.csproj samples/KernelPatch/meminfo-livepatched.patch global.json "$dir/"
+  cp samples/KernelPatch/KernelPatch.csproj samples/KernelPatch/stat-livepatched.patch global.json "$dir/"
   sed "s#artifacts/packages#$root/artifacts/packages#" nuget.config > "$dir/nuget.config"
   build "$dir" "$dir/cold.log" >> "$work/cold"
   grep -q "compiling the original" "$dir/cold.log" || { echo "the cold build compiled no original" >&2; exit 1; }
-  sed -i 's/"Livepatched:    "/"Livepatched!    "/' "$dir/meminfo-livepatched.patch"
+  sed -i 's/"livepatched\\n"/"livepatched!\\n"/' "$dir/stat-livepatched.patch"
   build "$dir" "$dir/warm.log" >> "$work/warm"
   if grep -q "compiling the original" "$dir/warm.log" || ! grep -q "compiling the patched copy" "$dir/warm.log"; then
     echo "the warm build should compile the patched copy only" >&2; exit 1

@@ -22,7 +22,7 @@ public static class CliApp
                                     [--pcrel] [--kernel-without-livepatch] [--module-name NAME] [--format text|json|sarif]
                                     [-o OUT] FILE
                ppc-livepatch diff   ORIG.o PATCHED.o -o OUT.o [--symbols FILE] [--object vmlinux|MODULE]
-                                    [--unbound] [--registration FILE.c] [--format text|json|sarif]
+                                    [--vmlinux FILE] [--unbound] [--registration FILE.c] [--format text|json|sarif]
 
         verify  checks ppc64 relocatable objects (.o, .ko) the way Linux's module loader will: every call through a
                 module stub (R_PPC64_REL24 to an undefined or livepatch symbol) must be followed by a nop.
@@ -51,6 +51,8 @@ public static class CliApp
           --symbols FILE           where symbol positions and exports come from: vmlinux, a module, the original
                                    object (default), or a System.map
           --object NAME            the livepatch object the file belongs to: vmlinux (default) or a module's name
+          --vmlinux FILE           for a module's file (--object MODULE, --symbols MODULE.ko): vmlinux or its
+                                   System.map, which binds what the module does not define
           --unbound                leave the kernel's symbols undefined and list their bindings (JSON kernelSymbols),
                                    for a link step that binds them after linking (ld -r drops .klp.rela sections);
                                    replaced functions become globals __klp_new_NAME

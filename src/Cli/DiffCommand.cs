@@ -10,11 +10,11 @@ internal static class DiffCommand
 {
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
-        string? output = null, symbolsPath = null, objectName = null, registration = null;
+        string? output = null, symbolsPath = null, objectName = null, registration = null, vmlinuxPath = null;
         bool bind = true;
         var format = ReportFormat.Text;
         var files = new List<string>();
-        string[] valued = ["-o", "--symbols", "--object", "--format", "--unbound", "--registration"];
+        string[] valued = ["-o", "--symbols", "--object", "--format", "--unbound", "--registration", "--vmlinux"];
         for (int i = 0; i < args.Length; i++)
         {
             string a = args[i];
@@ -33,6 +33,10 @@ internal static class DiffCommand
                     objectName = Value();
                     if (objectName is null || objectName.Length is 0 or > 55 || objectName.Contains('.'))
                         return Fail(stderr, "--object needs vmlinux or a module name (1-55 characters, no '.')");
+                    break;
+                case "--vmlinux":
+                    vmlinuxPath = Value();
+                    if (vmlinuxPath is null) return Fail(stderr, "--vmlinux needs a file name");
                     break;
                 case "--registration":
                     registration = Value();
@@ -56,6 +60,8 @@ internal static class DiffCommand
         }
         if (files.Count != 2) return Fail(stderr, "diff needs two files: ORIG.o PATCHED.o");
         if (output is null) return Fail(stderr, "diff needs -o OUT.o");
+        if (vmlinuxPath is not null && (objectName is null or "vmlinux" || symbolsPath is null))
+            return Fail(stderr, "--vmlinux is for a module's file: with --object MODULE and --symbols MODULE.ko");
 
         var loaded = new List<ElfImage>();
         foreach (var file in files)
@@ -67,18 +73,22 @@ internal static class DiffCommand
             }
             loaded.Add(image!);
         }
-        KernelSymbols? symbols = null;
-        if (symbolsPath is not null)
+        KernelSymbols? symbols = null, vmlinux = null;
+        foreach (var (path, name, isModule) in new[] { (symbolsPath, objectName ?? "vmlinux", true),
+                     (vmlinuxPath, "vmlinux", false) })
         {
-            symbols = KernelSymbols.Load(symbolsPath, objectName ?? "vmlinux", out var error);
-            if (symbols is null)
+            if (path is null) continue;
+            var loadedSymbols = KernelSymbols.Load(path, name, out var error);
+            if (loadedSymbols is null)
             {
-                stdout.Write(ReportWriters.Render([new Analysis.ObjectReport(symbolsPath, null, [], [error!])],
-                    format));
+                stdout.Write(ReportWriters.Render([new Analysis.ObjectReport(path, null, [], [error!])], format));
                 return CliApp.ExitUsage;
             }
+            if (isModule) symbols = loadedSymbols;
+            else vmlinux = loadedSymbols;
         }
-        var result = ObjectDiff.Run(loaded[0], loaded[1], new DiffOptions(objectName ?? "vmlinux", symbols, bind));
+        var result = ObjectDiff.Run(loaded[0], loaded[1], new DiffOptions(objectName ?? "vmlinux", symbols, bind,
+            vmlinux));
         var report = result.Report;
         if (result.Output is not null)
         {

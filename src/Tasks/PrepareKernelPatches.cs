@@ -144,17 +144,50 @@ public sealed partial class PrepareKernelPatches : Microsoft.Build.Utilities.Tas
         string dir = Path.Combine(WorkDirectory, Path.ChangeExtension(relative, null).Replace('/', '_'));
         string originalCopy = Path.Combine(dir, "orig", Path.GetFileName(relative));
         string patchedCopy = Path.Combine(dir, "patched", Path.GetFileName(relative));
-        string text = File.ReadAllText(kbuild.Source);
-        string patched = text;
-        var placed = new List<(PatchHunk Hunk, int Line)>();
-        foreach (var file in unit.Files.Where(f => f.Path == relative))
+        // The patched files this unit reads: its own source, and each changed header its kbuild record lists.
+        var placed = new Dictionary<string, List<(PatchHunk Hunk, int Line)>>(StringComparer.Ordinal);
+        string? Patch(string path, string original)
         {
-            if (UnifiedPatch.Apply(unit.PatchPath, file, patched, relative, placed, out var error) is not { } applied)
+            string result = original;
+            var where = placed[path] = [];
+            foreach (var file in unit.Files.Where(f => f.Path == path))
             {
-                DiagnosticLogging.Log(Log, error!, HelpLinkBase);
+                if (UnifiedPatch.Apply(unit.PatchPath, file, result, path, where, out var error) is not { } applied)
+                {
+                    DiagnosticLogging.Log(Log, error!, HelpLinkBase);
+                    return null;
+                }
+                result = applied;
+            }
+            return result;
+        }
+        string text = File.ReadAllText(kbuild.Source);
+        if (Patch(relative, text) is not { } patched) return null;
+        var headerCopies = new Dictionary<string, (string Header, string Text)>(StringComparer.Ordinal);
+        var firstIncludes = new List<string>();
+        foreach (string header in unit.Files.Select(f => f.Path).Distinct().Where(p => p.EndsWith(".h",
+                     StringComparison.Ordinal)).Order(StringComparer.Ordinal))
+        {
+            string absolute = Path.GetFullPath(Path.Combine(source, header));
+            if (!kbuild.Dependencies.Contains(absolute, StringComparer.Ordinal)) continue;
+            if (Patch(header, File.ReadAllText(absolute)) is not { } patchedHeader) return null;
+            // Named as the original is, so __FILE__, the line tables and gcc's messages say the header's own path.
+            string copyText = $"#line 1 \"{header}\"\n" + patchedHeader;
+            var placements = kbuild.HeaderPlacements(absolute, build);
+            if (placements.Count == 0)
+            {
+                DiagnosticLogging.Log(Log, Diagnostic.Create(DiagnosticCatalog.PatchDoesNotApply, unit.PatchPath,
+                    $"{header} changes, and {kbuild.Object} reads it, but not from its own directory or a -I " +
+                        "directory of its command line, so the compile cannot be given the patched copy"),
+                    HelpLinkBase);
                 return null;
             }
-            patched = applied;
+            foreach (var (root, under) in placements)
+            {
+                string copyRoot = Path.Combine(dir, root is null ? "patched" : "include" + firstIncludes.Count);
+                if (root is not null) firstIncludes.Add(copyRoot);
+                headerCopies[Path.Combine(copyRoot, under)] = (header, copyText);
+            }
         }
         string originalObject = Path.Combine(dir, "orig.o"), patchedObject = Path.Combine(dir, "patched.o");
         string what = options.ObjectName == "vmlinux" ? "" : $" (module {options.ObjectName})";
@@ -162,13 +195,24 @@ public sealed partial class PrepareKernelPatches : Microsoft.Build.Utilities.Tas
             file == relative || file == originalCopy ? (kbuild.Source, line, "") : null;
         if (!Compile(kbuild, text, originalCopy, originalObject, source, build, "", Original,
                 $"  {relative}{what}, {progress}: compiling the original")) return null;
-        // gcc's messages about the patched copy land on the .patch line the code came from.
-        (string, int, string)? Patched(string file, int line) =>
-            file == relative || file == patchedCopy
-                ? (unit.PatchPath, UnifiedPatch.PatchLineOf(placed, line) ?? 0, $" ({relative}:{line})") : null;
+        // gcc's messages about the patched files land on the .patch line the code came from.
+        (string, int, string)? Patched(string file, int line)
+        {
+            string? path = file == patchedCopy ? relative : headerCopies.TryGetValue(file, out var h) ? h.Header
+                : placed.ContainsKey(file) ? file : null;
+            return path is null ? null
+                : (unit.PatchPath, UnifiedPatch.PatchLineOf(placed[path], line) ?? 0, $" ({path}:{line})");
+        }
         string include = string.IsNullOrEmpty(IncludeDirectory) ? "" : $" -I{Path.GetFullPath(IncludeDirectory)}";
+        foreach (var (copy, (_, copyText)) in headerCopies)
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(copy)!);
+            File.WriteAllText(copy, copyText);
+        }
+        string headersKey = string.Concat(headerCopies.OrderBy(c => c.Key, StringComparer.Ordinal)
+            .Select(c => $"{c.Key}\n{c.Value.Text}\n"));
         if (!Compile(kbuild, patched, patchedCopy, patchedObject, source, build, include, Patched,
-                $"  {relative}{what}, {progress}: compiling the patched copy")) return null;
+                $"  {relative}{what}, {progress}: compiling the patched copy", firstIncludes, headersKey)) return null;
         if (!ElfImage.TryLoad(originalObject, out var before, out var error1))
         {
             DiagnosticLogging.Log(Log, error1!, HelpLinkBase);
@@ -180,11 +224,20 @@ public sealed partial class PrepareKernelPatches : Microsoft.Build.Utilities.Tas
             return null;
         }
         var result = ObjectDiff.Run(before!, after!, options);
+        // A unit the patch reaches through a header may not change at all; the patch as a whole must change something.
+        if (result.Report.Diagnostics.Count > 0
+            && result.Report.Diagnostics.All(d => d.Code == DiagnosticCatalog.DiffNoFunctionChanged))
+        {
+            Log.LogMessage(MessageImportance.High, $"  {relative}{what}: no function changed");
+            return null;
+        }
         // A finding lands on the .patch line the change came from; the C line (from the -g line tables) goes along.
         foreach (var d in result.Report.Diagnostics)
         {
-            int? line = d.Source is { } s && s.File == relative ? UnifiedPatch.PatchLineOf(placed, s.Line)
-                : d.Datum is { } datum ? UnifiedPatch.PatchLineOfName(placed, datum) : null;
+            int? line = d.Source is { } s && placed.TryGetValue(s.File, out var hunks)
+                ? UnifiedPatch.PatchLineOf(hunks, s.Line)
+                : d.Datum is { } datum ? placed.Values.Select(p => UnifiedPatch.PatchLineOfName(p, datum))
+                    .FirstOrDefault(l => l is not null) : null;
             string where = d.Source is { } c ? $" ({c.File}:{c.Line})" : "";
             DiagnosticLogging.Log(Log, d with { ObjectPath = unit.PatchPath, Message = d.Message + where,
                 Source = new SourceLocation(unit.PatchPath, line ?? 0, 0) }, HelpLinkBase);
@@ -203,13 +256,15 @@ public sealed partial class PrepareKernelPatches : Microsoft.Build.Utilities.Tas
     /// <summary>Compiles one copy; skipped when the object was built from the same text by the same command (the
     /// original is compiled once, until the kernel tree or the SDK's command changes).</summary>
     private bool Compile(KbuildUnit unit, string text, string copy, string output, string source, string build,
-        string extraOptions, Func<string, int, (string, int, string)?> locate, string progress)
+        string extraOptions, Func<string, int, (string, int, string)?> locate, string progress,
+        IReadOnlyList<string>? firstIncludes = null, string headersKey = "")
     {
         // -g: the line tables place the diff's findings on the .patch's lines.
-        string command = unit.LivepatchCompileCommand(copy, output, source, build, debugInfo: true) + extraOptions +
-            $" && ./scripts/recordmcount '{output}'";
+        string command = unit.LivepatchCompileCommand(copy, output, source, build, debugInfo: true,
+            firstIncludes: firstIncludes) + extraOptions + $" && ./scripts/recordmcount '{output}'";
         string stamp = output + ".key";
-        string key = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(command + "\n" + text)));
+        string key = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(command + "\n" + text + "\n" +
+            headersKey)));
         if (File.Exists(output) && File.Exists(stamp) && File.ReadAllText(stamp) == key)
         {
             Log.LogMessage(MessageImportance.Normal, $"{progress.Replace(": compiling", ":")} is up to date");

@@ -44,10 +44,11 @@ public sealed partial class KernelOracleTests
     [
         ("version-static-local", "lp_version_static"),
         ("uptime-new-global", "lp_uptime_global"),
-        ("samples/KernelPatch", "livepatch_meminfo"),
+        ("samples/KernelPatch", "livepatch_stat"),
         ("cmdline-shadow-callbacks", "lp_cmdline_shadow"),
         ("binfmt-misc-status", "lp_binfmt_misc"),
         ("uname-syscall", "lp_uname"),
+        ("fdinfo-header", "lp_fdinfo_header"),
     ];
 
     /// <summary>Where PrepareKernelPatches works: the copies, both objects and the diff of each unit.</summary>
@@ -103,11 +104,12 @@ public sealed partial class KernelOracleTests
         File.WriteAllText(probe, """
             sed 's/^/version: /' /proc/version; sed 's/^/version: /' /proc/version
             sed 's/^/cmdline: /' /proc/cmdline; sed 's/^/cmdline: /' /proc/cmdline
-            grep Livepatched /proc/meminfo | sed 's/^/meminfo: /'
+            tail -n 1 /proc/self/stat | sed 's/^/stat: /'
             sed 's/^/uptime: /' /proc/uptime
             echo "uname: $(uname -s)"
             grep -q binfmt_misc /proc/mounts || { mkdir -p /bm; mount -t binfmt_misc none /bm 2>/dev/null; }
             echo "binfmt: $(cat /bm/status 2>/dev/null)"
+            sed 's/^/fdinfo: /' /proc/self/fdinfo/0
             """);
         var boot = BootWith(new Dictionary<string, string> { ["PPCLP_ORACLE_PROBE"] = probe,
             ["PPCLP_ORACLE_UNLOAD"] = "1" }, Path.Combine(kernel, "vmlinux"), [.. modules]);
@@ -145,23 +147,25 @@ public sealed partial class KernelOracleTests
     [TestMethod]
     public void KernelPatchCallingAnUnchangedStaticGetsItsNopAndLoads()
     {
-        // samples/KernelPatch, the seed's case: gcc calls the static show_val_kb with a bare `bl` (a local call); in the livepatch it is a
-        // .klp.sym reference the loader routes through a stub, so the call needs its nop, which the Patch step gives.
+        // samples/KernelPatch, the seed's case: gcc calls the static do_task_stat with a bare `bl` (a local call); in
+        // the livepatch it is a .klp.sym reference the loader routes through a stub, so the call needs its nop, which
+        // the Patch step gives it.
         var run = s_patchSet.Value;
         var build = run.Built("samples/KernelPatch");
-        string diffObject = Directory.GetFiles(KernelPatchWork(build.Dir), "meminfo_livepatch.o",
+        StringAssert.Contains(build.Result.Output, "fs/proc/array.c: proc_tgid_stat changed");
+        string diffObject = Directory.GetFiles(KernelPatchWork(build.Dir), "array_livepatch.o",
             SearchOption.AllDirectories).Single();
         var unpatched = ObjectVerifier.Verify(diffObject, LoaderOptions.Default);
-        Assert.IsTrue(unpatched.Sites.Any(s => s.Verdict == Verdict.Reject && s.Site.Callee == "show_val_kb"),
-            "the compiler's own call to the static show_val_kb has no nop: the loader would refuse it");
+        Assert.IsTrue(unpatched.Sites.Any(s => s.Verdict == Verdict.Reject && s.Site.Callee == "do_task_stat"),
+            "the compiler's own call to the static do_task_stat has no nop: the loader would refuse it");
         var ko = ObjectVerifier.Verify(build.Ko, LoaderOptions.Default);
         Assert.IsTrue(ko.Accepted);
-        Assert.IsTrue(ko.Sites.Any(s => s.Site.Callee.StartsWith(".klp.sym.vmlinux.show_val_kb,",
-            StringComparison.Ordinal)), "the call is bound to the kernel's show_val_kb");
-        run.LoadedEnabledDisabledUnloaded("livepatch_meminfo");
-        var (loaded, unloaded) = run.Probe("livepatch_meminfo");
-        Assert.IsTrue(loaded.Any(l => Regex.IsMatch(l, @"^meminfo: Livepatched: +\d+ kB$")), run.Boot.Log);
-        Assert.IsFalse(unloaded.Any(l => l.StartsWith("meminfo:", StringComparison.Ordinal)), run.Boot.Log);
+        Assert.IsTrue(ko.Sites.Any(s => s.Site.Callee.StartsWith(".klp.sym.vmlinux.do_task_stat,",
+            StringComparison.Ordinal) && s.Verdict == Verdict.Accept), "the call is bound to the kernel's do_task_stat");
+        run.LoadedEnabledDisabledUnloaded("livepatch_stat");
+        var (loaded, unloaded) = run.Probe("livepatch_stat");
+        CollectionAssert.Contains(loaded, "stat: livepatched", run.Boot.Log);
+        Assert.IsTrue(unloaded.Any(l => Regex.IsMatch(l, @"^stat: \d+ \(tail\) ")), run.Boot.Log);
     }
 
     [TestMethod]
@@ -212,6 +216,24 @@ public sealed partial class KernelOracleTests
         var (loaded, unloaded) = run.Probe("lp_uname");
         CollectionAssert.Contains(loaded, "uname: Linux-livepatched", run.Boot.Log);
         CollectionAssert.Contains(unloaded, "uname: Linux", run.Boot.Log);
+    }
+
+    [TestMethod]
+    public void KernelPatchOfAHeaderRebuildsEveryUnitThatReadsIt()
+    {
+        // fs/proc/fd.h is read by fd.c and base.c (their kbuild records say so): both are compiled twice, each with the
+        // patched header found before the original; base.c does not change, fd.c's seq_show does.
+        var run = s_patchSet.Value;
+        var build = run.Built("fdinfo-header");
+        StringAssert.Contains(build.Result.Output, "fs/proc/base.c, 1 of 2: compiling the patched copy");
+        StringAssert.Contains(build.Result.Output, "fs/proc/fd.c, 2 of 2: compiling the patched copy");
+        StringAssert.Contains(build.Result.Output, "fs/proc/base.c: no function changed");
+        StringAssert.Contains(build.Result.Output, "fs/proc/fd.c: seq_show changed");
+        run.LoadedEnabledDisabledUnloaded("lp_fdinfo_header");
+        var (loaded, unloaded) = run.Probe("lp_fdinfo_header");
+        CollectionAssert.Contains(loaded, "fdinfo: livepatched:\t1", run.Boot.Log);
+        Assert.IsTrue(loaded.Any(l => l.StartsWith("fdinfo: pos:", StringComparison.Ordinal)), run.Boot.Log);
+        Assert.IsFalse(unloaded.Any(l => l.Contains("livepatched")), run.Boot.Log);
     }
 
     [TestMethod]

@@ -132,6 +132,35 @@ public sealed class KernelPatchInputTests
     }
 
     [TestMethod]
+    public void AChangedHeadersCopyGoesWhereTheUnitFindsItFirst()
+    {
+        // Paths as kbuild records them: the source tree's real path (build/source is a link to it).
+        string build = KernelOracle.KlpBuildTree(), source = Directory.ResolveLinkTarget(KernelOracle.KlpSourceTree(),
+            returnFinalTarget: true)!.FullName;
+        var units = new KbuildUnits(build, source);
+        // kbuild records "fs/proc/../../lib/kstrtox.h" as the compiler found it: the same file as lib/kstrtox.h.
+        var kstrtox = units.For(["lib/kstrtox.h"], "fix.patch", []);
+        CollectionAssert.Contains(kstrtox.Select(u => u.Object).ToList(), "fs/proc/base.o");
+        var fd = units.For(["fs/proc/fd.h"], "fix.patch", []);
+        CollectionAssert.AreEqual(new[] { "fs/proc/base.o", "fs/proc/fd.o" }, fd.Select(u => u.Object).ToArray());
+        var unit = fd[1];
+        // A header next to the unit's source: quoted includes look there first, and kbuild's -I of the source's own
+        // directory finds it as <fd.h>.
+        CollectionAssert.AreEqual(new (string?, string)[] { (null, "fd.h"), (Path.Combine(source, "fs/proc"), "fd.h") },
+            unit.HeaderPlacements(Path.Combine(source, "fs/proc/fd.h"), build).ToArray());
+        // include/uapi/linux/fs.h is <linux/fs.h> through -I include/uapi and <uapi/linux/fs.h> through -I include.
+        var uapi = unit.HeaderPlacements(Path.Combine(source, "include/uapi/linux/fs.h"), build);
+        CollectionAssert.AreEquivalent(new (string?, string)[] { (Path.Combine(source, "include"), "uapi/linux/fs.h"),
+            (Path.Combine(source, "include/uapi"), "linux/fs.h") }, uapi.ToArray());
+        Assert.AreEqual(0, unit.HeaderPlacements("/usr/include/stdio.h", build).Count);
+        // The copies' directories are searched before kbuild's own.
+        string command = unit.LivepatchCompileCommand("/w/fd.c", "/w/fd.o", source, build,
+            firstIncludes: ["/w/include0"]);
+        Assert.IsTrue(command.StartsWith("powerpc64le-linux-gnu-gcc -I/w/include0 ", StringComparison.Ordinal),
+            command);
+    }
+
+    [TestMethod]
     public void TheUnitCompiledFromItsKbuildRecordIsTheCommittedPairByteForByte()
     {
         // The command the SDK will run is the one tests/fixtures/diff/build-pairs.sh ran for the committed pairs:

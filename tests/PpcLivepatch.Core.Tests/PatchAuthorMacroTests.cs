@@ -166,5 +166,17 @@ public sealed class PatchAuthorMacroTests
         Assert.AreEqual("f:mymod", string.Join(",", result.Report.Replacements.Select(r => $"{r.OldName}:{r.Object}")));
         StringAssert.Contains(KlpRegistration.Generate(result.Report.Replacements), "{ .name = \"mymod\", " +
             ".funcs = funcs_0 },");
+
+        // The CLI says the same with --object, --symbols (the module) and --vmlinux.
+        string orig = Path.Combine(dir, "orig.o"), patchedObject = Path.Combine(dir, "patched.o");
+        File.WriteAllBytes(orig, File.ReadAllBytes(before.Path));
+        File.WriteAllBytes(patchedObject, File.ReadAllBytes(CompileUnit(patched, "-DMODULE").Path));
+        var stdout = new StringWriter();
+        int exit = Cli.CliApp.Run(["diff", orig, patchedObject, "-o", Path.Combine(dir, "out.o"), "--symbols", orig,
+            "--object", "mymod", "--vmlinux", map, "--unbound", "--format", "text"], stdout, new StringWriter());
+        Assert.AreEqual(0, exit, stdout.ToString());
+        StringAssert.Contains(stdout.ToString(), "vm_internal: .klp.sym.vmlinux.vm_internal,0");
+        StringAssert.Contains(stdout.ToString(), "helper: .klp.sym.mymod.helper,0");
+        StringAssert.Contains(stdout.ToString(), "printk: exported, left undefined");
     }
 }

@@ -39,12 +39,13 @@ mk('uptime-new-global', 'fs/proc/uptime.c', [
     ('\t\t\t(idle.tv_nsec / (NSEC_PER_SEC / 100)));',
      '\t\t\t(idle.tv_nsec / (NSEC_PER_SEC / 100)),\n\t\t\tuptime_livepatch_reads);')])
 
-# A call from the changed function to a static function that stays in the kernel: gcc emits `bl show_val_kb` with no
-# nop after it (a local call), the livepatch binds show_val_kb through .klp.sym, and the loader demands the nop.
-# It is samples/KernelPatch's patch; the test builds the sample.
-mk('meminfo-livepatched', 'fs/proc/meminfo.c', [
-    ('\tshow_val_kb(m, "MemAvailable:   ", available);\n',
-     '\tshow_val_kb(m, "MemAvailable:   ", available);\n\tshow_val_kb(m, "Livepatched:    ", 1);\n')],
+# A call from the changed function to a static function that stays in the kernel: gcc compiles the call to
+# do_task_stat as a local `bl` with no nop after it, the livepatch binds do_task_stat through .klp.sym, and the loader
+# demands the nop. It is samples/KernelPatch's patch; the test builds the sample.
+mk('stat-livepatched', 'fs/proc/array.c', [
+    ('\treturn do_task_stat(m, ns, pid, task, 1);\n}\n\nint proc_pid_statm(',
+     '\tint ret = do_task_stat(m, ns, pid, task, 1);\n\n\tseq_puts(m, "livepatched\\n");\n\treturn ret;\n}\n\n'
+     'int proc_pid_statm(')],
    into=os.path.join(HERE, '..', '..', 'samples', 'KernelPatch'))
 
 # A shadow variable (klp_shadow_*) and kpatch-style callbacks through the SDK's kpatch-macros.h.
@@ -80,6 +81,20 @@ mk('uname-syscall', 'kernel/sys.c', [
      '\tstruct new_utsname tmp;\n\n'
      '\tdown_read(&uts_sem);\n\tmemcpy(&tmp, utsname(), sizeof(tmp));\n\tup_read(&uts_sem);\n'
      '\tstrcat(tmp.sysname, "-livepatched");\n')])
+
+# A header: fs/proc/fd.h gets a new inline that fs/proc/fd.c's seq_show calls. Every unit whose kbuild record lists
+# the header is compiled twice (fd.c and base.c); base.c does not change. Two files in one patch.
+mk('fdinfo-header', 'fs/proc/fd.h', [
+    ('#include <linux/fs.h>\n', '#include <linux/fs.h>\n#include <linux/seq_file.h>\n'),
+    ('\treturn PROC_I(inode)->fd;\n}\n',
+     '\treturn PROC_I(inode)->fd;\n}\n\nstatic inline void proc_fd_livepatch_note(struct seq_file *m)\n{\n'
+     '\tseq_puts(m, "livepatched:\\t1\\n");\n}\n')])
+mk('fdinfo-header.c-part', 'fs/proc/fd.c', [
+    ('\tif (file->f_op->show_fdinfo)\n\t\tfile->f_op->show_fdinfo(m, file);\n\nout:',
+     '\tif (file->f_op->show_fdinfo)\n\t\tfile->f_op->show_fdinfo(m, file);\n\tproc_fd_livepatch_note(m);\n\nout:')])
+with open(os.path.join(HERE, 'fdinfo-header.patch'), 'a') as whole:
+    whole.write(open(os.path.join(HERE, 'fdinfo-header.c-part.patch')).read())
+os.remove(os.path.join(HERE, 'fdinfo-header.c-part.patch'))
 
 # Refused: the kernel's data changes (PLP5003) — the banner is read by the unchanged version_proc_show.
 mk('banner-data', 'init/version.c', [

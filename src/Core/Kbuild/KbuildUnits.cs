@@ -15,10 +15,14 @@ public sealed partial record KbuildUnit(string Object, string Command, string So
     /// prefix maps that make <c>__FILE__</c> and DWARF name the tree-relative file as kbuild does for the original.
     /// recordmcount, which kbuild runs after the compile, is the caller's next step.
     /// </summary>
+    /// <param name="firstIncludes">Directories searched before any of kbuild's own (a patched header's copy).</param>
     public string LivepatchCompileCommand(string copy, string output, string sourceTree, string buildTree,
-        bool largeModel = true, bool debugInfo = false)
+        bool largeModel = true, bool debugInfo = false, IReadOnlyList<string>? firstIncludes = null)
     {
         string command = Command.Split(';')[0].TrimEnd();
+        if (firstIncludes is { Count: > 0 } && command.IndexOf(' ') is > 0 and var afterCompiler)
+            command = command[..afterCompiler] + string.Concat(firstIncludes.Select(d => " -I" + d)) +
+                command[afterCompiler..];
         command = DependencyFileOption().Replace(command, "");
         command = OutputOption().Replace(command, " -o " + output);
         if (!command.EndsWith(" " + Source, StringComparison.Ordinal))
@@ -38,6 +42,31 @@ public sealed partial record KbuildUnit(string Object, string Command, string So
     /// <c>klp_object</c>.</summary>
     public string? Module => Command.Contains(" -DMODULE ", StringComparison.Ordinal)
         && ModuleName().Match(Command) is { Success: true } m ? m.Groups[1].Value : null;
+
+    /// <summary>
+    /// Where copies of <paramref name="header"/> (an absolute path) must go for this unit's compile to find them
+    /// before the original: the directory of the unit's own source, where quoted includes look first (root null), and
+    /// the path under every kbuild include directory (<c>-I</c>) that holds it, as (root, path under it) — under
+    /// each, since the source may name it from any (<c>include/uapi/linux/x.h</c> is <c>&lt;uapi/linux/x.h&gt;</c>
+    /// and <c>&lt;linux/x.h&gt;</c>). Empty when the compile cannot reach it.
+    /// </summary>
+    public IReadOnlyList<(string? Root, string PathUnderRoot)> HeaderPlacements(string header, string buildTree)
+    {
+        var placements = new List<(string?, string)>();
+        if (Path.GetDirectoryName(header) == Path.GetDirectoryName(Source))
+            placements.Add((null, Path.GetFileName(header)));
+        foreach (System.Text.RegularExpressions.Match m in IncludeOption().Matches(Command))
+        {
+            string dir = Path.GetFullPath(Path.Combine(buildTree, m.Groups[1].Value));
+            dir = Directory.ResolveLinkTarget(dir, returnFinalTarget: true)?.FullName ?? dir;
+            if (header.StartsWith(dir.TrimEnd('/') + "/", StringComparison.Ordinal))
+                placements.Add((dir, Path.GetRelativePath(dir, header)));
+        }
+        return placements.Distinct().ToList();
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"(?<=\s)-I\s*(\S+)")]
+    private static partial System.Text.RegularExpressions.Regex IncludeOption();
 
     [System.Text.RegularExpressions.GeneratedRegex(@"-DKBUILD_MODNAME='""([A-Za-z0-9_]+)""'")]
     private static partial System.Text.RegularExpressions.Regex ModuleName();
@@ -133,7 +162,9 @@ public sealed class KbuildUnits
             if (inDeps)
             {
                 string dep = line.TrimEnd('\\').Trim();
-                if (dep.Length > 0 && !dep.StartsWith("$(wildcard", StringComparison.Ordinal)) deps.Add(dep);
+                // kbuild records a path as the compiler found it: "fs/proc/../../lib/kstrtox.h" is lib/kstrtox.h.
+                if (dep.Length > 0 && !dep.StartsWith("$(wildcard", StringComparison.Ordinal))
+                    deps.Add(Path.IsPathRooted(dep) ? Path.GetFullPath(dep) : dep);
                 inDeps = line.EndsWith('\\');
                 continue;
             }
