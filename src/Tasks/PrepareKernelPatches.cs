@@ -73,6 +73,13 @@ public sealed partial class PrepareKernelPatches : Microsoft.Build.Utilities.Tas
             foreach (var d in found) DiagnosticLogging.Log(Log, d, HelpLinkBase);
         }
         if (Log.HasLoggedErrors) return false;
+        if (units.Count == 0)
+        {
+            DiagnosticLogging.Log(Log, Diagnostic.Create(DiagnosticCatalog.DiffNoFunctionChanged,
+                Patches[0].GetMetadata("FullPath"), "the patches change no file this kernel's configuration builds"),
+                HelpLinkBase);
+            return false;
+        }
 
         var objects = new List<string>();
         var bindings = new Dictionary<(string, string), KernelBinding>();

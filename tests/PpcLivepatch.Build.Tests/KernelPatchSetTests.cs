@@ -237,16 +237,25 @@ public sealed partial class KernelOracleTests
     }
 
     [TestMethod]
-    public void KernelPatchChangingTheKernelsDataIsRefusedAtItsLine()
+    public void KernelPatchChangingTheKernelsDataIsRefusedAtItsLineAndLeavesNoModule()
     {
+        // A project that built a module from fix.patch; fix.patch then changes the kernel's data instead.
+        var good = BuildKernelPatch("fix", KernelPatchText("version-static-local"), "lp_banner", out string dir);
+        Assert.AreEqual(0, good.ExitCode, good.Output);
+        string ko = Path.Combine(dir, "bin", "Debug", "lp_banner.ko");
+        Assert.IsTrue(File.Exists(ko));
+
         string text = KernelPatchText("banner-data");
         int plusLine = Array.FindIndex(text.Split('\n'), l => l.StartsWith('+') && !l.StartsWith("+++")) + 1;
-        var build = BuildKernelPatch("banner-data", "lp_banner", out string dir);
+        File.WriteAllText(Path.Combine(dir, "fix.patch"), text);
+        var build = PackedSdk.Build(dir, "refused.binlog", $"-p:KernelDir={s_env["KO_KLP_BUILD"]}",
+            "-p:LivepatchModuleName=lp_banner");
         Assert.AreNotEqual(0, build.ExitCode, build.Output);
-        StringAssert.Contains(build.Output, $"banner-data.patch({plusLine}): ppc-livepatch error PLP5003: " +
+        StringAssert.Contains(build.Output, $"fix.patch({plusLine}): ppc-livepatch error PLP5003: " +
             "data object linux_proc_banner (.rodata.linux_proc_banner) changed");
-        Assert.IsFalse(Directory.Exists(Path.Combine(dir, "bin", "Debug")) &&
-            Directory.GetFiles(Path.Combine(dir, "bin", "Debug"), "*.ko").Length > 0);
+        Assert.IsFalse(File.Exists(ko), "the module of the patch as it was is gone");
+        Assert.AreEqual(0, Directory.GetFiles(Path.Combine(dir, "obj"), "lp_banner.ko", SearchOption.AllDirectories)
+            .Length, "and so is kbuild's");
     }
 
     [TestMethod]
