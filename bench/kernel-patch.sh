@@ -17,7 +17,7 @@ eng/kernel-oracle/setup.sh --klp >/dev/null
 ./build.sh pack >/dev/null
 
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
-seconds() { awk -v s="$1" -v e="$2" 'BEGIN { printf "%.1f", (e - s) / 1e9 }'; }
+seconds() { awk -v s="$1" -v e="$2" 'BEGIN { printf "%.1f\n", (e - s) / 1e9 }'; }
 build() { # build DIR LOG: one `dotnet build` as a user types it; prints its wall seconds
   local start end
   start=$(date +%s%N)

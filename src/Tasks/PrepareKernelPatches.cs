@@ -68,8 +68,15 @@ public sealed partial class PrepareKernelPatches : Microsoft.Build.Utilities.Tas
                 continue;
             }
             var found = new List<Diagnostic>();
-            units.AddRange(kbuildUnits.For(files.Select(f => f.Path), patchPath, found)
-                .Select(u => new Unit(u, patchPath, files)));
+            foreach (var u in kbuildUnits.For(files.Select(f => f.Path), patchPath, found))
+            {
+                // Each unit is compiled from one patch's copy: two patches of one file would each drop the other's.
+                if (units.FirstOrDefault(x => x.Kbuild.Object == u.Object) is { } first)
+                    found.Add(Diagnostic.Create(DiagnosticCatalog.PatchDoesNotApply, patchPath,
+                        $"{Path.GetFileName(first.PatchPath)} and {Path.GetFileName(patchPath)} both change " +
+                            $"{u.Object}'s sources: put the changes to one file in one KernelPatch"));
+                else units.Add(new Unit(u, patchPath, files));
+            }
             foreach (var d in found) DiagnosticLogging.Log(Log, d, HelpLinkBase);
         }
         if (Log.HasLoggedErrors) return false;
@@ -211,6 +218,11 @@ public sealed partial class PrepareKernelPatches : Microsoft.Build.Utilities.Tas
                 : (unit.PatchPath, UnifiedPatch.PatchLineOf(placed[path], line) ?? 0, $" ({path}:{line})");
         }
         string include = string.IsNullOrEmpty(IncludeDirectory) ? "" : $" -I{Path.GetFullPath(IncludeDirectory)}";
+        // A header copy an earlier build placed would be found before the original: only this build's may stay.
+        if (Directory.Exists(dir))
+            foreach (string stale in Directory.GetDirectories(dir).Where(d => Path.GetFileName(d) == "patched"
+                         || Path.GetFileName(d).StartsWith("include", StringComparison.Ordinal)))
+                Directory.Delete(stale, recursive: true);
         foreach (var (copy, (_, copyText)) in headerCopies)
         {
             Directory.CreateDirectory(Path.GetDirectoryName(copy)!);

@@ -43,6 +43,7 @@ public sealed partial class KernelOracleTests
     private static readonly (string Patch, string Module)[] LoadablePatches =
     [
         ("version-static-local", "lp_version_static"),
+        ("tests/fixtures/diff/patches/version-new-function", "lp_version_function"),
         ("uptime-new-global", "lp_uptime_global"),
         ("samples/KernelPatch", "livepatch_stat"),
         ("cmdline-shadow-callbacks", "lp_cmdline_shadow"),
@@ -63,14 +64,17 @@ public sealed partial class KernelOracleTests
 
     private static readonly Lazy<PatchSetRun> s_patchSet = new(RunPatchSet);
 
-    private static string KernelPatchText(string name) =>
-        File.ReadAllText(Path.Combine(Repo.Root, "tests", "kernel-patches", name + ".patch"));
+    /// <summary>A patch of tests/kernel-patches by name, or any of the repository's by its path.</summary>
+    private static string KernelPatchText(string name) => File.ReadAllText(name.Contains('/')
+        ? Path.Combine(Repo.Root, name + ".patch")
+        : Path.Combine(Repo.Root, "tests", "kernel-patches", name + ".patch"));
 
     private static Tool.Result BuildKernelPatch(string patch, string module, out string dir) =>
         BuildKernelPatch(patch, KernelPatchText(patch), module, out dir);
 
     private static Tool.Result BuildKernelPatch(string patch, string text, string module, out string dir)
     {
+        patch = Path.GetFileName(patch);
         dir = PackedSdk.Consumer($$"""
             <Project Sdk="PpcLivepatch.Build.Sdk/VERSION">
               <ItemGroup><KernelPatch Include="{{patch}}.patch" /></ItemGroup>
@@ -126,6 +130,18 @@ public sealed partial class KernelOracleTests
         var (loaded, unloaded) = run.Probe("lp_version_static");
         CollectionAssert.Contains(loaded, "version: livepatched read 1", run.Boot.Log);
         CollectionAssert.Contains(loaded, "version: livepatched read 2", run.Boot.Log);
+        Assert.IsFalse(unloaded.Any(l => l.Contains("livepatched")), run.Boot.Log);
+    }
+
+    [TestMethod]
+    public void KernelPatchWithANewFunctionCallsIt()
+    {
+        var run = s_patchSet.Value;
+        var build = run.Built("tests/fixtures/diff/patches/version-new-function");
+        StringAssert.Contains(build.Result.Output, "fs/proc/version.c: version_proc_show changed, version_suffix new");
+        run.LoadedEnabledDisabledUnloaded("lp_version_function");
+        var (loaded, unloaded) = run.Probe("lp_version_function");
+        CollectionAssert.Contains(loaded, "version: livepatched", run.Boot.Log);
         Assert.IsFalse(unloaded.Any(l => l.Contains("livepatched")), run.Boot.Log);
     }
 
@@ -256,6 +272,26 @@ public sealed partial class KernelOracleTests
         Assert.IsFalse(File.Exists(ko), "the module of the patch as it was is gone");
         Assert.AreEqual(0, Directory.GetFiles(Path.Combine(dir, "obj"), "lp_banner.ko", SearchOption.AllDirectories)
             .Length, "and so is kbuild's");
+    }
+
+    [TestMethod]
+    public void TwoKernelPatchesOfOneFileAreRefused()
+    {
+        string fixtures = Path.Combine(Repo.Root, "tests", "fixtures", "diff", "patches");
+        string dir = PackedSdk.Consumer("""
+            <Project Sdk="PpcLivepatch.Build.Sdk/VERSION">
+              <ItemGroup>
+                <KernelPatch Include="cmdline-string.patch" />
+                <KernelPatch Include="cmdline-init.patch" />
+              </ItemGroup>
+            </Project>
+            """, ("cmdline-string.patch", File.ReadAllText(Path.Combine(fixtures, "cmdline-string.patch"))),
+            ("cmdline-init.patch", File.ReadAllText(Path.Combine(fixtures, "cmdline-init.patch"))));
+        var build = PackedSdk.Build(dir, "build.binlog", $"-p:KernelDir={s_env["KO_KLP_BUILD"]}");
+        Assert.AreNotEqual(0, build.ExitCode, build.Output);
+        StringAssert.Contains(build.Output, "cmdline-init.patch : ppc-livepatch error PLP0020: cmdline-string.patch " +
+            "and cmdline-init.patch both change fs/proc/cmdline.o's sources");
+        Assert.IsFalse(build.Output.Contains("compiling the", StringComparison.Ordinal), "refused before compiling");
     }
 
     [TestMethod]
