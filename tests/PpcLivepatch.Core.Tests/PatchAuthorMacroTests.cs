@@ -145,6 +145,31 @@ public sealed class PatchAuthorMacroTests
     }
 
     [TestMethod]
+    [DataRow("clang-14", "--target=powerpc64le-linux-gnu -pg")]
+    [DataRow("powerpc64le-linux-gnu-gcc", "-pg")]
+    public void AnObjectWhoseMcountCallIsNotAtItsEntryIsRefusedAndSaysWhy(string compiler, string flags)
+    {
+        // clang has no -mprofile-kernel: its -pg calls _mcount after the prologue, as gcc's plain -pg does, and
+        // ppc64's livepatch core redirects only -mprofile-kernel's call at the entry (a 6.1 kernel built by clang
+        // has no livepatch support at all).
+        ElfImage Compile(string source)
+        {
+            string dir = Repo.NewTempDir(), c = Path.Combine(dir, "unit.c"), o = Path.Combine(dir, "unit.o");
+            File.WriteAllText(c, source);
+            Tool.Check(compiler, [.. flags.Split(' '), "-O2", "-c", "-ffunction-sections", "-fdata-sections",
+                "-mcmodel=large", "-fno-asynchronous-unwind-tables", c, "-o", o]);
+            Assert.IsTrue(ElfImage.TryLoad(o, out var image, out var error), error?.Message);
+            return image!;
+        }
+        var result = ObjectDiff.Run(Compile(Original), Compile(Original.Replace("return x * 3;", "return x * 4;")),
+            new DiffOptions());
+        Assert.IsNull(result.Output);
+        var refusal = result.Report.Diagnostics.Single();
+        Assert.AreEqual(DiagnosticCatalog.DiffFunctionNotPatchable, refusal.Code);
+        StringAssert.Contains(refusal.Message, "helper calls _mcount after its prologue, not at its entry");
+    }
+
+    [TestMethod]
     public void AModulesUnitBindsItsOwnSymbolsToTheModuleAndTheRestToVmlinux()
     {
         // f calls the module's static helper, vmlinux's exported printk and vmlinux's unexported vm_internal.

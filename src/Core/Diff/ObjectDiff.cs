@@ -155,10 +155,20 @@ public static class ObjectDiff
                         "freed), so changing it has no effect", function: f.Name,
                     fix: "Leave __init/__exit functions out of the patch; a fix that must run at boot needs a reboot.");
             else if (correlation.Original(f.Name) is { } o && !HasFtraceSite(before, before.ByName[o]))
-                Refuse(DiagnosticCatalog.DiffFunctionNotPatchable,
-                    $"{o} has no ftrace call site (bl _mcount in its prologue): the livepatch core redirects a " +
-                        "function through ftrace, so this one cannot be replaced", function: f.Name,
-                    fix: "Remove notrace from the function, or patch its callers instead.");
+            {
+                if (CallsMcount(before, before.ByName[o]))
+                    Refuse(DiagnosticCatalog.DiffFunctionNotPatchable,
+                        $"{o} calls _mcount after its prologue, not at its entry: the object was built with plain " +
+                            "-pg (clang, which has no -mprofile-kernel, or gcc without it), and ppc64's livepatch " +
+                            "core redirects only -mprofile-kernel's entry call", function: f.Name,
+                        fix: "Build with gcc and the kernel's own flags (-mprofile-kernel), as the kernel the " +
+                            "livepatch is for was built.");
+                else
+                    Refuse(DiagnosticCatalog.DiffFunctionNotPatchable,
+                        $"{o} has no ftrace call site (bl _mcount in its prologue): the livepatch core redirects a " +
+                            "function through ftrace, so this one cannot be replaced", function: f.Name,
+                        fix: "Remove notrace from the function, or patch its callers instead.");
+            }
         }
         foreach (var name in correlation.Ambiguous)
             Refuse(DiagnosticCatalog.DiffSymbolAmbiguous,
@@ -218,6 +228,10 @@ public static class ObjectDiff
 
     /// <summary><c>-mprofile-kernel</c> puts <c>bl _mcount</c> in every traceable function's prologue, after the
     /// global entry's two TOC instructions and <c>mflr r0</c>.</summary>
+    private static bool CallsMcount(ObjectInventory inventory, ObjectEntity f) =>
+        f.Relocations.Any(r => r.Type is R.PPC64_REL24 or R.PPC64_REL24_NOTOC
+            && inventory.Image.Symbols[(int)r.SymbolIndex].Name is "_mcount" or "mcount");
+
     private static bool HasFtraceSite(ObjectInventory inventory, ObjectEntity f) =>
         f.Relocations.Any(r => r.Type is R.PPC64_REL24 or R.PPC64_REL24_NOTOC && r.Offset - f.Start <= 16
             && inventory.Image.Symbols[(int)r.SymbolIndex].Name is "_mcount" or "mcount" or "__fentry__");
