@@ -11,9 +11,7 @@ cd "$(dirname "$0")/.."
 rounds=${1:-5}
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
-eng/kernel-oracle/setup.sh --klp >/dev/null
-# shellcheck disable=SC1091
-. "${PPCLP_KERNEL_CACHE:-$HOME/.cache/ppclivepatch-kernel-oracle}/env.sh"
+klp_tree
 cli=artifacts/bin/ppc-livepatch/ppc-livepatch.dll
 dotnet publish src/Cli -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -nologo -v quiet -o artifacts/bin/ppc-livepatch >/dev/null
 native=artifacts/bin/ppc-livepatch-native/ppc-livepatch

@@ -10,10 +10,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 rounds=${1:-3}
-eng/kernel-oracle/setup.sh --klp >/dev/null
-# shellcheck disable=SC1091
-. "${PPCLP_KERNEL_CACHE:-$HOME/.cache/ppclivepatch-kernel-oracle}/env.sh"
-[ -n "${KO_KLP_BUILD:-}" ] || { echo "no CONFIG_LIVEPATCH kernel tree: eng/kernel-oracle/setup.sh --klp failed" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+klp_tree
 ./build.sh pack >/dev/null
 
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
@@ -39,7 +38,7 @@ for ((i = 0; i < rounds; i++)); do
   build "$dir" "$dir/noop.log" >> "$work/noop"
   if grep -q "compiling\|PrepareKernelPatches\b" "$dir/noop.log"; then echo "the no-op build ran a step" >&2; exit 1; fi
 done
-median() { sort -n "$1" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+median_of() { sort -n "$1" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 # One full build of the oracle configuration, as setup.sh makes it, in a fresh tree.
 kernel=$work/kernel
@@ -51,7 +50,7 @@ make -s -C "$kernel" ARCH=powerpc CROSS_COMPILE=powerpc64le-linux-gnu- -j"$(npro
 end=$(date +%s%N)
 full=$(seconds "$start" "$end")
 
-cold=$(median "$work/cold"); warm=$(median "$work/warm"); noop=$(median "$work/noop")
+cold=$(median_of "$work/cold"); warm=$(median_of "$work/warm"); noop=$(median_of "$work/noop")
 echo "KernelPatch build of samples/KernelPatch, $rounds rounds, median wall seconds; $(nproc) cores"
 printf '%-44s %8s %14s\n' step seconds "x full build"
 ratio() { awk -v a="$1" -v b="$full" 'BEGIN { printf "%.3f", a / b }'; }

@@ -24,3 +24,12 @@ median() {
   done
   printf '%s\n' "${t[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%.3f", a[int((NR+1)/2)]/1000}'
 }
+
+# klp_tree: the kernel oracle's CONFIG_LIVEPATCH build tree, prepared (and built the first time); sets $KO_KLP_BUILD
+# and the rest of env.sh.
+klp_tree() {
+  eng/kernel-oracle/setup.sh --klp >/dev/null
+  # shellcheck disable=SC1091
+  . "${PPCLP_KERNEL_CACHE:-$HOME/.cache/ppclivepatch-kernel-oracle}/env.sh"
+  [ -n "${KO_KLP_BUILD:-}" ] || { echo "no CONFIG_LIVEPATCH kernel tree: eng/kernel-oracle/setup.sh --klp failed" >&2; exit 1; }
+}

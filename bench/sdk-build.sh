@@ -11,10 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 rounds=${1:-5}
-eng/kernel-oracle/setup.sh --klp >/dev/null
-# shellcheck disable=SC1091
-. "${PPCLP_KERNEL_CACHE:-$HOME/.cache/ppclivepatch-kernel-oracle}/env.sh"
-[ -n "${KO_KLP_BUILD:-}" ] || { echo "no CONFIG_LIVEPATCH kernel tree: eng/kernel-oracle/setup.sh --klp failed" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+klp_tree
 
 ./build.sh pack >/dev/null
 

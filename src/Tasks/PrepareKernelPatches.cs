@@ -34,6 +34,21 @@ public sealed partial class PrepareKernelPatches : Microsoft.Build.Utilities.Tas
 
     public override bool Execute()
     {
+        try
+        {
+            return Prepare();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // A kernel file that cannot be read, a work directory that cannot be written: said, not thrown.
+            DiagnosticLogging.Log(Log, Diagnostic.Create(DiagnosticCatalog.UnreadableFile, KernelDirectory,
+                $"preparing the kernel patches failed: {e.Message}"), HelpLinkBase);
+            return false;
+        }
+    }
+
+    private bool Prepare()
+    {
         // A manifest names a finished preparation: none while this one runs, so a failed run is retried.
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(Manifest))!);
         File.Delete(Manifest);
@@ -365,9 +380,27 @@ public sealed class ReadKernelPatchManifest : Microsoft.Build.Utilities.Task
     {
         var objects = new List<ITaskItem>();
         var symbols = new List<ITaskItem>();
-        foreach (string line in File.ReadAllLines(Manifest))
+        string[] lines;
+        try
+        {
+            lines = File.ReadAllLines(Manifest);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            DiagnosticLogging.Log(Log, Diagnostic.Create(DiagnosticCatalog.UnreadableFile, Manifest,
+                $"cannot read '{Manifest}': {e.Message}"), null);
+            return false;
+        }
+        foreach (string line in lines)
         {
             string[] f = line.Split('\t');
+            if (f.Length != (f[0] == "klp-symbol" ? 4 : 2))
+            {
+                DiagnosticLogging.Log(Log, Diagnostic.Create(DiagnosticCatalog.UnreadableFile, Manifest,
+                    $"'{Manifest}' is not a manifest PrepareKernelPatches wrote (line '{line}'): delete it and build " +
+                        "again"), null);
+                return false;
+            }
             switch (f[0])
             {
                 case "registration":

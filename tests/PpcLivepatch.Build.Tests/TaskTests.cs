@@ -15,6 +15,36 @@ public sealed class TaskTests
     }
 
     [TestMethod]
+    [DataRow(null)]
+    [DataRow("object\n")]
+    [DataRow("klp-symbol\tname\tvmlinux\n")]
+    public void AKernelPatchManifestThatIsMissingOrMalformedIsACodedError(string? text)
+    {
+        string manifest = Path.Combine(Repo.NewTempDir(), "manifest.txt");
+        if (text is not null) File.WriteAllText(manifest, text);
+        var engine = new FakeBuildEngine();
+        Assert.IsFalse(new ReadKernelPatchManifest { BuildEngine = engine, Manifest = manifest }.Execute());
+        var e = engine.Errors.Single();
+        Assert.AreEqual("PLP1009", e.Code);
+        StringAssert.Contains(e.Message, manifest);
+    }
+
+    [TestMethod]
+    public void KernelPatchesAgainstATreeThatIsNoKernelAreACodedError()
+    {
+        // No vmlinux, no System.map: said with a code, not thrown.
+        string dir = Repo.NewTempDir(), patch = Path.Combine(dir, "fix.patch");
+        File.WriteAllText(patch, "--- a/f.c\n+++ b/f.c\n@@ -1 +1 @@\n-a\n+b\n");
+        var engine = new FakeBuildEngine();
+        var task = new PrepareKernelPatches { BuildEngine = engine, Patches = [new TaskItem(patch)],
+            KernelDirectory = dir, WorkDirectory = Path.Combine(dir, "work"),
+            Manifest = Path.Combine(dir, "work", "manifest.txt") };
+        Assert.IsFalse(task.Execute());
+        Assert.AreEqual("PLP1009", engine.Errors.Single().Code);
+        Assert.IsFalse(File.Exists(task.Manifest));
+    }
+
+    [TestMethod]
     public void VerifyReportsTheRefusedCallAtItsCLineWithCodeAndHelpLink()
     {
         var engine = new FakeBuildEngine();

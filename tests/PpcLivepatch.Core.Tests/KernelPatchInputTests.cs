@@ -153,6 +153,15 @@ public sealed class KernelPatchInputTests
         CollectionAssert.AreEquivalent(new (string?, string)[] { (Path.Combine(source, "include"), "uapi/linux/fs.h"),
             (Path.Combine(source, "include/uapi"), "linux/fs.h") }, uapi.ToArray());
         Assert.AreEqual(0, unit.HeaderPlacements("/usr/include/stdio.h", build).Count);
+        // Only what the running kernel holds: include/vdso/datapage.h is also read by the vDSO's objects, which are
+        // linked into neither vmlinux.a nor a module; a module's own unit (its .mod list) counts.
+        var datapage = units.For(["include/vdso/datapage.h"], "fix.patch", []).Select(u => u.Object).ToList();
+        Assert.IsTrue(datapage.Count > 0 && !datapage.Any(o => o.Contains("/vdso/", StringComparison.Ordinal)),
+            string.Join(" ", datapage));
+        Assert.AreEqual("fs/binfmt_misc.o", units.For(["fs/binfmt_misc.c"], "fix.patch", []).Single().Object);
+        Assert.IsFalse(units.For(["include/linux/module.h"], "fix.patch", []).Any(u =>
+            u.Object.EndsWith(".mod.o", StringComparison.Ordinal) || u.Object.StartsWith("arch/powerpc/boot/",
+                StringComparison.Ordinal)), "the modules' .mod.o and the boot wrapper are not the running kernel");
         // The copies' directories are searched before kbuild's own.
         string command = unit.LivepatchCompileCommand("/w/fd.c", "/w/fd.o", source, build,
             firstIncludes: ["/w/include0"]);

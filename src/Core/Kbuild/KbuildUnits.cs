@@ -111,7 +111,13 @@ public sealed class KbuildUnits
             {
                 string record = Path.Combine(_buildTree, Path.GetDirectoryName(file) ?? "",
                     "." + Path.GetFileNameWithoutExtension(file) + ".o.cmd");
-                if (File.Exists(record) && Read(record) is { } unit) units.Add(unit);
+                if (File.Exists(record) && Read(record) is { } unit)
+                {
+                    if (IsLinked(unit)) units.Add(unit);
+                    else diagnostics.Add(Diagnostic.Create(DiagnosticCatalog.PatchFileNotBuilt, patchPath,
+                        $"{file} is built ({unit.Object}) but linked into neither vmlinux nor a module (the vDSO, " +
+                        "the boot wrapper, a host tool), so a livepatch cannot reach it"));
+                }
                 else diagnostics.Add(Diagnostic.Create(DiagnosticCatalog.PatchFileNotBuilt, patchPath,
                     $"{file} is not built by this kernel's configuration (no " +
                     $"{Path.GetRelativePath(_buildTree, record)}" +
@@ -120,7 +126,8 @@ public sealed class KbuildUnits
             else if (file.EndsWith(".h", StringComparison.Ordinal))
             {
                 string header = Path.Combine(_sourceTree, file);
-                units.AddRange(All().Where(u => u.Dependencies.Contains(header, StringComparer.Ordinal)));
+                units.AddRange(All().Where(u => u.Dependencies.Contains(header, StringComparer.Ordinal)
+                    && IsLinked(u)));
             }
         }
         return units.DistinctBy(u => u.Object).OrderBy(u => u.Object, StringComparer.Ordinal).ToList();
@@ -143,6 +150,65 @@ public sealed class KbuildUnits
                 return Path.Combine(_buildTree, ko);
         }
         return null;
+    }
+
+    private HashSet<string>? _linked;
+    private bool _linkedRead;
+
+    /// <summary>Whether the unit's object is in the running kernel: a member of vmlinux's archive (kbuild's thin
+    /// <c>vmlinux.a</c>, or <c>built-in.a</c> before 6.1) or of a module (its <c>.mod</c> list). A tree that has
+    /// neither cannot tell, and every unit counts.</summary>
+    private bool IsLinked(KbuildUnit unit)
+    {
+        if (!_linkedRead)
+        {
+            _linkedRead = true;
+            string archive = Path.Combine(_buildTree, "vmlinux.a");
+            if (!File.Exists(archive)) archive = Path.Combine(_buildTree, "built-in.a");
+            if (File.Exists(archive))
+            {
+                _linked = new HashSet<string>(StringComparer.Ordinal);
+                ThinArchiveMembers(archive, _linked, depth: 0);
+                foreach (string mod in Directory.EnumerateFiles(_buildTree, "*.mod", SearchOption.AllDirectories))
+                    foreach (string member in File.ReadLines(mod))
+                        if (member.Trim() is { Length: > 0 } m) _linked.Add(m);
+            }
+        }
+        return _linked is null || _linked.Contains(unit.Object);
+    }
+
+    /// <summary>The member paths (relative to the build tree) of a GNU thin archive, nested archives followed: a
+    /// thin archive stores no member data, only headers and the names table.</summary>
+    private void ThinArchiveMembers(string archive, HashSet<string> members, int depth)
+    {
+        var data = File.ReadAllBytes(archive);
+        if (depth > 8 || data.Length < 8 || !data.AsSpan(0, 8).SequenceEqual("!<thin>\n"u8)) return;
+        string names = "";
+        string directory = Path.GetRelativePath(_buildTree, Path.GetDirectoryName(archive)!);
+        for (int at = 8; at + 60 <= data.Length;)
+        {
+            string name = System.Text.Encoding.ASCII.GetString(data, at, 16).TrimEnd();
+            if (!long.TryParse(System.Text.Encoding.ASCII.GetString(data, at + 48, 10).Trim(), out long size)
+                || size < 0) return;
+            at += 60;
+            if (name is "/" or "//" || name.StartsWith("/SYM", StringComparison.Ordinal))
+            {
+                if (size > data.Length - at) return;
+                if (name == "//") names = System.Text.Encoding.UTF8.GetString(data, at, (int)size);
+                at += (int)size + (int)(size & 1);
+                continue;
+            }
+            string path = name.TrimEnd('/');
+            if (name.StartsWith('/') && int.TryParse(name[1..], out int offset) && offset < names.Length)
+            {
+                int end = names.IndexOf("/\n", offset, StringComparison.Ordinal);
+                path = names[offset..(end >= 0 ? end : names.Length)];
+            }
+            path = Path.GetRelativePath(_buildTree, Path.GetFullPath(Path.Combine(_buildTree, directory, path)));
+            if (path.EndsWith(".a", StringComparison.Ordinal))
+                ThinArchiveMembers(Path.Combine(_buildTree, path), members, depth + 1);
+            else members.Add(path);
+        }
     }
 
     private List<KbuildUnit> All() => _all ??= Directory
