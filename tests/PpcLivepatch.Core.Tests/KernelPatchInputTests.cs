@@ -159,6 +159,9 @@ public sealed class KernelPatchInputTests
         Assert.IsTrue(datapage.Count > 0 && !datapage.Any(o => o.Contains("/vdso/", StringComparison.Ordinal)),
             string.Join(" ", datapage));
         Assert.AreEqual("fs/binfmt_misc.o", units.For(["fs/binfmt_misc.c"], "fix.patch", []).Single().Object);
+        var found = new List<Diagnostic>();
+        Assert.AreEqual("fs/proc/array.o", units.For(["fs/proc/array.c"], "fix.patch", found).SingleOrDefault()?.Object,
+            string.Join("\n", found));
         Assert.IsFalse(units.For(["include/linux/module.h"], "fix.patch", []).Any(u =>
             u.Object.EndsWith(".mod.o", StringComparison.Ordinal) || u.Object.StartsWith("arch/powerpc/boot/",
                 StringComparison.Ordinal)), "the modules' .mod.o and the boot wrapper are not the running kernel");

@@ -199,7 +199,9 @@ public sealed class KbuildUnits
                 continue;
             }
             string path = name.TrimEnd('/');
-            if (name.StartsWith('/') && int.TryParse(name[1..], out int offset) && offset < names.Length)
+            // "/OFFSET" into the names table, the field's rest padding (GNU ar may end it with another '/').
+            if (name.StartsWith('/') && int.TryParse(new string(name[1..].TakeWhile(char.IsAsciiDigit).ToArray()),
+                    out int offset) && offset < names.Length)
             {
                 int end = names.IndexOf("/\n", offset, StringComparison.Ordinal);
                 path = names[offset..(end >= 0 ? end : names.Length)];
