@@ -23,6 +23,7 @@ public static class CliApp
                                     [-o OUT] FILE
                ppc-livepatch diff   ORIG.o PATCHED.o -o OUT.o [--symbols FILE] [--object vmlinux|MODULE]
                                     [--vmlinux FILE] [--unbound] [--registration FILE.c] [--format text|json|sarif]
+               ppc-livepatch cc     [--nop-after NAME]... [--all-local] [--only-under DIR] -- COMPILER ARGS...
 
         verify  checks ppc64 relocatable objects (.o, .ko) the way Linux's module loader will: every call through a
                 module stub (R_PPC64_REL24 to an undefined or livepatch symbol) must be followed by a nop.
@@ -58,6 +59,18 @@ public static class CliApp
                                    replaced functions become globals __klp_new_NAME
           --registration FILE.c    also write the module's klp_func/klp_object/klp_patch registration as C
 
+        cc      the assembler route, as a compiler command (kbuild's CC): a compile of one C source is run as
+                compile-to-assembly, a nop after each call to a function that needs one (never after a branch to
+                a label, such as a program-counter read; a call in inline asm that needs one is PLP2016), and the
+                assembler. The unedited assembly is assembled too, and the object is written only when a translation
+                validator shows the two differ by exactly those nops; a section where that cannot be shown keeps
+                the compiler's code (PLP4004) for patch to fix. Any other command runs unchanged.
+          --nop-after NAME         a function whose calls get a nop (a KlpSymbol); repeat, or NAME,NAME
+          --all-local              every call gets one (Rel24Sites=all-local)
+          --only-under DIR         only sources under DIR take the route (kbuild: the module's directory)
+                                   Also from the environment: PPCLP_NOP_CALLEES (space-separated),
+                                   PPCLP_NOP_ALL_LOCAL=1, PPCLP_ASM_DIR. Exit status: the compiler's, or 1.
+
         exit status: 0 accepted, 1 rejected (something stays unfixed), 2 bad usage, unreadable input
             or unwritable output
 
@@ -85,9 +98,10 @@ public static class CliApp
         if (args[0] == "step") return StepCommand.Run(args[1..], stdout, stderr);
         if (args[0] == "serve" && args.Length == 1) return StepCommand.Serve(stdin, stdout);
         if (args[0] == "diff") return DiffCommand.Run(args[1..], stdout, stderr);
+        if (args[0] == "cc") return CcCommand.Run(args[1..], stdout, stderr);
         if (args[0] is not ("verify" or "patch"))
             return UsageError(stderr, "unknown command " +
-                $"'{args[0]}'{Suggestion(args[0], ["verify", "patch", "diff", "--version", "--help"])}");
+                $"'{args[0]}'{Suggestion(args[0], ["verify", "patch", "diff", "cc", "--version", "--help"])}");
         var parsed = Options.Parse(args[0], args[1..], out string? error);
         if (parsed is null) return UsageError(stderr, error!);
         return args[0] == "verify" ? Verify(parsed, stdout) : Patch(parsed, stdout);

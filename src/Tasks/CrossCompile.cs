@@ -23,10 +23,13 @@ public sealed class CrossCompile : ToolTask
     public string Flags { get; set; } = "";
     public string? HelpLinkBase { get; set; }
     /// <summary>
-    /// The assembler route's compiler wrapper (Rel24Strategy=asm): it runs the compile as compile-to-assembly, nop
-    /// insertion and assembly; its settings come in <see cref="ToolTask.EnvironmentVariables"/>.
+    /// The assembler route (Rel24Strategy=asm): the program that runs the compile as compile-to-assembly, nop
+    /// insertion, assembly and validation (<c>ppc-livepatch</c>, or <c>dotnet</c>), and its arguments before the
+    /// compiler's (<c>cc --</c>); its settings come in <see cref="ToolTask.EnvironmentVariables"/>.
     /// </summary>
-    public string? Wrapper { get; set; }
+    public string? RouteTool { get; set; }
+
+    public string? RouteArguments { get; set; }
 
     private readonly List<string> _notes = [];
 
@@ -45,8 +48,7 @@ public sealed class CrossCompile : ToolTask
 
     protected override MessageImportance StandardErrorLoggingImportance => MessageImportance.Normal;
 
-    // The wrapper is a bash script run by bash: NuGet does not keep file modes, so it is never executable itself.
-    protected override string GenerateFullPathToTool() => string.IsNullOrEmpty(Wrapper) ? CompilerPath() : "/bin/bash";
+    protected override string GenerateFullPathToTool() => string.IsNullOrEmpty(RouteTool) ? CompilerPath() : RouteTool;
 
     public override bool Execute()
     {
@@ -56,6 +58,10 @@ public sealed class CrossCompile : ToolTask
                 $"the compiler '{ToolName}' is not on PATH; {ToolchainAdvice.Install(CrossCompilePrefix)}");
             return false;
         }
+        // NuGet may not keep file modes: the package's native tool gets its execute bits on first use.
+        if (!string.IsNullOrEmpty(RouteTool) && Path.IsPathRooted(RouteTool) && File.Exists(RouteTool)
+            && !NativeStep.TryMakeExecutable(RouteTool, out string? why))
+            Log.LogMessage(MessageImportance.Low, "{0} cannot be made executable: {1}", RouteTool, why);
         bool ok;
         try
         {
@@ -79,9 +85,9 @@ public sealed class CrossCompile : ToolTask
     protected override string GenerateCommandLineCommands()
     {
         var b = new CommandLineBuilder();
-        if (!string.IsNullOrEmpty(Wrapper))
+        if (!string.IsNullOrEmpty(RouteTool))
         {
-            b.AppendFileNameIfNotNull(Wrapper);
+            b.AppendTextUnquoted(RouteArguments ?? "cc --");
             b.AppendFileNameIfNotNull(CompilerPath());
             b.AppendTextUnquoted(" ");
         }

@@ -15,6 +15,9 @@ internal static partial class GccOutput
     [GeneratedRegex(@"^(?<file>[^:]+?):(?:(?<line>\d+):(?:(?<col>\d+):)?)? (?<kind>fatal error|error|warning|note): (?<msg>.*)$")]
     private static partial Regex Diagnostic();
 
+    [GeneratedRegex(@"^(?<code>PLP\d{4}): (?<text>.*)$")]
+    private static partial Regex OwnCode();
+
     /// <param name="defaultFile">Where driver messages without a file of their own are shown.</param>
     /// <param name="pathMap">Maps a path gcc printed (a kbuild copy) back to the user's file.</param>
     /// <returns>False when the line is not a gcc diagnostic.</returns>
@@ -41,6 +44,12 @@ internal static partial class GccOutput
             if (pathMap is not null) file = pathMap(file);
         }
         if (!FirstTimeInBuild(engine, $"{file}|{ln}|{col}|{kind}|{msg}")) return true;
+        // ppc-livepatch cc prints its own findings in the compiler's form, with their code first.
+        if (OwnCode().Match(msg) is { Success: true } own)
+        {
+            DiagnosticLogging.Log(log, own.Groups["code"].Value, helpLinkBase, file, ln, col, own.Groups["text"].Value);
+            return true;
+        }
         switch (kind)
         {
             case "error":

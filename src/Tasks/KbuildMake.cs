@@ -24,9 +24,11 @@ public sealed partial class KbuildMake : ToolTask
     /// <summary>The project file, where diagnostics without a C location are shown.</summary>
     public string? ProjectFile { get; set; }
     public string? HelpLinkBase { get; set; }
-    /// <summary>The assembler route's compiler wrapper (Rel24Strategy=asm), made kbuild's CC in front of the cross
-    /// gcc.</summary>
-    public string? CompilerWrapper { get; set; }
+    /// <summary>The assembler route (Rel24Strategy=asm): its program (<c>ppc-livepatch</c>, or <c>dotnet</c>) and
+    /// arguments (<c>cc --</c>), made kbuild's CC in front of the cross gcc.</summary>
+    public string? CompilerRoute { get; set; }
+
+    public string? CompilerRouteArguments { get; set; }
 
     protected override string ToolName => "make";
 
@@ -68,6 +70,9 @@ public sealed partial class KbuildMake : ToolTask
                 "package (e.g. /lib/modules/<version>/build)");
             return false;
         }
+        if (!string.IsNullOrEmpty(CompilerRoute) && Path.IsPathRooted(CompilerRoute) && File.Exists(CompilerRoute)
+            && !NativeStep.TryMakeExecutable(CompilerRoute, out string? why))
+            Log.LogMessage(MessageImportance.Low, "{0} cannot be made executable: {1}", CompilerRoute, why);
         // kbuild takes a while: say so at the verbosity people build at, and show its progress lines there too.
         Log.LogMessage(MessageImportance.High, "{0}", $"kbuild: make -C {KernelDirectory} " +
             $"M={KbuildDirectory.TrimEnd('/')} modules");
@@ -90,8 +95,9 @@ public sealed partial class KbuildMake : ToolTask
         // so modpost's "undefined" must not stop it. Undefined names that are not KlpSymbol items are reported below.
         b.AppendSwitch("KBUILD_MODPOST_WARN=1");
         b.AppendSwitch("CROSS_COMPILE=" + CrossCompilePrefix);
-        if (!string.IsNullOrEmpty(CompilerWrapper)) b.AppendSwitchIfNotNull("CC=",
-            $"bash {CompilerWrapper} {CrossCompilePrefix}gcc");
+        // make hands $(CC) to the shell: the route's program is quoted there.
+        if (!string.IsNullOrEmpty(CompilerRoute)) b.AppendSwitchIfNotNull("CC=",
+            $"'{CompilerRoute}' {CompilerRouteArguments ?? "cc --"} {CrossCompilePrefix}gcc");
         b.AppendSwitchIfNotNull("KCFLAGS=", KCFlags + " -fdiagnostics-column-unit=byte -fdiagnostics-color=never");
         b.AppendSwitch("modules");
         return b.ToString();

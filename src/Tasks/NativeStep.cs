@@ -169,7 +169,7 @@ internal sealed class NativeStep : IDisposable
 
     /// <summary>NuGet may not keep file modes when it extracts a package, so the first build sets the execute
     /// bits.</summary>
-    private static bool TryMakeExecutable(string path, out string? why)
+    internal static bool TryMakeExecutable(string path, out string? why)
     {
         why = null;
         if (OperatingSystem.IsWindows()) { why = "not a Linux host"; return false; }

@@ -63,6 +63,8 @@ public static class DiagnosticCatalog
     public const string KernelWithoutLivepatch = "PLP2013";
     public const string RewriteNotProven = "PLP2014";
     public const string TocBasedOnPcrelKernel = "PLP2015";
+    public const string AsmCallInInlineAssembly = "PLP2016";
+    public const string AsmRouteNotProven = "PLP2017";
 
     public const string SiblingCallToExternal = "PLP3001";
     public const string SiblingCallFromLocallyCalledFunction = "PLP3002";
@@ -70,6 +72,7 @@ public static class DiagnosticCatalog
     public const string SiteFixed = "PLP4001";
     public const string PatchSummary = "PLP4002";
     public const string UnwindNotExtended = "PLP4003";
+    public const string AsmCallsLeftToObjectStep = "PLP4004";
 
     public const string DiffNoFunctionChanged = "PLP5001";
     public const string DiffInitChanged = "PLP5002";
@@ -165,9 +168,15 @@ public static class DiagnosticCatalog
             DiagnosticKind.Refused),
         new(TocBasedOnPcrelKernel, Severity.Error, "TOC-based module for a kernel built with CONFIG_PPC_KERNEL_PCREL",
             DiagnosticKind.Rejected),
+        new(AsmCallInInlineAssembly, Severity.Error, "A call inside inline assembly needs a nop the assembler route " +
+            "cannot give", DiagnosticKind.Unfixed),
+        new(AsmRouteNotProven, Severity.Error, "The assembler route's object could not be proven to mean what the " +
+            "compiler's meant", DiagnosticKind.Refused),
         new(SiteFixed, Severity.Info, "Call site fixed", DiagnosticKind.Fixed),
         new(PatchSummary, Severity.Info, "Patch summary", DiagnosticKind.Summary),
         new(UnwindNotExtended, Severity.Info, "Unwind or debug information not extended over an island",
+            DiagnosticKind.Note),
+        new(AsmCallsLeftToObjectStep, Severity.Info, "The assembler route left a section's calls to the object step",
             DiagnosticKind.Note),
         new(SiblingCallToExternal, Severity.Warning, "Sibling call to a symbol outside the module",
             DiagnosticKind.Hazard),

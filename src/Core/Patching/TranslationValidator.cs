@@ -13,9 +13,12 @@ public sealed record ValidationFailure(int Section, string SectionName, ulong Of
 /// bl+4; an address A moves to A + 4·#{P ≤ A}) or islands (the call, its island, the call's own target when it
 /// has no relocation).
 /// </summary>
+/// <remarks><see cref="DeletedPadding"/>: words of the original (alignment nops) that the assembler route's
+/// re-assembly no longer needs; an address moves back 4 for each one before it.</remarks>
 public sealed record RewriteMap(
     IReadOnlyDictionary<int, IReadOnlyList<ulong>> InsertedNops,
-    IReadOnlyDictionary<int, IReadOnlyList<(ulong Call, ulong Island)>> Islands)
+    IReadOnlyDictionary<int, IReadOnlyList<(ulong Call, ulong Island)>> Islands,
+    IReadOnlyDictionary<int, IReadOnlyList<ulong>>? DeletedPadding = null)
 {
     /// <summary>The map of the strategies' layouts: only their points and islands, not how they map
     /// addresses.</summary>
@@ -46,7 +49,9 @@ public static class TranslationValidator
             failures.Add(new(s, s < before.Sections.Count ? before.Sections[s].Name : "?", at, why));
 
         if (before.Sections.Count != after.Sections.Count) { Fail(0, 0, "the section count changed"); return failures; }
-        var moves = map.InsertedNops.ToDictionary(kv => kv.Key, kv => new AddressMap(kv.Value));
+        var deleted = map.DeletedPadding ?? new Dictionary<int, IReadOnlyList<ulong>>();
+        var moves = map.InsertedNops.Keys.Union(deleted.Keys).ToDictionary(k => k, k => new AddressMap(
+            map.InsertedNops.TryGetValue(k, out var p) ? p : [], deleted.TryGetValue(k, out var d) ? d : []));
         var functions = original.Functions;
         foreach (var s in before.Sections)
         {
@@ -97,38 +102,61 @@ public static class TranslationValidator
         return (ulong)i;
     }
 
-    /// <summary>The insert-nop address map, written out again here: A → A + 4·#{P ≤ A}; inside a word, the distance to
-    /// the next word is kept.</summary>
-    private sealed class AddressMap(IReadOnlyList<ulong> points)
+    /// <summary>The insert-nop address map, written out again here: A → A + 4·#{P ≤ A} − 4·#{D &lt; A} (D: deleted
+    /// padding words); inside a word, the distance to the next word is kept.</summary>
+    private sealed class AddressMap(IReadOnlyList<ulong> points, IReadOnlyList<ulong> deleted)
     {
         public IReadOnlyList<ulong> Points { get; } = points;
+
+        public IReadOnlyList<ulong> Deleted { get; } = deleted;
+
+        private readonly HashSet<ulong> _deleted = [.. deleted];
+
+        public bool IsDeleted(ulong a) => _deleted.Contains(a);
 
         public ulong Map(ulong a)
         {
             ulong up = (a + 3) & ~3UL;
-            int lo = 0, hi = Points.Count;
-            while (lo < hi) { int mid = (lo + hi) >>> 1; if (Points[mid] <= up) lo = mid + 1; else hi = mid; }
-            return up + 4UL * (ulong)lo - (up - a);
+            return up + 4UL * (ulong)Count(Points, up, inclusive: true)
+                - 4UL * (ulong)Count(Deleted, up, inclusive: false) - (up - a);
+        }
+
+        private static int Count(IReadOnlyList<ulong> sorted, ulong a, bool inclusive)
+        {
+            int lo = 0, hi = sorted.Count;
+            while (lo < hi)
+            {
+                int mid = (lo + hi) >>> 1;
+                if (sorted[mid] < a || inclusive && sorted[mid] == a) lo = mid + 1; else hi = mid;
+            }
+            return lo;
         }
 
         /// <summary>True when some point lies strictly inside (start, end): the range does not move as one.</summary>
-        public bool Splits(ulong start, ulong end) => Points.Any(p => p > start && p < end);
+        public bool Splits(ulong start, ulong end) =>
+            Points.Any(p => p > start && p < end) || Deleted.Any(d => d >= start && d + 4 < end);
     }
+
+    /// <summary>The assembler's alignment padding: a nop, or the group-ending <c>ori r2,r2,0</c>.</summary>
+    internal static bool IsPadding(uint word) => word is Instruction.Nop or 0x6042_0000;
 
     private static void CheckMovedCode(ElfImage before, ElfImage after, ElfSection s, AddressMap m,
         FunctionMap functions, JumpTableAnalysis tables, Action<int, ulong, string> fail)
     {
         var old = before.Data(s);
         var now = after.Data(after.Sections[s.Index]);
-        if ((ulong)now.Length != (ulong)old.Length + 4UL * (ulong)m.Points.Count)
+        if ((ulong)now.Length + 4UL * (ulong)m.Deleted.Count != (ulong)old.Length + 4UL * (ulong)m.Points.Count)
         {
             fail(s.Index, 0, $"the section is {now.Length} bytes, not {old.Length} + 4 × {m.Points.Count} inserted " +
-                "nops");
+                $"nops - 4 × {m.Deleted.Count} padding words");
             return;
         }
         foreach (ulong p in m.Points)
-            if (p > (ulong)old.Length || after.ReadU32(now, (int)(m.Map(p) - 4)) != Instruction.Nop)
+            if (p > (ulong)old.Length || !IsPadding(after.ReadU32(now, (int)(m.Map(p) - 4))))
                 fail(s.Index, p, "no nop where one was inserted");
+        foreach (ulong d in m.Deleted)
+            if (d + 4 > (ulong)old.Length || !IsPadding(before.ReadU32(old, (int)d)))
+                fail(s.Index, d, $"the word at +0x{d:x} was dropped, and it is not alignment padding");
 
         var relocated = before.RelocationSections.Where(r =>
             r.Target.Index == s.Index).SelectMany(r => r.Entries).Select(e => e.Offset & ~3UL).ToHashSet();
@@ -139,6 +167,7 @@ public static class TranslationValidator
 
         for (ulong a = 0; a + 4 <= (ulong)old.Length; a += 4)
         {
+            if (m.IsDeleted(a)) continue;
             uint w0 = before.ReadU32(old, (int)a), w1 = after.ReadU32(now, (int)m.Map(a));
             var f = functions.Containing(s.Index, a);
             bool inCode = f is not null && a >= f.Start && a < f.End;
