@@ -288,15 +288,21 @@ public sealed class ElfImage
                     $"sections {laidOut[i - 1].Name} and {laidOut[i].Name} overlap in the file " +
                         $"(0x{laidOut[i - 1].Offset:x}+0x{laidOut[i - 1].Size:x} and 0x{laidOut[i].Offset:x})");
         Sections = sections;
+        // What compressed sections may inflate to, all together: a file's debug information is a few times its
+        // compressed size, so far more than 64 times the whole file (and 8 MiB) is a zlib bomb, not DWARF.
+        long budget = Math.Max(8L << 20, 64L * b.Length);
         foreach (var s in sections.Where(x => (x.Flags & ShfCompressed) != 0 && x.HasFileData))
-            _inflated[s.Index] = Inflate(s);
+        {
+            _inflated[s.Index] = Inflate(s, budget);
+            budget -= _inflated[s.Index].Length;
+        }
         Symbols = ReadSymbols(sections);
         RelocationSections = ReadRelocations(sections);
     }
 
     /// <summary>An SHF_COMPRESSED section's contents: Elf64_Chdr (type, reserved, size, alignment), then the
     /// stream.</summary>
-    private byte[] Inflate(ElfSection s)
+    private byte[] Inflate(ElfSection s, long budget)
     {
         var raw = RawData(s);
         if (raw.Length < Elf64ChdrSize)
@@ -312,6 +318,11 @@ public sealed class ElfImage
         if (size > (ulong)Math.Min(int.MaxValue - 64, 1032L * raw.Length + (1 << 20)))
             throw new MalformedElfException(DiagnosticCatalog.MalformedSectionTable,
                 $"compressed section {s.Name} claims an implausible size 0x{size:x}");
+        if ((long)size > budget)
+            throw new MalformedElfException(DiagnosticCatalog.MalformedSectionTable,
+                $"compressed section {s.Name} claims to inflate to 0x{size:x} bytes, more than this " +
+                    $"{Bytes.Length}-byte file's compressed sections can plausibly hold (0x{Math.Max(budget, 0):x} " +
+                    "left of 64 times the file); refusing what looks like a zlib bomb");
         var output = new byte[size];
         try
         {
@@ -418,10 +429,38 @@ public sealed class ElfImage
                             $"0x{ContentSize(target):x})");
                 entries[i] = rela;
             }
+            CheckNoDuplicates(s, entries);
             result.Add(new ElfRelocationSection(s, target, entries));
         }
         return [.. result];
     }
+
+    /// <summary>
+    /// Two relocations of one type at one offset are never meant (the second would overwrite the first's field, and
+    /// an editor keyed by offset would keep only one): refused. Different types at one offset (a TLS marker beside
+    /// its call) are fine. Entries come sorted by offset from every assembler and linker, so the usual check is a look
+    /// back over the entries at the same offset.
+    /// </summary>
+    private static void CheckNoDuplicates(ElfSection s, ElfRela[] entries)
+    {
+        bool sorted = true;
+        for (int i = 1; i < entries.Length && sorted; i++)
+        {
+            if (entries[i].Offset < entries[i - 1].Offset) { sorted = false; break; }
+            for (int k = i - 1; k >= 0 && entries[k].Offset == entries[i].Offset; k--)
+                if (entries[k].Type == entries[i].Type && entries[i].Type != 0) Duplicate(s, entries[i], k, i);
+        }
+        if (sorted) return;
+        var seen = new Dictionary<(ulong, uint), int>();
+        for (int i = 0; i < entries.Length; i++)
+            if (entries[i].Type != 0 && !seen.TryAdd((entries[i].Offset, entries[i].Type), i))
+                Duplicate(s, entries[i], seen[(entries[i].Offset, entries[i].Type)], i);
+    }
+
+    private static void Duplicate(ElfSection s, ElfRela e, int first, int second) =>
+        throw new MalformedElfException(DiagnosticCatalog.MalformedRelocation,
+            $"{s.Name} entries {first} and {second} are both {Ppc64.RelocationCatalog.NameOf(e.Type)} at offset " +
+                $"0x{e.Offset:x}: one field cannot be relocated twice");
 
     private static string ReadString(ReadOnlySpan<byte> table, uint index, Func<string> describe, string code)
     {

@@ -16,6 +16,7 @@ internal sealed partial class DwarfLayoutEditor
         byte[] data = _image.Data(info).ToArray();
         bool le = _image.IsLittleEndian, changed = false;
         int pos = 0;
+        var abbrevTables = new Dictionary<ulong, Dictionary<ulong, List<(ulong, ulong, long)>>>();
         while (pos + 11 <= data.Length)
         {
             var r = new DwarfReader(data, le, pos);
@@ -42,7 +43,12 @@ internal sealed partial class DwarfLayoutEditor
                 if (relocs.TryGetValue((ulong)field, out var t)) abbrevOffset = t.Value;
                 addressSize = r.U8();
             }
-            var abbrevs = ReadAbbrevs(abbrevData, (int)abbrevOffset, le);
+            // A unit shorter than its own header is malformed (a run of zeros would otherwise be a million units).
+            if (r.Position > end) throw new DwarfFormatException($"the unit at .debug_info+0x{pos:x} is shorter " +
+                "than its header");
+            // Units of one object share their abbreviation table: read it once.
+            if (!abbrevTables.TryGetValue(abbrevOffset, out var abbrevs))
+                abbrevTables[abbrevOffset] = abbrevs = ReadAbbrevs(abbrevData, (int)abbrevOffset, le);
             // DWARF 5 units (clang) name addresses by index into .debug_addr from the CU's DW_AT_addr_base, which
             // the CU's DIE may give after its own DW_AT_low_pc.
             ulong? addrBase = null;
