@@ -8,8 +8,8 @@ namespace PpcLivepatch.Cli;
 /// route as a compiler command (the SDK's compile step, and kbuild's <c>CC</c>). A command that is not a compile of
 /// one C source (or of one outside <c>--only-under</c>) runs unchanged. The settings may also come from the
 /// environment, as kbuild passes them: <c>PPCLP_NOP_CALLEES</c> (space-separated names), <c>PPCLP_NOP_ALL_LOCAL=1</c>,
-/// <c>PPCLP_ASM_DIR</c>. Findings are printed as the compiler prints its own (<c>file:line:col: error: PLPnnnn: …</c>)
-/// so build logs and the SDK place them at the C line.
+/// <c>PPCLP_ASM_DIR</c>. Findings are printed as the compiler prints its own
+/// (<c>file:line:col: error: PLPnnnn: …</c>) so build logs and the SDK place them at the C line.
 /// </summary>
 internal static class CcCommand
 {

@@ -171,8 +171,8 @@ public sealed class FailedBuildTests
             </Project>
             """, ("lp.c", GoodSource));
         var result = PackedSdk.Build(dir, "plain.binlog");
-        // The default asm route runs the compiler through its wrapper: the compiler it is given is the host's gcc.
-        StringAssert.Contains(result.Output, "ppclp-asm-cc /usr/bin/gcc -O2");
+        // The default asm route runs the compiler through ppc-livepatch cc: the compiler it is given is the host's gcc.
+        StringAssert.Contains(result.Output, "ppc-livepatch cc -- /usr/bin/gcc -O2");
         StringAssert.Contains(result.Output, "\"ld\" -r -o");
         Assert.AreEqual(1, result.ExitCode, result.Output);
         StringAssert.Contains(result.Output, "error PLP1004");

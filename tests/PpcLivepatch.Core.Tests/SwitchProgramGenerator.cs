@@ -10,7 +10,13 @@ namespace PpcLivepatch.Tests;
 /// translation unit (<c>prog.c</c>) with global <c>fN(int, int)</c> functions; <see cref="Harness"/> calls them over a
 /// grid of inputs and prints a checksum.
 /// </summary>
-internal sealed class SwitchProgramGenerator(int seed, bool globalHelpers = false)
+/// <remarks>
+/// With <c>rich</c>, functions also get what a second, held-out generator found to matter: computed gotos through
+/// absolute and label-difference tables, function-pointer tables, setjmp/longjmp, variable-length arrays, a varargs
+/// helper, and inline-assembly program-counter reads (<c>bl 1f; .long K; 1: mflr</c> — a nop after that branch
+/// would read the nop instead of K).
+/// </remarks>
+internal sealed class SwitchProgramGenerator(int seed, bool globalHelpers = false, bool rich = false)
 {
     private readonly Random _random = new(seed);
     private readonly StringBuilder _c = new();
@@ -22,14 +28,20 @@ internal sealed class SwitchProgramGenerator(int seed, bool globalHelpers = fals
     {
         _c.Clear();
         _c.AppendLine($"/* switch-heavy program, seed {seed} */");
+        if (rich) _c.AppendLine("#include <setjmp.h>\n#include <stdarg.h>");
         _c.Append(HelperDefinitions(globalHelpers ? "" : "static "));
+        if (rich) _c.Append(RichHelpers());
         for (int f = 0; f < Functions; f++)
         {
             _c.AppendLine($"int f{f}(int a, int b)");
             _c.AppendLine("{");
             _c.AppendLine($"\tint r = h{_random.Next(Helpers)}(b);");
             int switches = _random.Next(2, 5);
-            for (int s = 0; s < switches; s++) Switch(1, _random.Next(6) == 0);
+            for (int s = 0; s < switches; s++)
+            {
+                Switch(1, _random.Next(6) == 0);
+                if (rich) RichStatement(f, s);
+            }
             _c.AppendLine("\treturn r;");
             _c.AppendLine("}");
         }
@@ -64,6 +76,90 @@ internal sealed class SwitchProgramGenerator(int seed, bool globalHelpers = fals
         for (int f = 0; f < Functions; f++) c.AppendLine($"\t\t\ts = s * 1000003 + (unsigned)f{f}(a, b);");
         c.AppendLine("\t\t}\n\tprintf(\"checksum = %lu\\n\", s);\n\treturn 0;\n}");
         return c.ToString();
+    }
+
+    private string RichHelpers()
+    {
+        string storage = globalHelpers ? "" : "static ";
+        return $$"""
+            {{storage}}int __attribute__((noinline)) hv(int n, ...)
+            {
+            	va_list ap;
+            	int s = 0;
+            	va_start(ap, n);
+            	for (int i = 0; i < n; i++) s = s * 31 + va_arg(ap, int);
+            	va_end(ap);
+            	return s;
+            }
+            static int (*const fptab[4])(int) = { h0, h1, h2, h3 };
+            static jmp_buf jb;
+            static void __attribute__((noinline)) jump_if(int x) { if (x & 1) longjmp(jb, x | 2); }
+            /* The return address of "bl 1f" is the word after it: a nop there would be read instead of K. */
+            static unsigned __attribute__((noinline)) pc_word(void)
+            {
+            	unsigned long p;
+            	__asm__ volatile("bl 1f\n\t.long {{0x12345000 + seed % 4096}}\n1:\tmflr %0" : "=r"(p) : : "lr");
+            	return *(unsigned *)p;
+            }
+
+            """;
+    }
+
+    /// <summary>One of the rich features, as a statement of function f.</summary>
+    private void RichStatement(int f, int s)
+    {
+        string label = $"g{f}_{s}";
+        switch (_random.Next(7))
+        {
+            case 0:
+                // Computed goto through a table of absolute label addresses.
+                Line(1, "{");
+                Line(2, $"static void *const t[] = {{ &&{label}a, &&{label}b, &&{label}c, &&{label}d }};");
+                Line(2, $"goto *t[(unsigned)(a + {s}) & 3];");
+                Line(1, $"{label}a: r += h{_random.Next(Helpers)}(b); goto {label}e;");
+                Line(1, $"{label}b: r ^= {_random.Next(1, 999)}; goto {label}e;");
+                Line(1, $"{label}c: r = r * 3 - h{_random.Next(Helpers)}(a);");
+                Line(1, $"{label}d: r -= {_random.Next(1, 99)};");
+                Line(1, $"{label}e: ;");
+                Line(1, "}");
+                break;
+            case 1:
+                // Computed goto through label differences (position-independent).
+                Line(1, "{");
+                Line(2, $"static const int d[] = {{ &&{label}a - &&{label}a, &&{label}b - &&{label}a, " +
+                    $"&&{label}c - &&{label}a }};");
+                Line(2, $"goto *(&&{label}a + d[(unsigned)(b + {s}) % 3]);");
+                Line(1, $"{label}a: r += {_random.Next(1, 99)}; goto {label}e;");
+                Line(1, $"{label}b: r = h{_random.Next(Helpers)}(r) + 1; goto {label}e;");
+                Line(1, $"{label}c: r -= h{_random.Next(Helpers)}(b);");
+                Line(1, $"{label}e: ;");
+                Line(1, "}");
+                break;
+            case 2:
+                Line(1, $"r += fptab[(unsigned)(a ^ {s}) & 3](b + r);");
+                break;
+            case 3:
+                Line(1, "{");
+                Line(2, "volatile int saved = r;");
+                Line(2, $"int k = setjmp(jb);");
+                Line(2, $"if (k == 0) {{ jump_if(a + {s}); r += h{_random.Next(Helpers)}(b); }}");
+                Line(2, "else r = saved + k;");
+                Line(1, "}");
+                break;
+            case 4:
+                Line(1, "{");
+                Line(2, $"int n = ((unsigned)a % 7) + 1, v[n];");
+                Line(2, $"for (int i = 0; i < n; i++) v[i] = h{_random.Next(Helpers)}(i + b);");
+                Line(2, "r += v[n / 2] - v[0];");
+                Line(1, "}");
+                break;
+            case 5:
+                Line(1, $"r += hv(3, a, b, r) + hv(1, {s});");
+                break;
+            default:
+                Line(1, "r += (int)(pc_word() & 0xfff);");
+                break;
+        }
     }
 
     private void Line(int depth, string text) => _c.Append('\t', depth).AppendLine(text);

@@ -69,7 +69,7 @@ public static class AssemblerRouteCompiler
                     return Failed(rc, output, []);
                 }
 
-                var failures = Validate(originalObj, editedObj, plan);
+                var failures = Validate(originalObj, editedObj, plan, asm);
                 if (failures.Count == 0)
                 {
                     File.Move(editedObj, output, overwrite: true);
@@ -107,14 +107,16 @@ public static class AssemblerRouteCompiler
         return full.StartsWith(r + Path.DirectorySeparatorChar, StringComparison.Ordinal);
     }
 
-    private static List<ValidationFailure> Validate(string originalObj, string editedObj, NopPlan plan)
+    private static List<ValidationFailure> Validate(string originalObj, string editedObj, NopPlan plan,
+        AssemblyText asm)
     {
         if (!ElfImage.TryLoad(originalObj, out var original, out var error)
             || !ElfImage.TryLoad(editedObj, out var edited, out error))
             return [new(0, "?", 0, $"the assembled object cannot be read back: {error!.Message}")];
         var planned = plan.Nops.GroupBy(n => n.Call.Section).ToDictionary(g => g.Key, g => g.Select(n =>
             n.Callee).ToList());
-        return AssemblerRouteValidator.Validate(original!, edited!, planned);
+        var inline = asm.Statements.Where(s => s.InInlineAssembly).Select(s => s.Section).ToHashSet();
+        return AssemblerRouteValidator.Validate(original!, edited!, planned, inline);
     }
 
     /// <summary>Calls the rules want that kept no nop (sections left to the object step).</summary>

@@ -17,8 +17,10 @@ namespace PpcLivepatch.AssemblerRoute;
 public static class AssemblerRouteValidator
 {
     /// <param name="planned">Per section name, the callees that got a nop, in text order.</param>
+    /// <param name="inlineAssembly">Sections that hold inline assembly: where one moved, only what the object-level
+    /// checks prove is accepted (hand-written code may compute addresses the assembler does not know about).</param>
     public static List<ValidationFailure> Validate(ElfImage original, ElfImage edited,
-        IReadOnlyDictionary<string, List<string>> planned)
+        IReadOnlyDictionary<string, List<string>> planned, IReadOnlySet<string>? inlineAssembly = null)
     {
         var failures = new List<ValidationFailure>();
         if (original.Sections.Count != edited.Sections.Count)
@@ -32,7 +34,11 @@ public static class AssemblerRouteValidator
         foreach (var s in original.Sections.Where(s => s.IsExecutable && s.HasFileData))
         {
             var t = edited.Sections[s.Index];
-            if (t.Name != s.Name) { failures.Add(new(s.Index, s.Name, 0, "the sections are in another order")); continue; }
+            if (t.Name != s.Name)
+            {
+                failures.Add(new(s.Index, s.Name, 0, "the sections are in another order"));
+                continue;
+            }
             var alignment = Align(original, edited, s, t, out string? why);
             if (alignment is null) { failures.Add(new(s.Index, s.Name, 0, why!)); continue; }
             var found = alignment.CallNops;
@@ -60,13 +66,16 @@ public static class AssemblerRouteValidator
         }
         if (failures.Count > 0) return failures;
         var analysis = new ObjectAnalysis(original);
+        bool compilersOwn = points.Keys.Union(deleted.Keys).All(i =>
+            inlineAssembly?.Contains(original.Sections[i].Name) != true);
         failures.AddRange(TranslationValidator.Validate(analysis, edited, new RewriteMap(points,
-            new Dictionary<int, IReadOnlyList<(ulong, ulong)>>(), deleted)));
+            new Dictionary<int, IReadOnlyList<(ulong, ulong)>>(), deleted), assembled: compilersOwn));
         return failures;
     }
 
     /// <summary>How the edited section's words line up with the compiler's: nops inserted after calls, and the
-    /// alignment padding the assembler laid out anew (padding before an aligned label absorbs or needs words).</summary>
+    /// alignment padding the assembler laid out anew (padding before an aligned label absorbs or needs
+    /// words).</summary>
     private sealed record Alignment(List<ulong> CallNops, List<ulong> PaddingInserted, List<ulong> PaddingDeleted);
 
     /// <summary>

@@ -128,8 +128,8 @@ public sealed partial class AssemblyText
                     statements.Add(new(n, StatementKind.Directive, rest, mnemonic, operands, sections.Current, inline,
                         inline ? inlineSource ?? source : source));
                 }
-                else statements.Add(new(n, StatementKind.Instruction, rest, mnemonic, operands, sections.Current, inline,
-                    inline ? inlineSource ?? source : source));
+                else statements.Add(new(n, StatementKind.Instruction, rest, mnemonic, operands, sections.Current,
+                    inline, inline ? inlineSource ?? source : source));
             }
             if (statements.Count > first) statements[^1] = statements[^1] with { EndsLine = true };
         }

@@ -12,10 +12,11 @@ public sealed record NopRules(IReadOnlySet<string> Callees, bool AllLocal)
     /// <summary>Calls that never take a nop: ftrace's profiling call and the out-of-line register save/restore
     /// routines, which the linker resolves locally and which do not touch r2.</summary>
     public static bool IsRuntimeHelper(string name) =>
-        name is "_mcount" or "__fentry__" || name.StartsWith("_savegpr", StringComparison.Ordinal)
-        || name.StartsWith("_restgpr", StringComparison.Ordinal) || name.StartsWith("_savefpr", StringComparison.Ordinal)
-        || name.StartsWith("_restfpr", StringComparison.Ordinal) || name.StartsWith("_savevr", StringComparison.Ordinal)
-        || name.StartsWith("_restvr", StringComparison.Ordinal);
+        name is "_mcount" or "__fentry__"
+        || RuntimeHelperPrefixes.Any(p => name.StartsWith(p, StringComparison.Ordinal));
+
+    private static readonly string[] RuntimeHelperPrefixes =
+        ["_savegpr", "_restgpr", "_savefpr", "_restfpr", "_savevr", "_restvr"];
 
     public bool Wants(string callee) => !IsRuntimeHelper(callee) && (AllLocal || Callees.Contains(callee));
 }

@@ -49,8 +49,9 @@ public sealed class CompileCommand
                     break;
                 default:
                     if (TakesValue(a)) { i++; break; }
-                    if (a.StartsWith("-o", StringComparison.Ordinal) || a.StartsWith("-save-temps",
-                        StringComparison.Ordinal)) return null;   // -oFILE, -save-temps=…: left to the compiler as it is
+                    // -oFILE, -save-temps=…: left to the compiler as it is
+                    if (a.StartsWith("-o", StringComparison.Ordinal)
+                        || a.StartsWith("-save-temps", StringComparison.Ordinal)) return null;
                     if (!a.StartsWith('-') && a.EndsWith(".c", StringComparison.Ordinal))
                     {
                         if (source >= 0) return null;   // several sources in one command
@@ -125,5 +126,6 @@ public sealed class CompileCommand
         || a.StartsWith("-gdwarf", StringComparison.Ordinal) || a.StartsWith("-ggdb", StringComparison.Ordinal)
         || a.StartsWith("-gno-", StringComparison.Ordinal)
         || a.StartsWith("-gvariable-location-views", StringComparison.Ordinal)
-        || a.StartsWith("-Wa,--gdwarf", StringComparison.Ordinal) || a.StartsWith("-Wa,-gdwarf", StringComparison.Ordinal);
+        || a.StartsWith("-Wa,--gdwarf", StringComparison.Ordinal)
+        || a.StartsWith("-Wa,-gdwarf", StringComparison.Ordinal);
 }
