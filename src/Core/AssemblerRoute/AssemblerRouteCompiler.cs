@@ -115,8 +115,8 @@ public static class AssemblerRouteCompiler
             return [new(0, "?", 0, $"the assembled object cannot be read back: {error!.Message}")];
         var planned = plan.Nops.GroupBy(n => n.Call.Section).ToDictionary(g => g.Key, g => g.Select(n =>
             n.Callee).ToList());
-        var inline = asm.Statements.Where(s => s.InInlineAssembly).Select(s => s.Section).ToHashSet();
-        return AssemblerRouteValidator.Validate(original!, edited!, planned, inline);
+        return AssemblerRouteValidator.Validate(original!, edited!, planned,
+            new AssembledLayout(asm.FunctionsWithInlineAssembly, asm.InlineAssemblyComputesWithSymbols));
     }
 
     /// <summary>Calls the rules want that kept no nop (sections left to the object step).</summary>

@@ -17,10 +17,11 @@ namespace PpcLivepatch.AssemblerRoute;
 public static class AssemblerRouteValidator
 {
     /// <param name="planned">Per section name, the callees that got a nop, in text order.</param>
-    /// <param name="inlineAssembly">Sections that hold inline assembly: where one moved, only what the object-level
-    /// checks prove is accepted (hand-written code may compute addresses the assembler does not know about).</param>
+    /// <param name="assembly">What the text says of hand-written code: in functions with inline assembly only what
+    /// the object-level checks prove is accepted (such code may compute addresses the assembler does not know
+    /// about).</param>
     public static List<ValidationFailure> Validate(ElfImage original, ElfImage edited,
-        IReadOnlyDictionary<string, List<string>> planned, IReadOnlySet<string>? inlineAssembly = null)
+        IReadOnlyDictionary<string, List<string>> planned, AssembledLayout assembly)
     {
         var failures = new List<ValidationFailure>();
         if (original.Sections.Count != edited.Sections.Count)
@@ -30,6 +31,7 @@ public static class AssemblerRouteValidator
         }
         var points = new Dictionary<int, IReadOnlyList<ulong>>();
         var deleted = new Dictionary<int, IReadOnlyList<ulong>>();
+        var padding = new Dictionary<int, IReadOnlyList<ulong>>();
         var seen = new HashSet<string>();
         foreach (var s in original.Sections.Where(s => s.IsExecutable && s.HasFileData))
         {
@@ -63,13 +65,12 @@ public static class AssemblerRouteValidator
             if (found.Count + alignment.PaddingInserted.Count > 0)
                 points[s.Index] = found.Concat(alignment.PaddingInserted).Order().ToList();
             if (alignment.PaddingDeleted.Count > 0) deleted[s.Index] = alignment.PaddingDeleted;
+            if (alignment.PaddingInserted.Count > 0) padding[s.Index] = alignment.PaddingInserted;
         }
         if (failures.Count > 0) return failures;
         var analysis = new ObjectAnalysis(original);
-        bool compilersOwn = points.Keys.Union(deleted.Keys).All(i =>
-            inlineAssembly?.Contains(original.Sections[i].Name) != true);
         failures.AddRange(TranslationValidator.Validate(analysis, edited, new RewriteMap(points,
-            new Dictionary<int, IReadOnlyList<(ulong, ulong)>>(), deleted), assembled: compilersOwn));
+            new Dictionary<int, IReadOnlyList<(ulong, ulong)>>(), deleted, padding), assembly));
         return failures;
     }
 

@@ -30,6 +30,9 @@ public sealed record AsmStatement(
 {
     /// <summary>True for the last statement on its line (an edit after it can go on the next line).</summary>
     public bool EndsLine { get; init; }
+
+    /// <summary>The function whose code the statement is part of (the last function label in its section).</summary>
+    public string? Function { get; init; }
 }
 
 /// <summary>
@@ -62,6 +65,19 @@ public sealed partial class AssemblyText
     /// <summary>Every label the file defines (functions' too).</summary>
     public IReadOnlySet<string> Labels { get; }
 
+    /// <summary>Functions that hold inline assembly: hand-written code, whose address arithmetic only the
+    /// object-level checks can vouch for.</summary>
+    public IReadOnlySet<string> FunctionsWithInlineAssembly =>
+        Statements.Where(s => s.InInlineAssembly && s.Function is not null).Select(s => s.Function!).ToHashSet();
+
+    /// <summary>Inline assembly that computes a difference with a symbol (<c>.long sym - .</c>): a constant the
+    /// assembler may recompute when code between moves, made by code the route cannot read.</summary>
+    public bool InlineAssemblyComputesWithSymbols =>
+        Statements.Any(s => s.InInlineAssembly && s.Operands.Contains('-') && SymbolInExpression().IsMatch(s.Operands));
+
+    [GeneratedRegex(@"(?<![\w.$])(?:[A-Za-z_$][\w.$]*|\.[A-Za-z_$][\w.$]*)")]
+    private static partial Regex SymbolInExpression();
+
     [GeneratedRegex(@"^\s*#\s*(\d+)\s+""((?:[^""\\]|\\.)*)""")]
     private static partial Regex InlineMarker();
 
@@ -79,6 +95,7 @@ public sealed partial class AssemblyText
         var sections = new SectionStack();
         bool inline = false;
         AsmSourceLine? source = null, inlineSource = null;
+        var functionIn = new Dictionary<string, string>(StringComparer.Ordinal);
 
         for (int n = 0; n < lines.Length; n++)
         {
@@ -102,6 +119,7 @@ public sealed partial class AssemblyText
                 {
                     string name = label.Groups[1].Value.Trim('"');
                     labels.Add(name);
+                    if (functions.Contains(name)) functionIn[sections.Current] = name;
                     statements.Add(new(n, StatementKind.Label, name, "", "", sections.Current, inline,
                         inline ? inlineSource ?? source : source));
                     rest = rest[label.Length..].TrimStart();
@@ -131,7 +149,12 @@ public sealed partial class AssemblyText
                 else statements.Add(new(n, StatementKind.Instruction, rest, mnemonic, operands, sections.Current,
                     inline, inline ? inlineSource ?? source : source));
             }
-            if (statements.Count > first) statements[^1] = statements[^1] with { EndsLine = true };
+            for (int k = first; k < statements.Count; k++)
+                statements[k] = statements[k] with
+                {
+                    EndsLine = k == statements.Count - 1,
+                    Function = functionIn.GetValueOrDefault(statements[k].Section),
+                };
         }
         return new AssemblyText(lines, statements, functions, labels);
     }

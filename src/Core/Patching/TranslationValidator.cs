@@ -5,6 +5,17 @@ using static PpcLivepatch.Elf.ElfConstants;
 
 namespace PpcLivepatch.Patching;
 
+/// <summary>
+/// What the assembler route knows of an object the assembler laid out again from the compiler's text: the functions
+/// that hold inline assembly (hand-written code), and whether inline assembly anywhere computes differences with
+/// symbols.
+/// </summary>
+public sealed record AssembledLayout(IReadOnlySet<string> HandWrittenFunctions, bool HandWrittenSymbolArithmetic)
+{
+    public bool IsHandWritten(FunctionRange f) =>
+        HandWrittenFunctions.Contains(f.Name) || HandWrittenFunctions.Contains(f.Name.TrimStart('.'));
+}
+
 /// <summary>A place where the rewritten object could not be shown to mean what the original meant.</summary>
 public sealed record ValidationFailure(int Section, string SectionName, ulong Offset, string Why);
 
@@ -13,12 +24,16 @@ public sealed record ValidationFailure(int Section, string SectionName, ulong Of
 /// bl+4; an address A moves to A + 4·#{P ≤ A}) or islands (the call, its island, the call's own target when it
 /// has no relocation).
 /// </summary>
-/// <remarks><see cref="DeletedPadding"/>: words of the original (alignment nops) that the assembler route's
-/// re-assembly no longer needs; an address moves back 4 for each one before it.</remarks>
+/// <remarks>The assembler route's re-assembly also lays alignment padding out anew: <see cref="DeletedPadding"/> are
+/// words of the original it no longer needs (an address moves back 4 for each one before it), and
+/// <see cref="InsertedPadding"/> those of <see cref="InsertedNops"/> that are padding, not call nops — an address
+/// there may name either side of them (a function's end before the next one's alignment, or an aligned
+/// label).</remarks>
 public sealed record RewriteMap(
     IReadOnlyDictionary<int, IReadOnlyList<ulong>> InsertedNops,
     IReadOnlyDictionary<int, IReadOnlyList<(ulong Call, ulong Island)>> Islands,
-    IReadOnlyDictionary<int, IReadOnlyList<ulong>>? DeletedPadding = null)
+    IReadOnlyDictionary<int, IReadOnlyList<ulong>>? DeletedPadding = null,
+    IReadOnlyDictionary<int, IReadOnlyList<ulong>>? InsertedPadding = null)
 {
     /// <summary>The map of the strategies' layouts: only their points and islands, not how they map
     /// addresses.</summary>
@@ -40,13 +55,14 @@ public sealed record RewriteMap(
 /// </summary>
 public static class TranslationValidator
 {
-    /// <param name="assembled">Set only by the assembler route, for an object the assembler laid out from the same
-    /// text with no inline assembly in any section that moved: every code address in it is a symbol or a label
-    /// difference the assembler computed again. Then an indirect jump or a program-counter read inside a moved
-    /// function is the compiler's, whose targets the assembler keeps (this validator cannot list them), and a data word
-    /// that changed is such a label difference; everything else is checked as for the object rewriters.</param>
+    /// <param name="assembled">Set only by the assembler route, for an object the assembler laid out again from the
+    /// compiler's text: in the compiler's own functions every code address is a symbol or a label difference that the
+    /// assembler computes again. There an indirect jump or a program-counter read inside a moved function is the
+    /// compiler's, whose targets the assembler keeps (this validator cannot list them); and where no hand-written
+    /// function is split and no inline assembly computes with symbols, a data word that changed is such a label
+    /// difference. Everything else is checked as for the object rewriters.</param>
     public static List<ValidationFailure> Validate(ObjectAnalysis original, ElfImage after, RewriteMap map,
-        bool assembled = false)
+        AssembledLayout? assembled = null)
     {
         var before = original.Image;
         var tables = original.Tables;
@@ -57,8 +73,11 @@ public static class TranslationValidator
         if (before.Sections.Count != after.Sections.Count) { Fail(0, 0, "the section count changed"); return failures; }
         var deleted = map.DeletedPadding ?? new Dictionary<int, IReadOnlyList<ulong>>();
         var moves = map.InsertedNops.Keys.Union(deleted.Keys).ToDictionary(k => k, k => new AddressMap(
-            map.InsertedNops.TryGetValue(k, out var p) ? p : [], deleted.TryGetValue(k, out var d) ? d : []));
+            map.InsertedNops.TryGetValue(k, out var p) ? p : [], deleted.TryGetValue(k, out var d) ? d : [],
+            map.InsertedPadding?.TryGetValue(k, out var ip) == true ? ip : []));
         var functions = original.Functions;
+        bool labelDataMayChange = assembled is { HandWrittenSymbolArithmetic: false } && functions.All.All(f =>
+            !assembled.IsHandWritten(f) || !moves.TryGetValue(f.SectionIndex, out var fm) || !fm.Splits(f.Start, f.End));
         foreach (var s in before.Sections)
         {
             var t = after.Sections[s.Index];
@@ -73,7 +92,7 @@ public static class TranslationValidator
                 if (!AddrsigNames(before, s).SequenceEqual(AddrsigNames(after, t))) Fail(s.Index, 0,
                     "the address-significant symbols changed");
             }
-            else if (!IsRewrittenMetadata(s) && s.HasFileData && !(assembled && !s.IsExecutable)
+            else if (!IsRewrittenMetadata(s) && s.HasFileData && !(labelDataMayChange && !s.IsExecutable)
                 && !before.Data(s).SequenceEqual(after.Data(t)))
                 Fail(s.Index, FirstDifference(before.Data(s), after.Data(t)),
                     "a section no strategy rewrote has changed");
@@ -112,8 +131,16 @@ public static class TranslationValidator
 
     /// <summary>The insert-nop address map, written out again here: A → A + 4·#{P ≤ A} − 4·#{D &lt; A} (D: deleted
     /// padding words); inside a word, the distance to the next word is kept.</summary>
-    private sealed class AddressMap(IReadOnlyList<ulong> points, IReadOnlyList<ulong> deleted)
+    private sealed class AddressMap(IReadOnlyList<ulong> points, IReadOnlyList<ulong> deleted,
+        IReadOnlyList<ulong> padding)
     {
+        private readonly ILookup<ulong, ulong> _padding = padding.ToLookup(p => p);
+
+        /// <summary>Where an address lands when it names the end of what comes before padding inserted there.</summary>
+        public ulong MapBeforePadding(ulong a) => Map(a) - 4UL * (ulong)_padding[a].Count();
+
+        public bool Names(ulong a, ulong now) => now == Map(a) || now == MapBeforePadding(a);
+
         public IReadOnlyList<ulong> Points { get; } = points;
 
         public IReadOnlyList<ulong> Deleted { get; } = deleted;
@@ -149,7 +176,7 @@ public static class TranslationValidator
     internal static bool IsPadding(uint word) => word is Instruction.Nop or 0x6042_0000;
 
     private static void CheckMovedCode(ElfImage before, ElfImage after, ElfSection s, AddressMap m,
-        FunctionMap functions, JumpTableAnalysis tables, Action<int, ulong, string> fail, bool assembled)
+        FunctionMap functions, JumpTableAnalysis tables, Action<int, ulong, string> fail, AssembledLayout? assembled)
     {
         var old = before.Data(s);
         var now = after.Data(after.Sections[s.Index]);
@@ -179,6 +206,7 @@ public static class TranslationValidator
             uint w0 = before.ReadU32(old, (int)a), w1 = after.ReadU32(now, (int)m.Map(a));
             var f = functions.Containing(s.Index, a);
             bool inCode = f is not null && a >= f.Start && a < f.End;
+            bool compilers = inCode && assembled is not null && !assembled.IsHandWritten(f!);
             if (tableWord.TryGetValue(a, out var table))
             {
                 long target = (long)table.Base + (int)w0;
@@ -188,14 +216,14 @@ public static class TranslationValidator
                         $"case's new place +0x{m.Map((ulong)target):x}");
                 continue;
             }
-            if (inCode && !assembled && JumpTableAnalysis.IsIndirectJump(w0) && !dispatches.Contains(a)
+            if (inCode && !compilers && JumpTableAnalysis.IsIndirectJump(w0) && !dispatches.Contains(a)
                 && m.Splits(f!.Start, f.End))
                 fail(s.Index, a, $"the indirect jump at +0x{a:x} has no proven table, and a nop went in inside its " +
                     "function");
             if (inCode && Instruction.IsRelativeBranch(w0) && !relocated.Contains(a))
             {
                 ulong target = (ulong)((long)a + Instruction.BranchDisplacement(w0));
-                if (!assembled && Instruction.IsRelativeLinkBranch(w0) && target == a + 4 && m.Splits(f!.Start, f.End))
+                if (!compilers && Instruction.IsRelativeLinkBranch(w0) && target == a + 4 && m.Splits(f!.Start, f.End))
                     fail(s.Index, a, $"the code reads the program counter at +0x{a:x} (bl .+4), and a nop went in " +
                         "inside its function");
                 if (!Instruction.IsRelativeBranch(w1) || (w1 & ~DisplacementMask(w1)) != (w0 & ~DisplacementMask(w0))
@@ -204,8 +232,28 @@ public static class TranslationValidator
                         $"place +0x{m.Map(target):x}");
                 continue;
             }
-            if (w0 != w1) fail(s.Index, a, $"the word at +0x{a:x} changed (0x{w0:x8} → 0x{w1:x8})");
+            if (w0 != w1 && !(compilers && IsTableWordOfTheAssemblers(before, old, f!, a, w0, w1, m)))
+                fail(s.Index, a, $"the word at +0x{a:x} changed (0x{w0:x8} → 0x{w1:x8})");
         }
+    }
+
+    /// <summary>
+    /// In the compiler's own function laid out again by the assembler, a word of GCC's in-code jump table
+    /// (<c>bctr</c>, then <c>.long .Lcase-.Ltable</c> words) that the analysis did not prove: it must read, before
+    /// and after, as a case inside the function measured from the table's start — the words after the nearest
+    /// <c>bctr</c> before it (alignment padding skipped).
+    /// </summary>
+    private static bool IsTableWordOfTheAssemblers(ElfImage image, ReadOnlySpan<byte> old, FunctionRange f, ulong a,
+        uint w0, uint w1, AddressMap m)
+    {
+        ulong at = a;
+        while (at >= f.Start + 4 && image.ReadU32(old, (int)(at - 4)) != Instruction.Bctr) at -= 4;
+        if (at < f.Start + 4) return false;
+        ulong table = at;
+        while (table < a && IsPadding(image.ReadU32(old, (int)table))) table += 4;
+        long target = (long)table + (int)w0;
+        return target >= (long)f.Start && target < (long)f.End
+            && (long)(int)w1 == (long)m.Map((ulong)target) - (long)m.Map(table);
     }
 
     private static uint DisplacementMask(uint w) => Instruction.PrimaryOpcode(w) == 18 ? 0x03FF_FFFCu : 0x0000_FFFCu;
@@ -307,7 +355,7 @@ public static class TranslationValidator
                 }
                 ulong meant = unchecked(s0.Value + (ulong)e0.Addend - anchor);
                 ulong now = unchecked(s1.Value + (ulong)e1.Addend - anchor);
-                if (now != ms.Map(meant))
+                if (!ms.Names(meant, now))
                     fail(rs.Target.Index, e0.Offset,
                         $"the relocation at {rs.Target.Name}+0x{e0.Offset:x} names +0x{now:x}, not the new place " +
                             $"+0x{ms.Map(meant):x} of +0x{meant:x}");
@@ -355,7 +403,7 @@ public static class TranslationValidator
             {
                 if (s1.Value != m.Map(s0.Value)) fail(section, s0.Value,
                     $"symbol {s0.Name} is at +0x{s1.Value:x}, not at its new place +0x{m.Map(s0.Value):x}");
-                if (s0.Size > 0 && s0.Type != SttSection && s1.Size != m.Map(s0.Value + s0.Size) - m.Map(s0.Value))
+                if (s0.Size > 0 && s0.Type != SttSection && !m.Names(s0.Value + s0.Size, m.Map(s0.Value) + s1.Size))
                     fail(section, s0.Value, $"symbol {s0.Name} no longer spans its code");
                 continue;
             }
