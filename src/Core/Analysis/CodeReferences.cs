@@ -23,6 +23,9 @@ public sealed class CodeReferences
 {
     private readonly HashSet<(int Section, ulong Offset)> _referenced;
 
+    // Addresses relocations name (a table's start, say), apart from the places they relocate.
+    private readonly HashSet<(int Section, ulong Offset)> _named = [];
+
     public CodeReferences(ElfImage image, FunctionMap functions)
     {
         _referenced = new(2 * image.RelocationSections.Sum(rs => rs.Entries.Count));
@@ -49,7 +52,10 @@ public sealed class CodeReferences
                     readers.Add((rs.Target.Index, rela.Offset));
                 }
                 else
+                {
                     _referenced.Add(((int)sym.SectionIndex, named));
+                    _named.Add(((int)sym.SectionIndex, named));
+                }
             }
         }
 
@@ -81,14 +87,18 @@ public sealed class CodeReferences
     /// <summary>
     /// True when a relocation or a branch names this address, a relocation patches the word there, or a jump table
     /// selects it. A place-relative data word counts at the address its proven table gives it, and where no table
-    /// explains it, at the address its addend suggests (what it really names is unknown).
+    /// explains it, at the address its addend suggests when it may be a table's first word (something names its
+    /// place); a later word's addend is off by its distance from the table's start.
     /// </summary>
     public bool IsReferenced(int section, ulong offset, JumpTableAnalysis tables)
     {
         if (_referenced.Contains((section, offset))) return true;
         if (tables.InCodeSection(section).Any(t => t.Targets.Contains(offset))) return true;
+        // A place-relative word L - B with no proven table names L + (its place - B): only the table's first word
+        // (B itself, an address something else names) names L exactly. A later word's addend is nobody's address.
         return _placeRelativeData.TryGetValue((section, offset), out var words)
-            && words.Any(w => tables.EntryAnchor(section, w.Section, w.Offset) is null);
+            && words.Any(w => tables.EntryAnchor(section, w.Section, w.Offset) is null
+                && _named.Contains((w.Section, w.Offset)));
     }
 
     // Place-relative data words by the code address their addend suggests: (table section, word offset).
