@@ -45,6 +45,22 @@ internal sealed class InsertNopEditor
     public ulong Map(ulong address) => Layout.Map(address);
 
     /// <summary>Why this section cannot be edited, or null when it can.</summary>
+    /// <summary>
+    /// The functions of a section whose code depends on distances inside them that no relocation records (an unproven
+    /// jump table, a program-counter read, a bl into the middle of code): inserted nops may move them only as a
+    /// whole.
+    /// </summary>
+    public static IReadOnlyList<FunctionRange> FunctionsThatMoveWhole(ObjectAnalysis analysis, ElfSection section)
+    {
+        int index = section.Index;
+        var offsets = analysis.Tables.UnprovenIn(index).Select(d => d.Offset)
+            .Concat(analysis.References.RelocationFreeBranches.Where(b =>
+                b.Section.Index == index && b.Kind is BranchKind.Bl or BranchKind.Bcl && !b.IsCall).Select(b =>
+                    b.Offset));
+        return offsets.Select(o => analysis.Functions.Containing(index, o)).OfType<FunctionRange>().Distinct()
+            .ToList();
+    }
+
     public string? Ineligible()
     {
         int index = _section.Index;

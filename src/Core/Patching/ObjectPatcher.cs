@@ -13,7 +13,9 @@ namespace PpcLivepatch.Patching;
 /// </summary>
 public static class ObjectPatcher
 {
-    public static PatchResult Patch(ElfImage image, PatchOptions options)
+    public static PatchResult Patch(ElfImage image, PatchOptions options) => Patch(image, options, firstRound: true);
+
+    private static PatchResult Patch(ElfImage image, PatchOptions options, bool firstRound)
     {
         var loader = options.LoaderOptions;
         var analysis = new ObjectAnalysis(image);
@@ -27,11 +29,13 @@ public static class ObjectPatcher
             var context = new PatchContext(analysis, refusedByValidator);
             var rewrites = new List<SectionRewrite>();
             var unfixable = new List<Diagnostic>();
+            int deferred = 0;
             foreach (var group in calls.GroupBy(c => c.Section.Index).OrderBy(g => g.Key))
             {
                 var plan = strategy.Plan(context, group.First().Section, group.OrderBy(c => c.Offset).ToList());
                 if (plan.Rewrite is not null) rewrites.Add(plan.Rewrite);
                 unfixable.AddRange(plan.Refused);
+                deferred += plan.Deferred.Count;
             }
             if (rewrites.Count == 0)
                 return Finish(image, image.Bytes.ToArray(), [], unfixable, [], loader, bytesAdded: 0);
@@ -66,6 +70,8 @@ public static class ObjectPatcher
             var failures = TranslationValidator.Validate(analysis, patched!,
                 RewriteMap.Of(rewrites.Select(r => r.Layout)));
             var fixes = rewrites.SelectMany(r => r.Fixes).ToList();
+            if (failures.Count == 0 && deferred > 0 && firstRound)
+                return SecondRound(patched!, output, fixes, unfixable, notes, rewrites, options);
             if (failures.Count == 0)
                 return Finish(patched!, output, fixes, unfixable, notes, loader, rewrites.Sum(r => r.BytesAdded));
             var moved = rewrites.Where(r => r.Layout.MovesCode).Select(r => r.Section.Index).ToHashSet();
@@ -83,6 +89,54 @@ public static class ObjectPatcher
                     "object: this is a bug in the rewriter."));
             return new PatchResult(before with { Diagnostics = [.. refusals, .. before.Diagnostics] }, [], null, 0);
         }
+    }
+
+    /// <summary>
+    /// auto's second round, over the first round's (validated) output: the calls of functions that had to move as a
+    /// whole, now all that is left, get their islands. One patch thus does what patching twice would, and a patch of
+    /// its output finds nothing to do. Fixes are reported at their offsets in the input.
+    /// </summary>
+    private static PatchResult SecondRound(ElfImage first, byte[] firstBytes, List<AppliedFix> firstFixes,
+        List<Diagnostic> firstUnfixable, List<string> firstNotes, List<SectionRewrite> firstRewrites,
+        PatchOptions options)
+    {
+        var next = Patch(first, options, firstRound: false);
+        var moved = firstRewrites.Where(r => r.Layout.MovesCode).ToDictionary(r => r.Section.Name, r => r);
+        ulong InInput(string section, ulong offset) =>
+            moved.TryGetValue(section, out var r) ? Unmap(r.Layout, r.Section.Size, offset) : offset;
+        Diagnostic InInputTerms(Diagnostic d)
+        {
+            ulong input = InInput(d.Section!, d.Offset!.Value);
+            return d with
+            {
+                Offset = input,
+                Message = d.Message.Replace($"{d.Section}+0x{d.Offset:x}", $"{d.Section}+0x{input:x}"),
+            };
+        }
+        var leftUnfixed = next.Report.Diagnostics.Where(d =>
+            d.Kind is DiagnosticKind.Unfixed or DiagnosticKind.Refused && d.Offset is not null && d.Section is not null)
+            .Select(InInputTerms);
+        if (next.Output is null || !ElfImage.TryParse(first.Path, next.Output, out var final, out _))
+            return Finish(first, firstBytes, firstFixes, [.. firstUnfixable, .. leftUnfixed], firstNotes,
+                options.LoaderOptions, firstRewrites.Sum(r => r.BytesAdded));
+        var fixes = firstFixes.Concat(next.Fixes.Select(f => f with { Offset = InInput(f.Section, f.Offset) }))
+            .ToList();
+        var notes = firstNotes.Concat(next.Report.Diagnostics.Where(d =>
+            d.Code == DiagnosticCatalog.UnwindNotExtended).Select(d => d.Message)).ToList();
+        return Finish(final!, next.Output, fixes, [.. firstUnfixable, .. leftUnfixed], notes, options.LoaderOptions,
+            firstRewrites.Sum(r => r.BytesAdded) + next.BytesAdded);
+    }
+
+    /// <summary>The input offset an inserted-nop layout moved to <paramref name="offset"/>.</summary>
+    private static ulong Unmap(CodeLayout layout, ulong size, ulong offset)
+    {
+        ulong lo = 0, hi = size / 4;
+        while (lo < hi)
+        {
+            ulong mid = (lo + hi) / 2;
+            if (layout.Map(mid * 4) < offset) lo = mid + 1; else hi = mid;
+        }
+        return layout.Map(lo * 4) == offset ? lo * 4 : offset;
     }
 
     private static IEnumerable<CallToFix> SelectCalls(ObjectAnalysis analysis, ObjectReport before,

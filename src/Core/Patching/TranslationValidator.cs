@@ -77,7 +77,8 @@ public static class TranslationValidator
             map.InsertedPadding?.TryGetValue(k, out var ip) == true ? ip : []));
         var functions = original.Functions;
         bool labelDataMayChange = assembled is { HandWrittenSymbolArithmetic: false } && functions.All.All(f =>
-            !assembled.IsHandWritten(f) || !moves.TryGetValue(f.SectionIndex, out var fm) || !fm.Splits(f.Start, f.End));
+            !assembled.IsHandWritten(f) || !moves.TryGetValue(f.SectionIndex, out var fm)
+            || !fm.Splits(f.Start, f.End));
         foreach (var s in before.Sections)
         {
             var t = after.Sections[s.Index];

@@ -19,6 +19,18 @@ internal sealed class AutoStrategy : IFixStrategy
     {
         var (plan, why) = InsertNopStrategy.Attempt(context, section, calls);
         if (plan is not null) return plan;
+        // A function that may only move as a whole need not cost the others their nops: its calls wait for a second
+        // round over this round's output (where they are all that is left, and get islands).
+        if (!context.RefusedByValidator.ContainsKey(section.Index))
+        {
+            var whole = InsertNopEditor.FunctionsThatMoveWhole(context.Analysis, section);
+            var inside = calls.Where(c => whole.Any(f => c.Offset >= f.Start && c.Offset < f.End)).ToList();
+            if (inside.Count > 0 && inside.Count < calls.Count)
+            {
+                var (partial, _) = InsertNopStrategy.Attempt(context, section, calls.Except(inside).ToList());
+                if (partial is not null) return partial with { Deferred = inside };
+            }
+        }
         return _islands.Plan(context, section,
             why is null ? calls : calls.Select(c => c with { NoNopWhy = why }).ToList());
     }

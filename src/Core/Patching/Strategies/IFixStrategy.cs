@@ -26,8 +26,12 @@ internal interface IFixStrategy
     SectionPlan Plan(PatchContext context, ElfSection section, IReadOnlyList<CallToFix> calls);
 }
 
-/// <summary>A strategy's answer for one section: its rewrite (if it fixes anything) and its refusals.</summary>
-internal sealed record SectionPlan(SectionRewrite? Rewrite, IReadOnlyList<Diagnostic> Refused);
+/// <summary>A strategy's answer for one section: its rewrite (if it fixes anything), its refusals, and calls it leaves
+/// for a second round over its output (auto: the calls of a function that had to move as a whole).</summary>
+internal sealed record SectionPlan(SectionRewrite? Rewrite, IReadOnlyList<Diagnostic> Refused)
+{
+    public IReadOnlyList<CallToFix> Deferred { get; init; } = [];
+}
 
 /// <summary>What a strategy plans with: the analysis of the input, and sections the validator refused before.</summary>
 internal sealed record PatchContext(ObjectAnalysis Analysis, IReadOnlyDictionary<int, string> RefusedByValidator);
