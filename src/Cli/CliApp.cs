@@ -95,6 +95,13 @@ public static class CliApp
             stdout.WriteLine($"ppc-livepatch {Version}");
             return ExitAccepted;
         }
+        // "ppc-livepatch verify --help": the usage, for any command, wherever the option stands before a "--".
+        if (args[0] is "verify" or "patch" or "diff" or "cc"
+            && args.Skip(1).TakeWhile(a => a != "--").Any(a => a is "--help" or "-h"))
+        {
+            stdout.WriteLine(Usage);
+            return ExitAccepted;
+        }
         if (args[0] == "step") return StepCommand.Run(args[1..], stdout, stderr);
         if (args[0] == "serve" && args.Length == 1) return StepCommand.Serve(stdin, stdout);
         if (args[0] == "diff") return DiffCommand.Run(args[1..], stdout, stderr);

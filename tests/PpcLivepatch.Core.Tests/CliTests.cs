@@ -39,6 +39,24 @@ public sealed class CliTests
         else StringAssert.Contains(err, "usage: ppc-livepatch verify");
     }
 
+    /// <summary>Every command's --help (or -h) prints the usage and exits 0: it was PLP0001 "unknown option".</summary>
+    [TestMethod]
+    [DataRow("verify --help")]
+    [DataRow("patch -h")]
+    [DataRow("diff --help")]
+    [DataRow("cc --help")]
+    [DataRow("verify x.o --help")]
+    public void EveryCommandsHelpPrintsTheUsage(string command)
+    {
+        var (exit, output, err) = Run(command.Split(' '));
+        Assert.AreEqual(CliApp.ExitAccepted, exit, err);
+        StringAssert.Contains(output, "usage: ppc-livepatch verify");
+        StringAssert.Contains(output, "ppc-livepatch cc");
+        Assert.AreEqual("", err);
+        // After "--" it is the compiler's option, not ours.
+        Assert.AreNotEqual(CliApp.ExitAccepted, Run("cc", "--", "/nonexistent/cc", "--help").Exit);
+    }
+
     [TestMethod]
     public void TextIsMsBuildCanonicalAtTheCLine()
     {
