@@ -23,8 +23,8 @@ for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | gr
 if ((${#missing[@]})); then
   log "installing ${missing[*]}"
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  $sudo apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 # 2. ppc64el package indices through a private apt configuration: the machine's own apt setup is not touched
