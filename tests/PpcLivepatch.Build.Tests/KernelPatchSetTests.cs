@@ -120,6 +120,52 @@ public sealed partial class KernelOracleTests
         return new PatchSetRun(builds, boot);
     }
 
+    /// <summary>
+    /// The preparation follows the set of patches, not only their file times: swapping the KernelPatch item for
+    /// another file written before the last build rebuilt the module from the new patch (it kept the old module and
+    /// said "Build succeeded" before), an unchanged project prepares nothing, and pointing KernelSource elsewhere
+    /// prepares again.
+    /// </summary>
+    [TestMethod]
+    public void SwappingTheKernelPatchItemRebuildsTheModule()
+    {
+        const string a = "uptime-new-global", b = "version-static-local";
+        string Project(string patch) => $$"""
+            <Project Sdk="PpcLivepatch.Build.Sdk/VERSION">
+              <ItemGroup><KernelPatch Include="{{patch}}.patch" /></ItemGroup>
+            </Project>
+            """.Replace("VERSION", PackedSdk.Version);
+        string dir = PackedSdk.Consumer(Project(a), (a + ".patch", KernelPatchText(a)), (b + ".patch",
+            KernelPatchText(b)));
+        string kernel = s_env["KO_KLP_BUILD"];
+        string[] common = [$"-p:KernelDir={kernel}", "-p:LivepatchModuleName=swap"];
+        string ko = Path.Combine(dir, "bin", "Debug", "swap.ko"),
+            registration = Path.Combine(dir, "obj", "Debug", "livepatch", "kernelpatch", "livepatch_registration.c");
+
+        var first = PackedSdk.Build(dir, "first.binlog", common);
+        Assert.AreEqual(0, first.ExitCode, first.Output);
+        byte[] before = File.ReadAllBytes(ko);
+        StringAssert.Contains(File.ReadAllText(registration), "uptime_proc_show");
+
+        File.WriteAllText(Path.Combine(dir, "Livepatch.csproj"), Project(b));
+        var swapped = PackedSdk.Build(dir, "swapped.binlog", common);
+        Assert.AreEqual(0, swapped.ExitCode, swapped.Output);
+        StringAssert.Contains(swapped.Output, "fs/proc/version.c, 1 of 1: compiling the");
+        StringAssert.Contains(File.ReadAllText(registration), "version_proc_show");
+        Assert.IsFalse(File.ReadAllText(registration).Contains("uptime_proc_show"));
+        CollectionAssert.AreNotEqual(before, File.ReadAllBytes(ko), "the module is the new patch's");
+
+        var unchanged = PackedSdk.Build(dir, "unchanged.binlog", common);
+        Assert.AreEqual(0, unchanged.ExitCode, unchanged.Output);
+        Assert.IsFalse(unchanged.Output.Contains("fs/proc/version.c, 1 of 1"), unchanged.Output);
+
+        string source = Path.Combine(kernel, "source");
+        source = Directory.Exists(source) ? Directory.ResolveLinkTarget(source, true)?.FullName ?? source : kernel;
+        var elsewhere = PackedSdk.Build(dir, "source.binlog", [.. common, $"-p:KernelSource={source}"]);
+        Assert.AreEqual(0, elsewhere.ExitCode, elsewhere.Output);
+        StringAssert.Contains(elsewhere.Output, "fs/proc/version.c, 1 of 1: the original is up to date");
+    }
+
     [TestMethod]
     public void KernelPatchWithAStaticLocalKeepsItsValueAcrossCalls()
     {
