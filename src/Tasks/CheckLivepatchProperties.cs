@@ -20,6 +20,8 @@ public sealed class CheckLivepatchProperties : Microsoft.Build.Utilities.Task
     public string? LivepatchAllowSiblingCalls { get; set; }
     public string? LivepatchModuleName { get; set; }
     public string? LivepatchAbi { get; set; }
+    /// <summary>Kbuild mode's kernel tree: checked here, before anything runs in it, at the line that sets it.</summary>
+    public string? KernelDir { get; set; }
 
     /// <summary>Other settings the outputs depend on (signing), kept in the key as they are.</summary>
     public string? Extra { get; set; }
@@ -48,6 +50,13 @@ public sealed class CheckLivepatchProperties : Microsoft.Build.Utilities.Task
         if (LivepatchAbi is not null && LivepatchAbi is not ("elfv1" or "elfv2"))
             Usage(nameof(LivepatchAbi),
                 $"LivepatchAbi is '{LivepatchAbi}'; use elfv2 (ppc64le) or elfv1 (big-endian ppc64)");
+        if (!string.IsNullOrEmpty(KernelDir)
+            && (!Directory.Exists(KernelDir) || !File.Exists(Path.Combine(KernelDir, "Makefile"))))
+            Located(DiagnosticCatalog.KernelTreeMissing, nameof(KernelDir),
+                $"KernelDir '{KernelDir}' is not a kernel build tree " +
+                    (Directory.Exists(KernelDir) ? "(it has no Makefile)" : "(no such directory)") +
+                    ": point it at the kernel's build output or its headers package (e.g. " +
+                    "/lib/modules/<version>/build)");
         if (Log.HasLoggedErrors) return false;
 
         var loader = StepProperties.Loader(acceptsLdToc, pcrel, LivepatchModuleName, hasLivepatch);
@@ -84,10 +93,13 @@ public sealed class CheckLivepatchProperties : Microsoft.Build.Utilities.Task
 
     /// <summary>A coded error at the project file, on the line that sets the property when it is set there (a value
     /// from the command line has no line).</summary>
-    private void Usage(string property, string message)
+    private void Usage(string property, string message) =>
+        Located(DiagnosticCatalog.UsageError, property, message);
+
+    private void Located(string code, string property, string message)
     {
         string file = string.IsNullOrEmpty(ProjectFile) ? BuildEngine?.ProjectFileOfTaskNode ?? "" : ProjectFile;
-        DiagnosticLogging.Log(Log, DiagnosticCatalog.UsageError, HelpLinkBase, file,
-            ProjectItemLocation.PropertyLine(file, property), 0, message);
+        DiagnosticLogging.Log(Log, code, HelpLinkBase, file, ProjectItemLocation.PropertyLine(file, property), 0,
+            message);
     }
 }

@@ -69,6 +69,28 @@ public sealed class FailedBuildTests
         StringAssert.Contains(build.Output, "Livepatch.csproj : error PLP0015: KernelPatch items need KernelDir");
     }
 
+    /// <summary>A KernelDir that is no kernel tree is PLP0015 at the line that sets it, before anything runs in it
+    /// (a KernelPatch project said PLP1009 with .NET's exception text before).</summary>
+    [TestMethod]
+    public void AWrongKernelDirIsSaidAtItsLine()
+    {
+        string dir = PackedSdk.Consumer("""
+            <Project Sdk="PpcLivepatch.Build.Sdk/VERSION">
+              <PropertyGroup>
+                <KernelDir>/nonexistent/linux-build</KernelDir>
+              </PropertyGroup>
+              <ItemGroup><KernelPatch Include="fix.patch" /></ItemGroup>
+            </Project>
+            """, ("fix.patch", "--- a/fs/proc/cmdline.c\n+++ b/fs/proc/cmdline.c\n"));
+        var build = PackedSdk.Build(dir, "kerneldir.binlog");
+        Assert.AreEqual(1, build.ExitCode, build.Output);
+        var error = BinaryLog.ReadBuild(Path.Combine(dir, "kerneldir.binlog")).FindChildrenRecursive<Error>().Single();
+        Assert.AreEqual(("PLP0015", Path.Combine(dir, "Livepatch.csproj"), 3),
+            (error.Code, error.File, error.LineNumber));
+        StringAssert.Contains(error.Text, "KernelDir '/nonexistent/linux-build' is not a kernel build tree");
+        Assert.IsFalse(build.Output.Contains("PLP1009"), build.Output);
+    }
+
     [TestMethod]
     public void AFailedVerifyKeepsOnlyItsOwnFreshReports()
     {
