@@ -52,12 +52,14 @@ public sealed partial class KbuildMake : ToolTask
     protected override MessageImportance StandardOutputLoggingImportance => MessageImportance.Normal;
     protected override MessageImportance StandardErrorLoggingImportance => MessageImportance.Normal;
 
-    protected override string GenerateFullPathToTool()
+    protected override string GenerateFullPathToTool() => OnPath(ToolName) ?? ToolName;
+
+    private static string? OnPath(string tool)
     {
         foreach (string dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator,
             StringSplitOptions.RemoveEmptyEntries))
-            if (File.Exists(Path.Combine(dir, ToolName))) return Path.Combine(dir, ToolName);
-        return ToolName;
+            if (File.Exists(Path.Combine(dir, tool))) return Path.Combine(dir, tool);
+        return null;
     }
 
     public override bool Execute()
@@ -68,6 +70,14 @@ public sealed partial class KbuildMake : ToolTask
                 $"KernelDir '{KernelDirectory}' is not a kernel build tree (no Makefile): point it at the kernel's " +
                 "build output or its headers " +
                 "package (e.g. /lib/modules/<version>/build)");
+            return false;
+        }
+        // kbuild would stop with make's "Error 127" and no name: say which compiler is missing and how to get it.
+        if (OnPath(CrossCompilePrefix + "gcc") is null)
+        {
+            DiagnosticLogging.Log(Log, DiagnosticCatalog.CompilerNotFound, HelpLinkBase, ProjectFile ?? "", 0, 0,
+                $"the compiler '{CrossCompilePrefix}gcc' that kbuild runs is not on PATH; " +
+                    ToolchainAdvice.Install(CrossCompilePrefix));
             return false;
         }
         if (!string.IsNullOrEmpty(CompilerRoute) && Path.IsPathRooted(CompilerRoute) && File.Exists(CompilerRoute)

@@ -91,6 +91,21 @@ public sealed class FailedBuildTests
         Assert.IsFalse(build.Output.Contains("PLP1009"), build.Output);
     }
 
+    /// <summary>In kbuild mode a missing cross compiler is named, with what to install (make's "Error 127" without
+    /// a name before).</summary>
+    [TestMethod]
+    public void AMissingCrossCompilerInKbuildModeIsNamed()
+    {
+        string dir = PackedSdk.Consumer(Project, ("lp.c", GoodSource), ("kernel/Makefile", "modules:\n\ttrue\n"));
+        var build = PackedSdk.Build(dir, "nocc.binlog", $"-p:KernelDir={Path.Combine(dir, "kernel")}",
+            "-p:CrossCompilePrefix=nosuch-linux-gnu-");
+        Assert.AreEqual(1, build.ExitCode, build.Output);
+        var error = BinaryLog.ReadBuild(Path.Combine(dir, "nocc.binlog")).FindChildrenRecursive<Error>().Single();
+        Assert.AreEqual("PLP0013", error.Code);
+        StringAssert.Contains(error.Text, "the compiler 'nosuch-linux-gnu-gcc' that kbuild runs is not on PATH");
+        StringAssert.Contains(error.Text, "names no toolchain Debian packages");
+    }
+
     [TestMethod]
     public void AFailedVerifyKeepsOnlyItsOwnFreshReports()
     {
