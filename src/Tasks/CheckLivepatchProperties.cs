@@ -20,7 +20,8 @@ public sealed class CheckLivepatchProperties : Microsoft.Build.Utilities.Task
     public string? LivepatchAllowSiblingCalls { get; set; }
     public string? LivepatchModuleName { get; set; }
     public string? LivepatchAbi { get; set; }
-    /// <summary>Kbuild mode's kernel tree: checked here, before anything runs in it, at the line that sets it.</summary>
+    /// <summary>Kbuild mode's kernel tree: checked here, before anything runs in it, at the line that sets
+    /// it.</summary>
     public string? KernelDir { get; set; }
 
     /// <summary>Other settings the outputs depend on (signing), kept in the key as they are.</summary>
