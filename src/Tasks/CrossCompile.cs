@@ -32,6 +32,7 @@ public sealed class CrossCompile : ToolTask
     public string? RouteArguments { get; set; }
 
     private readonly List<string> _notes = [];
+    private bool _warned;
 
     protected override string ToolName => CrossCompilePrefix + "gcc";
 
@@ -72,6 +73,13 @@ public sealed class CrossCompile : ToolTask
         {
             DiagnosticLogging.LogIoError(Log, DiagnosticCatalog.UnwritableOutput, ObjectFile, e, HelpLinkBase);
             ok = false;
+        }
+        // A compile that warned is never up to date: its warnings show again next build, and -warnaserror fails
+        // every time (the object is dated before any source, so the Compile target runs it again).
+        if (ok && _warned)
+        {
+            try { File.SetLastWriteTimeUtc(ObjectFile, DateTime.UnixEpoch); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { TryDelete(ObjectFile); }
         }
         if (!ok)
         {
@@ -118,6 +126,7 @@ public sealed class CrossCompile : ToolTask
 
     protected override void LogEventsFromTextOutput(string line, MessageImportance importance)
     {
+        if (line.Contains(": warning: ", StringComparison.Ordinal)) _warned = true;
         if (!GccOutput.TryLog(Log, BuildEngine, line, Source, HelpLinkBase, pathMap: null))
             Log.LogMessage(importance, "{0}", line);
     }

@@ -168,6 +168,33 @@ public sealed class FailedBuildTests
         Assert.AreEqual(0, errors.Count);
     }
 
+    /// <summary>
+    /// A gcc warning (PLP0012) under -warnaserror fails every build, not only the one that compiled (the second
+    /// returned 0 before: the compile was up to date and said nothing); TreatWarningsAsErrors, as C# projects set it,
+    /// is honoured (it was ignored); without either the build succeeds and still shows the warning each time.
+    /// </summary>
+    [TestMethod]
+    public void ACompilerWarningAsAnErrorFailsEveryBuild()
+    {
+        string warning = GoodSource.Replace("\treturn ", "\tint unused;\n\treturn ");
+        string dir = PackedSdk.Consumer(Project, ("lp.c", warning));
+        for (int i = 0; i < 2; i++)
+        {
+            var build = PackedSdk.Build(dir, $"strict{i}.binlog", "-warnaserror");
+            Assert.AreEqual(1, build.ExitCode, $"build {i + 1}:\n{build.Output}");
+            StringAssert.Contains(build.Output, "error PLP0012");
+        }
+        var treat = PackedSdk.Build(dir, "treat.binlog", "-p:TreatWarningsAsErrors=true");
+        Assert.AreEqual(1, treat.ExitCode, treat.Output);
+        StringAssert.Contains(treat.Output, "error PLP0012");
+        for (int i = 0; i < 2; i++)
+        {
+            var relaxed = PackedSdk.Build(dir, $"relaxed{i}.binlog");
+            Assert.AreEqual(0, relaxed.ExitCode, relaxed.Output);
+            StringAssert.Contains(relaxed.Output, "warning PLP0012");
+        }
+    }
+
     [TestMethod]
     public void UserInputIsCheckedWhereItWasWrittenBeforeTheCompilerRuns()
     {
