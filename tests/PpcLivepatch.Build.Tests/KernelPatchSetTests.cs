@@ -164,6 +164,14 @@ public sealed partial class KernelOracleTests
         var elsewhere = PackedSdk.Build(dir, "source.binlog", [.. common, $"-p:KernelSource={source}"]);
         Assert.AreEqual(0, elsewhere.ExitCode, elsewhere.Output);
         StringAssert.Contains(elsewhere.Output, "fs/proc/version.c, 1 of 1: the original is up to date");
+
+        // dotnet clean removes what the preparation made, not only the manifest (35 files were left before).
+        var clean = Tool.Run(dir, "dotnet", ["clean", "-nologo", .. common]);
+        Assert.AreEqual(0, clean.ExitCode, clean.Output);
+        string work = Path.Combine(dir, "obj", "Debug", "livepatch", "kernelpatch");
+        var left = Directory.Exists(work) ? Directory.GetFiles(work, "*", SearchOption.AllDirectories) : [];
+        Assert.AreEqual(0, left.Length, string.Join("\n", left));
+        Assert.IsFalse(File.Exists(ko));
     }
 
     [TestMethod]
