@@ -22,10 +22,7 @@ internal static class CcCommand
         int i = 0;
         for (; i < args.Length && args[i] != "--"; i++)
         {
-            string a = args[i];
-            string? inline = null;
-            if (a.StartsWith("--", StringComparison.Ordinal) && a.IndexOf('=') is > 2 and var eq)
-                (a, inline) = (a[..eq], a[(eq + 1)..]);
+            var (a, inline) = CliApp.SplitInline(args[i]);
             string? Value() => inline ?? (i + 1 < args.Length ? args[++i] : null);
             switch (a)
             {
@@ -62,10 +59,5 @@ internal static class CcCommand
         return $"{where}: {kind}: {d.Code}: {d.Sentence}{fix}";
     }
 
-    private static int Fail(TextWriter stderr, string message)
-    {
-        stderr.WriteLine($"ppc-livepatch : error {DiagnosticCatalog.UsageError}: {message}");
-        stderr.WriteLine("Run 'ppc-livepatch --help' for usage.");
-        return CliApp.ExitUsage;
-    }
+    private static int Fail(TextWriter stderr, string message) => CliApp.UsageError(stderr, message);
 }

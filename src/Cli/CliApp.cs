@@ -195,7 +195,12 @@ public static class CliApp
         return row[b.Length];
     }
 
-    private static int UsageError(TextWriter stderr, string message)
+    /// <summary><c>--name=value</c> as the name and its inline value; any other argument as it is.</summary>
+    internal static (string Name, string? Inline) SplitInline(string argument) =>
+        argument.StartsWith("--", StringComparison.Ordinal) && argument.IndexOf('=') is > 2 and var eq
+            ? (argument[..eq], argument[(eq + 1)..]) : (argument, null);
+
+    internal static int UsageError(TextWriter stderr, string message)
     {
         stderr.WriteLine($"ppc-livepatch : error {DiagnosticCatalog.UsageError}: {message}");
         stderr.WriteLine("Run 'ppc-livepatch --help' for usage.");
@@ -235,12 +240,10 @@ public static class CliApp
             string[] flags = ["--kernel-accepts-ld-toc", "--pcrel", "--kernel-without-livepatch"];
             for (int i = 0; i < args.Length; i++)
             {
-                string a = args[i];
                 // --name=value is --name value; a flag takes no value.
-                string? inline = null;
-                if (a.StartsWith("--", StringComparison.Ordinal) && a.IndexOf('=') is > 2 and var eq)
+                var (a, inline) = SplitInline(args[i]);
+                if (inline is not null)
                 {
-                    (a, inline) = (a[..eq], a[(eq + 1)..]);
                     if (flags.Contains(a)) throw new UsageException($"{a} takes no value");
                     if (!valued.Contains(a)) throw new UsageException("unknown option " +
                         $"'{a}'{Suggestion(a, valued.Concat(flags))}");

@@ -17,10 +17,7 @@ internal static class DiffCommand
         string[] valued = ["-o", "--symbols", "--object", "--format", "--unbound", "--registration", "--vmlinux"];
         for (int i = 0; i < args.Length; i++)
         {
-            string a = args[i];
-            string? inline = null;
-            if (a.StartsWith("--", StringComparison.Ordinal) && a.IndexOf('=') is > 2 and var eq)
-                (a, inline) = (a[..eq], a[(eq + 1)..]);
+            var (a, inline) = CliApp.SplitInline(args[i]);
             string? Value() => inline ?? (i + 1 < args.Length ? args[++i] : null);
             switch (a)
             {
@@ -112,10 +109,5 @@ internal static class DiffCommand
         return result.Output is not null ? CliApp.ExitAccepted : CliApp.ExitRejected;
     }
 
-    private static int Fail(TextWriter stderr, string message)
-    {
-        stderr.WriteLine($"ppc-livepatch : error {DiagnosticCatalog.UsageError}: {message}");
-        stderr.WriteLine("Run 'ppc-livepatch --help' for usage.");
-        return CliApp.ExitUsage;
-    }
+    private static int Fail(TextWriter stderr, string message) => CliApp.UsageError(stderr, message);
 }

@@ -37,6 +37,7 @@ public static class AssemblerRouteCompiler
         string stem = Path.Combine(dir, $".{Path.GetFileName(output)}.ppclp{Environment.ProcessId}");
         string asmFile = stem + ".s", editedAsm = stem + "-nop.s", originalObj = stem + "-cc.o",
             editedObj = stem + "-nop.o";
+        bool written = false;
         try
         {
             Directory.CreateDirectory(dir);
@@ -55,6 +56,7 @@ public static class AssemblerRouteCompiler
                     rc = ToolProcess.Run(compile.ToObject(asmFile, editedObj), stdout, stderr);
                     if (rc != 0) return Failed(rc, output, []);
                     File.Move(editedObj, output, overwrite: true);
+                    written = true;
                     return new(0, notes, 0, CallsLeftIn(asm, options.Rules, skip), TookRoute: true);
                 }
                 File.WriteAllText(editedAsm, CallNopPlanner.Apply(asm, plan));
@@ -73,6 +75,7 @@ public static class AssemblerRouteCompiler
                 if (failures.Count == 0)
                 {
                     File.Move(editedObj, output, overwrite: true);
+                    written = true;
                     return new(0, notes, plan.Nops.Count, CallsLeftIn(asm, options.Rules, skip), TookRoute: true);
                 }
                 // A section whose nops cannot be proven keeps the compiler's code, and the result is checked again.
@@ -95,9 +98,15 @@ public static class AssemblerRouteCompiler
         }
         finally
         {
-            foreach (string f in new[] { asmFile, editedAsm, originalObj, editedObj })
-                try { File.Delete(f); } catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+            // Whatever stopped the compile (a bug included), no earlier object stays to look up to date.
+            if (!written) TryDelete(output);
+            foreach (string f in new[] { asmFile, editedAsm, originalObj, editedObj }) TryDelete(f);
         }
+    }
+
+    private static void TryDelete(string path)
+    {
+        try { File.Delete(path); } catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
     }
 
     private static bool IsUnder(string source, string? root)
@@ -126,7 +135,7 @@ public static class AssemblerRouteCompiler
     /// <summary>No object survives a failed compile: make must not take a stale one for up to date.</summary>
     private static AssemblerRouteResult Failed(int rc, string output, List<Diagnostic> diagnostics)
     {
-        try { File.Delete(output); } catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        TryDelete(output);
         return new(rc, diagnostics, 0, 0, TookRoute: true);
     }
 

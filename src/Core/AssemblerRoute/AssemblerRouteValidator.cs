@@ -29,6 +29,8 @@ public static class AssemblerRouteValidator
             failures.Add(new(0, "?", 0, "the edited assembly has other sections than the compiler's"));
             return failures;
         }
+        var analysis = new ObjectAnalysis(original);
+        var functions = analysis.Functions;
         var points = new Dictionary<int, IReadOnlyList<ulong>>();
         var deleted = new Dictionary<int, IReadOnlyList<ulong>>();
         var padding = new Dictionary<int, IReadOnlyList<ulong>>();
@@ -53,11 +55,12 @@ public static class AssemblerRouteValidator
                     $"{found.Count} nops were inserted, not the {expected.Count} planned"));
                 continue;
             }
-            var targets = original.RelocationTargets(s);
+            var relocations = original.RelocationSections.Where(r => r.Target.Index == s.Index)
+                .SelectMany(r => r.Entries).ToLookup(e => e.Offset & ~3UL);
             for (int k = 0; k < found.Count; k++)
             {
                 ulong call = found[k] - 4;
-                string? callee = CalleeAt(original, s, call, targets);
+                string? callee = CalleeAt(original, functions, s, call, relocations);
                 if (callee != expected[k])
                     failures.Add(new(s.Index, s.Name, call, $"the nop after +0x{call:x} follows a call to " +
                         $"{callee ?? "no function"}, not to {expected[k]}"));
@@ -68,7 +71,6 @@ public static class AssemblerRouteValidator
             if (alignment.PaddingInserted.Count > 0) padding[s.Index] = alignment.PaddingInserted;
         }
         if (failures.Count > 0) return failures;
-        var analysis = new ObjectAnalysis(original);
         failures.AddRange(TranslationValidator.Validate(analysis, edited, new RewriteMap(points,
             new Dictionary<int, IReadOnlyList<(ulong, ulong)>>(), deleted, padding), assembly));
         return failures;
@@ -135,27 +137,25 @@ public static class AssemblerRouteValidator
         return result;
     }
 
-    /// <summary>The function a <c>bl</c> calls: its relocation's symbol, or the function at its target.</summary>
-    private static string? CalleeAt(ElfImage image, ElfSection s, ulong call,
-        Dictionary<ulong, RelocationTarget> targets)
+    /// <summary>The function a <c>bl</c> calls: its relocation's symbol, or the function whose entry its target (or
+    /// its section symbol's address) is.</summary>
+    private static string? CalleeAt(ElfImage image, FunctionMap functions, ElfSection s, ulong call,
+        ILookup<ulong, ElfRela> relocations)
     {
-        foreach (var rs in image.RelocationSections.Where(r => r.Target.Index == s.Index))
-            foreach (var e in rs.Entries.Where(e => (e.Offset & ~3UL) == call))
-            {
-                if (e.Type != R.PPC64_REL24) return null;
-                var sym = image.Symbols[(int)e.SymbolIndex];
-                if (sym.Type != ElfConstants.SttSection) return Name(sym.Name);
-                return FunctionAt(image, (int)sym.SectionIndex, unchecked(sym.Value + (ulong)e.Addend));
-            }
-        uint word = image.ReadU32(image.Data(s), (int)call);
-        return FunctionAt(image, s.Index, (ulong)((long)call + Instruction.BranchDisplacement(word)));
+        int section = s.Index;
+        ulong target;
+        if (relocations[call].FirstOrDefault() is { Type: not 0 } e)
+        {
+            if (e.Type != R.PPC64_REL24) return null;
+            var sym = image.Symbols[(int)e.SymbolIndex];
+            if (sym.Type != ElfConstants.SttSection || !sym.IsInSection) return Name(sym.Name);
+            (section, target) = ((int)sym.SectionIndex, unchecked(sym.Value + (ulong)e.Addend));
+        }
+        else target = (ulong)((long)call + Instruction.BranchDisplacement(image.ReadU32(image.Data(s), (int)call)));
+        // ELFv1 calls name the function's descriptor in .opd: its code address is the entry.
+        var (code, at) = functions.CodeAddress(section, target);
+        return code >= 0 && functions.IsEntry(code, at) ? Name(functions.Containing(code, at)!.Name) : null;
     }
-
-    /// <summary>The function whose global or local entry is at an address.</summary>
-    private static string? FunctionAt(ElfImage image, int section, ulong address) =>
-        image.Symbols.Where(f => f.IsInSection && (int)f.SectionIndex == section && f.Type == ElfConstants.SttFunc
-                && (f.Value == address || f.Value + (ulong)AbiFacts.LocalEntryOffset(image.Abi, f.Other) == address))
-            .Select(f => Name(f.Name)).FirstOrDefault();
 
     /// <summary>ELFv1 calls name the dot-symbol of the code.</summary>
     private static string Name(string symbol) => symbol.StartsWith('.') && !symbol.StartsWith(".L",

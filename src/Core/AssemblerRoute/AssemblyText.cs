@@ -106,7 +106,7 @@ public sealed partial class AssemblyText
             if (trimmed is "#NO_APP") { inline = false; inlineSource = null; continue; }
             if (inline && InlineMarker().Match(trimmed) is { Success: true } marker)
             {
-                int markerLine = int.Parse(marker.Groups[1].Value);
+                int markerLine = Number(marker.Groups[1].Value);
                 inlineSource = markerLine > 0 ? new(Unescape(marker.Groups[2].Value), markerLine, 0) : inlineSource;
                 continue;
             }
@@ -220,16 +220,19 @@ public sealed partial class AssemblyText
         string name = Unescape(m.Groups[3].Success ? m.Groups[3].Value : m.Groups[2].Value);
         if (m.Groups[3].Success && !Path.IsPathRooted(name) && m.Groups[2].Value.Length > 0)
             name = Path.Combine(Unescape(m.Groups[2].Value), name);
-        files[int.Parse(m.Groups[1].Value)] = name;
+        files[Number(m.Groups[1].Value)] = name;
     }
 
     private static AsmSourceLine? ReadLoc(string operands, Dictionary<int, string> files)
     {
         var m = Regex.Match(operands, @"^(\d+)\s+(\d+)(?:\s+(\d+))?");
-        if (!m.Success || !files.TryGetValue(int.Parse(m.Groups[1].Value), out string? file)) return null;
-        int line = int.Parse(m.Groups[2].Value);
-        return line == 0 ? null : new(file, line, m.Groups[3].Success ? int.Parse(m.Groups[3].Value) : 0);
+        if (!m.Success || !files.TryGetValue(Number(m.Groups[1].Value), out string? file)) return null;
+        int line = Number(m.Groups[2].Value);
+        return line <= 0 ? null : new(file, line, m.Groups[3].Success ? Number(m.Groups[3].Value) : 0);
     }
+
+    /// <summary>A number from the text; one too large for a line number names no line (0).</summary>
+    private static int Number(string digits) => int.TryParse(digits, out int n) ? n : 0;
 
     /// <summary>The section statements assemble into, as the assembler tracks it.</summary>
     private sealed class SectionStack
