@@ -32,3 +32,48 @@ for fixture in tests/fixtures/elf/*.o; do
     done
   done
 done
+# The diff on every fixture pair: its report in each format, the livepatch object and the klp registration, with the
+# default symbol source (ORIG.o) and unbound.
+for orig in tests/fixtures/diff/pairs/*.orig.o; do
+  name=$(basename "$orig" .orig.o)
+  cp "$orig" "$work/$name.orig.o"
+  cp "${orig%.orig.o}.patched.o" "$work/$name.patched.o"
+  for binding in default --unbound; do
+    for format in text json sarif; do
+      rm -f "$work/out.o" "$work/reg.c"
+      extra=(); [ "$binding" = default ] || extra=("$binding")
+      report=$( (cd "$work" && dotnet "$OLDPWD/$cli" diff "${extra[@]}" --format "$format" --registration reg.c \
+                 -o out.o "$name.orig.o" "$name.patched.o" 2>&1; echo "exit $?") | hash)
+      object=$([ -f "$work/out.o" ] && sha256sum < "$work/out.o" | cut -c1-16 || echo none)
+      registration=$([ -f "$work/reg.c" ] && sha256sum < "$work/reg.c" | cut -c1-16 || echo none)
+      echo "$name diff $binding $format report $report object $object registration $registration"
+    done
+  done
+done
+# With PPCLP_SNAPSHOT_KERNEL=<a prepared kernel build tree> (eng/kernel-oracle/setup.sh --klp): the module the
+# packed SDK (artifacts/packages) builds from each KernelPatch of the repository, and the one `kernel-patch` builds
+# where the CLI has that command.
+if [ -n "${PPCLP_SNAPSHOT_KERNEL:-}" ]; then
+  version=$(sed -nE 's/.*"PpcLivepatch\.Build\.Sdk" *: *"([^"]+)".*/\1/p' global.json)
+  for patch in tests/kernel-patches/*.patch tests/fixtures/diff/patches/version-new-function.patch \
+               samples/KernelPatch/stat-livepatched.patch; do
+    name=$(basename "$patch" .patch)
+    module=lp_$(echo "$name" | tr -- '-' '_' | cut -c1-40)
+    project=$work/kp-$name
+    mkdir -p "$project"
+    cp "$patch" "$project/$name.patch"
+    sed "s|artifacts/packages|$root/artifacts/packages|" nuget.config > "$project/nuget.config"
+    printf '<Project Sdk="PpcLivepatch.Build.Sdk/%s"><ItemGroup><KernelPatch Include="%s.patch" /></ItemGroup></Project>\n' \
+      "$version" "$name" > "$project/$module.csproj"
+    status=$( (cd "$project" && NUGET_PACKAGES=$work/nuget dotnet build -nologo -v quiet -p:KernelDir="$PPCLP_SNAPSHOT_KERNEL" \
+               -p:LivepatchModuleName="$module" >/dev/null 2>&1; echo $?) )
+    ko=$project/bin/Debug/$module.ko
+    echo "$name kernel-patch sdk exit $status module $([ -f "$ko" ] && sha256sum < "$ko" | cut -c1-16 || echo none)"
+    if dotnet "$cli" kernel-patch --help >/dev/null 2>&1; then
+      status=$( (cd "$project" && dotnet "$OLDPWD/$cli" kernel-patch --kernel-dir "$PPCLP_SNAPSHOT_KERNEL" \
+                 -o "cli/$module.ko" "$name.patch" >/dev/null 2>&1; echo $?) )
+      ko=$project/cli/$module.ko
+      echo "$name kernel-patch cli exit $status module $([ -f "$ko" ] && sha256sum < "$ko" | cut -c1-16 || echo none)"
+    fi
+  done
+fi

@@ -10,16 +10,14 @@ namespace PpcLivepatch.Build.Tasks;
 /// kallsyms counts), would build a module the kernel refuses at enable time. Errors are at the item in the project
 /// file. Symbols of other objects (modules) are not in System.map and are not checked.
 /// </summary>
-public sealed class CheckKlpSymbolsAgainstKernel : Microsoft.Build.Utilities.Task
+public sealed class CheckKlpSymbolsAgainstKernel : PpcLivepatchTask
 {
     public ITaskItem[] KlpSymbols { get; set; } = [];
 
     [Required]
     public string SystemMap { get; set; } = "";
 
-    public string? HelpLinkBase { get; set; }
-
-    public override bool Execute()
+    protected override bool ExecuteCore()
     {
         var vmlinux = KlpSymbols.Where(i => i.GetMetadata("Object") is "" or "vmlinux").ToList();
         if (vmlinux.Count == 0) return true;

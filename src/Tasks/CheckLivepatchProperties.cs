@@ -9,7 +9,7 @@ namespace PpcLivepatch.Build.Tasks;
 /// tool will receive them, plus <see cref="Extra"/> — only when it changes, so that the steps rerun exactly when
 /// their options do.
 /// </summary>
-public sealed class CheckLivepatchProperties : Microsoft.Build.Utilities.Task
+public sealed class CheckLivepatchProperties : PpcLivepatchTask
 {
     public string? Rel24Strategy { get; set; }
     public string? Rel24Sites { get; set; }
@@ -30,12 +30,10 @@ public sealed class CheckLivepatchProperties : Microsoft.Build.Utilities.Task
     [Required]
     public string KeyFile { get; set; } = "";
 
-    public string? HelpLinkBase { get; set; }
-
     /// <summary>The project file the properties belong to (the task node itself is in Sdk.targets).</summary>
     public string? ProjectFile { get; set; }
 
-    public override bool Execute()
+    protected override bool ExecuteCore()
     {
         bool acceptsLdToc = Flag(nameof(KernelAcceptsLdToc), KernelAcceptsLdToc);
         bool pcrel = Flag(nameof(LivepatchPcrel), LivepatchPcrel);

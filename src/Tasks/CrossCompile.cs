@@ -10,7 +10,7 @@ namespace PpcLivepatch.Build.Tasks;
 /// <c>fatal error:</c>); a diagnostic that several sources share (a header's) is logged once per build.
 /// <c>-MMD</c> writes the dependency file the SDK feeds back into the target's inputs, so header edits rebuild.
 /// </summary>
-public sealed class CrossCompile : ToolTask
+public sealed class CrossCompile : PpcLivepatchToolTask
 {
     private const string CompilerNotFound = DiagnosticCatalog.CompilerNotFound;
 
@@ -21,7 +21,6 @@ public sealed class CrossCompile : ToolTask
     /// empty parameter, so the default must be the empty prefix, not a cross one).</summary>
     public string CrossCompilePrefix { get; set; } = "";
     public string Flags { get; set; } = "";
-    public string? HelpLinkBase { get; set; }
     /// <summary>
     /// The assembler route (Rel24Strategy=asm): the program that runs the compile as compile-to-assembly, nop
     /// insertion, assembly and validation (<c>ppc-livepatch</c>, or <c>dotnet</c>), and its arguments before the
@@ -51,7 +50,7 @@ public sealed class CrossCompile : ToolTask
 
     protected override string GenerateFullPathToTool() => string.IsNullOrEmpty(RouteTool) ? CompilerPath() : RouteTool;
 
-    public override bool Execute()
+    protected override bool ExecuteCore()
     {
         if (string.IsNullOrEmpty(ToolPath) && !Path.IsPathRooted(CompilerPath()))
         {
@@ -67,7 +66,7 @@ public sealed class CrossCompile : ToolTask
         try
         {
             Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(ObjectFile))!);
-            ok = base.Execute() && !DiagnosticLogging.HasFailed(this);
+            ok = RunTool() && !DiagnosticLogging.HasFailed(this);
         }
         catch (Exception e) when (PpcLivepatch.Steps.StepFiles.IsIoFailure(e) || e is ArgumentException)
         {

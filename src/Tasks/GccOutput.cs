@@ -1,4 +1,3 @@
-using System.Text.RegularExpressions;
 using Microsoft.Build.Framework;
 using Microsoft.Build.Utilities;
 using PpcLivepatch.Diagnostics;
@@ -10,14 +9,8 @@ namespace PpcLivepatch.Build.Tasks;
 /// (MSBuild's own matcher gives them a random per-process code and misses <c>fatal error:</c>). A diagnostic seen
 /// before in the same build — a header's, reached from several sources — is logged once.
 /// </summary>
-internal static partial class GccOutput
+internal static class GccOutput
 {
-    [GeneratedRegex(@"^(?<file>[^:]+?):(?:(?<line>\d+):(?:(?<col>\d+):)?)? (?<kind>fatal error|error|warning|note): (?<msg>.*)$")]
-    private static partial Regex Diagnostic();
-
-    [GeneratedRegex(@"^(?<code>PLP\d{4}): (?<text>.*)$")]
-    private static partial Regex OwnCode();
-
     /// <param name="defaultFile">Where driver messages without a file of their own are shown.</param>
     /// <param name="pathMap">Maps a path gcc printed (a kbuild copy) back to the user's file.</param>
     /// <returns>False when the line is not a gcc diagnostic.</returns>
@@ -25,50 +18,21 @@ internal static partial class GccOutput
     /// user edits, with a note for the message; null when the line is not its to map.</param>
     public static bool TryLog(TaskLoggingHelper log, IBuildEngine? engine, string line, string defaultFile,
         string? helpLinkBase, Func<string, string>? pathMap,
-        Func<string, int, (string File, int Line, string Note)?>? locationMap = null)
+        Func<string, int, (string File, int Line, string Note)?>? locationMap = null) =>
+        CompilerMessage.Parse(line) is { } message
+            && Log(log, engine, message.PlacedAt(defaultFile, pathMap, locationMap), helpLinkBase);
+
+    /// <summary>Logs a message already placed at the user's file: coded, or a note as a message.</summary>
+    public static bool Log(TaskLoggingHelper log, IBuildEngine? engine, CompilerMessage m, string? helpLinkBase)
     {
-        var m = Diagnostic().Match(line);
-        if (!m.Success) return false;
-        string file = m.Groups["file"].Value, kind = m.Groups["kind"].Value, msg = m.Groups["msg"].Value;
-        int ln = m.Groups["line"].Success ? int.Parse(m.Groups["line"].Value) : 0;
-        int col = m.Groups["col"].Success ? int.Parse(m.Groups["col"].Value) : 0;
-        if (locationMap?.Invoke(file, ln) is { } mapped)
-        {
-            (file, ln, col, msg) = (mapped.File, mapped.Line, 0, msg + mapped.Note);
-        }
+        if (!FirstTimeInBuild(engine, $"{m.File}|{m.Line}|{m.Column}|{m.Kind}|{m.Text}")) return true;
+        if (m.ToDiagnostic() is { } d)
+            DiagnosticLogging.Log(log, d.Code, helpLinkBase, m.File, m.Line, m.Column, d.Message);
         else
-        {
-            if (file is "cc1" or "gcc" or "make" || file.EndsWith("-gcc", StringComparison.Ordinal)
-                || file.StartsWith("make[", StringComparison.Ordinal)) file = defaultFile;
-            else if (!Path.IsPathRooted(file)) file = Path.GetFullPath(file);
-            if (pathMap is not null) file = pathMap(file);
-        }
-        if (!FirstTimeInBuild(engine, $"{file}|{ln}|{col}|{kind}|{msg}")) return true;
-        // ppc-livepatch cc prints its own findings in the compiler's form, with their code first.
-        if (OwnCode().Match(msg) is { Success: true } own)
-        {
-            DiagnosticLogging.Log(log, own.Groups["code"].Value, helpLinkBase, file, ln, col, own.Groups["text"].Value);
-            return true;
-        }
-        switch (kind)
-        {
-            case "error":
-                DiagnosticLogging.Log(log, DiagnosticCatalog.CompilerError, helpLinkBase, file, ln, col, msg);
-                break;
-            case "fatal error":
-                DiagnosticLogging.Log(log, DiagnosticCatalog.CompilerFatalError, helpLinkBase, file, ln, col, msg);
-                break;
-            case "warning":
-                DiagnosticLogging.Log(log, DiagnosticCatalog.CompilerWarning, helpLinkBase, file, ln, col, msg);
-                break;
-            default:
-                log.LogMessage(DiagnosticLogging.Subcategory, null, null, file, ln, col, 0, 0, MessageImportance.Normal,
-                    "note: {0}", msg);
-                break;
-        }
+            log.LogMessage(DiagnosticLogging.Subcategory, null, null, m.File, m.Line, m.Column, 0, 0,
+                MessageImportance.Normal, "note: {0}", m.Text);
         return true;
     }
-
     /// <summary>Shared across the tasks of one build, so a header's warning shows once, not once per source.</summary>
     private static bool FirstTimeInBuild(IBuildEngine? engine, string key)
     {

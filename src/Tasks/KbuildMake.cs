@@ -7,7 +7,7 @@ namespace PpcLivepatch.Build.Tasks;
 /// <summary> Kbuild mode's cross-compiler step: <c>make -C KernelDir M=KbuildDir ARCH=powerpc CROSS_COMPILE=… KCFLAGS=…
 /// modules</c>. The sources sit in <see cref="KbuildDirectory"/> as links to the user's files; gcc's diagnostics are
 /// mapped back to those files and logged with the same codes as in the plain mode. </summary>
-public sealed partial class KbuildMake : ToolTask
+public sealed partial class KbuildMake : PpcLivepatchToolTask
 {
     [Required] public string KernelDirectory { get; set; } = "";
     [Required] public string KbuildDirectory { get; set; } = "";
@@ -23,7 +23,6 @@ public sealed partial class KbuildMake : ToolTask
     public string[] KlpSymbols { get; set; } = [];
     /// <summary>The project file, where diagnostics without a C location are shown.</summary>
     public string? ProjectFile { get; set; }
-    public string? HelpLinkBase { get; set; }
     /// <summary>The assembler route (Rel24Strategy=asm): its program (<c>ppc-livepatch</c>, or <c>dotnet</c>) and
     /// arguments (<c>cc --</c>), made kbuild's CC in front of the cross gcc.</summary>
     public string? CompilerRoute { get; set; }
@@ -62,7 +61,7 @@ public sealed partial class KbuildMake : ToolTask
         return null;
     }
 
-    public override bool Execute()
+    protected override bool ExecuteCore()
     {
         if (!Directory.Exists(KernelDirectory) || !File.Exists(Path.Combine(KernelDirectory, "Makefile")))
         {
@@ -86,7 +85,7 @@ public sealed partial class KbuildMake : ToolTask
         // kbuild takes a while: say so at the verbosity people build at, and show its progress lines there too.
         Log.LogMessage(MessageImportance.High, "{0}", $"kbuild: make -C {KernelDirectory} " +
             $"M={KbuildDirectory.TrimEnd('/')} modules");
-        bool ok = base.Execute() && !DiagnosticLogging.HasFailed(this);
+        bool ok = RunTool() && !DiagnosticLogging.HasFailed(this);
         if (!ok && ModuleFile is not null)
         {
             try { if (File.Exists(ModuleFile)) File.Delete(ModuleFile); }

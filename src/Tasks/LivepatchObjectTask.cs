@@ -12,22 +12,11 @@ namespace PpcLivepatch.Build.Tasks;
 /// does not wait for the JIT — and in this process otherwise; both report the same events. A failed step leaves no
 /// outputs, so the next incremental build does not mistake them for up to date.
 /// </summary>
-public abstract class LivepatchObjectTask : Microsoft.Build.Utilities.Task
+public abstract class LivepatchObjectTask : PpcLivepatchTask
 {
-    public sealed override bool Execute()
+    protected internal override void RemoveOutputs()
     {
-        try
-        {
-            return ExecuteCore();
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            // Expected failures are coded diagnostics already; this is a bug, reported as one coded line, not MSB4018.
-            LogInternalError($"internal error in {GetType().Name} ({e.GetType().Name}: {e.Message}); please report " +
-                "it with the object file");
-            foreach (var o in StepObjects()) StepFiles.DeleteIfExists(o.Output);
-            return false;
-        }
+        foreach (var o in StepObjects()) StepFiles.DeleteIfExists(o.Output);
     }
 
     [Required]
@@ -44,10 +33,6 @@ public abstract class LivepatchObjectTask : Microsoft.Build.Utilities.Task
     public string? KernelHasLivepatch { get; set; }
 
     private bool? HasLivepatch => bool.TryParse(KernelHasLivepatch, out bool value) ? value : null;
-
-    /// <summary>Prefix of the help links in the error list (the SDK points it at the docs shipped in the
-    /// package).</summary>
-    public string? HelpLinkBase { get; set; }
 
     /// <summary>
     /// Written when the step succeeds without a warning, removed otherwise; the SDK lists it among the step's outputs.
@@ -71,7 +56,7 @@ public abstract class LivepatchObjectTask : Microsoft.Build.Utilities.Task
     /// items).</summary>
     protected virtual Diagnostic Locate(Diagnostic d) => d;
 
-    private bool ExecuteCore()
+    protected sealed override bool ExecuteCore()
     {
         if (Options() is not { } options) return false;
         // The reports' help links point where the build's events do, wherever the step runs.

@@ -8,13 +8,13 @@ namespace PpcLivepatch.Build.Tasks;
 /// <c>Dependencies</c> metadata (its headers), so that editing a header recompiles exactly the sources that
 /// include it. A missing or unreadable file just means "not compiled yet".
 /// </summary>
-public sealed class ReadDependencyFiles : Microsoft.Build.Utilities.Task
+public sealed class ReadDependencyFiles : PpcLivepatchTask
 {
     [Required] public ITaskItem[] Sources { get; set; } = [];
 
     [Output] public ITaskItem[] SourcesWithDependencies { get; private set; } = [];
 
-    public override bool Execute()
+    protected override bool ExecuteCore()
     {
         SourcesWithDependencies = Sources.Select(source =>
         {

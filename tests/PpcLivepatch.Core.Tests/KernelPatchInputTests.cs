@@ -166,10 +166,11 @@ public sealed class KernelPatchInputTests
             u.Object.EndsWith(".mod.o", StringComparison.Ordinal) || u.Object.StartsWith("arch/powerpc/boot/",
                 StringComparison.Ordinal)), "the modules' .mod.o and the boot wrapper are not the running kernel");
         // The copies' directories are searched before kbuild's own.
-        string command = unit.LivepatchCompileCommand("/w/fd.c", "/w/fd.o", source, build,
-            firstIncludes: ["/w/include0"]);
-        Assert.IsTrue(command.StartsWith("powerpc64le-linux-gnu-gcc -I/w/include0 ", StringComparison.Ordinal),
-            command);
+        var args = unit.LivepatchCompileArguments("/w/fd.c", "/w/fd.o", source, build, firstIncludes: ["/w/include0"])!;
+        CollectionAssert.AreEqual(new[] { "powerpc64le-linux-gnu-gcc", "-I/w/include0" }, args.Take(2).ToArray());
+        // kbuild's quoting is read as the shell reads it: -DKBUILD_MODNAME='"fd"' is one word without its quotes.
+        CollectionAssert.Contains(args.ToList(), "-DKBUILD_BASENAME=\"fd\"");
+        Assert.AreEqual("/w/fd.o", args[args.ToList().IndexOf("-o") + 1]);
     }
 
     [TestMethod]
@@ -183,11 +184,29 @@ public sealed class KernelPatchInputTests
         Directory.CreateDirectory(copyDir);
         string copy = Path.Combine(copyDir, "cmdline.c");
         File.Copy(Path.Combine(source, "fs/proc/cmdline.c"), copy);
-        string command = unit.LivepatchCompileCommand(copy, output,
-            Directory.ResolveLinkTarget(source, true)?.FullName ?? source, build);
-        Tool.Check("bash", "-c", $"cd {build} && {command} && ./scripts/recordmcount {output}");
+        var args = unit.LivepatchCompileArguments(copy, output,
+            Directory.ResolveLinkTarget(source, true)?.FullName ?? source, build)!;
+        Assert.AreEqual(0, Tool.RunIn(build, args[0], [.. args.Skip(1)]).ExitCode);
+        Assert.AreEqual(0, Tool.RunIn(build, Path.Combine(build, "scripts", "recordmcount"), output).ExitCode);
         CollectionAssert.AreEqual(File.ReadAllBytes(Path.Combine(Repo.Root, "tests", "fixtures", "diff", "pairs",
             "cmdline-string.orig.o")), File.ReadAllBytes(output));
     }
 
+    [TestMethod]
+    [DataRow("gcc -DX='\"a b\"' -c -o x.o x.c ; ./tools/objtool x.o", "gcc|-DX=\"a b\"|-c|-o|x.o|x.c")]
+    [DataRow("gcc \"-I/a dir\" a\\ b.c && ./scripts/recordmcount x.o", "gcc|-I/a dir|a b.c")]
+    [DataRow("gcc -D'Q=\"x\"'\"y\" z  ", "gcc|-DQ=\"x\"y|z")]
+    [DataRow("gcc -DV=\"\\\"q\\\"\" x.c || true", "gcc|-DV=\"q\"|x.c")]
+    public void KbuildsCommandIsReadAsTheShellReadsIt(string command, string words) =>
+        CollectionAssert.AreEqual(words.Split('|'), ShellWords.SplitFirstCommand(command)!.ToArray());
+
+    [TestMethod]
+    [DataRow("gcc $(CFLAGS) x.c")]
+    [DataRow("gcc `cat flags` x.c")]
+    [DataRow("gcc x.c > out")]
+    [DataRow("gcc 'x.c")]
+    [DataRow("gcc \"$HOME/x.c\"")]
+    [DataRow("   ")]
+    public void ACommandBeyondWordsAndQuotesIsNotGuessed(string command) =>
+        Assert.IsNull(ShellWords.SplitFirstCommand(command));
 }

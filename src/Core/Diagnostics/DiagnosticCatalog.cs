@@ -27,6 +27,11 @@ public static class DiagnosticCatalog
     public const string SigningFailed = "PLP0019";
     public const string PatchDoesNotApply = "PLP0020";
     public const string PatchFileNotBuilt = "PLP0021";
+    public const string PatchesOverlap = "PLP0022";
+    public const string PatchedHeaderUnreachable = "PLP0023";
+    public const string PatchBuildsNothing = "PLP0024";
+    public const string KernelModuleNotBuilt = "PLP0025";
+    public const string KbuildRecordUnreadable = "PLP0026";
 
     public const string NotElf = "PLP1001";
     public const string TruncatedOrMalformedHeader = "PLP1002";
@@ -125,6 +130,11 @@ public static class DiagnosticCatalog
         new(SigningFailed, Severity.Error, "Module cannot be signed"),
         new(PatchDoesNotApply, Severity.Error, "A kernel source patch does not apply"),
         new(PatchFileNotBuilt, Severity.Warning, "A patched source file is not built by the kernel's configuration"),
+        new(PatchesOverlap, Severity.Error, "Two kernel patches change the sources of one translation unit"),
+        new(PatchedHeaderUnreachable, Severity.Error, "A patched header cannot be put before a unit's original"),
+        new(PatchBuildsNothing, Severity.Error, "The kernel patches change no file the kernel's configuration builds"),
+        new(KernelModuleNotBuilt, Severity.Error, "The module a patched unit belongs to is not built in KernelDir"),
+        new(KbuildRecordUnreadable, Severity.Error, "kbuild's record of a unit's compile cannot be read"),
         new(BadKlpSymbolItem, Severity.Error, "KlpSymbol item cannot form a livepatch symbol name"),
         new(KlpSymbolNotFound, Severity.Warning, "KlpSymbol does not occur in the object"),
         new(KlpDefinedSymbolNotAFunction, Severity.Error, "KlpSymbol is defined here as data"),

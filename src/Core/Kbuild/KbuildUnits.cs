@@ -4,44 +4,71 @@ namespace PpcLivepatch.Kbuild;
 
 /// <summary>How kbuild built one object: its command line, its source, and every file it read (the
 /// <c>.NAME.o.cmd</c> record kbuild keeps next to each object, <c>fixdep</c>'s dependency list).</summary>
-public sealed partial record KbuildUnit(string Object, string Command, string Source,
+public sealed record KbuildUnit(string Object, string Command, string Source,
     IReadOnlyList<string> Dependencies)
 {
+    /// <summary>The compile's argument vector (the compiler first), read from <see cref="Command"/>; null when the
+    /// record's command is not one <see cref="ShellWords"/> reads.</summary>
+    public IReadOnlyList<string>? Arguments { get; } = ShellWords.SplitFirstCommand(Command);
+
     /// <summary>
-    /// The shell command (run in the build tree) that compiles <paramref name="copy"/> — the unit's source, original
-    /// or patched, under its own file name — into <paramref name="output"/> the way a livepatch needs it: kbuild's own
+    /// The arguments (run in the build tree) that compile <paramref name="copy"/> — the unit's source, original or
+    /// patched, under its own file name — into <paramref name="output"/> the way a livepatch needs it: kbuild's own
     /// command line plus one section per function and datum, <c>-mcmodel=large</c> (every address through a
     /// <c>.toc</c> slot, which a livepatch module can bind), the source's directory for its quoted includes, and
     /// prefix maps that make <c>__FILE__</c> and DWARF name the tree-relative file as kbuild does for the original.
-    /// recordmcount, which kbuild runs after the compile, is the caller's next step.
+    /// recordmcount, which kbuild runs after the compile, is the caller's next step. Null when kbuild's command cannot
+    /// be read or does not end in the unit's source.
     /// </summary>
     /// <param name="firstIncludes">Directories searched before any of kbuild's own (a patched header's copy).</param>
-    public string LivepatchCompileCommand(string copy, string output, string sourceTree, string buildTree,
-        bool largeModel = true, bool debugInfo = false, IReadOnlyList<string>? firstIncludes = null)
+    public IReadOnlyList<string>? LivepatchCompileArguments(string copy, string output, string sourceTree,
+        string buildTree, bool largeModel = true, bool debugInfo = false, IReadOnlyList<string>? firstIncludes = null)
     {
-        string command = Command.Split(';')[0].TrimEnd();
-        if (firstIncludes is { Count: > 0 } && command.IndexOf(' ') is > 0 and var afterCompiler)
-            command = command[..afterCompiler] + string.Concat(firstIncludes.Select(d => " -I" + d)) +
-                command[afterCompiler..];
-        command = DependencyFileOption().Replace(command, "");
-        command = OutputOption().Replace(command, " -o " + output);
-        if (!command.EndsWith(" " + Source, StringComparison.Ordinal))
-            throw new InvalidOperationException($"the command for {Object} does not end in its source {Source}");
-        command = command[..^Source.Length] + copy;
+        if (Arguments is not { Count: > 1 } kbuild || kbuild[^1] != Source) return null;
+        var args = new List<string> { kbuild[0] };
+        args.AddRange((firstIncludes ?? []).Select(d => "-I" + d));
+        for (int i = 1; i < kbuild.Count - 1; i++)
+        {
+            if (kbuild[i].StartsWith("-Wp,-MMD,", StringComparison.Ordinal)) continue;
+            if (kbuild[i] == "-o" && i + 1 < kbuild.Count - 1)
+            {
+                args.Add("-o");
+                args.Add(output);
+                i++;
+                continue;
+            }
+            args.Add(kbuild[i]);
+        }
+        args.Add(copy);
         string relative = Path.GetRelativePath(sourceTree, Source);
         string relativeDir = Path.GetDirectoryName(relative) is { Length: > 0 } d ? d + "/" : "";
         string copyDir = Path.GetDirectoryName(copy) + "/";
-        return command + $" -iquote {Path.GetDirectoryName(Source)} -ffunction-sections -fdata-sections" +
-            (largeModel ? " -mcmodel=large" : "") + (debugInfo ? " -g" : "") +
-            $" -ffile-prefix-map={copyDir}={relativeDir} -fdebug-prefix-map={sourceTree}/= " +
-            $"-fdebug-prefix-map={buildTree}=.";
+        args.AddRange(["-iquote", Path.GetDirectoryName(Source)!, "-ffunction-sections", "-fdata-sections"]);
+        if (largeModel) args.Add("-mcmodel=large");
+        if (debugInfo) args.Add("-g");
+        args.AddRange([$"-ffile-prefix-map={copyDir}={relativeDir}", $"-fdebug-prefix-map={sourceTree}/=",
+            $"-fdebug-prefix-map={buildTree}=."]);
+        return args;
     }
 
     /// <summary>The module the unit is linked into (kbuild's <c>KBUILD_MODNAME</c> when it compiles with
     /// <c>-DMODULE</c>), or null for a unit of vmlinux: a livepatch's changes to it form that module's
     /// <c>klp_object</c>.</summary>
-    public string? Module => Command.Contains(" -DMODULE ", StringComparison.Ordinal)
-        && ModuleName().Match(Command) is { Success: true } m ? m.Groups[1].Value : null;
+    public string? Module => Arguments is { } args && args.Contains("-DMODULE")
+        && args.LastOrDefault(a => a.StartsWith("-DKBUILD_MODNAME=\"", StringComparison.Ordinal)) is { } name
+        && name.EndsWith('"') && name["-DKBUILD_MODNAME=\"".Length..^1] is { Length: > 0 } module
+        && module.All(c => char.IsAsciiLetterOrDigit(c) || c == '_') ? module : null;
+
+    /// <summary>The directories of the compile's <c>-I</c> options, in order (<c>-I DIR</c> and <c>-IDIR</c>).</summary>
+    private IEnumerable<string> IncludeDirectories()
+    {
+        var args = Arguments ?? [];
+        for (int i = 1; i < args.Count; i++)
+        {
+            if (args[i] == "-I" && i + 1 < args.Count) yield return args[++i];
+            else if (args[i].StartsWith("-I", StringComparison.Ordinal) && args[i].Length > 2) yield return args[i][2..];
+        }
+    }
 
     /// <summary>
     /// Where copies of <paramref name="header"/> (an absolute path) must go for this unit's compile to find them
@@ -55,27 +82,15 @@ public sealed partial record KbuildUnit(string Object, string Command, string So
         var placements = new List<(string?, string)>();
         if (Path.GetDirectoryName(header) == Path.GetDirectoryName(Source))
             placements.Add((null, Path.GetFileName(header)));
-        foreach (System.Text.RegularExpressions.Match m in IncludeOption().Matches(Command))
+        foreach (string include in IncludeDirectories())
         {
-            string dir = Path.GetFullPath(Path.Combine(buildTree, m.Groups[1].Value));
+            string dir = Path.GetFullPath(Path.Combine(buildTree, include));
             dir = Directory.ResolveLinkTarget(dir, returnFinalTarget: true)?.FullName ?? dir;
             if (header.StartsWith(dir.TrimEnd('/') + "/", StringComparison.Ordinal))
                 placements.Add((dir, Path.GetRelativePath(dir, header)));
         }
         return placements.Distinct().ToList();
     }
-
-    [System.Text.RegularExpressions.GeneratedRegex(@"(?<=\s)-I\s*(\S+)")]
-    private static partial System.Text.RegularExpressions.Regex IncludeOption();
-
-    [System.Text.RegularExpressions.GeneratedRegex(@"-DKBUILD_MODNAME='""([A-Za-z0-9_]+)""'")]
-    private static partial System.Text.RegularExpressions.Regex ModuleName();
-
-    [System.Text.RegularExpressions.GeneratedRegex(@"-Wp,-MMD,\S+")]
-    private static partial System.Text.RegularExpressions.Regex DependencyFileOption();
-
-    [System.Text.RegularExpressions.GeneratedRegex(@" -o \S+")]
-    private static partial System.Text.RegularExpressions.Regex OutputOption();
 }
 
 /// <summary>
