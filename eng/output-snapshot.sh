@@ -70,8 +70,10 @@ if [ -n "${PPCLP_SNAPSHOT_KERNEL:-}" ]; then
     ko=$project/bin/Debug/$module.ko
     echo "$name kernel-patch sdk exit $status module $([ -f "$ko" ] && sha256sum < "$ko" | cut -c1-16 || echo none)"
     if dotnet "$cli" kernel-patch --help >/dev/null 2>&1; then
-      status=$( (cd "$project" && dotnet "$OLDPWD/$cli" kernel-patch --kernel-dir "$PPCLP_SNAPSHOT_KERNEL" \
-                 -o "cli/$module.ko" "$name.patch" >/dev/null 2>&1; echo $?) )
+      # The SDK's work directory and module name: the same inputs, so the same bytes.
+      status=$( (cd "$project" && dotnet "$root/$cli" kernel-patch --kernel-dir "$PPCLP_SNAPSHOT_KERNEL" \
+                 --name "$module" --work-dir obj/Debug/livepatch -o "cli/$module.ko" "$name.patch" >/dev/null 2>&1;
+                 echo $?) )
       ko=$project/cli/$module.ko
       echo "$name kernel-patch cli exit $status module $([ -f "$ko" ] && sha256sum < "$ko" | cut -c1-16 || echo none)"
     fi

@@ -24,6 +24,8 @@ public static class CliApp
                ppc-livepatch diff   ORIG.o PATCHED.o -o OUT.o [--symbols FILE] [--object vmlinux|MODULE]
                                     [--vmlinux FILE] [--unbound] [--registration FILE.c] [--format text|json|sarif]
                ppc-livepatch cc     [--nop-after NAME]... [--all-local] [--only-under DIR] -- COMPILER ARGS...
+               ppc-livepatch kernel-patch FIX.patch... --kernel-dir DIR [-o OUT.ko] [--name MODULE]
+                                    [--kernel-source DIR] [--work-dir DIR] [--cross-compile PREFIX]
 
         verify  checks ppc64 relocatable objects (.o, .ko) the way Linux's module loader will: every call through a
                 module stub (R_PPC64_REL24 to an undefined or livepatch symbol) must be followed by a nop.
@@ -71,6 +73,17 @@ public static class CliApp
                                    Also from the environment: PPCLP_NOP_CALLEES (space-separated),
                                    PPCLP_NOP_ALL_LOCAL=1, PPCLP_ASM_DIR. Exit status: the compiler's, or 1.
 
+        kernel-patch  builds a livepatch module from kernel source patches (unified diffs, as git or diff -u
+                write them) against the kernel build tree DIR, as PpcLivepatch.Build.Sdk does for KernelPatch
+                items: each translation unit a patch changes is compiled before and after it with kbuild's own
+                command, the two objects diffed, the klp registration generated, the module linked by kbuild (this
+                tool as its CC), bound, patched and verified as the loader will. Findings are placed at the .patch
+                line. Writes OUT.ko (default MODULE.ko; MODULE from -o, else livepatch_ and the first patch's name).
+          --kernel-source DIR      the tree the kernel was built from (default DIR/source, else DIR)
+          --work-dir DIR           the copies, compiles and kbuild directory (default .ppc-livepatch/MODULE); the
+                                   original's compile is kept there and reused
+          --cross-compile PREFIX   kbuild's CROSS_COMPILE (default powerpc64le-linux-gnu-)
+
         exit status: 0 accepted, 1 rejected (something stays unfixed), 2 bad usage, unreadable input
             or unwritable output
 
@@ -96,7 +109,7 @@ public static class CliApp
             return ExitAccepted;
         }
         // "ppc-livepatch verify --help": the usage, for any command, wherever the option stands before a "--".
-        if (args[0] is "verify" or "patch" or "diff" or "cc"
+        if (args[0] is "verify" or "patch" or "diff" or "cc" or "kernel-patch"
             && args.Skip(1).TakeWhile(a => a != "--").Any(a => a is "--help" or "-h"))
         {
             stdout.WriteLine(Usage);
@@ -106,9 +119,11 @@ public static class CliApp
         if (args[0] == "serve" && args.Length == 1) return StepCommand.Serve(stdin, stdout);
         if (args[0] == "diff") return DiffCommand.Run(args[1..], stdout, stderr);
         if (args[0] == "cc") return CcCommand.Run(args[1..], stdout, stderr);
+        if (args[0] == "kernel-patch") return KernelPatchCommand.Run(args[1..], stdout, stderr);
         if (args[0] is not ("verify" or "patch"))
             return UsageError(stderr, "unknown command " +
-                $"'{args[0]}'{Suggestion(args[0], ["verify", "patch", "diff", "cc", "--version", "--help"])}");
+                $"'{args[0]}'{Suggestion(args[0], ["verify", "patch", "diff", "cc", "kernel-patch", "--version",
+                    "--help"])}");
         var parsed = Options.Parse(args[0], args[1..], out string? error);
         if (parsed is null) return UsageError(stderr, error!);
         return args[0] == "verify" ? Verify(parsed, stdout) : Patch(parsed, stdout);

@@ -1,13 +1,14 @@
 using Microsoft.Build.Framework;
 using Microsoft.Build.Utilities;
 using PpcLivepatch.Diagnostics;
+using PpcLivepatch.Kbuild;
 
 namespace PpcLivepatch.Build.Tasks;
 
 /// <summary> Kbuild mode's cross-compiler step: <c>make -C KernelDir M=KbuildDir ARCH=powerpc CROSS_COMPILE=… KCFLAGS=…
 /// modules</c>. The sources sit in <see cref="KbuildDirectory"/> as links to the user's files; gcc's diagnostics are
 /// mapped back to those files and logged with the same codes as in the plain mode. </summary>
-public sealed partial class KbuildMake : PpcLivepatchToolTask
+public sealed class KbuildMake : PpcLivepatchToolTask
 {
     [Required] public string KernelDirectory { get; set; } = "";
     [Required] public string KbuildDirectory { get; set; } = "";
@@ -29,20 +30,16 @@ public sealed partial class KbuildMake : PpcLivepatchToolTask
 
     public string? CompilerRouteArguments { get; set; }
 
+    /// <summary>The module's name and its kbuild objects (<c>x.o</c>; <c>x.o_shipped</c> ones too), for the Kbuild
+    /// file this step writes (only when its text changes, so kbuild's own up-to-date checks hold).</summary>
+    [Required] public string ModuleName { get; set; } = "";
+
+    public string[] KbuildObjects { get; set; } = [];
+
+    /// <summary>The directories of the user's sources, on the compile's include path.</summary>
+    public string[] IncludeDirectories { get; set; } = [];
+
     protected override string ToolName => "make";
-
-    [System.Text.RegularExpressions.GeneratedRegex(@"^WARNING: modpost: ""(?<sym>[^""]+)"" \[.*\] undefined!")]
-    private static partial System.Text.RegularExpressions.Regex ModpostUndefined();
-
-    /// <summary>What make and kbuild print when they stop, other than a compiler diagnostic: make's own errors
-    /// (<c>make[2]: *** … Error 1</c>, <c>No rule to make target</c>), modpost's (<c>ERROR: modpost: …</c>), the
-    /// linker's (<c>ld: …</c>).</summary>
-    [System.Text.RegularExpressions.GeneratedRegex(@"^(?:make(?:\[\d+\])?: \*\*\* |ERROR: modpost: |(?:\S*-)?ld(?:\.bfd)?: |scripts/\S+: error)")]
-    private static partial System.Text.RegularExpressions.Regex BuildError();
-
-    /// <summary>kbuild's progress lines (<c>  CC [M]  x.o</c>, <c>  LD [M]  x.ko</c>, <c>  MODPOST …</c>).</summary>
-    [System.Text.RegularExpressions.GeneratedRegex(@"^  [A-Z][A-Z0-9_]*(?: \[M\])?\s{2,}\S")]
-    private static partial System.Text.RegularExpressions.Regex Progress();
 
     /// <summary>make's last lines, for a failure that printed nothing we recognise.</summary>
     private readonly Queue<string> _recent = new();
@@ -82,6 +79,15 @@ public sealed partial class KbuildMake : PpcLivepatchToolTask
         if (!string.IsNullOrEmpty(CompilerRoute) && Path.IsPathRooted(CompilerRoute) && File.Exists(CompilerRoute)
             && !NativeStep.TryMakeExecutable(CompilerRoute, out string? why))
             Log.LogMessage(MessageImportance.Low, "{0} cannot be made executable: {1}", CompilerRoute, why);
+        string kbuildFile = Path.Combine(KbuildDirectory, "Kbuild");
+        string text = KbuildModule.KbuildFile(ModuleName, KbuildObjects, IncludeDirectories, KbuildDirectory,
+            SourceDirectory.TrimEnd('/'));
+        if (!File.Exists(kbuildFile) || File.ReadAllText(kbuildFile) != text)
+        {
+            Directory.CreateDirectory(KbuildDirectory);
+            PpcLivepatch.Elf.AtomicFile.WriteAllBytes(kbuildFile, System.Text.Encoding.UTF8.GetBytes(text),
+                durable: false);
+        }
         // kbuild takes a while: say so at the verbosity people build at, and show its progress lines there too.
         Log.LogMessage(MessageImportance.High, "{0}", $"kbuild: make -C {KernelDirectory} " +
             $"M={KbuildDirectory.TrimEnd('/')} modules");
@@ -96,19 +102,13 @@ public sealed partial class KbuildMake : PpcLivepatchToolTask
 
     protected override string GenerateCommandLineCommands()
     {
-        var b = new CommandLineBuilder();
-        b.AppendSwitchIfNotNull("-C ", KernelDirectory);
-        b.AppendSwitch("M=" + KbuildDirectory.TrimEnd('/'));
-        b.AppendSwitch("ARCH=powerpc");
-        // Livepatches refer to symbols the kernel does not export; they become livepatch relocations after the build,
-        // so modpost's "undefined" must not stop it. Undefined names that are not KlpSymbol items are reported below.
-        b.AppendSwitch("KBUILD_MODPOST_WARN=1");
-        b.AppendSwitch("CROSS_COMPILE=" + CrossCompilePrefix);
         // make hands $(CC) to the shell: the route's program is quoted there.
-        if (!string.IsNullOrEmpty(CompilerRoute)) b.AppendSwitchIfNotNull("CC=",
-            $"'{CompilerRoute}' {CompilerRouteArguments ?? "cc --"} {CrossCompilePrefix}gcc");
-        b.AppendSwitchIfNotNull("KCFLAGS=", KCFlags + " -fdiagnostics-column-unit=byte -fdiagnostics-color=never");
-        b.AppendSwitch("modules");
+        string? route = string.IsNullOrEmpty(CompilerRoute) ? null
+            : $"'{CompilerRoute}' {CompilerRouteArguments ?? "cc --"}";
+        var b = new CommandLineBuilder();
+        foreach (string argument in KbuildModule.MakeArguments(KernelDirectory, KbuildDirectory, CrossCompilePrefix,
+                     route, KCFlags))
+            b.AppendSwitchIfNotNull("", argument);
         return b.ToString();
     }
 
@@ -137,18 +137,17 @@ public sealed partial class KbuildMake : PpcLivepatchToolTask
         string Map(string path) =>
             path.StartsWith(kbuild, StringComparison.Ordinal) ? source + path[kbuild.Length..] : path;
         if (GccOutput.TryLog(Log, BuildEngine, line, ProjectFile ?? "", HelpLinkBase, Map)) return;
-        if (BuildError().IsMatch(line)) _buildErrors.Add(line.Trim());
+        var kind = KbuildModule.Classify(line, out string? symbol);
+        if (kind == KbuildLine.BuildError) _buildErrors.Add(line.Trim());
         _recent.Enqueue(line.Trim());
         if (_recent.Count > 8) _recent.Dequeue();
-        if (Progress().IsMatch(line))
+        if (kind == KbuildLine.Progress)
         {
             Log.LogMessage(MessageImportance.High, "{0}", line);
             return;
         }
-        var undefined = ModpostUndefined().Match(line);
-        if (undefined.Success && !KlpSymbols.Contains(undefined.Groups["sym"].Value))
+        if (kind == KbuildLine.Undefined && !KlpSymbols.Contains(symbol))
         {
-            string symbol = undefined.Groups["sym"].Value;
             DiagnosticLogging.Log(Log, DiagnosticCatalog.SymbolNotExported, HelpLinkBase, ProjectFile ?? "", 0, 0,
                 $"'{symbol}' is not exported by the kernel in KernelDir, so the module loader will not resolve it; " +
                 "if it is a kernel symbol, " +

@@ -306,6 +306,44 @@ public sealed partial class KernelOracleTests
         Assert.IsFalse(unloaded.Any(l => l.Contains("livepatched")), run.Boot.Log);
     }
 
+    /// <summary>
+    /// <c>ppc-livepatch kernel-patch</c>, as <c>dotnet tool install</c> installs it, runs the SDK's pipeline: given the
+    /// same patch, kernel, module name and work directory it writes the very bytes the SDK wrote — the modules the
+    /// oracle kernel loaded and whose effect the guest showed. A refusal is the SDK's, at the .patch line, and
+    /// leaves no module.
+    /// </summary>
+    [TestMethod]
+    public void TheKernelPatchCommandBuildsTheSdksModulesByteForByte()
+    {
+        var run = s_patchSet.Value;
+        string home = Repo.NewTempDir(), tools = Path.Combine(home, "tools");
+        PackedSdk.UseIn(home);
+        var install = Tool.Run(home, "dotnet", "tool", "install", "--tool-path", tools, "PpcLivepatch.Cli", "--version",
+            PackedSdk.Version);
+        Assert.AreEqual(0, install.ExitCode, install.Output);
+        string tool = Path.Combine(tools, "ppc-livepatch"), kernel = s_env["KO_KLP_BUILD"];
+        foreach (var (patch, module) in LoadablePatches)
+        {
+            var sdk = run.Built(patch);
+            string patchFile = patch == "samples/KernelPatch" ? "stat-livepatched.patch"
+                : Path.GetFileName(patch) + ".patch";
+            var cli = Tool.Run(sdk.Dir, tool, "kernel-patch", patchFile, "--kernel-dir", kernel, "--name", module,
+                "--work-dir", Path.Combine("obj", "Debug", "livepatch"), "-o", Path.Combine("cli", module + ".ko"));
+            Assert.AreEqual(0, cli.ExitCode, cli.Output);
+            StringAssert.Contains(cli.Output, "compiling the patched copy", $"{patch}: the pipeline ran");
+            CollectionAssert.AreEqual(File.ReadAllBytes(sdk.Ko), File.ReadAllBytes(Path.Combine(sdk.Dir, "cli",
+                module + ".ko")), $"{patch}: the CLI's {module}.ko is the SDK's\n{cli.Output}");
+        }
+
+        string dir = Repo.NewTempDir(), text = KernelPatchText("banner-data");
+        File.WriteAllText(Path.Combine(dir, "fix.patch"), text);
+        int plusLine = Array.FindIndex(text.Split('\n'), l => l.StartsWith('+') && !l.StartsWith("+++")) + 1;
+        var refused = Tool.Run(dir, tool, "kernel-patch", "fix.patch", "--kernel-dir", kernel);
+        Assert.AreEqual(1, refused.ExitCode, refused.Output);
+        StringAssert.Contains(refused.Output, $"fix.patch({plusLine}): error PLP5003: data object linux_proc_banner");
+        Assert.IsFalse(File.Exists(Path.Combine(dir, "livepatch_fix.ko")), refused.Output);
+    }
+
     [TestMethod]
     public void KernelPatchChangingTheKernelsDataIsRefusedAtItsLineAndLeavesNoModule()
     {
@@ -343,7 +381,7 @@ public sealed partial class KernelOracleTests
             ("cmdline-init.patch", File.ReadAllText(Path.Combine(fixtures, "cmdline-init.patch"))));
         var build = PackedSdk.Build(dir, "build.binlog", $"-p:KernelDir={s_env["KO_KLP_BUILD"]}");
         Assert.AreNotEqual(0, build.ExitCode, build.Output);
-        StringAssert.Contains(build.Output, "cmdline-init.patch : ppc-livepatch error PLP0020: cmdline-string.patch " +
+        StringAssert.Contains(build.Output, "cmdline-init.patch : ppc-livepatch error PLP0022: cmdline-string.patch " +
             "and cmdline-init.patch both change fs/proc/cmdline.o's sources");
         Assert.IsFalse(build.Output.Contains("compiling the", StringComparison.Ordinal), "refused before compiling");
     }

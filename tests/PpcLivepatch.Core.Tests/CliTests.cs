@@ -31,6 +31,12 @@ public sealed class CliTests
     [DataRow(new[] { "verify", "--format", "xml", "x.o" }, "unknown format 'xml'")]
     [DataRow(new[] { "verify", "--format" }, "--format needs a value")]
     [DataRow(new[] { "verify", "--bogus", "x.o" }, "unknown option '--bogus'")]
+    [DataRow(new[] { "kernel-patch", "--kernel-dir", "/k" }, "kernel-patch needs at least one FIX.patch")]
+    [DataRow(new[] { "kernel-patch", "fix.patch" }, "kernel-patch needs --kernel-dir DIR")]
+    [DataRow(new[] { "kernel-patch", "--kernal-dir", "/k", "fix.patch" },
+        "unknown option '--kernal-dir'; did you mean '--kernel-dir'?")]
+    [DataRow(new[] { "kernel-patch", "--kernel-dir", "/k", "--name", "a.b-c!", "fix.patch" },
+        "the module name 'a_b_c!' must be")]
     public void BadUsageIsCodedAndExitsTwo(string[] args, string message)
     {
         var (exit, _, err) = Run(args);
@@ -45,6 +51,7 @@ public sealed class CliTests
     [DataRow("patch -h")]
     [DataRow("diff --help")]
     [DataRow("cc --help")]
+    [DataRow("kernel-patch --help")]
     [DataRow("verify x.o --help")]
     public void EveryCommandsHelpPrintsTheUsage(string command)
     {
@@ -52,9 +59,33 @@ public sealed class CliTests
         Assert.AreEqual(CliApp.ExitAccepted, exit, err);
         StringAssert.Contains(output, "usage: ppc-livepatch verify");
         StringAssert.Contains(output, "ppc-livepatch cc");
+        StringAssert.Contains(output, "ppc-livepatch kernel-patch FIX.patch... --kernel-dir DIR");
         Assert.AreEqual("", err);
         // After "--" it is the compiler's option, not ours.
         Assert.AreNotEqual(CliApp.ExitAccepted, Run("cc", "--", "/nonexistent/cc", "--help").Exit);
+    }
+
+    /// <summary>A kernel-patch that cannot start says why with its code and writes nothing: no kernel tree (PLP0015,
+    /// usage), a patch that is not one (PLP0020 at its line), and no earlier module survives.</summary>
+    [TestMethod]
+    public void KernelPatchRefusesWhatItCannotBuildFromAndLeavesNoModule()
+    {
+        string dir = Repo.NewTempDir(), ko = Path.Combine(dir, "lp.ko");
+        File.WriteAllText(Path.Combine(dir, "fix.patch"), "not a patch\n");
+        File.WriteAllText(ko, "an earlier module");
+        var (exit, output, _) = Run("kernel-patch", Path.Combine(dir, "fix.patch"), "--kernel-dir",
+            Path.Combine(dir, "nowhere"), "-o", ko);
+        Assert.AreEqual(CliApp.ExitUsage, exit, output);
+        StringAssert.Contains(output, "error PLP0015: --kernel-dir '");
+        StringAssert.Contains(output, "(no such directory)");
+        Assert.IsFalse(File.Exists(ko), "a module of other patches is not left to look like this one");
+
+        var (refused, text, _) = Run("kernel-patch", Path.Combine(dir, "fix.patch"), "--kernel-dir",
+            KernelOracle.KlpBuildTree(), "--work-dir", Path.Combine(dir, "work"), "-o", ko);
+        Assert.AreEqual(CliApp.ExitRejected, refused, text);
+        StringAssert.Contains(text, "fix.patch(1,1): error PLP0020: ");
+        StringAssert.Contains(text, "kernel-patch: no module written");
+        Assert.IsFalse(File.Exists(ko));
     }
 
     [TestMethod]

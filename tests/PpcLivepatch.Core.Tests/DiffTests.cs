@@ -277,7 +277,7 @@ public sealed class DiffTests
         ulong SizeOf(string table)
         {
             var section = image!.Sections.Single(s => s.Name == table);
-            return RecordLayout.Size(table, inventory.RelocationsOf(section), image.ContentSize(section)) ?? 0;
+            return KernelTables.EntrySize(table, inventory.RelocationsOf(section), image.ContentSize(section)) ?? 0;
         }
         Assert.AreEqual(8UL, SizeOf("__mcount_loc"));
         Assert.AreEqual(12UL, SizeOf("__bug_table"));
@@ -288,7 +288,7 @@ public sealed class DiffTests
         inventory = new ObjectInventory(image!);
         Assert.AreEqual(8UL, SizeOf("__ex_table"));
         var exTable = image!.Sections.Single(s => s.Name == "__ex_table");
-        Assert.AreEqual(4UL, RecordLayout.Size(inventory.RelocationsOf(exTable), image.ContentSize(exTable)),
+        Assert.AreEqual(4UL, KernelTables.EntrySize(inventory.RelocationsOf(exTable), image.ContentSize(exTable)),
             "by relocations alone an exception entry looks like two");
         Assert.AreEqual(16UL, SizeOf("__jump_table"));
         Assert.AreEqual(8UL, SizeOf("__barrier_nospec_fixup"));

@@ -1,5 +1,8 @@
 using PpcLivepatch.Diagnostics;
+using System.Text.Json;
+using PpcLivepatch.Diff;
 using PpcLivepatch.Kbuild;
+using PpcLivepatch.KernelPatching;
 
 namespace PpcLivepatch.Tests;
 
@@ -209,4 +212,23 @@ public sealed class KernelPatchInputTests
     [DataRow("   ")]
     public void ACommandBeyondWordsAndQuotesIsNotGuessed(string command) =>
         Assert.IsNull(ShellWords.SplitFirstCommand(command));
+
+    [TestMethod]
+    public void TheManifestIsTypedJsonAndAnOtherFileIsNotTakenForOne()
+    {
+        var manifest = new KernelPatchManifest("/w/livepatch_registration.c", ["/w/fs_proc_cmdline/cmdline_livepatch.o"],
+            [new KernelBinding("saved_command_line", true, "vmlinux", 0), new KernelBinding("calls", true, "vmlinux", 2)]);
+        byte[] json = manifest.ToJson();
+        var read = KernelPatchManifest.Read(json, out string? error);
+        Assert.IsNotNull(read, error);
+        Assert.AreEqual(manifest.Registration, read.Registration);
+        CollectionAssert.AreEqual(manifest.Objects.ToArray(), read.Objects.ToArray());
+        CollectionAssert.AreEqual(manifest.KlpSymbols.ToArray(), read.KlpSymbols.ToArray());
+        Assert.AreEqual(2, JsonDocument.Parse(json).RootElement.GetProperty("klpSymbols").GetArrayLength());
+        // The tab-separated manifest of earlier versions, and JSON of another shape, are refused with why.
+        Assert.IsNull(KernelPatchManifest.Read("registration\t/w/r.c\n"u8.ToArray(), out error));
+        Assert.IsNotNull(error);
+        Assert.IsNull(KernelPatchManifest.Read("{\"version\":1}"u8.ToArray(), out error));
+        StringAssert.Contains(error, "objects");
+    }
 }

@@ -18,8 +18,7 @@ public static class RelocationMeaning
     /// <summary>Sections whose readers add a place-relative word's place back: the kernel's tables, unwind and debug
     /// information.</summary>
     public static bool AddsPlaceBack(string section) =>
-        KernelTables.IsRecordTable(section) || section == ".eh_frame"
-            || section.EndsWith("_fixup", StringComparison.Ordinal)
+        KernelTables.Find(section) is { PlaceRelative: true } || section == ".eh_frame"
         || section.StartsWith(".debug_", StringComparison.Ordinal);
 
     /// <summary>

@@ -1,3 +1,4 @@
+using PpcLivepatch.Analysis;
 using PpcLivepatch.Diagnostics;
 using PpcLivepatch.Elf;
 using PpcLivepatch.Klp;
@@ -9,6 +10,18 @@ namespace PpcLivepatch.Diff;
 internal sealed record BuiltObject(byte[] Bytes, IReadOnlyList<KernelBinding> Bindings,
     IReadOnlyList<FunctionReplacement> Replacements);
 
+/// <summary>What the diff's passes chose for the livepatch object: the functions to carry (changed, new, their
+/// <c>.cold</c> parts), the new data, the functions that replace the kernel's, and the patch author's callbacks with
+/// the symbols they get.</summary>
+internal sealed record LivepatchContents(ObjectInventory Before, ObjectInventory After, SymbolCorrelation Correlation,
+    IReadOnlyList<ObjectEntity> Functions, IReadOnlyList<ObjectEntity> Data, IReadOnlyList<ObjectEntity> Replaced,
+    IReadOnlyDictionary<ObjectEntity, string> Callbacks);
+
+/// <summary>How references to what stays in the kernel are bound: against <paramref name="Symbols"/> (a module's,
+/// with <paramref name="Kernel"/> for what the module does not define), as livepatch symbols of
+/// <paramref name="ObjectName"/>, or left unbound for a link step (<paramref name="Bind"/> false).</summary>
+internal sealed record KernelBinder(KernelSymbols Symbols, string ObjectName, bool Bind, KernelSymbols? Kernel);
+
 /// <summary>
 /// Writes the livepatch object: one section per included function and new data object, the anonymous data they
 /// use (string literals, constants, the <c>.toc</c> slots they load), the records of the kernel's tables that
@@ -17,16 +30,6 @@ internal sealed record BuiltObject(byte[] Bytes, IReadOnlyList<KernelBinding> Bi
 /// </summary>
 internal sealed class LivepatchObjectBuilder
 {
-    /// <summary>Tables whose records name code and are read record by record: the records of included functions
-    /// come along, the others stay behind.</summary>
-    private static readonly HashSet<string> RecordTables = new(StringComparer.Ordinal)
-    {
-        "__mcount_loc", "__patchable_function_entries", "__bug_table", "__ex_table", "__jump_table", "__dyndbg",
-        "__ftr_fixup", "__mmu_ftr_fixup", "__lwsync_fixup", "__fw_ftr_fixup", "__stf_entry_barrier_fixup",
-        "__stf_exit_barrier_fixup", "__rfi_flush_fixup", "__barrier_nospec_fixup", "__btb_flush_fixup",
-        "__entry_flush_fixup", "__uaccess_flush_fixup", "__scv_entry_flush_fixup",
-    };
-
     private static readonly HashSet<string> LoaderSymbols =
         new(StringComparer.Ordinal) { ".TOC.", "_mcount", "mcount" };
 
@@ -70,22 +73,19 @@ internal sealed class LivepatchObjectBuilder
 
     private ElfImage Image => _after.Image;
 
-    public static BuiltObject? Build(ObjectInventory before, ObjectInventory after, SymbolCorrelation correlation,
-        IReadOnlyList<ObjectEntity> functions, IReadOnlyList<ObjectEntity> data, IReadOnlyList<ObjectEntity> replaced,
-        KernelSymbols symbols, string objectName, bool bind, List<Diagnostic> diagnostics,
-        KernelSymbols? kernel = null, IReadOnlyDictionary<ObjectEntity, string>? callbacks = null)
+    public static BuiltObject? Build(LivepatchContents contents, KernelBinder binder, List<Diagnostic> diagnostics)
     {
-        var b = new LivepatchObjectBuilder(before, after, correlation, diagnostics);
-        foreach (var (e, name) in callbacks ?? new Dictionary<ObjectEntity, string>()) b._callbacks[e] = name;
-        foreach (var e in functions.Concat(data)) b.AddEntity(e);
-        foreach (var e in replaced) b._replaced.Add(e);
+        var b = new LivepatchObjectBuilder(contents.Before, contents.After, contents.Correlation, diagnostics);
+        foreach (var (e, name) in contents.Callbacks) b._callbacks[e] = name;
+        foreach (var e in contents.Functions.Concat(contents.Data)) b.AddEntity(e);
+        foreach (var e in contents.Replaced) b._replaced.Add(e);
         // Relocations are resolved piece by piece; resolving may add pieces (strings, .toc slots) at the end.
         for (int i = 0; i < b._pieces.Count; i++) b.ResolveRelocations(b._pieces[i]);
         b.CarryRecords();
         for (int i = 0; i < b._pieces.Count; i++)
             if (b._pieces[i].Relocations.Count == 0) b.ResolveRelocations(b._pieces[i]);
         if (diagnostics.Any(d => d.Severity == Severity.Error)) return null;
-        return b.Write(symbols, objectName, bind, kernel);
+        return b.Write(binder.Symbols, binder.ObjectName, binder.Bind, binder.Kernel);
     }
 
     private void AddEntity(ObjectEntity e)
@@ -232,15 +232,16 @@ internal sealed class LivepatchObjectBuilder
                 return code.Any(p => p.Source.Index == sym.SectionIndex && at >= p.Start && at < p.Start + p.Size);
             }
             if (!relocations.Any(NamesIncludedCode)) continue;
-            if (!RecordTables.Contains(table.Name) && !table.Name.StartsWith(".discard", StringComparison.Ordinal))
+            var kind = KernelTables.Find(table.Name);
+            if (kind is null or { Entries: TableEntries.Refused })
             {
                 Refuse($"{table.Name} has entries for the changed functions, and the diff does not know how to carry " +
                     "that table's entries");
                 continue;
             }
-            if (table.Name.StartsWith(".discard", StringComparison.Ordinal)) continue;
+            if (kind.Entries == TableEntries.Discarded) continue;
             ulong size = Image.ContentSize(table);
-            ulong? record = RecordLayout.Size(table.Name, relocations, size);
+            ulong? record = KernelTables.EntrySize(table.Name, relocations, size);
             if (record is null)
             {
                 Refuse($"{table.Name} has entries for the changed functions, but its entry size cannot be derived " +
@@ -259,7 +260,7 @@ internal sealed class LivepatchObjectBuilder
                 {
                     var resolved = Resolve(r, table);
                     if (resolved is not { } t) continue;
-                    if (table.Name == "__jump_table" && t.Target.External is { } key)
+                    if (kind.ExternalsResolvedAtLoad && t.Target.External is { } key)
                         _jumpKeys.Add(key);
                     piece.Relocations.Add((placed + (r.Offset - start), r.Type, t.Target, t.Addend));
                 }
@@ -277,7 +278,15 @@ internal sealed class LivepatchObjectBuilder
     private BuiltObject? Write(KernelSymbols symbols, string objectName, bool bind, KernelSymbols? kernel)
     {
         var bindings = Bind(symbols, objectName, kernel);
-        if (bindings is null) return null;
+        if (bindings is null || !CheckReferences(bindings)) return null;
+        return WriteObject(bindings, symbols, objectName, bind);
+    }
+
+    /// <summary>The policies on what the carried code references: a static key the loader resolves before klp binds
+    /// (PLP5008), a TOC-relative reference to the kernel (PLP5007), a section alignment the writer cannot keep
+    /// (PLP5009).</summary>
+    private bool CheckReferences(Dictionary<string, KernelBinding> bindings)
+    {
         foreach (var key in _jumpKeys)
             if (bindings.TryGetValue(key, out var b) && b.Klp)
                 _diagnostics.Add(Diagnostic.Create(DiagnosticCatalog.DiffCannotCarry, Image.Path,
@@ -295,8 +304,12 @@ internal sealed class LivepatchObjectBuilder
         foreach (var p in _pieces.Where(p => !RelocatableObjectWriter.IsValidAlignment(p.Source.Alignment)))
             _diagnostics.Add(Diagnostic.Create(DiagnosticCatalog.DiffObjectsDoNotMatch, Image.Path,
                 $"{p.Source.Name} asks for alignment {p.Source.Alignment}, which is not a power of two up to 64 KiB"));
-        if (_diagnostics.Any(d => d.Severity == Severity.Error)) return null;
+        return !_diagnostics.Any(d => d.Severity == Severity.Error);
+    }
 
+    private BuiltObject? WriteObject(Dictionary<string, KernelBinding> bindings, KernelSymbols symbols,
+        string objectName, bool bind)
+    {
         var writer = new RelocatableObjectWriter(Image.IsLittleEndian, Image.Flags);
         foreach (var p in _pieces)
         {
@@ -436,46 +449,4 @@ internal sealed class LivepatchObjectBuilder
         }
         return failed ? null : bindings;
     }
-}
-
-/// <summary>
-/// The entry size of a kernel table, from the table itself: the smallest size that divides the table and under
-/// which every entry has the same relocations at the same places (16- or 24-byte jump entries, 12-byte bug entries,
-/// 48-byte feature fixups — whatever the kernel that built the object used). Relocations alone cannot tell an 8-byte
-/// exception entry (insn, fixup) from two 4-byte ones, so an entry must also hold as many relocated fields as the
-/// table's entries always have: a wrong, smaller size would carry half an entry.
-/// </summary>
-public static class RecordLayout
-{
-    private static readonly Dictionary<string, int> FieldsPerEntry = new(StringComparer.Ordinal)
-    {
-        ["__ex_table"] = 2,       // insn, fixup
-        ["__jump_table"] = 3,     // code, target, key
-        ["__ftr_fixup"] = 4,      // start, end, alt_start, alt_end (after the mask and value)
-        ["__mmu_ftr_fixup"] = 4,
-        ["__fw_ftr_fixup"] = 4,
-    };
-
-    public static ulong? Size(string table, IReadOnlyList<ElfRela> relocations, ulong tableSize) =>
-        Size(relocations, tableSize, FieldsPerEntry.GetValueOrDefault(table, 1));
-
-    public static ulong? Size(IReadOnlyList<ElfRela> relocations, ulong tableSize, int fieldsPerEntry = 1)
-    {
-        if (relocations.Count == 0 || tableSize == 0) return null;
-        for (ulong size = 4; size <= tableSize; size += 4)
-        {
-            if (tableSize % size != 0) continue;
-            var first = Pattern(relocations, 0, size);
-            if (first.Count < fieldsPerEntry) continue;
-            bool same = true;
-            for (ulong start = size; start < tableSize && same; start += size)
-                same = Pattern(relocations, start, size).SequenceEqual(first);
-            if (same) return size;
-        }
-        return null;
-    }
-
-    private static List<(ulong, uint)> Pattern(IReadOnlyList<ElfRela> relocations, ulong start, ulong size) =>
-        relocations.Where(r => r.Offset >= start && r.Offset < start + size).Select(r => (r.Offset - start, r.Type))
-            .OrderBy(x => x.Item1).ToList();
 }

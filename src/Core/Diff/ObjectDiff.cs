@@ -56,149 +56,219 @@ public sealed record DiffResult(DiffReport Report, byte[]? Output);
 /// </summary>
 public static class ObjectDiff
 {
+    /// <summary>The diff as its passes, in order: each may refuse with its own codes; the object is built only when
+    /// none did.</summary>
     public static DiffResult Run(ElfImage original, ElfImage patched, DiffOptions options)
     {
-        var diagnostics = new List<Diagnostic>();
-        string path = patched.Path;
-        // The C line of a function's entry, from the patched object's line tables (when it was built with -g).
-        LineTable? lines = null;
-        ObjectInventory? after = null;
-        SourceLocation? SourceOf(string? function)
+        var diff = new DiffRun(original, patched, options);
+        if (!diff.CheckComparable()) return diff.Refused();
+        diff.Inventory();
+        diff.Compare();
+        diff.IncludeColdParts();
+        diff.CheckIncludedCode();
+        diff.CheckCorrelation();
+        diff.CheckSomethingChanged();
+        return diff.HasErrors ? diff.Refused() : diff.BuildObject();
+    }
+
+    /// <summary>One diff's state, passed from pass to pass.</summary>
+    private sealed class DiffRun(ElfImage original, ElfImage patched, DiffOptions options)
+    {
+        private readonly List<Diagnostic> _diagnostics = [];
+        private ObjectInventory _before = null!, _after = null!;
+        private SymbolCorrelation _correlation = null!;
+        private PatchAuthorRecords _records = null!;
+        private readonly List<ObjectEntity> _changed = [], _added = [], _addedData = [];
+        private readonly List<string> _lineOnly = [];
+        private HashSet<ObjectEntity> _included = [];
+        private LineTable? _lines;
+
+        public bool HasErrors => _diagnostics.Any(d => d.Severity == Severity.Error);
+
+        /// <summary>The C line of a function's entry, from the patched object's line tables (when it was built with
+        /// -g).</summary>
+        private SourceLocation? SourceOf(string? function)
         {
-            if (function is null || after is null || !after.ByName.TryGetValue(function, out var e)) return null;
-            lines ??= LineTable.ReadOrEmpty(patched, out _);
-            return lines.Lookup(e.Section.Index, e.Start);
+            if (function is null || _after is null || !_after.ByName.TryGetValue(function, out var e)) return null;
+            _lines ??= LineTable.ReadOrEmpty(patched, out _);
+            return _lines.Lookup(e.Section.Index, e.Start);
         }
-        void Refuse(string code, string message, string? function = null, string? fix = null,
+
+        private void Refuse(string code, string message, string? function = null, string? fix = null,
             string? datum = null) =>
-            diagnostics.Add(new Diagnostic(code, message, path, Function: function, Source: SourceOf(function),
-                Fix: fix) { Datum = datum });
+            _diagnostics.Add(new Diagnostic(code, message, patched.Path, Function: function,
+                Source: SourceOf(function), Fix: fix) { Datum = datum });
 
-        if (original.Abi != patched.Abi || original.IsLittleEndian != patched.IsLittleEndian)
-            Refuse(DiagnosticCatalog.DiffObjectsDoNotMatch,
-                $"the objects are for different ABIs ({AbiFacts.Name(original.Abi)} and {AbiFacts.Name(patched.Abi)})");
-        if (patched.Abi != PpcAbi.ElfV2)
-            Refuse(DiagnosticCatalog.DiffObjectsDoNotMatch,
-                "only ELFv2 (ppc64le) objects can be diffed so far: ELFv1 function descriptors (.opd) are not followed",
-                fix: "Build the livepatch for a ppc64le kernel, or write the module by hand with KlpSymbol items.");
-        if (diagnostics.Count > 0) return Refused(original, patched, diagnostics);
-
-        var before = new ObjectInventory(original);
-        after = new ObjectInventory(patched);
-        var correlation = new SymbolCorrelation(before, after);
-        var comparer = new EntityComparer(before, after, correlation);
-
-        var changed = new List<ObjectEntity>();
-        var added = new List<ObjectEntity>();
-        var addedData = new List<ObjectEntity>();
-        var lineOnly = new List<string>();
-        var records = PatchAuthorRecords.Read(after, (message, function) =>
-            Refuse(DiagnosticCatalog.DiffPatchAuthorRecord, message, function,
-                "Use the macros as kpatch-macros.h defines them: one callback of each kind per patched file."));
-        foreach (var e in after.Entities.Where(e => ReferenceEquals(after.ByName[e.Name], e)))
+        /// <summary>Objects of one ABI, and one the diff reads (ELFv2): PLP5009.</summary>
+        public bool CheckComparable()
         {
-            // The macros' records are read above; what they tell the diff to leave out is left out.
-            if (records.Records.Contains(e) || records.Ignores(e)) continue;
-            string? originalName = correlation.Original(e.Name);
-            if (originalName is null)
+            if (original.Abi != patched.Abi || original.IsLittleEndian != patched.IsLittleEndian)
+                Refuse(DiagnosticCatalog.DiffObjectsDoNotMatch, "the objects are for different ABIs " +
+                    $"({AbiFacts.Name(original.Abi)} and {AbiFacts.Name(patched.Abi)})");
+            if (patched.Abi != PpcAbi.ElfV2)
+                Refuse(DiagnosticCatalog.DiffObjectsDoNotMatch, "only ELFv2 (ppc64le) objects can be diffed so far: " +
+                        "ELFv1 function descriptors (.opd) are not followed",
+                    fix: "Build the livepatch for a ppc64le kernel, or write the module by hand with KlpSymbol items.");
+            return _diagnostics.Count == 0;
+        }
+
+        /// <summary>Inventory and correlation: each object's functions and data, the patched object's symbols matched
+        /// to the original's, and the patch author's records (kpatch-macros.h; PLP5010).</summary>
+        public void Inventory()
+        {
+            _before = new ObjectInventory(original);
+            _after = new ObjectInventory(patched);
+            _correlation = new SymbolCorrelation(_before, _after);
+            _records = PatchAuthorRecords.Read(_after, (message, function) =>
+                Refuse(DiagnosticCatalog.DiffPatchAuthorRecord, message, function,
+                    "Use the macros as kpatch-macros.h defines them: one callback of each kind per patched file."));
+        }
+
+        /// <summary>Compare: each entity of the patched object is the same, changed (a function to replace), new, or
+        /// only its line numbers moved; changed data (PLP5003) and new or changed init/exit code or data (PLP5002)
+        /// are refused.</summary>
+        public void Compare()
+        {
+            var comparer = new EntityComparer(_before, _after, _correlation);
+            foreach (var e in _after.Entities.Where(e => ReferenceEquals(_after.ByName[e.Name], e)))
             {
-                if (DataSections.IsInitOrExit(e.Section))
+                // The macros' records are read above; what they tell the diff to leave out is left out.
+                if (_records.Records.Contains(e) || _records.Ignores(e)) continue;
+                string? originalName = _correlation.Original(e.Name);
+                if (originalName is null)
+                {
+                    if (DataSections.IsInitOrExit(e.Section))
+                        Refuse(DiagnosticCatalog.DiffInitChanged,
+                            $"the patch adds {e.Name} to {e.Section.Name}: init code and initcalls run at boot, " +
+                                "never from a livepatch", function: e.IsFunction ? e.Name : null,
+                            fix: "Do the work from the patched functions instead, or from the livepatch module's own " +
+                                "init (a klp callback).");
+                    else (e.IsFunction ? _added : _addedData).Add(e);
+                    continue;
+                }
+                var o = _before.ByName[originalName];
+                switch (comparer.Compare(o, e))
+                {
+                    case Change.Same:
+                        break;
+                    case Change.LineNumbersOnly:
+                        _lineOnly.Add(e.Name);
+                        break;
+                    case Change.Changed when e.IsFunction:
+                        _changed.Add(e);
+                        break;
+                    case Change.Changed when DataSections.IsInitOrExit(o.Section):
+                        Refuse(DiagnosticCatalog.DiffInitChanged,
+                            $"{originalName} ({o.Section.Name}) changed: init and exit data is gone or never used " +
+                                "once the kernel runs, so a livepatch cannot change it", datum: originalName);
+                        break;
+                    case Change.Changed:
+                        Refuse(DiagnosticCatalog.DiffDataChanged,
+                            $"data object {originalName} ({o.Section.Name}) changed " +
+                                (o.Size != e.Size ? $"size ({o.Size} -> {e.Size} bytes)" : "its initial value") +
+                                ": a livepatch replaces functions, the kernel's copy of the data stays as it is",
+                            fix: "Keep the data as it was; hold new state in a shadow variable " +
+                                "(klp_shadow_get_or_alloc), or change the code that uses the data instead.",
+                            datum: originalName);
+                        break;
+                }
+            }
+        }
+
+        /// <summary>Include: the changed and new functions, each with its <c>.cold</c> part (the same function's cold
+        /// path, which jumps back into its parent) or its parent.</summary>
+        public void IncludeColdParts()
+        {
+            _included = _changed.Concat(_added).ToHashSet();
+            foreach (var f in _included.ToList())
+            {
+                foreach (var part in _after.Entities.Where(p => p.IsFunction && IsColdPartOf(p.Name, f.Name)))
+                    _included.Add(part);
+                if (ColdParent(f.Name) is { } parent && _after.ByName.TryGetValue(parent, out var p))
+                    _included.Add(p);
+            }
+        }
+
+        /// <summary>What a livepatch can replace: not init/exit code (PLP5002), only a function with an ftrace site
+        /// at its entry (PLP5004).</summary>
+        public void CheckIncludedCode()
+        {
+            foreach (var f in _included)
+            {
+                if (DataSections.IsInitOrExit(f.Section))
                     Refuse(DiagnosticCatalog.DiffInitChanged,
-                        $"the patch adds {e.Name} to {e.Section.Name}: init code and initcalls run at boot, never " +
-                            "from a livepatch", function: e.IsFunction ? e.Name : null,
-                        fix: "Do the work from the patched functions instead, or from the livepatch module's own " +
-                            "init (a klp callback).");
-                else (e.IsFunction ? added : addedData).Add(e);
-                continue;
-            }
-            var o = before.ByName[originalName];
-            switch (comparer.Compare(o, e))
-            {
-                case Change.Same:
-                    break;
-                case Change.LineNumbersOnly:
-                    lineOnly.Add(e.Name);
-                    break;
-                case Change.Changed when e.IsFunction:
-                    changed.Add(e);
-                    break;
-                case Change.Changed when DataSections.IsInitOrExit(o.Section):
-                    Refuse(DiagnosticCatalog.DiffInitChanged,
-                        $"{originalName} ({o.Section.Name}) changed: init and exit data is gone or never used " +
-                            "once the kernel runs, so a livepatch cannot change it", datum: originalName);
-                    break;
-                case Change.Changed:
-                    Refuse(DiagnosticCatalog.DiffDataChanged,
-                        $"data object {originalName} ({o.Section.Name}) changed " +
-                            (o.Size != e.Size ? $"size ({o.Size} -> {e.Size} bytes)" : "its initial value") +
-                            ": a livepatch replaces functions, the kernel's copy of the data stays as it is",
-                        fix: "Keep the data as it was; hold new state in a shadow variable " +
-                            "(klp_shadow_get_or_alloc), or change the code that uses the data instead.",
-                        datum: originalName);
-                    break;
+                        $"{f.Name} is in {f.Section.Name}: init and exit code runs before a livepatch can apply (or " +
+                            "is freed), so changing it has no effect", function: f.Name,
+                        fix: "Leave __init/__exit functions out of the patch; a fix that must run at boot needs a " +
+                            "reboot.");
+                else if (_correlation.Original(f.Name) is { } o && !HasFtraceSite(_before, _before.ByName[o]))
+                {
+                    if (CallsMcount(_before, _before.ByName[o]))
+                        Refuse(DiagnosticCatalog.DiffFunctionNotPatchable,
+                            $"{o} calls _mcount after its prologue, not at its entry: the object was built with " +
+                                "plain -pg (clang, which has no -mprofile-kernel, or gcc without it), and ppc64's " +
+                                "livepatch core redirects only -mprofile-kernel's entry call", function: f.Name,
+                            fix: "Build with gcc and the kernel's own flags (-mprofile-kernel), as the kernel the " +
+                                "livepatch is for was built.");
+                    else
+                        Refuse(DiagnosticCatalog.DiffFunctionNotPatchable,
+                            $"{o} has no ftrace call site (bl _mcount in its prologue): the livepatch core redirects " +
+                                "a function through ftrace, so this one cannot be replaced", function: f.Name,
+                            fix: "Remove notrace from the function, or patch its callers instead.");
+                }
             }
         }
 
-        // A .cold part is the same function's cold path: it jumps back into its parent, so the two go together.
-        var included = changed.Concat(added).ToHashSet();
-        foreach (var f in included.ToList())
+        /// <summary>Statics the correlation could not tell apart are not guessed (PLP5005).</summary>
+        public void CheckCorrelation()
         {
-            foreach (var part in after.Entities.Where(p => p.IsFunction && IsColdPartOf(p.Name, f.Name)))
-                included.Add(part);
-            if (ColdParent(f.Name) is { } parent && after.ByName.TryGetValue(parent, out var p)) included.Add(p);
+            foreach (var name in _correlation.Ambiguous)
+                Refuse(DiagnosticCatalog.DiffSymbolAmbiguous,
+                    $"{name} could be any of several statics of the original with the same name, used by the same " +
+                        "functions; it is not guessed");
         }
-        foreach (var f in included)
+
+        /// <summary>A patch that changes no function is said (PLP5001), with the line-number-only changes.</summary>
+        public void CheckSomethingChanged()
         {
-            if (DataSections.IsInitOrExit(f.Section))
-                Refuse(DiagnosticCatalog.DiffInitChanged,
-                    $"{f.Name} is in {f.Section.Name}: init and exit code runs before a livepatch can apply (or is " +
-                        "freed), so changing it has no effect", function: f.Name,
-                    fix: "Leave __init/__exit functions out of the patch; a fix that must run at boot needs a reboot.");
-            else if (correlation.Original(f.Name) is { } o && !HasFtraceSite(before, before.ByName[o]))
-            {
-                if (CallsMcount(before, before.ByName[o]))
-                    Refuse(DiagnosticCatalog.DiffFunctionNotPatchable,
-                        $"{o} calls _mcount after its prologue, not at its entry: the object was built with plain " +
-                            "-pg (clang, which has no -mprofile-kernel, or gcc without it), and ppc64's livepatch " +
-                            "core redirects only -mprofile-kernel's entry call", function: f.Name,
-                        fix: "Build with gcc and the kernel's own flags (-mprofile-kernel), as the kernel the " +
-                            "livepatch is for was built.");
-                else
-                    Refuse(DiagnosticCatalog.DiffFunctionNotPatchable,
-                        $"{o} has no ftrace call site (bl _mcount in its prologue): the livepatch core redirects a " +
-                            "function through ftrace, so this one cannot be replaced", function: f.Name,
-                        fix: "Remove notrace from the function, or patch its callers instead.");
-            }
+            if (_changed.Count == 0 && _added.Count == 0 && _addedData.Count == 0 && _diagnostics.Count == 0)
+                Refuse(DiagnosticCatalog.DiffNoFunctionChanged,
+                    "no function changed" + (_lineOnly.Count > 0
+                        ? " (only line numbers passed to might_sleep() and the like: " +
+                            $"{string.Join(", ", _lineOnly)})"
+                        : ""),
+                    fix: "Check that the patch applies to this file and that both objects were built from it.");
         }
-        foreach (var name in correlation.Ambiguous)
-            Refuse(DiagnosticCatalog.DiffSymbolAmbiguous,
-                $"{name} could be any of several statics of the original with the same name, used by the same " +
-                    "functions; it is not guessed");
 
-        if (changed.Count == 0 && added.Count == 0 && addedData.Count == 0 && diagnostics.Count == 0)
-            Refuse(DiagnosticCatalog.DiffNoFunctionChanged,
-                "no function changed" + (lineOnly.Count > 0
-                    ? $" (only line numbers passed to might_sleep() and the like: {string.Join(", ", lineOnly)})"
-                    : ""),
-                fix: "Check that the patch applies to this file and that both objects were built from it.");
-        if (diagnostics.Any(d => d.Severity == Severity.Error)) return Refused(original, patched, diagnostics);
+        /// <summary>Bind and write (<see cref="LivepatchObjectBuilder"/>: carried table entries, bindings, PLP5006-
+        /// PLP5008), then the sibling calls the result would make (PLP3001/PLP3002 as errors).</summary>
+        public DiffResult BuildObject()
+        {
+            var symbols = options.Symbols
+                ?? KernelSymbols.FromElf(original, original.Path, wholeKernel: false, addressOrder: false);
+            var callbacks = _records.Callbacks.OrderBy(c => Array.IndexOf(KlpCallback.Kinds, c.Key))
+                .Select(c => (Entity: c.Value, Callback: new KlpCallback(c.Key, options.ObjectName,
+                    KlpCallback.SymbolFor(c.Key, options.ObjectName)))).ToList();
+            var contents = new LivepatchContents(_before, _after, _correlation,
+                _included.OrderBy(e => e.Symbol.Index).ToList(), _addedData, _changed,
+                callbacks.ToDictionary(c => c.Entity, c => c.Callback.Symbol));
+            var build = LivepatchObjectBuilder.Build(contents, new KernelBinder(symbols, options.ObjectName,
+                options.Bind, options.Kernel), _diagnostics);
+            if (build is not null) _diagnostics.AddRange(SiblingCalls(build.Bytes, patched.Path));
+            var sources = new Dictionary<string, SourceLocation>(StringComparer.Ordinal);
+            foreach (var f in _changed.Concat(_added))
+                if (SourceOf(f.Name) is { } source) sources[f.Name] = source;
+            var report = new DiffReport(original.Path, patched.Path, Names(_changed), Names(_added),
+                Names(_addedData), _lineOnly, build?.Bindings ?? [], _diagnostics)
+            {
+                Sources = sources, Replacements = build?.Replacements ?? [],
+                Callbacks = build is null ? [] : callbacks.Select(c => c.Callback).ToList(),
+            };
+            return new DiffResult(report, report.Succeeded ? build?.Bytes : null);
+        }
 
-        var symbols = options.Symbols
-            ?? KernelSymbols.FromElf(original, original.Path, wholeKernel: false, addressOrder: false);
-        var callbacks = records.Callbacks.OrderBy(c => Array.IndexOf(KlpCallback.Kinds, c.Key))
-            .Select(c => (Entity: c.Value, Callback: new KlpCallback(c.Key, options.ObjectName,
-                KlpCallback.SymbolFor(c.Key, options.ObjectName)))).ToList();
-        var build = LivepatchObjectBuilder.Build(before, after, correlation, included.OrderBy(e => e.Symbol.Index)
-            .ToList(), addedData, changed, symbols, options.ObjectName, options.Bind, diagnostics, options.Kernel,
-            callbacks.ToDictionary(c => c.Entity, c => c.Callback.Symbol));
-        if (build is not null) diagnostics.AddRange(SiblingCalls(build.Bytes, patched.Path));
-        var sources = new Dictionary<string, SourceLocation>(StringComparer.Ordinal);
-        foreach (var f in changed.Concat(added))
-            if (SourceOf(f.Name) is { } source) sources[f.Name] = source;
-        var report = new DiffReport(original.Path, patched.Path, Names(changed), Names(added), Names(addedData),
-            lineOnly, build?.Bindings ?? [], diagnostics) { Sources = sources, Replacements = build?.Replacements
-                ?? [], Callbacks = build is null ? [] : callbacks.Select(c => c.Callback).ToList() };
-        return new DiffResult(report, report.Succeeded ? build?.Bytes : null);
+        public DiffResult Refused() =>
+            new(new DiffReport(original.Path, patched.Path, [], [], [], [], [], _diagnostics), null);
     }
 
     /// <summary>A tail call from included code to the kernel leaves the caller with the module's r2 (PLP3001): in a
@@ -211,9 +281,6 @@ public static class ObjectDiff
                 or DiagnosticCatalog.SiblingCallFromLocallyCalledFunction)
             .Select(d => d.Promoted() with { ObjectPath = path });
     }
-
-    private static DiffResult Refused(ElfImage original, ElfImage patched, List<Diagnostic> diagnostics) =>
-        new(new DiffReport(original.Path, patched.Path, [], [], [], [], [], diagnostics), null);
 
     private static List<string> Names(IEnumerable<ObjectEntity> e) => e.Select(x => x.Name).ToList();
 

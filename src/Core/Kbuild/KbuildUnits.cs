@@ -59,14 +59,16 @@ public sealed record KbuildUnit(string Object, string Command, string Source,
         && name.EndsWith('"') && name["-DKBUILD_MODNAME=\"".Length..^1] is { Length: > 0 } module
         && module.All(c => char.IsAsciiLetterOrDigit(c) || c == '_') ? module : null;
 
-    /// <summary>The directories of the compile's <c>-I</c> options, in order (<c>-I DIR</c> and <c>-IDIR</c>).</summary>
+    /// <summary>The directories of the compile's <c>-I</c> options, in order (<c>-I DIR</c> and
+    /// <c>-IDIR</c>).</summary>
     private IEnumerable<string> IncludeDirectories()
     {
         var args = Arguments ?? [];
         for (int i = 1; i < args.Count; i++)
         {
             if (args[i] == "-I" && i + 1 < args.Count) yield return args[++i];
-            else if (args[i].StartsWith("-I", StringComparison.Ordinal) && args[i].Length > 2) yield return args[i][2..];
+            else if (args[i].StartsWith("-I", StringComparison.Ordinal) && args[i].Length > 2)
+                yield return args[i][2..];
         }
     }
 

@@ -5,10 +5,11 @@ namespace PpcLivepatch.Kbuild;
 /// <summary>
 /// The words of a command kbuild recorded for <c>sh -c</c> (<c>cmd_X.o := …</c>), read as POSIX sh reads them —
 /// blanks separate words; single quotes keep everything; double quotes keep everything but <c>\</c> before
-/// <c>$ ` " \</c>; a backslash outside quotes keeps the next character — up to the first unquoted <c>;</c>, <c>&amp;&amp;</c>
-/// or <c>||</c>: the compile is the first command, what follows (objtool, recordmcount) is kbuild's own. So the
-/// compile runs as an argument vector, never through a shell that would read a path's blanks or quotes. Expansions
-/// (<c>$</c>, backquotes), redirections, pipes and subshells are not read: a record using them yields null.
+/// <c>$ ` " \</c>; a backslash outside quotes keeps the next character — up to the first unquoted <c>;</c>,
+/// <c>&amp;&amp;</c> or <c>||</c>: the compile is the first command, what follows (objtool, recordmcount) is
+/// kbuild's own. So the compile runs as an argument vector, never through a shell that would read a path's blanks or
+/// quotes. Expansions (<c>$</c>, backquotes), redirections, pipes and subshells are not read: a record using them
+/// yields null.
 /// </summary>
 public static class ShellWords
 {

@@ -55,11 +55,11 @@ public sealed record KernelPatchManifest(string Registration, IReadOnlyList<stri
                 error = $"it is not a version {Version} kernel-patch manifest";
                 return null;
             }
-            var objects = root.GetProperty("objects").EnumerateArray().Select(o => o.GetString()!).ToList();
-            var symbols = root.GetProperty("klpSymbols").EnumerateArray().Select(s => new KernelBinding(
-                s.GetProperty("name").GetString()!, Klp: true, s.GetProperty("object").GetString()!,
-                s.GetProperty("position").GetUInt64())).ToList();
-            return new KernelPatchManifest(root.GetProperty("registration").GetString()!, objects, symbols);
+            var objects = Field(root, "objects").EnumerateArray().Select(o => o.GetString()!).ToList();
+            var symbols = Field(root, "klpSymbols").EnumerateArray().Select(s => new KernelBinding(
+                Field(s, "name").GetString()!, Klp: true, Field(s, "object").GetString()!,
+                Field(s, "position").GetUInt64())).ToList();
+            return new KernelPatchManifest(Field(root, "registration").GetString()!, objects, symbols);
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException
             or FormatException or ArgumentNullException)
@@ -69,4 +69,7 @@ public sealed record KernelPatchManifest(string Registration, IReadOnlyList<stri
         }
     }
 
+    private static JsonElement Field(JsonElement e, string name) =>
+        e.ValueKind == JsonValueKind.Object && e.TryGetProperty(name, out var value) ? value
+            : throw new FormatException($"it has no \"{name}\"");
 }

@@ -26,7 +26,8 @@ internal sealed partial class UnitCompiler(string buildTree, string sourceTree, 
         // -g: the line tables place the diff's findings on the .patch's lines.
         var arguments = new List<string>(unit.LivepatchCompileArguments(copy, output, sourceTree, buildTree,
             debugInfo: true, firstIncludes: firstIncludes)!);
-        if (patched && !string.IsNullOrEmpty(includeDirectory)) arguments.Add("-I" + Path.GetFullPath(includeDirectory));
+        if (patched && !string.IsNullOrEmpty(includeDirectory))
+            arguments.Add("-I" + Path.GetFullPath(includeDirectory));
         string recordmcount = Path.Combine(buildTree, "scripts", "recordmcount");
         string stamp = output + ".key";
         string key = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(string.Join('\0', arguments) + "\n" +
