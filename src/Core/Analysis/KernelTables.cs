@@ -13,6 +13,10 @@ public enum TableEntries
     /// <summary>A table the diff does not know how to cut: a change that has entries in it is refused
     /// (PLP5008).</summary>
     Refused,
+    /// <summary>Not a table of records: its slots go with the code that loads them (a carried function's slots are
+    /// carried one by one), and a slot of code that stays in the kernel stays with it, even when it holds a changed
+    /// function's address.</summary>
+    Slots,
 }
 
 /// <summary>How a table's section is named by the kernel.</summary>
@@ -130,6 +134,10 @@ public static class KernelTables
         OneWordFixup("__entry_flush_fixup", "L1D flushes at kernel entry"),
         OneWordFixup("__uaccess_flush_fixup", "L1D flushes after user accesses"),
         OneWordFixup("__scv_entry_flush_fixup", "L1D flushes at scv entry"),
+        new(".toc", "the TOC's address slots (-mcmodel=large: every address the code loads)")
+        {
+            Entries = TableEntries.Slots,
+        },
         new(".discard", "what the kernel's linker script throws away")
         {
             Match = TableName.Prefix, Entries = TableEntries.Discarded,

@@ -239,7 +239,7 @@ internal sealed class LivepatchObjectBuilder
                     "that table's entries");
                 continue;
             }
-            if (kind.Entries == TableEntries.Discarded) continue;
+            if (kind.Entries is TableEntries.Discarded or TableEntries.Slots) continue;
             ulong size = Image.ContentSize(table);
             ulong? record = KernelTables.EntrySize(table.Name, relocations, size);
             if (record is null)
