@@ -25,7 +25,7 @@ public static class CliApp
                                     [--vmlinux FILE] [--unbound] [--registration FILE.c] [--format text|json|sarif]
                ppc-livepatch cc     [--nop-after NAME]... [--all-local] [--only-under DIR] -- COMPILER ARGS...
                ppc-livepatch kernel-patch FIX.patch... --kernel-dir DIR [-o OUT.ko] [--name MODULE]
-                                    [--kernel-source DIR] [--work-dir DIR] [--cross-compile PREFIX]
+                                    [--kernel-source DIR] [--work-dir DIR] [--cross-compile PREFIX] [--strip N]
 
         verify  checks ppc64 relocatable objects (.o, .ko) the way Linux's module loader will: every call through a
                 module stub (R_PPC64_REL24 to an undefined or livepatch symbol) must be followed by a nop.
@@ -83,6 +83,8 @@ public static class CliApp
           --work-dir DIR           the copies, compiles and kbuild directory (default .ppc-livepatch/MODULE); the
                                    original's compile is kept there and reused
           --cross-compile PREFIX   kbuild's CROSS_COMPILE (default powerpc64le-linux-gnu-)
+          --strip N                leading path components to strip from the patches' file names, as patch -pN
+                                   (default 1: git's a/ and b/, diff -Nupr's src.orig/ and src/)
 
         exit status: 0 accepted, 1 rejected (something stays unfixed), 2 bad usage, unreadable input
             or unwritable output

@@ -23,8 +23,10 @@ internal static class KernelPatchCommand
     {
         string? kernelDir = null, kernelSource = null, output = null, name = null, work = null;
         string cross = DefaultCrossCompile;
+        int strip = 1;
         var patches = new List<string>();
-        string[] valued = ["--kernel-dir", "--kernel-source", "-o", "--name", "--work-dir", "--cross-compile"];
+        string[] valued = ["--kernel-dir", "--kernel-source", "-o", "--name", "--work-dir", "--cross-compile",
+            "--strip"];
         for (int i = 0; i < args.Length; i++)
         {
             var (a, inline) = CliApp.SplitInline(args[i]);
@@ -37,6 +39,12 @@ internal static class KernelPatchCommand
                 case "--name": name = Value() ?? ""; break;
                 case "--work-dir": work = Value() ?? ""; break;
                 case "--cross-compile": cross = Value() ?? ""; break;
+                case "--strip":
+                    if (!int.TryParse(Value(), System.Globalization.NumberStyles.None,
+                            System.Globalization.CultureInfo.InvariantCulture, out strip))
+                        return CliApp.UsageError(stderr, "--strip needs a number of leading path components (as " +
+                            "patch -pN)");
+                    break;
                 case "--":
                     patches.AddRange(args[(i + 1)..]);
                     i = args.Length;
@@ -61,7 +69,8 @@ internal static class KernelPatchCommand
         work = Path.GetFullPath(string.IsNullOrEmpty(work) ? Path.Combine(".ppc-livepatch", name) : work);
 
         var log = new TerminalLog(stdout);
-        var job = new KernelPatchJob(patches.Select(Path.GetFullPath).ToList(), kernelDir,
+        var job = new KernelPatchJob(patches.Select(p => new KernelPatchFile(Path.GetFullPath(p), strip)).ToList(),
+            kernelDir,
             Path.Combine(work, "kernelpatch") + "/")
         {
             KernelSource = kernelSource, IncludeDirectory = HeadersDirectory(),

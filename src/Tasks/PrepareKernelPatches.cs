@@ -27,8 +27,24 @@ public sealed class PrepareKernelPatches : PpcLivepatchTask, IKernelPatchLog
 
     protected override bool ExecuteCore()
     {
-        var job = new KernelPatchJob(Patches.Select(p => p.GetMetadata("FullPath")).ToList(), KernelDirectory,
-            WorkDirectory)
+        var patches = new List<KernelPatchFile>();
+        foreach (var item in Patches)
+        {
+            string strip = item.GetMetadata("Strip");
+            if (!int.TryParse(string.IsNullOrEmpty(strip) ? "1" : strip, System.Globalization.NumberStyles.None,
+                    System.Globalization.CultureInfo.InvariantCulture, out int n))
+            {
+                var (file, line) = ProjectItemLocation.Of(item, "KernelPatch",
+                    BuildEngine?.ProjectFileOfTaskNode ?? "");
+                DiagnosticLogging.Log(Log, DiagnosticCatalog.UsageError, HelpLinkBase, file, line, 0,
+                    $"KernelPatch '{item.ItemSpec}' has Strip '{strip}': the number of leading path components to " +
+                        "strip, as patch -pN (0, or 1 for git's a/ and b/)");
+                continue;
+            }
+            patches.Add(new KernelPatchFile(item.GetMetadata("FullPath"), n));
+        }
+        if (Log.HasLoggedErrors) return false;
+        var job = new KernelPatchJob(patches, KernelDirectory, WorkDirectory)
         {
             KernelSource = string.IsNullOrEmpty(KernelSource) ? null : KernelSource,
             IncludeDirectory = string.IsNullOrEmpty(IncludeDirectory) ? null : IncludeDirectory,

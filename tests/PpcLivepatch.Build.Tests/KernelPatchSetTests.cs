@@ -50,6 +50,7 @@ public sealed partial class KernelOracleTests
         ("binfmt-misc-status", "lp_binfmt_misc"),
         ("uname-syscall", "lp_uname"),
         ("fdinfo-header", "lp_fdinfo_header"),
+        ("meminfo-kpatch-form", "lp_meminfo_kpatch"),
     ];
 
     /// <summary>Where PrepareKernelPatches works: the copies, both objects and the diff of each unit.</summary>
@@ -114,6 +115,7 @@ public sealed partial class KernelOracleTests
             grep -q binfmt_misc /proc/mounts || { mkdir -p /bm; mount -t binfmt_misc none /bm 2>/dev/null; }
             echo "binfmt: $(cat /bm/status 2>/dev/null)"
             sed 's/^/fdinfo: /' /proc/self/fdinfo/0
+            head -n 1 /proc/meminfo | sed 's/^/meminfo: /'
             """);
         var boot = BootWith(new Dictionary<string, string> { ["PPCLP_ORACLE_PROBE"] = probe,
             ["PPCLP_ORACLE_UNLOAD"] = "1" }, Path.Combine(kernel, "vmlinux"), [.. modules]);
@@ -342,6 +344,38 @@ public sealed partial class KernelOracleTests
         Assert.AreEqual(1, refused.ExitCode, refused.Output);
         StringAssert.Contains(refused.Output, $"fix.patch({plusLine}): error PLP5003: data object linux_proc_banner");
         Assert.IsFalse(File.Exists(Path.Combine(dir, "livepatch_fix.ko")), refused.Output);
+    }
+
+    /// <summary>A patch in kpatch's own form (<c>diff -Nupr src.orig/… src/…</c>, which kpatch-build applies with
+    /// patch -p1) builds, loads and shows its effect; it was PLP0021 ("src/fs/proc/meminfo.c is not built") and
+    /// PLP5001 before.</summary>
+    [TestMethod]
+    public void KernelPatchInKpatchsFormIsReadAsPatchP1ReadsIt()
+    {
+        var run = s_patchSet.Value;
+        var build = run.Built("meminfo-kpatch-form");
+        StringAssert.Contains(build.Result.Output, "fs/proc/meminfo.c: meminfo_proc_show changed");
+        run.LoadedEnabledDisabledUnloaded("lp_meminfo_kpatch");
+        var (loaded, unloaded) = run.Probe("lp_meminfo_kpatch");
+        Assert.IsTrue(loaded.Any(l => Regex.IsMatch(l, @"^meminfo: MemTotal\[lp\]: +\d+ kB$")), run.Boot.Log);
+        Assert.IsTrue(unloaded.Any(l => Regex.IsMatch(l, @"^meminfo: MemTotal: +\d+ kB$")), run.Boot.Log);
+    }
+
+    /// <summary>
+    /// The loadavg change that loaded, enabled and did nothing (the kernel attached it to the ftrace site of the weak
+    /// arch_report_meminfo the linker kept after loadavg_proc_show): refused at its line, no module.
+    /// </summary>
+    [TestMethod]
+    public void KernelPatchTheKernelWouldAttachToDeadCodeIsRefused()
+    {
+        string text = KernelPatchText("loadavg-format");
+        var build = BuildKernelPatch("loadavg-format", text, "lp_loadavg", out string dir);
+        Assert.AreNotEqual(0, build.ExitCode, build.Output);
+        int plusLine = Array.FindIndex(text.Split('\n'), l => l.StartsWith('+') && !l.StartsWith("+++")) + 1;
+        StringAssert.Contains(build.Output, $"loadavg-format.patch({plusLine}): ppc-livepatch error PLP5011: " +
+            "loadavg_proc_show's ftrace_location() range in vmlinux");
+        StringAssert.Contains(build.Output, "holds 2 ftrace site(s)");
+        Assert.IsFalse(File.Exists(Path.Combine(dir, "bin", "Debug", "lp_loadavg.ko")));
     }
 
     [TestMethod]

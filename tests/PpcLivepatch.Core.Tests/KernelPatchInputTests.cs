@@ -231,4 +231,55 @@ public sealed class KernelPatchInputTests
         Assert.IsNull(KernelPatchManifest.Read("{\"version\":1}"u8.ToArray(), out error));
         StringAssert.Contains(error, "objects");
     }
+
+    /// <summary>
+    /// loadavg_proc_show (0x11c bytes) is followed in the oracle's vmlinux by code no symbol names — the weak
+    /// arch_report_meminfo the linker kept — with a bl _mcount of its own: its ftrace_location() range holds two
+    /// sites, and the kernel attached a livepatch to the dead one (it loaded and did nothing). That is refused;
+    /// cmdline_proc_show's range holds only its own site.
+    /// </summary>
+    [TestMethod]
+    public void AFunctionWhoseFtraceRangeHoldsOtherCodesSiteIsRefused()
+    {
+        var sites = VmlinuxFtraceSites.Load(Path.Combine(KernelOracle.KlpBuildTree(), "vmlinux"), out string? why);
+        Assert.IsNotNull(sites, why);
+        var at = new SourceLocation("fs/proc/loadavg.c", 15, 0);
+        var d = sites.Check("loadavg_proc_show", 0, "loadavg.o", at);
+        Assert.IsNotNull(d);
+        Assert.AreEqual(DiagnosticCatalog.DiffFtraceSiteNotOwn, d.Code);
+        Assert.AreEqual(Severity.Error, d.Severity);
+        StringAssert.Contains(d.Message, "holds 2 ftrace site(s): +0xc, +0x124: past its end (0x11c bytes)");
+        Assert.AreEqual(at, d.Source);
+        Assert.IsNull(sites.Check("cmdline_proc_show", 0, "cmdline.o", null));
+        Assert.IsNull(sites.Check("no_such_function", 0, "x.o", null));
+        // A System.map has no records: nothing to check, and said so.
+        Assert.IsNull(VmlinuxFtraceSites.Load(Path.Combine(KernelOracle.KlpBuildTree(), "System.map"), out why));
+        StringAssert.Contains(why, "not a 64-bit ELF file");
+    }
+
+    [TestMethod]
+    [DataRow("--- src.orig/fs/proc/cmdline.c\n+++ src/fs/proc/cmdline.c\n", 1, "fs/proc/cmdline.c")]
+    [DataRow("--- a/fs/proc/cmdline.c\n+++ b/fs/proc/cmdline.c\n", 1, "fs/proc/cmdline.c")]
+    [DataRow("--- fs/proc/cmdline.c\n+++ fs/proc/cmdline.c\n", 0, "fs/proc/cmdline.c")]
+    [DataRow("--- linux-6.1/fs/proc/cmdline.c.orig\n+++ /home/me/linux-6.1/fs/proc/cmdline.c\n", 4,
+        "fs/proc/cmdline.c")]
+    public void FileNamesAreReadAsPatchStripsThem(string headers, int strip, string path)
+    {
+        var files = UnifiedPatch.Parse("fix.patch", headers + "@@ -1 +1 @@\n-a\n+b\n", out var error, strip);
+        Assert.IsNotNull(files, error?.Message);
+        Assert.AreEqual(path, files.Single().Path);
+    }
+
+    [TestMethod]
+    [DataRow("diff --git a/x.c b/y.c\nsimilarity index 90%\nrename from x.c\nrename to y.c\n", 3, "rename from x.c")]
+    [DataRow("diff --git a/logo.png b/logo.png\nGIT binary patch\nliteral 5\n", 2, "GIT binary patch")]
+    [DataRow("Binary files a/logo.png and b/logo.png differ\n", 1, "Binary files")]
+    [DataRow("--- a\n+++ b\n@@ -1 +1 @@\n-a\n+b\n", 1, "'b' has fewer than 2 path components")]
+    public void WhatPatchCannotApplyAsTextIsCoded(string text, int line, string message)
+    {
+        Assert.IsNull(UnifiedPatch.Parse("fix.patch", text, out var error));
+        Assert.AreEqual(DiagnosticCatalog.PatchDoesNotApply, error!.Code);
+        Assert.AreEqual(line, error.Source!.Line);
+        StringAssert.Contains(error.Message, message);
+    }
 }

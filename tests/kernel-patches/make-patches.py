@@ -7,9 +7,10 @@ S = os.path.realpath(os.path.join(os.environ.get('PPCLP_KERNEL_CACHE',
     os.path.expanduser('~/.cache/ppclivepatch-kernel-oracle')), 'klp-6.1.0-50', 'build', 'source'))
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-def mk(name, path, edits, into=HERE):
+def mk(name, path, edits, into=HERE, kpatch=False):
     """edits: (old, new) pairs applied once each, in order, to the pristine file -> INTO/NAME.patch (diff -u, no
-    dates)."""
+    dates). kpatch: in the form kpatch's own patches have (diff -Nupr src.orig/PATH src/PATH), which patch -p1 and
+    kpatch-build read."""
     a = open(os.path.join(S, path)).read()
     b = a
     for old, new in edits:
@@ -22,6 +23,8 @@ def mk(name, path, edits, into=HERE):
         out = subprocess.run(['diff', '-u', 'a/' + path, 'b/' + path], cwd=t, capture_output=True, text=True).stdout
     lines = out.split('\n')
     lines[0], lines[1] = '--- a/' + path, '+++ b/' + path
+    if kpatch:
+        lines = [f'diff -Nupr src.orig/{path} src/{path}', '--- src.orig/' + path, '+++ src/' + path] + lines[2:]
     open(os.path.join(into, name + '.patch'), 'w').write('\n'.join(lines))
 
 # A static local: its value outlives each call, in the livepatch module's own data.
@@ -99,3 +102,13 @@ os.remove(os.path.join(HERE, 'fdinfo-header.c-part.patch'))
 # Refused: the kernel's data changes (PLP5003) — the banner is read by the unchanged version_proc_show.
 mk('banner-data', 'init/version.c', [
     ('\t"%s version %s"\n', '\t"%s version %s [livepatched]"\n')])
+
+# In kpatch's own patch form (src.orig/ and src/, read as patch -p1 reads it): /proc/meminfo's first label.
+mk('meminfo-kpatch-form', 'fs/proc/meminfo.c', [
+    ('show_val_kb(m, "MemTotal:       ", i.totalram);', 'show_val_kb(m, "MemTotal[lp]:   ", i.totalram);')],
+   kpatch=True)
+
+# Refused (PLP5011): loadavg_proc_show's kallsyms range also holds the ftrace site of code the linker kept after it
+# without a symbol (the weak arch_report_meminfo), where the kernel could attach the patch and never run it.
+mk('loadavg-format', 'fs/proc/loadavg.c', [
+    ('"%lu.%02lu %lu.%02lu %lu.%02lu %u/%d %d\\n"', '"%lu.%02lu %lu.%02lu %lu.%02lu %u/%d %d [livepatched]\\n"')])

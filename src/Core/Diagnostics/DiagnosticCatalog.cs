@@ -89,6 +89,7 @@ public static class DiagnosticCatalog
     public const string DiffCannotCarry = "PLP5008";
     public const string DiffObjectsDoNotMatch = "PLP5009";
     public const string DiffPatchAuthorRecord = "PLP5010";
+    public const string DiffFtraceSiteNotOwn = "PLP5011";
 
     /// <summary>
     /// Base of help links: an absolute URI ending in '/', the same in SARIF, JSON and MSBuild events. By default the
@@ -202,6 +203,8 @@ public static class DiagnosticCatalog
         new(DiffCannotCarry, Severity.Error, "Something the changed code needs cannot be carried into the livepatch"),
         new(DiffObjectsDoNotMatch, Severity.Error, "The two objects cannot be diffed"),
         new(DiffPatchAuthorRecord, Severity.Error, "A patch-author macro (kpatch-macros.h) cannot be honoured"),
+        new(DiffFtraceSiteNotOwn, Severity.Error,
+            "The kernel could attach the livepatch to another function's ftrace site"),
     }.ToDictionary(d => d.Code);
 
     public static IReadOnlyCollection<DiagnosticDescriptor> All => Descriptors.Values;

@@ -12,11 +12,26 @@ namespace PpcLivepatch.Elf;
 /// </summary>
 public static class ElfSymbolTable
 {
-    public readonly record struct Entry(int NameStart, int NameLength, ulong Value, byte Info, ushort Section);
+    public readonly record struct Entry(int NameStart, int NameLength, ulong Value, byte Info, ushort Section)
+    {
+        public ulong Size { get; init; }
+    }
+
+    /// <summary>A section header as a linked image needs it: where it is loaded and where its bytes are.</summary>
+    public readonly record struct Section(uint Type, ulong Flags, ulong Address, ulong Offset, ulong Size);
+
+    /// <summary>The sections, symbols and byte order of an ELF64 file.</summary>
+    public sealed record Contents(bool IsLittleEndian, IReadOnlyList<Section> Sections, List<Entry> Entries,
+        byte[] Names);
 
     /// <returns>The entries and the string table their names point into; null with <paramref name="problem"/> when
     /// the file is no ELF64 file with a symbol table.</returns>
-    public static (List<Entry> Entries, byte[] Names)? Read(SafeFileHandle file, out string? problem)
+    public static (List<Entry> Entries, byte[] Names)? Read(SafeFileHandle file, out string? problem) =>
+        ReadAll(file, out problem) is { } c ? (c.Entries, c.Names) : null;
+
+    /// <summary>The symbol table with the section headers and byte order (to read a linked image's data by
+    /// address).</summary>
+    public static Contents? ReadAll(SafeFileHandle file, out string? problem)
     {
         problem = null;
         long fileLength = RandomAccess.GetLength(file);
@@ -45,7 +60,7 @@ public static class ElfSymbolTable
         }
         var headers = new byte[shnum * Elf64SectionHeaderSize];
         RandomAccess.Read(file, headers, (long)shoff);
-        byte[]? Contents(int index)
+        byte[]? Bytes(int index)
         {
             var h = headers.AsSpan(index * Elf64SectionHeaderSize, Elf64SectionHeaderSize);
             ulong o = U64(h, 24), s = U64(h, 32);
@@ -57,8 +72,8 @@ public static class ElfSymbolTable
         {
             if (U32(headers, i * Elf64SectionHeaderSize + 4) != ShtSymtab) continue;
             uint link = U32(headers, i * Elf64SectionHeaderSize + 40);
-            var symbols = Contents(i);
-            var strings = link < shnum ? Contents((int)link) : null;
+            var symbols = Bytes(i);
+            var strings = link < shnum ? Bytes((int)link) : null;
             if (symbols is null || strings is null)
             {
                 problem = "the symbol table or its string table lies outside the file";
@@ -75,9 +90,15 @@ public static class ElfSymbolTable
                 }
                 int end = strings.AsSpan((int)name).IndexOf((byte)0);
                 result.Add(new Entry((int)name, end < 0 ? strings.Length - (int)name : end, U64(symbols, at + 8),
-                    symbols[at + 4], U16(symbols, at + 6)));
+                    symbols[at + 4], U16(symbols, at + 6)) { Size = U64(symbols, at + 16) });
             }
-            return (result, strings);
+            var sections = new Section[shnum];
+            for (int k = 0; k < shnum; k++)
+            {
+                var h = headers.AsSpan(k * Elf64SectionHeaderSize, Elf64SectionHeaderSize);
+                sections[k] = new Section(U32(h, 4), U64(h, 8), U64(h, 16), U64(h, 24), U64(h, 32));
+            }
+            return new Contents(le, sections, result, strings);
         }
         problem = "it has no symbol table (a stripped file)";
         return null;

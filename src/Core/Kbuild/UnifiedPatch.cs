@@ -27,8 +27,8 @@ public sealed record PatchHunk(int OldStart, IReadOnlyList<string> OldLines, IRe
     }
 }
 
-/// <summary>The hunks of one file in a unified diff, by its path relative to the tree (<c>a/</c>, <c>b/</c>
-/// stripped).</summary>
+/// <summary>The hunks of one file in a unified diff, by its path relative to the tree (its first components stripped
+/// as <c>patch -pN</c> strips them).</summary>
 public sealed record FilePatch(string Path, IReadOnlyList<PatchHunk> Hunks, int PatchLine);
 
 /// <summary>
@@ -41,18 +41,39 @@ public static partial class UnifiedPatch
     [GeneratedRegex(@"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")]
     private static partial Regex HunkHeader();
 
-    public static IReadOnlyList<FilePatch>? Parse(string patchPath, string text, out Diagnostic? error)
+    /// <param name="strip">How many leading path components to strip, as <c>patch -pN</c> does; 1 (kpatch-build's
+    /// and quilt's default) reads git's <c>a/</c>/<c>b/</c> and <c>diff -Nupr src.orig/… src/…</c> alike.</param>
+    public static IReadOnlyList<FilePatch>? Parse(string patchPath, string text, out Diagnostic? error, int strip = 1)
     {
         error = null;
         var files = new List<FilePatch>();
         var lines = text.Replace("\r\n", "\n").Split('\n');
         for (int i = 0; i < lines.Length; i++)
         {
+            // What cannot be applied as text is said, not skipped: a skipped rename or binary change would build a
+            // livepatch of part of the fix.
+            if (lines[i].StartsWith("rename from ", StringComparison.Ordinal)
+                || lines[i].StartsWith("copy from ", StringComparison.Ordinal)
+                || lines[i].StartsWith("GIT binary patch", StringComparison.Ordinal)
+                || (lines[i].StartsWith("Binary files ", StringComparison.Ordinal)
+                    && lines[i].EndsWith(" differ", StringComparison.Ordinal)))
+            {
+                error = At(patchPath, i + 1, $"'{lines[i]}': renamed, copied and binary files cannot be applied to " +
+                    "a kernel source tree's copies; give the change as a text diff of each file");
+                return null;
+            }
             if (!lines[i].StartsWith("--- ", StringComparison.Ordinal) || i + 1 >= lines.Length
                 || !lines[i + 1].StartsWith("+++ ", StringComparison.Ordinal)) continue;
             int fileLine = i + 1;
-            string path = StripPrefix(lines[i + 1][4..].Split('\t')[0].Trim());
-            if (path == "/dev/null") path = StripPrefix(lines[i][4..].Split('\t')[0].Trim());
+            string newName = lines[i + 1][4..].Split('\t')[0].Trim();
+            string? path = Strip(newName == "/dev/null" ? lines[i][4..].Split('\t')[0].Trim() : newName, strip);
+            if (path is null)
+            {
+                error = At(patchPath, fileLine, $"'{newName}' has fewer than {strip + 1} path components, so " +
+                    $"stripping {strip} (as patch -p{strip}) leaves no file name: set Strip (--strip) to the number " +
+                    "of leading directories the patch's paths have");
+                return null;
+            }
             i += 2;
             var hunks = new List<PatchHunk>();
             while (i < lines.Length && HunkHeader().Match(lines[i]) is { Success: true } m)
@@ -100,9 +121,19 @@ public static partial class UnifiedPatch
         return files;
     }
 
-    private static string StripPrefix(string path) =>
-        path.StartsWith("a/", StringComparison.Ordinal) || path.StartsWith("b/", StringComparison.Ordinal)
-            ? path[2..] : path;
+    /// <summary>The path with the smallest prefix that holds <paramref name="count"/> slashes removed (as
+    /// <c>patch -pN</c>), or null when it has fewer.</summary>
+    private static string? Strip(string path, int count)
+    {
+        string rest = path;
+        for (int k = 0; k < count; k++)
+        {
+            int slash = rest.IndexOf('/');
+            if (slash < 0) return null;
+            rest = rest[(slash + 1)..];
+        }
+        return rest.Length > 0 ? rest : null;
+    }
 
     /// <summary>
     /// The patched text. With <paramref name="lineMarkers"/>, a <c>#line</c> directive follows each hunk, so that the

@@ -9,7 +9,8 @@ namespace PpcLivepatch.KernelPatching;
 /// <c>vmlinux</c> or <c>System.map</c>, its modules.</param>
 /// <param name="WorkDirectory">Where the copies, both compiles of each unit and the diff objects go; the original's
 /// compile is kept there and reused while its text and command stay the same.</param>
-public sealed record KernelPatchJob(IReadOnlyList<string> Patches, string KernelDirectory, string WorkDirectory)
+public sealed record KernelPatchJob(IReadOnlyList<KernelPatchFile> Patches, string KernelDirectory,
+    string WorkDirectory)
 {
     /// <summary>The tree the kernel was built from, when it is not <c>KernelDir/source</c> or KernelDir
     /// itself.</summary>
@@ -19,6 +20,10 @@ public sealed record KernelPatchJob(IReadOnlyList<string> Patches, string Kernel
     /// copies.</summary>
     public string? IncludeDirectory { get; init; }
 }
+
+/// <summary>A <c>.patch</c> file and how many leading components of its paths to strip (as <c>patch -pN</c>; 1 for
+/// git's <c>a/</c>/<c>b/</c> and <c>diff -Nupr src.orig/… src/…</c>).</summary>
+public sealed record KernelPatchFile(string Path, int Strip = 1);
 
 /// <summary>Where the pipeline's findings and progress go: MSBuild's log in the SDK, the terminal in the
 /// CLI.</summary>

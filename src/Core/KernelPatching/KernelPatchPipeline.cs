@@ -17,6 +17,9 @@ namespace PpcLivepatch.KernelPatching;
 public sealed class KernelPatchPipeline(KernelPatchJob job, IKernelPatchLog log)
 {
     private bool _failed;
+    private string _vmlinuxPath = "";
+    private VmlinuxFtraceSites? _ftraceSites;
+    private bool _ftraceSitesRead;
 
     /// <summary>Runs every stage; the manifest (also written to <paramref name="manifestPath"/>), or null after the
     /// findings that say why not. No manifest is left from an earlier run while this one works or after it
@@ -29,8 +32,9 @@ public sealed class KernelPatchPipeline(KernelPatchJob job, IKernelPatchLog log)
         string source = string.IsNullOrEmpty(job.KernelSource) ? Path.Combine(build, "source") : job.KernelSource;
         if (!Directory.Exists(source)) source = build;
         string realSource = Directory.ResolveLinkTarget(source, true)?.FullName ?? Path.GetFullPath(source);
-        var vmlinux = LoadSymbols(File.Exists(Path.Combine(build, "vmlinux")) ? Path.Combine(build, "vmlinux")
-            : Path.Combine(build, "System.map"), "vmlinux");
+        _vmlinuxPath = Path.Combine(build, "vmlinux");
+        var vmlinux = LoadSymbols(File.Exists(_vmlinuxPath) ? _vmlinuxPath : Path.Combine(build, "System.map"),
+            "vmlinux");
         if (vmlinux is null) return null;
 
         // Plan
@@ -41,7 +45,7 @@ public sealed class KernelPatchPipeline(KernelPatchJob job, IKernelPatchLog log)
         if (_failed) return null;
         if (units.Count == 0)
         {
-            Report(Diagnostic.Create(DiagnosticCatalog.PatchBuildsNothing, job.Patches[0],
+            Report(Diagnostic.Create(DiagnosticCatalog.PatchBuildsNothing, job.Patches[0].Path,
                 "the patches change no file this kernel's configuration builds"));
             return null;
         }
@@ -78,7 +82,7 @@ public sealed class KernelPatchPipeline(KernelPatchJob job, IKernelPatchLog log)
         if (_failed) return null;
         if (replacements.Count == 0 && callbacks.Count == 0)
         {
-            Report(Diagnostic.Create(DiagnosticCatalog.DiffNoFunctionChanged, job.Patches[0],
+            Report(Diagnostic.Create(DiagnosticCatalog.DiffNoFunctionChanged, job.Patches[0].Path,
                 "the patches change no function the kernel builds"));
             return null;
         }
@@ -89,6 +93,17 @@ public sealed class KernelPatchPipeline(KernelPatchJob job, IKernelPatchLog log)
             .OrderBy(b => b.Object, StringComparer.Ordinal).ThenBy(b => b.Name, StringComparer.Ordinal).ToList());
         AtomicFile.WriteAllBytes(manifestPath, manifest.ToJson());
         return manifest;
+    }
+
+    /// <summary>vmlinux's ftrace records, read once; none from a tree that has only a System.map.</summary>
+    private VmlinuxFtraceSites? FtraceSites()
+    {
+        if (_ftraceSitesRead) return _ftraceSites;
+        _ftraceSitesRead = true;
+        if (!File.Exists(_vmlinuxPath)) return null;
+        _ftraceSites = VmlinuxFtraceSites.Load(_vmlinuxPath, out string? why);
+        if (_ftraceSites is null) log.Progress($"  the livepatch's ftrace sites are not checked: {why}", false);
+        return _ftraceSites;
     }
 
     private void Report(Diagnostic d)
@@ -162,6 +177,13 @@ public sealed class KernelPatchPipeline(KernelPatchJob job, IKernelPatchLog log)
         }
         foreach (var d in result.Report.Diagnostics) Report(AtPatchLine(d, unit.PatchPath, copies.Placed));
         if (result.Output is null) return null;
+        if (options.ObjectName == "vmlinux" && FtraceSites() is { } sites)
+        {
+            var misplaced = result.Report.Replacements.Select(r => sites.Check(r.OldName, r.Position, patchedObject,
+                result.Report.Sources.GetValueOrDefault(r.OldName))).OfType<Diagnostic>().ToList();
+            foreach (var d in misplaced) Report(AtPatchLine(d, unit.PatchPath, copies.Placed));
+            if (misplaced.Count > 0) return null;
+        }
         string diffed = Path.Combine(copies.Directory, Path.GetFileNameWithoutExtension(relative) + "_livepatch.o");
         AtomicFile.WriteAllBytes(diffed, result.Output);
         var report = result.Report;

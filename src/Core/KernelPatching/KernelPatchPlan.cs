@@ -13,11 +13,11 @@ public sealed record PlannedUnit(KbuildUnit Kbuild, string PatchPath, IReadOnlyL
 /// </summary>
 public static class KernelPatchPlan
 {
-    public static IReadOnlyList<PlannedUnit> Make(IReadOnlyList<string> patches, KbuildUnits kbuildUnits,
+    public static IReadOnlyList<PlannedUnit> Make(IReadOnlyList<KernelPatchFile> patches, KbuildUnits kbuildUnits,
         List<Diagnostic> diagnostics)
     {
         var units = new List<PlannedUnit>();
-        foreach (string patchPath in patches)
+        foreach (var (patchPath, strip) in patches)
         {
             string text;
             try
@@ -30,7 +30,7 @@ public static class KernelPatchPlan
                     $"cannot read '{patchPath}': {e.Message}"));
                 continue;
             }
-            var files = UnifiedPatch.Parse(patchPath, text, out var parseError);
+            var files = UnifiedPatch.Parse(patchPath, text, out var parseError, strip);
             if (files is null)
             {
                 diagnostics.Add(parseError!);
