@@ -179,6 +179,9 @@ public sealed class DiffTests
         "cmdline_proc_show has no ftrace call site (bl _mcount in its prologue)")]
     [DataRow("cmdline-static-key", DiagnosticCatalog.DiffCannotCarry,
         "a static branch in the changed code uses key cmdline_key, which is not exported")]
+    // The patched function counts in a new static instead of the kernel's: it would start again from 0.
+    [DataRow("cmdline-static-local-replaced", DiagnosticCatalog.DiffStaticLocalReplaced,
+        "cmdline_proc_show no longer uses the static local calls.0 of the running kernel and uses the new reads.0")]
     public void WhatALivepatchCannotExpressIsRefusedWithItsOwnCode(string pair, string code, string message)
     {
         var result = Diff(pair);

@@ -90,6 +90,7 @@ public static class DiagnosticCatalog
     public const string DiffObjectsDoNotMatch = "PLP5009";
     public const string DiffPatchAuthorRecord = "PLP5010";
     public const string DiffFtraceSiteNotOwn = "PLP5011";
+    public const string DiffStaticLocalReplaced = "PLP5012";
 
     /// <summary>
     /// Base of help links: an absolute URI ending in '/', the same in SARIF, JSON and MSBuild events. By default the
@@ -205,6 +206,8 @@ public static class DiagnosticCatalog
         new(DiffPatchAuthorRecord, Severity.Error, "A patch-author macro (kpatch-macros.h) cannot be honoured"),
         new(DiffFtraceSiteNotOwn, Severity.Error,
             "The kernel could attach the livepatch to another function's ftrace site"),
+        new(DiffStaticLocalReplaced, Severity.Error,
+            "A changed function replaces a static local of the running kernel with a new one"),
     }.ToDictionary(d => d.Code);
 
     public static IReadOnlyCollection<DiagnosticDescriptor> All => Descriptors.Values;

@@ -64,6 +64,7 @@ public static class ObjectDiff
         if (!diff.CheckComparable()) return diff.Refused();
         diff.Inventory();
         diff.Compare();
+        diff.CheckStaticLocals();
         diff.IncludeColdParts();
         diff.CheckIncludedCode();
         diff.CheckCorrelation();
@@ -172,6 +173,38 @@ public static class ObjectDiff
                             datum: originalName);
                         break;
                 }
+            }
+        }
+
+        /// <summary>
+        /// A changed function that stops using a static local of the original and starts using a new one would start
+        /// that state again from its initial value, while the kernel's copy holds what the running system has counted
+        /// (sequence numbers handed out, say): refused (PLP5012), as kpatch refuses it. Keeping the original's static,
+        /// or holding new state in a shadow variable, is not.
+        /// </summary>
+        public void CheckStaticLocals()
+        {
+            var added = _addedData.Where(e => StaticLocals.CName(e) is not null).ToHashSet();
+            foreach (var f in _changed)
+            {
+                if (_correlation.Original(f.Name) is not { } originalName) continue;
+                // By C name, as the function's source names them: GCC's numbering of a static the patch kept may
+                // change with the code around it (and the correlation may not pair it: PLP5005 says so).
+                var now = StaticLocals.UsedBy(_after, f);
+                var before = StaticLocals.UsedBy(_before, _before.ByName[originalName]);
+                var namesNow = now.Select(StaticLocals.CName).ToHashSet(StringComparer.Ordinal);
+                var namesBefore = before.Select(StaticLocals.CName).ToHashSet(StringComparer.Ordinal);
+                var fresh = now.Where(e => added.Contains(e) && !namesBefore.Contains(StaticLocals.CName(e))).ToList();
+                var dropped = before.Where(e => !namesNow.Contains(StaticLocals.CName(e))).ToList();
+                if (fresh.Count == 0 || dropped.Count == 0) continue;
+                Refuse(DiagnosticCatalog.DiffStaticLocalReplaced,
+                    $"{f.Name} no longer uses the static local{(dropped.Count > 1 ? "s" : "")} " +
+                        $"{string.Join(", ", dropped.Select(e => e.Name))} of the running kernel and uses the new " +
+                        $"{string.Join(", ", fresh.Select(e => e.Name))} instead: the new state would start from its " +
+                        "initial value while the kernel's holds what the system has counted so far",
+                    function: f.Name,
+                    fix: "Keep using the original static (the livepatch binds it to the kernel's copy), or keep new " +
+                        "state in a shadow variable (klp_shadow_get_or_alloc) initialised from the old.");
             }
         }
 
