@@ -430,10 +430,13 @@ internal sealed class LivepatchObjectBuilder
                 bindings[name] = new KernelBinding(name, false, owner, 0);
                 continue;
             }
-            // The original object alone knows only its own definitions: other files' symbols are taken as unique.
+            // The original object alone knows only its own definitions: other files' symbols are taken as unique. A
+            // static key is resolved when the module loads, before livepatch symbols are: there only an exported key
+            // can work, so it stays undefined, and a key the kernel does not export fails the load by name.
             if (!source.KnowsWholeKernel && defined is null)
             {
-                bindings[name] = new KernelBinding(name, true, owner, 0);
+                bindings[name] = new KernelBinding(name, !_jumpKeys.Contains(name), owner, 0)
+                    { ExportAssumed = _jumpKeys.Contains(name) };
                 continue;
             }
             var position = source.Position(name, !local, local ? file : null);

@@ -22,6 +22,10 @@ public sealed record DiffOptions(string ObjectName = "vmlinux", KernelSymbols? S
 /// symbol.</param>
 public sealed record KernelBinding(string Name, bool Klp, string Object, ulong Position)
 {
+    /// <summary>Left undefined without knowing that the kernel exports it (a static key, when the symbol source is
+    /// the original object): the module's load fails by name if it does not.</summary>
+    public bool ExportAssumed { get; init; }
+
     public string SymbolName => Klp ? $"{KlpNames.SymPrefix}{Object}.{Name},{Position}" : Name;
 }
 
@@ -153,6 +157,13 @@ public static class ObjectDiff
                     case Change.Same:
                         break;
                     case Change.LineNumbersOnly:
+                        _lineOnly.Add(e.Name);
+                        break;
+                    // A record of a kernel table (a dynamic-debug descriptor: its line number and format) is the
+                    // table's metadata about the code, not state the code keeps: the changed code uses the kernel's
+                    // record, which dynamic debug already controls.
+                    case Change.Changed when !e.IsFunction
+                        && KernelTables.Find(o.Section.Name) is { Entries: TableEntries.Carried }:
                         _lineOnly.Add(e.Name);
                         break;
                     case Change.Changed when e.IsFunction:

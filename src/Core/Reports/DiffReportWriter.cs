@@ -31,7 +31,9 @@ public static class DiffReportWriter
         if (r.LineNumbersOnly.Count > 0)
             sb.Append($"  unchanged but for line numbers: {string.Join(", ", r.LineNumbersOnly)}\n");
         foreach (var b in r.Bindings)
-            sb.Append($"  {b.Name}: {(b.Klp ? b.SymbolName : "exported, left undefined")}\n");
+            sb.Append($"  {b.Name}: {(b.Klp ? b.SymbolName : b.ExportAssumed
+                ? "a static key, left undefined (the kernel must export it; a load fails by name if not)"
+                : "exported, left undefined")}\n");
         return sb.ToString();
     }
 
@@ -66,7 +68,7 @@ public static class DiffReportWriter
         {
             w.WriteStartObject();
             w.WriteString("name", b.Name);
-            w.WriteString("binding", b.Klp ? "livepatch" : "exported");
+            w.WriteString("binding", b.Klp ? "livepatch" : b.ExportAssumed ? "undefined" : "exported");
             w.WriteString("object", b.Object);
             w.WriteNumber("position", b.Position);
             w.WriteString("symbol", b.SymbolName);
