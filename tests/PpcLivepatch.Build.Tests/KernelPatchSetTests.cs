@@ -346,6 +346,34 @@ public sealed partial class KernelOracleTests
         Assert.IsFalse(File.Exists(Path.Combine(dir, "livepatch_fix.ko")), refused.Output);
     }
 
+    /// <summary>
+    /// The dotnet new template in kbuild mode, against the oracle's kernel tree: its C file keeps the
+    /// <c>#ifdef __KERNEL__</c> parts (the template engine dropped them as its own conditionals: PLP0016 "missing
+    /// MODULE_LICENSE()"), and the project builds a livepatch module.
+    /// </summary>
+    [TestMethod]
+    public void TheTemplatesKbuildProjectBuildsAModule()
+    {
+        string dir = Repo.NewTempDir();
+        PackedSdk.UseIn(dir);
+        var home = new Dictionary<string, string> { ["DOTNET_CLI_HOME"] = Path.Combine(dir, "home") };
+        var install = Tool.RunWith(home, dir, "dotnet", "new", "install",
+            Path.Combine(PackedSdk.Feed, $"PpcLivepatch.Templates.{PackedSdk.Version}.nupkg"));
+        Assert.AreEqual(0, install.ExitCode, install.Output);
+        var created = Tool.RunWith(home, dir, "dotnet", "new", "ppc-livepatch", "-o", Path.Combine(dir, "Kb"),
+            "--kernelDir", s_env["KO_KLP_BUILD"]);
+        Assert.AreEqual(0, created.ExitCode, created.Output);
+        string source = File.ReadAllText(Path.Combine(dir, "Kb", "livepatch.c"));
+        StringAssert.Contains(source, "#ifdef __KERNEL__\n#include <linux/kernel.h>");
+        StringAssert.Contains(source, "MODULE_LICENSE(\"GPL\");");
+        var build = PackedSdk.Build(Path.Combine(dir, "Kb"));
+        Assert.AreEqual(0, build.ExitCode, build.Output);
+        string ko = Path.Combine(dir, "Kb", "bin", "Debug", "kb.ko");
+        Assert.IsTrue(File.Exists(ko), build.Output);
+        StringAssert.Contains(Tool.Run(dir, "powerpc64le-linux-gnu-readelf", "-p", ".modinfo", ko).Output,
+            "livepatch=Y");
+    }
+
     /// <summary>A patch in kpatch's own form (<c>diff -Nupr src.orig/… src/…</c>, which kpatch-build applies with
     /// patch -p1) builds, loads and shows its effect; it was PLP0021 ("src/fs/proc/meminfo.c is not built") and
     /// PLP5001 before.</summary>
