@@ -33,6 +33,9 @@ public sealed class CrossCompile : PpcLivepatchToolTask
     private readonly List<string> _notes = [];
     private bool _warned;
 
+    /// <summary>Written when the compile succeeded without a warning, removed otherwise.</summary>
+    public string? CleanStamp { get; set; }
+
     protected override string ToolName => CrossCompilePrefix + "gcc";
 
     private string CompilerPath()
@@ -75,10 +78,17 @@ public sealed class CrossCompile : PpcLivepatchToolTask
         }
         // A compile that warned is never up to date: its warnings show again next build, and -warnaserror fails
         // every time (the object is dated before any source, so the Compile target runs it again).
-        if (ok && _warned)
+        // A compile that warned is never up to date: it leaves no clean stamp (one of the Compile target's outputs),
+        // so its warnings show again next build and -warnaserror fails every time. (Dating the object back instead
+        // would make the link take a changed object for older than the module.)
+        if (!string.IsNullOrEmpty(CleanStamp))
         {
-            try { File.SetLastWriteTimeUtc(ObjectFile, DateTime.UnixEpoch); }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { TryDelete(ObjectFile); }
+            if (ok && !_warned)
+            {
+                try { File.WriteAllBytes(CleanStamp, []); }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+            }
+            else TryDelete(CleanStamp);
         }
         if (!ok)
         {

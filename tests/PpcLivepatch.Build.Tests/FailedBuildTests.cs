@@ -193,6 +193,23 @@ public sealed class FailedBuildTests
             Assert.AreEqual(0, relaxed.ExitCode, relaxed.Output);
             StringAssert.Contains(relaxed.Output, "warning PLP0012");
         }
+        // A changed source that still warns is linked into the module (the warned object was dated back before, and
+        // the link took it for older than the module it had made).
+        File.WriteAllText(Path.Combine(dir, "lp.c"), warning.Replace("+ 2;", "+ 0x5a5a;"));
+        var changed = PackedSdk.Build(dir, "changed.binlog");
+        Assert.AreEqual(0, changed.ExitCode, changed.Output);
+        string module = Path.Combine(dir, "bin", "Debug", "livepatch.o");
+        StringAssert.Contains(Tool.Run(dir, "powerpc64le-linux-gnu-objdump", "-d", module).Output, "23130",
+            "the module has the changed code (addi ...,23130 is + 0x5a5a)");
+        // The object a relaxed build left in bin/ is gone after a strict build fails: it is not that build's result.
+        // (With a bare -warnaserror, MSBuild's task host says the warning is not promoted — ShouldTreatWarningAsError
+        // is false — so the steps finish and the build fails only at its end; TreatWarningsAsErrors and
+        // -warnaserror:CODE are seen by the steps.)
+        Assert.AreEqual(1, Directory.GetFiles(Path.Combine(dir, "bin"), "*.o", SearchOption.AllDirectories).Length);
+        var strictAgain = PackedSdk.Build(dir, "strict-again.binlog", "-p:TreatWarningsAsErrors=true");
+        Assert.AreEqual(1, strictAgain.ExitCode, strictAgain.Output);
+        Assert.AreEqual(0, Directory.GetFiles(Path.Combine(dir, "bin"), "*.o", SearchOption.AllDirectories).Length,
+            strictAgain.Output);
     }
 
     [TestMethod]
