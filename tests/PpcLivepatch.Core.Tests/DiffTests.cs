@@ -465,4 +465,34 @@ public sealed class DiffTests
         var verified = ObjectVerifier.Verify(output, LoaderOptions.Default);
         Assert.IsTrue(verified.Accepted, string.Join("\n", verified.Diagnostics.Select(d => d.Message)));
     }
+
+    /// <summary>
+    /// Objects compiled as plain gcc -c compiles them carry .eh_frame: the changed function's call-frame entries are
+    /// left out with a note (the kernel never reads a module's .eh_frame) instead of PLP5008 refusing the diff.
+    /// </summary>
+    [TestMethod]
+    public void CallFrameInformationOfTheChangedFunctionsIsLeftOutWithANote()
+    {
+        string dir = Repo.NewTempDir();
+        const string source = "extern int printk(const char *fmt, ...);\n" +
+            "int answer(int v) { printk(\"v=%d\\n\", v); return v + ONE; }\n";
+        foreach (var (side, one) in new[] { ("orig", "1"), ("patched", "2") })
+        {
+            File.WriteAllText(Path.Combine(dir, side + ".c"), source.Replace("ONE", one));
+            Tool.Check("powerpc64le-linux-gnu-gcc", "-O2", "-c", "-ffunction-sections", "-fdata-sections", "-pg",
+                "-mprofile-kernel", "-mcmodel=large", Path.Combine(dir, side + ".c"), "-o", Path.Combine(dir, side + ".o"));
+        }
+        StringAssert.Contains(Tool.Check("powerpc64le-linux-gnu-readelf", "-S", Path.Combine(dir, "orig.o")),
+            ".eh_frame", "gcc's default keeps asynchronous unwind tables");
+        Assert.IsTrue(ElfImage.TryLoad(Path.Combine(dir, "orig.o"), out var before, out _));
+        Assert.IsTrue(ElfImage.TryLoad(Path.Combine(dir, "patched.o"), out var after, out _));
+        var result = ObjectDiff.Run(before!, after!, new DiffOptions());
+        Assert.IsTrue(result.Report.Succeeded, Codes(result.Report));
+        var note = result.Report.Diagnostics.Single();
+        Assert.AreEqual(DiagnosticCatalog.DiffTableEntriesDropped, note.Code);
+        Assert.AreEqual(Severity.Info, note.Severity);
+        StringAssert.Contains(note.Message, "entries of .eh_frame (call-frame information) are left out");
+        Assert.IsTrue(ElfImage.TryParse("out.o", result.Output!, out var output, out _));
+        Assert.IsFalse(output!.Sections.Any(s => s.Name.Contains("eh_frame", StringComparison.Ordinal)));
+    }
 }

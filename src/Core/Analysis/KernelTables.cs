@@ -13,6 +13,9 @@ public enum TableEntries
     /// <summary>A table the diff does not know how to cut: a change that has entries in it is refused
     /// (PLP5008).</summary>
     Refused,
+    /// <summary>The carried functions' entries are left out, with a note (PLP4005): the kernel does not read the table
+    /// from a module (<see cref="KernelTable.WhyLeftOut"/> says why).</summary>
+    LeftOut,
     /// <summary>Not a table of records: its slots go with the code that loads them (a carried function's slots are
     /// carried one by one), and a slot of code that stays in the kernel stays with it, even when it holds a changed
     /// function's address.</summary>
@@ -70,6 +73,8 @@ public sealed record KernelTable(string Name, string Holds)
     /// <summary>Its references outside the object are keys the loader resolves when the module loads (jump
     /// labels), before the livepatch core binds its symbols: they must be exported.</summary>
     public bool ExternalsResolvedAtLoad { get; init; }
+    /// <summary>For <see cref="TableEntries.LeftOut"/>: why leaving the entries out changes nothing.</summary>
+    public string? WhyLeftOut { get; init; }
 
     public bool Names(string section) => Match switch
     {
@@ -135,6 +140,12 @@ public static class KernelTables
         OneWordFixup("__entry_flush_fixup", "L1D flushes at kernel entry"),
         OneWordFixup("__uaccess_flush_fixup", "L1D flushes after user accesses"),
         OneWordFixup("__scv_entry_flush_fixup", "L1D flushes at scv entry"),
+        new(".eh_frame", "call-frame information")
+        {
+            Entries = TableEntries.LeftOut,
+            WhyLeftOut = "the kernel unwinds ppc64 code by the stack's back chain, never by a module's .eh_frame " +
+                "(kbuild compiles modules with -fno-asynchronous-unwind-tables)",
+        },
         new(".toc", "the TOC's address slots (-mcmodel=large: every address the code loads)")
         {
             Entries = TableEntries.Slots,

@@ -121,9 +121,9 @@ public static class ObjectVerifier
                 "The call must be followed by a nop inside the same section; this comes from hand-written assembly — " +
                     "add the nop there.",
             _ => s.CalleeKind == CalleeKind.Livepatch
-                ? "The call was compiled as a local call (the callee was a static copy in this file). Compile with " +
-                    "kpatch's ppc64le GCC plugin, which puts a nop after every local call, or call " +
-                        $"{KlpNames.SourceName(s.Callee)}() through an extern declaration."
+                ? "The call was compiled as a local call (the callee was a static copy in this file): run " +
+                    "'ppc-livepatch patch' on the object (the SDK's Patch step does it), which gives the call its " +
+                        $"nop, or call {KlpNames.SourceName(s.Callee)}() through an extern declaration."
                 : "Calls to functions outside the module must be compiled as external calls (bl f; nop): declare the " +
                     "callee extern, or add the nop in hand-written assembly.",
         };

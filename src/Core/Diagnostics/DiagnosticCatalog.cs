@@ -78,6 +78,7 @@ public static class DiagnosticCatalog
     public const string PatchSummary = "PLP4002";
     public const string UnwindNotExtended = "PLP4003";
     public const string AsmCallsLeftToObjectStep = "PLP4004";
+    public const string DiffTableEntriesDropped = "PLP4005";
 
     public const string DiffNoFunctionChanged = "PLP5001";
     public const string DiffInitChanged = "PLP5002";
@@ -190,6 +191,8 @@ public static class DiagnosticCatalog
             DiagnosticKind.Note),
         new(AsmCallsLeftToObjectStep, Severity.Info, "The assembler route left a section's calls to the object step",
             DiagnosticKind.Note),
+        new(DiffTableEntriesDropped, Severity.Info,
+            "The changed functions' entries of a table the kernel does not read are left out", DiagnosticKind.Note),
         new(SiblingCallToExternal, Severity.Warning, "Sibling call to a symbol outside the module",
             DiagnosticKind.Hazard),
         new(SiblingCallFromLocallyCalledFunction, Severity.Error,

@@ -240,6 +240,12 @@ internal sealed class LivepatchObjectBuilder
                 continue;
             }
             if (kind.Entries is TableEntries.Discarded or TableEntries.Slots) continue;
+            if (kind.Entries == TableEntries.LeftOut)
+            {
+                _diagnostics.Add(Diagnostic.Create(DiagnosticCatalog.DiffTableEntriesDropped, Image.Path,
+                    $"the changed functions' entries of {table.Name} ({kind.Holds}) are left out: {kind.WhyLeftOut}"));
+                continue;
+            }
             ulong size = Image.ContentSize(table);
             ulong? record = KernelTables.EntrySize(table.Name, relocations, size);
             if (record is null)
