@@ -5,7 +5,9 @@
 # verify), warm (the patch edited: only the patched copy compiles, the original is kept) and no-op (nothing changed:
 # no step runs) — and one full build of the same kernel configuration from scratch (kpatch-build builds the kernel
 # twice, original and patched, before it can diff).
-# Usage: bench/kernel-patch.sh [ROUNDS]   (default 3; SDK figures are medians, the kernel is built once)
+# Also `ppc-livepatch kernel-patch` from the same .patch, cold (a fresh work directory).
+# Usage: bench/kernel-patch.sh [ROUNDS]   (default 3; figures are medians, the kernel is built once;
+#        PPCLP_BENCH_NO_KERNEL=1 leaves the kernel build out and sets the CLI against the SDK)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -37,8 +39,25 @@ for ((i = 0; i < rounds; i++)); do
   fi
   build "$dir" "$dir/noop.log" >> "$work/noop"
   if grep -q "compiling\|PrepareKernelPatches\b" "$dir/noop.log"; then echo "the no-op build ran a step" >&2; exit 1; fi
+  # The same job without MSBuild: ppc-livepatch kernel-patch from the .patch alone, in a fresh directory.
+  cli=$work/cli$i
+  mkdir -p "$cli"
+  cp samples/KernelPatch/stat-livepatched.patch "$cli/"
+  start=$(date +%s%N)
+  (cd "$cli" && dotnet "$root/artifacts/bin/ppc-livepatch/ppc-livepatch.dll" kernel-patch stat-livepatched.patch \
+     --kernel-dir "$KO_KLP_BUILD" -o livepatch_stat.ko > cli.log) || { tail -n 30 "$cli/cli.log" >&2; exit 1; }
+  end=$(date +%s%N); seconds "$start" "$end" >> "$work/cli"
 done
 median_of() { sort -n "$1" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+cold=$(median_of "$work/cold"); warm=$(median_of "$work/warm"); noop=$(median_of "$work/noop")
+clicold=$(median_of "$work/cli")
+if [ -n "${PPCLP_BENCH_NO_KERNEL:-}" ]; then   # the SDK and the CLI only, against each other
+  echo "KernelPatch of samples/KernelPatch, $rounds rounds, median wall seconds; $(nproc) cores"
+  echo "dotnet build, cold $cold; warm $warm; no change $noop; ppc-livepatch kernel-patch, cold $clicold" \
+    "($(awk -v a="$clicold" -v b="$cold" 'BEGIN { printf "%.2f", a / b }')x the SDK's cold build)"
+  exit 0
+fi
 
 # One full build of the oracle configuration, as setup.sh makes it, in a fresh tree.
 kernel=$work/kernel
@@ -50,12 +69,12 @@ make -s -C "$kernel" ARCH=powerpc CROSS_COMPILE=powerpc64le-linux-gnu- -j"$(npro
 end=$(date +%s%N)
 full=$(seconds "$start" "$end")
 
-cold=$(median_of "$work/cold"); warm=$(median_of "$work/warm"); noop=$(median_of "$work/noop")
 echo "KernelPatch build of samples/KernelPatch, $rounds rounds, median wall seconds; $(nproc) cores"
 printf '%-44s %8s %14s\n' step seconds "x full build"
 ratio() { awk -v a="$1" -v b="$full" 'BEGIN { printf "%.3f", a / b }'; }
 printf '%-44s %8s %14s\n' "dotnet build, cold (fresh project)" "$cold" "$(ratio "$cold")"
 printf '%-44s %8s %14s\n' "dotnet build, warm (patch edited)" "$warm" "$(ratio "$warm")"
 printf '%-44s %8s %14s\n' "dotnet build, no change" "$noop" "$(ratio "$noop")"
+printf '%-44s %8s %14s\n' "ppc-livepatch kernel-patch, cold" "$clicold" "$(ratio "$clicold")"
 printf '%-44s %8s %14s\n' "make all, oracle config from scratch (once)" "$full" "1.000"
 echo "kpatch-build builds the kernel twice: cold is $(awk -v c="$cold" -v f="$full" 'BEGIN { printf "%.3f", c / (2 * f) }') of that"

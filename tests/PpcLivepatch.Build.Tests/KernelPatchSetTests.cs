@@ -354,12 +354,7 @@ public sealed partial class KernelOracleTests
     [TestMethod]
     public void TheTemplatesKbuildProjectBuildsAModule()
     {
-        string dir = Repo.NewTempDir();
-        PackedSdk.UseIn(dir);
-        var home = new Dictionary<string, string> { ["DOTNET_CLI_HOME"] = Path.Combine(dir, "home") };
-        var install = Tool.RunWith(home, dir, "dotnet", "new", "install",
-            Path.Combine(PackedSdk.Feed, $"PpcLivepatch.Templates.{PackedSdk.Version}.nupkg"));
-        Assert.AreEqual(0, install.ExitCode, install.Output);
+        var (dir, home) = PackedSdk.WithTemplate();
         var created = Tool.RunWith(home, dir, "dotnet", "new", "ppc-livepatch", "-o", Path.Combine(dir, "Kb"),
             "--kernelDir", s_env["KO_KLP_BUILD"]);
         Assert.AreEqual(0, created.ExitCode, created.Output);

@@ -59,14 +59,7 @@ public sealed class PackagesTests
     [TestMethod]
     public void TheTemplateCreatesProjectsThatBuild()
     {
-        string dir = Repo.NewTempDir();
-        PackedSdk.UseIn(dir);
-        // The template engine keeps what is installed under the CLI home: a private one, not the machine's.
-        var home = new Dictionary<string, string> { ["DOTNET_CLI_HOME"] = Path.Combine(dir, "home") };
-        var install = Tool.RunWith(home, dir, "dotnet", "new", "install",
-            Path.Combine(PackedSdk.Feed, $"PpcLivepatch.Templates.{PackedSdk.Version}.nupkg"));
-        Assert.AreEqual(0, install.ExitCode, install.Output);
-
+        var (dir, home) = PackedSdk.WithTemplate();
         var plain = Tool.RunWith(home, dir, "dotnet", "new", "ppc-livepatch", "-o", Path.Combine(dir, "MyPatch"));
         Assert.AreEqual(0, plain.ExitCode, plain.Output);
         string project = Path.Combine(dir, "MyPatch", "MyPatch.csproj");

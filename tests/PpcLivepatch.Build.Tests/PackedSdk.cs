@@ -66,6 +66,19 @@ internal static class PackedSdk
         File.WriteAllText(Path.Combine(dir, "Directory.Build.targets"), "<Project />");
     }
 
+    /// <summary>A folder that resolves the SDK under test, with the packed dotnet new template installed under a CLI
+    /// home of its own (the template engine keeps what is installed there, not in the machine's).</summary>
+    public static (string Dir, IReadOnlyDictionary<string, string> Home) WithTemplate()
+    {
+        string dir = Repo.NewTempDir();
+        UseIn(dir);
+        var home = new Dictionary<string, string> { ["DOTNET_CLI_HOME"] = Path.Combine(dir, "home") };
+        var install = Tool.RunWith(home, dir, "dotnet", "new", "install",
+            Path.Combine(Feed, $"PpcLivepatch.Templates.{Version}.nupkg"));
+        Assert.AreEqual(0, install.ExitCode, install.Output);
+        return (dir, home);
+    }
+
     /// <summary>A consumer folder with the project (VERSION in it is replaced) and its files.</summary>
     public static string Consumer(string projectXml, params (string Name, string Text)[] files)
     {
