@@ -150,7 +150,7 @@ internal static class KernelPatchCommand
             {
                 case KbuildLine.Progress: log.Progress(line, prominent: true); break;
                 case KbuildLine.BuildError: makeErrors.Add(line.Trim()); break;
-                case KbuildLine.Undefined when !klpNames.Contains(symbol!):
+                case KbuildLine.Undefined when !KbuildModule.IsLivepatchSymbol(symbol!, klpNames):
                     log.Report(Diagnostic.Create(DiagnosticCatalog.SymbolNotExported, kbuildFile,
                         $"'{symbol}' is not exported by the kernel in --kernel-dir, so the module loader will not " +
                             "resolve it"));

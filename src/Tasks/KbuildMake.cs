@@ -146,7 +146,7 @@ public sealed class KbuildMake : PpcLivepatchToolTask
             Log.LogMessage(MessageImportance.High, "{0}", line);
             return;
         }
-        if (kind == KbuildLine.Undefined && !KlpSymbols.Contains(symbol))
+        if (kind == KbuildLine.Undefined && !KbuildModule.IsLivepatchSymbol(symbol!, KlpSymbols))
         {
             DiagnosticLogging.Log(Log, DiagnosticCatalog.SymbolNotExported, HelpLinkBase, ProjectFile ?? "", 0, 0,
                 $"'{symbol}' is not exported by the kernel in KernelDir, so the module loader will not resolve it; " +

@@ -282,4 +282,19 @@ public sealed class KernelPatchInputTests
         Assert.AreEqual(line, error.Source!.Line);
         StringAssert.Contains(error.Message, message);
     }
+
+    /// <summary>modpost reports a function-scope static without GCC's .N suffix: __already_done.94, bound as a
+    /// livepatch symbol, is "__already_done" in its warning and must not be called unexported (PLP0017).</summary>
+    [TestMethod]
+    public void ModpostsNamesWithoutTheirSuffixAreTheLivepatchSymbols()
+    {
+        string[] bound = ["__already_done.94", "_rs.3", "saved_command_line", "calls.0.constprop", "key.part.0"];
+        Assert.IsTrue(KbuildModule.IsLivepatchSymbol("__already_done", bound));
+        Assert.IsTrue(KbuildModule.IsLivepatchSymbol("_rs", bound));
+        Assert.IsTrue(KbuildModule.IsLivepatchSymbol("saved_command_line", bound));
+        Assert.IsTrue(KbuildModule.IsLivepatchSymbol("calls", bound), "cut at .0 before another dot, as modpost does");
+        Assert.IsFalse(KbuildModule.IsLivepatchSymbol("key", bound), "only a number after the dot is cut");
+        Assert.IsFalse(KbuildModule.IsLivepatchSymbol("printk", bound));
+        Assert.IsFalse(KbuildModule.IsLivepatchSymbol("_r", bound));
+    }
 }

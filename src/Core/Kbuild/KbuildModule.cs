@@ -68,6 +68,17 @@ public static partial class KbuildModule
         return Progress().IsMatch(line) ? KbuildLine.Progress : KbuildLine.Other;
     }
 
+    /// <summary>
+    /// Whether modpost's undefined <paramref name="name"/> is one of the livepatch symbols the Convert step binds
+    /// after the link. modpost (scripts/mod/modpost.c, <c>remove_dot()</c>) cuts a name at a <c>.N</c> that ends it
+    /// or is followed by another dot: a function-scope static such as <c>__already_done.94</c> or <c>_rs.3</c> is
+    /// reported as <c>__already_done</c>.
+    /// </summary>
+    public static bool IsLivepatchSymbol(string name, IReadOnlyCollection<string> livepatchSymbols) =>
+        livepatchSymbols.Contains(name) || livepatchSymbols.Any(s => s.Length > name.Length + 1
+            && s.StartsWith(name, StringComparison.Ordinal) && s[name.Length] == '.'
+            && s[(name.Length + 1)..].Split('.')[0] is { Length: > 0 } digits && digits.All(char.IsAsciiDigit));
+
     /// <summary>Runs make; each output line (stdout and stderr as they come) goes to <paramref name="onLine"/>.
     /// Returns make's exit status, or null when make cannot be started.</summary>
     public static int? Run(IReadOnlyList<string> makeArguments, IReadOnlyDictionary<string, string> environment,
