@@ -495,4 +495,44 @@ public sealed class DiffTests
         Assert.IsTrue(ElfImage.TryParse("out.o", result.Output!, out var output, out _));
         Assert.IsFalse(output!.Sections.Any(s => s.Name.Contains("eh_frame", StringComparison.Ordinal)));
     }
+
+    /// <summary>
+    /// The ftrace model of the 6.12+ kernel lines: -fpatchable-function-entry instead of -mprofile-kernel's bl _mcount.
+    /// A function with its __patchable_function_entries record is replaced (PLP5004 before: no bl _mcount) and its
+    /// record comes along, pointing into the new copy; a notrace one (patchable_function_entry(0, 0), as the kernel's
+    /// notrace is under that model) is refused with the model's own words.
+    /// </summary>
+    [TestMethod]
+    [DataRow("", null)]
+    [DataRow("__attribute__((patchable_function_entry(0, 0)))", "a __patchable_function_entries record")]
+    public void PatchableFunctionEntryIsAnFtraceModelOfItsOwn(string attribute, string? refusal)
+    {
+        string dir = Repo.NewTempDir();
+        string source = "extern int printk(const char *fmt, ...);\n" + attribute +
+            " int answer(int v) { printk(\"v=%d\\n\", v); return v + ONE; }\n" +
+            "int other(int v) { return printk(\"o\") + v; }\n";
+        foreach (var (side, one) in new[] { ("orig", "1"), ("patched", "2") })
+        {
+            File.WriteAllText(Path.Combine(dir, side + ".c"), source.Replace("ONE", one));
+            Tool.Check("powerpc64le-linux-gnu-gcc", "-O2", "-c", "-ffunction-sections", "-fdata-sections",
+                "-fno-asynchronous-unwind-tables", "-mcmodel=large", "-fpatchable-function-entry=2",
+                Path.Combine(dir, side + ".c"), "-o", Path.Combine(dir, side + ".o"));
+        }
+        Assert.IsTrue(ElfImage.TryLoad(Path.Combine(dir, "orig.o"), out var before, out _));
+        Assert.IsTrue(ElfImage.TryLoad(Path.Combine(dir, "patched.o"), out var after, out _));
+        var result = ObjectDiff.Run(before!, after!, new DiffOptions());
+        if (refusal is not null)
+        {
+            var d = result.Report.Diagnostics.Single();
+            Assert.AreEqual(DiagnosticCatalog.DiffFunctionNotPatchable, d.Code);
+            StringAssert.Contains(d.Message, $"answer has no ftrace call site ({refusal}");
+            return;
+        }
+        Assert.IsTrue(result.Report.Succeeded, Codes(result.Report));
+        Assert.AreEqual("answer", string.Join(",", result.Report.Changed));
+        string output = Path.Combine(dir, "out.o");
+        File.WriteAllBytes(output, result.Output!);
+        StringAssert.Contains(Tool.Check("powerpc64le-linux-gnu-readelf", "-rW", output),
+            "R_PPC64_ADDR64         0000000000000000 .text.answer + 8");
+    }
 }

@@ -109,7 +109,7 @@ public static class KernelTables
         },
         new("__patchable_function_entries", "ftrace sites (-fpatchable-function-entry's nops)")
         {
-            LookedUpByAddress = true, PlaceRelative = true,
+            LookedUpByAddress = true, PlaceRelative = true, Layouts = [new(8, (0, R.PPC64_ADDR64))],
         },
         new("__bug_table", "BUG()/WARN() sites")
         {

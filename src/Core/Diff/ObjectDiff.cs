@@ -237,6 +237,7 @@ public static class ObjectDiff
         /// at its entry (PLP5004).</summary>
         public void CheckIncludedCode()
         {
+            var ftrace = FtraceModel.Of(_before);
             foreach (var f in _included)
             {
                 if (DataSections.IsInitOrExit(f.Section))
@@ -245,9 +246,9 @@ public static class ObjectDiff
                             "is freed), so changing it has no effect", function: f.Name,
                         fix: "Leave __init/__exit functions out of the patch; a fix that must run at boot needs a " +
                             "reboot.");
-                else if (_correlation.Original(f.Name) is { } o && !HasFtraceSite(_before, _before.ByName[o]))
+                else if (_correlation.Original(f.Name) is { } o && !ftrace.HasSite(_before.ByName[o]))
                 {
-                    if (CallsMcount(_before, _before.ByName[o]))
+                    if (ftrace.CallsMcountLate(_before.ByName[o]))
                         Refuse(DiagnosticCatalog.DiffFunctionNotPatchable,
                             $"{o} calls _mcount after its prologue, not at its entry: the object was built with " +
                                 "plain -pg (clang, which has no -mprofile-kernel, or gcc without it), and ppc64's " +
@@ -256,7 +257,7 @@ public static class ObjectDiff
                                 "livepatch is for was built.");
                     else
                         Refuse(DiagnosticCatalog.DiffFunctionNotPatchable,
-                            $"{o} has no ftrace call site (bl _mcount in its prologue): the livepatch core redirects " +
+                            $"{o} has no ftrace call site ({ftrace.SiteDescription}): the livepatch core redirects " +
                                 "a function through ftrace, so this one cannot be replaced", function: f.Name,
                             fix: "Remove notrace from the function, or patch its callers instead.");
                 }
@@ -336,14 +337,4 @@ public static class ObjectDiff
         int at = name.IndexOf(".cold", StringComparison.Ordinal);
         return at > 0 ? name[..at] : null;
     }
-
-    /// <summary><c>-mprofile-kernel</c> puts <c>bl _mcount</c> in every traceable function's prologue, after the
-    /// global entry's two TOC instructions and <c>mflr r0</c>.</summary>
-    private static bool CallsMcount(ObjectInventory inventory, ObjectEntity f) =>
-        f.Relocations.Any(r => r.Type is R.PPC64_REL24 or R.PPC64_REL24_NOTOC
-            && inventory.Image.Symbols[(int)r.SymbolIndex].Name is "_mcount" or "mcount");
-
-    private static bool HasFtraceSite(ObjectInventory inventory, ObjectEntity f) =>
-        f.Relocations.Any(r => r.Type is R.PPC64_REL24 or R.PPC64_REL24_NOTOC && r.Offset - f.Start <= 16
-            && inventory.Image.Symbols[(int)r.SymbolIndex].Name is "_mcount" or "mcount" or "__fentry__");
 }
