@@ -84,8 +84,11 @@ internal static class DiffCommand
             if (isModule) symbols = loadedSymbols;
             else vmlinux = loadedSymbols;
         }
+        // vmlinux itself as the symbol source also says where the kernel will attach each replacement (PLP5011).
+        var ftrace = (objectName ?? "vmlinux") == "vmlinux" && symbolsPath is not null
+            ? VmlinuxFtraceSites.Load(symbolsPath, out _) : null;
         var result = ObjectDiff.Run(loaded[0], loaded[1], new DiffOptions(objectName ?? "vmlinux", symbols, bind,
-            vmlinux));
+            vmlinux, ftrace));
         var report = result.Report;
         if (result.Output is not null)
         {

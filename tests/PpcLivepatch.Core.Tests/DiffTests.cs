@@ -535,4 +535,19 @@ public sealed class DiffTests
         StringAssert.Contains(Tool.Check("powerpc64le-linux-gnu-readelf", "-rW", output),
             "R_PPC64_ADDR64         0000000000000000 .text.answer + 8");
     }
+
+    /// <summary>With vmlinux as the symbol source the diff also checks where the kernel attaches each replacement
+    /// (PLP5011 for loadavg_proc_show, KernelPatchInputTests): cmdline_proc_show's range holds only its own site, and
+    /// the pair builds as with a System.map.</summary>
+    [TestMethod]
+    public void AReplacementWithOnlyItsOwnFtraceSiteIsTakenWhenVmlinuxIsTheSymbolSource()
+    {
+        string vmlinux = Path.Combine(KernelOracle.KlpBuildTree(), "vmlinux");
+        var sites = VmlinuxFtraceSites.Load(vmlinux, out string? why);
+        Assert.IsNotNull(sites, why);
+        var symbols = KernelSymbols.Load(vmlinux, "vmlinux", out _)!;
+        var result = Diff("cmdline-string", new DiffOptions("vmlinux", symbols, FtraceSites: sites));
+        Assert.IsTrue(result.Report.Succeeded, Codes(result.Report));
+        Assert.AreEqual("cmdline_proc_show", result.Report.Replacements.Single().OldName);
+    }
 }

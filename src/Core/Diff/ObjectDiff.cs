@@ -14,8 +14,10 @@ namespace PpcLivepatch.Diff;
 /// (the SDK links, then its Convert step binds them).</param>
 /// <param name="Kernel">For a module's unit (<paramref name="Symbols"/> then being the module's): vmlinux's symbols,
 /// which bind the names the module does not define.</param>
+/// <param name="FtraceSites">For a vmlinux unit: the running kernel's ftrace records and kallsyms ranges, against
+/// which each replaced function's attachment is checked (PLP5011); null: not checked (a System.map has none).</param>
 public sealed record DiffOptions(string ObjectName = "vmlinux", KernelSymbols? Symbols = null, bool Bind = true,
-    KernelSymbols? Kernel = null);
+    KernelSymbols? Kernel = null, VmlinuxFtraceSites? FtraceSites = null);
 
 /// <summary>A reference the livepatch module leaves to the running kernel.</summary>
 /// <param name="Klp">True: bound through a <c>.klp.sym</c> symbol; false: a plain undefined (exported)
@@ -303,6 +305,11 @@ public static class ObjectDiff
             var sources = new Dictionary<string, SourceLocation>(StringComparer.Ordinal);
             foreach (var f in _changed.Concat(_added))
                 if (SourceOf(f.Name) is { } source) sources[f.Name] = source;
+            // Where the kernel will attach each replacement: its own ftrace site, or refused (PLP5011).
+            if (build is not null && options.ObjectName == "vmlinux" && options.FtraceSites is { } sites)
+                foreach (var r in build.Replacements)
+                    if (sites.Check(r.OldName, r.Position, patched.Path, sources.GetValueOrDefault(r.OldName)) is { } d)
+                        _diagnostics.Add(d);
             var report = new DiffReport(original.Path, patched.Path, Names(_changed), Names(_added),
                 Names(_addedData), _lineOnly, build?.Bindings ?? [], _diagnostics)
             {

@@ -66,7 +66,8 @@ public sealed class KernelPatchPipeline(KernelPatchJob job, IKernelPatchLog log)
                 symbols = moduleSymbols[module] = ModuleSymbols(kbuildUnits, module, unit);
             if (symbols is null) continue;
             var result = BuildUnit(unit, compiler, $"{i + 1} of {units.Count}", build, realSource,
-                new DiffOptions(module ?? "vmlinux", symbols, Bind: false, Kernel: module is null ? null : vmlinux));
+                new DiffOptions(module ?? "vmlinux", symbols, Bind: false, Kernel: module is null ? null : vmlinux,
+                    FtraceSites: module is null ? FtraceSites() : null));
             if (result is null) continue;
             objects.Add(result.Value.Object);
             foreach (var b in result.Value.Report.Bindings) bindings[(b.Object, b.Name)] = b;
@@ -177,13 +178,6 @@ public sealed class KernelPatchPipeline(KernelPatchJob job, IKernelPatchLog log)
         }
         foreach (var d in result.Report.Diagnostics) Report(AtPatchLine(d, unit.PatchPath, copies.Placed));
         if (result.Output is null) return null;
-        if (options.ObjectName == "vmlinux" && FtraceSites() is { } sites)
-        {
-            var misplaced = result.Report.Replacements.Select(r => sites.Check(r.OldName, r.Position, patchedObject,
-                result.Report.Sources.GetValueOrDefault(r.OldName))).OfType<Diagnostic>().ToList();
-            foreach (var d in misplaced) Report(AtPatchLine(d, unit.PatchPath, copies.Placed));
-            if (misplaced.Count > 0) return null;
-        }
         string diffed = Path.Combine(copies.Directory, Path.GetFileNameWithoutExtension(relative) + "_livepatch.o");
         AtomicFile.WriteAllBytes(diffed, result.Output);
         var report = result.Report;
