@@ -94,11 +94,10 @@ internal static class KernelPatchCommand
                     "/lib/modules/<version>/build)"));
             return CliApp.ExitUsage;
         }
-        if (OnPath(cross + "gcc") is null)
+        if (Toolchain.Find(cross + "gcc") is null)
         {
             log.Report(Diagnostic.Create(DiagnosticCatalog.CompilerNotFound, job.KernelDirectory,
-                $"the compiler '{cross}gcc' that kbuild runs is not on PATH; install Debian's " +
-                    $"gcc-{cross.TrimEnd('-')} (apt-get install gcc-{cross.TrimEnd('-')})"));
+                $"the compiler '{cross}gcc' that kbuild runs is not on PATH; " + Toolchain.InstallAdvice(cross)));
             return CliApp.ExitUsage;
         }
         KernelPatchManifest? manifest;
@@ -124,11 +123,8 @@ internal static class KernelPatchCommand
             File.Copy(o, Path.Combine(kbuild, Path.GetFileNameWithoutExtension(o) + ".o_shipped"), overwrite: true);
         var objects = new List<string> { Path.GetFileNameWithoutExtension(registration) + ".o" };
         objects.AddRange(manifest.Objects.Select(o => Path.GetFileNameWithoutExtension(o) + ".o"));
-        string kbuildFile = Path.Combine(kbuild, "Kbuild");
-        string text = KbuildModule.KbuildFile(module, objects, [Path.GetDirectoryName(manifest.Registration) + "/"],
-            kbuild, project);
-        if (!File.Exists(kbuildFile) || File.ReadAllText(kbuildFile) != text)
-            Elf.AtomicFile.WriteAllBytes(kbuildFile, System.Text.Encoding.UTF8.GetBytes(text), durable: false);
+        string kbuildFile = KbuildModule.WriteKbuildFile(kbuild, module, objects,
+            [Path.GetDirectoryName(manifest.Registration) + "/"], project);
         string ko = Path.Combine(kbuild, module + ".ko");
         log.Progress($"kbuild: make -C {job.KernelDirectory} M={kbuild.TrimEnd('/')} modules", prominent: true);
         var klpNames = manifest.KlpSymbols.Select(s => s.Name).ToHashSet(StringComparer.Ordinal);
@@ -212,11 +208,6 @@ internal static class KernelPatchCommand
             if (File.Exists(Path.Combine(candidate, "kpatch-macros.h"))) return Path.GetFullPath(candidate) + "/";
         return null;
     }
-
-    private static string? OnPath(string tool) =>
-        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator,
-                StringSplitOptions.RemoveEmptyEntries)
-            .Select(dir => Path.Combine(dir, tool)).FirstOrDefault(File.Exists);
 
     /// <summary>Findings as MSBuild's canonical lines (what IDEs and CI logs parse), progress as it comes.</summary>
     private sealed class TerminalLog(TextWriter stdout) : IKernelPatchLog

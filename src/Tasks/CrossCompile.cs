@@ -38,16 +38,7 @@ public sealed class CrossCompile : PpcLivepatchToolTask
 
     protected override string ToolName => CrossCompilePrefix + "gcc";
 
-    private string CompilerPath()
-    {
-        foreach (string dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator,
-            StringSplitOptions.RemoveEmptyEntries))
-        {
-            string candidate = Path.Combine(dir, ToolName);
-            if (File.Exists(candidate)) return candidate;
-        }
-        return ToolName;
-    }
+    private string CompilerPath() => Kbuild.Toolchain.Find(ToolName) ?? ToolName;
 
     protected override MessageImportance StandardErrorLoggingImportance => MessageImportance.Normal;
 
@@ -58,7 +49,7 @@ public sealed class CrossCompile : PpcLivepatchToolTask
         if (string.IsNullOrEmpty(ToolPath) && !Path.IsPathRooted(CompilerPath()))
         {
             DiagnosticLogging.Log(Log, CompilerNotFound, HelpLinkBase, Source, 0, 0,
-                $"the compiler '{ToolName}' is not on PATH; {ToolchainAdvice.Install(CrossCompilePrefix)}");
+                $"the compiler '{ToolName}' is not on PATH; {Kbuild.Toolchain.InstallAdvice(CrossCompilePrefix)}");
             return false;
         }
         // NuGet may not keep file modes: the package's native tool gets its execute bits on first use.

@@ -48,19 +48,11 @@ public sealed class KbuildMake : PpcLivepatchToolTask
     protected override MessageImportance StandardOutputLoggingImportance => MessageImportance.Normal;
     protected override MessageImportance StandardErrorLoggingImportance => MessageImportance.Normal;
 
-    protected override string GenerateFullPathToTool() => OnPath(ToolName) ?? ToolName;
-
-    private static string? OnPath(string tool)
-    {
-        foreach (string dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator,
-            StringSplitOptions.RemoveEmptyEntries))
-            if (File.Exists(Path.Combine(dir, tool))) return Path.Combine(dir, tool);
-        return null;
-    }
+    protected override string GenerateFullPathToTool() => Toolchain.Find(ToolName) ?? ToolName;
 
     protected override bool ExecuteCore()
     {
-        if (!Directory.Exists(KernelDirectory) || !File.Exists(Path.Combine(KernelDirectory, "Makefile")))
+        if (!KernelTree.IsBuildTree(KernelDirectory))
         {
             DiagnosticLogging.Log(Log, DiagnosticCatalog.KernelTreeMissing, HelpLinkBase, ProjectFile ?? "", 0, 0,
                 $"KernelDir '{KernelDirectory}' is not a kernel build tree (no Makefile): point it at the kernel's " +
@@ -69,25 +61,18 @@ public sealed class KbuildMake : PpcLivepatchToolTask
             return false;
         }
         // kbuild would stop with make's "Error 127" and no name: say which compiler is missing and how to get it.
-        if (OnPath(CrossCompilePrefix + "gcc") is null)
+        if (Toolchain.Find(CrossCompilePrefix + "gcc") is null)
         {
             DiagnosticLogging.Log(Log, DiagnosticCatalog.CompilerNotFound, HelpLinkBase, ProjectFile ?? "", 0, 0,
                 $"the compiler '{CrossCompilePrefix}gcc' that kbuild runs is not on PATH; " +
-                    ToolchainAdvice.Install(CrossCompilePrefix));
+                    Toolchain.InstallAdvice(CrossCompilePrefix));
             return false;
         }
         if (!string.IsNullOrEmpty(CompilerRoute) && Path.IsPathRooted(CompilerRoute) && File.Exists(CompilerRoute)
             && !NativeStep.TryMakeExecutable(CompilerRoute, out string? why))
             Log.LogMessage(MessageImportance.Low, "{0} cannot be made executable: {1}", CompilerRoute, why);
-        string kbuildFile = Path.Combine(KbuildDirectory, "Kbuild");
-        string text = KbuildModule.KbuildFile(ModuleName, KbuildObjects, IncludeDirectories, KbuildDirectory,
+        KbuildModule.WriteKbuildFile(KbuildDirectory, ModuleName, KbuildObjects, IncludeDirectories,
             SourceDirectory.TrimEnd('/'));
-        if (!File.Exists(kbuildFile) || File.ReadAllText(kbuildFile) != text)
-        {
-            Directory.CreateDirectory(KbuildDirectory);
-            PpcLivepatch.Elf.AtomicFile.WriteAllBytes(kbuildFile, System.Text.Encoding.UTF8.GetBytes(text),
-                durable: false);
-        }
         // kbuild takes a while: say so at the verbosity people build at, and show its progress lines there too.
         Log.LogMessage(MessageImportance.High, "{0}", $"kbuild: make -C {KernelDirectory} " +
             $"M={KbuildDirectory.TrimEnd('/')} modules");

@@ -300,7 +300,7 @@ public sealed class TaskTests
     [DataRow("", "apt-get install gcc binutils")]
     [DataRow("ppc64le-unknown-", "names no toolchain Debian packages")]
     public void EachPrefixGetsItsOwnInstallAdvice(string prefix, string advice) =>
-        StringAssert.Contains(ToolchainAdvice.Install(prefix), advice);
+        StringAssert.Contains(PpcLivepatch.Kbuild.Toolchain.InstallAdvice(prefix), advice);
 
     [TestMethod]
     public void AKbuildFailureShowsMakesErrorsAndItsProgress()

@@ -255,6 +255,16 @@ public sealed class KernelPatchInputTests
         // A System.map has no records: nothing to check, and said so.
         Assert.IsNull(VmlinuxFtraceSites.Load(Path.Combine(KernelOracle.KlpBuildTree(), "System.map"), out why));
         StringAssert.Contains(why, "not a 64-bit ELF file");
+        // A truncated vmlinux is said, never read past its end.
+        string cut = Path.Combine(Repo.NewTempDir(), "vmlinux");
+        using (var source = File.OpenRead(Path.Combine(KernelOracle.KlpBuildTree(), "vmlinux")))
+        using (var target = File.Create(cut))
+        {
+            var head = new byte[1 << 20];
+            target.Write(head, 0, source.Read(head));
+        }
+        Assert.IsNull(VmlinuxFtraceSites.Load(cut, out why));
+        StringAssert.Contains(why, "outside the file");
     }
 
     [TestMethod]

@@ -61,6 +61,12 @@ public sealed class VmlinuxFtraceSites
                 why = $"{path}'s ftrace records do not lie inside their section";
                 return null;
             }
+            // Sizes come from the file's own headers: nothing is allocated for more than the file holds.
+            if (section.Offset + (start.Value - section.Address) + length > (ulong)RandomAccess.GetLength(handle))
+            {
+                why = $"{path}'s ftrace records lie past the end of the file";
+                return null;
+            }
             var data = new byte[length];
             if (RandomAccess.Read(handle, data, (long)(section.Offset + start.Value - section.Address)) != data.Length)
             {

@@ -14,8 +14,6 @@ public sealed record ElfSection(
     public bool IsExecutable => (Flags & ShfExecInstr) != 0;
     public bool HasFileData => Type != ShtNobits && Type != ShtNull;
 
-    /// <summary><c>sh_addr</c>: where a linked image (vmlinux) has the section; 0 in a relocatable object.</summary>
-    public ulong Address { get; init; }
 }
 
 /// <summary>A symbol with its raw <c>st_shndx</c> (after SHN_XINDEX resolution), so SHN_LIVEPATCH stays
@@ -257,13 +255,11 @@ public sealed class ElfImage
 
         var raw = new (uint name, uint type, ulong flags, ulong offset, ulong size, uint link, uint info, ulong align,
             ulong entsize)[shnum];
-        var addresses = new ulong[shnum];
         for (int i = 0; i < shnum; i++)
         {
             int o = (int)shoff + i * Elf64SectionHeaderSize;
             raw[i] = (ReadU32(h, o), ReadU32(h, o + 4), ReadU64(h, o + 8), ReadU64(h, o + 24), ReadU64(h, o + 32),
                 ReadU32(h, o + 40), ReadU32(h, o + 44), ReadU64(h, o + 48), ReadU64(h, o + 56));
-            addresses[i] = ReadU64(h, o + 16);
             var s = raw[i];
             if (s.type != ShtNobits && s.type != ShtNull
                 && (s.offset > (ulong)b.Length || (ulong)b.Length - s.offset < s.size))
@@ -283,7 +279,7 @@ public sealed class ElfImage
                 () => $"section [{i}] name index 0x{s.name:x} is outside the section name table",
                     DiagnosticCatalog.MalformedSectionTable);
             sections[i] = new ElfSection(i, name, s.type, s.flags, s.offset, s.size, s.link, s.info, s.align,
-                s.entsize) { Address = addresses[i] };
+                s.entsize);
         }
         // Two sections sharing file bytes would make an edit of one silently change the other.
         var laidOut = sections.Where(x => x.HasFileData && x.Size > 0).OrderBy(x => x.Offset).ToArray();

@@ -40,6 +40,19 @@ public static partial class KbuildModule
         return string.Concat(lines.Select(l => l + "\n"));
     }
 
+    /// <summary>Writes <see cref="KbuildFile"/> into <paramref name="kbuildDirectory"/>, only when its text changes
+    /// (kbuild's own up-to-date checks then hold); returns its path.</summary>
+    public static string WriteKbuildFile(string kbuildDirectory, string module, IReadOnlyList<string> objects,
+        IEnumerable<string> includeDirectories, string sourceDirectory)
+    {
+        string path = Path.Combine(kbuildDirectory, "Kbuild");
+        string text = KbuildFile(module, objects, includeDirectories, kbuildDirectory, sourceDirectory);
+        if (File.Exists(path) && File.ReadAllText(path) == text) return path;
+        Directory.CreateDirectory(kbuildDirectory);
+        Elf.AtomicFile.WriteAllBytes(path, System.Text.Encoding.UTF8.GetBytes(text), durable: false);
+        return path;
+    }
+
     /// <summary>make's arguments. <paramref name="compilerRoute"/>: the assembler route's command (program and
     /// arguments, quoted for make's shell) put before the cross gcc as kbuild's <c>CC</c>; null for plain
     /// gcc.</summary>

@@ -102,8 +102,12 @@ public sealed class KernelPatchPipeline(KernelPatchJob job, IKernelPatchLog log)
         if (_ftraceSitesRead) return _ftraceSites;
         _ftraceSitesRead = true;
         if (!File.Exists(_vmlinuxPath)) return null;
+        // A livepatch kernel always has ftrace records (CONFIG_LIVEPATCH needs dynamic ftrace): a vmlinux without
+        // readable ones cannot show where the patch will attach, and nothing is built on a guess.
         _ftraceSites = VmlinuxFtraceSites.Load(_vmlinuxPath, out string? why);
-        if (_ftraceSites is null) log.Progress($"  the livepatch's ftrace sites are not checked: {why}", false);
+        if (_ftraceSites is null)
+            Report(Diagnostic.Create(DiagnosticCatalog.UnreadableFile, _vmlinuxPath,
+                $"cannot read where the kernel attaches a livepatch: {why}"));
         return _ftraceSites;
     }
 

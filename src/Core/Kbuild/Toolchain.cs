@@ -1,10 +1,16 @@
-namespace PpcLivepatch.Build.Tasks;
+namespace PpcLivepatch.Kbuild;
 
-/// <summary>What to install for a <c>CrossCompilePrefix</c>: Debian's package where Debian has one, else what the
-/// prefix must name.</summary>
-internal static class ToolchainAdvice
+/// <summary>The cross toolchain as kbuild and the SDK run it: where a tool is on PATH, and what to install for a
+/// <c>CrossCompilePrefix</c> (Debian's package where Debian has one, else what the prefix must name).</summary>
+public static class Toolchain
 {
-    public static string Install(string prefix) => prefix switch
+    /// <summary>The full path of <paramref name="tool"/> on PATH, or null.</summary>
+    public static string? Find(string tool) =>
+        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator,
+                StringSplitOptions.RemoveEmptyEntries)
+            .Select(dir => Path.Combine(dir, tool)).FirstOrDefault(File.Exists);
+
+    public static string InstallAdvice(string prefix) => prefix switch
     {
         "powerpc64le-linux-gnu-" =>
             "install it (Debian: apt-get install gcc-powerpc64le-linux-gnu binutils-powerpc64le-linux-gnu) " +
