@@ -75,7 +75,18 @@ internal static class KernelPatchCommand
         {
             KernelSource = kernelSource, IncludeDirectory = HeadersDirectory(),
         };
-        int status = Build(job, name, cross, output, work, log);
+        int status;
+        try
+        {
+            status = Build(job, name, cross, output, work, log);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // The work directory (the kbuild directory, the steps' outputs) cannot be written: said, not thrown.
+            log.Report(Diagnostic.Create(DiagnosticCatalog.UnwritableOutput, work,
+                $"cannot write the work directory '{work}': {e.Message}"));
+            status = CliApp.ExitUsage;
+        }
         if (status != CliApp.ExitAccepted) Steps.StepFiles.DeleteIfExists(output);
         log.Summary(output, status == CliApp.ExitAccepted);
         return status;

@@ -86,6 +86,16 @@ public sealed class CliTests
         StringAssert.Contains(text, "fix.patch(1,1): error PLP0020: ");
         StringAssert.Contains(text, "kernel-patch: no module written");
         Assert.IsFalse(File.Exists(ko));
+
+        // A work directory that cannot be made (a file stands where it would be) is coded, not an exception.
+        File.WriteAllText(Path.Combine(dir, "blocked"), "");
+        File.WriteAllText(Path.Combine(dir, "fix.patch"), "--- a/fs/proc/cmdline.c\n+++ b/fs/proc/cmdline.c\n" +
+            "@@ -9,1 +9,1 @@\n-\tseq_putc(m, '\\n');\n+\tseq_puts(m, \"\\n\");\n");
+        var (blocked, said, _) = Run("kernel-patch", Path.Combine(dir, "fix.patch"), "--kernel-dir",
+            KernelOracle.KlpBuildTree(), "--work-dir", Path.Combine(dir, "blocked", "work"), "-o", ko);
+        Assert.AreEqual(CliApp.ExitUsage, blocked, said);
+        StringAssert.Contains(said, "PLP10");
+        Assert.IsFalse(File.Exists(ko));
     }
 
     [TestMethod]
