@@ -51,6 +51,7 @@ public sealed partial class KernelOracleTests
         ("uname-syscall", "lp_uname"),
         ("fdinfo-header", "lp_fdinfo_header"),
         ("meminfo-kpatch-form", "lp_meminfo_kpatch"),
+        ("version-tracepoint", "lp_version_tracepoint"),
     ];
 
     /// <summary>Where PrepareKernelPatches works: the copies, both objects and the diff of each unit.</summary>
@@ -116,6 +117,11 @@ public sealed partial class KernelOracleTests
             echo "binfmt: $(cat /bm/status 2>/dev/null)"
             sed 's/^/fdinfo: /' /proc/self/fdinfo/0
             head -n 1 /proc/meminfo | sed 's/^/meminfo: /'
+            t=/sys/kernel/tracing; [ -f $t/trace ] || mount -t tracefs none $t
+            e=$t/events/sched/sched_kthread_stop_ret/enable
+            echo > $t/trace; cat /proc/version > /dev/null; echo "tracepoint off: $(grep -c 'ret=4242' $t/trace)"
+            echo 1 > $e; echo > $t/trace; cat /proc/version > /dev/null; cat /proc/version > /dev/null
+            echo "tracepoint on: $(grep -c 'ret=4242' $t/trace)"; echo 0 > $e
             """);
         var boot = BootWith(new Dictionary<string, string> { ["PPCLP_ORACLE_PROBE"] = probe,
             ["PPCLP_ORACLE_UNLOAD"] = "1" }, Path.Combine(kernel, "vmlinux"), [.. modules]);
@@ -382,6 +388,28 @@ public sealed partial class KernelOracleTests
         var (loaded, unloaded) = run.Probe("lp_meminfo_kpatch");
         Assert.IsTrue(loaded.Any(l => Regex.IsMatch(l, @"^meminfo: MemTotal\[lp\]: +\d+ kB$")), run.Boot.Log);
         Assert.IsTrue(unloaded.Any(l => Regex.IsMatch(l, @"^meminfo: MemTotal: +\d+ kB$")), run.Boot.Log);
+    }
+
+    /// <summary>
+    /// A tracepoint in the changed code: its static key is not exported, so the livepatch binds it through kallsyms
+    /// (it was PLP5008 before). The loader writes that relocation before it sets up the module's jump labels, so
+    /// enabling the event turns on the branch in the new function: the guest's trace shows the event from the
+    /// livepatch while it is loaded, and none while the event is off or after the livepatch is gone.
+    /// </summary>
+    [TestMethod]
+    public void KernelPatchWithATracepointFiresItFromTheLivepatch()
+    {
+        var run = s_patchSet.Value;
+        var build = run.Built("version-tracepoint");
+        StringAssert.Contains(build.Result.Output, "fs/proc/version.c: version_proc_show changed");
+        string relocations = Tool.Run(build.Dir, "powerpc64le-linux-gnu-readelf", "-rW", build.Ko).Output;
+        StringAssert.Contains(relocations, "Relocation section '.klp.rela.vmlinux.__jump_table'");
+        StringAssert.Contains(relocations, ".klp.sym.vmlinux.__tracepoint_sched_kthread_stop_ret,0 + 8");
+        run.LoadedEnabledDisabledUnloaded("lp_version_tracepoint");
+        var (loaded, unloaded) = run.Probe("lp_version_tracepoint");
+        CollectionAssert.Contains(loaded, "tracepoint off: 0", run.Boot.Log);
+        CollectionAssert.Contains(loaded, "tracepoint on: 2", run.Boot.Log);
+        CollectionAssert.Contains(unloaded, "tracepoint on: 0", run.Boot.Log);
     }
 
     /// <summary>

@@ -177,8 +177,6 @@ public sealed class DiffTests
     [DataRow("uptime-line-shift", DiagnosticCatalog.DiffNoFunctionChanged, "no function changed")]
     [DataRow("cmdline-notrace", DiagnosticCatalog.DiffFunctionNotPatchable,
         "cmdline_proc_show has no ftrace call site (bl _mcount in its prologue)")]
-    [DataRow("cmdline-static-key", DiagnosticCatalog.DiffCannotCarry,
-        "a static branch in the changed code uses key cmdline_key, which is not exported")]
     // The patched function counts in a new static instead of the kernel's: it would start again from 0.
     [DataRow("cmdline-static-local-replaced", DiagnosticCatalog.DiffStaticLocalReplaced,
         "cmdline_proc_show no longer uses the static local calls.0 of the running kernel and uses the new reads.0")]
@@ -322,15 +320,44 @@ public sealed class DiffTests
         foreach (var table in new[] { "__ex_table", "__jump_table", "__barrier_nospec_fixup" })
             Assert.IsFalse(System.Text.RegularExpressions.Regex.IsMatch(Table(table), @"\.text\.(?!cmdline_proc_show)"));
 
-        // The original object alone cannot tell that the key is exported. It is never bound through kallsyms (jump
-        // labels are set up before livepatch symbols are bound): it stays undefined, and said so — a kernel that does
-        // not export it refuses the module by name when it loads.
+        // The original object alone cannot tell that the key is exported; a vmlinux key needs no export: the loader
+        // writes vmlinux's livepatch relocations before it sets up the module's jump labels.
         var alone = Diff("cmdline-uaccess").Report;
         Assert.IsTrue(alone.Succeeded, Codes(alone));
         var key = alone.Bindings.Single(b => b.Name == "uaccess_flush_key");
-        Assert.IsTrue(!key.Klp && key.ExportAssumed);
-        StringAssert.Contains(DiffReportWriter.Render(alone, Ppc64.PpcAbi.ElfV2, ReportFormat.Text),
-            "uaccess_flush_key: a static key, left undefined (the kernel must export it");
+        Assert.IsTrue(key.Klp && !key.ExportAssumed && key.SymbolName == ".klp.sym.vmlinux.uaccess_flush_key,0");
+    }
+
+    /// <summary>
+    /// A static key that the kernel does not export is bound through kallsyms when it is vmlinux's (its livepatch
+    /// relocation is written while the module loads, before its jump labels are set up; the kernel-oracle test
+    /// version-tracepoint shows such a branch taken) and refused when it is a module's, whose livepatch relocations
+    /// are written only when that module comes. The same objects, as vmlinux's unit and as a module's.
+    /// </summary>
+    [TestMethod]
+    public void AStaticKeyIsBoundForVmlinuxAndRefusedForAModule()
+    {
+        var vmlinux = Diff("cmdline-static-key");
+        Assert.IsTrue(vmlinux.Report.Succeeded, Codes(vmlinux.Report));
+        Assert.AreEqual(".klp.sym.vmlinux.cmdline_key,0",
+            vmlinux.Report.Bindings.Single(b => b.Name == "cmdline_key").SymbolName);
+        string output = Path.Combine(Repo.NewTempDir(), "out.o");
+        File.WriteAllBytes(output, vmlinux.Output!);
+        string relocations = Tool.Check("powerpc64le-linux-gnu-readelf", "-rW", output);
+        string table = relocations[relocations.IndexOf("'.klp.rela.vmlinux.__jump_table'",
+            StringComparison.Ordinal)..].Split("\n\n")[0];
+        StringAssert.Contains(table, "R_PPC64_REL64          0000000000000000 .klp.sym.vmlinux.cmdline_key,0 + 0");
+
+        Assert.IsTrue(ElfImage.TryLoad(Pair("cmdline-static-key", "orig"), out var before, out var e1), e1?.Message);
+        Assert.IsTrue(ElfImage.TryLoad(Pair("cmdline-static-key", "patched"), out var after, out var e2),
+            e2?.Message);
+        var own = KernelSymbols.FromElf(before!, "cmdline_mod.ko", wholeKernel: true, addressOrder: false);
+        var kernel = KernelSymbols.Load(Path.Combine(KernelOracle.KlpBuildTree(), "System.map"), "vmlinux", out _)!;
+        var module = ObjectDiff.Run(before!, after!, new DiffOptions("cmdline_mod", own, Kernel: kernel)).Report;
+        Assert.IsFalse(module.Succeeded);
+        var d = module.Diagnostics.Single(x => x.Severity == Severity.Error);
+        Assert.AreEqual(DiagnosticCatalog.DiffCannotCarry, d.Code);
+        StringAssert.Contains(d.Message, "uses key cmdline_key of module cmdline_mod, which does not export it");
     }
 
     [TestMethod]
@@ -442,13 +469,14 @@ public sealed class DiffTests
 
     /// <summary>
     /// kpatch's own ppc64le unit-test objects (tests/fixtures/kpatch-unit), diffed with the default symbol source:
-    /// the static key of another file is left undefined — the only binding the loader can resolve before livepatch
-    /// symbols exist — instead of PLP5008, and the object passes patch and verify.
+    /// the static key of another file is a vmlinux global like every other undefined symbol of the original (bound
+    /// through kallsyms, which the loader does before it sets up jump labels) instead of PLP5008, and the object
+    /// passes patch and verify.
     /// </summary>
     [TestMethod]
     [DataRow("jump-label-issue-946", "__kmalloc", "memcg_kmem_enabled_key")]
     [DataRow("ppc64le-bundled-localentry-issue-1007", "xs_tcp_state_change", "__tracepoint_rpc_socket_state_change")]
-    public void KpatchsUnitPairsBuildWithTheirStaticKeysLeftUndefined(string pair, string changed, string key)
+    public void KpatchsUnitPairsBuildWithTheirStaticKeysBound(string pair, string changed, string key)
     {
         string dir = Path.Combine(Repo.Root, "tests", "fixtures", "kpatch-unit");
         Assert.IsTrue(ElfImage.TryLoad(Path.Combine(dir, pair + ".ORIG.o"), out var before, out var e1), e1?.Message);
@@ -457,10 +485,10 @@ public sealed class DiffTests
         Assert.IsTrue(result.Report.Succeeded, string.Join("\n", result.Report.Diagnostics.Select(d => d.Message)));
         Assert.AreEqual(changed, string.Join(",", result.Report.Changed));
         var binding = result.Report.Bindings.Single(b => b.Name == key);
-        Assert.IsFalse(binding.Klp, "the key stays a plain undefined symbol");
+        Assert.IsTrue(binding.Klp, "the key is bound like every other vmlinux global");
         Assert.IsTrue(ElfImage.TryParse("out.o", result.Output!, out var output, out var error), error?.Message);
-        var symbol = output!.Symbols.Single(s => s.Name == key);
-        Assert.IsTrue(symbol.IsUndefined);
+        var symbol = output!.Symbols.Single(s => s.Name == $".klp.sym.vmlinux.{key},0");
+        Assert.IsTrue(symbol.IsLivepatch);
         Assert.AreEqual(1, output.Symbols.Count(s => s.Type == ElfConstants.SttFunc && s.IsInSection));
         var verified = ObjectVerifier.Verify(output, LoaderOptions.Default);
         Assert.IsTrue(verified.Accepted, string.Join("\n", verified.Diagnostics.Select(d => d.Message)));

@@ -99,6 +99,13 @@ with open(os.path.join(HERE, 'fdinfo-header.patch'), 'a') as whole:
     whole.write(open(os.path.join(HERE, 'fdinfo-header.c-part.patch')).read())
 os.remove(os.path.join(HERE, 'fdinfo-header.c-part.patch'))
 
+# A tracepoint in the changed code: its static key (__tracepoint_sched_kthread_stop_ret) is not exported, so the
+# livepatch binds it through kallsyms; the loader writes that relocation before it sets up the module's jump labels,
+# and enabling the event turns the branch in the livepatch on.
+mk('version-tracepoint', 'fs/proc/version.c', [
+    ('#include "internal.h"\n', '#include "internal.h"\n#include <trace/events/sched.h>\n'),
+    ('\t\tutsname()->version);\n', '\t\tutsname()->version);\n\ttrace_sched_kthread_stop_ret(4242);\n')])
+
 # Refused: the kernel's data changes (PLP5003) — the banner is read by the unchanged version_proc_show.
 mk('banner-data', 'init/version.c', [
     ('\t"%s version %s"\n', '\t"%s version %s [livepatched]"\n')])

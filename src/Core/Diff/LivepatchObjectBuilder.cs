@@ -293,11 +293,15 @@ internal sealed class LivepatchObjectBuilder
     /// (PLP5009).</summary>
     private bool CheckReferences(Dictionary<string, KernelBinding> bindings)
     {
+        // The loader writes vmlinux's livepatch relocations while it loads the module, before jump labels are set
+        // up (kernel/module/main.c, apply_relocations, since 5.8); a module's are written only when that module
+        // comes, after this one's jump labels were set up.
         foreach (var key in _jumpKeys)
-            if (bindings.TryGetValue(key, out var b) && b.Klp)
+            if (bindings.TryGetValue(key, out var b) && b.Klp && b.Object != "vmlinux")
                 _diagnostics.Add(Diagnostic.Create(DiagnosticCatalog.DiffCannotCarry, Image.Path,
-                    $"a static branch in the changed code uses key {key}, which is not exported: jump labels are set " +
-                        "up when the module loads, before the livepatch core binds its symbols"));
+                    $"a static branch in the changed code uses key {key} of module {b.Object}, which does not " +
+                        $"export it: the livepatch core binds {b.Object}'s symbols when {b.Object} loads, after " +
+                        "the livepatch module's jump labels were set up"));
         foreach (var p in _pieces.Where(p => p.Entity is { IsFunction: true }))
             foreach (var (offset, type, target, _) in p.Relocations)
                 if (IsTocRelative(type) && target.External is { } name && !LoaderSymbols.Contains(name))
@@ -436,13 +440,14 @@ internal sealed class LivepatchObjectBuilder
                 bindings[name] = new KernelBinding(name, false, owner, 0);
                 continue;
             }
-            // The original object alone knows only its own definitions: other files' symbols are taken as unique. A
-            // static key is resolved when the module loads, before livepatch symbols are: there only an exported key
-            // can work, so it stays undefined, and a key the kernel does not export fails the load by name.
+            // The original object alone knows only its own definitions: other files' symbols are taken as unique
+            // vmlinux globals. A module's static key is resolved before the module's livepatch symbols are (see
+            // CheckReferences): there only an exported key can work, so it stays undefined, and a key the kernel
+            // does not export fails the load by name.
             if (!source.KnowsWholeKernel && defined is null)
             {
-                bindings[name] = new KernelBinding(name, !_jumpKeys.Contains(name), owner, 0)
-                    { ExportAssumed = _jumpKeys.Contains(name) };
+                bool assumed = owner != "vmlinux" && _jumpKeys.Contains(name);
+                bindings[name] = new KernelBinding(name, !assumed, owner, 0) { ExportAssumed = assumed };
                 continue;
             }
             var position = source.Position(name, !local, local ? file : null);
