@@ -6,7 +6,7 @@ line, on both sides, lies inside a function body (kernel style: a body opens wit
 same release is kept: the tools must refuse it with a reason, as they would a user's.
 
 Usage: make-corpus.py OLD_SOURCE NEW_SOURCE BUILD_TREE OUT_DIR    (prints one line per file: kept, or why not)"""
-import difflib, os, sys
+import difflib, os, subprocess, sys
 
 
 def bodies(lines):
@@ -70,9 +70,10 @@ def main(old_root, new_root, build, out):
             if not all(inside(old_bodies, i) for i in removed) or not all(inside(new_bodies, j) for j in added):
                 print(f'{path}: changes outside function bodies')
                 continue
-            text = ''.join(difflib.unified_diff(old, new, 'a/' + path, 'b/' + path, n=3))
-            target = os.path.join(out, path.replace('/', '_')[:-2] + '.patch')
-            with open(target, 'w', errors='surrogateescape') as f:
+            # diff -p names each hunk's function, as git does.
+            text = subprocess.run(['diff', '-up', '--label', 'a/' + path, '--label', 'b/' + path,
+                                   os.path.join(root, name), new_path], capture_output=True).stdout
+            with open(os.path.join(out, path.replace('/', '_')[:-2] + '.patch'), 'wb') as f:
                 f.write(text)
             print(f'{path}: kept')
 

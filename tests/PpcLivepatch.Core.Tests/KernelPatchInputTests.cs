@@ -103,6 +103,63 @@ public sealed class KernelPatchInputTests
         Assert.IsNull(UnifiedPatch.PatchLineOf(placed, 10_000), "nothing is added after the end");
     }
 
+    /// <summary>
+    /// A PCI quirk record is named after its line (<c>__pci_fixup_quirk_nopcipci&lt;__LINE__&gt;</c>), so its name is
+    /// nowhere in the patch: the finding about it lands on the line the patch adds or removes at that number, in the
+    /// numbering of the marked copy (the hunk's lines from where it applies, the rest as in the original).
+    /// </summary>
+    private const string QuirkAdded = """
+        --- a/drivers/pci/quirks.c
+        +++ b/drivers/pci/quirks.c
+        @@ -297,6 +297,7 @@ static void quirk_nopcipci(struct pci_de
+         	}
+         }
+         DECLARE_PCI_FIXUP_FINAL(PCI_VENDOR_ID_SI,	PCI_DEVICE_ID_SI_5597,		quirk_nopcipci);
+        +DECLARE_PCI_FIXUP_FINAL(PCI_VENDOR_ID_SI,	0x1234,		quirk_nopcipci);
+         DECLARE_PCI_FIXUP_FINAL(PCI_VENDOR_ID_SI,	PCI_DEVICE_ID_SI_496,		quirk_nopcipci);
+         
+         static void quirk_nopciamd(struct pci_dev *dev)
+
+        """;
+
+    private const string QuirkRemoved = """
+        --- a/drivers/pci/quirks.c
+        +++ b/drivers/pci/quirks.c
+        @@ -296,7 +296,6 @@ static void quirk_nopcipci(struct pci_de
+         		pci_pci_problems |= PCIPCI_FAIL;
+         	}
+         }
+        -DECLARE_PCI_FIXUP_FINAL(PCI_VENDOR_ID_SI,	PCI_DEVICE_ID_SI_5597,		quirk_nopcipci);
+         DECLARE_PCI_FIXUP_FINAL(PCI_VENDOR_ID_SI,	PCI_DEVICE_ID_SI_496,		quirk_nopcipci);
+         
+         static void quirk_nopciamd(struct pci_dev *dev)
+
+        """;
+
+    /// <summary>
+    /// A PCI quirk record is named after its line (<c>__pci_fixup_quirk_nopcipci&lt;__LINE__&gt;</c>), so its name is
+    /// nowhere in the patch: the finding about it (PLP5003, the record "changed") lands on the line the patch adds or
+    /// removes at that number, in the numbering of the marked copy (a hunk's lines from where it applies, the rest as
+    /// in the original), and names nothing else.
+    /// </summary>
+    [TestMethod]
+    [DataRow(QuirkAdded, "__pci_fixup_quirk_nopcipci300", 7)]
+    [DataRow(QuirkRemoved, "__pci_fixup_quirk_nopcipci299", 7)]
+    public void AFindingAboutALineNamedRecordLandsOnTheLineThatAddsOrRemovesIt(string text, string datum, int line)
+    {
+        var file = UnifiedPatch.Parse("quirk.patch", text, out var parseError);
+        Assert.IsNotNull(file, parseError?.Message);
+        Assert.IsTrue(text.Split('\n')[line - 1].StartsWith("+DECLARE") || text.Split('\n')[line - 1]
+            .StartsWith("-DECLARE"));
+        string original = File.ReadAllText(Path.Combine(KernelOracle.KlpSourceTree(), "drivers/pci/quirks.c"));
+        var placed = new List<(PatchHunk, int)>();
+        Assert.IsNotNull(UnifiedPatch.Apply("quirk.patch", file.Single(), original, "drivers/pci/quirks.c", placed,
+            out var error), error?.Message);
+        Assert.AreEqual(line, UnifiedPatch.PatchLineOfName(placed, datum));
+        Assert.IsNull(UnifiedPatch.PatchLineOfName(placed, "__pci_fixup_quirk_nopcipci301"), "a context line");
+        Assert.IsNull(UnifiedPatch.PatchLineOfName(placed, "__pci_fixup_quirk_nopcipci420"), "no change there");
+    }
+
     [TestMethod]
     [DataRow("not a patch\n", 1, "contains no unified-diff hunks")]
     [DataRow("--- a/x.c\n+++ b/x.c\n@@ -1,3 +1,3 @@\n a\n-b\n", 3, "cut short")]

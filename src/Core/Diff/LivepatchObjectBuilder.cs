@@ -100,7 +100,10 @@ internal sealed class LivepatchObjectBuilder
                 _diagnostics.Add(new Diagnostic(DiagnosticCatalog.DiffObjectsDoNotMatch,
                     $"{e.Name} shares {e.Section.Name} with other functions or data, so it cannot be taken out alone",
                     Image.Path, Function: e.Name,
-                    Fix: "Compile both objects with -ffunction-sections -fdata-sections."));
+                    Fix: e.Section.Name == ".text"
+                        ? "Compile both objects with -ffunction-sections -fdata-sections."
+                        : $"A section attribute (such as __sched or noinstr) puts {e.Name} in {e.Section.Name}, " +
+                            "and no compiler flag gives it a section of its own: patch its callers instead."));
                 return;
             }
             piece = new Piece(".text." + e.Name, e.Section, 0, Image.ContentSize(e.Section), e);

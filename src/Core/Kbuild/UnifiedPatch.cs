@@ -15,6 +15,11 @@ public sealed record PatchHunk(int OldStart, IReadOnlyList<string> OldLines, IRe
     /// <summary>Which written lines the patch adds ('+'), as opposed to context it keeps.</summary>
     public IReadOnlyList<bool> NewLineAdded { get; init; } = [];
 
+    /// <summary>The <c>.patch</c> line of each old line, and which of them the patch removes ('-').</summary>
+    public IReadOnlyList<int> OldLinePatchLines { get; init; } = [];
+
+    public IReadOnlyList<bool> OldLineRemoved { get; init; } = [];
+
     /// <summary>The <c>.patch</c> line of the first line this hunk adds at or after written line
     /// <paramref name="index"/>, else of its first added line, else its header.</summary>
     public int AddedLineFrom(int index)
@@ -86,6 +91,8 @@ public static partial class UnifiedPatch
                 var after = new List<string>();
                 var afterLines = new List<int>();
                 var added = new List<bool>();
+                var beforeLines = new List<int>();
+                var removed = new List<bool>();
                 i++;
                 while (i < lines.Length && (before.Count < oldCount || after.Count < newCount))
                 {
@@ -93,8 +100,12 @@ public static partial class UnifiedPatch
                     if (l.StartsWith('\\')) { i++; continue; }   // "\ No newline at end of file"
                     char kind = l.Length == 0 ? ' ' : l[0];
                     string body = l.Length == 0 ? "" : l[1..];
-                    if (kind is ' ') { before.Add(body); after.Add(body); afterLines.Add(i + 1); added.Add(false); }
-                    else if (kind is '-') before.Add(body);
+                    if (kind is ' ')
+                    {
+                        before.Add(body); beforeLines.Add(i + 1); removed.Add(false);
+                        after.Add(body); afterLines.Add(i + 1); added.Add(false);
+                    }
+                    else if (kind is '-') { before.Add(body); beforeLines.Add(i + 1); removed.Add(true); }
                     else if (kind is '+') { after.Add(body); afterLines.Add(i + 1); added.Add(true); }
                     else break;
                     i++;
@@ -108,7 +119,10 @@ public static partial class UnifiedPatch
                 }
                 while (i < lines.Length && lines[i].StartsWith('\\')) i++;
                 hunks.Add(new PatchHunk(oldStart, before, after, header)
-                    { NewLinePatchLines = afterLines, NewLineAdded = added });
+                {
+                    NewLinePatchLines = afterLines, NewLineAdded = added, OldLinePatchLines = beforeLines,
+                    OldLineRemoved = removed,
+                });
             }
             i--;
             if (hunks.Count > 0) files.Add(new FilePatch(path, hunks, fileLine));
@@ -224,12 +238,40 @@ public static partial class UnifiedPatch
     /// </summary>
     public static int? PatchLineOfName(IReadOnlyList<(PatchHunk Hunk, int Line)> placed, string name)
     {
-        var word = new System.Text.RegularExpressions.Regex($@"(?<![A-Za-z0-9_]){System.Text.RegularExpressions
-            .Regex.Escape(name)}(?![A-Za-z0-9_])");
+        var word = new Regex($@"(?<![A-Za-z0-9_]){Regex.Escape(name)}(?![A-Za-z0-9_])");
         foreach (var (hunk, _) in placed.OrderBy(p => p.Line))
             if (hunk.NewLines.Any(word.IsMatch) || hunk.OldLines.Any(word.IsMatch)) return hunk.AddedLineFrom(0);
+        return LineNamedDatum(placed, name);
+    }
+
+    /// <summary>
+    /// A datum a macro names after its line (<c>DECLARE_PCI_FIXUP_FINAL(…, quirk_x)</c> defines
+    /// <c>__pci_fixup_quirk_x&lt;__LINE__&gt;</c>): the line the patch adds or removes at that line number (a hunk's
+    /// lines are numbered from where it applies, as the marked copy numbers them) that names the macro's argument.
+    /// </summary>
+    private static int? LineNamedDatum(IReadOnlyList<(PatchHunk Hunk, int Line)> placed, string name)
+    {
+        var m = TrailingLineNumber().Match(name);
+        if (!m.Success || !int.TryParse(m.Groups[2].Value, out int line)) return null;
+        string stem = m.Groups[1].Value;
+        bool Names(string text) => Identifier().Matches(text)
+            .Any(id => id.Value.Length >= 4 && stem.EndsWith(id.Value, StringComparison.Ordinal));
+        foreach (var (hunk, start) in placed)
+        {
+            int i = line - start;
+            if (i >= 0 && i < hunk.NewLines.Count && hunk.NewLineAdded[i] && Names(hunk.NewLines[i]))
+                return hunk.NewLinePatchLines[i];
+            if (i >= 0 && i < hunk.OldLines.Count && hunk.OldLineRemoved[i] && Names(hunk.OldLines[i]))
+                return hunk.OldLinePatchLines[i];
+        }
         return null;
     }
+
+    [GeneratedRegex(@"^([A-Za-z_][A-Za-z0-9_]*?)(\d+)$")]
+    private static partial Regex TrailingLineNumber();
+
+    [GeneratedRegex(@"[A-Za-z_][A-Za-z0-9_]*")]
+    private static partial Regex Identifier();
 
     private static Diagnostic At(string patchPath, int line, string message) =>
         new(DiagnosticCatalog.PatchDoesNotApply, message, patchPath, Source: new SourceLocation(patchPath, line, 1));
