@@ -495,6 +495,45 @@ public sealed class DiffTests
     }
 
     /// <summary>
+    /// kpatch's unit pairs whose function-scope statics GCC renumbered (tests/fixtures/kpatch-unit): constants are
+    /// paired by their bytes and empty statics need no pairing, so the pairs build (all three were PLP5005, with
+    /// PLP5003 for __func__ constants "changed" by a number that moved). A function that differs only in the
+    /// __LINE__ it passes to btrfs's abort helper is not taken; a new constant never shares a name with a bound one.
+    /// </summary>
+    [TestMethod]
+    [DataRow("line-detect-issue-1253", "read_block_for_search", "push_node_left")]
+    [DataRow("special-static", "sighand_ctor,copy_process.isra.6.part.7", "")]
+    [DataRow("static-local-size-mismatch-issue-1053", "fib_check_nh,fib_create_info", "")]
+    public void KpatchsUnitPairsWithRenumberedStaticsBuild(string pair, string changed, string lineOnly)
+    {
+        string dir = Path.Combine(Repo.Root, "tests", "fixtures", "kpatch-unit");
+        Assert.IsTrue(ElfImage.TryLoad(Path.Combine(dir, pair + ".ORIG.o"), out var before, out var e1), e1?.Message);
+        Assert.IsTrue(ElfImage.TryLoad(Path.Combine(dir, pair + ".PATCHED.o"), out var after, out var e2), e2?.Message);
+        var result = ObjectDiff.Run(before!, after!, new DiffOptions());
+        Assert.IsTrue(result.Report.Succeeded, string.Join("\n", result.Report.Diagnostics.Select(d => d.Message)));
+        Assert.AreEqual(changed, string.Join(",", result.Report.Changed));
+        if (lineOnly.Length > 0) CollectionAssert.Contains(result.Report.LineNumbersOnly.ToList(), lineOnly);
+        Assert.IsTrue(ElfImage.TryParse("out.o", result.Output!, out var output, out var error), error?.Message);
+        var bound = output!.Symbols.Where(s => s.IsLivepatch).Select(s => s.Name.Split('.', 4)[3].Split(',')[0])
+            .ToHashSet(StringComparer.Ordinal);
+        var clashes = output.Symbols.Where(s => s.IsInSection && bound.Contains(s.Name)).Select(s => s.Name).ToList();
+        Assert.AreEqual(0, clashes.Count, string.Join(", ", clashes));
+        if (pair == "line-detect-issue-1253")
+        {
+            // read_block_for_search's new __func__ is __func__.1 in PATCHED.o, and ORIG.o's __func__.1 is
+            // split_node's name: not paired by the number, a new constant with the function's name in it.
+            var constant = output.Symbols.SingleOrDefault(s => s.IsInSection && s.Name.StartsWith("__func__.1",
+                StringComparison.Ordinal));
+            Assert.IsNotNull(constant, string.Join(", ", output.Symbols.Select(s => s.Name)));
+            var bytes = output.Data(output.Sections[(int)constant.SectionIndex])
+                .Slice((int)constant.Value, (int)constant.Size).ToArray();
+            Assert.AreEqual("read_block_for_search\0", System.Text.Encoding.ASCII.GetString(bytes));
+        }
+        var verified = ObjectVerifier.Verify(output, LoaderOptions.Default);
+        Assert.IsTrue(verified.Accepted, string.Join("\n", verified.Diagnostics.Select(d => d.Message)));
+    }
+
+    /// <summary>
     /// Objects compiled as plain gcc -c compiles them carry .eh_frame: the changed function's call-frame entries are
     /// left out with a note (the kernel never reads a module's .eh_frame) instead of PLP5008 refusing the diff.
     /// </summary>

@@ -26,8 +26,10 @@ public sealed class EntityComparer(ObjectInventory original, ObjectInventory pat
     /// lockdep and WARN helpers).</summary>
     private static readonly HashSet<string> LineTakers = new(StringComparer.Ordinal)
     {
-        "__might_sleep", "__might_resched", "__might_fault", "__cant_sleep", "__cant_migrate",
-        "lockdep_rcu_suspicious", "__warn_printk", "__might_sleep_precision",
+        "__might_sleep", "__might_resched", "__might_fault", "__cant_sleep", "__cant_migrate", "___might_sleep",
+        "lockdep_rcu_suspicious", "__warn_printk", "__might_sleep_precision", "warn_slowpath_fmt", "printk", "_printk",
+        // btrfs reports the line of a failed transaction (btrfs_abort_transaction(), btrfs_handle_fs_error()).
+        "__btrfs_abort_transaction", "__btrfs_handle_fs_error", "__btrfs_panic",
     };
 
     public Change Compare(ObjectEntity before, ObjectEntity after)

@@ -339,8 +339,13 @@ internal sealed class LivepatchObjectBuilder
         // Unbound, the object is linked with a registration that names each replacement function: those become
         // globals with a name of their own (the originals may be static, and two files' statics may share a name).
         // A callback is named by the registration whether bound or not.
+        // A new static that has the name of an original one the code binds to the kernel (__func__.1 when GCC
+        // renumbered the statics around it) is written under a name of its own: one name, one symbol.
+        var boundNames = _pieces.SelectMany(p => p.Relocations).Select(r => r.Target.External).OfType<string>()
+            .ToHashSet(StringComparer.Ordinal);
         string NameOf(ObjectEntity e) => _callbacks.TryGetValue(e, out var callback) ? callback
-            : !bind && _replaced.Contains(e) ? FunctionReplacement.SymbolFor(e.Name) : e.Name;
+            : !bind && _replaced.Contains(e) ? FunctionReplacement.SymbolFor(e.Name)
+            : !e.IsFunction && boundNames.Contains(e.Name) ? e.Name + ".livepatch" : e.Name;
         byte BindOf(ObjectEntity e) => _callbacks.ContainsKey(e) || (!bind && _replaced.Contains(e)) ? StbGlobal
             : e.Symbol.Bind;
         var entities = _pieces.Where(p => p.Entity is not null).Select(p => (Piece: p, Entity: p.Entity!)).ToList();

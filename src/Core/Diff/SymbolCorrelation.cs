@@ -21,13 +21,25 @@ public sealed partial class SymbolCorrelation
     {
         var ambiguous = new List<string>();
         var paired = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var name in patched.ByName.Keys)
+        // Function-scope constants (__func__.3, a const table): GCC's number shifts when the patch adds one before
+        // them, so they are told apart by their bytes. One identical copy in the original: that copy. None, or
+        // several alike: unpaired, a new constant in the livepatch — the same value, and a constant holds no state.
+        var constants = patched.ByName.Keys.Where(n => IsConstantStatic(patched.ByName[n]))
+            .Order(StringComparer.Ordinal).ToList();
+        foreach (var name in constants)
+        {
+            var alike = original.ByName.Values.Where(o => Key(o.Name) == Key(name) && IsConstantStatic(o)
+                && SameBytes(original, o, patched, patched.ByName[name])).ToList();
+            if (alike.Count == 1 && paired.Add(alike[0].Name)) _patchedToOriginal[name] = alike[0].Name;
+        }
+        foreach (var name in patched.ByName.Keys.Except(constants))
             if (original.ByName.ContainsKey(name) && paired.Add(name)) _patchedToOriginal[name] = name;
 
         // Renumbered names: group the unpaired ones of each side by their number-free key.
         var looseOriginal = original.ByName.Keys.Where(n => !paired.Contains(n))
             .GroupBy(Key).Where(g => g.Key is not null).ToDictionary(g => g.Key!, g => g.ToList());
-        var loosePatched = patched.ByName.Keys.Where(n => !_patchedToOriginal.ContainsKey(n))
+        var loosePatched = patched.ByName.Keys
+            .Where(n => !_patchedToOriginal.ContainsKey(n) && !constants.Contains(n))
             .GroupBy(Key).Where(g => g.Key is not null).ToDictionary(g => g.Key!, g => g.ToList());
         foreach (var (key, names) in loosePatched)
         {
@@ -45,10 +57,24 @@ public sealed partial class SymbolCorrelation
                 var match = candidates.Where(c => UsersOf(original, c).ToHashSet(StringComparer.Ordinal)
                     .SetEquals(users)).ToList();
                 if (match.Count == 1 && paired.Add(match[0])) _patchedToOriginal[name] = match[0];
-                else ambiguous.Add(name);
+                // An empty object (a lockdep class key without lockdep) holds no state: a new one is the same.
+                else if (patched.ByName[name].Size != 0) ambiguous.Add(name);
             }
         }
         Ambiguous = ambiguous;
+    }
+
+    /// <summary>A function-scope static the code cannot change: read-only bytes with no relocations.</summary>
+    private static bool IsConstantStatic(ObjectEntity e) =>
+        StaticLocals.CName(e) is not null && (e.Section.Flags & ShfWrite) == 0 && e.Section.Type != ShtNobits
+            && e.Relocations.Count == 0 && e.Size > 0;
+
+    private static bool SameBytes(ObjectInventory a, ObjectEntity x, ObjectInventory b, ObjectEntity y)
+    {
+        var left = a.Image.Data(x.Section);
+        var right = b.Image.Data(y.Section);
+        return x.Size == y.Size && x.End <= (ulong)left.Length && y.End <= (ulong)right.Length
+            && left.Slice((int)x.Start, (int)x.Size).SequenceEqual(right.Slice((int)y.Start, (int)y.Size));
     }
 
     /// <summary>The original's name for a patched entity, or null for a new one.</summary>
