@@ -32,8 +32,14 @@ public sealed partial class SymbolCorrelation
                 && SameBytes(original, o, patched, patched.ByName[name])).ToList();
             if (alike.Count == 1 && paired.Add(alike[0].Name)) _patchedToOriginal[name] = alike[0].Name;
         }
+        // A clone's name proves nothing when the function has several clones (f.constprop.9 and f.constprop.10 are
+        // numbered per compile: the original's .10 may be the patched .11): those pair below, by their code.
+        var crowded = original.Entities.Concat(patched.Entities).Where(e => e.IsFunction).Select(e => Key(e.Name))
+            .OfType<string>().GroupBy(k => k, StringComparer.Ordinal).Where(g => g.Count() > 2).Select(g => g.Key)
+            .ToHashSet(StringComparer.Ordinal);
         foreach (var name in patched.ByName.Keys.Except(constants))
-            if (original.ByName.ContainsKey(name) && paired.Add(name)) _patchedToOriginal[name] = name;
+            if (!(Key(name) is { } k && crowded.Contains(k)) && original.ByName.ContainsKey(name) && paired.Add(name))
+                _patchedToOriginal[name] = name;
 
         // Renumbered names: group the unpaired ones of each side by their number-free key.
         var looseOriginal = original.ByName.Keys.Where(n => !paired.Contains(n))
@@ -50,8 +56,24 @@ public sealed partial class SymbolCorrelation
                 paired.Add(candidates[0]);
                 continue;
             }
+            // Clones of one function: the original's clone with the same code, numbered names read without their
+            // numbers; then a last one left on each side is that one.
+            foreach (var name in names.Where(n => patched.ByName[n].IsFunction))
+            {
+                var same = candidates.Where(c => !paired.Contains(c) && original.ByName[c].IsFunction
+                    && SameCode(original, original.ByName[c], patched, patched.ByName[name])).ToList();
+                if (same.Count == 1 && paired.Add(same[0])) _patchedToOriginal[name] = same[0];
+            }
+            var leftNames = names.Where(n => !_patchedToOriginal.ContainsKey(n)).ToList();
+            var leftCandidates = candidates.Where(c => !paired.Contains(c)).ToList();
+            if (leftNames.Count == 1 && leftCandidates.Count == 1 && leftNames.Count < names.Count)
+            {
+                _patchedToOriginal[leftNames[0]] = leftCandidates[0];
+                paired.Add(leftCandidates[0]);
+                continue;
+            }
             // Several statics of one name (two functions' "count"): pair those used by the same functions.
-            foreach (var name in names)
+            foreach (var name in leftNames)
             {
                 var users = UsersOf(patched, name).Select(u => Original(u) ?? u).ToHashSet(StringComparer.Ordinal);
                 var match = candidates.Where(c => UsersOf(original, c).ToHashSet(StringComparer.Ordinal)
@@ -75,6 +97,37 @@ public sealed partial class SymbolCorrelation
         var right = b.Image.Data(y.Section);
         return x.Size == y.Size && x.End <= (ulong)left.Length && y.End <= (ulong)right.Length
             && left.Slice((int)x.Start, (int)x.Size).SequenceEqual(right.Slice((int)y.Start, (int)y.Size));
+    }
+
+    /// <summary>The same bytes and the same relocations, a name GCC numbers compared without its number and a
+    /// <c>.toc</c> slot by what it holds.</summary>
+    private static bool SameCode(ObjectInventory a, ObjectEntity x, ObjectInventory b, ObjectEntity y)
+    {
+        if (x.Size != y.Size || x.Relocations.Count != y.Relocations.Count
+            || !a.Bytes(x).AsSpan().SequenceEqual(b.Bytes(y))) return false;
+        for (int i = 0; i < x.Relocations.Count; i++)
+        {
+            var (rx, ry) = (x.Relocations[i], y.Relocations[i]);
+            if (rx.Offset - x.Start != ry.Offset - y.Start || rx.Type != ry.Type
+                || Target(a, rx.SymbolIndex, rx.Addend) != Target(b, ry.SymbolIndex, ry.Addend)) return false;
+        }
+        return true;
+    }
+
+    private static string? Target(ObjectInventory inventory, uint symbolIndex, long addend)
+    {
+        var image = inventory.Image;
+        if (symbolIndex >= image.Symbols.Count) return null;
+        var sym = image.Symbols[(int)symbolIndex];
+        if (sym.Type != SttSection || !sym.IsInSection || sym.SectionIndex >= image.Sections.Count)
+            return $"{Key(sym.Name) ?? sym.Name}{addend:+0;-0}";
+        var section = image.Sections[(int)sym.SectionIndex];
+        ulong at = unchecked(sym.Value + (ulong)addend);
+        if (section.Name == ".toc" && inventory.RelocationsIn(section, at, at + 8) is [var slot])
+            return "toc:" + Target(inventory, slot.SymbolIndex, slot.Addend);
+        return inventory.At(section.Index, at) is { } e
+            ? $"{Key(e.Name) ?? e.Name}{(long)(at - e.Start):+0;-0}"
+            : $"{Key(section.Name) ?? section.Name}{(long)at:+0;-0}";
     }
 
     /// <summary>The original's name for a patched entity, or null for a new one.</summary>
