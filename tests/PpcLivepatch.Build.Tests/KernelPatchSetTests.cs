@@ -52,6 +52,7 @@ public sealed partial class KernelOracleTests
         ("fdinfo-header", "lp_fdinfo_header"),
         ("meminfo-kpatch-form", "lp_meminfo_kpatch"),
         ("version-tracepoint", "lp_version_tracepoint"),
+        ("version-series", "lp_version_series"),
     ];
 
     /// <summary>Where PrepareKernelPatches works: the copies, both objects and the diff of each unit.</summary>
@@ -97,6 +98,21 @@ public sealed partial class KernelOracleTests
             {
                 dir = PackedSdk.SampleConsumer("KernelPatch");
                 result = PackedSdk.Build(dir, "build.binlog", $"-p:KernelDir={s_env["KO_KLP_BUILD"]}");
+            }
+            else if (patch == "version-series")
+            {
+                // Two items, the second written on top of the first.
+                dir = PackedSdk.Consumer("""
+                    <Project Sdk="PpcLivepatch.Build.Sdk/VERSION">
+                      <ItemGroup>
+                        <KernelPatch Include="version-series-1.patch" />
+                        <KernelPatch Include="version-series-2.patch" />
+                      </ItemGroup>
+                    </Project>
+                    """, ("version-series-1.patch", KernelPatchText("version-series-1")),
+                    ("version-series-2.patch", KernelPatchText("version-series-2")));
+                result = PackedSdk.Build(dir, "build.binlog", $"-p:KernelDir={s_env["KO_KLP_BUILD"]}",
+                    $"-p:LivepatchModuleName={module}");
             }
             else result = BuildKernelPatch(patch, module, out dir);
             builds[patch] = new PatchBuild(patch, module, result, Path.Combine(dir, "bin", "Debug", module + ".ko"),
@@ -333,10 +349,14 @@ public sealed partial class KernelOracleTests
         foreach (var (patch, module) in LoadablePatches)
         {
             var sdk = run.Built(patch);
-            string patchFile = patch == "samples/KernelPatch" ? "stat-livepatched.patch"
-                : Path.GetFileName(patch) + ".patch";
-            var cli = Tool.Run(sdk.Dir, tool, "kernel-patch", patchFile, "--kernel-dir", kernel, "--name", module,
-                "--work-dir", Path.Combine("obj", "Debug", "livepatch"), "-o", Path.Combine("cli", module + ".ko"));
+            string[] patchFiles = patch switch
+            {
+                "samples/KernelPatch" => ["stat-livepatched.patch"],
+                "version-series" => ["version-series-1.patch", "version-series-2.patch"],
+                _ => [Path.GetFileName(patch) + ".patch"],
+            };
+            var cli = Tool.Run(sdk.Dir, tool, ["kernel-patch", .. patchFiles, "--kernel-dir", kernel, "--name", module,
+                "--work-dir", Path.Combine("obj", "Debug", "livepatch"), "-o", Path.Combine("cli", module + ".ko")]);
             Assert.AreEqual(0, cli.ExitCode, cli.Output);
             StringAssert.Contains(cli.Output, "compiling the patched copy", $"{patch}: the pipeline ran");
             CollectionAssert.AreEqual(File.ReadAllBytes(sdk.Ko), File.ReadAllBytes(Path.Combine(sdk.Dir, "cli",
@@ -451,8 +471,29 @@ public sealed partial class KernelOracleTests
             .Length, "and so is kbuild's");
     }
 
+    /// <summary>
+    /// KernelPatch items are a series: the second is written on top of the first (its context is the first one's
+    /// line; alone it would not apply), they apply in item order, and the module shows both in the guest.
+    /// </summary>
     [TestMethod]
-    public void TwoKernelPatchesOfOneFileAreRefused()
+    public void KernelPatchSeriesAppliesInItemOrder()
+    {
+        var run = s_patchSet.Value;
+        var build = run.Built("version-series");
+        StringAssert.Contains(build.Result.Output, "fs/proc/version.c: version_proc_show changed");
+        run.LoadedEnabledDisabledUnloaded("lp_version_series");
+        var (loaded, unloaded) = run.Probe("lp_version_series");
+        CollectionAssert.Contains(loaded, "version: series: one, two", run.Boot.Log);
+        Assert.IsFalse(unloaded.Any(l => l.Contains("series")), run.Boot.Log);
+    }
+
+    /// <summary>
+    /// Two patches of one file, each written against the original, apply in order when their hunks do not overlap
+    /// (it was PLP0022 before), and a finding lands on the line of the patch that wrote it: here cmdline-init.patch's
+    /// change to __init code.
+    /// </summary>
+    [TestMethod]
+    public void TwoKernelPatchesOfOneFileApplyInOrder()
     {
         string fixtures = Path.Combine(Repo.Root, "tests", "fixtures", "diff", "patches");
         string dir = PackedSdk.Consumer("""
@@ -466,9 +507,11 @@ public sealed partial class KernelOracleTests
             ("cmdline-init.patch", File.ReadAllText(Path.Combine(fixtures, "cmdline-init.patch"))));
         var build = PackedSdk.Build(dir, "build.binlog", $"-p:KernelDir={s_env["KO_KLP_BUILD"]}");
         Assert.AreNotEqual(0, build.ExitCode, build.Output);
-        StringAssert.Contains(build.Output, "cmdline-init.patch : ppc-livepatch error PLP0022: cmdline-string.patch " +
-            "and cmdline-init.patch both change fs/proc/cmdline.o's sources");
-        Assert.IsFalse(build.Output.Contains("compiling the", StringComparison.Ordinal), "refused before compiling");
+        int plusLine = Array.FindIndex(File.ReadAllLines(Path.Combine(fixtures, "cmdline-init.patch")),
+            l => l.StartsWith('+') && !l.StartsWith("+++")) + 1;
+        StringAssert.Contains(build.Output, $"cmdline-init.patch({plusLine}): ppc-livepatch error PLP5002: " +
+            "proc_cmdline_init is in .init.text");
+        Assert.IsFalse(build.Output.Contains("PLP0022", StringComparison.Ordinal), build.Output);
     }
 
     [TestMethod]

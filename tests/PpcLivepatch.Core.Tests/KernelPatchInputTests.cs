@@ -86,6 +86,34 @@ public sealed class KernelPatchInputTests
         StringAssert.Contains(error.Message, "hunk #1 for x.c does not apply");
     }
 
+    /// <summary>
+    /// Patches in a series apply in order, each on top of the ones before: the second replaces a line the first
+    /// wrote. Lines the original had keep their numbers (a marker where the series moved them), and each written line
+    /// leads back to the patch and line that wrote it; a hunk that only fits the original is refused at its line.
+    /// </summary>
+    [TestMethod]
+    public void PatchesInASeriesApplyInOrderAndEachLineLeadsToThePatchThatWroteIt()
+    {
+        var first = UnifiedPatch.Parse("p1.patch",
+            "--- a/x.c\n+++ b/x.c\n@@ -2,3 +2,5 @@\n b\n-c\n+C\n+X\n+Z\n d\n", out _)!.Single();
+        var second = UnifiedPatch.Parse("p2.patch",
+            "--- a/x.c\n+++ b/x.c\n@@ -3,3 +3,3 @@\n C\n-X\n+Y\n Z\n", out _)!.Single();
+        var placed = new List<(PatchHunk, int)>();
+        string? marked = UnifiedPatch.ApplySeries([first, second], "a\nb\nc\nd\ne\nf\n", "x.c", placed, out var error);
+        Assert.IsNull(error, error?.Message);
+        Assert.AreEqual("a\nb\nC\nY\nZ\n#line 4 \"x.c\"\nd\ne\nf\n", marked);
+        Assert.AreEqual(("p1.patch", 6), UnifiedPatch.PatchPlaceOf(placed, 3));
+        Assert.AreEqual(("p2.patch", 6), UnifiedPatch.PatchPlaceOf(placed, 4));
+        Assert.AreEqual(("p1.patch", 8), UnifiedPatch.PatchPlaceOf(placed, 5));
+
+        var stale = UnifiedPatch.Parse("p3.patch", "--- a/x.c\n+++ b/x.c\n@@ -2,2 +2,2 @@\n b\n-c\n+c2\n", out _)!
+            .Single();
+        Assert.IsNull(UnifiedPatch.ApplySeries([first, stale], "a\nb\nc\nd\ne\nf\n", "x.c", [], out error));
+        Assert.AreEqual(DiagnosticCatalog.PatchDoesNotApply, error!.Code);
+        Assert.AreEqual(new SourceLocation("p3.patch", 3, 1), error.Source);
+        StringAssert.Contains(error.Message, "does not apply on top of the patches before it");
+    }
+
     [TestMethod]
     public void AFindingAtAFunctionsLineLandsOnTheLineThePatchAddsInIt()
     {

@@ -7,11 +7,14 @@ S = os.path.realpath(os.path.join(os.environ.get('PPCLP_KERNEL_CACHE',
     os.path.expanduser('~/.cache/ppclivepatch-kernel-oracle')), 'klp-6.1.0-50', 'build', 'source'))
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-def mk(name, path, edits, into=HERE, kpatch=False):
+def mk(name, path, edits, into=HERE, kpatch=False, base=()):
     """edits: (old, new) pairs applied once each, in order, to the pristine file -> INTO/NAME.patch (diff -u, no
     dates). kpatch: in the form kpatch's own patches have (diff -Nupr src.orig/PATH src/PATH), which patch -p1 and
-    kpatch-build read."""
+    kpatch-build read. base: edits already made by the patches before this one in a series."""
     a = open(os.path.join(S, path)).read()
+    for old, new in base:
+        assert a.count(old) == 1, (name, old)
+        a = a.replace(old, new)
     b = a
     for old, new in edits:
         assert b.count(old) == 1, (name, old)
@@ -105,6 +108,13 @@ os.remove(os.path.join(HERE, 'fdinfo-header.c-part.patch'))
 mk('version-tracepoint', 'fs/proc/version.c', [
     ('#include "internal.h"\n', '#include "internal.h"\n#include <trace/events/sched.h>\n'),
     ('\t\tutsname()->version);\n', '\t\tutsname()->version);\n\ttrace_sched_kthread_stop_ret(4242);\n')])
+
+# A series: the second patch is written on top of the first (its context is the first one's line), and the two
+# KernelPatch items apply in order, as quilt and kpatch-build apply a series.
+SERIES_1 = [('\t\tutsname()->version);\n', '\t\tutsname()->version);\n\tseq_puts(m, "series: one\\n");\n')]
+mk('version-series-1', 'fs/proc/version.c', SERIES_1)
+mk('version-series-2', 'fs/proc/version.c', [('\tseq_puts(m, "series: one\\n");\n',
+                                              '\tseq_puts(m, "series: one, two\\n");\n')], base=SERIES_1)
 
 # Refused: the kernel's data changes (PLP5003) — the banner is read by the unchanged version_proc_show.
 mk('banner-data', 'init/version.c', [

@@ -27,6 +27,7 @@ public static class DiagnosticCatalog
     public const string SigningFailed = "PLP0019";
     public const string PatchDoesNotApply = "PLP0020";
     public const string PatchFileNotBuilt = "PLP0021";
+    /// <summary>Retired: kernel patches that change one unit apply in order, as a series. Never reused.</summary>
     public const string PatchesOverlap = "PLP0022";
     public const string PatchedHeaderUnreachable = "PLP0023";
     public const string PatchBuildsNothing = "PLP0024";
@@ -133,7 +134,7 @@ public static class DiagnosticCatalog
         new(SigningFailed, Severity.Error, "Module cannot be signed"),
         new(PatchDoesNotApply, Severity.Error, "A kernel source patch does not apply"),
         new(PatchFileNotBuilt, Severity.Warning, "A patched source file is not built by the kernel's configuration"),
-        new(PatchesOverlap, Severity.Error, "Two kernel patches change the sources of one translation unit"),
+        new(PatchesOverlap, Severity.Error, "Two kernel patches change the sources of one translation unit (retired)"),
         new(PatchedHeaderUnreachable, Severity.Error, "A patched header cannot be put before a unit's original"),
         new(PatchBuildsNothing, Severity.Error, "The kernel patches change no file the kernel's configuration builds"),
         new(KernelModuleNotBuilt, Severity.Error, "The module a patched unit belongs to is not built in KernelDir"),

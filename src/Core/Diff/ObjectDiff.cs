@@ -187,6 +187,12 @@ public static class ObjectDiff
                         break;
                 }
             }
+            // Aliases (sys_newuname and __se_sys_newuname: one function, two names) are one replacement, not two
+            // attached to one address; the name without a leading "__" is the one kept.
+            foreach (var names in _changed.GroupBy(e => (e.Section.Index, e.Start)).Where(g => g.Count() > 1).ToList())
+                foreach (var alias in names.OrderBy(e => e.Name.StartsWith("__", StringComparison.Ordinal))
+                             .ThenBy(e => e.Symbol.Index).Skip(1))
+                    _changed.Remove(alias);
         }
 
         /// <summary>

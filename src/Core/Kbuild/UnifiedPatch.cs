@@ -20,6 +20,9 @@ public sealed record PatchHunk(int OldStart, IReadOnlyList<string> OldLines, IRe
 
     public IReadOnlyList<bool> OldLineRemoved { get; init; } = [];
 
+    /// <summary>The <c>.patch</c> file the hunk is in.</summary>
+    public string PatchPath { get; init; } = "";
+
     /// <summary>The <c>.patch</c> line of the first line this hunk adds at or after written line
     /// <paramref name="index"/>, else of its first added line, else its header.</summary>
     public int AddedLineFrom(int index)
@@ -34,7 +37,11 @@ public sealed record PatchHunk(int OldStart, IReadOnlyList<string> OldLines, IRe
 
 /// <summary>The hunks of one file in a unified diff, by its path relative to the tree (its first components stripped
 /// as <c>patch -pN</c> strips them).</summary>
-public sealed record FilePatch(string Path, IReadOnlyList<PatchHunk> Hunks, int PatchLine);
+public sealed record FilePatch(string Path, IReadOnlyList<PatchHunk> Hunks, int PatchLine)
+{
+    /// <summary>The <c>.patch</c> file it is in.</summary>
+    public string PatchPath { get; init; } = "";
+}
 
 /// <summary>
 /// A unified diff (<c>git diff</c>, <c>diff -u</c>, a kernel mail patch) read and applied without guessing: a hunk
@@ -121,11 +128,11 @@ public static partial class UnifiedPatch
                 hunks.Add(new PatchHunk(oldStart, before, after, header)
                 {
                     NewLinePatchLines = afterLines, NewLineAdded = added, OldLinePatchLines = beforeLines,
-                    OldLineRemoved = removed,
+                    OldLineRemoved = removed, PatchPath = patchPath,
                 });
             }
             i--;
-            if (hunks.Count > 0) files.Add(new FilePatch(path, hunks, fileLine));
+            if (hunks.Count > 0) files.Add(new FilePatch(path, hunks, fileLine) { PatchPath = patchPath });
         }
         if (files.Count == 0)
         {
@@ -194,6 +201,81 @@ public static partial class UnifiedPatch
         return output.ToString();
     }
 
+    /// <summary>
+    /// Several patches' changes to one file applied in order, each on top of the ones before (a quilt series, or
+    /// KernelPatch items in item order), and marked as <c>Apply</c> marks one patch: a line the original had keeps its
+    /// number, a line a patch wrote continues the numbering of the line before it. <paramref name="placed"/> receives
+    /// one run of written lines per patch hunk, each pointing at its own <c>.patch</c> lines.
+    /// </summary>
+    public static string? ApplySeries(IReadOnlyList<FilePatch> files, string original, string lineMarkers,
+        List<(PatchHunk Hunk, int Line)> placed, out Diagnostic? error)
+    {
+        error = null;
+        bool finalNewline = original.EndsWith('\n');
+        var lines = original.Replace("\r\n", "\n").Split('\n').ToList();
+        if (finalNewline) lines.RemoveAt(lines.Count - 1);
+        // Where each line of the text so far came from: the original's line (1-based), or a patch hunk's line.
+        var origins = Enumerable.Range(1, lines.Count).Select(n => new LineOrigin(n, null, 0)).ToList();
+        foreach (var file in files)
+        {
+            var nextLines = new List<string>();
+            var nextOrigins = new List<LineOrigin>();
+            int next = 0, hunkNumber = 0;
+            foreach (var hunk in file.Hunks)
+            {
+                hunkNumber++;
+                int at = Locate(lines, hunk, next);
+                if (at < 0)
+                {
+                    error = At(file.PatchPath, hunk.PatchLine, $"hunk #{hunkNumber} for {file.Path} does not apply " +
+                        "on top of the patches before it: its context and removed lines are not in the file at line " +
+                        $"{hunk.OldStart} or after line {next}");
+                    return null;
+                }
+                for (; next < at; next++) { nextLines.Add(lines[next]); nextOrigins.Add(origins[next]); }
+                int old = 0;
+                for (int k = 0; k < hunk.NewLines.Count; k++)
+                {
+                    nextLines.Add(hunk.NewLines[k]);
+                    if (hunk.NewLineAdded[k]) { nextOrigins.Add(new LineOrigin(0, hunk, k)); continue; }
+                    while (hunk.OldLineRemoved[old]) old++;   // a kept line: the next old line not removed
+                    nextOrigins.Add(origins[at + old++]);
+                }
+                next = at + hunk.OldLines.Count;
+            }
+            for (; next < lines.Count; next++) { nextLines.Add(lines[next]); nextOrigins.Add(origins[next]); }
+            (lines, origins) = (nextLines, nextOrigins);
+        }
+        var output = new StringBuilder();
+        int number = 1;   // the number the next written line has
+        for (int i = 0; i < lines.Count; i++)
+        {
+            var o = origins[i];
+            if (o.Line > 0 && o.Line != number)
+            {
+                output.Append($"#line {o.Line} \"{lineMarkers}\"\n");
+                number = o.Line;
+            }
+            if (o.Hunk is { } hunk && (i == 0 || origins[i - 1].Hunk != hunk))
+            {
+                int end = i;
+                while (end < lines.Count && origins[end].Hunk == hunk) end++;
+                var run = Enumerable.Range(i, end - i).ToList();
+                placed.Add((new PatchHunk(0, [], run.Select(j => lines[j]).ToList(), hunk.PatchLine)
+                {
+                    NewLinePatchLines = run.Select(j => hunk.NewLinePatchLines[origins[j].Index]).ToList(),
+                    NewLineAdded = run.Select(_ => true).ToList(), PatchPath = hunk.PatchPath,
+                }, number));
+            }
+            output.Append(lines[i]);
+            if (i < lines.Count - 1 || finalNewline) output.Append('\n');
+            number++;
+        }
+        return output.ToString();
+    }
+
+    private sealed record LineOrigin(int Line, PatchHunk? Hunk, int Index);
+
     /// <summary>Where the hunk's old lines are: at the stated line, else the nearest exact match after the previous
     /// hunk; -1 when nowhere.</summary>
     private static int Locate(List<string> lines, PatchHunk hunk, int from)
@@ -221,12 +303,17 @@ public static partial class UnifiedPatch
     /// The <c>.patch</c> line a finding at a C line of the marked output comes from — a changed function's first
     /// line, say: the first line the patch adds at or after it. Null when the patch adds nothing after the line.
     /// </summary>
-    public static int? PatchLineOf(IReadOnlyList<(PatchHunk Hunk, int Line)> placed, int line)
+    public static int? PatchLineOf(IReadOnlyList<(PatchHunk Hunk, int Line)> placed, int line) =>
+        PatchPlaceOf(placed, line)?.Line;
+
+    /// <summary>As <see cref="PatchLineOf"/>, with the <c>.patch</c> file the line is in (in a series, the patch
+    /// that wrote it).</summary>
+    public static (string Patch, int Line)? PatchPlaceOf(IReadOnlyList<(PatchHunk Hunk, int Line)> placed, int line)
     {
         foreach (var (hunk, start) in placed.OrderBy(p => p.Line))
         {
-            if (line < start) return hunk.AddedLineFrom(0);
-            if (line < start + hunk.NewLines.Count) return hunk.AddedLineFrom(line - start);
+            if (line < start) return (hunk.PatchPath, hunk.AddedLineFrom(0));
+            if (line < start + hunk.NewLines.Count) return (hunk.PatchPath, hunk.AddedLineFrom(line - start));
         }
         return null;
     }

@@ -204,12 +204,14 @@ public sealed class KernelPatchPipeline(KernelPatchJob job, IKernelPatchLog log)
     private static Diagnostic AtPatchLine(Diagnostic d, string patchPath,
         IReadOnlyDictionary<string, List<(PatchHunk Hunk, int Line)>> placed)
     {
-        int? line = d.Source is { } s && placed.TryGetValue(s.File, out var hunks)
-            ? UnifiedPatch.PatchLineOf(hunks, s.Line)
+        var place = d.Source is { } s && placed.TryGetValue(s.File, out var hunks)
+            ? UnifiedPatch.PatchPlaceOf(hunks, s.Line)
             : d.Datum is { } datum ? placed.Values.Select(p => UnifiedPatch.PatchLineOfName(p, datum))
-                .FirstOrDefault(l => l is not null) : null;
+                .FirstOrDefault(l => l is not null) is { } l ? (patchPath, l) : null : null;
+        // In a series, the patch that wrote the line.
+        if (place is { Patch.Length: > 0 } p) patchPath = p.Patch;
         string where = d.Source is { } c ? $" ({c.File}:{c.Line})" : "";
         return d with { ObjectPath = patchPath, Message = d.Message + where,
-            Source = new SourceLocation(patchPath, line ?? 0, 0) };
+            Source = new SourceLocation(patchPath, place?.Line ?? 0, 0) };
     }
 }

@@ -8,8 +8,8 @@ public sealed record PlannedUnit(KbuildUnit Kbuild, string PatchPath, IReadOnlyL
 
 /// <summary>
 /// The plan: the patches read, and each changed file followed to the translation units kbuild built from it (a
-/// <c>.c</c> file to its own unit, a header to every unit that read it). A unit is built from one patch's copy, so
-/// two patches that change one unit's sources are refused rather than one silently dropping the other's change.
+/// <c>.c</c> file to its own unit, a header to every unit that read it). Patches are a series: a later patch that
+/// changes a unit an earlier one changes applies on top of it, in item order, as quilt and kpatch-build apply theirs.
 /// </summary>
 public static class KernelPatchPlan
 {
@@ -38,10 +38,9 @@ public static class KernelPatchPlan
             }
             foreach (var u in kbuildUnits.For(files.Select(f => f.Path), patchPath, diagnostics))
             {
-                if (units.FirstOrDefault(x => x.Kbuild.Object == u.Object) is { } first)
-                    diagnostics.Add(Diagnostic.Create(DiagnosticCatalog.PatchesOverlap, patchPath,
-                        $"{Path.GetFileName(first.PatchPath)} and {Path.GetFileName(patchPath)} both change " +
-                            $"{u.Object}'s sources: put the changes to one file in one KernelPatch"));
+                // A unit an earlier patch changes: this one applies on top of it, as in a quilt series.
+                if (units.FindIndex(x => x.Kbuild.Object == u.Object) is var earlier and >= 0)
+                    units[earlier] = units[earlier] with { Files = [.. units[earlier].Files, .. files] };
                 else if (u.Arguments is null)
                     diagnostics.Add(Diagnostic.Create(DiagnosticCatalog.KbuildRecordUnreadable, patchPath,
                         $"kbuild's command for {u.Object} uses shell syntax beyond words and quotes, so it cannot be " +

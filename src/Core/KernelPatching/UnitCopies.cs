@@ -38,7 +38,15 @@ internal sealed class UnitCopies
         {
             string result = original;
             var where = placed[path] = [];
-            foreach (var file in unit.Files.Where(f => f.Path == path))
+            var changes = unit.Files.Where(f => f.Path == path).ToList();
+            // Patches in a series: each applies on top of the ones before.
+            if (changes.Select(f => f.PatchPath).Distinct().Count() > 1)
+            {
+                string? series = UnifiedPatch.ApplySeries(changes, original, path, where, out var seriesError);
+                if (series is null) diagnostics.Add(seriesError!);
+                return series;
+            }
+            foreach (var file in changes)
             {
                 if (UnifiedPatch.Apply(unit.PatchPath, file, result, path, where, out var error) is not { } applied)
                 {
@@ -95,8 +103,9 @@ internal sealed class UnitCopies
     {
         string? path = file == PatchedCopy ? Relative : Headers.TryGetValue(file, out var h) ? h.Header
             : Placed.ContainsKey(file) ? file : null;
-        return path is null ? null
-            : (patchPath, UnifiedPatch.PatchLineOf(Placed[path], line) ?? 0, $" ({path}:{line})");
+        if (path is null) return null;
+        var place = UnifiedPatch.PatchPlaceOf(Placed[path], line);
+        return (place is { Patch.Length: > 0 } p ? p.Patch : patchPath, place?.Line ?? 0, $" ({path}:{line})");
     }
 
     /// <summary>The header copies' text, for the patched compile's key.</summary>
