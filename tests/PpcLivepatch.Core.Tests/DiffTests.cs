@@ -36,6 +36,13 @@ public sealed class DiffTests
         return (exit, stdout.ToString(), stderr.ToString());
     }
 
+    private static string WriteTemp(byte[] bytes)
+    {
+        string path = Path.Combine(Repo.NewTempDir(), "out.o");
+        File.WriteAllBytes(path, bytes);
+        return path;
+    }
+
     private static string Codes(DiffReport r) => string.Join(",", r.Diagnostics.Select(d => d.Code).Distinct());
 
     [TestMethod]
@@ -508,7 +515,11 @@ public sealed class DiffTests
     // timekeeping_update.constprop.9 and .10 are .10 and .11 in PATCHED.o: clones pair by their code, not their
     // number, and timekeeping_init (__init) no longer looks changed (it was PLP5002).
     [DataRow("gcc-constprop-2-issue-935", "do_gettimeofday", "")]
-    public void KpatchsUnitPairsWithRenumberedStaticsBuild(string pair, string changed, string lineOnly)
+    // UBSAN's record of proc_cmdline_init's check moved a line: not a change of the (__init) function (was PLP5002).
+    [DataRow("cmdline-ubsan", "cmdline_proc_show", "")]
+    // filldir's exception entries name .fixup stubs that branch back into it: the stubs come along (was PLP5008).
+    [DataRow("fixup-section", "filldir", "")]
+    public void KpatchsUnitPairsWithRenumberedOrMovedThingsBuild(string pair, string changed, string lineOnly)
     {
         string dir = Path.Combine(Repo.Root, "tests", "fixtures", "kpatch-unit");
         Assert.IsTrue(ElfImage.TryLoad(Path.Combine(dir, pair + ".ORIG.o"), out var before, out var e1), e1?.Message);
@@ -522,6 +533,19 @@ public sealed class DiffTests
             .ToHashSet(StringComparer.Ordinal);
         var clashes = output.Symbols.Where(s => s.IsInSection && bound.Contains(s.Name)).Select(s => s.Name).ToList();
         Assert.AreEqual(0, clashes.Count, string.Join(", ", clashes));
+        if (pair == "fixup-section")
+        {
+            // Five stubs, each named by one of filldir's entries and branching back into the new filldir only.
+            string relocations = Tool.Check("powerpc64le-linux-gnu-readelf", "-rW", WriteTemp(result.Output!));
+            string stubs = relocations[relocations.IndexOf("'.rela.fixup'", StringComparison.Ordinal)..]
+                .Split("\n\n")[0];
+            StringAssert.Contains(stubs, "contains 5 entries");
+            Assert.AreEqual(5, stubs.Split('\n').Count(l => l.Contains("R_PPC64_REL24          0000000000000000 " +
+                ".text.filldir + ")), stubs);
+            string entries = relocations[relocations.IndexOf("'.rela__ex_table'", StringComparison.Ordinal)..]
+                .Split("\n\n")[0];
+            Assert.AreEqual(5, entries.Split('\n').Count(l => l.Contains(" .fixup + ")), entries);
+        }
         if (pair == "line-detect-issue-1253")
         {
             // read_block_for_search's new __func__ is __func__.1 in PATCHED.o, and ORIG.o's __func__.1 is

@@ -61,6 +61,9 @@ internal sealed class LivepatchObjectBuilder
     private readonly Dictionary<int, Piece> _wholeSections = [];
     private Piece? _toc;
     private readonly Dictionary<ulong, ulong> _tocSlots = [];
+    private Piece? _fixup;
+    private readonly Dictionary<ulong, ulong> _fixupStubs = [];
+    private List<ulong>? _fixupStarts;
 
     private LivepatchObjectBuilder(ObjectInventory before, ObjectInventory after, SymbolCorrelation correlation,
         List<Diagnostic> diagnostics)
@@ -162,6 +165,7 @@ internal sealed class LivepatchObjectBuilder
             if (p.Source.Index == section.Index && p.Source.Name != ".toc" && at >= p.Start && at <= p.Start + p.Size)
                 return (new Target(p, null, null, 0), (long)(at - p.Start));
         if (section.Name == ".toc") return TocSlot(at, from);
+        if (section.Name == ".fixup" && section.IsExecutable) return FixupStub(section, at, from);
         if (DataSections.IsMergeableStrings(section) || DataSections.IsMergeableConstants(section)
             || DataSections.IsAnonymousReadOnly(Image, section))
             return (new Target(WholeSection(section), null, null, 0), (long)at);
@@ -209,6 +213,52 @@ internal sealed class LivepatchObjectBuilder
                     _toc.Relocations.Add((placed + (r.Offset - slot), r.Type, t.Target, t.Addend));
         }
         return (new Target(_toc, null, null, 0), (long)(placed + (at - slot)));
+    }
+
+    /// <summary>
+    /// A <c>.fixup</c> stub (powerpc's uaccess, futex and load_unaligned_zeropad asm: an exception entry's fixup code,
+    /// which sets an error and branches back into its function): the bytes from the address an entry names to the
+    /// next such address, copied with their relocations into the output's own <c>.fixup</c>. A stub must branch back
+    /// into code the livepatch carries, never into the kernel's copy of the function.
+    /// </summary>
+    private (Target, long)? FixupStub(ElfSection fixup, ulong at, ElfSection from)
+    {
+        _fixupStarts ??= Image.RelocationSections.SelectMany(rs => rs.Entries)
+            .Where(r => r.SymbolIndex < Image.Symbols.Count && Image.Symbols[(int)r.SymbolIndex] is
+                { IsInSection: true } sym && sym.SectionIndex == (uint)fixup.Index)
+            .Select(r => unchecked(Image.Symbols[(int)r.SymbolIndex].Value + (ulong)r.Addend))
+            .Append(Image.ContentSize(fixup)).Distinct().Order().ToList();
+        int next = _fixupStarts.FindIndex(start => start > at);
+        if (!_fixupStarts.Contains(at) || next < 0)
+        {
+            Refuse($"a relocation in {from.Name} names .fixup+0x{at:x}, which is not the start of a fixup stub");
+            return null;
+        }
+        if (!_fixupStubs.TryGetValue(at, out ulong placed))
+        {
+            ulong end = _fixupStarts[next];
+            _fixup ??= NewPiece(".fixup", fixup);
+            placed = (ulong)_fixup.Bytes.Count;
+            _fixup.Bytes.AddRange(Image.Data(fixup).Slice((int)at, (int)(end - at)).ToArray());
+            _fixup.Size = (ulong)_fixup.Bytes.Count;
+            _fixupStubs[at] = placed;
+            foreach (var r in _after.RelocationsIn(fixup, at, end))
+            {
+                if (Resolve(r, fixup) is not { } t) continue;
+                if (t.Target.Piece is null && t.Target.Entity is null)
+                    Refuse($"the .fixup stub at .fixup+0x{at:x} branches to {t.Target.External}, which the livepatch " +
+                        "does not carry: the stub would return into the kernel's copy of the function");
+                _fixup.Relocations.Add((placed + (r.Offset - at), r.Type, t.Target, t.Addend));
+            }
+        }
+        return (new Target(_fixup, null, null, 0), (long)placed);
+    }
+
+    private Piece NewPiece(string name, ElfSection source)
+    {
+        var p = new Piece(name, source, 0, 0, null);
+        _pieces.Add(p);
+        return p;
     }
 
     private Piece NewToc(ElfSection toc)
