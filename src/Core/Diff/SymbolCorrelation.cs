@@ -30,6 +30,8 @@ public sealed partial class SymbolCorrelation
         {
             var alike = original.ByName.Values.Where(o => Key(o.Name) == Key(name) && IsConstantStatic(o)
                 && SameBytes(original, o, patched, patched.ByName[name])).ToList();
+            // Several alike (one message used in several places): the one of the same name, if it is among them.
+            if (alike.Count > 1 && alike.FirstOrDefault(o => o.Name == name) is { } same) alike = [same];
             if (alike.Count == 1 && paired.Add(alike[0].Name)) _patchedToOriginal[name] = alike[0].Name;
         }
         // A clone's name proves nothing when the function has several clones (f.constprop.9 and f.constprop.10 are
@@ -87,7 +89,7 @@ public sealed partial class SymbolCorrelation
     }
 
     /// <summary>A function-scope static the code cannot change: read-only bytes with no relocations.</summary>
-    private static bool IsConstantStatic(ObjectEntity e) =>
+    internal static bool IsConstantStatic(ObjectEntity e) =>
         StaticLocals.CName(e) is not null && (e.Section.Flags & ShfWrite) == 0 && e.Section.Type != ShtNobits
             && e.Relocations.Count == 0 && e.Size > 0;
 
