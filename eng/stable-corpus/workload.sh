@@ -4,7 +4,8 @@
 # one line, "ran: NAME…", the __klp_new_ functions the trace saw.
 t=/sys/kernel/tracing
 [ -f $t/set_ftrace_filter ] || mount -t tracefs none $t
-echo '__klp_new_*' > $t/set_ftrace_filter && echo > $t/trace && echo function > $t/current_tracer
+# No new function loaded (after the module is gone): no filter, and no tracer, which would trace everything.
+(echo '__klp_new_*' > $t/set_ftrace_filter) 2>/dev/null && echo > $t/trace && echo function > $t/current_tracer
 mkdir -p /w
 for i in 1 2 3; do
   cat /proc/self/stat /proc/self/status /proc/meminfo /proc/loadavg /proc/uptime /proc/mounts > /w/f$i
