@@ -36,6 +36,18 @@ public sealed class DiffTests
         return (exit, stdout.ToString(), stderr.ToString());
     }
 
+    /// <summary>kpatch's unit pair (tests/fixtures/kpatch-unit) diffed with the default symbol source; it must
+    /// build.</summary>
+    private static DiffResult KpatchPair(string pair)
+    {
+        string dir = Path.Combine(Repo.Root, "tests", "fixtures", "kpatch-unit");
+        Assert.IsTrue(ElfImage.TryLoad(Path.Combine(dir, pair + ".ORIG.o"), out var before, out var e1), e1?.Message);
+        Assert.IsTrue(ElfImage.TryLoad(Path.Combine(dir, pair + ".PATCHED.o"), out var after, out var e2), e2?.Message);
+        var result = ObjectDiff.Run(before!, after!, new DiffOptions());
+        Assert.IsTrue(result.Report.Succeeded, string.Join("\n", result.Report.Diagnostics.Select(d => d.Message)));
+        return result;
+    }
+
     private static string WriteTemp(byte[] bytes)
     {
         string path = Path.Combine(Repo.NewTempDir(), "out.o");
@@ -485,11 +497,7 @@ public sealed class DiffTests
     [DataRow("ppc64le-bundled-localentry-issue-1007", "xs_tcp_state_change", "__tracepoint_rpc_socket_state_change")]
     public void KpatchsUnitPairsBuildWithTheirStaticKeysBound(string pair, string changed, string key)
     {
-        string dir = Path.Combine(Repo.Root, "tests", "fixtures", "kpatch-unit");
-        Assert.IsTrue(ElfImage.TryLoad(Path.Combine(dir, pair + ".ORIG.o"), out var before, out var e1), e1?.Message);
-        Assert.IsTrue(ElfImage.TryLoad(Path.Combine(dir, pair + ".PATCHED.o"), out var after, out var e2), e2?.Message);
-        var result = ObjectDiff.Run(before!, after!, new DiffOptions());
-        Assert.IsTrue(result.Report.Succeeded, string.Join("\n", result.Report.Diagnostics.Select(d => d.Message)));
+        var result = KpatchPair(pair);
         Assert.AreEqual(changed, string.Join(",", result.Report.Changed));
         var binding = result.Report.Bindings.Single(b => b.Name == key);
         Assert.IsTrue(binding.Klp, "the key is bound like every other vmlinux global");
@@ -521,11 +529,7 @@ public sealed class DiffTests
     [DataRow("fixup-section", "filldir", "")]
     public void KpatchsUnitPairsWithRenumberedOrMovedThingsBuild(string pair, string changed, string lineOnly)
     {
-        string dir = Path.Combine(Repo.Root, "tests", "fixtures", "kpatch-unit");
-        Assert.IsTrue(ElfImage.TryLoad(Path.Combine(dir, pair + ".ORIG.o"), out var before, out var e1), e1?.Message);
-        Assert.IsTrue(ElfImage.TryLoad(Path.Combine(dir, pair + ".PATCHED.o"), out var after, out var e2), e2?.Message);
-        var result = ObjectDiff.Run(before!, after!, new DiffOptions());
-        Assert.IsTrue(result.Report.Succeeded, string.Join("\n", result.Report.Diagnostics.Select(d => d.Message)));
+        var result = KpatchPair(pair);
         Assert.AreEqual(changed, string.Join(",", result.Report.Changed));
         if (lineOnly.Length > 0) CollectionAssert.Contains(result.Report.LineNumbersOnly.ToList(), lineOnly);
         Assert.IsTrue(ElfImage.TryParse("out.o", result.Output!, out var output, out var error), error?.Message);
