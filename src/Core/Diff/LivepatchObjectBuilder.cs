@@ -197,7 +197,7 @@ internal sealed class LivepatchObjectBuilder
         ulong slot = at & ~7UL;
         if (!_tocSlots.TryGetValue(slot, out ulong placed))
         {
-            _toc ??= NewToc(toc);
+            _toc ??= NewPiece(".toc", toc);
             placed = (ulong)_toc.Bytes.Count;
             var data = Image.Data(toc);
             if (slot + 8 > (ulong)data.Length)
@@ -261,12 +261,6 @@ internal sealed class LivepatchObjectBuilder
         return p;
     }
 
-    private Piece NewToc(ElfSection toc)
-    {
-        var p = new Piece(".toc", toc, 0, 0, null);
-        _pieces.Add(p);
-        return p;
-    }
 
     /// <summary>Copies the records of the kernel's tables that name included code.</summary>
     private void CarryRecords()

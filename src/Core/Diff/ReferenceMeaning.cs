@@ -32,14 +32,12 @@ public sealed class ReferenceMeaning(ObjectInventory inventory, Func<string, str
         }
         if (DataSections.IsMergeableStrings(section))
             return "str(" + CString(section, at) + ")";
-        // A function-scope constant means its bytes: GCC's number for it moves, and two alike are interchangeable.
-        if (inventory.At(section.Index, at) is { } constant && SymbolCorrelation.IsConstantStatic(constant)
-            && constant.End <= (ulong)Image.Data(section).Length)
-            return "const(" + Convert.ToHexString(Image.Data(section).Slice((int)constant.Start, (int)constant.Size))
-                + ")" + Addend((long)(at - constant.Start));
         if (inventory.At(section.Index, at) is { } entity)
-            // An empty static (a lockdep key without lockdep) holds nothing: its C name is all it means.
-            return entity.Size == 0 && StaticLocals.CName(entity) is { } empty ? "empty(" + empty + ")"
+            // A function-scope constant means its bytes (GCC's number for it moves, and two alike are
+            // interchangeable); an empty static (a lockdep key without lockdep) holds nothing: its C name.
+            return SymbolCorrelation.IsConstantStatic(entity)
+                ? "const(" + Convert.ToHexString(inventory.Bytes(entity)) + ")" + Addend((long)(at - entity.Start))
+                : entity.Size == 0 && StaticLocals.CName(entity) is { } empty ? "empty(" + empty + ")"
                 : originalName(entity.Name) + Addend((long)(at - entity.Start));
         if (DataSections.IsMergeableConstants(section))
             return "const(" + Convert.ToHexString(Constant(section, at)) + ")";

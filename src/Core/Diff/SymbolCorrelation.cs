@@ -29,7 +29,7 @@ public sealed partial class SymbolCorrelation
         foreach (var name in constants)
         {
             var alike = original.ByName.Values.Where(o => Key(o.Name) == Key(name) && IsConstantStatic(o)
-                && SameBytes(original, o, patched, patched.ByName[name])).ToList();
+                && original.Bytes(o).AsSpan().SequenceEqual(patched.Bytes(patched.ByName[name]))).ToList();
             // Several alike (one message used in several places): the one of the same name, if it is among them.
             if (alike.Count > 1 && alike.FirstOrDefault(o => o.Name == name) is { } same) alike = [same];
             if (alike.Count == 1 && paired.Add(alike[0].Name)) _patchedToOriginal[name] = alike[0].Name;
@@ -93,43 +93,20 @@ public sealed partial class SymbolCorrelation
         StaticLocals.CName(e) is not null && (e.Section.Flags & ShfWrite) == 0 && e.Section.Type != ShtNobits
             && e.Relocations.Count == 0 && e.Size > 0;
 
-    private static bool SameBytes(ObjectInventory a, ObjectEntity x, ObjectInventory b, ObjectEntity y)
-    {
-        var left = a.Image.Data(x.Section);
-        var right = b.Image.Data(y.Section);
-        return x.Size == y.Size && x.End <= (ulong)left.Length && y.End <= (ulong)right.Length
-            && left.Slice((int)x.Start, (int)x.Size).SequenceEqual(right.Slice((int)y.Start, (int)y.Size));
-    }
-
-    /// <summary>The same bytes and the same relocations, a name GCC numbers compared without its number and a
-    /// <c>.toc</c> slot by what it holds.</summary>
+    /// <summary>The same bytes and the same relocations, read as <see cref="ReferenceMeaning"/> reads them with
+    /// every name GCC numbers taken without its number.</summary>
     private static bool SameCode(ObjectInventory a, ObjectEntity x, ObjectInventory b, ObjectEntity y)
     {
         if (x.Size != y.Size || x.Relocations.Count != y.Relocations.Count
             || !a.Bytes(x).AsSpan().SequenceEqual(b.Bytes(y))) return false;
+        var (left, right) = (new ReferenceMeaning(a, n => Key(n) ?? n), new ReferenceMeaning(b, n => Key(n) ?? n));
         for (int i = 0; i < x.Relocations.Count; i++)
         {
             var (rx, ry) = (x.Relocations[i], y.Relocations[i]);
-            if (rx.Offset - x.Start != ry.Offset - y.Start || rx.Type != ry.Type
-                || Target(a, rx.SymbolIndex, rx.Addend) != Target(b, ry.SymbolIndex, ry.Addend)) return false;
+            if (rx.Offset - x.Start != ry.Offset - y.Start || rx.Type != ry.Type || left.Of(rx) != right.Of(ry))
+                return false;
         }
         return true;
-    }
-
-    private static string? Target(ObjectInventory inventory, uint symbolIndex, long addend)
-    {
-        var image = inventory.Image;
-        if (symbolIndex >= image.Symbols.Count) return null;
-        var sym = image.Symbols[(int)symbolIndex];
-        if (sym.Type != SttSection || !sym.IsInSection || sym.SectionIndex >= image.Sections.Count)
-            return $"{Key(sym.Name) ?? sym.Name}{addend:+0;-0}";
-        var section = image.Sections[(int)sym.SectionIndex];
-        ulong at = unchecked(sym.Value + (ulong)addend);
-        if (section.Name == ".toc" && inventory.RelocationsIn(section, at, at + 8) is [var slot])
-            return "toc:" + Target(inventory, slot.SymbolIndex, slot.Addend);
-        return inventory.At(section.Index, at) is { } e
-            ? $"{Key(e.Name) ?? e.Name}{(long)(at - e.Start):+0;-0}"
-            : $"{Key(section.Name) ?? section.Name}{(long)at:+0;-0}";
     }
 
     /// <summary>The original's name for a patched entity, or null for a new one.</summary>
