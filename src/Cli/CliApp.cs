@@ -17,10 +17,10 @@ public static class CliApp
     private const string Usage =
         """
         usage: ppc-livepatch verify [--kernel-accepts-ld-toc] [--pcrel] [--kernel-without-livepatch] [--module-name NAME]
-                                    [--format text|json|sarif] FILE...
+                                    [--ftrace MODEL] [--format text|json|sarif] FILE...
                ppc-livepatch patch  [--strategy auto|insert-nop|island] [--sites needed|all-local] [--kernel-accepts-ld-toc]
-                                    [--pcrel] [--kernel-without-livepatch] [--module-name NAME] [--format text|json|sarif]
-                                    [-o OUT] FILE
+                                    [--pcrel] [--kernel-without-livepatch] [--module-name NAME] [--ftrace MODEL]
+                                    [--format text|json|sarif] [-o OUT] FILE
                ppc-livepatch diff   ORIG.o PATCHED.o -o OUT.o [--symbols FILE] [--object vmlinux|MODULE]
                                     [--vmlinux FILE] [--unbound] [--registration FILE.c] [--format text|json|sarif]
                ppc-livepatch cc     [--nop-after NAME]... [--all-local] [--only-under DIR] -- COMPILER ARGS...
@@ -38,6 +38,8 @@ public static class CliApp
           --pcrel                  the target kernel is built with CONFIG_PPC_KERNEL_PCREL
           --kernel-without-livepatch  the target kernel has no CONFIG_LIVEPATCH (a livepatch module is refused)
           --module-name NAME       the module name the kernel prints (default: from the file name)
+          --ftrace MODEL           the target kernel's ftrace model: mprofile-kernel (6.1), patchable-entry (6.12 with
+                                   GCC 14) or out-of-line (6.13+); a module of another model is refused (PLP2018)
           --format FORMAT          text (default; MSBuild canonical lines), json, or sarif (SARIF 2.1.0)
           --strategy STRATEGY      auto (default): insert-nop where the section's layout is fully understood,
                                    island elsewhere; insert-nop: a nop after the call, later code, line tables,
@@ -252,8 +254,8 @@ public static class CliApp
             var o = new Options();
             var shared = new SharedOptions();
             bool patch = command == "patch";
-            string[] valued = patch ? ["--format", "--module-name", "--strategy", "--sites"] : ["--format",
-                "--module-name"];
+            string[] valued = patch ? ["--format", "--module-name", "--ftrace", "--strategy", "--sites"]
+                : ["--format", "--module-name", "--ftrace"];
             string[] flags = ["--kernel-accepts-ld-toc", "--pcrel", "--kernel-without-livepatch"];
             for (int i = 0; i < args.Length; i++)
             {

@@ -13,6 +13,7 @@ internal sealed class SharedOptions
     private bool _acceptsLdToc, _pcrel;
     private bool? _hasLivepatch;
     private string? _moduleName;
+    private FtraceSiteKind _ftrace;
 
     /// <summary>Takes <paramref name="arg"/> when it describes the target kernel, reading a value with <paramref
     /// name="value"/>.</summary>
@@ -23,6 +24,11 @@ internal sealed class SharedOptions
             case "--kernel-accepts-ld-toc": _acceptsLdToc = true; return true;
             case "--pcrel": _pcrel = true; return true;
             case "--kernel-without-livepatch": _hasLivepatch = false; return true;
+            case "--ftrace":
+                string? model = value() ?? throw new UsageException("--ftrace needs a value");
+                if (!FtraceSites.TryParse(model, out _ftrace) || _ftrace == FtraceSiteKind.Unknown)
+                    throw new UsageException($"unknown ftrace model '{model}': use {FtraceSites.Choices}");
+                return true;
             case "--module-name":
                 _moduleName = value() ?? throw new UsageException("--module-name needs a value");
                 return true;
@@ -31,7 +37,7 @@ internal sealed class SharedOptions
     }
 
     public LoaderOptions Loader =>
-        new(_acceptsLdToc, _pcrel, string.IsNullOrEmpty(_moduleName) ? null : _moduleName, _hasLivepatch);
+        new(_acceptsLdToc, _pcrel, string.IsNullOrEmpty(_moduleName) ? null : _moduleName, _hasLivepatch, _ftrace);
 
     /// <param name="allowNone">The SDK's <c>none</c> (report only), which the tasks send through <c>step</c>.</param>
     public static FixStrategy? Strategy(string? name, bool allowNone) =>

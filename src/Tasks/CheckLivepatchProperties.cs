@@ -1,5 +1,6 @@
 using Microsoft.Build.Framework;
 using PpcLivepatch.Diagnostics;
+using PpcLivepatch.Analysis;
 
 namespace PpcLivepatch.Build.Tasks;
 
@@ -17,6 +18,7 @@ public sealed class CheckLivepatchProperties : PpcLivepatchTask
     public string? KernelAcceptsLdToc { get; set; }
     public string? LivepatchPcrel { get; set; }
     public string? KernelHasLivepatch { get; set; }
+    public string? KernelFtrace { get; set; }
     public string? LivepatchAllowSiblingCalls { get; set; }
     public string? LivepatchModuleName { get; set; }
     public string? LivepatchAbi { get; set; }
@@ -56,9 +58,12 @@ public sealed class CheckLivepatchProperties : PpcLivepatchTask
                     (Directory.Exists(KernelDir) ? "(it has no Makefile)" : "(no such directory)") +
                     ": point it at the kernel's build output or its headers package (e.g. " +
                     "/lib/modules/<version>/build)");
+        if (!FtraceSites.TryParse(KernelFtrace, out var ftrace))
+            Usage(nameof(KernelFtrace), $"KernelFtrace is '{KernelFtrace}'; use {FtraceSites.Choices} (or leave it " +
+                "empty: KernelDir's configuration says)");
         if (Log.HasLoggedErrors) return false;
 
-        var loader = StepProperties.Loader(acceptsLdToc, pcrel, LivepatchModuleName, hasLivepatch);
+        var loader = StepProperties.Loader(acceptsLdToc, pcrel, LivepatchModuleName, hasLivepatch, ftrace);
         string key = string.Join("\n",
             StepProperties.Patch(strategy, sites, loader, allowSiblingCalls).CacheKey,
             StepProperties.Verify(warnOnly, loader, allowSiblingCalls).CacheKey,

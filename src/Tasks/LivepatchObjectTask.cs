@@ -34,6 +34,10 @@ public abstract class LivepatchObjectTask : PpcLivepatchTask
 
     private bool? HasLivepatch => bool.TryParse(KernelHasLivepatch, out bool value) ? value : null;
 
+    /// <summary>The target kernel's ftrace model (<see cref="FtraceSites.NameOf"/>); empty when not known. Checked by
+    /// CheckLivepatchProperties.</summary>
+    public string? KernelFtrace { get; set; }
+
     /// <summary>
     /// Written when the step succeeds without a warning, removed otherwise; the SDK lists it among the step's outputs.
     /// A step that warned therefore runs again in the next build and shows its warnings again — so that a build with
@@ -45,7 +49,8 @@ public abstract class LivepatchObjectTask : PpcLivepatchTask
     /// <summary>The native <c>ppc-livepatch</c> to run the step in; empty runs it in this process.</summary>
     public string? ToolPath { get; set; }
 
-    protected LoaderOptions LoaderOptions => StepProperties.Loader(KernelAcceptsLdToc, Pcrel, ModuleName, HasLivepatch);
+    protected LoaderOptions LoaderOptions => StepProperties.Loader(KernelAcceptsLdToc, Pcrel, ModuleName, HasLivepatch,
+        FtraceSites.TryParse(KernelFtrace, out var ftrace) ? ftrace : FtraceSiteKind.Unknown);
 
     /// <summary>The step's options from the task's parameters, or null after logging why they cannot be used.</summary>
     protected abstract StepOptions? Options();

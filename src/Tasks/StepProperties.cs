@@ -49,8 +49,9 @@ internal static class StepProperties
         new(StepKind.Verify, loader, AllowSiblingCalls: allowSiblingCalls, WarnOnly: warnOnly,
             JsonReport: NullIfEmpty(jsonReport), SarifReport: NullIfEmpty(sarifReport));
 
-    public static LoaderOptions Loader(bool acceptsLdToc, bool pcrel, string? moduleName, bool? hasLivepatch) =>
-        new(acceptsLdToc, pcrel, string.IsNullOrEmpty(moduleName) ? null : moduleName, hasLivepatch);
+    public static LoaderOptions Loader(bool acceptsLdToc, bool pcrel, string? moduleName, bool? hasLivepatch,
+        FtraceSiteKind ftrace) =>
+        new(acceptsLdToc, pcrel, string.IsNullOrEmpty(moduleName) ? null : moduleName, hasLivepatch, ftrace);
 
     private static string? NullIfEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;
 }

@@ -195,7 +195,8 @@ public sealed class DiffTests
         "addresses calls.0 relative to the TOC (R_PPC64_TOC16_HA)")]
     [DataRow("uptime-line-shift", DiagnosticCatalog.DiffNoFunctionChanged, "no function changed")]
     [DataRow("cmdline-notrace", DiagnosticCatalog.DiffFunctionNotPatchable,
-        "cmdline_proc_show has no ftrace call site (bl _mcount in its prologue)")]
+        "cmdline_proc_show has no ftrace call site (no bl _mcount at its entry; the object is built with " +
+        "-mprofile-kernel")]
     // The patched function counts in a new static instead of the kernel's: it would start again from 0.
     [DataRow("cmdline-static-local-replaced", DiagnosticCatalog.DiffStaticLocalReplaced,
         "cmdline_proc_show no longer uses the static local calls.0 of the running kernel and uses the new reads.0")]
@@ -603,7 +604,8 @@ public sealed class DiffTests
     /// </summary>
     [TestMethod]
     [DataRow("", null)]
-    [DataRow("__attribute__((patchable_function_entry(0, 0)))", "a __patchable_function_entries record")]
+    [DataRow("__attribute__((patchable_function_entry(0, 0)))",
+        "no __patchable_function_entries record; the object is built with -fpatchable-function-entry=2")]
     public void PatchableFunctionEntryIsAnFtraceModelOfItsOwn(string attribute, string? refusal)
     {
         string dir = Repo.NewTempDir();

@@ -9,9 +9,10 @@ namespace PpcLivepatch.Analysis;
 /// livepatch.</param> <param name="Pcrel">The kernel is built with CONFIG_PPC_KERNEL_PCREL: no TOC, no nop rule,
 /// REL24_NOTOC applied.</param> <param name="ModuleName">The name the kernel prints in its messages; defaults to the
 /// file name as kbuild makes it.</param> <param name="KernelHasLivepatch">Whether the kernel is built with
-/// CONFIG_LIVEPATCH; null when it is not known.</param>
+/// CONFIG_LIVEPATCH; null when it is not known.</param> <param name="KernelFtrace">The kernel's ftrace model (its
+/// configuration says); a module's functions must have the same sites.</param>
 public sealed record LoaderOptions(bool KernelAcceptsLdToc = false, bool Pcrel = false, string? ModuleName = null,
-    bool? KernelHasLivepatch = null)
+    bool? KernelHasLivepatch = null, FtraceSiteKind KernelFtrace = FtraceSiteKind.Unknown)
 {
     public static LoaderOptions Default { get; } = new();
 

@@ -75,6 +75,29 @@ public static class ModuleChecks
     }
 
     /// <summary>
+    /// The kernel finds a module's ftrace sites where its own model puts them: an -mprofile-kernel kernel reads
+    /// <c>__mcount_loc</c> and expects <c>bl _mcount</c> there, a patchable-entry kernel reads
+    /// <c>__patchable_function_entries</c> and expects its number of nops (and, out of line, makes one stub per
+    /// record). A module of the other model either has no records the kernel reads (its functions cannot be traced
+    /// or livepatched) or records ftrace_init refuses with <c>ftrace_bug</c> and disables tracing. One diagnostic.
+    /// </summary>
+    public static IEnumerable<Diagnostic> FtraceModelMismatch(ElfImage image, LoaderOptions options)
+    {
+        if (options.KernelFtrace == FtraceSiteKind.Unknown) yield break;
+        var kind = FtraceSites.Of(image);
+        if (kind == FtraceSiteKind.Unknown || kind == options.KernelFtrace) yield break;
+        string table = kind == FtraceSiteKind.MprofileKernel ? FtraceSites.McountTable : FtraceSites.PatchableTable;
+        yield return new Diagnostic(DiagnosticCatalog.FtraceModelMismatch,
+            $"the module's functions are traced by {FtraceSites.Describe(kind)}, listed in {table}; the kernel is " +
+            $"built for {FtraceSites.Describe(options.KernelFtrace)} and would not find them where it looks: they " +
+            "could not be traced, and a livepatch of them could never be attached",
+            image.Path, table,
+            Fix: $"Compile the module with the compiler and flags the kernel was built with ({FtraceSites.Flags(
+                options.KernelFtrace)}): run kbuild against KernelDir with the kernel's own CROSS_COMPILE, in the " +
+                "environment that built the kernel.");
+    }
+
+    /// <summary>
     /// A finished module (it has <c>.gnu.linkonce.this_module</c>) with livepatch symbols must say it is a livepatch:
     /// without <c>livepatch=Y</c> in <c>.modinfo</c> (<c>MODULE_INFO(livepatch, "Y")</c>) the loader keeps no copy of
     /// its ELF sections for later objects' livepatch relocations, and klp_enable_patch() refuses it ("module … is not

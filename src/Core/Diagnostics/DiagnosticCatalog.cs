@@ -71,6 +71,7 @@ public static class DiagnosticCatalog
     public const string TocBasedOnPcrelKernel = "PLP2015";
     public const string AsmCallInInlineAssembly = "PLP2016";
     public const string AsmRouteNotProven = "PLP2017";
+    public const string FtraceModelMismatch = "PLP2018";
 
     public const string SiblingCallToExternal = "PLP3001";
     public const string SiblingCallFromLocallyCalledFunction = "PLP3002";
@@ -186,6 +187,8 @@ public static class DiagnosticCatalog
             "cannot give", DiagnosticKind.Unfixed),
         new(AsmRouteNotProven, Severity.Error, "The assembler route's object could not be proven to mean what the " +
             "compiler's meant", DiagnosticKind.Refused),
+        new(FtraceModelMismatch, Severity.Error, "Module compiled with another ftrace model than its kernel's",
+            DiagnosticKind.Rejected),
         new(SiteFixed, Severity.Info, "Call site fixed", DiagnosticKind.Fixed),
         new(PatchSummary, Severity.Info, "Patch summary", DiagnosticKind.Summary),
         new(UnwindNotExtended, Severity.Info, "Unwind or debug information not extended over an island",

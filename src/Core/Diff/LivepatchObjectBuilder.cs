@@ -45,6 +45,9 @@ internal sealed class LivepatchObjectBuilder
         public List<(ulong Offset, uint Type, Target Target, long Addend)> Relocations { get; } = [];
         public int OutputIndex { get; set; }
         public int SectionSymbol { get; set; }
+        /// <summary>The code an SHF_LINK_ORDER table goes with (a function's <c>__patchable_function_entries</c>):
+        /// the linker keeps, drops and orders it with that section.</summary>
+        public Piece? LinkedTo { get; set; }
     }
 
     /// <summary>A relocation target in the output: a piece's section, an included entity's symbol, or an external
@@ -302,6 +305,8 @@ internal sealed class LivepatchObjectBuilder
                 continue;
             }
             var piece = new Piece(table.Name, table, 0, 0, null);
+            if ((table.Flags & ShfLinkOrder) != 0)
+                piece.LinkedTo = code.FirstOrDefault(p => p.Source.Index == table.Link);
             var data = Image.Data(table);
             for (ulong start = 0; start < size; start += record.Value)
             {
@@ -370,12 +375,14 @@ internal sealed class LivepatchObjectBuilder
         var writer = new RelocatableObjectWriter(Image.IsLittleEndian, Image.Flags);
         foreach (var p in _pieces)
         {
-            ulong flags = p.Source.Flags & ~ShfInfoLink;
+            ulong flags = p.Source.Flags & ~ShfInfoLink & (p.LinkedTo is null ? ~ShfLinkOrder : ~0UL);
             p.OutputIndex = p.Source.Type == ShtNobits
                 ? writer.AddNobitsSection(p.Name, flags, p.Source.Alignment, p.Size)
                 : writer.AddSection(p.Name, ShtProgbits, flags, p.Source.Alignment, p.Bytes.ToArray(),
                     p.Source.EntrySize);
         }
+        foreach (var p in _pieces.Where(p => p.LinkedTo is not null))
+            writer.SetLink(p.OutputIndex, p.LinkedTo!.OutputIndex);
         writer.AddSection(".note.GNU-stack", ShtProgbits, 0, 1, []);
         var symbolIndex = new Dictionary<object, int>();
         foreach (var p in _pieces)

@@ -14,7 +14,8 @@ public static class ElfConstants
         ShtRel = 9,
         ShtGroup = 17, ShtSymtabShndx = 18;
 
-    public const ulong ShfWrite = 0x1, ShfAlloc = 0x2, ShfExecInstr = 0x4, ShfInfoLink = 0x40, ShfCompressed = 0x800;
+    public const ulong ShfWrite = 0x1, ShfAlloc = 0x2, ShfExecInstr = 0x4, ShfInfoLink = 0x40, ShfLinkOrder = 0x80,
+        ShfCompressed = 0x800;
     public const uint ElfCompressZlib = 1;
     public const int Elf64ChdrSize = 24;
     /// <summary>Marks a <c>.klp.rela.*</c> section (include/uapi/linux/elf.h).</summary>

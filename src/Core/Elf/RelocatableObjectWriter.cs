@@ -11,7 +11,11 @@ namespace PpcLivepatch.Elf;
 public sealed class RelocatableObjectWriter(bool littleEndian, uint flags)
 {
     private sealed record Section(string Name, uint Type, ulong Flags, ulong Alignment, byte[] Data, ulong Size,
-        ulong EntrySize);
+        ulong EntrySize)
+    {
+        /// <summary><c>sh_link</c>: the section an SHF_LINK_ORDER section goes with.</summary>
+        public int Link { get; set; }
+    }
 
     private sealed record Symbol(string Name, byte Info, byte Other, ushort SectionIndex, ulong Value, ulong Size);
 
@@ -35,6 +39,10 @@ public sealed class RelocatableObjectWriter(bool littleEndian, uint flags)
             entrySize));
         return _sections.Count;
     }
+
+    /// <summary>Makes <paramref name="section"/> (SHF_LINK_ORDER) go with <paramref name="linkedTo"/>, as
+    /// <c>__patchable_function_entries</c> goes with its function's section.</summary>
+    public void SetLink(int section, int linkedTo) => _sections[section - 1].Link = linkedTo;
 
     public int AddNobitsSection(string name, ulong sectionFlags, ulong alignment, ulong size)
     {
@@ -83,7 +91,7 @@ public sealed class RelocatableObjectWriter(bool littleEndian, uint flags)
             Align(s.Alignment);
             ulong offset = (ulong)output.Count;
             if (s.Type != ShtNobits) output.AddRange(s.Data);
-            headers.Add(Header(s.Name, s.Type, s.Flags, offset, s.Size, 0, 0, s.Alignment, s.EntrySize));
+            headers.Add(Header(s.Name, s.Type, s.Flags, offset, s.Size, (uint)s.Link, 0, s.Alignment, s.EntrySize));
         }
         int symtabIndex = _sections.Count + _relas.Count + 1;
         foreach (var r in _relas)

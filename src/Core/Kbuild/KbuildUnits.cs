@@ -234,8 +234,8 @@ public sealed class KbuildUnits
         .EnumerateFiles(_buildTree, ".*.o.cmd", SearchOption.AllDirectories)
         .Select(Read).OfType<KbuildUnit>().ToList();
 
-    /// <summary>Reads a <c>.NAME.o.cmd</c> record: <c>cmd_X.o := …</c>, <c>source_X.o := …</c>, <c>deps_X.o :=
-    /// \</c> and one dependency per continued line.</summary>
+    /// <summary>Reads a <c>.NAME.o.cmd</c> record: <c>cmd_X.o := …</c> (<c>savedcmd_X.o</c> since 6.3),
+    /// <c>source_X.o := …</c>, <c>deps_X.o := \</c> and one dependency per continued line.</summary>
     public static KbuildUnit? Read(string record)
     {
         string? obj = null, command = null, source = null;
@@ -253,11 +253,11 @@ public sealed class KbuildUnits
                 inDeps = line.EndsWith('\\');
                 continue;
             }
-            if (line.StartsWith("cmd_", StringComparison.Ordinal)
-                && line.IndexOf(" := ", StringComparison.Ordinal) is > 4
-                and var at)
+            int prefix = line.StartsWith("cmd_", StringComparison.Ordinal) ? 4
+                : line.StartsWith("savedcmd_", StringComparison.Ordinal) ? 9 : 0;
+            if (prefix > 0 && line.IndexOf(" := ", StringComparison.Ordinal) is var at && at > prefix)
             {
-                obj = line[4..at];
+                obj = line[prefix..at];
                 command = line[(at + 4)..];
             }
             else if (line.StartsWith("source_", StringComparison.Ordinal)

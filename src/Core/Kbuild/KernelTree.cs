@@ -6,7 +6,7 @@ namespace PpcLivepatch.Kbuild;
 /// <summary>
 /// What a kernel build tree says about the loader a module is for: its release (6.3 and later accept an
 /// <c>ld r2,24(r1)</c> already after a call) and its configuration (<c>CONFIG_PPC_KERNEL_PCREL</c>,
-/// <c>CONFIG_LIVEPATCH</c>), read as the SDK reads them from <c>KernelDir</c>.
+/// <c>CONFIG_LIVEPATCH</c>, the ftrace model), read as the SDK reads them from <c>KernelDir</c>.
 /// </summary>
 public static partial class KernelTree
 {
@@ -23,7 +23,8 @@ public static partial class KernelTree
         string? text = File.Exists(config) ? File.ReadAllText(config) : null;
         return new LoaderOptions(acceptsLdToc, text?.Contains("CONFIG_PPC_KERNEL_PCREL=y",
                 StringComparison.Ordinal) ?? false, moduleName,
-            text?.Contains("CONFIG_LIVEPATCH=y", StringComparison.Ordinal));
+            text?.Contains("CONFIG_LIVEPATCH=y", StringComparison.Ordinal),
+            text is null ? FtraceSiteKind.Unknown : FtraceSites.OfKernelConfig(text));
     }
 
     [GeneratedRegex(@"^\d+\.\d+")]

@@ -10,9 +10,11 @@ using PpcLivepatch.Kbuild;
 namespace PpcLivepatch.KernelPatching;
 
 /// <summary>
-/// Compiles one copy of a unit with kbuild's own command (as an argument vector, in the build tree) and runs
-/// recordmcount over the object as kbuild does. The compile is skipped when its object was built from the same text
-/// by the same command: the original is compiled once, until the kernel tree or the command changes.
+/// Compiles one copy of a unit with kbuild's own command (as an argument vector, in the build tree) and, on a
+/// kernel whose ftrace records come from recordmcount (-mprofile-kernel), runs it over the object as kbuild does;
+/// with -fpatchable-function-entry the compiler writes the records itself. The compile is skipped when its object
+/// was built from the same text by the same command: the original is compiled once, until the kernel tree or the
+/// command changes.
 /// </summary>
 internal sealed partial class UnitCompiler(string buildTree, string sourceTree, string? includeDirectory,
     IKernelPatchLog log)
@@ -29,6 +31,7 @@ internal sealed partial class UnitCompiler(string buildTree, string sourceTree, 
         if (patched && !string.IsNullOrEmpty(includeDirectory))
             arguments.Add("-I" + Path.GetFullPath(includeDirectory));
         string recordmcount = Path.Combine(buildTree, "scripts", "recordmcount");
+        bool runRecordmcount = UsesRecordmcount();
         string stamp = output + ".key";
         string key = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(string.Join('\0', arguments) + "\n" +
             text + "\n" + headersKey)));
@@ -43,7 +46,7 @@ internal sealed partial class UnitCompiler(string buildTree, string sourceTree, 
         File.Delete(stamp);
         File.WriteAllText(copy, text);
         var (exit, lines) = Run(arguments[0], arguments.Skip(1));
-        if (exit == 0) (exit, lines) = Concat(lines, Run(recordmcount, [output]));
+        if (exit == 0 && runRecordmcount) (exit, lines) = Concat(lines, Run(recordmcount, [output]));
         foreach (string line in AtMacroUse(lines))
         {
             if (line.Length == 0) continue;
@@ -69,6 +72,19 @@ internal sealed partial class UnitCompiler(string buildTree, string sourceTree, 
     }
 
     private bool _failed;
+
+    private bool? _usesRecordmcount;
+
+    /// <summary>Whether kbuild runs recordmcount after each compile (<c>CONFIG_FTRACE_MCOUNT_USE_RECORDMCOUNT</c>); a
+    /// tree without its configuration is taken to, as every kernel before the patchable-entry lines did.</summary>
+    private bool UsesRecordmcount()
+    {
+        if (_usesRecordmcount is { } known) return known;
+        string config = Path.Combine(buildTree, "include", "config", "auto.conf");
+        _usesRecordmcount = !File.Exists(config)
+            || File.ReadLines(config).Contains("CONFIG_FTRACE_MCOUNT_USE_RECORDMCOUNT=y");
+        return _usesRecordmcount.Value;
+    }
 
     private const int NotFound = 127;
 

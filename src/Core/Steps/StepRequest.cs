@@ -55,6 +55,8 @@ public sealed record StepOptions(
         w.WriteBoolean("pcrel", Loader.Pcrel);
         if (Loader.ModuleName is not null) w.WriteString("moduleName", Loader.ModuleName);
         if (Loader.KernelHasLivepatch is { } livepatch) w.WriteBoolean("kernelHasLivepatch", livepatch);
+        if (Loader.KernelFtrace != FtraceSiteKind.Unknown)
+            w.WriteString("kernelFtrace", FtraceSites.NameOf(Loader.KernelFtrace));
         w.WriteString("strategy", Strategy is { } s ? FixStrategies.NameOf(s) : StepOptionParsing.ReportOnly);
         w.WriteString("sites", StepOptionParsing.NameOf(Sites));
         w.WriteBoolean("allowSiblingCalls", AllowSiblingCalls);
@@ -82,7 +84,10 @@ public sealed record StepOptions(
         string? Text(string name) => e.TryGetProperty(name, out var v) ? v.GetString() : null;
         bool Flag(string name) => e.TryGetProperty(name, out var v) && v.GetBoolean();
         bool? livepatch = e.TryGetProperty("kernelHasLivepatch", out var lp) ? lp.GetBoolean() : null;
-        var loader = new LoaderOptions(Flag("kernelAcceptsLdToc"), Flag("pcrel"), Text("moduleName"), livepatch);
+        if (!FtraceSites.TryParse(Text("kernelFtrace"), out var ftrace))
+            throw new FormatException($"unknown ftrace model '{Text("kernelFtrace")}'");
+        var loader = new LoaderOptions(Flag("kernelAcceptsLdToc"), Flag("pcrel"), Text("moduleName"), livepatch,
+            ftrace);
         var symbols = e.TryGetProperty("klpSymbols", out var list)
             ? list.EnumerateArray().Select(k =>
                 new KlpSymbolSpec(k.GetProperty("symbol").GetString()!, k.GetProperty("object").GetString()!,
