@@ -28,17 +28,17 @@ mount -t proc proc "$r/proc"
 mount --rbind /dev "$r/dev"
 while [ "$1" != -- ]; do
   d=$1; shift
-  [ -d "$d" ] || continue
+  [ -d "$d" ] && [ "$d" != / ] || continue
   mkdir -p "$r$d" && mount --rbind "$d" "$r$d"
 done
 shift
 cp /etc/resolv.conf "$r/etc/resolv.conf" 2>/dev/null || true
 exec chroot "$r" "$@"'
-env_args=(HOME="$HOME" PATH="${dotnet_root:+$dotnet_root:}/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
-  DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1 DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1
-  PPCLP_KERNEL_CACHE="$KO_DIR" TERM="${TERM:-dumb}")
+# The command sees this environment (the SDK's, the test host's), with a PATH of the Debian 13 system and the same
+# .NET; this machine's certificate store comes along, for NuGet feeds behind the machine's own authority.
+env_args=(PATH="${dotnet_root:+$dotnet_root:}/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+  DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 PPCLP_KERNEL_CACHE="$KO_DIR")
 [ -n "$dotnet_root" ] && env_args+=(DOTNET_ROOT="$dotnet_root")
-[ -n "${NUGET_PACKAGES:-}" ] && env_args+=(NUGET_PACKAGES="$NUGET_PACKAGES")
-[ -n "${CI:-}" ] && env_args+=(CI="$CI")
+[ -d /etc/ssl/certs ] && shared+=(/etc/ssl/certs)
 exec $sudo unshare --mount --propagation private sh -c "$script" in-trixie "$root" "${shared[@]}" -- \
-  /usr/bin/env -i "${env_args[@]}" sh -c 'cd "$1" && shift && exec "$@"' in-trixie "$PWD" "$@"
+  /usr/bin/env "${env_args[@]}" sh -c 'cd "$1" && shift && exec "$@"' in-trixie "$PWD" "$@"

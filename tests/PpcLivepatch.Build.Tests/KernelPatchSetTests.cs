@@ -87,6 +87,24 @@ public sealed partial class KernelOracleTests
             $"-p:LivepatchModuleName={module}");
     }
 
+    /// <summary>What the patch set's boot reads after each module is loaded, and again after it is unloaded.</summary>
+    private const string PatchSetProbe = """
+        sed 's/^/version: /' /proc/version; sed 's/^/version: /' /proc/version
+        sed 's/^/cmdline: /' /proc/cmdline; sed 's/^/cmdline: /' /proc/cmdline
+        tail -n 1 /proc/self/stat | sed 's/^/stat: /'
+        sed 's/^/uptime: /' /proc/uptime
+        echo "uname: $(uname -s)"
+        grep -q binfmt_misc /proc/mounts || { mkdir -p /bm; mount -t binfmt_misc none /bm 2>/dev/null; }
+        echo "binfmt: $(cat /bm/status 2>/dev/null)"
+        sed 's/^/fdinfo: /' /proc/self/fdinfo/0
+        head -n 1 /proc/meminfo | sed 's/^/meminfo: /'
+        t=/sys/kernel/tracing; [ -f $t/trace ] || mount -t tracefs none $t
+        e=$t/events/sched/sched_kthread_stop_ret/enable
+        echo > $t/trace; cat /proc/version > /dev/null; echo "tracepoint off: $(grep -c 'ret=4242' $t/trace)"
+        echo 1 > $e; echo > $t/trace; cat /proc/version > /dev/null; cat /proc/version > /dev/null
+        echo "tracepoint on: $(grep -c 'ret=4242' $t/trace)"; echo 0 > $e
+        """;
+
     private static PatchSetRun RunPatchSet()
     {
         var builds = new Dictionary<string, PatchBuild>(StringComparer.Ordinal);
@@ -123,22 +141,7 @@ public sealed partial class KernelOracleTests
         var modules = new List<string> { Path.Combine(kernel, "fs", "binfmt_misc.ko") };
         modules.AddRange(builds.Values.Where(b => b.Result.ExitCode == 0 && File.Exists(b.Ko)).Select(b => b.Ko));
         string probe = Path.Combine(Repo.NewTempDir(), "probe.sh");
-        File.WriteAllText(probe, """
-            sed 's/^/version: /' /proc/version; sed 's/^/version: /' /proc/version
-            sed 's/^/cmdline: /' /proc/cmdline; sed 's/^/cmdline: /' /proc/cmdline
-            tail -n 1 /proc/self/stat | sed 's/^/stat: /'
-            sed 's/^/uptime: /' /proc/uptime
-            echo "uname: $(uname -s)"
-            grep -q binfmt_misc /proc/mounts || { mkdir -p /bm; mount -t binfmt_misc none /bm 2>/dev/null; }
-            echo "binfmt: $(cat /bm/status 2>/dev/null)"
-            sed 's/^/fdinfo: /' /proc/self/fdinfo/0
-            head -n 1 /proc/meminfo | sed 's/^/meminfo: /'
-            t=/sys/kernel/tracing; [ -f $t/trace ] || mount -t tracefs none $t
-            e=$t/events/sched/sched_kthread_stop_ret/enable
-            echo > $t/trace; cat /proc/version > /dev/null; echo "tracepoint off: $(grep -c 'ret=4242' $t/trace)"
-            echo 1 > $e; echo > $t/trace; cat /proc/version > /dev/null; cat /proc/version > /dev/null
-            echo "tracepoint on: $(grep -c 'ret=4242' $t/trace)"; echo 0 > $e
-            """);
+        File.WriteAllText(probe, PatchSetProbe);
         var boot = BootWith(new Dictionary<string, string> { ["PPCLP_ORACLE_PROBE"] = probe,
             ["PPCLP_ORACLE_UNLOAD"] = "1" }, Path.Combine(kernel, "vmlinux"), [.. modules]);
         return new PatchSetRun(builds, boot);

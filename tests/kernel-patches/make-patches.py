@@ -2,15 +2,25 @@
 # Writes *.patch here: the kernel-oracle test's KernelPatch set, as edits of Debian's linux-source-6.1 (the oracle
 # tree's source, eng/kernel-oracle/setup.sh --klp). Each is built by the packed SDK, loaded into the oracle kernel under
 # QEMU and read back from inside the guest (KernelOracleTests), or refused at its line. Run only to change them.
-import os, subprocess, tempfile
-S = os.path.realpath(os.path.join(os.environ.get('PPCLP_KERNEL_CACHE',
-    os.path.expanduser('~/.cache/ppclivepatch-kernel-oracle')), 'klp-6.1.0-50', 'build', 'source'))
+#
+#   make-patches.py --line 6.12|7.2   the same edits of that line's source (eng/kernel-oracle/setup-line.sh) into
+#                                     linux-LINE/, keeping only the patches whose 6.1 form does not apply there
+import os, shutil, subprocess, sys, tempfile
+CACHE = os.environ.get('PPCLP_KERNEL_CACHE', os.path.expanduser('~/.cache/ppclivepatch-kernel-oracle'))
+LINE = sys.argv[2] if len(sys.argv) > 2 and sys.argv[1] == '--line' else '6.1'
 HERE = os.path.dirname(os.path.abspath(__file__))
+if LINE == '6.1':
+    S = os.path.realpath(os.path.join(CACHE, 'klp-6.1.0-50', 'build', 'source'))
+    OUT = HERE
+else:
+    S = os.path.join(CACHE, 'klp-' + LINE, 'src', 'linux-source-' + LINE)
+    OUT = tempfile.mkdtemp()
 
-def mk(name, path, edits, into=HERE, kpatch=False, base=()):
+def mk(name, path, edits, into=None, kpatch=False, base=()):
     """edits: (old, new) pairs applied once each, in order, to the pristine file -> INTO/NAME.patch (diff -u, no
     dates). kpatch: in the form kpatch's own patches have (diff -Nupr src.orig/PATH src/PATH), which patch -p1 and
     kpatch-build read. base: edits already made by the patches before this one in a series."""
+    into = into or OUT
     a = open(os.path.join(S, path)).read()
     for old, new in base:
         assert a.count(old) == 1, (name, old)
@@ -52,7 +62,7 @@ mk('stat-livepatched', 'fs/proc/array.c', [
     ('\treturn do_task_stat(m, ns, pid, task, 1);\n}\n\nint proc_pid_statm(',
      '\tint ret = do_task_stat(m, ns, pid, task, 1);\n\n\tseq_puts(m, "livepatched\\n");\n\treturn ret;\n}\n\n'
      'int proc_pid_statm(')],
-   into=os.path.join(HERE, '..', '..', 'samples', 'KernelPatch'))
+   into=os.path.join(HERE, '..', '..', 'samples', 'KernelPatch') if LINE == '6.1' else None)
 
 # A shadow variable (klp_shadow_*) and kpatch-style callbacks through the SDK's kpatch-macros.h.
 mk('cmdline-shadow-callbacks', 'fs/proc/cmdline.c', [
@@ -75,9 +85,12 @@ mk('cmdline-shadow-callbacks', 'fs/proc/cmdline.c', [
      '\tseq_printf(m, " [shadow reads=%lu]\\n", reads ? ++*reads : 0);\n')])
 
 # A module's function (fs/binfmt_misc.ko): its own klp_object, patched when the module is loaded.
+# Since 6.7 binfmt_misc's state is per user namespace (misc->enabled).
 mk('binfmt-misc-status', 'fs/binfmt_misc.c', [
     ('\tchar *s = enabled ? "enabled\\n" : "disabled\\n";',
-     '\tchar *s = enabled ? "enabled [livepatched]\\n" : "disabled [livepatched]\\n";')])
+     '\tchar *s = enabled ? "enabled [livepatched]\\n" : "disabled [livepatched]\\n";')] if LINE == '6.1' else [
+    ('\ts = misc->enabled ? "enabled\\n" : "disabled\\n";',
+     '\ts = misc->enabled ? "enabled [livepatched]\\n" : "disabled [livepatched]\\n";')])
 
 # A system call, through kpatch's KPATCH_SYSCALL_DEFINE1 (the SDK's kpatch-syscall.h).
 mk('uname-syscall', 'kernel/sys.c', [
@@ -98,9 +111,9 @@ mk('fdinfo-header', 'fs/proc/fd.h', [
 mk('fdinfo-header.c-part', 'fs/proc/fd.c', [
     ('\tif (file->f_op->show_fdinfo)\n\t\tfile->f_op->show_fdinfo(m, file);\n\nout:',
      '\tif (file->f_op->show_fdinfo)\n\t\tfile->f_op->show_fdinfo(m, file);\n\tproc_fd_livepatch_note(m);\n\nout:')])
-with open(os.path.join(HERE, 'fdinfo-header.patch'), 'a') as whole:
-    whole.write(open(os.path.join(HERE, 'fdinfo-header.c-part.patch')).read())
-os.remove(os.path.join(HERE, 'fdinfo-header.c-part.patch'))
+with open(os.path.join(OUT, 'fdinfo-header.patch'), 'a') as whole:
+    whole.write(open(os.path.join(OUT, 'fdinfo-header.c-part.patch')).read())
+os.remove(os.path.join(OUT, 'fdinfo-header.c-part.patch'))
 
 # A tracepoint in the changed code: its static key (__tracepoint_sched_kthread_stop_ret) is not exported, so the
 # livepatch binds it through kallsyms; the loader writes that relocation before it sets up the module's jump labels,
@@ -129,3 +142,20 @@ mk('meminfo-kpatch-form', 'fs/proc/meminfo.c', [
 # without a symbol (the weak arch_report_meminfo), where the kernel could attach the patch and never run it.
 mk('loadavg-format', 'fs/proc/loadavg.c', [
     ('"%lu.%02lu %lu.%02lu %lu.%02lu %u/%d %d\\n"', '"%lu.%02lu %lu.%02lu %lu.%02lu %u/%d %d [livepatched]\\n"')])
+
+# A newer line keeps a patch of its own only where the 6.1 form does not apply to its source (a series' later patch
+# goes with its first).
+if LINE != '6.1':
+    line_dir = os.path.join(HERE, 'linux-' + LINE)
+    shutil.rmtree(line_dir, ignore_errors=True)
+    os.makedirs(line_dir)
+    for name in sorted(os.listdir(OUT)):
+        first = name.replace('-2.patch', '-1.patch') if name.startswith('version-series-') else name
+        original = os.path.join(HERE, first)
+        if not os.path.exists(original):
+            original = os.path.join(HERE, '..', '..', 'samples', 'KernelPatch', first)
+        applies = subprocess.run(['patch', '-p1', '--dry-run', '-F0', '-s', '-d', S, '-i', original],
+                                 capture_output=True).returncode == 0
+        if not applies:
+            shutil.copy(os.path.join(OUT, name), line_dir)
+    shutil.rmtree(OUT)
