@@ -13,16 +13,19 @@ here=$(cd "$(dirname "$0")" && pwd)
 KO_DIR=${PPCLP_KERNEL_CACHE:-$HOME/.cache/ppclivepatch-kernel-oracle}
 line=${1:?usage: setup-line.sh 6.12|7.2}
 case "$line" in
-  6.12) suite=stable; expect=CONFIG_ARCH_USING_PATCHABLE_FUNCTION_ENTRY=y; ftrace=patchable-entry-2 ;;
-  7.2) suite=testing; expect=CONFIG_PPC_FTRACE_OUT_OF_LINE=y; ftrace=out-of-line-1 ;;
+  6.12) suite=stable; expect=CONFIG_ARCH_USING_PATCHABLE_FUNCTION_ENTRY=y; ftrace=patchable-entry ;;
+  7.2) suite=testing; expect=CONFIG_PPC_FTRACE_OUT_OF_LINE=y; ftrace=out-of-line ;;
   *) echo "setup-line: no kernel line '$line' (6.12 or 7.2)" >&2; exit 2 ;;
 esac
 log() { echo "kernel-oracle $line: $*" >&2; }
 sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
 mkdir -p "$KO_DIR"
 
-# 1. The Debian 13 environment, from the archive this machine already uses.
+# 1. The Debian 13 environment, from the archive this machine already uses: kbuild's tools, GCC 14 for ppc64le and its
+#    C library (the GCC 14 runs of the tests link their programs with it).
 env_dir=$KO_DIR/trixie
+packages=(gcc-powerpc64le-linux-gnu binutils-powerpc64le-linux-gnu libc6-dev-ppc64el-cross make gcc libc6-dev flex bison
+  bc libelf-dev libssl-dev openssl xz-utils cpio kmod perl ca-certificates libicu76)
 if [ ! -f "$env_dir/.ready" ]; then
   command -v debootstrap >/dev/null 2>&1 || {
     log "installing debootstrap"
@@ -34,7 +37,7 @@ if [ ! -f "$env_dir/.ready" ]; then
   [ -n "$uri" ] || { log "cannot find the Debian archive in /etc/apt"; exit 1; }
   log "making the Debian 13 build environment (debootstrap, a few minutes)"
   $sudo rm -rf "$env_dir"; mkdir -p "$env_dir"
-  $sudo debootstrap --variant=minbase --include=gcc-powerpc64le-linux-gnu,binutils-powerpc64le-linux-gnu,make,gcc,libc6-dev,flex,bison,bc,libelf-dev,libssl-dev,openssl,xz-utils,cpio,kmod,perl,ca-certificates,libicu76 \
+  $sudo debootstrap --variant=minbase --include="$(IFS=,; echo "${packages[*]}")" \
     trixie "$env_dir/root" "$uri" >"$env_dir/debootstrap.log" 2>&1 || { tail -n 20 "$env_dir/debootstrap.log" >&2; exit 1; }
   # linux-source-7.x comes from testing, whose Release file on a mirror snapshot may be past its Valid-Until; only the
   # source package is taken from it (pinned below everything of trixie).
@@ -42,6 +45,12 @@ if [ ! -f "$env_dir/.ready" ]; then
   printf 'Package: *\nPin: release a=testing\nPin-Priority: 1\n' | $sudo tee "$env_dir/root/etc/apt/preferences.d/testing" >/dev/null
   touch "$env_dir/.ready"
   "$here/in-trixie.sh" apt-get update -qq
+fi
+# An environment made before a package joined the list gets it.
+wanted=$(printf '%s\n' "${packages[@]}" | sha256sum | cut -c1-16)
+if [ "$(cat "$env_dir/.packages" 2>/dev/null)" != "$wanted" ]; then
+  "$here/in-trixie.sh" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+  echo "$wanted" > "$env_dir/.packages"
 fi
 
 # 2. The line's source, as Debian ships it.

@@ -52,6 +52,26 @@ public sealed partial class KernelOracleTests
         ("lp_version_series", "^version: series: one, two$", "series"),
     ];
 
+    /// <summary>Builds a kbuild-mode project of C files in the line's environment; the module it made.</summary>
+    private static string BuildModuleInLine(string kernel, IEnumerable<string> sources, string projectXml,
+        string moduleName, params string[] properties)
+    {
+        string dir = PackedSdk.Consumer(projectXml);
+        foreach (string f in sources) File.Copy(f, Path.Combine(dir, Path.GetFileName(f)));
+        var build = BuildInLine(dir, [$"-p:KernelDir={kernel}", $"-p:LivepatchModuleName={moduleName}",
+            .. properties]);
+        Assert.AreEqual(0, build.ExitCode, build.Output);
+        string ko = Path.Combine(dir, "bin", "Debug", moduleName + ".ko");
+        Assert.IsTrue(File.Exists(ko), build.Output);
+        return ko;
+    }
+
+    /// <summary>
+    /// On each newer line: the KernelPatch set (every patch's effect seen from inside the guest while it is loaded,
+    /// and gone once it is unloaded), the KlpSymbol sample (the call to the kernel's static version_proc_show
+    /// through a .klp.sym relocation, with its nop; without the fix the kernel still refuses it, as predicted) and
+    /// the kernel's own livepatch selftest modules, all in one boot, with no ftrace or kernel complaint.
+    /// </summary>
     [TestMethod]
     [DataRow("6.12", "patchable-entry")]
     [DataRow("7.2", "out-of-line")]
@@ -92,10 +112,27 @@ public sealed partial class KernelOracleTests
             builds.Add((module, result, ko));
         }
 
+        string sample = Path.Combine(Repo.Root, "samples", "KernelLivepatch");
+        string sampleProject = File.ReadAllText(Path.Combine(sample, "KernelLivepatch.csproj"));
+        var sampleSources = Directory.GetFiles(sample, "*.c");
+        string unfixed = BuildModuleInLine(kernel, sampleSources, sampleProject, "lp_unfixed",
+            "-p:Rel24Strategy=none", "-p:LivepatchVerifyMode=warn");
+        string sampleKo = BuildModuleInLine(kernel, sampleSources, sampleProject, "lp_sample");
+        string prediction = PredictedRefusal(unfixed);
+        // Since 6.10 the selftest modules live with the selftests (lib/livepatch before).
+        string selftests = Path.Combine(Path.GetDirectoryName(kernel)!, "src", "linux-source-" + line, "tools",
+            "testing", "selftests", "livepatch", "test_modules");
+        string plain = """<Project Sdk="PpcLivepatch.Build.Sdk/VERSION" />""";
+        string selftestPatch = BuildModuleInLine(kernel, [Path.Combine(selftests, "test_klp_livepatch.c")], plain,
+            "tklp_lp", "-p:Rel24Sites=all-local");
+        string selftestShadow = BuildModuleInLine(kernel, [Path.Combine(selftests, "test_klp_shadow_vars.c")], plain,
+            "tklp_sv", "-p:Rel24Sites=all-local");
+
         string probe = Path.Combine(Repo.NewTempDir(), "probe.sh");
         File.WriteAllText(probe, PatchSetProbe);
-        var modules = new List<string> { Path.Combine(kernel, "fs", "binfmt_misc.ko") };
+        var modules = new List<string> { unfixed, Path.Combine(kernel, "fs", "binfmt_misc.ko") };
         modules.AddRange(builds.Select(b => b.Ko));
+        modules.AddRange([sampleKo, selftestPatch, selftestShadow]);
         var boot = BootWith(new Dictionary<string, string> { ["PPCLP_ORACLE_PROBE"] = probe,
             ["PPCLP_ORACLE_UNLOAD"] = "1" }, Path.Combine(kernel, "vmlinux"), [.. modules]);
         StringAssert.Contains(boot.Log, $"ORACLE: dmesg Linux version {env["KO_LINE_VERSION"]}", boot.Log);
@@ -109,6 +146,17 @@ public sealed partial class KernelOracleTests
             Assert.IsFalse(unloaded.Any(l => l.Contains(gone, StringComparison.Ordinal)),
                 $"{module} on {line}: '{gone}' after unloading\n{boot.Log}");
         }
+        Assert.AreEqual(8, boot.InsmodStatus("lp_unfixed"), "ENOEXEC from apply_relocate_add");
+        Assert.IsTrue(boot.Dmesg.Any(l => l.Contains($"module_64: lp_unfixed: {prediction} at")),
+            $"expected '{prediction}':\n{boot.Log}");
+        run.LoadedEnabledDisabledUnloaded("lp_sample");
+        StringAssert.Matches(boot.Cmdline("lp_sample"), new Regex(
+            @"^Linux version \S+ \(\S+@\S+\) \(.* console=hvc0 quiet \[livepatched by PpcLivepatch.Build\]"), boot.Log);
+        run.LoadedEnabledDisabledUnloaded("tklp_lp");
+        Assert.AreEqual("tklp_lp: this has been live patched", boot.Cmdline("tklp_lp").Trim(), boot.Log);
+        Assert.AreEqual(0, boot.InsmodStatus("tklp_sv"), boot.Log);
+        Assert.AreEqual(0, boot.Dmesg.Count(l => l.Contains("got unexpected")), boot.Log);
+        Assert.IsTrue(boot.Dmesg.Count(l => l.Contains("got expected")) >= 8, boot.Log);
         Assert.IsFalse(boot.Dmesg.Any(l => Regex.IsMatch(l, "ftrace_bug|ftrace faulted|Call Trace|BUG:|WARNING:")),
             boot.Log);
     }

@@ -30,6 +30,11 @@ public sealed class RouteOracleTests
             ["clang", "large", "-gdwarf-4 -fPIC"], ["gcc-be", "large", "-g"], ["gcc-be", "medium", ""],
             // One .text for every function: a function the object rewriter cannot prove moves as a whole.
             ["gcc", "large", "-g -fno-function-sections"], ["clang", "medium", "-fno-function-sections"],
+            // GCC 14 (the 6.12 and 7.x lines' compiler) with its default -g, and the kernels' ftrace nops at each
+            // entry: two (6.12), one (out of line), and in one .text where moved code carries the records along.
+            ["gcc14", "large", "-g"], ["gcc14", "medium", "-g -fpatchable-function-entry=2"],
+            ["gcc14", "large", "-fpatchable-function-entry=1"],
+            ["gcc14", "medium", "-g -fpatchable-function-entry=2 -fno-function-sections"],
         };
 
     [TestMethod]
@@ -71,9 +76,12 @@ public sealed class RouteOracleTests
     {
         string dir = Repo.NewTempDir();
         bool bigEndian = compiler == "gcc-be";
-        string gcc = bigEndian ? "powerpc64-linux-gnu-gcc" : "powerpc64le-linux-gnu-gcc",
+        // GCC 14's programs are linked with its own C library (Debian 13's), as they were compiled against it.
+        string gcc = bigEndian ? "powerpc64-linux-gnu-gcc" : compiler == "gcc14" ? Gcc14.Driver
+                : "powerpc64le-linux-gnu-gcc",
             qemu = bigEndian ? "qemu-ppc64" : "qemu-ppc64le";
-        string[] driver = compiler == "clang" ? ["clang-14", "--target=powerpc64le-linux-gnu"] : [gcc];
+        string[] driver = compiler == "clang" ? ["clang-14", "--target=powerpc64le-linux-gnu"]
+            : compiler == "gcc14" ? [Gcc14.Driver] : [gcc];
         string harnessObj = Path.Combine(dir, "harness.o");
         File.WriteAllText(Path.Combine(dir, "harness.c"), new SwitchProgramGenerator(seedBase).Harness());
         Tool.Check(gcc, "-O2", "-c", Path.Combine(dir, "harness.c"), "-o", harnessObj);
@@ -95,6 +103,9 @@ public sealed class RouteOracleTests
                 .. extra.Split(' ', StringSplitOptions.RemoveEmptyEntries)];
             Tool.Check(flags[0], [.. flags[1..], "-c", c, "-o", plain]);
             string expected = RunLinked(gcc, qemu, harnessObj, plain, $"{plain}.exe");
+            if (extra.Contains("-fpatchable-function-entry", StringComparison.Ordinal)
+                && PatchableEntries(plain).Count == 0)
+                wrong.Add($"{what}: the compiler wrote no __patchable_function_entries records");
 
             void Check(string route, string obj, byte[]? bytes, FixStrategy strategy)
             {
@@ -102,6 +113,9 @@ public sealed class RouteOracleTests
                 string actual = RunLinked(gcc, qemu, harnessObj, obj, $"{obj}.exe");
                 if (actual != expected)
                     wrong.Add($"{what} {route}: expected '{expected.Trim()}', got '{actual.Trim()}' (kept in {dir})");
+                if (PatchableEntries(obj) is var entries && !entries.SequenceEqual(PatchableEntries(plain)))
+                    wrong.Add($"{what} {route}: the ftrace nops are no longer where their records say, at each " +
+                        $"function's entry: {string.Join(", ", entries)} (kept in {dir})");
                 runs.AddOrUpdate(route, 1, (_, k) => k + 1);
                 // Idempotence: what a route wrote has nothing left for a second patch of the same strategy (the
                 // assembler route's output is for the object step, which is auto).
@@ -155,6 +169,24 @@ public sealed class RouteOracleTests
             }
         });
         return new Outcome(new(runs), asmNops, [.. wrong], [.. notIdempotent], new(refusals));
+    }
+
+    /// <summary>Each -fpatchable-function-entry record as the function it is in, its offset there, and whether
+    /// nops are at it: a route may move code, never a function's entry nops away from its entry.</summary>
+    private static List<string> PatchableEntries(string obj)
+    {
+        Assert.IsTrue(ElfImage.TryLoad(obj, out var image, out var error), error?.Message);
+        var entries = new List<string>();
+        foreach (var (section, offset) in Analysis.FtraceSites.PatchableRecords(image!))
+        {
+            var f = image!.Symbols.FirstOrDefault(s => s.Type == ElfConstants.SttFunc && s.SectionIndex == section
+                && offset >= s.Value && offset < s.Value + Math.Max(s.Size, 1));
+            var code = image.Data(image.Sections[section]);
+            bool nop = offset + 4 <= (ulong)code.Length && image.ReadU32(code, (int)offset) == Ppc64.Instruction.Nop;
+            entries.Add($"{f?.Name ?? "?"}+0x{offset - (f?.Value ?? 0):x}{(nop ? "" : " (not a nop)")}");
+        }
+        entries.Sort(StringComparer.Ordinal);
+        return entries;
     }
 
     private static string RunLinked(string gcc, string qemu, string harness, string obj, string exe)

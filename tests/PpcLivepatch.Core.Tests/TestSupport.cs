@@ -118,3 +118,31 @@ internal static class KernelOracle
     /// <summary>The source the tree was built from (its "source" link).</summary>
     public static string KlpSourceTree() => Path.GetFullPath(Path.Combine(KlpBuildTree(), "source"));
 }
+
+/// <summary>
+/// Debian 13's GCC 14 for ppc64le, the compiler of the 6.12 and 7.x kernel lines, run in the Debian 13 environment that
+/// eng/kernel-oracle/setup-line.sh makes (eng/kernel-oracle/in-trixie.sh): a driver script named like a cross gcc, so
+/// that every route runs it as it runs any compiler.
+/// </summary>
+internal static class Gcc14
+{
+    private static readonly Lazy<string> s_driver = new(() =>
+    {
+        string cache = Environment.GetEnvironmentVariable("PPCLP_KERNEL_CACHE") ?? Path.Combine(
+            Environment.GetEnvironmentVariable("HOME") ?? "/root", ".cache", "ppclivepatch-kernel-oracle");
+        if (!File.Exists(Path.Combine(cache, "trixie", ".ready")))
+            Assert.Fail($"GCC 14 needs the Debian 13 environment ({Path.Combine(cache, "trixie")} is missing): run " +
+                "eng/kernel-oracle/setup-line.sh 6.12");
+        string dir = Repo.NewTempDir();
+        string driver = Path.Combine(dir, "powerpc64le-linux-gnu-gcc-14");
+        File.WriteAllText(driver, "#!/bin/sh\nexec " + Path.Combine(Repo.Root, "eng", "kernel-oracle",
+            "in-trixie.sh") + " powerpc64le-linux-gnu-gcc \"$@\"\n");
+        Tool.Check("chmod", "+x", driver);
+        var version = Tool.Run(driver, "-dumpversion");
+        Assert.AreEqual(0, version.ExitCode, version.Stderr);
+        Assert.IsTrue(version.Stdout.StartsWith("14", StringComparison.Ordinal), version.Stdout);
+        return driver;
+    });
+
+    public static string Driver => s_driver.Value;
+}
