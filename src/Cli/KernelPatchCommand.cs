@@ -130,8 +130,15 @@ internal static class KernelPatchCommand
         string registration = Path.Combine(kbuild, Path.GetFileName(manifest.Registration));
         File.Delete(registration);
         File.CreateSymbolicLink(registration, manifest.Registration);
+        // An object kbuild has no source for is linked as it is (NAME.o_shipped no longer reaches a module's top
+        // directory since 6.13); the copy is newer than the last link, so kbuild links again.
+        foreach (string stale in Directory.GetFiles(kbuild, "*.o_shipped")) File.Delete(stale);
         foreach (string o in manifest.Objects)
-            File.Copy(o, Path.Combine(kbuild, Path.GetFileNameWithoutExtension(o) + ".o_shipped"), overwrite: true);
+        {
+            string linked = Path.Combine(kbuild, Path.GetFileName(o));
+            File.Copy(o, linked, overwrite: true);
+            File.SetLastWriteTimeUtc(linked, DateTime.UtcNow);
+        }
         var objects = new List<string> { Path.GetFileNameWithoutExtension(registration) + ".o" };
         objects.AddRange(manifest.Objects.Select(o => Path.GetFileNameWithoutExtension(o) + ".o"));
         string kbuildFile = KbuildModule.WriteKbuildFile(kbuild, module, objects,

@@ -228,7 +228,7 @@ public sealed partial class KernelOracleTests
         Assert.IsTrue(diff.Report.Succeeded, string.Join("\n", diff.Report.Diagnostics.Select(d => d.Message)));
 
         string dir = Repo.NewTempDir();
-        File.WriteAllBytes(Path.Combine(dir, "cmdline.o_shipped"), diff.Output!);
+        File.WriteAllBytes(Path.Combine(dir, "cmdline.o"), diff.Output!);
         File.WriteAllText(Path.Combine(dir, "registration.c"),
             PpcLivepatch.Diff.KlpRegistration.Generate(diff.Report.Replacements));
         File.WriteAllText(Path.Combine(dir, "Kbuild"), "obj-m := lpdiff.o\nlpdiff-y := registration.o cmdline.o\n");
