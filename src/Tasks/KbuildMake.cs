@@ -73,6 +73,7 @@ public sealed class KbuildMake : PpcLivepatchToolTask
             Log.LogMessage(MessageImportance.Low, "{0} cannot be made executable: {1}", CompilerRoute, why);
         KbuildModule.WriteKbuildFile(KbuildDirectory, ModuleName, KbuildObjects, IncludeDirectories,
             SourceDirectory.TrimEnd('/'));
+        _linkerScript = WriteLinkerScript();
         // kbuild takes a while: say so at the verbosity people build at, and show its progress lines there too.
         Log.LogMessage(MessageImportance.High, "{0}", $"kbuild: make -C {KernelDirectory} " +
             $"M={KbuildDirectory.TrimEnd('/')} modules");
@@ -85,6 +86,23 @@ public sealed class KbuildMake : PpcLivepatchToolTask
         return ok;
     }
 
+    private string? _linkerScript;
+
+    /// <summary>The KlpSymbols' separate-sections script in the kbuild directory (rewritten only when its text
+    /// changes, so kbuild's own checks hold), or null when there is none.</summary>
+    private string? WriteLinkerScript()
+    {
+        string path = Path.Combine(KbuildDirectory, "klp-symbols.lds");
+        if (KbuildModule.SeparateSectionsScript(KlpSymbols) is not { } text)
+        {
+            if (File.Exists(path)) File.Delete(path);
+            return null;
+        }
+        if (!File.Exists(path) || File.ReadAllText(path) != text)
+            PpcLivepatch.Elf.AtomicFile.WriteAllBytes(path, System.Text.Encoding.UTF8.GetBytes(text), durable: false);
+        return path;
+    }
+
     protected override string GenerateCommandLineCommands()
     {
         // make hands $(CC) to the shell: the route's program is quoted there.
@@ -92,7 +110,7 @@ public sealed class KbuildMake : PpcLivepatchToolTask
             : $"'{CompilerRoute}' {CompilerRouteArguments ?? "cc --"}";
         var b = new CommandLineBuilder();
         foreach (string argument in KbuildModule.MakeArguments(KernelDirectory, KbuildDirectory, CrossCompilePrefix,
-                     route, KCFlags))
+                     route, KCFlags, _linkerScript))
             b.AppendSwitchIfNotNull("", argument);
         return b.ToString();
     }
