@@ -80,9 +80,13 @@ public sealed partial class KernelOracleTests
         var env = LineEnv(line);
         Assert.AreEqual(ftrace, env["KO_LINE_FTRACE"]);
         string kernel = env["KO_LINE_BUILD"];
-        var builds = new List<(string Module, Tool.Result Result, string Ko)>();
-        foreach (var (patch, module) in LoadablePatches)
+        // Two builds at a time: each is mostly one process after another (restore, compiles, make), and the suite
+        // has two cores.
+        var builds = new System.Collections.Concurrent.ConcurrentBag<(int Order, string Module, string Ko)>();
+        Parallel.ForEach(LoadablePatches.Select((p, i) => (p.Patch, p.Module, Order: i)),
+            new ParallelOptions { MaxDegreeOfParallelism = 2 }, item =>
         {
+            var (patch, module, order) = item;
             string dir;
             if (patch == "samples/KernelPatch")
                 dir = PackedSdk.SampleConsumer("KernelPatch");
@@ -109,8 +113,8 @@ public sealed partial class KernelOracleTests
             // The module's functions are the kernel's ftrace model, as the verifier reads them.
             Assert.IsTrue(ElfImage.TryLoad(ko, out var image, out _));
             Assert.AreEqual(ftrace, FtraceSites.NameOf(FtraceSites.Of(image!)), ko);
-            builds.Add((module, result, ko));
-        }
+            builds.Add((order, module, ko));
+        });
 
         string sample = Path.Combine(Repo.Root, "samples", "KernelLivepatch");
         string sampleProject = File.ReadAllText(Path.Combine(sample, "KernelLivepatch.csproj"));
@@ -131,7 +135,7 @@ public sealed partial class KernelOracleTests
         string probe = Path.Combine(Repo.NewTempDir(), "probe.sh");
         File.WriteAllText(probe, PatchSetProbe);
         var modules = new List<string> { unfixed, Path.Combine(kernel, "fs", "binfmt_misc.ko") };
-        modules.AddRange(builds.Select(b => b.Ko));
+        modules.AddRange(builds.OrderBy(b => b.Order).Select(b => b.Ko));
         modules.AddRange([sampleKo, selftestPatch, selftestShadow]);
         var boot = BootWith(new Dictionary<string, string> { ["PPCLP_ORACLE_PROBE"] = probe,
             ["PPCLP_ORACLE_UNLOAD"] = "1" }, Path.Combine(kernel, "vmlinux"), [.. modules]);
