@@ -96,4 +96,33 @@ public sealed class FtraceModelTests
             s_objects.Value[FtraceSiteKind.Unknown]], new StringWriter(), err));
         StringAssert.Contains(err.ToString(), "unknown ftrace model 'fentry'");
     }
+
+    /// <summary>A finished module whose records are not gathered into one section (kbuild's module.lds does) loses
+    /// all but the first section's: PLP2019. One section, as ld gathers them, is fine.</summary>
+    [TestMethod]
+    public void AFinishedModuleWithItsRecordsInSeveralSectionsIsRefused()
+    {
+        string dir = Repo.NewTempDir();
+        string bytes = Path.Combine(dir, "this_module.bin");
+        File.WriteAllBytes(bytes, new byte[8]);
+        string Finished(string name, params string[] ldOptions)
+        {
+            string linked = Path.Combine(dir, name + ".o"), ko = Path.Combine(dir, name + ".ko");
+            Tool.Check("powerpc64le-linux-gnu-ld", ["-r", .. ldOptions, "-o", linked,
+                s_objects.Value[FtraceSiteKind.PatchableEntry]]);
+            Tool.Check("powerpc64le-linux-gnu-objcopy", "--add-section", ".gnu.linkonce.this_module=" + bytes,
+                "--set-section-flags", ".gnu.linkonce.this_module=alloc,data", linked, ko);
+            return ko;
+        }
+        // ld gathers same-named sections; --unique keeps one output section per input section.
+        string module = Finished("module"), split = Finished("split", "--unique=__patchable_function_entries");
+        Assert.AreEqual(0, ModuleChecks.FtraceRecordsSplit(Load(module)).Count());
+        var d = ModuleChecks.FtraceRecordsSplit(Load(split)).Single();
+        Assert.AreEqual(DiagnosticCatalog.FtraceRecordsSplit, d.Code);
+        StringAssert.Contains(d.Message, "in 3 __patchable_function_entries sections; the kernel reads the first " +
+            "(1 record) and never the other 2");
+        var stdout = new StringWriter();
+        Assert.AreEqual(CliApp.ExitRejected, CliApp.Run(["verify", split], stdout, new StringWriter()));
+        StringAssert.Contains(stdout.ToString(), $"error {DiagnosticCatalog.FtraceRecordsSplit}:");
+    }
 }

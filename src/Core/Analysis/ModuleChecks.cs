@@ -98,6 +98,32 @@ public static class ModuleChecks
     }
 
     /// <summary>
+    /// The loader reads a module's ftrace records from the first section of their table's name only
+    /// (<c>section_objs</c> in kernel/module/main.c), and out of line (7.x) reserves one stub per record of that
+    /// section (<c>module_frob_arch_sections</c>); kbuild's module.lds gathers the records into one. A finished module
+    /// (it has <c>.gnu.linkonce.this_module</c>) linked otherwise leaves the functions recorded in the other sections
+    /// untraceable — a livepatch of one of them is never attached, and an out-of-line kernel has no stub for them.
+    /// </summary>
+    public static IEnumerable<Diagnostic> FtraceRecordsSplit(ElfImage image)
+    {
+        if (!image.Sections.Any(s => s.Name == ".gnu.linkonce.this_module")) yield break;
+        foreach (string table in new[] { FtraceSites.McountTable, FtraceSites.PatchableTable })
+        {
+            var sections = image.Sections.Where(s => s.Name == table && s.HasFileData).ToList();
+            if (sections.Count < 2) continue;
+            ulong first = sections[0].Size / 8, rest = sections.Skip(1).Aggregate(0UL, (sum, s) => sum + s.Size / 8);
+            yield return new Diagnostic(DiagnosticCatalog.FtraceRecordsSplit,
+                $"the module's ftrace records are in {sections.Count} {table} sections; the kernel reads the first " +
+                $"({first} record{(first == 1 ? "" : "s")}) and never the other {rest}: those functions could not " +
+                "be traced, " +
+                "a livepatch of them would never be attached, and an out-of-line kernel reserves no stub for them",
+                image.Path, table,
+                Fix: $"Link the module with kbuild (scripts/module.lds gathers every {table} into one section), or " +
+                    "with a linker script that does the same.");
+        }
+    }
+
+    /// <summary>
     /// A finished module (it has <c>.gnu.linkonce.this_module</c>) with livepatch symbols must say it is a livepatch:
     /// without <c>livepatch=Y</c> in <c>.modinfo</c> (<c>MODULE_INFO(livepatch, "Y")</c>) the loader keeps no copy of
     /// its ELF sections for later objects' livepatch relocations, and klp_enable_patch() refuses it ("module … is not

@@ -98,6 +98,7 @@ public static class ObjectVerifier
         diagnostics.AddRange(ModuleChecks.TocBasedOnPcrelKernel(image, functions, options));
         diagnostics.AddRange(ModuleChecks.LivepatchFormat(image, options));
         diagnostics.AddRange(ModuleChecks.FtraceModelMismatch(image, options));
+        diagnostics.AddRange(ModuleChecks.FtraceRecordsSplit(image));
         diagnostics.AddRange(SiblingCallHazards.Find(analysis, sites, options,
             allSites ? null : () => CallSiteScanner.Scan(image, functions, lines)));
         diagnostics.Sort(CompareDiagnostics);

@@ -72,6 +72,7 @@ public static class DiagnosticCatalog
     public const string AsmCallInInlineAssembly = "PLP2016";
     public const string AsmRouteNotProven = "PLP2017";
     public const string FtraceModelMismatch = "PLP2018";
+    public const string FtraceRecordsSplit = "PLP2019";
 
     public const string SiblingCallToExternal = "PLP3001";
     public const string SiblingCallFromLocallyCalledFunction = "PLP3002";
@@ -188,6 +189,8 @@ public static class DiagnosticCatalog
         new(AsmRouteNotProven, Severity.Error, "The assembler route's object could not be proven to mean what the " +
             "compiler's meant", DiagnosticKind.Refused),
         new(FtraceModelMismatch, Severity.Error, "Module compiled with another ftrace model than its kernel's",
+            DiagnosticKind.Rejected),
+        new(FtraceRecordsSplit, Severity.Error, "A module's ftrace records are split over several sections",
             DiagnosticKind.Rejected),
         new(SiteFixed, Severity.Info, "Call site fixed", DiagnosticKind.Fixed),
         new(PatchSummary, Severity.Info, "Patch summary", DiagnosticKind.Summary),
