@@ -87,25 +87,7 @@ public sealed partial class KernelOracleTests
             new ParallelOptions { MaxDegreeOfParallelism = 2 }, item =>
         {
             var (patch, module, order) = item;
-            string dir;
-            if (patch == "samples/KernelPatch")
-                dir = PackedSdk.SampleConsumer("KernelPatch");
-            else if (patch == "version-series")
-                dir = PackedSdk.Consumer("""
-                    <Project Sdk="PpcLivepatch.Build.Sdk/VERSION">
-                      <ItemGroup>
-                        <KernelPatch Include="version-series-1.patch" />
-                        <KernelPatch Include="version-series-2.patch" />
-                      </ItemGroup>
-                    </Project>
-                    """, ("version-series-1.patch", LinePatchText(line, "version-series-1")),
-                    ("version-series-2.patch", LinePatchText(line, "version-series-2")));
-            else
-                dir = PackedSdk.Consumer($$"""
-                    <Project Sdk="PpcLivepatch.Build.Sdk/VERSION">
-                      <ItemGroup><KernelPatch Include="{{Path.GetFileName(patch)}}.patch" /></ItemGroup>
-                    </Project>
-                    """, (Path.GetFileName(patch) + ".patch", LinePatchText(line, patch)));
+            string dir = PatchSetConsumer(patch, name => LinePatchText(line, name));
             var result = BuildInLine(dir, $"-p:KernelDir={kernel}", $"-p:LivepatchModuleName={module}");
             string ko = Path.Combine(dir, "bin", "Debug", module + ".ko");
             Assert.AreEqual(0, result.ExitCode, $"{patch} on {line}:\n{result.Output}");

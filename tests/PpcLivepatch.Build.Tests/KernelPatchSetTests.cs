@@ -75,14 +75,35 @@ public sealed partial class KernelOracleTests
     private static Tool.Result BuildKernelPatch(string patch, string module, out string dir) =>
         BuildKernelPatch(patch, KernelPatchText(patch), module, out dir);
 
+    /// <summary>
+    /// The consumer project of one entry of <see cref="LoadablePatches"/>, its patches' text from <paramref
+    /// name="text"/>: the KernelPatch sample, the version series (two items, the second written on top of the first),
+    /// or one KernelPatch item.
+    /// </summary>
+    private static string PatchSetConsumer(string patch, Func<string, string> text)
+    {
+        if (patch == "samples/KernelPatch") return PackedSdk.SampleConsumer("KernelPatch");
+        if (patch == "version-series")
+            return PackedSdk.Consumer("""
+                <Project Sdk="PpcLivepatch.Build.Sdk/VERSION">
+                  <ItemGroup>
+                    <KernelPatch Include="version-series-1.patch" />
+                    <KernelPatch Include="version-series-2.patch" />
+                  </ItemGroup>
+                </Project>
+                """, ("version-series-1.patch", text("version-series-1")),
+                ("version-series-2.patch", text("version-series-2")));
+        string name = Path.GetFileName(patch);
+        return PackedSdk.Consumer($$"""
+            <Project Sdk="PpcLivepatch.Build.Sdk/VERSION">
+              <ItemGroup><KernelPatch Include="{{name}}.patch" /></ItemGroup>
+            </Project>
+            """, (name + ".patch", text(patch)));
+    }
+
     private static Tool.Result BuildKernelPatch(string patch, string text, string module, out string dir)
     {
-        patch = Path.GetFileName(patch);
-        dir = PackedSdk.Consumer($$"""
-            <Project Sdk="PpcLivepatch.Build.Sdk/VERSION">
-              <ItemGroup><KernelPatch Include="{{patch}}.patch" /></ItemGroup>
-            </Project>
-            """, (patch + ".patch", text));
+        dir = PatchSetConsumer(patch, _ => text);
         return PackedSdk.Build(dir, "build.binlog", $"-p:KernelDir={s_env["KO_KLP_BUILD"]}",
             $"-p:LivepatchModuleName={module}");
     }
@@ -110,29 +131,9 @@ public sealed partial class KernelOracleTests
         var builds = new Dictionary<string, PatchBuild>(StringComparer.Ordinal);
         foreach (var (patch, module) in LoadablePatches)
         {
-            string dir;
-            Tool.Result result;
-            if (patch == "samples/KernelPatch")
-            {
-                dir = PackedSdk.SampleConsumer("KernelPatch");
-                result = PackedSdk.Build(dir, "build.binlog", $"-p:KernelDir={s_env["KO_KLP_BUILD"]}");
-            }
-            else if (patch == "version-series")
-            {
-                // Two items, the second written on top of the first.
-                dir = PackedSdk.Consumer("""
-                    <Project Sdk="PpcLivepatch.Build.Sdk/VERSION">
-                      <ItemGroup>
-                        <KernelPatch Include="version-series-1.patch" />
-                        <KernelPatch Include="version-series-2.patch" />
-                      </ItemGroup>
-                    </Project>
-                    """, ("version-series-1.patch", KernelPatchText("version-series-1")),
-                    ("version-series-2.patch", KernelPatchText("version-series-2")));
-                result = PackedSdk.Build(dir, "build.binlog", $"-p:KernelDir={s_env["KO_KLP_BUILD"]}",
-                    $"-p:LivepatchModuleName={module}");
-            }
-            else result = BuildKernelPatch(patch, module, out dir);
+            string dir = PatchSetConsumer(patch, KernelPatchText);
+            var result = PackedSdk.Build(dir, "build.binlog", $"-p:KernelDir={s_env["KO_KLP_BUILD"]}",
+                $"-p:LivepatchModuleName={module}");
             builds[patch] = new PatchBuild(patch, module, result, Path.Combine(dir, "bin", "Debug", module + ".ko"),
                 dir);
         }
