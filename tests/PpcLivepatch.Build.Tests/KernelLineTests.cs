@@ -146,4 +146,23 @@ public sealed partial class KernelOracleTests
         Assert.IsFalse(boot.Dmesg.Any(l => Regex.IsMatch(l, "ftrace_bug|ftrace faulted|Call Trace|BUG:|WARNING:")),
             boot.Log);
     }
+
+    /// <summary>The SDK reads each line's ftrace model from KernelDir with the same rule as the core
+    /// (<see cref="FtraceSites.OfKernelConfig"/>): -mprofile-kernel for 6.1, two patchable nops for 6.12, out of line
+    /// for 7.2.</summary>
+    [TestMethod]
+    public void TheSdkReadsEachKernelLinesFtraceModel()
+    {
+        var trees = new[] { (s_env["KO_KLP_BUILD"], "mprofile-kernel"),
+            (LineEnv("6.12")["KO_LINE_BUILD"], "patchable-entry"), (LineEnv("7.2")["KO_LINE_BUILD"], "out-of-line") };
+        string dir = PackedSdk.Consumer("""<Project Sdk="PpcLivepatch.Build.Sdk/VERSION" />""");
+        foreach (var (tree, model) in trees)
+        {
+            Assert.AreEqual(model, FtraceSites.NameOf(Kbuild.KernelTree.Loader(tree, null).KernelFtrace), tree);
+            var evaluated = Tool.Run(dir, "dotnet", "msbuild", "Livepatch.csproj", "-nologo",
+                "-getProperty:KernelFtrace", $"-p:KernelDir={tree}");
+            Assert.AreEqual(0, evaluated.ExitCode, evaluated.Output);
+            Assert.AreEqual(model, evaluated.Output.Trim(), tree);
+        }
+    }
 }
