@@ -32,13 +32,16 @@ pack_sdk() {
   rm -rf "${NUGET_PACKAGES:-$HOME/.nuget/packages}/ppclivepatch.build.sdk/$version"
 }
 
-# Everything a user installs: the SDK, the ppc-livepatch .NET tool (dotnet tool install) and the dotnet new template.
+# Everything a user installs: the SDK, the ppc-livepatch .NET tool (dotnet tool install: the pointer package and one
+# package per runtime identifier, Native AOT for linux-x64 and linux-arm64, portable for the rest) and the dotnet new
+# template.
 pack_all() {
   pack_sdk
   dotnet pack src/Cli -c Release -nologo -v quiet -o artifacts/packages "${pack_properties[@]}" >/dev/null
   dotnet pack src/Templates -c Release -nologo -v quiet -o artifacts/packages "${pack_properties[@]}" >/dev/null
-  rm -rf "${NUGET_PACKAGES:-$HOME/.nuget/packages}/ppclivepatch.cli/$version" "${NUGET_PACKAGES:-$HOME/.nuget/packages}/ppclivepatch.templates/$version"
-  ls artifacts/packages/*."$version".nupkg
+  local cache=${NUGET_PACKAGES:-$HOME/.nuget/packages} id
+  for id in cli cli.linux-x64 cli.linux-arm64 cli.any templates; do rm -rf "$cache/ppclivepatch.$id/$version"; done
+  ls artifacts/packages/*."$version".*nupkg
 }
 
 sample() {

@@ -20,6 +20,7 @@ packages=(
   clang-14 llvm-14                                          # the second compiler (its jump tables and DWARF differ from GCC's), and LLVM's readers
   gcc-powerpc64le-linux-gnu binutils-powerpc64le-linux-gnu   # ELFv2 little-endian fixtures and oracles
   gcc-powerpc64-linux-gnu binutils-powerpc64-linux-gnu       # ELFv1 big-endian fixtures and oracles
+  gcc-aarch64-linux-gnu libc6-dev-arm64-cross               # the tool package's linux-arm64 native build: clang-14 links it with these
 )
 if $for_tests; then packages+=(npm); fi                      # installs the SARIF validator below
 

@@ -16,6 +16,9 @@ internal static class PackedSdk
 
     public static string Feed => s_feed.Value;
 
+    /// <summary>The tool's packages per runtime identifier: Native AOT builds, and the portable one as fallback.</summary>
+    public static readonly string[] ToolRids = ["linux-x64", "linux-arm64", "any"];
+
     private static readonly Lazy<string> s_nativeTool = new(ExtractNativeTool);
 
     /// <summary>The package's native ppc-livepatch, shared by the tests that only run steps in it.</summary>
@@ -48,6 +51,10 @@ internal static class PackedSdk
             Assert.AreEqual(0, pack.ExitCode, pack.Output);
             Assert.IsTrue(File.Exists(Path.Combine(feed, $"{id}.{Version}.nupkg")), pack.Output);
         }
+        // The tool's pack also makes the packages its pointer package names, one per runtime identifier.
+        foreach (string rid in ToolRids)
+            Assert.IsTrue(File.Exists(Path.Combine(feed, $"PpcLivepatch.Cli.{rid}.{Version}.nupkg")),
+                $"no PpcLivepatch.Cli.{rid} package in the feed");
         return feed;
     }
 
