@@ -111,6 +111,11 @@ internal static class KernelPatchCommand
                 $"the compiler '{cross}gcc' that kbuild runs is not on PATH; " + Toolchain.InstallAdvice(cross)));
             return CliApp.ExitUsage;
         }
+        if (KernelTree.CompilerMismatch(job.KernelDirectory, cross + "gcc", sameRelease: true) is { } mismatch)
+        {
+            log.Report(Diagnostic.Create(DiagnosticCatalog.KernelCompilerMismatch, job.KernelDirectory, mismatch));
+            return CliApp.ExitUsage;
+        }
         KernelPatchManifest? manifest;
         try
         {

@@ -25,6 +25,12 @@ public sealed class CheckLivepatchProperties : PpcLivepatchTask
     /// <summary>Kbuild mode's kernel tree: checked here, before anything runs in it, at the line that sets
     /// it.</summary>
     public string? KernelDir { get; set; }
+    /// <summary>The compiler kbuild will run for KernelDir is <c>$(CrossCompilePrefix)gcc</c>: checked against the
+    /// one that built the tree (PLP0027).</summary>
+    public string? CrossCompilePrefix { get; set; }
+    /// <summary>The project's KernelPatch items: with any, the compiler must be the very release that built the
+    /// kernel.</summary>
+    public ITaskItem[] KernelPatches { get; set; } = [];
 
     /// <summary>Other settings the outputs depend on (signing), kept in the key as they are.</summary>
     public string? Extra { get; set; }
@@ -58,6 +64,9 @@ public sealed class CheckLivepatchProperties : PpcLivepatchTask
                     (Directory.Exists(KernelDir) ? "(it has no Makefile)" : "(no such directory)") +
                     ": point it at the kernel's build output or its headers package (e.g. " +
                     "/lib/modules/<version>/build)");
+        else if (!string.IsNullOrEmpty(KernelDir) && Kbuild.KernelTree.CompilerMismatch(KernelDir,
+                     (CrossCompilePrefix ?? "") + "gcc", sameRelease: KernelPatches.Length > 0) is { } mismatch)
+            Located(DiagnosticCatalog.KernelCompilerMismatch, nameof(KernelDir), mismatch);
         if (!FtraceSites.TryParse(KernelFtrace, out var ftrace))
             Usage(nameof(KernelFtrace), $"KernelFtrace is '{KernelFtrace}'; use {FtraceSites.Choices} (or leave it " +
                 "empty: KernelDir's configuration says)");

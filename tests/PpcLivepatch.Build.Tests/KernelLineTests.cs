@@ -166,3 +166,64 @@ public sealed partial class KernelOracleTests
         }
     }
 }
+
+public sealed partial class KernelOracleTests
+{
+    /// <summary>
+    /// A project for a GCC 14 kernel built with the host's GCC 12 (outside the environment that built the kernel):
+    /// one coded error at the line that sets KernelDir, naming both compilers, before anything compiles — it was
+    /// PLP0010 per flag GCC 12 does not know (<c>-fmin-function-alignment=4</c>), which did not say why. Both
+    /// KernelPatch items and kbuild-mode C sources, and <c>ppc-livepatch kernel-patch</c>.
+    /// </summary>
+    [TestMethod]
+    public void AKernelBuiltByAnotherGccIsRefusedAtKernelDir()
+    {
+        string tree = LineEnv("6.12")["KO_LINE_BUILD"];
+        string recorded = "'powerpc64le-linux-gnu-gcc (Debian 14.2.0-19) 14.2.0'";
+        StringAssert.Contains(File.ReadAllText(Path.Combine(tree, "include", "config", "auto.conf")),
+            "CONFIG_CC_VERSION_TEXT=powerpc64le-linux-gnu-gcc (Debian 14.2.0-19) 14.2.0", "the line's compiler");
+        string patch = LinePatchText("6.12", "uptime-new-global");
+        var consumers = new[]
+        {
+            PackedSdk.Consumer($$"""
+                <Project Sdk="PpcLivepatch.Build.Sdk/VERSION">
+                  <PropertyGroup>
+                    <KernelDir>{{tree}}</KernelDir>
+                  </PropertyGroup>
+                  <ItemGroup><KernelPatch Include="fix.patch" /></ItemGroup>
+                </Project>
+                """, ("fix.patch", patch)),
+            PackedSdk.Consumer($$"""
+                <Project Sdk="PpcLivepatch.Build.Sdk/VERSION">
+                  <PropertyGroup>
+                    <KernelDir>{{tree}}</KernelDir>
+                  </PropertyGroup>
+                </Project>
+                """, ("livepatch.c", File.ReadAllText(Path.Combine(Repo.Root, "samples", "KernelLivepatch",
+                "livepatch.c")))),
+        };
+        foreach (string dir in consumers)
+        {
+            var build = PackedSdk.Build(dir, "compiler.binlog");
+            Assert.AreEqual(1, build.ExitCode, build.Output);
+            var error = Microsoft.Build.Logging.StructuredLogger.BinaryLog.ReadBuild(Path.Combine(dir, "compiler.binlog"))
+                .FindChildrenRecursive<Microsoft.Build.Logging.StructuredLogger.Error>().Single();
+            Assert.AreEqual(("PLP0027", Path.Combine(dir, "Livepatch.csproj"), 3),
+                (error.Code, error.File, error.LineNumber));
+            StringAssert.Contains(error.Text, $"the kernel in '{tree}' was built by {recorded}, and " +
+                "'powerpc64le-linux-gnu-gcc' is 'powerpc64le-linux-gnu-gcc (Debian 12.2.0-14) 12.2.0'");
+            Assert.IsFalse(build.Output.Contains("PLP0010", StringComparison.Ordinal), build.Output);
+            Assert.IsFalse(Directory.Exists(Path.Combine(dir, "bin")) && Directory.EnumerateFiles(Path.Combine(dir,
+                "bin"), "*", SearchOption.AllDirectories).Any(), "no module");
+        }
+
+        string tool = PackedSdk.ExtractNativeTool();
+        File.SetUnixFileMode(tool, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        string work = Repo.NewTempDir();
+        File.WriteAllText(Path.Combine(work, "fix.patch"), patch);
+        var cli = Tool.Run(work, tool, "kernel-patch", "fix.patch", "--kernel-dir", tree);
+        Assert.AreEqual(2, cli.ExitCode, cli.Output);
+        StringAssert.Contains(cli.Output, $"error PLP0027: the kernel in '{tree}' was built by {recorded}");
+        Assert.IsFalse(cli.Output.Contains("PLP0010", StringComparison.Ordinal), cli.Output);
+    }
+}

@@ -33,6 +33,7 @@ public static class DiagnosticCatalog
     public const string PatchBuildsNothing = "PLP0024";
     public const string KernelModuleNotBuilt = "PLP0025";
     public const string KbuildRecordUnreadable = "PLP0026";
+    public const string KernelCompilerMismatch = "PLP0027";
 
     public const string NotElf = "PLP1001";
     public const string TruncatedOrMalformedHeader = "PLP1002";
@@ -141,6 +142,7 @@ public static class DiagnosticCatalog
         new(PatchBuildsNothing, Severity.Error, "The kernel patches change no file the kernel's configuration builds"),
         new(KernelModuleNotBuilt, Severity.Error, "The module a patched unit belongs to is not built in KernelDir"),
         new(KbuildRecordUnreadable, Severity.Error, "kbuild's record of a unit's compile cannot be read"),
+        new(KernelCompilerMismatch, Severity.Error, "KernelDir's kernel was built by another compiler"),
         new(BadKlpSymbolItem, Severity.Error, "KlpSymbol item cannot form a livepatch symbol name"),
         new(KlpSymbolNotFound, Severity.Warning, "KlpSymbol does not occur in the object"),
         new(KlpDefinedSymbolNotAFunction, Severity.Error, "KlpSymbol is defined here as data"),

@@ -10,6 +10,32 @@ public static class Toolchain
                 StringSplitOptions.RemoveEmptyEntries)
             .Select(dir => Path.Combine(dir, tool)).FirstOrDefault(File.Exists);
 
+    /// <summary>The first line of <c>COMPILER --version</c> (what kbuild records as
+    /// <c>CONFIG_CC_VERSION_TEXT</c>), or null when it cannot be run.</summary>
+    public static string? VersionText(string compiler)
+    {
+        string? path = Path.IsPathRooted(compiler) ? compiler : Find(compiler);
+        if (path is null || !File.Exists(path)) return null;
+        var psi = new System.Diagnostics.ProcessStartInfo(path, "--version")
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+        };
+        psi.Environment["LC_ALL"] = "C";
+        try
+        {
+            using var process = System.Diagnostics.Process.Start(psi)!;
+            string first = process.StandardOutput.ReadLine() ?? "";
+            process.StandardOutput.ReadToEnd();
+            process.StandardError.ReadToEnd();
+            process.WaitForExit();
+            return process.ExitCode == 0 && first.Length > 0 ? first.Trim() : null;
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return null;
+        }
+    }
+
     public static string InstallAdvice(string prefix) => prefix switch
     {
         "powerpc64le-linux-gnu-" =>
