@@ -19,9 +19,14 @@ version=$(sed -nE 's/.*"PpcLivepatch\.Build\.Sdk" *: *"([^"]+)".*/\1/p' global.j
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 
 dotnet pack src/Cli -c Release -nologo -v quiet -o "$work/feed" >/dev/null
-NUGET_PACKAGES=$work/packages dotnet tool install PpcLivepatch.Cli --version "$version" --tool-path "$work/tools" \
-  --add-source "$work/feed" >/dev/null
+# From the work directory: the repository's nuget.config names artifacts/packages, which may hold an older pack.
+(cd "$work" && NUGET_PACKAGES=$work/packages dotnet tool install PpcLivepatch.Cli --version "$version" \
+  --tool-path "$work/tools" --add-source "$work/feed" >/dev/null)
 installed=$work/tools/ppc-livepatch
+case $(readlink -f "$installed") in
+  */ppclivepatch.cli.linux-x64/*) ;;
+  *) echo "dotnet tool install did not install the linux-x64 native package: $(readlink -f "$installed")" >&2; exit 1 ;;
+esac
 unzip -q "$work/feed/PpcLivepatch.Cli.any.$version.nupkg" -d "$work/any"
 portable() { dotnet "$work/any/tools/net10.0/any/ppc-livepatch.dll" "$@"; }
 echo "installed: $(readlink -f "$installed" | sed "s|$work/tools/||") ($(file -bL "$installed" | cut -d, -f1-2))"
