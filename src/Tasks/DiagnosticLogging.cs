@@ -65,8 +65,11 @@ internal static class DiagnosticLogging
                 break;
             default:
                 log.LogMessage(Subcategory, code, code, file, line, column, 0, 0, importance, "{0}", message);
-                break;
+                return;
         }
+        // MSBuild's binary log keeps an error's or warning's code and help keyword but not its help link: the page
+        // goes beside it as a message, where the log viewer shows it.
+        log.LogMessage(MessageImportance.Low, "{0}", $"{code} is explained at {helpLink}");
     }
 
 

@@ -84,10 +84,18 @@ public sealed class FailedBuildTests
             """, ("fix.patch", "--- a/fs/proc/cmdline.c\n+++ b/fs/proc/cmdline.c\n"));
         var build = PackedSdk.Build(dir, "kerneldir.binlog");
         Assert.AreEqual(1, build.ExitCode, build.Output);
-        var error = BinaryLog.ReadBuild(Path.Combine(dir, "kerneldir.binlog")).FindChildrenRecursive<Error>().Single();
+        var log = BinaryLog.ReadBuild(Path.Combine(dir, "kerneldir.binlog"));
+        var error = log.FindChildrenRecursive<Error>().Single();
         Assert.AreEqual(("PLP0015", Path.Combine(dir, "Livepatch.csproj"), 3),
             (error.Code, error.File, error.LineNumber));
         StringAssert.Contains(error.Text, "KernelDir '/nonexistent/linux-build' is not a kernel build tree");
+        // The binary log does not keep an error's help link (the error list gets it from the event): the page is
+        // named beside the error, and it is the page the package ships.
+        var help = log.FindChildrenRecursive<Message>(m => m.Text.StartsWith("PLP0015 is explained at ",
+            StringComparison.Ordinal)).Single();
+        string page = new Uri(help.Text["PLP0015 is explained at ".Length..]).LocalPath;
+        Assert.IsTrue(File.Exists(page) && page.EndsWith("docs/diagnostics/PLP0015.md", StringComparison.Ordinal),
+            help.Text);
         Assert.IsFalse(build.Output.Contains("PLP1009"), build.Output);
     }
 
