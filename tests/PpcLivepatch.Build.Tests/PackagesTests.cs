@@ -85,7 +85,7 @@ public sealed class PackagesTests
         string installed = Path.GetFullPath(new FileInfo(tool).ResolveLinkTarget(returnFinalTarget: true)?.FullName
             ?? tool);
         StringAssert.Contains(installed, "ppclivepatch.cli.linux-x64", "the linux-x64 package was installed");
-        Assert.AreEqual("x86-64", ElfMachine(installed), installed);
+        Assert.AreEqual("Advanced Micro Devices X86-64", ElfMachine(installed), installed);
         Assert.IsFalse(File.Exists(Path.Combine(Path.GetDirectoryName(installed)!, "ppc-livepatch.dll")),
             "the native package holds no assemblies");
 
@@ -179,7 +179,7 @@ public sealed class PackagesTests
         var header = Tool.Run(Path.GetDirectoryName(path)!, "readelf", "-h", path);
         Assert.AreEqual(0, header.ExitCode, header.Output);
         string line = header.Output.Split('\n').Single(l => l.TrimStart().StartsWith("Machine:"));
-        return line.Split(':', 2)[1].Trim().Replace("Advanced Micro Devices X86-64", "x86-64");
+        return line.Split(':', 2)[1].Trim();
     }
 
     [TestMethod]

@@ -39,8 +39,17 @@ public static partial class KernelTree
     public static string? CompilerMismatch(string directory, string compiler, bool sameRelease)
     {
         string config = Path.Combine(directory, "include", "config", "auto.conf");
-        if (!File.Exists(config)) return null;
-        var recorded = CompilerRecord().Match(File.ReadAllText(config));
+        string text;
+        try
+        {
+            if (!File.Exists(config)) return null;
+            text = File.ReadAllText(config);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;   // says nothing about the compiler; the build that reads the tree reports it
+        }
+        var recorded = CompilerRecord().Match(text);
         if (!recorded.Success) return null;
         string treeText = recorded.Groups[1].Value.Trim().Trim('"');
         string? ourText = Toolchain.VersionText(compiler);

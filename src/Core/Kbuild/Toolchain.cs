@@ -24,11 +24,12 @@ public static class Toolchain
         try
         {
             using var process = System.Diagnostics.Process.Start(psi)!;
-            string first = process.StandardOutput.ReadLine() ?? "";
-            process.StandardOutput.ReadToEnd();
-            process.StandardError.ReadToEnd();
+            // Both streams at once, so a compiler that fills one pipe never waits on the other.
+            var errors = process.StandardError.ReadToEndAsync();
+            string first = process.StandardOutput.ReadToEnd().Split('\n')[0].Trim();
             process.WaitForExit();
-            return process.ExitCode == 0 && first.Length > 0 ? first.Trim() : null;
+            errors.Wait();
+            return process.ExitCode == 0 && first.Length > 0 ? first : null;
         }
         catch (System.ComponentModel.Win32Exception)
         {
