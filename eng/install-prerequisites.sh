@@ -23,6 +23,7 @@ packages=(
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross               # the tool package's linux-arm64 native build: clang-14 links it with these
 )
 if $for_tests; then packages+=(npm); fi                      # installs the SARIF validator below
+if $for_tests; then packages+=(python3); fi                  # the tests' ELF editor (tests/fixtures/elfedit.py), a lock holder
 
 missing=()
 for p in "${packages[@]}"; do
