@@ -24,6 +24,7 @@ packages=(
 )
 if $for_tests; then packages+=(npm); fi                      # installs the SARIF validator below
 if $for_tests; then packages+=(python3); fi                  # the tests' ELF editor (tests/fixtures/elfedit.py), a lock holder
+if $for_tests; then packages+=(strace); fi                   # sees which of the tool's writes are flushed to disk
 
 missing=()
 for p in "${packages[@]}"; do

@@ -97,10 +97,11 @@ public static class CliApp
         tool; they are not a stable interface.
         """;
 
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr) => Run(args, Console.In, stdout, stderr);
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr) => Run(args, null, stdout, stderr);
 
-    /// <param name="stdin">Where <c>serve</c> reads its requests.</param>
-    public static int Run(string[] args, TextReader stdin, TextWriter stdout, TextWriter stderr)
+    /// <param name="stdin">Where <c>serve</c> reads its requests; standard input when null, opened only then (opening
+    /// it sets up the terminal and signal handling: a cost every other command would pay at start).</param>
+    public static int Run(string[] args, TextReader? stdin, TextWriter stdout, TextWriter stderr)
     {
         if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
         {
@@ -120,7 +121,7 @@ public static class CliApp
             return ExitAccepted;
         }
         if (args[0] == "step") return StepCommand.Run(args[1..], stdout, stderr);
-        if (args[0] == "serve" && args.Length == 1) return StepCommand.Serve(stdin, stdout);
+        if (args[0] == "serve" && args.Length == 1) return StepCommand.Serve(stdin ?? Console.In, stdout);
         if (args[0] == "diff") return DiffCommand.Run(args[1..], stdout, stderr);
         if (args[0] == "cc") return CcCommand.Run(args[1..], stdout, stderr);
         if (args[0] == "kernel-patch") return KernelPatchCommand.Run(args[1..], stdout, stderr);
@@ -162,7 +163,8 @@ public static class CliApp
         {
             try
             {
-                AtomicFile.WriteAllBytes(output, result.Output, modeOf: input);
+                // In place, the rewrite replaces the only copy of the user's object: flushed before the rename.
+                AtomicFile.WriteAllBytes(output, result.Output, durable: SamePath(output, input), modeOf: input);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException
                 or ArgumentException)
@@ -188,6 +190,16 @@ public static class CliApp
             .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion
                 ?? "0.0.0")
         .Split('+')[0];
+
+    /// <summary>Whether two names reach the same file (through symbolic links too); when that cannot be told, yes
+    /// (a flush too many costs time, one too few can cost the user's object).</summary>
+    private static bool SamePath(string a, string b)
+    {
+        static string Resolved(string p) => new FileInfo(p).LinkTarget is null ? Path.GetFullPath(p)
+            : File.ResolveLinkTarget(p, returnFinalTarget: true)?.FullName ?? Path.GetFullPath(p);
+        try { return Resolved(a) == Resolved(b); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return true; }
+    }
 
     /// <summary>"; did you mean 'x'?" for the known spelling nearest to a mistyped one (at most a third of it
     /// wrong), else nothing.</summary>

@@ -84,7 +84,7 @@ public sealed class CheckLivepatchProperties : PpcLivepatchTask
             if (!File.Exists(KeyFile) || File.ReadAllText(KeyFile) != key)
             {
                 Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(KeyFile))!);
-                Elf.AtomicFile.WriteAllBytes(KeyFile, System.Text.Encoding.UTF8.GetBytes(key), durable: false);
+                Elf.AtomicFile.WriteAllBytes(KeyFile, System.Text.Encoding.UTF8.GetBytes(key));
             }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)

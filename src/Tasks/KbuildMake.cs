@@ -99,7 +99,7 @@ public sealed class KbuildMake : PpcLivepatchToolTask
             return null;
         }
         if (!File.Exists(path) || File.ReadAllText(path) != text)
-            PpcLivepatch.Elf.AtomicFile.WriteAllBytes(path, System.Text.Encoding.UTF8.GetBytes(text), durable: false);
+            PpcLivepatch.Elf.AtomicFile.WriteAllBytes(path, System.Text.Encoding.UTF8.GetBytes(text));
         return path;
     }
 

@@ -40,9 +40,9 @@ public sealed class EntityComparer(ObjectInventory original, ObjectInventory pat
         if (!SameRelocations(before, after)) return Change.Changed;
         // Zero-filled (.bss): the size says it all.
         if (before.Section.Type == Elf.ElfConstants.ShtNobits) return Change.Same;
-        var a = original.Bytes(before);
-        var b = patched.Bytes(after);
-        if (a.AsSpan().SequenceEqual(b)) return Change.Same;
+        var a = original.Span(before);
+        var b = patched.Span(after);
+        if (a.SequenceEqual(b)) return Change.Same;
         return before.IsFunction && OnlyLineNumbersDiffer(a, b, after) ? Change.LineNumbersOnly : Change.Changed;
     }
 
@@ -61,7 +61,7 @@ public sealed class EntityComparer(ObjectInventory original, ObjectInventory pat
 
     /// <summary>Every differing word is <c>li rN,imm</c> (N = 3..10, an argument register) followed within eight
     /// words by a call to a line-taking function.</summary>
-    private bool OnlyLineNumbersDiffer(byte[] a, byte[] b, ObjectEntity after)
+    private bool OnlyLineNumbersDiffer(ReadOnlySpan<byte> a, ReadOnlySpan<byte> b, ObjectEntity after)
     {
         var image = patched.Image;
         for (int at = 0; at + 4 <= a.Length; at += 4)

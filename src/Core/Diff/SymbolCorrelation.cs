@@ -29,7 +29,7 @@ public sealed partial class SymbolCorrelation
         foreach (var name in constants)
         {
             var alike = original.ByName.Values.Where(o => Key(o.Name) == Key(name) && IsConstantStatic(o)
-                && original.Bytes(o).AsSpan().SequenceEqual(patched.Bytes(patched.ByName[name]))).ToList();
+                && ObjectInventory.SameBytes(original, o, patched, patched.ByName[name])).ToList();
             // Several alike (one message used in several places): the one of the same name, if it is among them.
             if (alike.Count > 1 && alike.FirstOrDefault(o => o.Name == name) is { } same) alike = [same];
             if (alike.Count == 1 && paired.Add(alike[0].Name)) _patchedToOriginal[name] = alike[0].Name;
@@ -98,7 +98,7 @@ public sealed partial class SymbolCorrelation
     private static bool SameCode(ObjectInventory a, ObjectEntity x, ObjectInventory b, ObjectEntity y)
     {
         if (x.Size != y.Size || x.Relocations.Count != y.Relocations.Count
-            || !a.Bytes(x).AsSpan().SequenceEqual(b.Bytes(y))) return false;
+            || !ObjectInventory.SameBytes(a, x, b, y)) return false;
         var (left, right) = (new ReferenceMeaning(a, n => Key(n) ?? n), new ReferenceMeaning(b, n => Key(n) ?? n));
         for (int i = 0; i < x.Relocations.Count; i++)
         {

@@ -49,7 +49,7 @@ public static partial class KbuildModule
         string text = KbuildFile(module, objects, includeDirectories, kbuildDirectory, sourceDirectory);
         if (File.Exists(path) && File.ReadAllText(path) == text) return path;
         Directory.CreateDirectory(kbuildDirectory);
-        Elf.AtomicFile.WriteAllBytes(path, System.Text.Encoding.UTF8.GetBytes(text), durable: false);
+        Elf.AtomicFile.WriteAllBytes(path, System.Text.Encoding.UTF8.GetBytes(text));
         return path;
     }
 

@@ -22,7 +22,7 @@ public static class StepFiles
         {
             string? dir = Path.GetDirectoryName(Path.GetFullPath(path));
             if (dir is not null) Directory.CreateDirectory(dir);
-            AtomicFile.WriteAllBytes(path, bytes, durable: false);
+            AtomicFile.WriteAllBytes(path, bytes);
             return true;
         }
         catch (Exception e) when (IsIoFailure(e) || e is ArgumentException)
@@ -41,7 +41,7 @@ public static class StepFiles
         try
         {
             Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-            AtomicFile.WriteAllBytes(path, System.Text.Encoding.UTF8.GetBytes(contents), durable: false);
+            AtomicFile.WriteAllBytes(path, System.Text.Encoding.UTF8.GetBytes(contents));
         }
         catch (Exception e) when (IsIoFailure(e) || e is ArgumentException)
         {
