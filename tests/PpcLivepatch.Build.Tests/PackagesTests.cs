@@ -125,7 +125,8 @@ public sealed class PackagesTests
 
     /// <summary>A rewrite in place replaces the only copy of the user's object, so its bytes reach the disk before
     /// the rename; an output made from other files (a diff, a patch to <c>-o</c>) is not flushed, as a compiler's is
-    /// not (the flush was a third of a whole diff on this project's machines). Seen by strace on the native tool.</summary>
+    /// not (the flush was a third of a whole diff on this project's machines). Seen by strace on the native
+    /// tool.</summary>
     [TestMethod]
     public void TheToolFlushesOnlyARewriteInPlace()
     {
