@@ -16,12 +16,7 @@ internal static class Repo
 
     public static string Fixture(string name) => Path.Combine(Root, "tests", "fixtures", "elf", name);
 
-    public static string NewTempDir()
-    {
-        string dir = Path.Combine(Path.GetTempPath(), "ppclp-build-tests", Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(dir);
-        return dir;
-    }
+    public static string NewTempDir() => PpcLivepatch.Tests.Shared.ScratchDirectories.New();
 }
 
 /// <summary>

@@ -32,12 +32,7 @@ internal static class Repo
     public static string Binutils(string fixture, string tool) =>
         (IsBigEndian(fixture) ? "powerpc64-linux-gnu-" : "powerpc64le-linux-gnu-") + tool;
 
-    public static string NewTempDir()
-    {
-        string dir = Path.Combine(Path.GetTempPath(), "ppclp-tests", Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(dir);
-        return dir;
-    }
+    public static string NewTempDir() => Shared.ScratchDirectories.New();
 }
 
 /// <summary>Runs the real external tools the tests check against. A missing tool fails with how to install

@@ -19,7 +19,7 @@ public static class CallSiteScanner
     public static string? ExemptionFor(string calleeName)
     {
         // The kernel's dedotify() strips ELFv1 dot-symbols' leading '.' before it looks at names.
-        string name = calleeName.StartsWith('.') ? calleeName[1..] : calleeName;
+        var name = calleeName.StartsWith('.') ? calleeName.AsSpan(1) : calleeName;
         if (name is "_mcount" or "mcount" or "ftrace_caller" or "ftrace_regs_caller")
             return "ftrace entry point: the kernel's is_mprofile_ftrace_call() needs no TOC restore";
         if (name.StartsWith("_savegpr", StringComparison.Ordinal)

@@ -46,10 +46,12 @@ public sealed class FunctionMap
             if (section < 0 || section == _opdIndex) continue;
             ranges.Add(new FunctionRange(sym.Name, section, start, sym.Size, sym));
         }
-        _bySection = ranges
-            .GroupBy(r => r.SectionIndex)
-            .ToDictionary(g => g.Key,
-                g => g.OrderBy(r => r.Start).ThenByDescending(r => r.Symbol.Bind == StbGlobal).ToArray());
+        // By address, a global before a local alias of it, otherwise in symbol table order (a stable sort; not
+        // LINQ's ThenBy, a generic virtual method the native tool resolves at run time on every start).
+        _bySection = [];
+        foreach (var (section, list) in ranges.GroupInto(r => r.SectionIndex))
+            _bySection[section] = list.StableSorted((a, b) => a.Start != b.Start ? a.Start.CompareTo(b.Start)
+                : (b.Symbol.Bind == StbGlobal).CompareTo(a.Symbol.Bind == StbGlobal));
     }
 
     public IEnumerable<FunctionRange> All => _bySection.Values.SelectMany(r => r);

@@ -59,8 +59,10 @@ public sealed class ObjectInventory
         }
         Entities = entities;
         ByName = byName;
-        _bySection = entities.GroupBy(e => e.Section.Index)
-            .ToDictionary(g => g.Key, g => g.OrderBy(e => e.Start).ThenByDescending(e => e.Size).ToArray());
+        _bySection = [];
+        foreach (var (section, list) in entities.GroupInto(e => e.Section.Index))
+            _bySection[section] = list.StableSorted((a, b) => a.Start != b.Start ? a.Start.CompareTo(b.Start)
+                : b.Size.CompareTo(a.Size));
     }
 
     /// <summary>The relocations applying to bytes [from, to) of a section, in offset order (a view, not a

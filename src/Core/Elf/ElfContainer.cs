@@ -310,7 +310,8 @@ public sealed class ElfContainer
     public byte[] Save()
     {
         if (_layoutChanged) Realign();
-        var output = new MemoryStream();
+        // Sized for the input and a little more (a patch adds a few sections): growing by doubling copied it twice.
+        var output = new MemoryStream(_original.Bytes.Length + _original.Bytes.Length / 8 + 4096);
         try
         {
             if (!_elf.TryWrite(output, out var diagnostics))
