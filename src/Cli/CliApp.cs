@@ -164,7 +164,8 @@ public static class CliApp
             try
             {
                 // In place, the rewrite replaces the only copy of the user's object: flushed before the rename.
-                AtomicFile.WriteAllBytes(output, result.Output, durable: SamePath(output, input), modeOf: input);
+                AtomicFile.WriteAllBytes(output, result.Output, durable: AtomicFile.Replaces(output, input),
+                    modeOf: input);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException
                 or ArgumentException)
@@ -190,16 +191,6 @@ public static class CliApp
             .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion
                 ?? "0.0.0")
         .Split('+')[0];
-
-    /// <summary>Whether two names reach the same file (through symbolic links too); when that cannot be told, yes
-    /// (a flush too many costs time, one too few can cost the user's object).</summary>
-    private static bool SamePath(string a, string b)
-    {
-        static string Resolved(string p) => new FileInfo(p).LinkTarget is null ? Path.GetFullPath(p)
-            : File.ResolveLinkTarget(p, returnFinalTarget: true)?.FullName ?? Path.GetFullPath(p);
-        try { return Resolved(a) == Resolved(b); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return true; }
-    }
 
     /// <summary>"; did you mean 'x'?" for the known spelling nearest to a mistyped one (at most a third of it
     /// wrong), else nothing.</summary>

@@ -150,6 +150,13 @@ public sealed class PackagesTests
         var before = File.ReadAllBytes(copy);
         Assert.AreEqual(1, Flushes("patch", copy));
         CollectionAssert.AreNotEqual(before, File.ReadAllBytes(copy), "the in-place patch changed nothing");
+
+        // -o naming a symbolic link to the input: the write follows the link and replaces the input itself.
+        string second = Path.Combine(dir, "second.o"), link = Path.Combine(dir, "link.o");
+        File.Copy(Repo.Fixture("livepatch.und.le.o"), second);
+        File.CreateSymbolicLink(link, second);
+        Assert.AreEqual(1, Flushes("patch", second, "-o", link));
+        Assert.IsNotNull(new FileInfo(link).LinkTarget, "the link was replaced instead of followed");
     }
 
     private static string ExtractTool(string dir, string rid)

@@ -19,6 +19,20 @@ public sealed class AtomicFileTests
     }
 
     [TestMethod]
+    public void AWriteReplacesTheFileItsNameOrALinkReaches()
+    {
+        string dir = Repo.NewTempDir();
+        string input = Path.Combine(dir, "in.o"), other = Path.Combine(dir, "out.o"), link = Path.Combine(dir, "l.o");
+        File.WriteAllText(input, "x");
+        File.CreateSymbolicLink(link, "in.o");
+
+        Assert.IsTrue(AtomicFile.Replaces(input, input));
+        Assert.IsTrue(AtomicFile.Replaces(Path.Combine(dir, ".", "in.o"), input));
+        Assert.IsTrue(AtomicFile.Replaces(link, input));
+        Assert.IsFalse(AtomicFile.Replaces(other, input), "a new file replaces nothing");
+    }
+
+    [TestMethod]
     public void FailedWriteLeavesTheOldFileUntouched()
     {
         string dir = Repo.NewTempDir();

@@ -48,10 +48,9 @@ public sealed class FunctionMap
         }
         // By address, a global before a local alias of it, otherwise in symbol table order (a stable sort; not
         // LINQ's ThenBy, a generic virtual method the native tool resolves at run time on every start).
-        _bySection = [];
-        foreach (var (section, list) in ranges.GroupInto(r => r.SectionIndex))
-            _bySection[section] = list.StableSorted((a, b) => a.Start != b.Start ? a.Start.CompareTo(b.Start)
-                : (b.Symbol.Bind == StbGlobal).CompareTo(a.Symbol.Bind == StbGlobal));
+        _bySection = ranges.GroupBy(r => r.SectionIndex).ToDictionary(g => g.Key,
+            g => g.StableSorted((a, b) => a.Start != b.Start ? a.Start.CompareTo(b.Start)
+                : (b.Symbol.Bind == StbGlobal).CompareTo(a.Symbol.Bind == StbGlobal)));
     }
 
     public IEnumerable<FunctionRange> All => _bySection.Values.SelectMany(r => r);

@@ -59,10 +59,9 @@ public sealed class ObjectInventory
         }
         Entities = entities;
         ByName = byName;
-        _bySection = [];
-        foreach (var (section, list) in entities.GroupInto(e => e.Section.Index))
-            _bySection[section] = list.StableSorted((a, b) => a.Start != b.Start ? a.Start.CompareTo(b.Start)
-                : b.Size.CompareTo(a.Size));
+        // By address, the larger of two at one address first, otherwise in symbol table order.
+        _bySection = entities.GroupBy(e => e.Section.Index).ToDictionary(g => g.Key,
+            g => g.StableSorted((a, b) => a.Start != b.Start ? a.Start.CompareTo(b.Start) : b.Size.CompareTo(a.Size)));
     }
 
     /// <summary>The relocations applying to bytes [from, to) of a section, in offset order (a view, not a
@@ -118,7 +117,5 @@ public sealed class ObjectInventory
     /// <summary>The bytes of an entity that has some in the file (not a zero-filled one).</summary>
     public ReadOnlySpan<byte> Span(ObjectEntity e) => Image.Data(e.Section).Slice((int)e.Start, (int)e.Size);
 
-    public byte[] Bytes(ObjectEntity e) =>
-        e.Section.Type == ShtNobits ? new byte[e.Size] : Image.Data(e.Section).Slice((int)e.Start, (int)e.Size)
-            .ToArray();
+    public byte[] Bytes(ObjectEntity e) => e.Section.Type == ShtNobits ? new byte[e.Size] : Span(e).ToArray();
 }

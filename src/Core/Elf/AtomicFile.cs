@@ -55,6 +55,15 @@ public static class AtomicFile
         }
     }
 
+    /// <summary>Whether writing <paramref name="path"/> replaces <paramref name="other"/>: the same file once
+    /// symbolic links are followed, as the write follows them. When that cannot be told, yes (a flush too many costs
+    /// time, one too few can cost a user's only copy).</summary>
+    public static bool Replaces(string path, string other)
+    {
+        try { return FollowLinks(Path.GetFullPath(path)) == FollowLinks(Path.GetFullPath(other)); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return true; }
+    }
+
     /// <summary>The file a chain of symbolic links ends at (which need not exist yet).</summary>
     private static string FollowLinks(string path)
     {
